@@ -1,0 +1,80 @@
+/**
+ * The discovery model: what lexa knows about LXD, independent of LXD's wire format and of any protocol that
+ * serves it. Every value here is treated as immutable once it is part of a Snapshot; readers must not modify
+ * what they get.
+ */
+
+/** Transport protocol a service is offered on. */
+export type ServiceProto = 'tcp' | 'udp';
+
+/** Where a service declaration came from. Agents (a later source) fold into the same model. */
+export type ServiceSource = 'config' | 'agent';
+
+/**
+ * A service an instance offers.
+ *
+ * `weight` is the operator's relative weight (1..256). DNS SRV answers encode it as `256 * weight - 1`, so HAProxy's
+ * `srv_weight / 256 + 1` mapping gives back exactly `weight`, and RFC 2782 clients see the same ratios.
+ */
+export interface Service {
+  readonly name: string;
+  readonly port: number;
+  readonly proto: ServiceProto;
+  readonly tags: readonly string[];
+  /** Interface the service listens on; null means the instance's primary interface. */
+  readonly interface: string | null;
+  /** RFC 2782 priority, 0..65535; lower is preferred. */
+  readonly priority: number;
+  /** Relative weight 1..256, see above. */
+  readonly weight: number;
+  readonly source: ServiceSource;
+}
+
+/** One network interface inside an instance, with its global-scope addresses in the order LXD lists them. */
+export interface NetInterface {
+  readonly name: string;
+  readonly ipv4: readonly string[];
+  readonly ipv6: readonly string[];
+}
+
+/** LXD's instance status string, e.g. "Running", "Stopped", "Frozen", "Error". */
+export type InstanceStatus = string;
+
+export interface Instance {
+  /** Unique key: `<project>/<name>`. */
+  readonly key: string;
+  readonly name: string;
+  readonly project: string;
+  readonly type: 'container' | 'virtual-machine' | string;
+  readonly status: InstanceStatus;
+  /** True only for status "Running"; only running instances answer in DNS and REST. */
+  readonly running: boolean;
+  /** Cluster member the instance runs on; "none" (LXD's own value) when LXD is not clustered. */
+  readonly location: string;
+  /**
+   * Interfaces, primary first: NICs that LXD manages (ordered by device name), then any other interface the
+   * instance reports; loopback is never listed. `interfaces[0]` is what `<host>.<suffix>` answers with.
+   */
+  readonly interfaces: readonly NetInterface[];
+  readonly services: readonly Service[];
+  /** Problems found while reading `user.lexa.*` keys; each one names the key. Empty when all is well. */
+  readonly configErrors: readonly string[];
+}
+
+/** A member of an LXD cluster. */
+export interface ClusterMember {
+  readonly name: string;
+  /** The member's API URL as LXD reports it, e.g. https://10.77.0.11:8443. */
+  readonly url: string;
+  readonly status: string;
+  readonly ipv4: readonly string[];
+  readonly ipv6: readonly string[];
+}
+
+/** A service as offered by one instance: the unit DNS service lookups and SRV answers are made of. */
+export interface ServiceEndpoint {
+  readonly instance: Instance;
+  readonly service: Service;
+  /** The interface the service is reachable on (already resolved from `service.interface`). */
+  readonly iface: NetInterface;
+}
