@@ -1,0 +1,50 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import type { LogConfig, LogLevel } from '../config/types.js';
+
+/** Structured logger: one JSON object per line (`{"time","level","msg",...fields}`). */
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  /** A logger that adds `fields` to every line. */
+  child(fields: Record<string, unknown>): Logger;
+}
+
+const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export function createLogger(cfg: LogConfig): Logger {
+  let out: NodeJS.WritableStream | WriteStream;
+  if (cfg.out === 'stdout') out = process.stdout;
+  else if (cfg.out === 'stderr') out = process.stderr;
+  else out = createWriteStream(cfg.out, { flags: 'a' });
+  return make((line) => out.write(line), RANK[cfg.level], {});
+}
+
+/** A logger that writes nothing; for tests and library use. */
+export const silentLogger: Logger = make(() => true, Infinity, {});
+
+/** A logger that collects lines in memory; for tests that assert on logging. */
+export function memoryLogger(): Logger & { lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const logger = make((line) => lines.push(JSON.parse(line) as Record<string, unknown>) > 0, 0, {});
+  return Object.assign(logger, { lines });
+}
+
+function make(write: (line: string) => boolean, min: number, base: Record<string, unknown>): Logger {
+  const emit = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
+    if (RANK[level] < min) return;
+    write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }, errorReplacer)}\n`);
+  };
+  return {
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warn'),
+    error: emit('error'),
+    child: (fields) => make(write, min, { ...base, ...fields }),
+  };
+}
+
+function errorReplacer(_key: string, value: unknown): unknown {
+  return value instanceof Error ? value.message : value;
+}

@@ -1,0 +1,100 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Snapshot } from '../../streams/snapshot.js';
+import { hostDoc, hostsOf } from './hosts.js';
+
+export interface RestOptions {
+  readonly suffix: string;
+  /** The latest snapshot; read synchronously on every request. */
+  readonly snapshot: () => Snapshot;
+}
+
+/**
+ * The REST API:
+ *   GET /containers/        every running instance (original lexa's shape)
+ *   GET /containers/<name>  one running instance by host name (with or without the suffix)
+ *   GET /healthz            200 while the process is alive
+ *   GET /readyz             200 once LXD has been listed, else 503; says whether LXD is connected and how old the
+ *                           snapshot is
+ * Every error is JSON: `{"error": "..."}` with a 4xx/5xx status. Until the first list, data endpoints answer 503
+ * rather than an empty (false) list.
+ */
+export function restApp(opts: RestOptions): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  // The document is derived once per snapshot, not per request.
+  let cached: { version: number; body: string } | undefined;
+  const containersBody = (snap: Snapshot): string => {
+    if (cached?.version !== snap.version) {
+      cached = { version: snap.version, body: JSON.stringify({ hosts: hostsOf(snap).map((i) => hostDoc(i, opts.suffix)) }) };
+    }
+    return cached.body;
+  };
+
+  const ready = (res: Response): Snapshot | undefined => {
+    const snap = opts.snapshot();
+    if (snap.synced) return snap;
+    res.status(503).set('retry-after', '1').json({ error: 'not ready: LXD has not been listed yet' });
+    return undefined;
+  };
+
+  app.get(['/containers', '/containers/'], (_req, res) => {
+    const snap = ready(res);
+    if (snap) res.type('application/json').send(containersBody(snap));
+  });
+
+  app.get('/containers/:name', (req, res) => {
+    const snap = ready(res);
+    if (!snap) return;
+    const raw = String(req.params['name']).toLowerCase();
+    const suffix = `.${opts.suffix}`;
+    const host = raw.endsWith(suffix) ? raw.slice(0, -suffix.length) : raw;
+    const found = snap.hosts(host);
+    if (found.length === 0) {
+      res.status(404).json({ error: `no running instance named ${JSON.stringify(host)}` });
+      return;
+    }
+    res.json({ hosts: found.map((i) => hostDoc(i, opts.suffix)) });
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'alive' });
+  });
+
+  app.get('/readyz', (_req, res) => {
+    const snap = opts.snapshot();
+    const now = Date.now();
+    res.status(snap.synced ? 200 : 503).json({
+      ready: snap.synced,
+      lxdConnected: snap.connected,
+      instances: snap.instances.size,
+      running: hostsCount(snap),
+      lastListAt: snap.listedAt ? new Date(snap.listedAt).toISOString() : null,
+      lastChangeAt: snap.listedAt ? new Date(snap.updatedAt).toISOString() : null,
+      snapshotAgeSeconds: snap.listedAt ? Math.round((now - snap.updatedAt) / 100) / 10 : null,
+      // While connected, events keep the snapshot current however old its last change is; while disconnected,
+      // this is how long lexa has been answering from what it knew.
+      staleSeconds: snap.connected || !snap.listedAt ? 0 : Math.round((now - snap.updatedAt) / 100) / 10,
+    });
+  });
+
+  const paths = ['/containers', '/containers/', '/containers/:name', '/healthz', '/readyz'];
+  app.all(paths, (_req, res) => {
+    res.status(405).set('allow', 'GET, HEAD').json({ error: 'method not allowed; use GET' });
+  });
+  app.use((req, res) => {
+    res.status(404).json({ error: `no such endpoint: ${req.method} ${req.path}` });
+  });
+  app.use((err: Error & { status?: number }, _req: Request, res: Response, _next: NextFunction) => {
+    const status = typeof err.status === 'number' && err.status >= 400 && err.status < 600 ? err.status : 500;
+    res.status(status).json({ error: status === 500 ? 'internal error' : err.message });
+  });
+  return app;
+}
+
+function hostsCount(snap: Snapshot): number {
+  let n = 0;
+  for (const _ of snap.running()) n++;
+  return n;
+}

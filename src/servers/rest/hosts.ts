@@ -1,0 +1,59 @@
+import type { Instance } from '../../streams/model.js';
+import type { Snapshot } from '../../streams/snapshot.js';
+
+/**
+ * The `/containers/` document, in the original lexa's shape so existing Traefik transformers keep working:
+ *   {"hosts":[{"name":"<host>.<suffix>","interfaces":{"ipv4":[{"eth0":"..."}],"ipv6":[...]},"services":[...]|null}]}
+ * Additions that break nobody: `project` and `location` on a host; `priority`, `weight` and `interface` on a service.
+ */
+export interface HostDoc {
+  name: string;
+  project: string;
+  location: string;
+  interfaces: { ipv4: Record<string, string>[]; ipv6: Record<string, string>[] };
+  services: ServiceDoc[] | null;
+}
+
+export interface ServiceDoc {
+  name: string;
+  port: number;
+  proto: string;
+  tags: string[];
+  interface: string;
+  priority: number;
+  weight: number;
+}
+
+export function hostDoc(inst: Instance, suffix: string): HostDoc {
+  const ipv4: Record<string, string>[] = [];
+  const ipv6: Record<string, string>[] = [];
+  for (const iface of inst.interfaces) {
+    for (const a of iface.ipv4) ipv4.push({ [iface.name]: a });
+    for (const a of iface.ipv6) ipv6.push({ [iface.name]: a });
+  }
+  const services = inst.services.map((s) => ({
+    name: s.name,
+    port: s.port,
+    proto: s.proto,
+    tags: [...s.tags],
+    interface: s.interface ?? inst.interfaces[0]?.name ?? '',
+    priority: s.priority,
+    weight: s.weight,
+  }));
+  return {
+    name: `${inst.name}.${suffix}`,
+    project: inst.project,
+    location: inst.location,
+    interfaces: { ipv4, ipv6 },
+    services: services.length > 0 ? services : null,
+  };
+}
+
+/** Running instances sorted by name (then project), as the document lists them. */
+export function hostsOf(snapshot: Snapshot): Instance[] {
+  return [...snapshot.running()].sort((a, b) => cmp(a.name, b.name) || cmp(a.project, b.project));
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

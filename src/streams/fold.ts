@@ -1,0 +1,38 @@
+import type { ClusterMember, Instance } from './model.js';
+import type { Snapshot } from './snapshot.js';
+
+/**
+ * What can happen to the snapshot. The reflector turns LXD's events and the replies to its requests into these;
+ * `fold` applies them. Every action carries its time so the fold stays pure.
+ */
+export type Action =
+  /** A full list of LXD: replaces everything (LXD replays nothing after a reconnect). */
+  | { readonly type: 'listed'; readonly instances: readonly Instance[]; readonly members: readonly ClusterMember[]; readonly clustered: boolean; readonly at: number }
+  /** One instance as just read from LXD. */
+  | { readonly type: 'instance'; readonly instance: Instance; readonly at: number }
+  /** An instance LXD no longer has (deleted, renamed away, or 404 on re-read). */
+  | { readonly type: 'instance-gone'; readonly key: string; readonly at: number }
+  | { readonly type: 'members'; readonly members: readonly ClusterMember[]; readonly clustered: boolean; readonly at: number }
+  /** The events connection went up (after its list) or down. */
+  | { readonly type: 'connection'; readonly connected: boolean; readonly at: number };
+
+/**
+ * The reducer: `scan(fold, Snapshot.empty())`. Pure, never throws; an action that changes nothing returns the
+ * same snapshot object, so readers can skip it by identity.
+ */
+export function fold(snapshot: Snapshot, action: Action): Snapshot {
+  switch (action.type) {
+    case 'listed':
+      return snapshot.withList(action.instances, action.members, action.clustered, action.at);
+    case 'instance':
+      return snapshot.withInstance(action.instance, action.at);
+    case 'instance-gone':
+      return snapshot.withoutInstance(action.key, action.at);
+    case 'members':
+      return snapshot.withMembers(action.members, action.clustered, action.at);
+    case 'connection':
+      return snapshot.withConnected(action.connected, action.at);
+    default:
+      return snapshot;
+  }
+}

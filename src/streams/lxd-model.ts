@@ -1,0 +1,140 @@
+import type { ClusterMember, Instance, NetInterface } from './model.js';
+import { parseServiceKeys } from './services.js';
+
+/**
+ * LXD's wire shapes (the subset lexa reads) and their translation into the model. Translation is total: odd or
+ * missing fields give empty values, never an exception, because one strange instance must not stop the list.
+ */
+
+export interface LxdAddress {
+  family?: string;
+  address?: string;
+  scope?: string;
+}
+
+export interface LxdNetworkState {
+  addresses?: LxdAddress[] | null;
+  type?: string;
+}
+
+export interface LxdInstanceState {
+  status?: string;
+  network?: Record<string, LxdNetworkState> | null;
+}
+
+export interface LxdInstance {
+  name?: string;
+  project?: string;
+  type?: string;
+  status?: string;
+  location?: string;
+  profiles?: string[] | null;
+  expanded_config?: Record<string, string> | null;
+  expanded_devices?: Record<string, Record<string, string>> | null;
+  state?: LxdInstanceState | null;
+}
+
+export interface LxdMember {
+  server_name?: string;
+  url?: string;
+  status?: string;
+}
+
+export interface LxdEvent {
+  type?: string;
+  timestamp?: string;
+  location?: string;
+  project?: string;
+  metadata?: { action?: string; source?: string; context?: Record<string, unknown> | null; name?: string; project?: string };
+}
+
+export function instanceKey(project: string, name: string): string {
+  return `${project}/${name}`;
+}
+
+/** The model of one LXD instance. `state` may be passed separately (from `/state`) to override `raw.state`. */
+export function toInstance(raw: LxdInstance, state?: LxdInstanceState | null): Instance {
+  const name = raw.name ?? '';
+  const project = raw.project || 'default';
+  const st = state !== undefined ? state : raw.state;
+  const status = st?.status ?? raw.status ?? 'Unknown';
+  const parsed = parseServiceKeys(raw.expanded_config);
+  return {
+    key: instanceKey(project, name),
+    name,
+    project,
+    type: raw.type ?? 'container',
+    status,
+    running: status === 'Running',
+    location: raw.location || 'none',
+    interfaces: toInterfaces(raw.expanded_devices, st?.network),
+    services: parsed.services,
+    configErrors: parsed.errors,
+  };
+}
+
+/**
+ * Primary first: interfaces of LXD-managed NICs in LXD's device order (the in-instance name is the device's
+ * `name` property, else the device name), then any other interface the instance reports, loopback excluded.
+ * A managed NIC with no state yet is still listed (with no addresses) so the primary interface does not change
+ * while addresses arrive. Only global-scope addresses are kept.
+ */
+export function toInterfaces(
+  devices: Record<string, Record<string, string>> | null | undefined,
+  network: Record<string, LxdNetworkState> | null | undefined,
+): NetInterface[] {
+  const names: string[] = [];
+  for (const [dev, conf] of Object.entries(devices ?? {})) {
+    if (conf?.['type'] === 'nic') names.push(conf['name'] || dev);
+  }
+  for (const [ifname, ns] of Object.entries(network ?? {})) {
+    if (ns?.type === 'loopback' || ifname === 'lo') continue;
+    if (!names.includes(ifname)) names.push(ifname);
+  }
+  return names.map((ifname) => {
+    const addrs = network?.[ifname]?.addresses ?? [];
+    const global = (family: string) =>
+      addrs.filter((a) => a?.family === family && a.scope === 'global' && typeof a.address === 'string').map((a) => a.address!);
+    return { name: ifname, ipv4: global('inet'), ipv6: global('inet6') };
+  });
+}
+
+/** A cluster member; its address is the host part of its API URL. */
+export function toMember(raw: LxdMember): ClusterMember {
+  const url = raw.url ?? '';
+  let host = '';
+  try {
+    host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    host = '';
+  }
+  const isV4 = /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
+  const isV6 = host.includes(':');
+  return {
+    name: raw.server_name ?? '',
+    url,
+    status: raw.status ?? 'Unknown',
+    ipv4: isV4 ? [host] : [],
+    ipv6: isV6 ? [host] : [],
+  };
+}
+
+/** `(project, name)` an event's `source` (`/1.0/instances/<name>[?project=<p>]`) refers to, if an instance. */
+export function eventInstance(ev: LxdEvent): { project: string; name: string } | undefined {
+  const source = ev.metadata?.source ?? '';
+  const m = /^\/1\.0\/(?:instances|containers|virtual-machines)\/([^/?]+)(?:\?(.*))?$/.exec(source);
+  if (!m) return undefined;
+  const params = new URLSearchParams(m[2] ?? '');
+  return {
+    name: decodeURIComponent(m[1]!),
+    project: params.get('project') || ev.project || ev.metadata?.project || 'default',
+  };
+}
+
+/** The profile name an event's `source` refers to, with its project. */
+export function eventProfile(ev: LxdEvent): { project: string; name: string } | undefined {
+  const m = /^\/1\.0\/profiles\/([^/?]+)(?:\?(.*))?$/.exec(ev.metadata?.source ?? '');
+  if (!m) return undefined;
+  const params = new URLSearchParams(m[2] ?? '');
+  return { name: decodeURIComponent(m[1]!), project: params.get('project') || ev.project || 'default' };
+}
