@@ -84,11 +84,16 @@ export function fromParsed(json: unknown, file: string | null, env: NodeJS.Proce
 }
 
 async function parseHcl(file: string): Promise<unknown> {
-  const child = fileURLToPath(new URL('./hcl-child.js', import.meta.url));
+  // Compiled, the child is hcl-child.js beside this file. Run from source (tests), it is the .ts file, run with
+  // this process's loader flags.
+  const compiled = fileURLToPath(new URL('./hcl-child.js', import.meta.url));
+  const args = existsSync(compiled)
+    ? [compiled, file]
+    : [...process.execArgv, fileURLToPath(new URL('./hcl-child.ts', import.meta.url)), file];
   const stdout = await new Promise<string>((resolveOut, reject) => {
     execFile(
       process.execPath,
-      [child, file],
+      args,
       { timeout: HCL_PARSE_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
       (err, out, errOut) => {
         if (err && !out) reject(new ConfigError([`${file}: could not run the HCL parser: ${errOut || err.message}`]));
@@ -119,7 +124,7 @@ export function hclProblems(message: string, file: string): string[] {
   starts.forEach((start, i) => {
     const text = body.slice(start, starts[i + 1] ?? body.length).trim();
     // "<file>:3,19-4,1: Summary; detail" → "<file>:3,19: Summary; detail"
-    const tidy = text.replace(/^(.*?:\d+,\d+)-\d+,\d+:/, '$1:');
+    const tidy = text.replace(/^(.*?:\d+,\d+)-\d+(?:,\d+)?:/, '$1:');
     if (!seen.has(tidy)) out.push(tidy);
     seen.add(tidy);
   });

@@ -36,7 +36,7 @@ export const configSpec: Spec = {
           fields: {
             suffix: {
               t: 'string',
-              pattern: /^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$/i,
+              pattern: /^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?$/i,
               hint: 'a DNS name such as "lexa" or "lxd.example.com"',
             },
             socket: file,

@@ -1,0 +1,230 @@
+import t from 'tap';
+import {
+  fold,
+  parseServiceKeys,
+  planEvent,
+  Snapshot,
+  toInstance,
+  toMember,
+  type Action,
+  type Instance,
+  type LxdEvent,
+  type LxdInstance,
+} from '../../src/streams/index.js';
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o as object)) deepFreeze(v);
+  }
+  return o;
+}
+
+/** An LXD instance as `recursion=2` returns it, trimmed to what lexa reads. */
+function lxd(name: string, opts: { status?: string; v4?: string; v6?: string; config?: Record<string, string>; project?: string; location?: string } = {}): LxdInstance {
+  const addresses = [
+    ...(opts.v4 ? [{ family: 'inet', address: opts.v4, scope: 'global' }] : []),
+    ...(opts.v6 ? [{ family: 'inet6', address: opts.v6, scope: 'global' }] : []),
+    { family: 'inet6', address: 'fe80::1', scope: 'link' },
+  ];
+  return {
+    name,
+    project: opts.project ?? 'default',
+    type: 'container',
+    status: opts.status ?? 'Running',
+    location: opts.location ?? 'none',
+    expanded_config: opts.config ?? {},
+    expanded_devices: { eth0: { type: 'nic', network: 'lxdbr0', name: 'eth0' }, root: { type: 'disk', path: '/' } },
+    state: {
+      status: opts.status ?? 'Running',
+      network: {
+        lo: { type: 'loopback', addresses: [{ family: 'inet', address: '127.0.0.1', scope: 'local' }] },
+        eth0: { type: 'broadcast', addresses: opts.status === 'Stopped' ? [] : addresses },
+      },
+    },
+  };
+}
+const inst = (name: string, opts?: Parameters<typeof lxd>[1]): Instance => deepFreeze(toInstance(lxd(name, opts)));
+
+t.test('toInstance: primary interface, global addresses only, loopback skipped', async (t) => {
+  const i = toInstance(lxd('web-1', { v4: '10.0.0.2', v6: 'fd42::2' }));
+  t.equal(i.key, 'default/web-1');
+  t.equal(i.running, true);
+  t.same(i.interfaces, [{ name: 'eth0', ipv4: ['10.0.0.2'], ipv6: ['fd42::2'] }]);
+  const stopped = toInstance(lxd('web-1', { status: 'Stopped' }));
+  t.equal(stopped.running, false);
+  t.same(stopped.interfaces, [{ name: 'eth0', ipv4: [], ipv6: [] }], 'a managed NIC is listed before it has addresses');
+  const extra = toInstance({
+    ...lxd('multi', { v4: '10.0.0.3' }),
+    expanded_devices: { eth1: { type: 'nic', name: 'eth1' }, eth0: { type: 'nic' } },
+  });
+  t.same(extra.interfaces.map((x) => x.name), ['eth1', 'eth0'], "LXD's device order decides the primary interface");
+  t.same(toInstance({}).interfaces, [], 'an empty object does not throw');
+});
+
+t.test('members take their address from the API URL', async (t) => {
+  t.same(toMember({ server_name: 'node1', url: 'https://10.77.0.11:8443', status: 'Online' }), {
+    name: 'node1', url: 'https://10.77.0.11:8443', status: 'Online', ipv4: ['10.77.0.11'], ipv6: [],
+  });
+  t.same(toMember({ server_name: 'n6', url: 'https://[fd00::11]:8443' }).ipv6, ['fd00::11']);
+  t.same(toMember({ server_name: 'x', url: 'not a url' }).ipv4, []);
+});
+
+t.test('service keys', async (t) => {
+  const ok = parseServiceKeys({
+    'user.lexa.service.http.port': '80',
+    'user.lexa.service.http.tags': 'Blue, canary,blue',
+    'user.lexa.service.dns.port': '53',
+    'user.lexa.service.dns.proto': 'tcp,udp',
+    'user.lexa.service.dns.priority': '5',
+    'user.lexa.service.dns.weight': '3',
+    'user.lexa.service.dns.interface': 'eth1',
+    'user.other': 'ignored',
+  });
+  t.same(ok.errors, []);
+  t.same(ok.services, [
+    { name: 'dns', port: 53, proto: 'tcp', tags: [], interface: 'eth1', priority: 5, weight: 3, source: 'config' },
+    { name: 'dns', port: 53, proto: 'udp', tags: [], interface: 'eth1', priority: 5, weight: 3, source: 'config' },
+    { name: 'http', port: 80, proto: 'tcp', tags: ['blue', 'canary'], interface: null, priority: 1, weight: 1, source: 'config' },
+  ]);
+  const bad = parseServiceKeys({
+    'user.lexa.service.a.port': '0',
+    'user.lexa.service.b.tags': 'x',
+    'user.lexa.service.c.port': '80',
+    'user.lexa.service.c.proto': 'sctp',
+    'user.lexa.service.d.port': '80',
+    'user.lexa.service.d.weight': '300',
+    'user.lexa.service.e_x.port': '80',
+    'user.lexa.service.f.colour': 'red',
+    'user.lexa.services': 'x',
+    'user.lexa.service.g.port': '80',
+    'user.lexa.service.g.tags': 'ok,not ok',
+  });
+  t.same(bad.services, []);
+  t.match(bad.errors.sort(), [
+    /user\.lexa\.service\.a\.port: "0" is not a port number/,
+    /user\.lexa\.service\.b\.port: missing/,
+    /user\.lexa\.service\.c\.proto: "sctp" must be tcp, udp or tcp,udp/,
+    /user\.lexa\.service\.d\.weight: "300" must be 1\.\.256/,
+    /user\.lexa\.service\.e_x\.port: service name must be a DNS label/,
+    /user\.lexa\.service\.f\.colour: unknown field "colour"/,
+    /user\.lexa\.service\.g\.tags: tag "not ok" is not a DNS label/,
+    /user\.lexa\.services: unknown lexa key/,
+  ]);
+  t.same(parseServiceKeys(null), { services: [], errors: [] });
+});
+
+t.test('event plans', async (t) => {
+  const ev = (action: string, source: string, context?: Record<string, unknown>, project?: string): LxdEvent => ({
+    type: 'lifecycle', project, metadata: { action, source, ...(context ? { context } : {}) },
+  });
+  t.same(planEvent(ev('instance-started', '/1.0/instances/web-1')), { remove: [], refetch: [{ name: 'web-1', project: 'default' }], settle: true, members: false });
+  t.same(planEvent(ev('instance-stopped', '/1.0/instances/web-1?project=p1')).refetch, [{ name: 'web-1', project: 'p1' }]);
+  t.equal(planEvent(ev('instance-shutdown', '/1.0/instances/web-1')).settle, false);
+  t.same(planEvent(ev('instance-deleted', '/1.0/instances/web-1')), { remove: ['default/web-1'], refetch: [], settle: false, members: false });
+  t.same(planEvent(ev('instance-renamed', '/1.0/instances/new', { old_name: 'old' })), {
+    remove: ['default/old'], refetch: [{ name: 'new', project: 'default' }], settle: false, members: false,
+  });
+  t.equal(planEvent(ev('instance-updated', '/1.0/instances/web-1')).settle, true, 'updated carries no context: re-read');
+  t.same(planEvent(ev('profile-updated', '/1.0/profiles/default', undefined, 'p2')).profile, { name: 'default', project: 'p2' });
+  t.equal(planEvent(ev('cluster-member-added', '/1.0/cluster/members/n2')).members, true);
+  t.same(planEvent(ev('instance-snapshot-created', '/1.0/instances/web-1/snapshots/s')).refetch, []);
+  t.same(planEvent(ev('image-created', '/1.0/images/abc')).refetch, []);
+  t.same(planEvent({ type: 'logging' }).refetch, []);
+  t.same(planEvent(null as unknown as LxdEvent).refetch, [], 'garbage passes through');
+});
+
+t.test('fold: a scripted sequence of actions', async (t) => {
+  let at = 1000;
+  const run = (s: Snapshot, a: Omit<Action, 'at'>) => deepFreeze(fold(s, { ...a, at: at++ } as Action));
+  let s = Snapshot.empty();
+  t.equal(s.synced, false);
+  s = run(s, { type: 'listed', instances: [inst('web-1', { v4: '10.0.0.1' }), inst('db-1', { status: 'Stopped' })], members: [], clustered: false });
+  t.equal(s.synced, true);
+  t.equal(s.instances.size, 2);
+  t.same([...s.running()].map((i) => i.name), ['web-1']);
+  s = run(s, { type: 'connection', connected: true });
+  t.equal(s.connected, true);
+
+  // db-1 starts; its address arrives on a later read
+  s = run(s, { type: 'instance', instance: inst('db-1') });
+  t.same(s.hosts('db-1')[0]?.interfaces[0]?.ipv4, []);
+  s = run(s, { type: 'instance', instance: inst('db-1', { v4: '10.0.0.9' }) });
+  t.same(s.hosts('db-1')[0]?.interfaces[0]?.ipv4, ['10.0.0.9']);
+
+  // a read that changed nothing returns the same snapshot object
+  const same = fold(s, { type: 'instance', instance: inst('db-1', { v4: '10.0.0.9' }), at: at++ });
+  t.equal(same, s);
+
+  // rename web-1 → web-2 (remove old, add new), then delete db-1
+  s = run(s, { type: 'instance-gone', key: 'default/web-1' });
+  s = run(s, { type: 'instance', instance: inst('web-2', { v4: '10.0.0.1' }) });
+  t.equal(s.hasHost('web-1'), false);
+  t.equal(s.hasHost('web-2'), true);
+  s = run(s, { type: 'instance-gone', key: 'default/db-1' });
+  t.same([...s.instances.keys()], ['default/web-2']);
+  t.equal(fold(s, { type: 'instance-gone', key: 'default/nope', at }), s, 'removing an unknown key changes nothing');
+
+  // disconnect: the data stays
+  s = run(s, { type: 'connection', connected: false });
+  t.equal(s.connected, false);
+  t.equal(s.hasHost('web-2'), true);
+
+  // a re-list replaces everything, whatever was there
+  s = run(s, { type: 'listed', instances: [inst('fresh')], members: [toMember({ server_name: 'n1', url: 'https://10.1.1.1:8443' })], clustered: true });
+  t.same([...s.instances.keys()], ['default/fresh']);
+  t.equal(s.clustered, true);
+  t.equal(s.members.get('n1')?.ipv4[0], '10.1.1.1');
+  t.equal(fold(s, { type: 'bogus' } as unknown as Action), s, 'unknown actions pass through');
+});
+
+t.test('snapshot indexes', async (t) => {
+  const svc = { 'user.lexa.service.http.port': '80', 'user.lexa.service.http.tags': 'blue' };
+  let s = Snapshot.empty().withList(
+    [
+      inst('web-1', { v4: '10.0.0.1', config: svc }),
+      inst('web-2', { v4: '10.0.0.2', config: svc }),
+      inst('Web-3', { v4: '10.0.0.3', config: svc, status: 'Stopped' }),
+      inst('web-1', { v4: '10.0.1.1', project: 'other' }),
+      inst('api', { v4: '10.0.0.4' }),
+    ],
+    [],
+    false,
+    1,
+  );
+  t.equal(s.hosts('web-1').length, 2, 'the same name in two projects');
+  t.equal(s.hosts('web-3').length, 0, 'stopped instances are not indexed');
+  t.same(s.matchHosts('web-*').map((i) => i.key).sort(), ['default/web-1', 'default/web-2', 'other/web-1']);
+  t.same(s.matchHosts('*-2').map((i) => i.key), ['default/web-2']);
+  t.same(s.matchHosts('*').length, 4);
+  t.same(s.matchHosts('w*b-1').length, 2);
+  t.same(s.matchHosts('x*').length, 0);
+  t.same(s.serviceEndpoints('http').map((e) => e.instance.name).sort(), ['web-1', 'web-2']);
+
+  // incremental: starting Web-3 adds it to the name and service indexes; stopping web-2 removes it
+  s = s.withInstance(inst('Web-3', { v4: '10.0.0.3', config: svc }));
+  t.same(s.matchHosts('web-*').length, 4, 'the sorted name list is rebuilt when names change');
+  t.equal(s.hosts('web-3')[0]?.name, 'Web-3');
+  s = s.withInstance(inst('web-2', { status: 'Stopped', config: svc }));
+  t.same(s.serviceEndpoints('http').map((e) => e.instance.name).sort(), ['Web-3', 'web-1']);
+  t.equal(s.hasHost('web-2'), false);
+  s = s.withoutInstance('default/web-1');
+  t.same(s.serviceEndpoints('http').map((e) => e.instance.name), ['Web-3']);
+  t.equal(s.hosts('web-1').length, 1);
+
+  // a service on an interface the instance does not have is not offered
+  s = s.withInstance(inst('odd', { v4: '10.0.0.5', config: { 'user.lexa.service.x.port': '1', 'user.lexa.service.x.interface': 'eth9' } }));
+  t.same(s.serviceEndpoints('x'), []);
+});
+
+t.test('snapshot exact lookups do not scan (synthetic 10,000 instances, not a real LXD)', async (t) => {
+  const many: Instance[] = [];
+  for (let i = 0; i < 10_000; i++) many.push(inst(`host-${i}`, { v4: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }));
+  const s = Snapshot.empty().withList(many, [], false, 1);
+  t.equal(s.hosts('host-9999')[0]?.interfaces[0]?.ipv4[0], '10.0.39.15');
+  t.equal(s.matchHosts('host-999*').length, 11);
+  const s2 = s.withInstance(inst('host-5', { v4: '10.9.9.9' }));
+  t.equal(s2.hosts('host-5')[0]?.interfaces[0]?.ipv4[0], '10.9.9.9');
+  t.equal(s.hosts('host-5')[0]?.interfaces[0]?.ipv4[0], '10.0.0.5', 'the old snapshot is untouched');
+  t.equal(s2.hosts('host-6'), s.hosts('host-6'), 'untouched entries are shared, not copied');
+});
