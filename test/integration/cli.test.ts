@@ -1,0 +1,76 @@
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { curl } from '../helpers/lexa.js';
+import { LXD_SOCKET, waitFor } from '../helpers/lxd-cli.js';
+
+// The built CLI (dist/cli.js, from `npm run build`) run as a user would, against the real LXD.
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
+const dir = mkdtempSync(join(tmpdir(), 'lexa-cli-'));
+
+function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: dir, timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+t.test('version and help', async (t) => {
+  const v = await run('version');
+  t.equal(v.code, 0);
+  t.match(v.stdout, /^lexa \d+\.\d+\.\d+ \(node 20\.\d+\.\d+, linux\/x64\)\n$/);
+  const h = await run('--help');
+  t.equal(h.code, 0);
+  t.match(h.stdout, /lexa server \[--config FILE\]/);
+  const bad = await run('frobnicate');
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /unknown command "frobnicate"/);
+  t.equal((await run('server', '--bogus')).code, 2);
+});
+
+t.test('configuration errors exit 2 and name the file and position', async (t) => {
+  const file = join(dir, 'broken.hcl');
+  writeFileSync(file, 'server {\n  dns {\n    bind { port = 1 host = "x" }\n  }\n}\n');
+  const r = await run('server', '--config', file);
+  t.equal(r.code, 2);
+  t.match(r.stderr, new RegExp(`${file}:3,\\d+: Invalid single-argument block definition`));
+  const missing = await run('server', '--config', join(dir, 'absent.hcl'));
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /absent\.hcl: no such file/);
+});
+
+t.test('a taken port fails start-up with exit 1 and a clear log line', async (t) => {
+  const file = join(dir, 'taken.hcl');
+  writeFileSync(file, `server {\n  lxd {\n    socket = "${LXD_SOCKET}"\n  }\n  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 18999\n    }\n  }\n  dns {\n    enabled = false\n  }\n}\n`);
+  const blocker = spawn(process.execPath, ['-e', "require('net').createServer().listen(18999,'127.0.0.1',()=>console.log('up'))"]);
+  t.teardown(() => void blocker.kill());
+  await new Promise((r) => blocker.stdout.once('data', r));
+  const r = await run('server', '--config', file);
+  t.equal(r.code, 1);
+  t.match(r.stdout, /"msg":"start-up failed".*EADDRINUSE/);
+});
+
+t.test('runs from ./lexa.hcl, serves REST, stops cleanly on SIGTERM', async (t) => {
+  writeFileSync(
+    join(dir, 'lexa.hcl'),
+    `server {\n  lxd {\n    socket = "${LXD_SOCKET}"\n  }\n  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 18998\n    }\n  }\n  dns {\n    bind {\n      host = "127.0.0.1"\n      port = 18997\n    }\n  }\n}\n`,
+  );
+  const child = spawn(process.execPath, [CLI, 'server'], { cwd: dir });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  t.teardown(() => void child.kill('SIGKILL'));
+  await waitFor(async () => (await curl('https://127.0.0.1:18998/readyz')).status === 200, { what: 'lexa ready' });
+  const list = await curl('https://127.0.0.1:18998/containers/');
+  t.equal(list.status, 200);
+  t.type(list.json<{ hosts: unknown[] }>().hosts, Array);
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'exit 0 after SIGTERM');
+  const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.ok(lines.every((l) => typeof l['time'] === 'string' && typeof l['level'] === 'string'), 'every log line is JSON');
+  t.ok(lines.some((l) => l['msg'] === 'lexa started' && String(l['config']).endsWith('lexa.hcl')));
+  t.ok(lines.some((l) => l['msg'] === 'stopping' && l['signal'] === 'SIGTERM'));
+});
