@@ -1,0 +1,217 @@
+// DNS over QUIC (RFC 9250). This transport only moves bytes: it takes one
+// length-prefixed query per client-initiated bidirectional stream, passes the
+// message to lexa's shared handler, and writes the reply back on the same
+// stream. Protocol violations close the connection with DOQ_PROTOCOL_ERROR.
+
+import type { QUICConnection, QUICStream } from '@matrixai/quic';
+import { DoqErrorCode, MAX_FRAMED_MESSAGE, QueryAccumulator, frame, type FramingError } from './framing.js';
+import { DoqQuicServer, GuardedSocket, assertLibraryShape, hmacCrypto, silentLibraryLogger } from './quic.js';
+
+type Fields = Record<string, unknown>;
+
+/** What the DoQ server needs to log. */
+export type DoqLogger = {
+  debug(msg: string, fields?: Fields): void;
+  info(msg: string, fields?: Fields): void;
+  warn(msg: string, fields?: Fields): void;
+  error(msg: string, fields?: Fields): void;
+};
+
+/** RFC 9250 §4.1: the ALPN token for DoQ. A client offering anything else fails the TLS handshake. */
+export const DOQ_ALPN = 'doq';
+
+/** RFC 9250 lets servers close idle connections; 30 s keeps a resolver's connection warm between bursts. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+/** Connections beyond this are dropped before the handshake. Each can hold up to MAX_STREAMS × 64 KiB of queries. */
+export const DEFAULT_MAX_CONNECTIONS = 512;
+/** A handshake (including the stateless Retry round trip) that has not finished by then is abandoned. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** A query is one small message followed by FIN; a stream that has not delivered it in this time is reset. */
+const QUERY_READ_TIMEOUT_MS = 10_000;
+/** Concurrent query streams per connection; the library re-grants credit as streams finish. */
+const MAX_STREAMS = 100;
+/** Per-stream receive window: a client can never send more than one framed DNS message of bytes. */
+const STREAM_WINDOW = MAX_FRAMED_MESSAGE;
+
+export type DoqServerOptions = {
+  host: string;
+  port: number;
+  /** PEM certificate chain, leaf first. */
+  cert: string;
+  /** PEM private key. */
+  key: string;
+  /** lexa's shared DNS handler: a wire query in, the wire reply out; null means do not answer. */
+  handle: (query: Uint8Array) => Uint8Array | null;
+  logger: DoqLogger;
+  /**
+   * Idle connections are dropped (silently, per QUIC) after this long. Keep it at
+   * 5 s or more: quic-go clients assume a peer's idle timeout is at least 5 s and
+   * would send queries into connections the server has already forgotten.
+   */
+  idleTimeoutMs?: number;
+  maxConnections?: number;
+};
+
+export type DoqServer = {
+  /** Binds the UDP socket; resolves with the bound port (useful with port 0). */
+  listen(): Promise<number>;
+  /** Closes every connection (DOQ_NO_ERROR) and the socket. */
+  close(): Promise<void>;
+};
+
+/** A stream-level failure, carrying the DoQ code sent in RESET_STREAM / STOP_SENDING. */
+class DoqStreamError extends Error {
+  constructor(
+    readonly code: DoqErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function createDoqServer(options: DoqServerOptions): DoqServer {
+  assertLibraryShape();
+  const { host, port, handle, logger } = options;
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  if (!(idleTimeoutMs > 0)) throw new Error('DoQ idleTimeoutMs must be > 0 (the library treats 0 as "never")');
+
+  // Errors the library raises while handling one peer (its streams, its packets) are the
+  // peer's business: debug. Errors of the server as a whole deserve a warning.
+  const onError = (error: unknown, where: string) =>
+    logger[where === 'server' ? 'warn' : 'debug']('doq: library error', { where, error: error instanceof Error ? error.message : String(error) });
+  const socket = new GuardedSocket((error) => onError(error, 'socket'));
+  const server = new DoqQuicServer({
+    socket,
+    crypto: hmacCrypto(),
+    config: {
+      cert: options.cert,
+      key: options.key,
+      verifyPeer: false,
+      applicationProtos: [DOQ_ALPN],
+      enableEarlyData: false, // 0-RTT data can be replayed by an attacker (RFC 9250's 0-RTT section); we accept none
+      maxIdleTimeout: idleTimeoutMs,
+      initialMaxStreamsBidi: MAX_STREAMS,
+      initialMaxStreamDataBidiRemote: STREAM_WINDOW,
+      initialMaxStreamDataBidiLocal: 0, // the server never opens streams
+      maxStreamWindow: STREAM_WINDOW,
+      // One unidirectional stream of credit, so that a client that opens one is
+      // seen and told DOQ_PROTOCOL_ERROR (RFC 9250 §4.2) rather than blocked.
+      initialMaxStreamsUni: 1,
+      initialMaxStreamDataUni: 64,
+      readableChunkSize: 2048,
+    },
+    // Streams the library resets on its own (connection stopping) carry no reason: DOQ_NO_ERROR.
+    reasonToCode: (_type, reason) =>
+      reason instanceof DoqStreamError ? reason.code : reason == null ? DoqErrorCode.NoError : DoqErrorCode.InternalError,
+    codeToReason: (type, code) => new DoqStreamError(code as DoqErrorCode, `peer ${type === 'read' ? 'reset' : 'stopped'} the stream with code ${code}`),
+    minIdleTimeout: HANDSHAKE_TIMEOUT_MS,
+    logger: silentLibraryLogger,
+    maxConnections,
+    onError,
+    onStream: (connection, stream) => void serveStream(connection, stream),
+  });
+
+  const peer = (c: QUICConnection) => `${c.remoteHost}:${c.remotePort}`;
+
+  /**
+   * RFC 9250 §4.3.3: a protocol violation is fatal to the connection. The
+   * offending stream is reset with the same code first: the library resets
+   * every open stream when it stops a connection, and this way the client sees
+   * DOQ_PROTOCOL_ERROR whichever frame it reads first.
+   */
+  function protocolError(connection: QUICConnection, stream: QUICStream, why: string): void {
+    logger.info('doq: closing connection on protocol error', { peer: peer(connection), why });
+    cancel(stream, new DoqStreamError(DoqErrorCode.ProtocolError, why));
+    connection
+      .stop({ isApp: true, errorCode: DoqErrorCode.ProtocolError, reason: new TextEncoder().encode(why), force: true })
+      .catch((error) => onError(error, 'connection stop'));
+  }
+
+  /** Serves one stream: read one query to FIN, answer, FIN. Never rejects. */
+  async function serveStream(connection: QUICConnection, stream: QUICStream): Promise<void> {
+    if (stream.type === 'uni') return protocolError(connection, stream, 'client opened a unidirectional stream');
+    const timer = setTimeout(
+      () => cancel(stream, new DoqStreamError(DoqErrorCode.ProtocolError, 'query not received in time')),
+      QUERY_READ_TIMEOUT_MS,
+    );
+    try {
+      const query = await readQuery(stream);
+      clearTimeout(timer);
+      if (typeof query === 'string') return protocolError(connection, stream, framingMessages[query]);
+      let reply: Uint8Array | null;
+      try {
+        reply = handle(query);
+      } catch (error) {
+        logger.warn('doq: handler threw', { error: error instanceof Error ? error.message : String(error) });
+        return cancel(stream, new DoqStreamError(DoqErrorCode.InternalError, 'handler failed'));
+      }
+      const framed = reply === null ? undefined : frame(reply);
+      if (framed === undefined) {
+        const why = reply === null ? 'not answered' : 'reply longer than 65535 bytes';
+        const code = reply === null ? DoqErrorCode.RequestCancelled : DoqErrorCode.InternalError;
+        return cancel(stream, new DoqStreamError(code, why));
+      }
+      const writer = stream.writable.getWriter();
+      await writer.write(framed);
+      await writer.close(); // FIN after the one reply (RFC 9250 §4.2)
+    } catch (error) {
+      // The peer reset or stopped the stream, or the connection went away.
+      clearTimeout(timer);
+      logger.debug('doq: stream ended early', { peer: peer(connection), error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+
+  /** Resets both directions of a stream with the error's code. */
+  function cancel(stream: QUICStream, reason: DoqStreamError): void {
+    try {
+      stream.cancel(reason);
+    } catch (error) {
+      onError(error, 'stream cancel');
+    }
+  }
+
+  let listening = false;
+  return {
+    async listen() {
+      await socket.start({ host, port });
+      try {
+        await server.start();
+      } catch (error) {
+        await socket.stop({ force: true });
+        throw error;
+      }
+      listening = true;
+      logger.info('doq: listening', { host: socket.host, port: socket.port });
+      return socket.port;
+    },
+    async close() {
+      if (!listening) return;
+      listening = false;
+      await server.stop({ isApp: true, errorCode: DoqErrorCode.NoError, force: true });
+      await socket.stop({ force: true });
+    },
+  };
+}
+
+const framingMessages: Record<FramingError, string> = {
+  'too-long': 'more than one length-prefixed message on the stream',
+  truncated: 'stream ended before the announced message length',
+  'too-short': 'message shorter than a DNS header',
+  'nonzero-id': 'query message ID is not 0',
+};
+
+/** Reads the stream to FIN: the query, or the framing error (bounded to one DNS message of memory). */
+async function readQuery(stream: QUICStream): Promise<Uint8Array | FramingError> {
+  const accumulator = new QueryAccumulator();
+  const reader = stream.readable.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return accumulator.finish();
+    const error = accumulator.push(value);
+    if (error !== undefined) {
+      await reader.cancel(new DoqStreamError(DoqErrorCode.ProtocolError, error)).catch(() => {});
+      return error;
+    }
+  }
+}
