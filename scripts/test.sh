@@ -16,6 +16,7 @@ if [[ ! -f $stamp ]] || ! cmp -s package-lock.json "$stamp"; then
   cp package-lock.json "$stamp"
 fi
 npm run build
+npm run typecheck   # src and test, strict
 
 log=$(mktemp /tmp/lexa-tap.XXXXXX)
 set +e

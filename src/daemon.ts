@@ -1,5 +1,6 @@
 import type { Config } from './config/types.js';
 import type { Logger } from './log/index.js';
+import { resolverOptions, startDns, type DnsServers } from './servers/dns/index.js';
 import { startRest, type RestServer } from './servers/rest/index.js';
 import { createLxdClient, Reflector, SnapshotStore } from './streams/index.js';
 import { tlsMaterial } from './tls/index.js';
@@ -9,6 +10,7 @@ export interface Daemon {
   readonly store: SnapshotStore;
   readonly reflector: Reflector;
   readonly rest: RestServer | undefined;
+  readonly dns: DnsServers | undefined;
   close(): Promise<void>;
 }
 
@@ -41,14 +43,21 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   };
 
   let rest: RestServer | undefined;
+  let dns: DnsServers | undefined;
+  const snapshot = () => store.current;
   try {
+    if (config.dns.enabled) {
+      const resolver = resolverOptions(config.lxd.suffix, config.dns);
+      dns = await startDns(config.dns.binds, config.dns, resolver, snapshot, logger.child({ component: 'dns' }));
+      closers.push(() => dns!.close());
+    }
     if (config.rest.enabled) {
       const tls = await tlsMaterial(config.rest.tls, 'localhost', config.rest.binds);
       if (tls.generated) logger.info('rest uses a generated self-signed certificate', { sha256: tls.fingerprint });
       rest = await startRest(
         config.rest.binds,
         tls,
-        { suffix: config.lxd.suffix, snapshot: () => store.current },
+        { suffix: config.lxd.suffix, snapshot },
         logger.child({ component: 'rest' }),
       );
       closers.push(() => rest!.close());
@@ -59,5 +68,5 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   }
   reflector.start();
   logger.info('lexa started', { lxd: client.target, suffix: config.lxd.suffix, config: config.source ?? 'defaults' });
-  return { store, reflector, rest, close };
+  return { store, reflector, rest, dns, close };
 }

@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from 'node:net';
 import type { ClusterMember, Instance, NetInterface } from './model.js';
 import { parseServiceKeys } from './services.js';
 
@@ -28,6 +29,8 @@ export interface LxdInstance {
   type?: string;
   status?: string;
   location?: string;
+  /** When the instance last started (RFC 3339). */
+  last_used_at?: string;
   profiles?: string[] | null;
   expanded_config?: Record<string, string> | null;
   expanded_devices?: Record<string, Record<string, string>> | null;
@@ -93,9 +96,12 @@ export function toInterfaces(
   }
   return names.map((ifname) => {
     const addrs = network?.[ifname]?.addresses ?? [];
-    const global = (family: string) =>
-      addrs.filter((a) => a?.family === family && a.scope === 'global' && typeof a.address === 'string').map((a) => a.address!);
-    return { name: ifname, ipv4: global('inet'), ipv6: global('inet6') };
+    // Only well-formed global addresses: whatever LXD reports must be safe to put on the wire as is.
+    const global = (family: string, valid: (a: string) => boolean) =>
+      addrs
+        .filter((a) => a?.family === family && a.scope === 'global' && typeof a.address === 'string' && valid(a.address))
+        .map((a) => a.address!);
+    return { name: ifname, ipv4: global('inet', isIPv4), ipv6: global('inet6', isIPv6) };
   });
 }
 
@@ -108,8 +114,8 @@ export function toMember(raw: LxdMember): ClusterMember {
   } catch {
     host = '';
   }
-  const isV4 = /^\d{1,3}(\.\d{1,3}){3}$/.test(host);
-  const isV6 = host.includes(':');
+  const isV4 = isIPv4(host);
+  const isV6 = isIPv6(host);
   return {
     name: raw.server_name ?? '',
     url,

@@ -24,14 +24,21 @@ import type { SnapshotStore } from './store.js';
 
 /** First reconnect delay; doubles per failed attempt up to the maximum, with full jitter. */
 export const RECONNECT_BASE_MS = 500;
-/** Cap on the reconnect delay: a restarted LXD is usually back within seconds, a dead one need not be hammered. */
-export const RECONNECT_MAX_MS = 15_000;
+/** Cap on the reconnect delay: a restarted LXD is back within seconds and names must follow it quickly; one
+ * attempt per ~5 s does not hammer a dead one. */
+export const RECONNECT_MAX_MS = 5_000;
 /**
  * When to re-read an instance after it starts, restarts or changes (ms after the previous read). IPv4 arrives by
  * DHCP ~0.1 s after start and the SLAAC IPv6 after 1–2 s, with no event (FACTS §2): poll densely for 3 s, then
  * thin out to ~13 s for slow DHCP or a static address applied late. Stops early once addresses are complete.
  */
 export const SETTLE_DELAYS_MS = [100, 150, 250, 250, 250, 250, 250, 250, 250, 250, 250, 500, 1000, 2000, 3000, 4000];
+/**
+ * A list can catch an instance that started moments ago, before its addresses arrived; no event will follow. Those
+ * that started within this window and lack addresses are re-read on the settle schedule. Bounded by recency so a
+ * host full of IPv4-only instances is not polled after every re-list.
+ */
+export const RECENT_START_MS = 30_000;
 
 export interface ReflectorOptions {
   readonly project: string;
@@ -197,11 +204,16 @@ export class Reflector {
     ]);
     const clustered = server?.environment?.server_clustered === true;
     const members = clustered ? await this.#client.get<LxdMember[]>('/1.0/cluster/members?recursion=1', signal) : [];
-    const instances = (raw ?? []).map((r) => this.#remember(r));
+    const instances = (raw ?? []).map((r) => toInstance(r));
     this.#profiles.clear();
     for (const r of raw ?? []) this.#profiles.set(instanceKey(r.project || 'default', r.name ?? ''), r.profiles ?? []);
     this.#store.dispatch({ type: 'listed', instances, members: (members ?? []).map(toMember), clustered, at: Date.now() });
     this.#logProblems(instances);
+    const now = Date.now();
+    for (const [i, inst] of instances.entries()) {
+      const startedAt = Date.parse(raw?.[i]?.last_used_at ?? '');
+      if (inst.running && !complete(inst) && now - startedAt < RECENT_START_MS) void this.#settle(inst.project, inst.name, inst, signal);
+    }
     this.#log.debug('lxd listed', { instances: instances.length, members: members?.length ?? 0, ms: Date.now() - started });
   }
 
@@ -280,7 +292,7 @@ export class Reflector {
         signal,
       );
       if (signal.aborted) return undefined;
-      const inst = this.#remember({ ...raw, project: raw.project || project });
+      const inst = toInstance({ ...raw, project: raw.project || project });
       this.#profiles.set(key, raw.profiles ?? []);
       const before = this.#store.current.instances.get(key);
       this.#store.dispatch({ type: 'instance', instance: inst, at: Date.now() });
@@ -315,10 +327,6 @@ export class Reflector {
       if (!inst?.running) return;
       prev = inst;
     }
-  }
-
-  #remember(raw: LxdInstance): Instance {
-    return toInstance(raw);
   }
 
   #logProblems(instances: readonly Instance[]): void {

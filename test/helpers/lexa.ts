@@ -32,7 +32,7 @@ export async function startLexa(lxdBlock: string, extra = ''): Promise<TestLexa>
   return {
     daemon,
     restUrl: `https://127.0.0.1:${daemon.rest?.ports[0] ?? 0}`,
-    dnsPort: daemon.dns?.udpPorts[0] ?? 0,
+    dnsPort: daemon.dns?.ports[0] ?? 0,
     log,
     close: () => daemon.close(),
   };

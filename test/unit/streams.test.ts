@@ -136,7 +136,8 @@ t.test('event plans', async (t) => {
 
 t.test('fold: a scripted sequence of actions', async (t) => {
   let at = 1000;
-  const run = (s: Snapshot, a: Omit<Action, 'at'>) => deepFreeze(fold(s, { ...a, at: at++ } as Action));
+  type Unstamped = Action extends infer A ? (A extends Action ? Omit<A, 'at'> : never) : never;
+  const run = (s: Snapshot, a: Unstamped) => deepFreeze(fold(s, { ...a, at: at++ } as Action));
   let s = Snapshot.empty();
   t.equal(s.synced, false);
   s = run(s, { type: 'listed', instances: [inst('web-1', { v4: '10.0.0.1' }), inst('db-1', { status: 'Stopped' })], members: [], clustered: false });

@@ -1,0 +1,479 @@
+import type { Answer, SoaAnswer } from 'dns-packet';
+import type { Instance, NetInterface, ServiceEndpoint } from '../../streams/model.js';
+import { findInterface, type Snapshot } from '../../streams/snapshot.js';
+
+/**
+ * The one resolver every DNS transport shares: Snapshot × Question → Outcome. Pure and synchronous: it reads the
+ * snapshot it is given and nothing else (the only state is a memo of values derived from `opts` and the last SOA).
+ * Owner names are the question name exactly as asked (HAProxy discards records whose owner differs); lookups are
+ * case-insensitive.
+ *
+ * The zone, with suffix `lexa` (it may have several labels):
+ *
+ *   lexa                              SOA, NS (NS target = SOA MNAME, default `ns.<suffix>`, no glue: lexa cannot
+ *                                     know which of its addresses a client reaches it by, and no client we serve
+ *                                     follows NS; `ns.<suffix>` itself is an ordinary host name)
+ *   <host>.lexa                       A/AAAA of the instance's primary interface (`interfaces[0]`)
+ *   <if>.if.<host>.lexa               A/AAAA of interface <if>; `interface` is a synonym of `if`
+ *   [<tag>.]<svc>.service.lexa        A/AAAA of every endpoint of service <svc> (with tag <tag>), on the
+ *                                     endpoint's interface
+ *   _<svc>._<proto|tag>.service.lexa  SRV; `_tcp`/`_udp` filter on the protocol, anything else on a tag
+ *   cluster.<instance>.lexa           the cluster member the instance runs on (see "Cluster names" below)
+ *   <member>.cluster.<instance>.lexa  A/AAAA of <member>, if the instance runs on it
+ *
+ * Host and instance labels may contain `*` anywhere, matching any run of characters; a bare `*` matches every
+ * running instance (a full scan: O(N)). Every record of a wildcard answer is owned by the question name. Only
+ * running instances exist in this zone.
+ *
+ * Existence (RFC 8020: never NXDOMAIN for a name that has names below it):
+ *   - `service.lexa`, `_<x>.service.lexa` and `if.<host>.lexa` / `interface.<host>.lexa` (for a running host)
+ *     are empty non-terminals: NODATA. `service.lexa` and `_<x>.service.lexa` are NODATA whether or not a
+ *     matching service exists, so no lookup is O(N).
+ *   - A name that exists but lacks the type asked (AAAA of an IPv4-only host, MX anywhere, A of a running
+ *     instance with no address yet): NODATA. A name that matches nothing: NXDOMAIN. Both carry the zone SOA.
+ *   - A host named `service` answers at `service.lexa`; its sub-names are shadowed by the service forms.
+ *
+ * ANY (RFC 8482): one RRset, the first the name holds of: SOA (apex), CNAME (cluster name on one member),
+ * SRV, A, AAAA. Zone transfers (AXFR/IXFR) are REFUSED; meta types (OPT, TKEY, TSIG, MAILA, MAILB) are NOTIMP.
+ * Names outside the suffix, and classes other than IN: REFUSED (this also answers CoreDNS's `. NS` health probe
+ * with a fast, well-formed, honest reply). Until the snapshot has synced, every in-zone name below the apex is
+ * NOTREADY (SERVFAIL), never a false NXDOMAIN; the apex answers regardless since it does not depend on LXD.
+ *
+ * Cluster names:
+ *   - `cluster.<x>` CNAME: `<member>.` (the member's name as a FQDN, as the original lexa did) when every match
+ *     runs on the same member; NODATA when the matches span several members (RFC 1034 allows one CNAME per
+ *     owner).
+ *   - `cluster.<x>` A/AAAA: the addresses of the member(s) directly, owned by the question name, WITHOUT a
+ *     CNAME: the CNAME target is outside this zone, so resolvers would discard an address under it (bailiwick)
+ *     and HAProxy discards records not owned by the question name. So this name is a CNAME to CNAME queries and
+ *     an address RRset to A/AAAA queries: a synthesized view, deliberately not an RFC 1034 zone.
+ *   - Members' addresses come from `snapshot.members`; a member missing there or without addresses adds none.
+ *   - Standalone LXD (`snapshot.clustered === false`, location "none"): `cluster.<x>` exists (the instance
+ *     exists) but is NODATA for every type, because lexa does not know the LXD host's address;
+ *     `<member>.cluster.<x>` is NXDOMAIN (there are no members).
+ *
+ * SRV targets are `<if>.if.<instance>.<suffix>`; when two projects reuse an instance name, a target names both
+ * (its additionals carry only the endpoint's own addresses).
+ *
+ * Answer order is shuffled on every query (`opts.random`, injectable for tests); SRV additionals follow the
+ * order of the answers, so when a reply must shed additionals, the ones kept belong to the first answers.
+ * Duplicate records (a service offered on tcp and udp, one address in two projects) are sent once.
+ */
+export function resolve(snapshot: Snapshot, q: Question, opts: ResolveOptions): Outcome {
+  const zone = zoneOf(opts);
+  if (q.class !== 'IN') return REFUSED;
+  const lname = lowerName(q.name);
+  let rel: string;
+  if (lname === zone.suffix) rel = '';
+  else if (lname.endsWith(zone.dotSuffix)) rel = lname.slice(0, lname.length - zone.dotSuffix.length);
+  else return REFUSED;
+  if (q.type === 'AXFR' || q.type === 'IXFR') return REFUSED;
+  if (META_TYPES.has(q.type)) return NOTIMP;
+  if (rel === '') return apex(snapshot, q, zone);
+  if (!snapshot.synced) return NOTREADY;
+
+  const labels = rel.split('.');
+  const n = labels.length;
+  const l0 = labels[0]!;
+  if (labels[n - 1] === 'service' && n >= 2) {
+    if (n === 2) {
+      if (l0.startsWith('_')) return nodata(snapshot, zone);
+      return addresses(snapshot, q, zone, ifacesOf(snapshot.serviceEndpoints(l0)));
+    }
+    if (n === 3) {
+      const l1 = labels[1]!;
+      if (l0.startsWith('_') && l1.startsWith('_')) return srv(snapshot, q, zone, l0.slice(1), l1.slice(1));
+      return addresses(snapshot, q, zone, ifacesOf(withTag(snapshot.serviceEndpoints(l1), l0)));
+    }
+    return nxdomain(snapshot, zone);
+  }
+  switch (n) {
+    case 1: {
+      const found = matchHosts(snapshot, l0);
+      if (found.length === 0) return l0 === 'service' ? nodata(snapshot, zone) : nxdomain(snapshot, zone);
+      return addresses(snapshot, q, zone, primaryIfaces(found));
+    }
+    case 2: {
+      const l1 = labels[1]!;
+      if (l0 === 'cluster') return cluster(snapshot, q, zone, matchHosts(snapshot, l1));
+      if (l0 === 'if' || l0 === 'interface') {
+        return matchHosts(snapshot, l1).length > 0 ? nodata(snapshot, zone) : nxdomain(snapshot, zone);
+      }
+      return nxdomain(snapshot, zone);
+    }
+    case 3: {
+      const l1 = labels[1]!;
+      const l2 = labels[2]!;
+      if (l1 === 'if' || l1 === 'interface') {
+        return addresses(snapshot, q, zone, namedIfaces(matchHosts(snapshot, l2), l0));
+      }
+      if (l1 === 'cluster') return member(snapshot, q, zone, matchHosts(snapshot, l2), l0);
+      return nxdomain(snapshot, zone);
+    }
+    default:
+      return nxdomain(snapshot, zone);
+  }
+}
+
+/** A question as the resolver sees it: dns-packet's type and class strings ('A', 'IN'). */
+export interface Question {
+  readonly name: string;
+  readonly type: string;
+  readonly class: string;
+}
+
+export interface SoaOptions {
+  /** SOA MNAME, also the apex NS target. Default `ns.<suffix>`. */
+  readonly mname?: string;
+  /** SOA RNAME (the mailbox, first `.` standing for `@`). Default `hostmaster.<suffix>`. */
+  readonly rname?: string;
+  /**
+   * Negative-caching TTL (RFC 2308), seconds: the SOA MINIMUM field and the SOA record's own TTL in NXDOMAIN and
+   * NODATA replies. Keep it small: an instance that starts should resolve at once.
+   */
+  readonly minimum: number;
+  /** Zone-transfer timers; lexa serves no transfers, so these only have to be plausible. */
+  readonly refresh?: number;
+  readonly retry?: number;
+  readonly expire?: number;
+}
+
+export interface ResolveOptions {
+  /** Zone suffix, e.g. `lexa` or `lxd.example.com`; case-insensitive; leading/trailing dots ignored. */
+  readonly suffix: string;
+  /** TTL of every positive answer, seconds. The original lexa used 0: answers are live data. */
+  readonly ttl: number;
+  readonly soa: SoaOptions;
+  /** Uniform random numbers in [0, 1) for answer order; Math.random unless a test injects its own. */
+  readonly random?: () => number;
+}
+
+/**
+ * What the resolver decided; transports map each kind to a wire code in one place (wire.ts):
+ * answer/nodata → NOERROR, nxdomain → NXDOMAIN, refused → REFUSED, notready → SERVFAIL, notimp → NOTIMP.
+ * `answer`, `nodata` and `nxdomain` are authoritative (AA). Records must not be modified by callers: some are
+ * shared between replies (the SOA).
+ */
+export type Outcome =
+  | { readonly kind: 'answer'; readonly answers: readonly Answer[]; readonly additionals: readonly Answer[] }
+  | { readonly kind: 'nodata'; readonly soa: SoaAnswer }
+  | { readonly kind: 'nxdomain'; readonly soa: SoaAnswer }
+  | { readonly kind: 'refused' }
+  | { readonly kind: 'notready' }
+  | { readonly kind: 'notimp' };
+
+const REFUSED: Outcome = Object.freeze({ kind: 'refused' });
+const NOTREADY: Outcome = Object.freeze({ kind: 'notready' });
+const NOTIMP: Outcome = Object.freeze({ kind: 'notimp' });
+
+/** Question types that never name data: OPT, TKEY, TSIG, MAILB, MAILA (dns-packet names the last two UNKNOWN_n). */
+const META_TYPES: ReadonlySet<string> = new Set(['OPT', 'TKEY', 'TSIG', 'UNKNOWN_253', 'UNKNOWN_254']);
+
+const DEFAULT_REFRESH = 3600;
+const DEFAULT_RETRY = 600;
+const DEFAULT_EXPIRE = 86400;
+
+/** Everything derived from ResolveOptions once, plus the last SOA built (it changes only with the snapshot). */
+interface Zone {
+  /** Lower-cased suffix without dots at either end. */
+  readonly suffix: string;
+  readonly dotSuffix: string;
+  readonly ttl: number;
+  readonly minimum: number;
+  readonly mname: string;
+  readonly rname: string;
+  readonly refresh: number;
+  readonly retry: number;
+  readonly expire: number;
+  readonly random: () => number;
+  /** `updatedAt` of the snapshot `soa` was built for (a number, so no old snapshot is kept alive). */
+  soaAt: number;
+  soa: SoaAnswer | undefined;
+}
+
+/** Derived values per options object: pass the same ResolveOptions object to every call (resolved once). */
+const zones = new WeakMap<ResolveOptions, Zone>();
+
+/**
+ * Validates options and returns the problems found (empty when usable). Transports call this once at start so
+ * a bad configuration fails there rather than on every query.
+ */
+export function checkResolveOptions(opts: ResolveOptions): string[] {
+  const problems: string[] = [];
+  const suffix = trimDots(opts.suffix);
+  if (suffix === '') problems.push('dns: suffix must not be empty');
+  else if (!isPlainName(suffix)) problems.push(`dns: suffix "${opts.suffix}" is not a plain ASCII domain name`);
+  for (const [what, name] of [
+    ['soa mname', opts.soa.mname],
+    ['soa rname', opts.soa.rname],
+  ] as const) {
+    if (name !== undefined && !isPlainName(trimDots(name))) {
+      problems.push(`dns: ${what} "${name}" is not a plain ASCII domain name`);
+    }
+  }
+  if (!isTtl(opts.ttl)) problems.push(`dns: ttl ${opts.ttl} is not an integer in 0..2147483647`);
+  if (!isTtl(opts.soa.minimum)) problems.push(`dns: negative ttl ${opts.soa.minimum} is not an integer in 0..2147483647`);
+  return problems;
+}
+
+function zoneOf(opts: ResolveOptions): Zone {
+  let zone = zones.get(opts);
+  if (zone === undefined) {
+    const suffix = trimDots(opts.suffix).toLowerCase();
+    zone = {
+      suffix,
+      dotSuffix: `.${suffix}`,
+      ttl: opts.ttl,
+      minimum: opts.soa.minimum,
+      mname: trimDots(opts.soa.mname ?? `ns.${suffix}`),
+      rname: trimDots(opts.soa.rname ?? `hostmaster.${suffix}`),
+      refresh: opts.soa.refresh ?? DEFAULT_REFRESH,
+      retry: opts.soa.retry ?? DEFAULT_RETRY,
+      expire: opts.soa.expire ?? DEFAULT_EXPIRE,
+      random: opts.random ?? Math.random,
+      soaAt: -1,
+      soa: undefined,
+    };
+    zones.set(opts, zone);
+  }
+  return zone;
+}
+
+/**
+ * The zone's SOA for this snapshot, built once per snapshot. The serial is the snapshot's update time in
+ * seconds: monotonic across restarts (a version counter would restart at 0), and lexa serves no transfers
+ * that would need more.
+ */
+function soaOf(snapshot: Snapshot, zone: Zone): SoaAnswer {
+  if (zone.soaAt !== snapshot.updatedAt || zone.soa === undefined) {
+    zone.soa = soaRecord(zone.suffix, zone, snapshot);
+    zone.soaAt = snapshot.updatedAt;
+  }
+  return zone.soa;
+}
+
+function soaRecord(owner: string, zone: Zone, snapshot: Snapshot): SoaAnswer {
+  return {
+    name: owner,
+    type: 'SOA',
+    class: 'IN',
+    ttl: zone.minimum,
+    data: {
+      mname: zone.mname,
+      rname: zone.rname,
+      serial: Math.floor(snapshot.updatedAt / 1000) >>> 0,
+      refresh: zone.refresh,
+      retry: zone.retry,
+      expire: zone.expire,
+      minimum: zone.minimum,
+    },
+  };
+}
+
+function nodata(snapshot: Snapshot, zone: Zone): Outcome {
+  return { kind: 'nodata', soa: soaOf(snapshot, zone) };
+}
+
+function nxdomain(snapshot: Snapshot, zone: Zone): Outcome {
+  return { kind: 'nxdomain', soa: soaOf(snapshot, zone) };
+}
+
+function answer(answers: readonly Answer[], additionals: readonly Answer[] = NO_RECORDS): Outcome {
+  return { kind: 'answer', answers, additionals };
+}
+
+const NO_RECORDS: readonly Answer[] = Object.freeze([]);
+
+function apex(snapshot: Snapshot, q: Question, zone: Zone): Outcome {
+  switch (q.type) {
+    case 'SOA':
+    case 'ANY':
+      return answer([soaRecord(q.name, zone, snapshot)]);
+    case 'NS':
+      return answer([{ name: q.name, type: 'NS', class: 'IN', ttl: zone.ttl, data: zone.mname }]);
+    default:
+      return nodata(snapshot, zone);
+  }
+}
+
+/**
+ * A/AAAA (or ANY: A if there is any IPv4, else AAAA) from a set of interfaces, all owned by the question name.
+ * The caller has established the name; an empty set means it matched nothing (NXDOMAIN).
+ */
+function addresses(snapshot: Snapshot, q: Question, zone: Zone, ifaces: readonly NetInterface[]): Outcome {
+  if (ifaces.length === 0) return nxdomain(snapshot, zone);
+  let type = q.type;
+  if (type === 'ANY') type = ifaces.some((i) => i.ipv4.length > 0) ? 'A' : 'AAAA';
+  if (type !== 'A' && type !== 'AAAA') return nodata(snapshot, zone);
+  const v4 = type === 'A';
+  let ips: readonly string[];
+  if (ifaces.length === 1) ips = v4 ? ifaces[0]!.ipv4 : ifaces[0]!.ipv6;
+  else {
+    // Several interfaces can share an address (a service offered twice, instances in different projects).
+    const seen = new Set<string>();
+    for (const iface of ifaces) for (const ip of v4 ? iface.ipv4 : iface.ipv6) seen.add(ip);
+    ips = [...seen];
+  }
+  if (ips.length === 0) return nodata(snapshot, zone);
+  // Shuffle indices rather than copy-and-shuffle the addresses: one small array, then records for the first
+  // MAX_ANSWER_RECORDS only (a bare `*` over 10,000 instances must not build 10,000 records).
+  const order = shuffle(indices(ips.length), zone.random);
+  const n = Math.min(order.length, MAX_ANSWER_RECORDS);
+  const records = new Array<Answer>(n);
+  for (let i = 0; i < n; i++) records[i] = addressRecord(q.name, type, zone.ttl, ips[order[i]!]!);
+  return answer(records);
+}
+
+/**
+ * The most answer records a reply can use: a DNS message is at most 65535 bytes and the smallest answer record
+ * (an A record owned by a pointer to the question) is 16, so no transport can carry more than 4095.
+ */
+const MAX_ANSWER_RECORDS = 4096;
+
+function indices(n: number): number[] {
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  return out;
+}
+
+function addressRecord(owner: string, type: 'A' | 'AAAA', ttl: number, ip: string): Answer {
+  return { name: owner, type, class: 'IN', ttl, data: ip };
+}
+
+/**
+ * SRV for `_<svc>._<protoOrTag>.service`: one record per endpoint, target `<if>.if.<host>.<suffix>` (lower-case),
+ * weight `256 * weight - 1` (see Service.weight), and the targets' addresses as additionals.
+ */
+function srv(snapshot: Snapshot, q: Question, zone: Zone, svc: string, protoOrTag: string): Outcome {
+  const all = snapshot.serviceEndpoints(svc);
+  const eps =
+    protoOrTag === 'tcp' || protoOrTag === 'udp'
+      ? all.filter((ep) => ep.service.proto === protoOrTag)
+      : withTag(all, protoOrTag);
+  if (eps.length === 0) return nxdomain(snapshot, zone);
+  if (q.type !== 'SRV' && q.type !== 'ANY') return nodata(snapshot, zone);
+  const entries: { record: Answer; target: string; iface: NetInterface }[] = [];
+  const seen = new Set<string>();
+  for (const ep of eps) {
+    const target = `${ep.iface.name}.if.${ep.instance.name}.${zone.suffix}`.toLowerCase();
+    const s = ep.service;
+    const weight = 256 * s.weight - 1;
+    const key = `${s.priority} ${weight} ${s.port} ${target}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const data = { priority: s.priority, weight, port: s.port, target };
+    entries.push({ record: { name: q.name, type: 'SRV', class: 'IN', ttl: zone.ttl, data }, target, iface: ep.iface });
+  }
+  shuffle(entries, zone.random);
+  if (entries.length > MAX_ANSWER_RECORDS) entries.length = MAX_ANSWER_RECORDS;
+  const answers: Answer[] = [];
+  const additionals: Answer[] = [];
+  const added = new Set<string>();
+  for (const { record, target, iface } of entries) {
+    answers.push(record);
+    if (added.has(target)) continue;
+    added.add(target);
+    for (const ip of iface.ipv4) additionals.push(addressRecord(target, 'A', zone.ttl, ip));
+    for (const ip of iface.ipv6) additionals.push(addressRecord(target, 'AAAA', zone.ttl, ip));
+  }
+  return answer(answers, additionals);
+}
+
+function cluster(snapshot: Snapshot, q: Question, zone: Zone, found: readonly Instance[]): Outcome {
+  if (found.length === 0) return nxdomain(snapshot, zone);
+  if (!snapshot.clustered) return nodata(snapshot, zone);
+  const locations = [...new Set(found.map((i) => i.location))];
+  const single = locations.length === 1 ? locations[0]! : undefined;
+  if (q.type === 'CNAME' || (q.type === 'ANY' && single !== undefined)) {
+    if (single === undefined) return nodata(snapshot, zone);
+    return answer([{ name: q.name, type: 'CNAME', class: 'IN', ttl: zone.ttl, data: single }]);
+  }
+  const ifaces = memberIfaces(snapshot, locations);
+  // The name exists (the instance runs) even if lexa has no address for its member: NODATA, not NXDOMAIN.
+  return ifaces.length === 0 ? nodata(snapshot, zone) : addresses(snapshot, q, zone, ifaces);
+}
+
+function member(snapshot: Snapshot, q: Question, zone: Zone, found: readonly Instance[], name: string): Outcome {
+  if (!snapshot.clustered) return nxdomain(snapshot, zone);
+  const on = found.find((i) => i.location.toLowerCase() === name);
+  if (on === undefined) return nxdomain(snapshot, zone);
+  const ifaces = memberIfaces(snapshot, [on.location]);
+  // The member exists (an instance runs on it) even if lexa has no address for it: NODATA, not NXDOMAIN.
+  return ifaces.length === 0 ? nodata(snapshot, zone) : addresses(snapshot, q, zone, ifaces);
+}
+
+/** Cluster members' addresses, shaped as interfaces so `addresses` can answer for them. */
+function memberIfaces(snapshot: Snapshot, locations: readonly string[]): NetInterface[] {
+  const out: NetInterface[] = [];
+  for (const loc of locations) {
+    const m = snapshot.members.get(loc);
+    if (m !== undefined) out.push({ name: m.name, ipv4: m.ipv4, ipv6: m.ipv6 });
+  }
+  return out;
+}
+
+function matchHosts(snapshot: Snapshot, pattern: string): readonly Instance[] {
+  return pattern.includes('*') ? snapshot.matchHosts(pattern) : snapshot.hosts(pattern);
+}
+
+function primaryIfaces(found: readonly Instance[]): NetInterface[] {
+  const out: NetInterface[] = [];
+  for (const inst of found) {
+    const iface = inst.interfaces[0];
+    if (iface !== undefined) out.push(iface);
+  }
+  // A running instance without interfaces still exists: answer NODATA, not NXDOMAIN.
+  return out.length === 0 ? [NO_ADDRESSES] : out;
+}
+
+function namedIfaces(found: readonly Instance[], name: string): NetInterface[] {
+  const out: NetInterface[] = [];
+  for (const inst of found) {
+    const iface = findInterface(inst, name);
+    if (iface !== undefined) out.push(iface);
+  }
+  return out;
+}
+
+function ifacesOf(eps: readonly ServiceEndpoint[]): NetInterface[] {
+  return eps.map((ep) => ep.iface);
+}
+
+function withTag(eps: readonly ServiceEndpoint[], tag: string): ServiceEndpoint[] {
+  return eps.filter((ep) => ep.service.tags.some((t) => t.toLowerCase() === tag));
+}
+
+const NO_ADDRESSES: NetInterface = Object.freeze({ name: '', ipv4: [], ipv6: [] });
+
+/** Fisher–Yates, in place. */
+function shuffle<T>(list: T[], random: () => number): T[] {
+  for (let i = list.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const tmp = list[i]!;
+    list[i] = list[j]!;
+    list[j] = tmp;
+  }
+  return list;
+}
+
+function lowerName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.length > 1 && lower.endsWith('.') ? lower.slice(0, -1) : lower;
+}
+
+function trimDots(name: string): string {
+  let start = 0;
+  let end = name.length;
+  while (start < end && name[start] === '.') start++;
+  while (end > start && name[end - 1] === '.') end--;
+  return name.slice(start, end);
+}
+
+/** Labels of 1..63 printable ASCII characters, at most 253 characters in all: what records.ts can write. */
+function isPlainName(name: string): boolean {
+  return name.length <= 253 && name.split('.').every((l) => /^[\x21-\x2d\x2f-\x7e]{1,63}$/.test(l));
+}
+
+function isTtl(n: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= 0x7fffffff;
+}

@@ -1,0 +1,303 @@
+import { Buffer } from 'node:buffer';
+import dnsPacket from 'dns-packet';
+import type { Answer, DecodedPacket, OptAnswer } from 'dns-packet';
+import { emitRecord, type NameTable } from './records.js';
+import type { Outcome, Question } from './resolve.js';
+
+/**
+ * DNS messages ↔ resolver outcomes: decodes and validates a query, asks `answerer`, and encodes the reply,
+ * fitted to the transport. This is the one place outcome kinds become wire codes. It never throws: every failure
+ * becomes FORMERR, SERVFAIL or a dropped message (null).
+ *
+ * Contract of `answerQuery`:
+ *   - fewer than 12 bytes, or QR=1 (a response; answering it could loop between servers): dropped (null);
+ *   - opcode other than QUERY: NOTIMP (header only);
+ *   - not exactly one question, a question name that does not parse (or uses compression), or anything else
+ *     dns-packet cannot decode, more than one OPT or an OPT not owned by the root: FORMERR (header only);
+ *   - EDNS version above 0: BADVERS (extended RCODE 16) with our OPT;
+ *   - a question name with bytes we never serve (outside printable ASCII, or a `.` inside a label): REFUSED;
+ *     no name in the zone has them, and records.ts writes only plain names;
+ *   - the answerer throwing, or its records failing to encode: SERVFAIL (and `onError`).
+ * The question section is always copied byte for byte from the query, so the client sees its question as sent.
+ * A reply carries an OPT record iff the query did (RFC 6891); ours advertises `maxUdp` and echoes the DO bit.
+ *
+ * Fitting (sizes are measured by the same code that writes, records.ts, which compresses owner names): the
+ * limit is 65535 over TCP, and over UDP the client's EDNS payload size clamped to 512..maxUdp
+ * (512 without EDNS). Too big: drop additional records from the end first (no TC: RFC 2181 §9, additionals are
+ * optional), then answer records from the end and set TC, but never below ONE answer: HAProxy empties a backend
+ * on a truncated reply with no answer, while it uses the addresses in a partial one. (If a single answer alone is
+ * over the limit, which needs names near 255 bytes, it is sent anyway with TC set.)
+ */
+export function answerQuery(
+  buf: Uint8Array,
+  transport: Transport,
+  answerer: (q: Question) => Outcome,
+  maxUdp: number = DEFAULT_MAX_UDP_PAYLOAD,
+  onError?: (err: unknown) => void,
+): Uint8Array | null {
+  try {
+    if (buf.length < HEADER_BYTES) return null;
+    const id = (buf[0]! << 8) | buf[1]!;
+    const flags = (buf[2]! << 8) | buf[3]!;
+    if (flags & FLAG_QR) return null;
+    const rd = flags & FLAG_RD;
+    const opcode = (flags >> 11) & 0xf;
+    if (opcode !== 0) return headerOnly(id, flags & OPCODE_MASK, rd, RCODE_NOTIMP);
+    if (((buf[4]! << 8) | buf[5]!) !== 1) return headerOnly(id, 0, rd, RCODE_FORMERR);
+    const q = scanQuestion(buf);
+    if (q === null) return headerOnly(id, 0, rd, RCODE_FORMERR);
+
+    let packet: DecodedPacket;
+    try {
+      packet = dnsPacket.decode(asBuffer(buf));
+    } catch {
+      return headerOnly(id, 0, rd, RCODE_FORMERR);
+    }
+    const question = packet.questions?.[0];
+    if (question === undefined) return headerOnly(id, 0, rd, RCODE_FORMERR);
+    let clientOpt: OptAnswer | undefined;
+    for (const rr of packet.additionals ?? NONE) {
+      if (rr.type !== 'OPT') continue;
+      if (clientOpt !== undefined || rr.name !== '.') return headerOnly(id, 0, rd, RCODE_FORMERR);
+      clientOpt = rr;
+    }
+
+    const cap = Math.max(MIN_UDP_PAYLOAD, Math.min(maxUdp, MAX_MESSAGE));
+    const opt: ReplyOpt | undefined =
+      clientOpt === undefined ? undefined : { udpPayloadSize: cap, extendedRcode: 0, do: clientOpt.flag_do };
+    const head: Head = {
+      id,
+      rd,
+      question: buf.subarray(HEADER_BYTES, q.end),
+      qname: q.plain && question.name !== '.' ? question.name : undefined,
+      opt,
+    };
+    if (clientOpt !== undefined && clientOpt.ednsVersion > 0) {
+      const badvers = { udpPayloadSize: cap, extendedRcode: RCODE_BADVERS >> 4, do: clientOpt.flag_do };
+      return encodeReply({ ...head, opt: badvers }, RCODE_NOERROR, false, NONE, NONE, NONE, MAX_MESSAGE);
+    }
+    const limit =
+      transport === 'tcp'
+        ? MAX_MESSAGE
+        : clientOpt === undefined
+          ? MIN_UDP_PAYLOAD
+          : Math.max(MIN_UDP_PAYLOAD, Math.min(clientOpt.udpPayloadSize, cap));
+
+    let outcome: Outcome;
+    if (!q.plain) outcome = REFUSED;
+    else {
+      try {
+        outcome = answerer({ name: question.name, type: question.type, class: question.class ?? 'IN' });
+      } catch (err) {
+        onError?.(err);
+        outcome = NOTREADY_FOR_ERROR;
+      }
+    }
+    try {
+      return encodeOutcome(head, outcome, limit);
+    } catch (err) {
+      onError?.(err);
+      return encodeOutcome(head, NOTREADY_FOR_ERROR, limit);
+    }
+  } catch (err) {
+    onError?.(err);
+    return null;
+  }
+}
+
+export type Transport = 'udp' | 'tcp';
+
+/**
+ * Default ceiling for UDP replies and the size our OPT advertises. lexa mostly serves local forwarders and
+ * HAProxy (the README's `accepted_payload_size 8192`), where fragmentation is no concern; across real networks
+ * configure 1232 (DNS Flag Day 2020) to avoid fragmented UDP.
+ */
+export const DEFAULT_MAX_UDP_PAYLOAD = 4096;
+/** RFC 1035's UDP limit, and the floor for any client-advertised EDNS size (RFC 6891 §6.2.5). */
+export const MIN_UDP_PAYLOAD = 512;
+/** The largest DNS message (TCP's 2-byte length). */
+export const MAX_MESSAGE = 65535;
+
+export const RCODE_NOERROR = 0;
+export const RCODE_FORMERR = 1;
+export const RCODE_SERVFAIL = 2;
+export const RCODE_NXDOMAIN = 3;
+export const RCODE_NOTIMP = 4;
+export const RCODE_REFUSED = 5;
+/** Extended RCODE 16 (RFC 6891): upper 8 bits (1) in the OPT record, lower 4 bits (0) in the header. */
+export const RCODE_BADVERS = 16;
+
+const HEADER_BYTES = 12;
+const FLAG_QR = 0x8000;
+const OPCODE_MASK = 0x7800;
+const FLAG_AA = 0x0400;
+const FLAG_TC = 0x0200;
+const FLAG_RD = 0x0100;
+const OPT_DO = 0x8000;
+
+const NONE: readonly never[] = Object.freeze([]);
+const REFUSED: Outcome = Object.freeze({ kind: 'refused' });
+/** Internal failure: SERVFAIL, same wire code as "not ready". */
+const NOTREADY_FOR_ERROR: Outcome = Object.freeze({ kind: 'notready' });
+
+/** What every reply to one query shares. */
+interface Head {
+  readonly id: number;
+  readonly rd: number;
+  /** The query's question section, bytes as received. */
+  readonly question: Uint8Array;
+  /** The question name as decoded, when owner names may point to it (plain, not the root). */
+  readonly qname: string | undefined;
+  /** Our OPT record, present iff the query had one. */
+  readonly opt: ReplyOpt | undefined;
+}
+
+interface ReplyOpt {
+  readonly udpPayloadSize: number;
+  /** Upper 8 bits of a 12-bit extended RCODE. */
+  readonly extendedRcode: number;
+  readonly do: boolean;
+}
+
+/** An OPT record with no options: root name (1), type, class, TTL, RDLENGTH (10). */
+const OPT_BYTES = 11;
+const TYPE_OPT = 41;
+
+/** Outcome → RCODE, AA and sections: the one mapping from resolver decisions to wire codes. */
+function encodeOutcome(head: Head, outcome: Outcome, limit: number): Uint8Array {
+  switch (outcome.kind) {
+    case 'answer':
+      return encodeReply(head, RCODE_NOERROR, true, outcome.answers, NONE, outcome.additionals, limit);
+    case 'nodata':
+      return encodeReply(head, RCODE_NOERROR, true, NONE, [outcome.soa], NONE, limit);
+    case 'nxdomain':
+      return encodeReply(head, RCODE_NXDOMAIN, true, NONE, [outcome.soa], NONE, limit);
+    case 'refused':
+      return encodeReply(head, RCODE_REFUSED, false, NONE, NONE, NONE, limit);
+    case 'notready':
+      return encodeReply(head, RCODE_SERVFAIL, false, NONE, NONE, NONE, limit);
+    case 'notimp':
+      return encodeReply(head, RCODE_NOTIMP, false, NONE, NONE, NONE, limit);
+  }
+}
+
+/**
+ * Writes the header by hand (so RCODE and flags are exactly ours; dns-packet's encode ignores `rcode`), copies
+ * the question, and writes the records that fit (records.ts) into one buffer of the exact size. Authority
+ * records only come without answers (NXDOMAIN/NODATA), so the records kept are always a prefix of
+ * answers + authorities + additionals, and a prefix encodes the same whatever follows it.
+ */
+function encodeReply(
+  head: Head,
+  rcode: number,
+  aa: boolean,
+  answers: readonly Answer[],
+  authorities: readonly Answer[],
+  additionals: readonly Answer[],
+  limit: number,
+): Uint8Array {
+  if (answers.length > 0 && authorities.length > 0) throw new Error('dns: answers and authority together');
+  const start = HEADER_BYTES + head.question.length;
+  const optLen = head.opt === undefined ? 0 : OPT_BYTES;
+  const nAuth = authorities.length;
+  // Measuring pass: ends[i] is the offset after the first i + 1 records. It stops at the first record past the
+  // limit, so a reply costs what fits, not what the resolver found.
+  const budget = limit - optLen;
+  const ends: number[] = [];
+  let off = start;
+  let names = nameTable(head);
+  let nAns = 0;
+  while (nAns < answers.length && (nAns === 0 || off <= budget)) {
+    ends.push((off += emitRecord(answers[nAns++]!, names, off, null)));
+  }
+  let tc = nAns < answers.length;
+  for (const rec of authorities) ends.push((off += emitRecord(rec, names, off, null)));
+  let nAdd = 0;
+  while (!tc && nAdd < additionals.length && off <= budget) {
+    ends.push((off += emitRecord(additionals[nAdd++]!, names, off, null)));
+  }
+  const sizeOf = (kept: number) => (kept === 0 ? start : ends[kept - 1]!) + optLen;
+
+  let size = sizeOf(nAns + nAuth + nAdd);
+  while (size > limit && nAdd > 0) size = sizeOf(nAns + nAuth + --nAdd);
+  while (size > limit && nAns > 1) {
+    size = sizeOf(--nAns);
+    tc = true;
+  }
+  if (size > limit) tc = true;
+
+  const out = Buffer.allocUnsafe(size);
+  let flags = FLAG_QR | head.rd | (rcode & 0xf);
+  if (aa) flags |= FLAG_AA;
+  if (tc) flags |= FLAG_TC;
+  out.writeUInt16BE(head.id, 0);
+  out.writeUInt16BE(flags, 2);
+  out.writeUInt16BE(1, 4);
+  out.writeUInt16BE(nAns, 6);
+  out.writeUInt16BE(nAuth, 8);
+  out.writeUInt16BE(nAdd + (head.opt === undefined ? 0 : 1), 10);
+  out.set(head.question, HEADER_BYTES);
+  off = start;
+  names = nameTable(head);
+  for (let i = 0; i < nAns; i++) off += emitRecord(answers[i]!, names, off, out);
+  for (let i = 0; i < nAuth; i++) off += emitRecord(authorities[i]!, names, off, out);
+  for (let i = 0; i < nAdd; i++) off += emitRecord(additionals[i]!, names, off, out);
+  if (head.opt !== undefined) {
+    out[off] = 0;
+    out.writeUInt16BE(TYPE_OPT, off + 1);
+    out.writeUInt16BE(head.opt.udpPayloadSize, off + 3);
+    out[off + 5] = head.opt.extendedRcode;
+    out[off + 6] = 0; // EDNS version 0
+    out.writeUInt16BE(head.opt.do ? OPT_DO : 0, off + 7);
+    out.writeUInt16BE(0, off + 9);
+    off += OPT_BYTES;
+  }
+  if (off !== size) throw new Error(`dns: wrote ${off} bytes, measured ${size}`);
+  return out;
+}
+
+/** Names a reply may point to from the start: the question name, at offset 12. */
+function nameTable(head: Head): NameTable {
+  const names: NameTable = new Map();
+  if (head.qname !== undefined) names.set(head.qname, HEADER_BYTES);
+  return names;
+}
+
+/** A reply with no question and no OPT, for queries too broken (or too foreign) to echo. */
+function headerOnly(id: number, opcodeBits: number, rd: number, rcode: number): Uint8Array {
+  const out = Buffer.alloc(HEADER_BYTES);
+  out.writeUInt16BE(id, 0);
+  out.writeUInt16BE(FLAG_QR | opcodeBits | rd | rcode, 2);
+  return out;
+}
+
+/**
+ * Walks the question name by hand: its end (after QTYPE and QCLASS), and whether it is "plain" (every label
+ * printable ASCII without `.`), the only names records.ts writes and answers may point to. Null when it is not
+ * a valid uncompressed name followed by 4 bytes.
+ */
+function scanQuestion(buf: Uint8Array): { end: number; plain: boolean } | null {
+  let i = HEADER_BYTES;
+  let plain = true;
+  let total = 0;
+  for (;;) {
+    if (i >= buf.length) return null;
+    const len = buf[i++]!;
+    if (len === 0) break;
+    if (len > 63) return null;
+    total += len + 1;
+    if (total > 254 || i + len > buf.length) return null;
+    for (let j = i; j < i + len; j++) {
+      const c = buf[j]!;
+      if (c <= 0x20 || c >= 0x7f || c === 0x2e) plain = false;
+    }
+    i += len;
+  }
+  if (i + 4 > buf.length) return null;
+  return { end: i + 4, plain };
+}
+
+function asBuffer(buf: Uint8Array): Buffer {
+  return Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+

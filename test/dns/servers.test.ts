@@ -1,0 +1,265 @@
+import { Buffer } from 'node:buffer';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import os from 'node:os';
+import t from 'tap';
+import dnsPacket, { type DecodedPacket } from 'dns-packet';
+import { TcpDnsServer, UdpDnsServer, type Logger } from '../../src/servers/dns/index.js';
+import { sortedText, zone } from '../helpers/zone.js';
+import { clustered, OPTS } from '../helpers/dns-fixture.js';
+
+// UDP and TCP servers on loopback, port 0, with Node's dgram/net as the client. The snapshot is hand-built
+// (unit tests); the real-LXD integration tests with dig/kdig live elsewhere.
+
+const logged: { level: string; msg: string }[] = [];
+const log: Logger = {
+  debug: (msg) => void logged.push({ level: 'debug', msg }),
+  info: (msg) => void logged.push({ level: 'info', msg }),
+  warn: (msg) => void logged.push({ level: 'warn', msg }),
+  error: (msg) => void logged.push({ level: 'error', msg }),
+};
+
+function query(id: number, name: string, type: dnsPacket.RecordType = 'A'): Buffer {
+  return dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type }] });
+}
+
+function framed(msg: Buffer): Buffer {
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(msg.length);
+  return Buffer.concat([len, msg]);
+}
+
+type Reply = DecodedPacket & { rcode: string };
+
+function udpAsk(host: string, port: number, msg: Buffer): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+    const timer = setTimeout(() => (sock.close(), reject(new Error('udp: no reply'))), 2000);
+    sock.on('message', (buf) => {
+      clearTimeout(timer);
+      sock.close();
+      resolve(dnsPacket.decode(buf) as Reply);
+    });
+    sock.send(msg, port, host);
+  });
+}
+
+/** A TCP client that splits the byte stream into DNS messages. */
+class TcpClient {
+  readonly socket: net.Socket;
+  readonly replies: Reply[] = [];
+  readonly closed: Promise<void>;
+  #buf = Buffer.alloc(0);
+  #waiters: (() => void)[] = [];
+
+  constructor(port: number) {
+    this.socket = net.connect(port, '127.0.0.1');
+    this.socket.on('error', () => {});
+    this.closed = new Promise((resolve) => this.socket.on('close', () => resolve()));
+    this.socket.on('data', (chunk) => {
+      this.#buf = Buffer.concat([this.#buf, chunk]);
+      while (this.#buf.length >= 2 && this.#buf.length >= 2 + this.#buf.readUInt16BE(0)) {
+        const len = this.#buf.readUInt16BE(0);
+        this.replies.push(dnsPacket.decode(this.#buf.subarray(2, 2 + len)) as Reply);
+        this.#buf = this.#buf.subarray(2 + len);
+      }
+      for (const w of this.#waiters.splice(0)) w();
+    });
+  }
+
+  connected(): Promise<void> {
+    return new Promise((resolve) => (this.socket.connecting ? this.socket.once('connect', () => resolve()) : resolve()));
+  }
+
+  async waitFor(n: number, ms = 2000): Promise<Reply[]> {
+    const deadline = Date.now() + ms;
+    while (this.replies.length < n) {
+      if (Date.now() > deadline) throw new Error(`tcp: ${this.replies.length} of ${n} replies`);
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        setTimeout(resolve, 50);
+      });
+    }
+    return this.replies;
+  }
+}
+
+t.test('UDP on IPv4 loopback', async (t) => {
+  const server = new UdpDnsServer({ host: '127.0.0.1', port: 0, snapshot: clustered, resolver: OPTS, log });
+  const port = await server.listen();
+  t.teardown(() => server.close());
+  t.ok(port > 0, `bound port ${port}`);
+  const r = await udpAsk('127.0.0.1', port, query(7, 'web-1.lexa'));
+  t.equal(r.id, 7);
+  t.equal(r.rcode, 'NOERROR');
+  t.same(sortedText(r.answers ?? []), zone('web-1.lexa. 0 IN A 10.99.0.11'));
+  const srv = await udpAsk('127.0.0.1', port, query(8, '_https._tcp.service.lexa', 'SRV'));
+  t.equal(srv.answers?.length, 2);
+  t.equal(srv.additionals?.length, 3);
+  const nx = await udpAsk('127.0.0.1', port, query(9, 'nope.lexa'));
+  t.equal(nx.rcode, 'NXDOMAIN');
+  await t.rejects(
+    new UdpDnsServer({ host: '127.0.0.1', port, snapshot: clustered, resolver: OPTS, log }).listen(),
+    { code: 'EADDRINUSE' },
+    'a taken port rejects listen()',
+  );
+});
+
+const hasIPv6Loopback = Object.values(os.networkInterfaces()).some((list) =>
+  (list ?? []).some((a) => a.family === 'IPv6' && a.address === '::1'),
+);
+
+t.test('UDP on IPv6 loopback, beside IPv4 on the same port', { skip: hasIPv6Loopback ? false : 'no ::1 here' }, async (t) => {
+  const v4 = new UdpDnsServer({ host: '127.0.0.1', port: 0, snapshot: clustered, resolver: OPTS, log });
+  const port = await v4.listen();
+  const v6 = new UdpDnsServer({ host: '::1', port, snapshot: clustered, resolver: OPTS, log });
+  t.equal(await v6.listen(), port, 'same port, separate socket');
+  t.teardown(async () => {
+    await v4.close();
+    await v6.close();
+  });
+  const r = await udpAsk('::1', port, query(11, 'web-1.lexa', 'AAAA'));
+  t.same(sortedText(r.answers ?? []), zone('web-1.lexa. 0 IN AAAA fd42:99::11'));
+});
+
+t.test('TCP: pipelined queries in one write, a query split across writes, replies in order', async (t) => {
+  const server = new TcpDnsServer({ host: '127.0.0.1', port: 0, snapshot: clustered, resolver: OPTS, log });
+  const port = await server.listen();
+  t.teardown(() => server.close());
+  const c = new TcpClient(port);
+  await c.connected();
+  c.socket.write(
+    Buffer.concat([
+      framed(query(1, 'web-1.lexa')),
+      framed(query(2, 'nope.lexa')),
+      framed(query(3, '_https._tcp.service.lexa', 'SRV')),
+    ]),
+  );
+  const three = await c.waitFor(3);
+  t.same(
+    three.map((r) => [r.id, r.rcode]),
+    [
+      [1, 'NOERROR'],
+      [2, 'NXDOMAIN'],
+      [3, 'NOERROR'],
+    ],
+    'three replies, in query order',
+  );
+  const split = framed(query(4, 'web-2.lexa'));
+  c.socket.write(split.subarray(0, 1)); // even the length prefix split
+  await new Promise((r) => setTimeout(r, 30));
+  c.socket.write(split.subarray(1, 9));
+  await new Promise((r) => setTimeout(r, 30));
+  c.socket.write(split.subarray(9));
+  const four = await c.waitFor(4);
+  t.equal(four[3]!.id, 4);
+  t.same(sortedText(four[3]!.answers ?? []), zone('web-2.lexa. 0 IN A 10.99.0.12'));
+  // the tail of one query and the whole of the next in one write
+  const a = framed(query(5, 'web-1.lexa'));
+  const b = framed(query(6, 'web-2.lexa'));
+  c.socket.write(a.subarray(0, 10));
+  await new Promise((r) => setTimeout(r, 30));
+  c.socket.write(Buffer.concat([a.subarray(10), b]));
+  const six = await c.waitFor(6);
+  t.same(six.slice(4).map((r) => r.id), [5, 6]);
+  c.socket.destroy();
+});
+
+t.test('TCP: large answers are not truncated', async (t) => {
+  const server = new TcpDnsServer({ host: '127.0.0.1', port: 0, snapshot: clustered, resolver: OPTS, log });
+  const port = await server.listen();
+  t.teardown(() => server.close());
+  const c = new TcpClient(port);
+  c.socket.write(framed(query(1, '*.lexa')));
+  const [r] = await c.waitFor(1);
+  t.equal(r!.answers?.length, 6);
+  t.equal(r!.flag_tc, false);
+  c.socket.destroy();
+});
+
+t.test('TCP: idle connections are closed', async (t) => {
+  const server = new TcpDnsServer({
+    host: '127.0.0.1',
+    port: 0,
+    snapshot: clustered,
+    resolver: OPTS,
+    log,
+    idleTimeoutMs: 150,
+  });
+  const port = await server.listen();
+  t.teardown(() => server.close());
+  const c = new TcpClient(port);
+  c.socket.write(framed(query(1, 'web-1.lexa')));
+  await c.waitFor(1);
+  const start = Date.now();
+  await c.closed;
+  const waited = Date.now() - start;
+  t.ok(waited >= 100 && waited < 2000, `closed after ${waited} ms idle`);
+});
+
+t.test('TCP: connections beyond the cap are closed, the others keep working', async (t) => {
+  const server = new TcpDnsServer({
+    host: '127.0.0.1',
+    port: 0,
+    snapshot: clustered,
+    resolver: OPTS,
+    log,
+    maxConnections: 2,
+  });
+  const port = await server.listen();
+  t.teardown(() => server.close());
+  const a = new TcpClient(port);
+  const b = new TcpClient(port);
+  await Promise.all([a.connected(), b.connected()]);
+  a.socket.write(framed(query(1, 'web-1.lexa')));
+  b.socket.write(framed(query(2, 'web-1.lexa')));
+  await Promise.all([a.waitFor(1), b.waitFor(1)]);
+  const c = new TcpClient(port);
+  c.socket.write(framed(query(3, 'web-1.lexa')));
+  await c.closed;
+  t.equal(c.replies.length, 0, 'the third connection got no reply and was closed');
+  t.ok(logged.some((l) => l.msg.includes('connection limit')), 'the drop was logged');
+  a.socket.write(framed(query(4, 'web-2.lexa')));
+  t.equal((await a.waitFor(2))[1]!.id, 4, 'an existing connection still answers');
+  a.socket.destroy();
+  await a.closed;
+  await new Promise((r) => setTimeout(r, 50));
+  const d = new TcpClient(port);
+  d.socket.write(framed(query(5, 'web-1.lexa')));
+  t.equal((await d.waitFor(1))[0]!.id, 5, 'a slot freed by a close is usable again');
+  b.socket.destroy();
+  d.socket.destroy();
+});
+
+t.test('TCP: a partial frame over the buffer cap closes the connection', async (t) => {
+  const server = new TcpDnsServer({
+    host: '127.0.0.1',
+    port: 0,
+    snapshot: clustered,
+    resolver: OPTS,
+    log,
+    maxBufferedBytes: 1024,
+  });
+  const port = await server.listen();
+  t.teardown(() => server.close());
+  const c = new TcpClient(port);
+  const head = Buffer.alloc(2);
+  head.writeUInt16BE(60000);
+  c.socket.write(Buffer.concat([head, Buffer.alloc(2000)]));
+  await c.closed;
+  t.pass('closed');
+});
+
+t.test('TCP: close() ends open connections and resolves', async (t) => {
+  const server = new TcpDnsServer({ host: '127.0.0.1', port: 0, snapshot: clustered, resolver: OPTS, log });
+  const port = await server.listen();
+  const c = new TcpClient(port);
+  await c.connected();
+  c.socket.write(framed(query(1, 'web-1.lexa')));
+  await c.waitFor(1);
+  await server.close();
+  await c.closed;
+  t.pass('server closed with a client connected');
+  await server.close();
+  t.pass('close() twice is fine');
+});
