@@ -1,0 +1,73 @@
+import { execFile } from 'node:child_process';
+
+/**
+ * Real DNS clients (dig from bind9 9.18, kdig from Knot 3.2) run as processes, their output parsed into a
+ * comparable form: status, flags, and each section as normalised zone-file lines ("owner ttl IN TYPE rdata").
+ * SOA serials are masked as SERIAL because they follow the snapshot's time.
+ */
+export interface DnsReply {
+  readonly status: string;
+  readonly flags: readonly string[];
+  readonly answer: readonly string[];
+  readonly authority: readonly string[];
+  readonly additional: readonly string[];
+  /** The client's whole output, for failure messages. */
+  readonly raw: string;
+}
+
+export type DnsClient = (name: string, type: string) => Promise<DnsReply>;
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: 20_000 }, (err, stdout, stderr) => {
+      // dig exits non-zero for some statuses only with +fail; a real failure has no header
+      if (err && !/->>HEADER<<-/.test(stdout)) reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || stdout || err.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** dig against 127.0.0.1:port; `extra` selects the transport, e.g. ['+tcp'], ['+tls'], ['+https']. */
+export function dig(port: number, extra: string[] = []): DnsClient {
+  return async (name, type) =>
+    parse(await run('dig', ['@127.0.0.1', '-p', String(port), name, type, '+norecurse', '+time=5', '+tries=1', ...extra]));
+}
+
+/** kdig against 127.0.0.1:port; `extra` e.g. ['+tcp'], ['+tls'], ['+https']. */
+export function kdig(port: number, extra: string[] = []): DnsClient {
+  return async (name, type) =>
+    parse(await run('kdig', ['@127.0.0.1', '-p', String(port), name, type, '+norecurse', '+time=5', '+retry=0', ...extra]));
+}
+
+export function parse(out: string): DnsReply {
+  const status = /->>HEADER<<-.*?status: ([A-Z]+)/.exec(out)?.[1] ?? 'NONE';
+  const flagsText = /;; [Ff]lags: ([a-z ]*)[;\n]/.exec(out)?.[1] ?? '';
+  const sections: Record<string, string[]> = { ANSWER: [], AUTHORITY: [], ADDITIONAL: [] };
+  let current: string[] | undefined;
+  for (const line of out.split('\n')) {
+    const header = /^;; (ANSWER|AUTHORITY|ADDITIONAL) SECTION:/.exec(line);
+    if (header) {
+      current = sections[header[1]!];
+      continue;
+    }
+    if (line.trim() === '' || line.startsWith(';;') || line.startsWith(';')) {
+      if (line.trim() === '' || /^;; [A-Z]/.test(line)) current = line.trim() === '' ? undefined : current;
+      continue;
+    }
+    current?.push(normalise(line));
+  }
+  return {
+    status,
+    flags: flagsText.trim().split(/\s+/).filter(Boolean),
+    answer: sections['ANSWER']!.sort(),
+    authority: sections['AUTHORITY']!.sort(),
+    additional: sections['ADDITIONAL']!.filter((l) => !/\sOPT\s/.test(l)).sort(),
+    raw: out,
+  };
+}
+
+function normalise(line: string): string {
+  const f = line.trim().split(/\s+/);
+  if (f[3] === 'SOA' && f.length >= 11) f[6] = 'SERIAL';
+  return f.join(' ');
+}
