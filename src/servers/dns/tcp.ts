@@ -1,10 +1,10 @@
-import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import { createHandler, type HandleQuery, type HandlerOptions, type Logger } from './handler.js';
+import { serveStream } from './stream.js';
 import type { DnsServerBind } from './udp.js';
 
 /**
- * Idle connections are closed after this long without a byte either way. RFC 7766 §6.2.3 wants servers to
+ * Connections are closed after this long without a complete query (see serveStream). RFC 7766 §6.2.3 wants servers to
  * reclaim idle connections "in the order of seconds"; 10 s lets a forwarder (CoreDNS, unbound) reuse a
  * connection across bursts without letting idle clients pin sockets.
  */
@@ -27,7 +27,7 @@ export interface TcpServerOptions extends DnsServerBind, HandlerOptions {
 /**
  * DNS over TCP (RFC 7766) on one address: 2-byte length framing, any number of pipelined queries per connection,
  * answered in the order they arrive (each synchronously, so replies go out in query order), frames split across
- * reads or several in one read.
+ * reads or several in one read. The framing and per-connection limits live in stream.ts, shared with DoT.
  */
 export class TcpDnsServer {
   readonly #opts: TcpServerOptions;
@@ -87,43 +87,13 @@ export class TcpDnsServer {
   }
 
   #serve(socket: net.Socket): void {
-    const log = this.#log;
-    const handle = this.#handle;
-    const maxBuffered = this.#maxBuffered;
     this.#sockets.add(socket);
-    socket.setNoDelay(true);
-    socket.setTimeout(this.#idleMs, () => socket.destroy());
     socket.on('close', () => this.#sockets.delete(socket));
-    socket.on('error', (err) => log.debug('dns/tcp: connection error', { error: err.message }));
-
-    /** The start of a frame whose end has not arrived yet. */
-    let pending: Buffer | undefined;
-    socket.on('data', (chunk: Buffer) => {
-      const buf = pending === undefined ? chunk : Buffer.concat([pending, chunk]);
-      let off = 0;
-      while (buf.length - off >= 2 && !socket.destroyed) {
-        const len = buf.readUInt16BE(off);
-        if (buf.length - off - 2 < len) break;
-        const reply = handle(buf.subarray(off + 2, off + 2 + len), 'tcp');
-        off += 2 + len;
-        if (reply !== null) {
-          const framed = Buffer.allocUnsafe(2 + reply.length);
-          framed.writeUInt16BE(reply.length, 0);
-          framed.set(reply, 2);
-          socket.write(framed);
-        }
-      }
-      const rest = buf.length - off;
-      if (rest === 0) pending = undefined;
-      else if (rest > maxBuffered) {
-        log.debug('dns/tcp: partial query over the buffer limit, closing', { bytes: rest, limit: maxBuffered });
-        socket.destroy();
-        return;
-      } else pending = Buffer.from(buf.subarray(off));
-      if (socket.writableLength > maxBuffered && !socket.isPaused()) {
-        socket.pause();
-        socket.once('drain', () => socket.resume());
-      }
+    serveStream(socket, this.#handle, {
+      idleTimeoutMs: this.#idleMs,
+      maxBufferedBytes: this.#maxBuffered,
+      log: this.#log,
+      name: 'dns/tcp',
     });
   }
 }
