@@ -1,0 +1,349 @@
+#!/usr/bin/env bash
+# Server-level DNS benchmark: lexa's real UDP server beside the two servers a user would pick instead (Knot DNS and
+# dnsmasq), all serving the same N A records, measured in one run on this machine. Each server in turn is pinned
+# to one CPU and driven by dnsperf pinned to another; for each we report dnsperf's QPS and loss, and the server's
+# own CPU time per completed query (utime + stime of every thread, from /proc/<pid>/stat). The QPS ceiling depends
+# on the machine (and often on the single dnsperf thread); CPU per query, and lexa's ratios to knot and dnsmasq
+# measured in the same run, are the numbers to compare across machines.
+#
+# lexa serves a SYNTHETIC snapshot (src/bench/server.ts): a real LXD cannot hold 1000 containers here. The DNS path
+# it measures (startDns: UDP socket, handler, resolver, wire codec) is the daemon's own.
+#
+#   npm run bench                      (= bash scripts/bench.sh; needs root for apt-get, and two CPUs)
+#
+# Environment (defaults in brackets):
+#   BENCH_SECONDS [10]     dnsperf -l for each measurement
+#   BENCH_WARMUP [2]       seconds of unmeasured load first (JIT, caches), the same for every server
+#   BENCH_INSTANCES [1000] names served
+#   BENCH_CLIENTS [10]     dnsperf -c;  BENCH_OUTSTANDING [100] dnsperf -q
+#   BENCH_SERVERS ["knot dnsmasq lexa"]  which servers, in this order
+#   BENCH_ROUNDS [1]       measure every server this many times, interleaved (knot, dnsmasq, lexa, knot, ...)
+#   BENCH_MICRO [1]        0 skips the in-process micro-benchmark (node dist/bench/dns.js) at the end
+#   BENCH_BUILD [1]        0 uses dist/ as it is instead of rebuilding when src/ is newer
+#   BENCH_SERVER_CPU, BENCH_CLIENT_CPU  [the first two CPUs this process may use]
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$here/.."
+
+seconds=${BENCH_SECONDS:-10}
+warmup=${BENCH_WARMUP:-2}
+instances=${BENCH_INSTANCES:-1000}
+clients=${BENCH_CLIENTS:-10}
+outstanding=${BENCH_OUTSTANDING:-100}
+servers=${BENCH_SERVERS:-knot dnsmasq lexa}
+rounds=${BENCH_ROUNDS:-1}
+micro=${BENCH_MICRO:-1}
+build=${BENCH_BUILD:-1}
+
+# How long a server may take to answer its first query after start.
+START_TIMEOUT_S=20
+# How long a server may take to exit after SIGTERM before it gets SIGKILL.
+STOP_TIMEOUT_S=5
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------------------------
+# Child processes: every one we start is recorded here and ended by pid on exit, whatever the exit.
+children=()
+tmp=$(mktemp -d /tmp/lexa-bench.XXXXXX)
+stop_pid() {
+  local pid=$1 waited=0
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  while kill -0 "$pid" 2>/dev/null && (( waited < STOP_TIMEOUT_S * 10 )); do sleep 0.1; waited=$((waited + 1)); done
+  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  for pid in "${children[@]}"; do stop_pid "$pid"; done
+  rm -rf "$tmp"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tools: installed from Debian when missing (idempotent). Installing knot may try to start its service; any knotd
+# that appears during our install is ours to stop (no systemd here, but an init script may still start one).
+need=()
+command -v dnsperf >/dev/null || need+=(dnsperf)
+command -v knotd >/dev/null || need+=(knot)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+command -v dig >/dev/null || need+=(bind9-dnsutils)
+command -v taskset >/dev/null || need+=(util-linux)
+command -v shuf >/dev/null || need+=(coreutils)
+if (( ${#need[@]} > 0 )); then
+  [[ $(id -u) -eq 0 ]] || die "missing ${need[*]}; run as root so this script can apt-get install them"
+  echo "bench: installing ${need[*]}"
+  knotd_before=" $(pgrep -x knotd | tr '\n' ' ') "
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=900 update -qq
+  apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  for pid in $(pgrep -x knotd || true); do
+    [[ $knotd_before == *" $pid "* ]] || { echo "bench: stopping knotd $pid started by the package install"; stop_pid "$pid"; }
+  done
+fi
+
+# npm packages only when there are none (a clean clone); an existing node_modules is left as it is.
+if [[ ! -d node_modules ]]; then npm ci --no-audit --no-fund; fi
+# Rebuild when dist/ is missing or any source is newer than the bench server it holds.
+if [[ $build != 0 ]] && { [[ ! -f dist/bench/server.js || ! -f dist/bench/dns.js ]] ||
+    [[ -n $(find src -name '*.ts' -newer dist/bench/server.js -print -quit) ]]; }; then
+  npm run build --silent || die "npm run build failed (BENCH_BUILD=0 benchmarks the dist/ that is there)"
+fi
+[[ -f dist/bench/server.js ]] || die "dist/bench/server.js missing: run npm run build"
+
+# Two CPUs: the server's and dnsperf's.
+allowed=$(taskset -pc $$ | sed 's/.*: //')
+cpus=()
+IFS=',' read -ra parts <<<"$allowed"
+for part in "${parts[@]}"; do
+  if [[ $part == *-* ]]; then for ((c = ${part%-*}; c <= ${part#*-}; c++)); do cpus+=("$c"); done; else cpus+=("$part"); fi
+done
+(( ${#cpus[@]} >= 2 )) || die "needs two CPUs (one for the server, one for dnsperf); this process may use: $allowed"
+server_cpu=${BENCH_SERVER_CPU:-${cpus[0]}}
+client_cpu=${BENCH_CLIENT_CPU:-${cpus[1]}}
+[[ $server_cpu != "$client_cpu" ]] || die "BENCH_SERVER_CPU and BENCH_CLIENT_CPU must differ"
+clk_tck=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------------------------------------------------------
+# The names: one list from lexa's bench server, written out as a Knot zone, a dnsmasq hosts file and a dnsperf
+# query file (A, shuffled), so all three serve and are asked exactly the same names.
+node dist/bench/server.js --records --instances "$instances" >"$tmp/records"
+[[ $(wc -l <"$tmp/records") -eq $instances ]] || die "bench server listed $(wc -l <"$tmp/records") records, not $instances"
+# The zone: lexa's default suffix, which the bench server uses (the records are `bench-<i>.<suffix> <address>`).
+suffix=$(awk 'NR == 1 { sub(/^[^.]*\./, "", $1); print $1 }' "$tmp/records")
+awk '{ print $1 " A" }' "$tmp/records" | shuf >"$tmp/queries"
+# A few names to check every server's answers with: the first, the middle and the last.
+check_names=$(sed -n "1p;$(( (instances + 1) / 2 ))p;${instances}p" "$tmp/records" | awk '{ print $1 }' | sort -u)
+
+# TTL 0 everywhere: lexa's default (answers are never cached), so no server gets to answer something different.
+mkdir -p "$tmp/knot/zones" "$tmp/knot/db" "$tmp/knot/run"
+{
+  echo "\$ORIGIN $suffix."
+  echo "\$TTL 0"
+  echo "@ SOA ns.$suffix. hostmaster.$suffix. 1 3600 600 86400 0"
+  echo "@ NS ns.$suffix."
+  echo "ns A 127.0.0.1"   # glue for the NS, else knot warns "missing glue record"; no query asks for it
+  awk '{ print $1 ". A " $2 }' "$tmp/records"
+} >"$tmp/knot/zones/$suffix.zone"
+awk '{ print $2 " " $1 }' "$tmp/records" >"$tmp/dnsmasq.hosts"
+
+# A port free for both UDP and TCP on 127.0.0.1 (lexa picks its own: it binds port 0).
+free_port() {
+  node -e '
+    const dgram = require("node:dgram"), net = require("node:net");
+    const u = dgram.createSocket("udp4");
+    u.bind(0, "127.0.0.1", () => {
+      const port = u.address().port;
+      const t = net.createServer().once("error", () => process.exit(1));
+      t.listen(port, "127.0.0.1", () => { console.log(port); t.close(); u.close(); });
+    });'
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Servers. Each start_* sets pid_<name> and port_<name>; the server runs on $server_cpu with all its threads.
+start_knot() {
+  local port; port=$(free_port)
+  # One UDP and one TCP worker: the server has one CPU. Knot's default (one per CPU, so two here) pinned to one CPU
+  # cost about the same CPU per query but ran at ~80k QPS instead of ~140k: workers contend for the one CPU.
+  # No zone file write-back, no journal, control socket and storage in our own directory.
+  cat >"$tmp/knot/knot.conf" <<EOF
+server:
+    rundir: "$tmp/knot/run"
+    pidfile: "$tmp/knot/run/knot.pid"
+    listen: 127.0.0.1@$port
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+control:
+    listen: "$tmp/knot/run/knot.sock"
+database:
+    storage: "$tmp/knot/db"
+log:
+  - target: stderr
+    any: warning
+zone:
+  - domain: $suffix.
+    storage: "$tmp/knot/zones"
+    file: "$suffix.zone"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+EOF
+  knotc -c "$tmp/knot/knot.conf" conf-check >/dev/null || die "knot.conf rejected: $(knotc -c "$tmp/knot/knot.conf" conf-check 2>&1)"
+  taskset -c "$server_cpu" knotd -c "$tmp/knot/knot.conf" >"$tmp/knot.log" 2>&1 &
+  pid_knot=$!; children+=("$pid_knot"); port_knot=$port
+}
+
+start_dnsmasq() {
+  local port; port=$(free_port)
+  # Answers from the hosts file only: no upstreams (--no-resolv), no /etc/hosts, `lexa` local (never forwarded).
+  # Hosts-file entries live outside the cache, so --cache-size does not limit them; 10000 as a user might set.
+  taskset -c "$server_cpu" dnsmasq --no-daemon --no-resolv --no-hosts --addn-hosts="$tmp/dnsmasq.hosts" \
+    --local="/$suffix/" --port="$port" --listen-address=127.0.0.1 --bind-interfaces --cache-size=10000 \
+    --pid-file= -u root >"$tmp/dnsmasq.log" 2>&1 &
+  pid_dnsmasq=$!; children+=("$pid_dnsmasq"); port_dnsmasq=$port
+}
+
+start_lexa() {
+  taskset -c "$server_cpu" node dist/bench/server.js --instances "$instances" --port 0 \
+    >"$tmp/lexa.out" 2>"$tmp/lexa.log" &
+  pid_lexa=$!; children+=("$pid_lexa")
+  local waited=0
+  until grep -q '^ready ' "$tmp/lexa.out"; do
+    kill -0 "$pid_lexa" 2>/dev/null || die "lexa bench server exited: $(cat "$tmp/lexa.log")"
+    (( waited++ < START_TIMEOUT_S * 10 )) || die "lexa bench server not ready after ${START_TIMEOUT_S}s"
+    sleep 0.1
+  done
+  port_lexa=$(sed -n 's/^ready .*port=\([0-9]*\).*/\1/p' "$tmp/lexa.out")
+  local said; said=$(sed -n 's/^ready pid=\([0-9]*\).*/\1/p' "$tmp/lexa.out")
+  [[ $said == "$pid_lexa" ]] || die "lexa bench server says pid $said, started as $pid_lexa"
+}
+
+# Waits for a server's first answer, then checks NOERROR and exactly the expected address for every check name.
+verify() {
+  local name=$1 pid=$2 port=$3 waited=0 q want out status answers got
+  until dig +norec +time=1 +tries=1 @127.0.0.1 -p "$port" "$suffix." SOA >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || die "$name exited before answering: $(tail -5 "$tmp/$name.log" 2>/dev/null)"
+    (( waited++ < START_TIMEOUT_S * 5 )) || die "$name not answering on 127.0.0.1:$port after ${START_TIMEOUT_S}s"
+    sleep 0.2
+  done
+  for q in $check_names; do
+    want=$(awk -v n="$q" '$1 == n { print $2 }' "$tmp/records")
+    out=$(dig +norec +time=2 +tries=2 @127.0.0.1 -p "$port" "$q" A 2>&1) || die "$name: dig $q failed: $out"
+    status=$(sed -n 's/.*status: \([A-Z]*\),.*/\1/p' <<<"$out")
+    answers=$(awk '/^;; ANSWER SECTION:/ { on = 1; next } /^$/ { on = 0 } on && $4 == "A" { print $5 }' <<<"$out")
+    got=$(tr '\n' ' ' <<<"$answers" | sed 's/ $//')
+    [[ $status == NOERROR && $got == "$want" ]] ||
+      die "$name answered $q with status ${status:-none}, A '${got}'; expected NOERROR, A '$want'"$'\n'"$out"
+  done
+  local flags size
+  flags=$(sed -n 's/^;; flags: \([a-z ]*\);.*/\1/p' <<<"$out")
+  size=$(sed -n 's/^;; MSG SIZE  rcvd: \([0-9]*\).*/\1/p' <<<"$out")
+  printf '  %-8s 127.0.0.1:%-5s pid %-7s NOERROR, right address for %s names; flags [%s], %s-byte reply\n' \
+    "$name" "$port" "$pid" "$(wc -w <<<"$check_names")" "$flags" "$size"
+}
+
+cpu_ticks() { # "utime stime" of every thread of $1, in clock ticks: fields 14 and 15 of /proc/<pid>/stat
+  local stat; stat=$(<"/proc/$1/stat") || die "process $1 is gone"
+  stat=${stat##*) }   # what follows the parenthesised command name (which may hold spaces) starts at field 3
+  awk '{ print $12, $13 }' <<<"$stat"
+}
+
+cpu_busy() { # ticks CPU $1 spent on anything but idle and iowait, softirq included: /proc/stat's cpu<N> line
+  awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
+
+# One measurement: appends "server round qps lost% cpu_us/query user_us/query sys_us/query cpu% completed
+# busy_us/query" to $tmp/results.
+measure() {
+  local name=$1 round=$2 pid port before after out user0 sys0 user1 sys1 busy0 busy1
+  local pid_var=pid_$name port_var=port_$name
+  pid=${!pid_var}; port=${!port_var}
+  if (( warmup > 0 )); then
+    taskset -c "$client_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/queries" -c "$clients" -q "$outstanding" \
+      -l "$warmup" >/dev/null 2>&1 || die "$name: warm-up dnsperf failed"
+  fi
+  before=$(cpu_ticks "$pid"); busy0=$(cpu_busy "$server_cpu")
+  out=$(taskset -c "$client_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/queries" -c "$clients" -q "$outstanding" \
+    -l "$seconds" 2>&1) || die "$name: dnsperf failed: $out"
+  after=$(cpu_ticks "$pid"); busy1=$(cpu_busy "$server_cpu")
+  local completed lost_pct qps noerror elapsed
+  completed=$(sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p' <<<"$out")
+  lost_pct=$(sed -n 's/^ *Queries lost: *[0-9]* (\([0-9.]*\)%).*/\1/p' <<<"$out")
+  qps=$(sed -n 's/^ *Queries per second: *\([0-9.]*\).*/\1/p' <<<"$out")
+  elapsed=$(sed -n 's/^ *Run time (s): *\([0-9.]*\).*/\1/p' <<<"$out")
+  noerror=$(sed -n 's/^ *Response codes:.*NOERROR \([0-9]*\).*/\1/p' <<<"$out")
+  [[ -n $completed && -n $qps && -n $lost_pct && -n $elapsed ]] || die "$name: cannot read dnsperf's output:"$'\n'"$out"
+  (( completed > 0 )) || die "$name: no query completed"$'\n'"$out"
+  [[ ${noerror:-0} == "$completed" ]] || die "$name: not every reply was NOERROR:"$'\n'"$out"
+  read -r user0 sys0 <<<"$before"
+  read -r user1 sys1 <<<"$after"
+  awk -v n="$name" -v r="$round" -v q="$qps" -v l="$lost_pct" -v c="$completed" -v hz="$clk_tck" -v e="$elapsed" \
+    -v u=$((user1 - user0)) -v k=$((sys1 - sys0)) -v b=$((busy1 - busy0)) \
+    'BEGIN { s = (u + k) / hz; printf "%s %d %.0f %.2f %.2f %.2f %.2f %.0f %d %.2f\n",
+             n, r, q, l, s * 1e6 / c, u / hz * 1e6 / c, k / hz * 1e6 / c, 100 * s / e, c, b / hz * 1e6 / c }' \
+    >>"$tmp/results"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+echo "lexa server benchmark: $instances A names (<name>.$suffix, TTL 0), dnsperf -c $clients -q $outstanding -l $seconds" \
+  "after ${warmup}s warm-up, queries in random order"
+echo "  server on CPU $server_cpu, dnsperf on CPU $client_cpu; $(nproc) CPUs, $(sed -n 's/^model name\t*: //p' /proc/cpuinfo | head -1)"
+echo "  node $(node --version), $(knotd --version | head -1), $(dnsmasq --version | head -1 | sed 's/ Copyright.*//')," \
+  "dnsperf $(dnsperf -h 2>&1 | sed -n 's/^Version //p')"
+echo "  lexa serves a SYNTHETIC snapshot ($instances running containers made in src/bench/server.ts; a real LXD cannot" \
+  "hold that many here); the DNS path measured (startDns: UDP, handler, resolver, wire codec) is the daemon's own."
+echo "  knot: 1 UDP worker, zone file, no journal. dnsmasq: --addn-hosts, --local=/$suffix/, no upstreams."
+echo
+
+for s in $servers; do
+  case $s in knot | dnsmasq | lexa) "start_$s" ;; *) die "unknown server '$s' in BENCH_SERVERS" ;; esac
+done
+echo "Checks (dig, before measuring):"
+for s in $servers; do pid_var=pid_$s port_var=port_$s; verify "$s" "${!pid_var}" "${!port_var}"; done
+echo
+
+: >"$tmp/results"
+for ((round = 1; round <= rounds; round++)); do
+  for s in $servers; do
+    printf '  measuring %-8s (round %d of %d) ...\n' "$s" "$round" "$rounds"
+    measure "$s" "$round"
+  done
+done
+echo
+awk -v rounds="$rounds" -v order="$servers" -v scpu="$server_cpu" '
+  # printf pads by bytes in some awks and by characters in others; "µ" is two bytes: x is what it adds.
+  function row(a, b, c, d, e, f, g, h, i, j, x) {
+    printf "%-8s %5s %9s %7s %*s %*s %*s %10s %10s %*s\n", a, b, c, d, 13 + x, e, 8 + x, f, 8 + x, g, h, i, 14 + x, j
+  }
+  BEGIN {
+    row("server", "round", "QPS", "lost %", "CPU µs/query", "user µs", "sys µs", "server CPU", "completed",
+        "CPU" scpu " µs/query", length("µ") - 1)
+    row("--------", "-----", "---------", "-------", "-------------", "--------", "--------", "----------", "----------",
+        "--------------", 0)
+  }
+  {
+    row($1, $2, $3, sprintf("%.2f", $4), sprintf("%.2f", $5), sprintf("%.2f", $6), sprintf("%.2f", $7), $8 "%", $9,
+        sprintf("%.2f", $10), 0)
+    qps[$1] += $3; cpu[$1] += $5; n[$1]++
+    if ($10 > 1.3 * $5) noisy = noisy sprintf("  %s round %d: CPU %s did %.2f µs/query, the server %.2f: something else ran there;" \
+      " its QPS is suspect (its CPU per query much less so)\n", $1, $2, scpu, $10, $5)
+  }
+  END {
+    if (noisy != "") printf "\nInterference (CPU%s µs/query > 1.3 x the server'"'"'s):\n%s", scpu, noisy
+    print ""
+    if (rounds > 1) print "Ratios of the means over " rounds " rounds:"
+    k = split(order, names, " ")
+    for (j = 1; j <= k; j++) {
+      peer = names[j]
+      if (peer == "lexa" || !("lexa" in n)) continue
+      lq = qps["lexa"] / n["lexa"]; lc = cpu["lexa"] / n["lexa"]; pq = qps[peer] / n[peer]; pc = cpu[peer] / n[peer]
+      printf "  lexa/%-8s CPU per query %.2fx   QPS %.2fx\n", peer, lc / pc, lq / pq
+    }
+  }' "$tmp/results"
+echo
+echo "QPS and lost % are dnsperf's. CPU µs/query = the server's utime + stime (all its threads, /proc/<pid>/stat) over"
+echo "the measured run / queries completed; user and sys split it. Server CPU = that time over the run's wall time:"
+echo "100% is its one CPU saturated; well below it, the single dnsperf thread on the other CPU set the QPS."
+echo "CPU$server_cpu µs/query: all that CPU $server_cpu did during the run (/proc/stat, idle excluded; irq and softirq time included,"
+echo "and any other process that ran there) per query: a cross-check of the server's own figure. Well above it means"
+echo "something else was running on CPU $server_cpu, or the kernel charged network work to no process."
+
+# Anything a server complained about (dnsmasq's expected "no upstream servers" aside).
+for s in $servers; do
+  problems=$(grep -iE 'error|warn|fail' "$tmp/$s.log" 2>/dev/null | grep -v 'no upstream servers configured' || true)
+  [[ -z $problems ]] || { echo; echo "$s logged:"; tail -5 <<<"$problems"; }
+done
+for s in $servers; do pid_var=pid_$s; stop_pid "${!pid_var}"; done
+
+if [[ $micro != 0 ]]; then
+  echo
+  echo "In-process micro-benchmark of the handler (node dist/bench/dns.js, on CPU $server_cpu):"
+  echo
+  taskset -c "$server_cpu" node dist/bench/dns.js
+fi

@@ -1,0 +1,109 @@
+/**
+ * The lexa side of the server benchmark (scripts/bench.sh): lexa's real DNS servers (`startDns`, UDP and TCP) on
+ * one address, answering from a SYNTHETIC snapshot of N running containers `bench-1 … bench-N`, each with one
+ * IPv4 address 10.77.x.y on eth0. The snapshot is synthetic because a real LXD cannot hold 1000 containers on the
+ * machines lexa is developed on; the instances go through the same LXD-JSON → model translation (`toInstance`)
+ * and the same `Snapshot.withList` a real list does, and every byte on the wire goes through the daemon's path.
+ *
+ *   node dist/bench/server.js [--host 127.0.0.1] [--port 0] [--instances 1000]
+ *       Serves until SIGTERM/SIGINT. When ready, prints one line to stdout:
+ *       `ready pid=<pid> port=<port> instances=<n> suffix=<suffix>`; notes go to stderr.
+ *   node dist/bench/server.js --records [--instances 1000]
+ *       Prints `<name>.<suffix> <address>` per instance and exits: the one list the peers' zone files and the
+ *       query file are written from, so every server serves exactly the same names.
+ */
+import { parseArgs } from 'node:util';
+import { fromParsed } from '../config/index.js';
+import { resolverOptions, startDns, silentLogger } from '../servers/dns/index.js';
+import { Snapshot, toInstance, type LxdInstance } from '../streams/index.js';
+
+/** Host labels are `bench-<i>`, i = 1 … N. */
+const NAME_PREFIX = 'bench-';
+/** Addresses 10.77.x.y with y in 1…250 (no .0 or .255 in any /24): room for 64,000 instances. */
+const HOSTS_PER_OCTET = 250;
+const MAX_INSTANCES = 256 * HOSTS_PER_OCTET;
+
+export interface BenchRecord {
+  readonly name: string;
+  readonly address: string;
+}
+
+/** The i-th (1-based) synthetic instance's host label and address. */
+export function benchRecord(i: number): BenchRecord {
+  const k = i - 1;
+  return { name: `${NAME_PREFIX}${i}`, address: `10.77.${Math.floor(k / HOSTS_PER_OCTET)}.${(k % HOSTS_PER_OCTET) + 1}` };
+}
+
+/** What LXD's `GET /1.0/instances?recursion=2` reports for one running container with one managed NIC. */
+function lxdInstance(r: BenchRecord): LxdInstance {
+  return {
+    name: r.name,
+    project: 'default',
+    type: 'container',
+    status: 'Running',
+    location: 'none',
+    expanded_config: {},
+    expanded_devices: { eth0: { type: 'nic', network: 'lxdbr0', name: 'eth0' } },
+    state: {
+      status: 'Running',
+      network: {
+        eth0: { type: 'broadcast', addresses: [{ family: 'inet', address: r.address, scope: 'global' }] },
+        lo: { type: 'loopback', addresses: [{ family: 'inet', address: '127.0.0.1', scope: 'local' }] },
+      },
+    },
+  };
+}
+
+function records(n: number): BenchRecord[] {
+  return Array.from({ length: n }, (_, k) => benchRecord(k + 1));
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '0' },
+      instances: { type: 'string', default: '1000' },
+      records: { type: 'boolean', default: false },
+    },
+  });
+  const n = Number(values.instances);
+  const port = Number(values.port);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_INSTANCES) throw new Error(`--instances: 1…${MAX_INSTANCES}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port: 0…65535');
+  // lexa's configuration with no config file: the defaults a user gets (TTL, TCP limits, suffix), bind aside.
+  const config = fromParsed({}, null);
+  const suffix = config.lxd.suffix;
+
+  if (values.records) {
+    process.stdout.write(records(n).map((r) => `${r.name}.${suffix} ${r.address}\n`).join(''));
+    return;
+  }
+
+  const snapshot = Snapshot.empty().withList(records(n).map((r) => toInstance(lxdInstance(r))), [], false, Date.now());
+  const binds = [{ host: values.host, port }];
+  // The daemon's logger at its default level writes nothing per query either; silent keeps stdout for the
+  // ready line.
+  const servers = await startDns(binds, config.dns, resolverOptions(suffix, config.dns), () => snapshot, silentLogger);
+
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void servers.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+
+  console.error(
+    `lexa bench server: SYNTHETIC snapshot of ${n} running containers (${NAME_PREFIX}1 … ${NAME_PREFIX}${n}.${suffix},` +
+      ' one IPv4 each, 10.77.x.y): a real LXD cannot hold that many here; the DNS path served (startDns: UDP + TCP,' +
+      ` handler, resolver, wire codec) is the daemon's own. Node ${process.version}.`,
+  );
+  console.log(`ready pid=${process.pid} port=${servers.ports[0]} instances=${n} suffix=${suffix}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(`lexa bench server: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
