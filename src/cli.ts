@@ -80,6 +80,10 @@ async function main(argv: string[]): Promise<number> {
         () => resolve(1),
       );
     };
+    process.on('SIGHUP', () => {
+      logger.info('reloading certificates', { signal: 'SIGHUP' });
+      void daemon.reloadCertificates();
+    });
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });

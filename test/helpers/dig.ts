@@ -21,7 +21,7 @@ function run(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { timeout: 20_000 }, (err, stdout, stderr) => {
       // dig exits non-zero for some statuses only with +fail; a real failure has no header
-      if (err && !/->>HEADER<<-/.test(stdout)) reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || stdout || err.message}`));
+      if (err && !/^;;.*status: [A-Z]/m.test(stdout)) reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || stdout || err.message}`));
       else resolve(stdout);
     });
   });
@@ -33,6 +33,12 @@ export function dig(port: number, extra: string[] = []): DnsClient {
     parse(await run('dig', ['@127.0.0.1', '-p', String(port), name, type, '+norecurse', '+time=5', '+tries=1', ...extra]));
 }
 
+/** lexa's independent DoQ test client (Go, quic-go + miekg/dns; built by scripts/doq-client.sh). */
+export function doqClient(binary: string, port: number, extra: string[] = []): DnsClient {
+  return async (name, type) =>
+    parse(await run(binary, ['-server', `127.0.0.1:${port}`, '-name', name, '-type', type, '-full', ...extra]));
+}
+
 /** kdig against 127.0.0.1:port; `extra` e.g. ['+tcp'], ['+tls'], ['+https']. */
 export function kdig(port: number, extra: string[] = []): DnsClient {
   return async (name, type) =>
@@ -40,7 +46,7 @@ export function kdig(port: number, extra: string[] = []): DnsClient {
 }
 
 export function parse(out: string): DnsReply {
-  const status = /->>HEADER<<-.*?status: ([A-Z]+)/.exec(out)?.[1] ?? 'NONE';
+  const status = /^;;.*?opcode: QUERY[,;] status: ([A-Z]+)/m.exec(out)?.[1] ?? 'NONE';
   const flagsText = /;; [Ff]lags: ([a-z ]*)[;\n]/.exec(out)?.[1] ?? '';
   const sections: Record<string, string[]> = { ANSWER: [], AUTHORITY: [], ADDITIONAL: [] };
   let current: string[] | undefined;

@@ -13,4 +13,6 @@ export {
   DEFAULT_TCP_MAX_BUFFERED_BYTES,
 } from './tcp.js';
 export type { TcpServerOptions } from './tcp.js';
+export { serveStream, FrameReader, frameMessage } from './stream.js';
+export type { StreamServeOptions } from './stream.js';
 export { startDns, resolverOptions, type DnsServers } from './serve.js';

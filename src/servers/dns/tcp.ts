@@ -4,8 +4,8 @@ import { serveStream } from './stream.js';
 import type { DnsServerBind } from './udp.js';
 
 /**
- * Connections are closed after this long without a complete query (see serveStream). RFC 7766 §6.2.3 wants servers to
- * reclaim idle connections "in the order of seconds"; 10 s lets a forwarder (CoreDNS, unbound) reuse a
+ * Connections are closed after this long without a complete query (see serveStream). RFC 7766 §6.2.3 wants
+ * servers to reclaim idle connections "in the order of seconds"; 10 s lets a forwarder (CoreDNS, unbound) reuse a
  * connection across bursts without letting idle clients pin sockets.
  */
 export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 10_000;

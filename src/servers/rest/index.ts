@@ -16,6 +16,8 @@ const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 export interface RestServer {
   /** Bound ports, in the order of `binds`. */
   readonly ports: readonly number[];
+  /** Presents `m` to new connections; open ones keep theirs. */
+  setTls(m: TlsMaterial): void;
   close(): Promise<void>;
 }
 
@@ -44,5 +46,9 @@ export async function startRest(
     await Promise.all(servers.map((s) => closeServer(s)));
     throw err;
   }
-  return { ports, close: () => Promise.all(servers.map((s) => closeServer(s))).then(() => undefined) };
+  return {
+    ports,
+    setTls: (m) => servers.forEach((s) => s.setSecureContext({ cert: m.cert, key: m.key })),
+    close: () => Promise.all(servers.map((s) => closeServer(s))).then(() => undefined),
+  };
 }

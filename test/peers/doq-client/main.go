@@ -40,6 +40,7 @@ var (
 	timeout    = flag.Duration("timeout", 5*time.Second, "time limit per connection attempt and per query")
 	quiet      = flag.Bool("q", false, "print only failures and the summary")
 	pause      = flag.Duration("pause", 0, "wait this long between queries on a connection")
+	full       = flag.Bool("full", false, "print each whole reply (header, flags, every section) in dig's format")
 )
 
 // query sends one message on a new stream of conn and returns the parsed reply.
@@ -151,7 +152,9 @@ func main() {
 				continue
 			}
 			okN++
-			if !*quiet {
+			if *full {
+				fmt.Println(m.String())
+			} else if !*quiet {
 				fmt.Printf(";; conn %d query %d: rcode %s, %d answers\n", c, i, dns.RcodeToString[m.Rcode], len(m.Answer))
 				for _, rr := range m.Answer {
 					fmt.Println(rr.String())

@@ -1,0 +1,137 @@
+import { Buffer } from 'node:buffer';
+import type net from 'node:net';
+import type { HandleQuery, Logger } from './handler.js';
+
+/**
+ * DNS over a byte stream: the 2-byte big-endian length framing of RFC 1035 §4.2.2, shared by plain TCP
+ * (RFC 7766) and DNS over TLS (RFC 7858 §3.3), which only differ in what the socket is.
+ */
+
+/**
+ * Splits a byte stream into length-prefixed messages. Chunks may end anywhere, even inside a length prefix;
+ * several messages may arrive in one chunk. It keeps only the start of a message whose end has not arrived.
+ */
+export class FrameReader {
+  /** The start of a frame whose end has not arrived yet. */
+  #pending: Buffer | undefined;
+
+  /** Bytes held for an incomplete frame. */
+  get pendingBytes(): number {
+    return this.#pending?.length ?? 0;
+  }
+
+  /**
+   * The length the incomplete frame announces (without its prefix), or -1 when there is none or its prefix has
+   * not fully arrived. Lets a caller reject a frame that could never fit its buffer limit before it arrives.
+   */
+  get announced(): number {
+    const p = this.#pending;
+    return p !== undefined && p.length >= 2 ? p.readUInt16BE(0) : -1;
+  }
+
+  /**
+   * Calls `onMessage` with every message completed by `chunk`, in stream order. The message is a view into the
+   * received bytes, valid only during the call. `onMessage` returning false stops the reading (the rest of the
+   * chunk is discarded): the caller closed the stream.
+   */
+  push(chunk: Buffer, onMessage: (msg: Buffer) => boolean): void {
+    const buf = this.#pending === undefined ? chunk : Buffer.concat([this.#pending, chunk]);
+    let off = 0;
+    while (buf.length - off >= 2) {
+      const len = buf.readUInt16BE(off);
+      if (buf.length - off - 2 < len) break;
+      const msg = buf.subarray(off + 2, off + 2 + len);
+      off += 2 + len;
+      if (!onMessage(msg)) {
+        this.#pending = undefined;
+        return;
+      }
+    }
+    // Copy the remainder: a view would pin the whole (possibly large) chunk it came from.
+    this.#pending = off === buf.length ? undefined : Buffer.from(buf.subarray(off));
+  }
+}
+
+/** Prefixes a message with its 2-byte length; the caller guarantees it is at most 65535 bytes. */
+export function frameMessage(msg: Uint8Array): Buffer {
+  const framed = Buffer.allocUnsafe(2 + msg.length);
+  framed.writeUInt16BE(msg.length, 0);
+  framed.set(msg, 2);
+  return framed;
+}
+
+export interface StreamServeOptions {
+  /**
+   * A connection that completes no query for this long is closed. Counting complete queries (not bytes) means
+   * a client trickling a byte at a time, or never finishing a frame, cannot hold the connection either.
+   */
+  readonly idleTimeoutMs: number;
+  /**
+   * Bytes one connection may hold: an incomplete query, or replies the client is not reading. A partial frame
+   * that cannot fit closes the connection; unread replies above it stop reading from the client until they drain.
+   */
+  readonly maxBufferedBytes: number;
+  readonly log: Logger;
+  /** Prefix of log messages, e.g. 'dns/tcp'. */
+  readonly name: string;
+}
+
+/**
+ * Answers length-prefixed DNS queries on an open, connected socket (plain TCP or an established TLS socket) until
+ * either side closes it: any number of pipelined queries, each handed to `handle` as 'tcp' (full answers, never
+ * truncated) and answered synchronously, so replies go out in query order (RFC 7766 §6.2.1.1 and RFC 7858 §3.3
+ * both allow it). A query the handler drops (null) gets no reply; the connection stays open. Never throws.
+ */
+export function serveStream(socket: net.Socket, handle: HandleQuery, opts: StreamServeOptions): void {
+  const { idleTimeoutMs, maxBufferedBytes, log, name } = opts;
+  const reader = new FrameReader();
+  socket.setNoDelay(true);
+  socket.on('error', (err) => log.debug(`${name}: connection error`, { error: err.message }));
+
+  let lastProgress = Date.now();
+  const checkIdle = (): void => {
+    const quiet = Date.now() - lastProgress;
+    if (quiet >= idleTimeoutMs) socket.destroy();
+    else idleTimer = setTimeout(checkIdle, idleTimeoutMs - quiet);
+  };
+  let idleTimer = setTimeout(checkIdle, idleTimeoutMs);
+  socket.on('close', () => clearTimeout(idleTimer));
+  // A client that reads everything we queued is making progress too, even if it asks nothing new.
+  socket.on('drain', () => (lastProgress = Date.now()));
+
+  const onMessage = (msg: Buffer): boolean => {
+    if (socket.destroyed) return false;
+    lastProgress = Date.now();
+    let reply: Uint8Array | null;
+    try {
+      reply = handle(msg, 'tcp');
+    } catch (err) {
+      // The handler promises never to throw; if it does, this connection ends, not the server.
+      const error = err instanceof Error ? err.message : String(err);
+      log.warn(`${name}: handler threw, closing the connection`, { error });
+      socket.destroy();
+      return false;
+    }
+    if (reply !== null) socket.write(frameMessage(reply));
+    return true;
+  };
+
+  socket.on('data', (chunk: Buffer) => {
+    reader.push(chunk, onMessage);
+    if (socket.destroyed) return;
+    // The frame being received can never fit: close now rather than after buffering up to the limit.
+    if (2 + reader.announced > maxBufferedBytes) {
+      log.debug(`${name}: partial query over the buffer limit, closing`, {
+        bytes: reader.pendingBytes,
+        announced: reader.announced,
+        limit: maxBufferedBytes,
+      });
+      socket.destroy();
+      return;
+    }
+    if (socket.writableLength > maxBufferedBytes && !socket.isPaused()) {
+      socket.pause();
+      socket.once('drain', () => socket.resume());
+    }
+  });
+}

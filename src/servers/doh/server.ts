@@ -1,0 +1,197 @@
+import { Buffer } from 'node:buffer';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import type { HandleQuery, Logger } from '../dns/index.js';
+import type { TlsMaterial } from '../../tls/index.js';
+import { contextOptions, listenTls, type ListenBind, type TlsServers } from '../tls-servers.js';
+import { answerBody, MAX_DNS_MESSAGE, route, timedOut, tooLarge, type DohReply } from './exchange.js';
+
+/**
+ * DNS over HTTPS (RFC 8484) on node:http2's secure server, which speaks HTTP/2 and, on the same port, HTTP/1.1
+ * (ALPN `h2` or `http/1.1`; a client offering neither ALPN is served HTTP/1.1). This file moves bytes and enforces
+ * resource limits; what a request means is exchange.ts.
+ */
+
+export const DEFAULT_DOH_PATH = '/dns-query';
+/**
+ * A connection idle this long is closed: an HTTP/2 session with no stream activity, an HTTP/1.1 connection
+ * between requests (Node adds 1 s to keep-alive timeouts). Like DoT, 10 s keeps a resolver's connection across
+ * bursts.
+ */
+export const DEFAULT_DOH_IDLE_TIMEOUT_MS = 10_000;
+/** Connections (HTTP/2 sessions or HTTP/1.1 connections) beyond this are closed on accept. */
+export const DEFAULT_DOH_MAX_CONNECTIONS = 256;
+/** As for DoT: a client that does not complete the TLS handshake in this time is dropped. */
+export const DEFAULT_DOH_HANDSHAKE_TIMEOUT_MS = 5_000;
+/**
+ * A request must arrive whole (head and body) within this. Queries are a few hundred bytes; a client trickling a
+ * body cannot hold a stream (and its buffer) longer. Answered with 408.
+ */
+export const DEFAULT_DOH_REQUEST_TIMEOUT_MS = 10_000;
+/**
+ * Concurrent streams per HTTP/2 session (SETTINGS_MAX_CONCURRENT_STREAMS). RFC 9113 §6.5.2 recommends at least
+ * 100 so clients can pipeline; each stream holds at most one 64 KiB query, so a session holds at most ~6.5 MB.
+ */
+export const DEFAULT_DOH_MAX_CONCURRENT_STREAMS = 100;
+/**
+ * How often Node checks HTTP/1.1 connections against the request timeout (its default, 30 s, would let a slow
+ * request live up to 30 s past its deadline).
+ */
+const HTTP1_CHECK_INTERVAL_MS = 1_000;
+/**
+ * After refusing the rest of an HTTP/1.1 body, how long the half-closed connection goes on discarding what the
+ * client still sends, so that it reads our reply instead of a reset (see lingerOnClose).
+ */
+const LINGER_MS = 2_000;
+
+export interface DohOptions {
+  readonly binds: readonly ListenBind[];
+  readonly tls: TlsMaterial;
+  /** The shared handler; called as handle(query, 'tcp'): DoH answers are never truncated. */
+  readonly handle: HandleQuery;
+  readonly log: Logger;
+  /** The one path queries are served on; default /dns-query (RFC 8484's example, and what dig and kdig use). */
+  readonly path?: string;
+  readonly idleTimeoutMs?: number;
+  readonly maxConnections?: number;
+  readonly handshakeTimeoutMs?: number;
+  readonly requestTimeoutMs?: number;
+  readonly maxConcurrentStreams?: number;
+}
+
+export type DohServer = TlsServers;
+
+/** Starts DoH on every bind address. On a bind failure, closes what it opened and rejects. */
+export function startDoh(opts: DohOptions): Promise<DohServer> {
+  const { handle, log } = opts;
+  const path = opts.path ?? DEFAULT_DOH_PATH;
+  const idleMs = opts.idleTimeoutMs ?? DEFAULT_DOH_IDLE_TIMEOUT_MS;
+  const requestMs = opts.requestTimeoutMs ?? DEFAULT_DOH_REQUEST_TIMEOUT_MS;
+
+  /** Drops a request whose reply cannot be sent: resets its HTTP/2 stream, or closes its HTTP/1.1 connection. */
+  const abort = (req: http2.Http2ServerRequest, err: unknown) => {
+    log.warn('doh: request failed', { error: err instanceof Error ? err.message : String(err) });
+    if (req.httpVersionMajor === 2) req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    else req.socket.destroy();
+  };
+
+  /** Sends `reply`; when the request still has a body we will not read, ends the request too. Never throws. */
+  const send = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, reply: DohReply, unread: boolean) => {
+    if (res.headersSent || res.writableEnded) return;
+    try {
+      const h2 = req.httpVersionMajor === 2;
+      const headers: Record<string, string> = { ...reply.headers, 'content-length': String(reply.body.length) };
+      // HTTP/1.1 has no way to refuse the rest of a body but to close the connection once the reply is out.
+      if (unread && !h2) {
+        headers.connection = 'close';
+        lingerOnClose(req.socket);
+      }
+      res.writeHead(reply.status, headers);
+      res.end(reply.body);
+      // HTTP/2 (RFC 9113 §8.1): a complete response may end the stream early; RST_STREAM(NO_ERROR) tells the
+      // client to stop sending. Node sends it once the response is flushed.
+      if (unread && h2) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    } catch (err) {
+      return abort(req, err); // nothing above should throw; if it does, lose this request, not the process
+    }
+    if (reply.status !== 200) {
+      const fields = { status: reply.status, method: req.method, http: req.httpVersion };
+      log[reply.status >= 500 ? 'warn' : 'debug']('doh: request refused', fields);
+    }
+  };
+
+  const readBody = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const finish = (reply: DohReply, unread: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      send(req, res, reply, unread);
+    };
+    const timer = setTimeout(() => finish(timedOut(), true), requestMs);
+    req.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      size += chunk.length;
+      if (size > MAX_DNS_MESSAGE) finish(tooLarge(), true);
+      else chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!settled) finish(answerBody(Buffer.concat(chunks, size), handle), false);
+    });
+    res.on('close', () => {
+      settled = true;
+      clearTimeout(timer);
+    });
+  };
+
+  /** `expectsContinue`: the client waits for 100 Continue before sending its body (and gets it only if wanted). */
+  const onRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, expectsContinue = false) => {
+    try {
+      req.on('error', (err) => log.debug('doh: request error', { error: err.message }));
+      const routed = route(
+        {
+          method: req.method,
+          url: req.url,
+          contentType: req.headers['content-type'],
+          contentLength: req.headers['content-length'],
+        },
+        path,
+        handle,
+      );
+      if (routed === 'read-body') {
+        if (expectsContinue) res.writeContinue();
+        readBody(req, res);
+      } else send(req, res, routed, hasBody(req));
+    } catch (err) {
+      abort(req, err); // nothing above should throw; if it does, lose this request, not the process
+    }
+  };
+
+  const create = () => {
+    const server = http2.createSecureServer({
+      ...contextOptions(opts.tls),
+      allowHTTP1: true,
+      handshakeTimeout: opts.handshakeTimeoutMs ?? DEFAULT_DOH_HANDSHAKE_TIMEOUT_MS,
+      settings: { maxConcurrentStreams: opts.maxConcurrentStreams ?? DEFAULT_DOH_MAX_CONCURRENT_STREAMS },
+    });
+    // Idle for idleMs: an HTTP/1.1 socket with no bytes either way, or an HTTP/2 session with no stream activity,
+    // is destroyed (Node's default when nobody listens to 'timeout'). PINGs do not count while no 'ping' listener
+    // is attached (Node answers them natively, unseen): keep it so, or a pinging client never idles out.
+    server.setTimeout(idleMs);
+    // HTTP/1.1 limits Node applies itself on this server (with allowHTTP1), not in @types/node's Http2SecureServer.
+    Object.assign(server, {
+      keepAliveTimeout: idleMs,
+      headersTimeout: requestMs,
+      requestTimeout: requestMs,
+      connectionsCheckingInterval: HTTP1_CHECK_INTERVAL_MS,
+    });
+    server.on('sessionError', (err) => log.debug('doh: session error', { error: err.message }));
+    server.on('request', (req, res) => onRequest(req, res));
+    // Without this listener Node sends 100 Continue itself, inviting a body we may be about to refuse (413, 415).
+    server.on('checkContinue', (req, res) => onRequest(req, res, true));
+    return server;
+  };
+  return listenTls(opts.binds, create, opts.maxConnections ?? DEFAULT_DOH_MAX_CONNECTIONS, log, 'doh');
+}
+
+/**
+ * Node ends a `connection: close` reply with socket.destroySoon(): the socket is destroyed once the reply is
+ * written, and data the client is still sending then meets a TCP reset, which can discard our reply in the
+ * client's receive buffer before it reads it (curl: "Send failure: Broken pipe", no status). Instead the connection
+ * lingers (RFC 9112 §9.6): half-closed after the reply, input still read and discarded, destroyed LINGER_MS later.
+ */
+function lingerOnClose(socket: net.Socket): void {
+  socket.destroySoon = () => {
+    socket.end();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  };
+}
+
+/** Whether the request has a body still to come (one we will not read if we reply now). */
+function hasBody(req: http2.Http2ServerRequest): boolean {
+  if (req.httpVersionMajor === 2) return !req.stream.endAfterHeaders && !req.readableEnded;
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+}

@@ -1,0 +1,106 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import t from 'tap';
+import { LXD_SOCKET, waitFor } from '../helpers/lxd-cli.js';
+
+// The built CLI with DoT, DoH and REST on configured certificate files: replacing the files and sending SIGHUP
+// swaps the certificate for new connections without closing the listeners. Also: a configured file that is not a
+// certificate fails start-up clearly.
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
+const dir = mkdtempSync(join(tmpdir(), 'lexa-reload-'));
+
+function makeCert(name: string): string {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+    '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`)], { stdio: 'ignore' });
+  return execFileSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', join(dir, `${name}.crt`)]).toString().trim().split('=')[1]!;
+}
+
+/** The SHA-256 fingerprint a fresh TLS connection to port sees. */
+function fingerprint(port: number, alpn?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...(alpn ? { ALPNProtocols: [alpn] } : {}) }, () => {
+      resolve(s.getPeerCertificate().fingerprint256);
+      s.destroy();
+    });
+    s.on('error', reject);
+  });
+}
+
+const config = (ports: [number, number, number]) => `server {
+  lxd {
+    socket = "${LXD_SOCKET}"
+  }
+  tls {
+    bind {
+      host = "127.0.0.1"
+      port = ${ports[0]}
+    }
+    certificate = "live.crt"
+    key = "live.key"
+  }
+  dns {
+    bind {
+      host = "127.0.0.1"
+      port = 0
+    }
+    dot {
+      bind {
+        host = "127.0.0.1"
+        port = ${ports[1]}
+      }
+      certificate = "live.crt"
+      key = "live.key"
+    }
+    doh {
+      bind {
+        host = "127.0.0.1"
+        port = ${ports[2]}
+      }
+      certificate = "live.crt"
+      key = "live.key"
+    }
+  }
+}
+`;
+
+t.test('SIGHUP reloads certificate files into the running listeners', async (t) => {
+  const first = makeCert('first');
+  const second = makeCert('second');
+  renameSync(join(dir, 'first.crt'), join(dir, 'live.crt'));
+  renameSync(join(dir, 'first.key'), join(dir, 'live.key'));
+  const ports: [number, number, number] = [18961, 18962, 18963];
+  writeFileSync(join(dir, 'lexa.hcl'), config(ports));
+  const child = spawn(process.execPath, [CLI, 'server', '--config', join(dir, 'lexa.hcl')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let log = '';
+  child.stdout.on('data', (d) => (log += d));
+  t.teardown(() => void child.kill('SIGKILL'));
+  await waitFor(() => log.includes('"lexa started"'), { what: 'lexa to start' });
+  for (const p of ports) t.equal(await fingerprint(p), first, `port ${p} presents the first certificate`);
+
+  const held = tls.connect({ host: '127.0.0.1', port: ports[1], rejectUnauthorized: false });
+  await new Promise((r) => held.once('secureConnect', r));
+  renameSync(join(dir, 'second.crt'), join(dir, 'live.crt'));
+  renameSync(join(dir, 'second.key'), join(dir, 'live.key'));
+  child.kill('SIGHUP');
+  await waitFor(() => (log.match(/"reloaded certificate"/g) ?? []).length === 3, { what: `three reloads logged (${log})` });
+  for (const p of ports) t.equal(await fingerprint(p), second, `port ${p} presents the second certificate`);
+  t.equal(held.destroyed, false, 'a connection opened before the reload stays open');
+  held.destroy();
+  t.equal(child.exitCode, null, 'lexa still runs');
+});
+
+t.test('a configured certificate that is not PEM fails start-up with exit 1', async (t) => {
+  writeFileSync(join(dir, 'live.crt'), 'not a certificate\n');
+  writeFileSync(join(dir, 'lexa.hcl'), config([18964, 18965, 18966]));
+  const out = await new Promise<{ code: number | null; log: string }>((resolve) => {
+    const child = spawn(process.execPath, [CLI, 'server', '--config', join(dir, 'lexa.hcl')]);
+    let log = '';
+    child.stdout.on('data', (d) => (log += d));
+    child.on('exit', (code) => resolve({ code, log }));
+  });
+  t.equal(out.code, 1);
+  t.match(out.log, /"start-up failed".*live\.crt: not a PEM certificate/);
+});
