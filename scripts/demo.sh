@@ -24,4 +24,5 @@ lexa is starting. In another terminal try:
   lxc stop web-2     # and watch it leave /containers/
 
 MSG
+if [[ $# -eq 0 ]]; then set -- --config examples/lexa.hcl; fi
 exec node dist/cli.js server "$@"
