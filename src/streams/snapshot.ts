@@ -91,29 +91,22 @@ export class Snapshot {
   }
 
   withMembers(members: readonly ClusterMember[], clustered: boolean, at: number = Date.now()): Snapshot {
-    return new Snapshot(
-      this.instances,
-      new Map(members.map((m) => [m.name, m])),
-      clustered,
-      this.synced,
-      this.connected,
-      this.listedAt,
-      at,
-      this.version + 1,
-      this.#hosts,
-      this.#services,
-      this.#sortedHosts,
-    );
+    return this.#with({ members: new Map(members.map((m) => [m.name, m])), clustered }, at);
   }
 
   withConnected(connected: boolean, at: number = Date.now()): Snapshot {
     if (connected === this.connected) return this;
+    return this.#with({ connected }, at);
+  }
+
+  /** A copy with `patch` applied, the same indexes, a new time and the next version. */
+  #with(patch: Partial<Pick<Snapshot, 'members' | 'clustered' | 'connected'>>, at: number): Snapshot {
     return new Snapshot(
       this.instances,
-      this.members,
-      this.clustered,
+      patch.members ?? this.members,
+      patch.clustered ?? this.clustered,
       this.synced,
-      connected,
+      patch.connected ?? this.connected,
       this.listedAt,
       at,
       this.version + 1,

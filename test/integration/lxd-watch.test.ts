@@ -88,7 +88,8 @@ t.test('a profile declaring a service reaches its instances', async (t) => {
   t.pass(`profile edit visible after ${since(start)} ms`);
 });
 
-t.test('a cut events connection: the snapshot recovers what happened meanwhile', async (t) => {
+/** lexa talking to LXD over HTTPS through a proxy the test can cut or freeze. */
+async function viaProxy(t: Test, watchdog: string): Promise<{ proxy: CuttableProxy; lexa: TestLexa }> {
   const proxy = new CuttableProxy({ host: lxdHost, port: Number(lxdPort) });
   await proxy.listen();
   const lexa = await startLexa(`    bind {
@@ -97,11 +98,16 @@ t.test('a cut events connection: the snapshot recovers what happened meanwhile',
     }
     certificate = "${CLIENT_CERT}"
     key = "${CLIENT_KEY}"
-    watchdog_timeout = "3s"`);
+    watchdog_timeout = "${watchdog}"`);
   t.teardown(async () => {
     await lexa.close();
     await proxy.close();
   });
+  return { proxy, lexa };
+}
+
+t.test('a cut events connection: the snapshot recovers what happened meanwhile', async (t) => {
+  const { proxy, lexa } = await viaProxy(t, '3s');
   const before = `${PREFIX}cut-a`;
   const during = `${PREFIX}cut-b`;
   await launch(before);
@@ -128,19 +134,7 @@ t.test('a cut events connection: the snapshot recovers what happened meanwhile',
 });
 
 t.test('a hung LXD (connection open, nothing flows) is detected by the watchdog', async (t) => {
-  const proxy = new CuttableProxy({ host: lxdHost, port: Number(lxdPort) });
-  await proxy.listen();
-  const lexa = await startLexa(`    bind {
-      host = "127.0.0.1"
-      port = ${proxy.port}
-    }
-    certificate = "${CLIENT_CERT}"
-    key = "${CLIENT_KEY}"
-    watchdog_timeout = "2s"`);
-  t.teardown(async () => {
-    await lexa.close();
-    await proxy.close();
-  });
+  const { proxy, lexa } = await viaProxy(t, '2s');
   await waitFor(() => lexa.daemon.store.current.connected, { what: 'connected' });
   const start = Date.now();
   proxy.freeze();
