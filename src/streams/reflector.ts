@@ -135,8 +135,21 @@ export class Reflector {
 
     const closed = new Promise<void>((resolve, reject) => {
       ws.on('unexpected-response', (_req, res) => {
-        reject(new LxdError(`events: HTTP ${res.statusCode} from LXD`, res.statusCode ?? 0));
-        ws.terminate();
+        // LXD explains a refused upgrade in a JSON body (e.g. "Project not found"): read a little of it.
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body = (body + chunk).slice(0, 4096)));
+        res.on('error', () => undefined);
+        res.on('end', () => {
+          let why = '';
+          try {
+            why = (JSON.parse(body) as { error?: string }).error ?? '';
+          } catch {
+            why = body.trim().slice(0, 200);
+          }
+          reject(new LxdError(`events: HTTP ${res.statusCode} from LXD${why ? `: ${why}` : ''}`, res.statusCode ?? 0));
+          ws.terminate();
+        });
       });
       ws.on('error', (err) => reject(err));
       ws.on('close', (code) => {
