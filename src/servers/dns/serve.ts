@@ -33,13 +33,14 @@ export async function startDns(
   const close = () => Promise.allSettled(servers.map((s) => s.close())).then(() => undefined);
   try {
     for (const b of binds) {
-      const udp = new UdpDnsServer({ ...b, ...handlerOptions });
+      const udp = new UdpDnsServer({ ...b, ...handlerOptions, handle });
       servers.push(udp);
       const port = await udp.listen();
       const tcp = new TcpDnsServer({
         host: b.host,
         port,
         ...handlerOptions,
+        handle,
         idleTimeoutMs: dns.tcpIdleTimeoutMs,
         maxConnections: dns.maxTcpConnections,
       });

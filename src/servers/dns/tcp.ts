@@ -19,6 +19,8 @@ export const DEFAULT_TCP_MAX_CONNECTIONS = 256;
 export const DEFAULT_TCP_MAX_BUFFERED_BYTES = 64 * 1024;
 
 export interface TcpServerOptions extends DnsServerBind, HandlerOptions {
+  /** A handler built already (shared with other transports); otherwise one is built from the options. */
+  readonly handle?: HandleQuery;
   readonly idleTimeoutMs?: number;
   readonly maxConnections?: number;
   readonly maxBufferedBytes?: number;
@@ -40,7 +42,7 @@ export class TcpDnsServer {
 
   constructor(opts: TcpServerOptions) {
     this.#opts = opts;
-    this.#handle = createHandler(opts);
+    this.#handle = opts.handle ?? createHandler(opts);
     this.#log = opts.log;
     this.#idleMs = opts.idleTimeoutMs ?? DEFAULT_TCP_IDLE_TIMEOUT_MS;
     this.#maxBuffered = opts.maxBufferedBytes ?? DEFAULT_TCP_MAX_BUFFERED_BYTES;

@@ -9,7 +9,11 @@ export interface DnsServerBind {
   readonly port: number;
 }
 
-export type UdpServerOptions = DnsServerBind & HandlerOptions;
+export type UdpServerOptions = DnsServerBind &
+  HandlerOptions & {
+    /** A handler built already (shared with other transports); otherwise one is built from the options. */
+    readonly handle?: HandleQuery;
+  };
 
 /**
  * DNS over UDP on one address. Each datagram is one query, answered synchronously from the current snapshot.
@@ -23,7 +27,7 @@ export class UdpDnsServer {
 
   constructor(opts: UdpServerOptions) {
     this.#opts = opts;
-    this.#handle = createHandler(opts);
+    this.#handle = opts.handle ?? createHandler(opts);
     this.#log = opts.log;
   }
 
