@@ -125,6 +125,31 @@ export function toMember(raw: LxdMember): ClusterMember {
   };
 }
 
+/** What `GET /1.0` says about the server, the parts lexa reads. */
+export interface LxdServerEnvironment {
+  server_name?: string;
+  server_clustered?: boolean;
+  /** Addresses the API listens on, "host:port" or "[v6]:port". */
+  addresses?: string[] | null;
+}
+
+/**
+ * A standalone LXD as the one member of its own "cluster": named after the server, with the addresses its API
+ * listens on (wildcards skipped). Instances of a standalone LXD all run on it.
+ */
+export function toStandaloneMember(env: LxdServerEnvironment | undefined): ClusterMember {
+  const hosts = (env?.addresses ?? [])
+    .map((a) => a.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''))
+    .filter((h) => h !== '0.0.0.0' && h !== '::');
+  return {
+    name: env?.server_name || 'none',
+    url: env?.addresses?.[0] ? `https://${env.addresses[0]}` : '',
+    status: 'Online',
+    ipv4: [...new Set(hosts.filter((h) => isIPv4(h)))],
+    ipv6: [...new Set(hosts.filter((h) => isIPv6(h)))],
+  };
+}
+
 /** `(project, name)` an event's `source` (`/1.0/instances/<name>[?project=<p>]`) refers to, if an instance. */
 export function eventInstance(ev: LxdEvent): { project: string; name: string } | undefined {
   const source = ev.metadata?.source ?? '';

@@ -61,7 +61,10 @@ export interface Instance {
   readonly configErrors: readonly string[];
 }
 
-/** A member of an LXD cluster. */
+/**
+ * A member of an LXD cluster. A standalone LXD is represented as the one member of its own cluster (named after
+ * the server, with its API addresses), so `cluster.<instance>` names work there too.
+ */
 export interface ClusterMember {
   readonly name: string;
   /** The member's API URL as LXD reports it, e.g. https://10.77.0.11:8443. */

@@ -5,7 +5,9 @@ import {
   instanceKey,
   toInstance,
   toMember,
+  toStandaloneMember,
   type LxdEvent,
+  type LxdServerEnvironment,
   type LxdInstance,
   type LxdMember,
 } from './lxd-model.js';
@@ -212,22 +214,24 @@ export class Reflector {
     const started = Date.now();
     const scope = this.#opts.allProjects ? 'all-projects=true' : `project=${encodeURIComponent(this.#opts.project)}`;
     const [server, raw] = await Promise.all([
-      this.#client.get<{ environment?: { server_clustered?: boolean } }>('/1.0', signal),
+      this.#client.get<{ environment?: LxdServerEnvironment }>('/1.0', signal),
       this.#client.get<LxdInstance[]>(`/1.0/instances?recursion=2&${scope}`, signal),
     ]);
     const clustered = server?.environment?.server_clustered === true;
-    const members = clustered ? await this.#client.get<LxdMember[]>('/1.0/cluster/members?recursion=1', signal) : [];
+    const members = clustered
+      ? ((await this.#client.get<LxdMember[]>('/1.0/cluster/members?recursion=1', signal)) ?? []).map(toMember)
+      : [toStandaloneMember(server?.environment)];
     const instances = (raw ?? []).map((r) => toInstance(r));
     this.#profiles.clear();
     for (const r of raw ?? []) this.#profiles.set(instanceKey(r.project || 'default', r.name ?? ''), r.profiles ?? []);
-    this.#store.dispatch({ type: 'listed', instances, members: (members ?? []).map(toMember), clustered, at: Date.now() });
+    this.#store.dispatch({ type: 'listed', instances, members, clustered, at: Date.now() });
     this.#logProblems(instances);
     const now = Date.now();
     for (const [i, inst] of instances.entries()) {
       const startedAt = Date.parse(raw?.[i]?.last_used_at ?? '');
       if (inst.running && !complete(inst) && now - startedAt < RECENT_START_MS) void this.#settle(inst.project, inst.name, inst, signal);
     }
-    this.#log.debug('lxd listed', { instances: instances.length, members: members?.length ?? 0, ms: Date.now() - started });
+    this.#log.debug('lxd listed', { instances: instances.length, members: members.length, ms: Date.now() - started });
   }
 
   #scheduleResync(): void {

@@ -4,7 +4,7 @@ import { checkResolveOptions, resolve, type Outcome, type ResolveOptions } from 
 import { Snapshot } from '../../src/streams/snapshot.js';
 import { iface, instance, seeded, SERIAL, snapshotOf } from '../helpers/model.js';
 import { rdata, rr, sortedText, text, zone } from '../helpers/zone.js';
-import { clustered, OPTS, question, SOA, standalone, type Case } from '../helpers/dns-fixture.js';
+import { clustered, OPTS, question, SOA, standalone, standaloneUnknown, type Case } from '../helpers/dns-fixture.js';
 
 // Unit tests of the resolver on hand-built snapshots (no LXD). Expected records are zone-file lines; answer
 // order is shuffled, so sections are compared as sorted sets (order has its own tests below).
@@ -227,13 +227,24 @@ table(t, 'cluster names on a cluster', clustered, [
   { q: 'node-1.cluster.nope.lexa A', kind: 'nxdomain' },
 ]);
 
-table(t, 'cluster names on a standalone LXD', standalone, [
-  { q: 'cluster.web-1.lexa CNAME', kind: 'nodata' },
-  { q: 'cluster.web-1.lexa A', kind: 'nodata' },
+table(t, 'cluster names on a standalone LXD: the server is the one member', standalone, [
+  { q: 'cluster.web-1.lexa CNAME', kind: 'answer', answers: ['cluster.web-1.lexa. 0 IN CNAME vm.'] },
+  { q: 'cluster.web-1.lexa A', kind: 'answer', answers: ['cluster.web-1.lexa. 0 IN A 10.0.0.5'] },
+  { q: 'cluster.web-*.lexa A', kind: 'answer', answers: ['cluster.web-*.lexa. 0 IN A 10.0.0.5'] },
+  { q: 'cluster.web-*.lexa CNAME', kind: 'answer', answers: ['cluster.web-*.lexa. 0 IN CNAME vm.'] },
   { q: 'cluster.web-*.lexa AAAA', kind: 'nodata' },
+  { q: 'vm.cluster.web-1.lexa A', kind: 'answer', answers: ['vm.cluster.web-1.lexa. 0 IN A 10.0.0.5'] },
+  { q: 'VM.cluster.web-1.lexa A', kind: 'answer', answers: ['VM.cluster.web-1.lexa. 0 IN A 10.0.0.5'] },
   { q: 'cluster.nope.lexa A', kind: 'nxdomain' },
   { q: 'none.cluster.web-1.lexa A', kind: 'nxdomain' },
   { q: 'web-1.lexa A', kind: 'answer', answers: ['web-1.lexa. 0 IN A 10.99.0.11'] },
+]);
+
+table(t, 'cluster names on a standalone LXD lexa has no record of', standaloneUnknown, [
+  { q: 'cluster.web-1.lexa CNAME', kind: 'nodata' },
+  { q: 'cluster.web-1.lexa A', kind: 'nodata' },
+  { q: 'cluster.nope.lexa A', kind: 'nxdomain' },
+  { q: 'vm.cluster.web-1.lexa A', kind: 'nxdomain' },
 ]);
 
 table(t, 'zone apex, ANY, types, classes, names outside the zone', clustered, [

@@ -45,7 +45,15 @@ export const INSTANCES = [
 export const MEMBERS = [member('node-1', ['10.77.0.11'], ['fd42:77::11']), member('node-2', ['10.77.0.12'])];
 
 export const clustered = () => snapshotOf(INSTANCES, MEMBERS, true);
+/** A standalone LXD: the reflector records the server as its one member (named `vm`, API on 10.0.0.5). */
 export const standalone = () =>
+  snapshotOf(
+    INSTANCES.map((i) => ({ ...i, location: 'none' })),
+    [member('vm', ['10.0.0.5'])],
+    false,
+  );
+/** A standalone LXD lexa knows nothing about (no member record). */
+export const standaloneUnknown = () =>
   snapshotOf(
     INSTANCES.map((i) => ({ ...i, location: 'none' })),
     [],

@@ -38,6 +38,9 @@ const CONTAINERS: Record<string, Record<string, string>> = {
 export interface Fixture {
   readonly v4: Readonly<Record<string, string>>;
   readonly v6: Readonly<Record<string, string>>;
+  /** The LXD server's name and the IPv4 its API listens on (the test bed's LXD is standalone). */
+  readonly server: string;
+  readonly serverV4: string;
 }
 
 /**
@@ -65,7 +68,9 @@ export async function setUpFixture(): Promise<Fixture> {
       { what: `${name} to get IPv4 and IPv6`, timeoutMs: 15_000 },
     );
   }
-  return { v4, v6 };
+  const env = JSON.parse(await lxc('query', '/1.0')) as { environment: { server_name: string; addresses: string[] } };
+  const serverV4 = env.environment.addresses.map((a) => a.replace(/:\d+$/, '')).find((a) => /^\d+(\.\d+){3}$/.test(a)) ?? '';
+  return { v4, v6, server: env.environment.server_name, serverV4 };
 }
 
 export const tearDownFixture = () => deleteByPrefix(PREFIX);
@@ -160,7 +165,11 @@ export function cases(f: Fixture): Case[] {
     { name: 'nf-off.lexa', type: 'A', status: 'NXDOMAIN', authority: [SOA] },
     { name: 'nope.lexa', type: 'A', status: 'NXDOMAIN', authority: [SOA] },
     { name: 'nf-web-1.lexa', type: 'MX', status: 'NOERROR', answer: [], authority: [SOA] },
-    { name: 'cluster.nf-web-1.lexa', type: 'A', status: 'NOERROR', answer: [], authority: [SOA] },
+    // The test bed's LXD is standalone: the server is the one member, and its API listens on 127.0.0.1.
+    { name: 'cluster.nf-web-1.lexa', type: 'CNAME', status: 'NOERROR', answer: [`cluster.nf-web-1.lexa. 0 IN CNAME ${f.server}.`] },
+    { name: 'cluster.nf-web-1.lexa', type: 'A', status: 'NOERROR', answer: [`cluster.nf-web-1.lexa. 0 IN A ${f.serverV4}`] },
+    { name: `${f.server}.cluster.nf-db-1.lexa`, type: 'A', status: 'NOERROR', answer: [`${f.server}.cluster.nf-db-1.lexa. 0 IN A ${f.serverV4}`] },
+    { name: 'elsewhere.cluster.nf-db-1.lexa', type: 'A', status: 'NXDOMAIN', authority: [SOA] },
     { name: 'service.lexa', type: 'A', status: 'NOERROR', answer: [], authority: [SOA] },
     { name: 'lexa', type: 'SOA', status: 'NOERROR', answer: [SOA] },
     { name: 'lexa', type: 'NS', status: 'NOERROR', answer: ['lexa. 0 IN NS ns.lexa.'] },

@@ -6,6 +6,7 @@ import {
   Snapshot,
   toInstance,
   toMember,
+  toStandaloneMember,
   type Action,
   type Instance,
   type LxdEvent,
@@ -68,6 +69,14 @@ t.test('members take their address from the API URL', async (t) => {
   });
   t.same(toMember({ server_name: 'n6', url: 'https://[fd00::11]:8443' }).ipv6, ['fd00::11']);
   t.same(toMember({ server_name: 'x', url: 'not a url' }).ipv4, []);
+});
+
+t.test('a standalone LXD is the one member of its own cluster', async (t) => {
+  t.same(toStandaloneMember({ server_name: 'host1', addresses: ['10.0.0.5:8443', '[fd00::5]:8443', '0.0.0.0:8443', '[::]:8443'] }), {
+    name: 'host1', url: 'https://10.0.0.5:8443', status: 'Online', ipv4: ['10.0.0.5'], ipv6: ['fd00::5'],
+  });
+  t.same(toStandaloneMember({ server_name: 'quiet', addresses: [] }), { name: 'quiet', url: '', status: 'Online', ipv4: [], ipv6: [] });
+  t.equal(toStandaloneMember(undefined).name, 'none');
 });
 
 t.test('service keys', async (t) => {

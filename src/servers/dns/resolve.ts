@@ -48,9 +48,12 @@ import { findInterface, type Snapshot } from '../../streams/snapshot.js';
  *     and HAProxy discards records not owned by the question name. So this name is a CNAME to CNAME queries and
  *     an address RRset to A/AAAA queries: a synthesized view, deliberately not an RFC 1034 zone.
  *   - Members' addresses come from `snapshot.members`; a member missing there or without addresses adds none.
- *   - Standalone LXD (`snapshot.clustered === false`, location "none"): `cluster.<x>` exists (the instance
- *     exists) but is NODATA for every type, because lexa does not know the LXD host's address;
- *     `<member>.cluster.<x>` is NXDOMAIN (there are no members).
+ *   - Standalone LXD (`snapshot.clustered === false`): the server is the one member of its own cluster (the
+ *     reflector records it in `snapshot.members`: named after LXD's `server_name`, with the addresses its API
+ *     listens on), and every instance runs on it. So `cluster.<x>` CNAMEs to `<server_name>.` and answers A/AAAA
+ *     with those addresses (NODATA when LXD's API listens on no specific address), and
+ *     `<server_name>.cluster.<x>` answers the same addresses. Without that record (members empty), `cluster.<x>`
+ *     is NODATA and `<member>.cluster.<x>` NXDOMAIN.
  *
  * SRV targets are `<if>.if.<instance>.<suffix>`; when two projects reuse an instance name, a target names both
  * (its additionals carry only the endpoint's own addresses).
@@ -381,8 +384,9 @@ function srv(snapshot: Snapshot, q: Question, zone: Zone, svc: string, protoOrTa
 
 function cluster(snapshot: Snapshot, q: Question, zone: Zone, found: readonly Instance[]): Outcome {
   if (found.length === 0) return nxdomain(snapshot, zone);
-  if (!snapshot.clustered) return nodata(snapshot, zone);
-  const locations = [...new Set(found.map((i) => i.location))];
+  const locations = [...new Set(found.map((i) => locationOf(snapshot, i)).filter((l) => l !== undefined))];
+  // The name exists (the instance runs) even when lexa does not know where: NODATA, not NXDOMAIN.
+  if (locations.length === 0) return nodata(snapshot, zone);
   const single = locations.length === 1 ? locations[0]! : undefined;
   if (q.type === 'CNAME' || (q.type === 'ANY' && single !== undefined)) {
     if (single === undefined) return nodata(snapshot, zone);
@@ -394,12 +398,21 @@ function cluster(snapshot: Snapshot, q: Question, zone: Zone, found: readonly In
 }
 
 function member(snapshot: Snapshot, q: Question, zone: Zone, found: readonly Instance[], name: string): Outcome {
-  if (!snapshot.clustered) return nxdomain(snapshot, zone);
-  const on = found.find((i) => i.location.toLowerCase() === name);
-  if (on === undefined) return nxdomain(snapshot, zone);
-  const ifaces = memberIfaces(snapshot, [on.location]);
+  const location = found.map((i) => locationOf(snapshot, i)).find((l) => l?.toLowerCase() === name);
+  if (location === undefined) return nxdomain(snapshot, zone);
+  const ifaces = memberIfaces(snapshot, [location]);
   // The member exists (an instance runs on it) even if lexa has no address for it: NODATA, not NXDOMAIN.
   return ifaces.length === 0 ? nodata(snapshot, zone) : addresses(snapshot, q, zone, ifaces);
+}
+
+/**
+ * The member an instance runs on: its `location` in a cluster; on a standalone LXD, the server itself (the one
+ * member the reflector records), or undefined when lexa has no record of it.
+ */
+function locationOf(snapshot: Snapshot, inst: Instance): string | undefined {
+  if (snapshot.clustered) return inst.location;
+  if (snapshot.members.size !== 1) return undefined;
+  return snapshot.members.keys().next().value;
 }
 
 /** Cluster members' addresses, shaped as interfaces so `addresses` can answer for them. */
