@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/index.js';
 import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { memoryLogger } from '../../src/log/index.js';
+import type { HostDoc } from '../../src/servers/rest/hosts.js';
+
+export type { HostDoc };
 
 /** A lexa daemon started in this process from a real HCL file, with its REST and DNS ports bound on 127.0.0.1:0. */
 export interface TestLexa {
@@ -54,12 +57,6 @@ export function curl(url: string, ...args: string[]): Promise<CurlResult> {
       resolve({ status: Number(stdout.slice(cut + 1)), body, json: <T>() => JSON.parse(body) as T });
     });
   });
-}
-
-export interface HostDoc {
-  name: string;
-  interfaces: { ipv4: Record<string, string>[]; ipv6: Record<string, string>[] };
-  services: { name: string; port: number; proto: string; tags: string[] }[] | null;
 }
 
 /** `/containers/` hosts by name, via curl. */
