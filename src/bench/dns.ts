@@ -9,7 +9,8 @@
 import { Buffer } from 'node:buffer';
 import { parseArgs } from 'node:util';
 import dnsPacket from 'dns-packet';
-import { createHandler, silentLogger, type HandleQuery } from '../servers/dns/index.js';
+import { silentLogger } from '../log/index.js';
+import { createHandler, datagramLimit, DEFAULT_MAX_UDP_PAYLOAD, type HandleQuery } from '../servers/dns/index.js';
 import type { Instance } from '../streams/model.js';
 import { Snapshot } from '../streams/snapshot.js';
 
@@ -22,6 +23,8 @@ const NAME_POOL = 100;
 /** Warm-up before each measurement: this many queries or this long, whichever comes first. */
 const WARMUP = 20_000;
 const WARMUP_NS = 300_000_000n;
+/** The plain UDP transport's limit with the default payload ceiling: what a query over UDP gets. */
+const UDP = datagramLimit(DEFAULT_MAX_UDP_PAYLOAD);
 
 interface Case {
   readonly name: string;
@@ -67,7 +70,7 @@ console.log(`Exact and NXDOMAIN cases cycle through ${NAME_POOL} distinct names 
     for (const c of CASES) {
       const queries = c.queries(n);
       for (const q of queries.slice(0, 3)) check(handle, q, c);
-      record(c.name, n, measure(queries, seconds, (q) => handle(q, 'udp')));
+      record(c.name, n, measure(queries, seconds, (q) => handle(q, UDP)));
     }
   }
   print(results);
@@ -121,7 +124,7 @@ function measure(queries: readonly Buffer[], seconds: number, fn: (q: Buffer) =>
 }
 
 function check(handle: HandleQuery, q: Buffer, c: Case): void {
-  const reply = handle(q, 'udp');
+  const reply = handle(q, UDP);
   if (reply === null) throw new Error(`${c.name}: no reply`);
   const rcode = reply[3]! & 0xf;
   const answers = (reply[6]! << 8) | reply[7]!;

@@ -1,5 +1,5 @@
 /**
- * The lexa side of the server benchmark (scripts/bench.sh): lexa's real DNS servers (`startDns`, UDP and TCP) on
+ * The lexa side of the server benchmark (scripts/bench.sh): lexa's real DNS servers (`startPlainDns`, UDP and TCP) on
  * one address, answering from a SYNTHETIC snapshot of N running containers `bench-1 … bench-N`, each with one
  * IPv4 address 10.77.x.y on eth0. The snapshot is synthetic because a real LXD cannot hold 1000 containers on the
  * machines lexa is developed on; the instances go through the same LXD-JSON → model translation (`toInstance`)
@@ -14,7 +14,8 @@
  */
 import { parseArgs } from 'node:util';
 import { fromParsed } from '../config/index.js';
-import { resolverOptions, startDns, silentLogger } from '../servers/dns/index.js';
+import { silentLogger } from '../log/index.js';
+import { createHandler, DEFAULT_MAX_UDP_PAYLOAD, resolverOptions, startPlainDns } from '../servers/dns/index.js';
 import { Snapshot, toInstance, type LxdInstance } from '../streams/index.js';
 
 /** Host labels are `bench-<i>`, i = 1 … N. */
@@ -84,7 +85,13 @@ async function main(): Promise<void> {
   const binds = [{ host: values.host, port }];
   // The daemon's logger at its default level writes nothing per query either; silent keeps stdout for the
   // ready line.
-  const servers = await startDns(binds, config.dns, resolverOptions(suffix, config.dns), () => snapshot, silentLogger);
+  const handle = createHandler({ snapshot: () => snapshot, resolver: resolverOptions(suffix, config.dns), log: silentLogger });
+  const limits = {
+    idleTimeoutMs: config.dns.tcpIdleTimeoutMs,
+    maxConnections: config.dns.maxTcpConnections,
+    udpPayload: DEFAULT_MAX_UDP_PAYLOAD,
+  };
+  const servers = await startPlainDns({ binds, handle, log: silentLogger, limits });
 
   let stopping = false;
   const stop = () => {
@@ -97,7 +104,7 @@ async function main(): Promise<void> {
 
   console.error(
     `lexa bench server: SYNTHETIC snapshot of ${n} running containers (${NAME_PREFIX}1 … ${NAME_PREFIX}${n}.${suffix},` +
-      ' one IPv4 each, 10.77.x.y): a real LXD cannot hold that many here; the DNS path served (startDns: UDP + TCP,' +
+      ' one IPv4 each, 10.77.x.y): a real LXD cannot hold that many here; the DNS path served (startPlainDns: UDP + TCP,' +
       ` handler, resolver, wire codec) is the daemon's own. Node ${process.version}.`,
   );
   console.log(`ready pid=${process.pid} port=${servers.ports[0]} instances=${n} suffix=${suffix}`);

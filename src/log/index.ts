@@ -45,6 +45,18 @@ function make(write: (line: string) => boolean, min: number, base: Record<string
   };
 }
 
+/**
+ * One line for an error in a log field: its message, and its cause's message when it has one (undici and
+ * node:net wrap the interesting part, e.g. ECONNREFUSED, in `cause`). Anything else thrown is stringified.
+ */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = (err as Error & { cause?: unknown }).cause;
+    return cause instanceof Error ? `${err.message}: ${cause.message}` : err.message;
+  }
+  return String(err);
+}
+
 function errorReplacer(_key: string, value: unknown): unknown {
   return value instanceof Error ? value.message : value;
 }

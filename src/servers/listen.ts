@@ -1,22 +1,97 @@
-import type { Server } from 'node:net';
+import type dgram from 'node:dgram';
+import { isIPv6, type Server, type Socket } from 'node:net';
+import type { Bind } from '../config/index.js';
+import type { Logger } from '../log/index.js';
 
-/** Starts `server` on host:port and resolves with the bound port (useful with port 0). Rejects on bind errors. */
-export function listenOn(server: Server, host: string, port: number): Promise<number> {
+/**
+ * Binding sockets, once for every transport. An IPv6 address binds IPv6-only, so `::` and `0.0.0.0` can be
+ * listed side by side on one port. Port 0 picks a free port; the promise tells which.
+ */
+
+/** Starts a stream server (net, tls, https, http2) on `bind`; resolves with the bound port, rejects on bind errors. */
+export function listenOn(server: Server, bind: Bind): Promise<number> {
   return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
+    server.once('error', reject);
+    server.listen({ host: bind.host, port: bind.port, ipv6Only: isIPv6(bind.host) }, () => {
+      server.off('error', reject);
       const addr = server.address();
-      resolve(typeof addr === 'object' && addr ? addr.port : port);
+      resolve(typeof addr === 'object' && addr !== null ? addr.port : bind.port);
     });
   });
 }
 
-/** Closes `server`, ending idle keep-alive connections, and resolves when it has stopped. */
-export function closeServer(server: Server & { closeAllConnections?: () => void }): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections?.();
+/** Binds a UDP socket made for `bind`'s family; resolves with the bound port. On failure the socket is closed. */
+export function bindUdp(socket: dgram.Socket, bind: Bind): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => {
+      try {
+        socket.close();
+      } catch {
+        // never bound: nothing to close
+      }
+      reject(err);
+    };
+    socket.once('error', onError);
+    socket.bind({ address: bind.host, port: bind.port }, () => {
+      socket.off('error', onError);
+      resolve(socket.address().port);
+    });
   });
+}
+
+/** `host:port` as a URL authority: IPv6 literals in brackets. */
+export function hostPort(host: string, port: number): string {
+  return `${isIPv6(host) ? `[${host}]` : host}:${port}`;
+}
+
+/** Listeners of one transport, one per bind address. */
+export interface Listeners {
+  /** Bound ports, in the order of the binds (useful with port 0). */
+  readonly ports: readonly number[];
+  /** Stops listening and ends every open connection; resolves once all are closed. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * Binds one stream server per address, made by `create`, and manages them together; on a bind failure closes
+ * what it opened and rejects. It adds what every stream listener needs: a connection cap (`maxConnections`;
+ * connections beyond it are closed on accept, and logged at debug), tracking of open connections so close()
+ * ends them, and a log line per address. `name` prefixes the log messages (e.g. 'dns/tcp').
+ */
+export async function listenStreams<S extends Server>(
+  binds: readonly Bind[],
+  create: () => S,
+  maxConnections: number,
+  log: Logger,
+  name: string,
+): Promise<Listeners & { readonly servers: readonly S[] }> {
+  const servers: S[] = [];
+  const sockets = new Set<Socket>();
+  const ports: number[] = [];
+  const close = async (): Promise<void> => {
+    const closing = servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    for (const s of sockets) s.destroy();
+    await Promise.all(closing);
+  };
+  try {
+    for (const b of binds) {
+      const server = create();
+      server.maxConnections = maxConnections;
+      server.on('connection', (socket: Socket) => {
+        sockets.add(socket);
+        socket.on('close', () => sockets.delete(socket));
+      });
+      server.on('drop', (data) =>
+        log.debug(`${name}: connection limit reached, closed a new connection`, { from: data?.remoteAddress, limit: maxConnections }),
+      );
+      servers.push(server);
+      ports.push(await listenOn(server, b));
+      server.on('error', (err) => log.warn(`${name}: server error`, { host: b.host, error: err.message }));
+      log.info(`${name}: listening`, { host: b.host, port: ports.at(-1) });
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { ports, servers, close };
 }

@@ -1,26 +1,17 @@
 import { constants } from 'node:crypto';
-import { isIPv6, type Socket } from 'node:net';
 import tls from 'node:tls';
-import type { Logger } from './dns/index.js';
+import type { Bind } from '../config/index.js';
+import type { Logger } from '../log/index.js';
 import type { TlsMaterial } from '../tls/index.js';
+import { listenStreams, type Listeners } from './listen.js';
 
-/** Where one listener binds: an IP literal (IPv6 sockets are IPv6-only) and a port, 0 for any free one. */
-export interface ListenBind {
-  readonly host: string;
-  readonly port: number;
-}
-
-/** A set of TLS listeners (one per bind address) serving one protocol with one certificate. */
-export interface TlsServers {
-  /** Bound ports, in the order of the binds (useful with port 0). */
-  readonly ports: readonly number[];
+/** Listeners whose certificate can be replaced while they run (DoT, DoH, REST). */
+export interface TlsListeners extends Listeners {
   /**
    * Serves `m` to connections accepted from now on; open connections keep the certificate they shook hands with.
    * Throws (changing nothing) when the certificate or key is unusable.
    */
   setTls(m: TlsMaterial): void;
-  /** Stops listening and closes every open connection; resolves once all listeners are closed. */
-  close(): Promise<void>;
 }
 
 /**
@@ -33,53 +24,26 @@ export function contextOptions(m: TlsMaterial): tls.SecureContextOptions {
 }
 
 /**
- * Binds one server per address, made by `create`, and manages them together. On a bind failure, closes what it
- * opened and rejects. `create` sets the server's own options; this adds what every TLS listener needs: a
- * connection cap (`maxConnections`), dropping a client whose handshake fails or times out (Node's tls.Server
- * leaves the socket open on a handshake timeout unless told), and tracking connections so close() ends them.
+ * TLS listeners on every bind address (see listenStreams for the connection cap and tracking). `create` sets the
+ * server's own options from contextOptions; this adds dropping a client whose handshake fails or times out (Node's
+ * tls.Server leaves the socket open on a handshake timeout unless told) and checked certificate swaps.
  */
 export async function listenTls(
-  binds: readonly ListenBind[],
+  binds: readonly Bind[],
   create: () => tls.Server,
   maxConnections: number,
   log: Logger,
   name: string,
-): Promise<TlsServers> {
-  const servers: tls.Server[] = [];
-  const sockets = new Set<Socket>();
-  const ports: number[] = [];
-  const close = async (): Promise<void> => {
-    const closing = servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
-    for (const s of sockets) s.destroy();
-    await Promise.all(closing);
+): Promise<TlsListeners> {
+  const withHandshakeGuard = () => {
+    const server = create();
+    server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+      log.debug(`${name}: TLS handshake failed`, { from: socket.remoteAddress, error: err.message });
+      socket.destroy();
+    });
+    return server;
   };
-  try {
-    for (const b of binds) {
-      const server = create();
-      server.maxConnections = maxConnections;
-      server.on('connection', (socket: Socket) => {
-        sockets.add(socket);
-        socket.on('close', () => sockets.delete(socket));
-      });
-      server.on('drop', (data) =>
-        log.debug(`${name}: connection limit reached, closed a new connection`, {
-          from: data?.remoteAddress,
-          limit: maxConnections,
-        }),
-      );
-      server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
-        log.debug(`${name}: TLS handshake failed`, { from: socket.remoteAddress, error: err.message });
-        socket.destroy();
-      });
-      servers.push(server);
-      ports.push(await listen(server, b));
-      server.on('error', (err) => log.warn(`${name}: server error`, { host: b.host, error: err.message }));
-      log.info(`${name}: listening`, { host: b.host, port: ports.at(-1) });
-    }
-  } catch (err) {
-    await close();
-    throw err;
-  }
+  const { ports, servers, close } = await listenStreams(binds, withHandshakeGuard, maxConnections, log, name);
   return {
     ports,
     setTls(m) {
@@ -90,15 +54,4 @@ export async function listenTls(
     },
     close,
   };
-}
-
-function listen(server: tls.Server, { host, port }: ListenBind): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port, ipv6Only: isIPv6(host) }, () => {
-      server.off('error', reject);
-      const addr = server.address();
-      resolve(typeof addr === 'object' && addr !== null ? addr.port : port);
-    });
-  });
 }

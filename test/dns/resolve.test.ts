@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
-import { createHandler, silentLogger } from '../../src/servers/dns/handler.js';
+import { silentLogger } from '../../src/log/index.js';
+import { createHandler } from '../../src/servers/dns/handler.js';
 import { checkResolveOptions, resolve, type Outcome, type ResolveOptions } from '../../src/servers/dns/resolve.js';
 import { Snapshot } from '../../src/streams/snapshot.js';
 import { iface, instance, seeded, SERIAL, snapshotOf } from '../helpers/model.js';

@@ -1,23 +1,27 @@
 import { Buffer } from 'node:buffer';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import os from 'node:os';
 import t from 'tap';
 import dnsPacket, { type DecodedPacket } from 'dns-packet';
-import { TcpDnsServer, UdpDnsServer, type Logger } from '../../src/servers/dns/index.js';
+import { memoryLogger } from '../../src/log/index.js';
+import { createHandler, startTcp, startUdp } from '../../src/servers/dns/index.js';
+import type { StreamLimits } from '../../src/servers/transport.js';
 import { sortedText, zone } from '../helpers/zone.js';
 import { clustered, OPTS } from '../helpers/dns-fixture.js';
+import { requireIPv6Loopback } from '../helpers/net.js';
+import { STREAM_LIMITS } from '../helpers/transport-stub.js';
 
-// UDP and TCP servers on loopback, port 0, with Node's dgram/net as the client. The snapshot is hand-built
-// (unit tests); the real-LXD integration tests with dig/kdig live elsewhere.
+// UDP and TCP transports on loopback, port 0, with Node's dgram/net as the client, around the one handler the
+// daemon would build. The snapshot is hand-built (unit tests); the real-LXD tests with dig/kdig live elsewhere.
 
-const logged: { level: string; msg: string }[] = [];
-const log: Logger = {
-  debug: (msg) => void logged.push({ level: 'debug', msg }),
-  info: (msg) => void logged.push({ level: 'info', msg }),
-  warn: (msg) => void logged.push({ level: 'warn', msg }),
-  error: (msg) => void logged.push({ level: 'error', msg }),
-};
+const log = memoryLogger();
+const handle = createHandler({ snapshot: clustered, resolver: OPTS, log });
+const STREAM = STREAM_LIMITS;
+const UDP_LIMITS = { udpPayload: 4096 };
+
+const udpOn = (host: string, port = 0) => startUdp({ binds: [{ host, port }], handle, log, limits: UDP_LIMITS });
+const tcpOn = (limits: Partial<StreamLimits> = {}) =>
+  startTcp({ binds: [{ host: '127.0.0.1', port: 0 }], handle, log, limits: { ...STREAM, ...limits } });
 
 function query(id: number, name: string, type: dnsPacket.RecordType = 'A'): Buffer {
   return dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type }] });
@@ -85,8 +89,8 @@ class TcpClient {
 }
 
 t.test('UDP on IPv4 loopback', async (t) => {
-  const server = new UdpDnsServer({ host: '127.0.0.1', port: 0, snapshot: clustered, resolver: OPTS, log });
-  const port = await server.listen();
+  const server = await udpOn('127.0.0.1');
+  const port = server.ports[0]!;
   t.teardown(() => server.close());
   t.ok(port > 0, `bound port ${port}`);
   const r = await udpAsk('127.0.0.1', port, query(7, 'web-1.lexa'));
@@ -98,22 +102,15 @@ t.test('UDP on IPv4 loopback', async (t) => {
   t.equal(srv.additionals?.length, 3);
   const nx = await udpAsk('127.0.0.1', port, query(9, 'nope.lexa'));
   t.equal(nx.rcode, 'NXDOMAIN');
-  await t.rejects(
-    new UdpDnsServer({ host: '127.0.0.1', port, snapshot: clustered, resolver: OPTS, log }).listen(),
-    { code: 'EADDRINUSE' },
-    'a taken port rejects listen()',
-  );
+  await t.rejects(udpOn('127.0.0.1', port), { code: 'EADDRINUSE' }, 'a taken port rejects the start');
 });
 
-const hasIPv6Loopback = Object.values(os.networkInterfaces()).some((list) =>
-  (list ?? []).some((a) => a.family === 'IPv6' && a.address === '::1'),
-);
-
-t.test('UDP on IPv6 loopback, beside IPv4 on the same port', { skip: hasIPv6Loopback ? false : 'no ::1 here' }, async (t) => {
-  const v4 = new UdpDnsServer({ host: '127.0.0.1', port: 0, snapshot: clustered, resolver: OPTS, log });
-  const port = await v4.listen();
-  const v6 = new UdpDnsServer({ host: '::1', port, snapshot: clustered, resolver: OPTS, log });
-  t.equal(await v6.listen(), port, 'same port, separate socket');
+t.test('UDP on IPv6 loopback, beside IPv4 on the same port', async (t) => {
+  requireIPv6Loopback();
+  const v4 = await udpOn('127.0.0.1');
+  const port = v4.ports[0]!;
+  const v6 = await udpOn('::1', port);
+  t.equal(v6.ports[0], port, 'same port, separate socket');
   t.teardown(async () => {
     await v4.close();
     await v6.close();
@@ -123,8 +120,8 @@ t.test('UDP on IPv6 loopback, beside IPv4 on the same port', { skip: hasIPv6Loop
 });
 
 t.test('TCP: pipelined queries in one write, a query split across writes, replies in order', async (t) => {
-  const server = new TcpDnsServer({ host: '127.0.0.1', port: 0, snapshot: clustered, resolver: OPTS, log });
-  const port = await server.listen();
+  const server = await tcpOn();
+  const port = server.ports[0]!;
   t.teardown(() => server.close());
   const c = new TcpClient(port);
   await c.connected();
@@ -166,8 +163,8 @@ t.test('TCP: pipelined queries in one write, a query split across writes, replie
 });
 
 t.test('TCP: large answers are not truncated', async (t) => {
-  const server = new TcpDnsServer({ host: '127.0.0.1', port: 0, snapshot: clustered, resolver: OPTS, log });
-  const port = await server.listen();
+  const server = await tcpOn();
+  const port = server.ports[0]!;
   t.teardown(() => server.close());
   const c = new TcpClient(port);
   c.socket.write(framed(query(1, '*.lexa')));
@@ -178,15 +175,8 @@ t.test('TCP: large answers are not truncated', async (t) => {
 });
 
 t.test('TCP: idle connections are closed', async (t) => {
-  const server = new TcpDnsServer({
-    host: '127.0.0.1',
-    port: 0,
-    snapshot: clustered,
-    resolver: OPTS,
-    log,
-    idleTimeoutMs: 150,
-  });
-  const port = await server.listen();
+  const server = await tcpOn({ idleTimeoutMs: 150 });
+  const port = server.ports[0]!;
   t.teardown(() => server.close());
   const c = new TcpClient(port);
   c.socket.write(framed(query(1, 'web-1.lexa')));
@@ -198,15 +188,9 @@ t.test('TCP: idle connections are closed', async (t) => {
 });
 
 t.test('TCP: connections beyond the cap are closed, the others keep working', async (t) => {
-  const server = new TcpDnsServer({
-    host: '127.0.0.1',
-    port: 0,
-    snapshot: clustered,
-    resolver: OPTS,
-    log,
-    maxConnections: 2,
-  });
-  const port = await server.listen();
+  // The default idle timeout (10 s) would close a refused connection too, late: the bound below tells them apart.
+  const server = await tcpOn({ maxConnections: 2 });
+  const port = server.ports[0]!;
   t.teardown(() => server.close());
   const a = new TcpClient(port);
   const b = new TcpClient(port);
@@ -215,10 +199,13 @@ t.test('TCP: connections beyond the cap are closed, the others keep working', as
   b.socket.write(framed(query(2, 'web-1.lexa')));
   await Promise.all([a.waitFor(1), b.waitFor(1)]);
   const c = new TcpClient(port);
+  const refusedAt = Date.now();
   c.socket.write(framed(query(3, 'web-1.lexa')));
   await c.closed;
-  t.equal(c.replies.length, 0, 'the third connection got no reply and was closed');
-  t.ok(logged.some((l) => l.msg.includes('connection limit')), 'the drop was logged');
+  const refusedMs = Date.now() - refusedAt;
+  t.ok(refusedMs < 1000, `the third connection was closed on accept (${refusedMs} ms), not by the idle timer`);
+  t.equal(c.replies.length, 0, 'the third connection got no reply');
+  t.ok(log.lines.some((l) => String(l['msg']).includes('connection limit')), 'the drop was logged');
   a.socket.write(framed(query(4, 'web-2.lexa')));
   t.equal((await a.waitFor(2))[1]!.id, 4, 'an existing connection still answers');
   a.socket.destroy();
@@ -232,27 +219,25 @@ t.test('TCP: connections beyond the cap are closed, the others keep working', as
 });
 
 t.test('TCP: a partial frame over the buffer cap closes the connection', async (t) => {
-  const server = new TcpDnsServer({
-    host: '127.0.0.1',
-    port: 0,
-    snapshot: clustered,
-    resolver: OPTS,
-    log,
-    maxBufferedBytes: 1024,
-  });
-  const port = await server.listen();
+  // The default idle timeout (10 s) would close the connection too, late: the bound below tells them apart.
+  const server = await tcpOn({ maxBufferedBytes: 1024 });
+  const port = server.ports[0]!;
   t.teardown(() => server.close());
   const c = new TcpClient(port);
+  await c.connected();
   const head = Buffer.alloc(2);
   head.writeUInt16BE(60000);
+  const sentAt = Date.now();
   c.socket.write(Buffer.concat([head, Buffer.alloc(2000)]));
   await c.closed;
-  t.pass('closed');
+  const ms = Date.now() - sentAt;
+  t.ok(ms < 1000, `closed ${ms} ms after the oversized frame began, well before the ${STREAM.idleTimeoutMs} ms idle timeout`);
+  t.ok(log.lines.some((l) => String(l['msg']).includes('over the buffer limit')), 'the reason was logged');
 });
 
 t.test('TCP: close() ends open connections and resolves', async (t) => {
-  const server = new TcpDnsServer({ host: '127.0.0.1', port: 0, snapshot: clustered, resolver: OPTS, log });
-  const port = await server.listen();
+  const server = await tcpOn();
+  const port = server.ports[0]!;
   const c = new TcpClient(port);
   await c.connected();
   c.socket.write(framed(query(1, 'web-1.lexa')));

@@ -1,13 +1,17 @@
 import { Buffer } from 'node:buffer';
 import t from 'tap';
 import dnsPacket, { type Answer, type DecodedPacket, type OptAnswer, type SoaAnswer } from 'dns-packet';
-import { createHandler, silentLogger } from '../../src/servers/dns/handler.js';
+import { silentLogger } from '../../src/log/index.js';
+import { createHandler } from '../../src/servers/dns/handler.js';
 import type { Outcome, Question } from '../../src/servers/dns/resolve.js';
-import { answerQuery } from '../../src/servers/dns/wire.js';
+import { answerQuery, datagramLimit, DEFAULT_MAX_UDP_PAYLOAD, MESSAGE_LIMIT } from '../../src/servers/dns/wire.js';
 import { Snapshot } from '../../src/streams/snapshot.js';
 import { iface, instance, seeded, service, snapshotOf } from '../helpers/model.js';
 import { rdata, sortedText, zone } from '../helpers/zone.js';
 import { clustered, OPTS, SOA } from '../helpers/dns-fixture.js';
+
+/** What the UDP transport passes with the default ceiling. */
+const UDP = datagramLimit(DEFAULT_MAX_UDP_PAYLOAD);
 
 // Unit tests of the wire layer (decode, validate, EDNS, outcome → rcode, fitting) on hand-built snapshots.
 
@@ -73,7 +77,7 @@ t.test('outcomes map to rcodes and flags', (t) => {
     ['notimp', 'NOTIMP', query('web-1.lexa', 'OPT'), { aa: false, an: 0, ns: 0 }],
   ];
   for (const [what, rcode, q, want] of cases) {
-    const r = decode(handle(q, 'udp'));
+    const r = decode(handle(q, UDP));
     t.equal(r.rcode, rcode, `${what}: rcode`);
     t.equal(r.id, 0xbeef, `${what}: id echoed`);
     t.equal(r.flag_qr, true, `${what}: QR`);
@@ -86,13 +90,13 @@ t.test('outcomes map to rcodes and flags', (t) => {
     t.same(r.questions, dnsPacket.decode(q).questions, `${what}: question echoed`);
   }
   // 12 header + 16 question + 16 answer: the owner is a 2-byte pointer to the question name
-  t.equal(handle(query('web-1.lexa', 'A'), 'udp')!.length, 44, 'owner name compressed');
-  const nx = decode(handle(query('nope.lexa', 'A'), 'udp'));
+  t.equal(handle(query('web-1.lexa', 'A'), UDP)!.length, 44, 'owner name compressed');
+  const nx = decode(handle(query('nope.lexa', 'A'), UDP));
   t.same(sortedText(nx.authorities ?? []), zone(SOA), 'NXDOMAIN carries the zone SOA');
-  const noRd = decode(handle(query('web-1.lexa', 'A', { flags: 0 }), 'udp'));
+  const noRd = decode(handle(query('web-1.lexa', 'A', { flags: 0 }), UDP));
   t.equal(noRd.flag_rd, false, 'RD off when the query had it off');
   const notReady = createHandler({ snapshot: () => Snapshot.empty(), resolver: OPTS, log: silentLogger });
-  t.equal(decode(notReady(query('web-1.lexa', 'A'), 'udp')).rcode, 'SERVFAIL', 'not synced: SERVFAIL');
+  t.equal(decode(notReady(query('web-1.lexa', 'A'), UDP)).rcode, 'SERVFAIL', 'not synced: SERVFAIL');
   t.end();
 });
 
@@ -113,10 +117,10 @@ t.test('replies round-trip: encode → decode → encode gives the same bytes', 
   for (const [name, type, o] of queries) {
     const what = `${name} ${type}`;
     const q = query(name, type, o);
-    const reply = handle(q, 'udp')!;
+    const reply = handle(q, UDP)!;
     const d = decode(reply);
     // our encoder again, fed the decoded records
-    const again = answerQuery(q, 'udp', () => outcomeOf(d))!;
+    const again = answerQuery(q, UDP, () => outcomeOf(d))!;
     t.same(Buffer.from(again), Buffer.from(reply), `${what}: same bytes`);
     // and dns-packet (no compression) agrees on the content, never smaller
     const plain = dnsPacket.encode(d);
@@ -144,16 +148,16 @@ function outcomeOf(r: Reply): Outcome {
 }
 
 t.test('EDNS(0): OPT only when asked, our size advertised, DO echoed, BADVERS for version > 0', (t) => {
-  t.equal(optOf(decode(handle(query('web-1.lexa', 'A'), 'udp'))), undefined, 'no OPT without EDNS');
-  const opt = optOf(decode(handle(query('web-1.lexa', 'A', { edns: { size: 1232 } }), 'udp')))!;
+  t.equal(optOf(decode(handle(query('web-1.lexa', 'A'), UDP))), undefined, 'no OPT without EDNS');
+  const opt = optOf(decode(handle(query('web-1.lexa', 'A', { edns: { size: 1232 } }), UDP)))!;
   t.equal(opt.udpPayloadSize, 4096, 'advertises the server maximum');
   t.equal(opt.ednsVersion, 0);
   t.equal(opt.flag_do, false);
-  t.equal(optOf(decode(handle(query('web-1.lexa', 'A', { edns: { do: true } }), 'udp')))!.flag_do, true, 'DO echoed');
-  const small = createHandler({ snapshot: clustered, resolver: OPTS, log: silentLogger, maxUdpPayload: 1232 });
-  t.equal(optOf(decode(small(query('web-1.lexa', 'A', { edns: {} }), 'udp')))!.udpPayloadSize, 1232, 'configured maximum');
+  t.equal(optOf(decode(handle(query('web-1.lexa', 'A', { edns: { do: true } }), UDP)))!.flag_do, true, 'DO echoed');
+  const small = createHandler({ snapshot: clustered, resolver: OPTS, log: silentLogger, udpPayload: 1232 });
+  t.equal(optOf(decode(small(query('web-1.lexa', 'A', { edns: {} }), datagramLimit(1232))))!.udpPayloadSize, 1232, 'configured maximum');
 
-  const bad = decode(handle(query('web-1.lexa', 'A', { edns: { version: 1 } }), 'udp'));
+  const bad = decode(handle(query('web-1.lexa', 'A', { edns: { version: 1 } }), UDP));
   const badOpt = optOf(bad)!;
   t.equal(bad.rcode, 'NOERROR', 'header rcode holds the low 4 bits of 16: 0');
   t.equal(badOpt.extendedRcode, 1, 'OPT holds the upper 8 bits: BADVERS = 16');
@@ -174,18 +178,18 @@ t.test('fitting: truncation keeps as many answers as fit, never none', async (t)
   });
   const snap = snapshotOf(many);
   const h = createHandler({ snapshot: () => snap, resolver: { ...OPTS, random: seeded(5) }, log: silentLogger });
-  const h8k = createHandler({ snapshot: () => snap, resolver: OPTS, log: silentLogger, maxUdpPayload: 8192 });
+  const h8k = createHandler({ snapshot: () => snap, resolver: OPTS, log: silentLogger, udpPayload: 8192 });
 
   // Header 12; question 'many-*.lexa' 13 + 4 = 17; OPT 11; each A record 16 (owner: a 2-byte pointer to the question).
   const wild = (o: QueryOpts) => query('many-*.lexa', 'A', o);
   const cases: [string, Uint8Array | null, number, boolean, number][] = [
-    ['no EDNS → 512', h(wild({}), 'udp'), 30, true, 512], // (512-29)/16
-    ['EDNS 1232', h(wild({ edns: { size: 1232 } }), 'udp'), 74, true, 1232], // (1232-40)/16
-    ['EDNS 8192, server max 4096', h(wild({ edns: { size: 8192 } }), 'udp'), 253, true, 4096], // (4096-40)/16
-    ['EDNS 8192, server max 8192', h8k(wild({ edns: { size: 8192 } }), 'udp'), 509, true, 8192], // (8192-40)/16
-    ['EDNS 300 → floor 512', h(wild({ edns: { size: 300 } }), 'udp'), 29, true, 512], // (512-40)/16
-    ['per-call max 1232', h(wild({ edns: { size: 4096 } }), 'udp', 1232), 74, true, 1232],
-    ['TCP: everything', h(wild({}), 'tcp'), 600, false, 65535],
+    ['no EDNS → 512', h(wild({}), UDP), 30, true, 512], // (512-29)/16
+    ['EDNS 1232', h(wild({ edns: { size: 1232 } }), UDP), 74, true, 1232], // (1232-40)/16
+    ['EDNS 8192, server max 4096', h(wild({ edns: { size: 8192 } }), UDP), 253, true, 4096], // (4096-40)/16
+    ['EDNS 8192, server max 8192', h8k(wild({ edns: { size: 8192 } }), datagramLimit(8192)), 509, true, 8192], // (8192-40)/16
+    ['EDNS 300 → floor 512', h(wild({ edns: { size: 300 } }), UDP), 29, true, 512], // (512-40)/16
+    ['per-call max 1232', h(wild({ edns: { size: 4096 } }), datagramLimit(1232)), 74, true, 1232],
+    ['TCP: everything', h(wild({}), MESSAGE_LIMIT), 600, false, 65535],
   ];
   for (const [what, buf, answers, tc, limit] of cases) {
     const r = decode(buf);
@@ -199,7 +203,7 @@ t.test('fitting: truncation keeps as many answers as fit, never none', async (t)
 
   // SRV: question '_web._ten.service.lexa' 24 + 4 = 28; each SRV 2 + 10 + 6 + 23 ('eth0.if.many-000.lexa') = 41;
   // each additional A 16 (its owner points at the target inside the SRV record).
-  const srv = (name: string, o: QueryOpts) => decode(h(query(name, 'SRV', o), 'udp'));
+  const srv = (name: string, o: QueryOpts) => decode(h(query(name, 'SRV', o), UDP));
   const fit = srv('_web._ten.service.lexa', { edns: { size: 1232 } }); // 51 + 10*41 + 10*16 = 621
   t.equal(fit.answers?.length, 10, 'all SRV fit');
   t.equal(records(fit.additionals).length, 10, 'with all additionals');
@@ -230,7 +234,7 @@ t.test('fitting: truncation keeps as many answers as fit, never none', async (t)
     answers: ['10.0.0.1', '10.0.0.2', '10.0.0.3'].map((ip) => ({ name: longName.toUpperCase(), type: 'A' as const, ttl: 0, data: ip })),
     additionals: [],
   });
-  const one = decode(answerQuery(query(longName, 'A'), 'udp', three)); // 12 + 254 + (250 + 14) = 530
+  const one = decode(answerQuery(query(longName, 'A'), UDP, three)); // 12 + 254 + (250 + 14) = 530
   t.equal(one.answers?.length, 1, 'one answer kept');
   t.equal(one.flag_tc, true, 'TC set');
   t.end();
@@ -242,7 +246,7 @@ t.test('TCP: a reply never exceeds 65535 bytes', (t) => {
   );
   const snap = snapshotOf(many);
   const h = createHandler({ snapshot: () => snap, resolver: OPTS, log: silentLogger });
-  const reply = h(query('*.lexa', 'A'), 'tcp')!;
+  const reply = h(query('*.lexa', 'A'), MESSAGE_LIMIT)!;
   const r = decode(reply);
   // header 12 + question 8 + 4 = 24; (65535 - 24) / 16 = 4094 answers
   t.equal(r.answers?.length, 4094);
@@ -263,7 +267,7 @@ t.test('malformed and foreign queries: FORMERR, NOTIMP, drops; never a throw', (
     return b;
   };
   const formerr = (what: string, buf: Buffer) => {
-    const r = decode(handle(buf, 'udp'));
+    const r = decode(handle(buf, UDP));
     t.equal(r.rcode, 'FORMERR', `${what}: FORMERR`);
     t.equal(r.id, 0x1234, `${what}: id echoed`);
     t.equal(r.flag_qr, true, `${what}: QR`);
@@ -286,16 +290,16 @@ t.test('malformed and foreign queries: FORMERR, NOTIMP, drops; never a throw', (
   });
   formerr('two OPT records', twoOpts);
 
-  t.equal(handle(Buffer.alloc(0), 'udp'), null, 'empty: dropped');
-  t.equal(handle(Buffer.from([0x12, 0x34, 1, 0, 0]), 'udp'), null, 'shorter than a header: dropped');
+  t.equal(handle(Buffer.alloc(0), UDP), null, 'empty: dropped');
+  t.equal(handle(Buffer.from([0x12, 0x34, 1, 0, 0]), UDP), null, 'shorter than a header: dropped');
   const response = Buffer.concat([header(0x8000, 1), aQuestion]);
-  t.equal(handle(response, 'udp'), null, 'a response (QR=1): dropped');
+  t.equal(handle(response, UDP), null, 'a response (QR=1): dropped');
 
-  const status = decode(handle(Buffer.concat([header((2 << 11) | RD, 1), aQuestion]), 'udp'));
+  const status = decode(handle(Buffer.concat([header((2 << 11) | RD, 1), aQuestion]), UDP));
   t.equal(status.rcode, 'NOTIMP', 'opcode STATUS: NOTIMP');
   t.equal(status.opcode, 'STATUS', 'opcode echoed');
   t.equal(status.id, 0x1234);
-  const update = decode(handle(Buffer.concat([header(5 << 11, 1), aQuestion]), 'udp'));
+  const update = decode(handle(Buffer.concat([header(5 << 11, 1), aQuestion]), UDP));
   t.equal(update.rcode, 'NOTIMP', 'opcode UPDATE: NOTIMP');
 
   // Names dns-packet cannot re-encode faithfully: REFUSED, question echoed byte for byte.
@@ -304,7 +308,7 @@ t.test('malformed and foreign queries: FORMERR, NOTIMP, drops; never a throw', (
     ['a dot inside a label', Buffer.from('if.web-1')],
   ] as const) {
     const q = Buffer.concat([header(RD, 1), Buffer.from([label.length]), label, Buffer.from([4]), Buffer.from('lexa'), Buffer.from([0, 0, 1, 0, 1])]);
-    const reply = handle(q, 'udp')!;
+    const reply = handle(q, UDP)!;
     t.equal(decode(reply).rcode, 'REFUSED', `${what}: REFUSED`);
     t.same(Buffer.from(reply.subarray(12)), q.subarray(12), `${what}: question bytes echoed`);
   }
@@ -323,7 +327,7 @@ t.test('malformed and foreign queries: FORMERR, NOTIMP, drops; never a throw', (
     }
     let reply: Uint8Array | null = null;
     try {
-      reply = handle(buf, i % 3 === 0 ? 'tcp' : 'udp');
+      reply = handle(buf, i % 3 === 0 ? MESSAGE_LIMIT : UDP);
     } catch (err) {
       t.fail(`threw on ${buf.toString('hex')}: ${String(err)}`);
       continue;
@@ -343,13 +347,13 @@ t.test('internal failures become SERVFAIL, reported once to onError', (t) => {
   const throws = () => {
     throw new Error('boom');
   };
-  t.equal(decode(answerQuery(query('web-1.lexa', 'A'), 'udp', throws, 4096, onError)).rcode, 'SERVFAIL', 'answerer threw');
+  t.equal(decode(answerQuery(query('web-1.lexa', 'A'), UDP, throws, 4096, onError)).rcode, 'SERVFAIL', 'answerer threw');
   const badAddress = (q: Question): Outcome => ({
     kind: 'answer',
     answers: [{ name: q.name, type: 'A', data: '10.0.0.300' }],
     additionals: [],
   });
-  const r = decode(answerQuery(query('web-1.lexa', 'A', { edns: {} }), 'udp', badAddress, 4096, onError));
+  const r = decode(answerQuery(query('web-1.lexa', 'A', { edns: {} }), UDP, badAddress, 4096, onError));
   t.equal(r.rcode, 'SERVFAIL', 'record failed to encode');
   t.equal(optOf(r)?.udpPayloadSize, 4096, 'still a well-formed EDNS reply');
   t.equal(errors.length, 2, 'both reported');

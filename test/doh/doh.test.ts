@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import dnsPacket, { type DecodedPacket } from 'dns-packet';
 import t from 'tap';
-import { startDoh, type DohServer } from '../../src/servers/doh/index.js';
+import { DOH_LIMITS, startDoh, type DohLimits } from '../../src/servers/doh/index.js';
+import type { TlsListeners } from '../../src/servers/transport.js';
+import { requireIPv6Loopback } from '../helpers/net.js';
 import { memoryLogger } from '../../src/log/index.js';
 import { BIG_ANSWERS, printedId, query, run, sleep, stubHandler, testCertificate, type Run } from '../helpers/transport-stub.js';
 
@@ -25,8 +27,10 @@ const dir = mkdtempSync(join(os.tmpdir(), 'lexa-doh-'));
 
 type Reply = DecodedPacket & { rcode: string };
 
-function start(extra: Partial<Parameters<typeof startDoh>[0]> = {}): Promise<DohServer> {
-  return startDoh({ binds: [{ host: '127.0.0.1', port: 0 }], tls: cert.tls, handle: stub.handle, log, ...extra });
+/** DoH on 127.0.0.1 with the daemon's limits, some overridden, on the default path or `path`. */
+function start(limits: Partial<DohLimits> = {}, path?: string): Promise<TlsListeners> {
+  const binds = [{ host: '127.0.0.1', port: 0 }];
+  return startDoh({ binds, tls: cert.tls, handle: stub.handle, log, limits: { ...DOH_LIMITS, ...limits }, ...(path ? { path } : {}) });
 }
 
 const b64url = (buf: Uint8Array) => Buffer.from(buf).toString('base64url');
@@ -125,7 +129,7 @@ function rawTls(port: number, alpn: string[] = ['http/1.1']) {
   return { socket, closed, secure, received: () => received };
 }
 
-let server: DohServer;
+let server: TlsListeners;
 let port = 0;
 t.before(async () => {
   server = await start();
@@ -152,7 +156,7 @@ t.test('real clients: dig +https (POST), +https-get, kdig +https (POST and GET),
     t.ok(id !== undefined && stub.calls.some((c) => c.id === id && c.name === 'web.test'), `${name}: ID ${id} echoed`);
   }
   t.ok(stub.calls.some((c) => c.id !== 0), 'dig sends non-zero IDs over DoH, and they come back');
-  t.ok(stub.calls.every((c) => c.transport === 'tcp'), "the handler is always called as 'tcp' (never truncated)");
+  t.ok(stub.calls.every((c) => c.limit.kind === 'message'), 'the handler is always called with the message limit (never truncated)');
 });
 
 t.test('real clients: verification against another certificate fails', async (t) => {
@@ -534,7 +538,7 @@ t.test('protocol abuse does not hurt the server', async (t) => {
 });
 
 t.test('a custom path', async (t) => {
-  const s = await start({ path: '/q' });
+  const s = await start({}, '/q');
   t.teardown(() => s.close());
   const p = s.ports[0]!;
   const r = await dig(p, '+https=/q', `+tls-ca=${cert.caFile}`, 'web.test', 'A');
@@ -544,11 +548,8 @@ t.test('a custom path', async (t) => {
   t.match(old.body.toString(), /\/q/, 'the 404 names the path');
 });
 
-const hasIPv6Loopback = Object.values(os.networkInterfaces()).some((list) =>
-  (list ?? []).some((a) => a.family === 'IPv6' && a.address === '::1'),
-);
-
-t.test('several binds with port 0; close() ends open sessions', { skip: hasIPv6Loopback ? false : 'no ::1 here' }, async (t) => {
+t.test('several binds with port 0; close() ends open sessions', async (t) => {
+  requireIPv6Loopback();
   const s = await startDoh({
     binds: [
       { host: '127.0.0.1', port: 0 },
@@ -557,6 +558,7 @@ t.test('several binds with port 0; close() ends open sessions', { skip: hasIPv6L
     tls: cert.tls,
     handle: stub.handle,
     log,
+    limits: DOH_LIMITS,
   });
   t.equal(s.ports.length, 2);
   const v6 = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', cert.caFile, `https://[::1]:${s.ports[1]}/dns-query?dns=${b64url(query(23, 'web.test'))}`]);

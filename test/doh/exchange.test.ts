@@ -1,7 +1,8 @@
 import { Buffer } from 'node:buffer';
 import dnsPacket, { type Answer } from 'dns-packet';
 import t from 'tap';
-import { createHandler, silentLogger } from '../../src/servers/dns/index.js';
+import { silentLogger } from '../../src/log/index.js';
+import { createHandler, MESSAGE_LIMIT } from '../../src/servers/dns/index.js';
 import { cacheMaxAge, decodeBase64Url, route, type DohReply } from '../../src/servers/doh/index.js';
 import { clustered, OPTS } from '../helpers/dns-fixture.js';
 import { query, stubHandler } from '../helpers/transport-stub.js';
@@ -44,7 +45,7 @@ t.test("cacheMaxAge agrees with a full decode, on the stub's replies and on lexa
     ['big.test', 'A', 60],
   ];
   for (const [name, type, expected] of stubCases) {
-    const reply = Buffer.from(stub.handle(query(1, name, type), 'tcp')!);
+    const reply = Buffer.from(stub.handle(query(1, name, type), MESSAGE_LIMIT)!);
     t.equal(cacheMaxAge(reply), expected, `${name} ${type}: ${expected}`);
     t.equal(cacheMaxAge(reply), referenceMaxAge(reply), `${name} ${type}: as decoded`);
   }
@@ -67,7 +68,7 @@ t.test("cacheMaxAge agrees with a full decode, on the stub's replies and on lexa
       additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: 0 } as unknown as Answer],
     });
     for (const q of [query(2, name, type), withEdns]) {
-      const reply = Buffer.from(handle(q, 'tcp')!);
+      const reply = Buffer.from(handle(q, MESSAGE_LIMIT)!);
       const rcode = (dnsPacket.decode(reply) as { rcode?: string }).rcode;
       t.equal(cacheMaxAge(reply), referenceMaxAge(reply), `lexa ${name} ${type} (${rcode}): max-age ${cacheMaxAge(reply)}`);
     }
@@ -75,13 +76,13 @@ t.test("cacheMaxAge agrees with a full decode, on the stub's replies and on lexa
 });
 
 t.test('cacheMaxAge never throws: truncated replies, pointers off the end, a TTL with the top bit set', async (t) => {
-  const reply = Buffer.from(stubHandler().handle(query(1, 'nx.test'), 'tcp')!);
+  const reply = Buffer.from(stubHandler().handle(query(1, 'nx.test'), MESSAGE_LIMIT)!);
   for (let len = 0; len < reply.length; len++) {
     const v = cacheMaxAge(reply.subarray(0, len));
     if (!(Number.isInteger(v) && v >= 0)) t.fail(`length ${len}: ${v}`);
   }
   t.pass(`every truncation of a ${reply.length}-byte reply gives a number >= 0`);
-  const a = Buffer.from(stubHandler().handle(query(1, 'web.test'), 'tcp')!);
+  const a = Buffer.from(stubHandler().handle(query(1, 'web.test'), MESSAGE_LIMIT)!);
   // A record at the end: TTL is 10 bytes from the end (TTL 4, RDLENGTH 2, RDATA 4)
   a.writeUInt32BE(0x80000000, a.length - 10);
   t.equal(cacheMaxAge(a), 0, 'TTL 2^31 counts as 0 (RFC 2181 §8)');

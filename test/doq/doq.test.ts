@@ -10,9 +10,11 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import dnsPacket from 'dns-packet';
 import t from 'tap';
-import { createDoqServer, type DoqServer } from '../../src/servers/doq/index.js';
+import { memoryLogger } from '../../src/log/index.js';
+import { DOQ_LIMITS, startDoq, type DoqLimits } from '../../src/servers/doq/index.js';
+import type { Listeners } from '../../src/servers/transport.js';
+import { stubHandler } from '../helpers/transport-stub.js';
 
 const root = resolve(fileURLToPath(import.meta.url), '../../..');
 const dir = mkdtempSync(join(tmpdir(), 'lexa-doq-'));
@@ -24,41 +26,24 @@ execFileSync('openssl', [
   '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
 ], { stdio: 'pipe' });
 
-/**
- * Stub handler, not lexa's resolver: A 192.0.2.1 for any name, echoing the ID
- * (0 under DoQ). Two names exercise the handler contract: drop.lexa gets null
- * (do not answer), throw.lexa makes it throw.
- */
-let handled = 0;
-function stubHandle(query: Uint8Array): Uint8Array | null {
-  handled++;
-  const q = dnsPacket.decode(Buffer.from(query));
-  const name = q.questions?.[0]?.name;
-  if (name === 'drop.lexa') return null;
-  if (name === 'throw.lexa') throw new Error('stub handler fails on purpose');
-  return dnsPacket.encode({
-    id: q.id,
-    type: 'response',
-    flags: dnsPacket.AUTHORITATIVE_ANSWER,
-    questions: q.questions,
-    answers: (q.questions ?? []).map((question) => ({ name: question.name, type: 'A', class: 'IN', ttl: 60, data: '192.0.2.1' })),
-  });
-}
-
-const logs: Array<{ level: string; msg: string; fields?: Record<string, unknown> }> = [];
-const logger = Object.fromEntries(
-  (['debug', 'info', 'warn', 'error'] as const).map((level) => [level, (msg: string, fields?: Record<string, unknown>) => logs.push({ level, msg, fields })]),
-) as unknown as Parameters<typeof createDoqServer>[0]['logger'];
+// The stub handler shared by the transport tests (A 192.0.2.1 TTL 60 for any name; drop.test gets null, do
+// not answer; throw.test makes it throw), logging into memory.
+const stub = stubHandler();
+const log = memoryLogger();
+const tls = { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8'), fingerprint: '', generated: false };
+/** DoQ on 127.0.0.1:0 with the daemon's limits, some overridden. */
+const startOn = (limits: Partial<DoqLimits> = {}) =>
+  startDoq({ binds: [{ host: '127.0.0.1', port: 0 }], tls, handle: stub.handle, log, limits: { ...DOQ_LIMITS, ...limits } });
 
 type Run = { code: number; stdout: string; stderr: string; ms: number };
 let client = '';
-let server: DoqServer;
+let server: Listeners;
 let port = 0;
 
 function runClient(...args: string[]): Promise<Run> {
   const started = performance.now();
   return new Promise((done) => {
-    execFile(client, ['-server', `127.0.0.1:${port}`, '-name', 'web.lexa', '-timeout', '3s', ...args], { maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+    execFile(client, ['-server', `127.0.0.1:${port}`, '-name', 'web.test', '-timeout', '3s', ...args], { maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
       done({ code, stdout, stderr, ms: Math.round(performance.now() - started) });
     });
@@ -66,7 +51,7 @@ function runClient(...args: string[]): Promise<Run> {
 }
 
 const summary = (run: Run) => run.stdout.trim().split('\n').at(-1);
-const answers = (run: Run) => run.stdout.split('\n').filter((l) => /^web\.lexa\.\s+60\s+IN\s+A\s+192\.0\.2\.1$/.test(l)).length;
+const answers = (run: Run) => run.stdout.split('\n').filter((l) => /^web\.test\.\s+60\s+IN\s+A\s+192\.0\.2\.1$/.test(l)).length;
 
 t.before(async () => {
   try {
@@ -75,8 +60,8 @@ t.before(async () => {
     const e = error as { stderr?: string; message: string };
     throw new Error(`scripts/doq-client.sh could not build the Go DoQ client (needs Debian bookworm-backports: golang-1.23-go, quic-go, miekg/dns):\n${e.stderr ?? e.message}`);
   }
-  server = createDoqServer({ host: '127.0.0.1', port: 0, cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8'), handle: stubHandle, logger });
-  port = await server.listen();
+  server = await startOn();
+  port = server.ports[0]!;
 });
 // close() waits for connections to finish closing; those whose handshake failed above
 // (wrong ALPN, rejected certificate) drain for about 3 s (RFC 9000 §10.2, no RTT sample yet).
@@ -129,14 +114,14 @@ t.test('a client offering another ALPN is refused, and the server lives on', asy
 });
 
 t.test('a query with a non-zero message ID closes the connection with DOQ_PROTOCOL_ERROR', async (t) => {
-  const before = handled;
+  const before = stub.calls.length;
   const run = await runClient('-insecure', '-id', '4660', '-count', '2');
   t.not(run.code, 0);
   t.match(run.stdout, /conn 0 query 0: server (reset the stream|closed the connection) with DoQ error 0x2\n/, 'the query is refused with DOQ_PROTOCOL_ERROR');
   t.match(run.stdout, /conn 0 query 1: server closed the connection with DoQ error 0x2\n/, 'and the connection is closed with it');
   t.equal(summary(run), 'queries=2 ok=0 failed=2');
-  t.equal(handled, before, 'the handler never saw the query');
-  t.ok(logs.some((l) => l.msg.includes('protocol error') && l.fields?.why === 'query message ID is not 0'));
+  t.equal(stub.calls.length, before, 'the handler never saw the query');
+  t.ok(log.lines.some((l) => String(l['msg']).includes('protocol error') && l['why'] === 'query message ID is not 0'));
   const after = await runClient('-insecure', '-count', '3');
   t.equal(summary(after), 'queries=3 ok=3 failed=0', 'the server answers afterwards');
 });
@@ -150,9 +135,9 @@ t.test('a client-initiated unidirectional stream closes the connection with DOQ_
 });
 
 t.test('a query the handler drops or fails on resets only its stream', async (t) => {
-  const dropped = await runClient('-insecure', '-name', 'drop.lexa', '-count', '2');
+  const dropped = await runClient('-insecure', '-name', 'drop.test', '-count', '2');
   t.match(dropped.stdout, /query 0: server reset the stream with DoQ error 0x3\n.*query 1: server reset the stream with DoQ error 0x3\n/s, 'null: DOQ_REQUEST_CANCELLED, connection kept');
-  const failed = await runClient('-insecure', '-name', 'throw.lexa');
+  const failed = await runClient('-insecure', '-name', 'throw.test');
   t.match(failed.stdout, /query 0: server reset the stream with DoQ error 0x1\n/, 'a throwing handler: DOQ_INTERNAL_ERROR');
   const after = await runClient('-insecure');
   t.equal(summary(after), 'queries=1 ok=1 failed=0');
@@ -186,8 +171,8 @@ t.test('garbage datagrams are ignored', async (t) => {
 });
 
 t.test('maxConnections: a full server lets new handshakes time out', async (t) => {
-  const full = createDoqServer({ host: '127.0.0.1', port: 0, cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8'), handle: stubHandle, logger, maxConnections: 0 });
-  const fullPort = await full.listen();
+  const full = await startOn({ maxConnections: 0 });
+  const fullPort = full.ports[0]!;
   t.teardown(() => full.close());
   const run = await runClient('-insecure', '-server', `127.0.0.1:${fullPort}`, '-timeout', '500ms');
   t.match(run.stdout, /connect failed: (timeout|context deadline exceeded)/);
@@ -196,8 +181,8 @@ t.test('maxConnections: a full server lets new handshakes time out', async (t) =
 t.test('idleTimeoutMs: the server forgets a connection idle for longer', async (t) => {
   // quic-go never takes a peer's idle timeout below 5 s, so it does not notice: its
   // query after the pause goes to a server that has dropped the connection.
-  const brief = createDoqServer({ host: '127.0.0.1', port: 0, cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8'), handle: stubHandle, logger, idleTimeoutMs: 1000 });
-  const briefPort = await brief.listen();
+  const brief = await startOn({ idleTimeoutMs: 1000 });
+  const briefPort = brief.ports[0]!;
   t.teardown(() => brief.close());
   const quick = await runClient('-insecure', '-server', `127.0.0.1:${briefPort}`, '-count', '2', '-pause', '300ms', '-timeout', '1s');
   t.equal(summary(quick), 'queries=2 ok=2 failed=0', 'a pause shorter than the idle timeout keeps the connection');
@@ -207,14 +192,14 @@ t.test('idleTimeoutMs: the server forgets a connection idle for longer', async (
 });
 
 t.test('idleTimeoutMs must be positive (the library reads 0 as "never")', async (t) => {
-  t.throws(() => createDoqServer({ host: '127.0.0.1', port: 0, cert: '', key: '', handle: stubHandle, logger, idleTimeoutMs: 0 }), /idleTimeoutMs/);
+  await t.rejects(startOn({ idleTimeoutMs: 0 }), /idleTimeoutMs/);
 });
 
 t.test('nothing reached the process-level error paths', async (t) => {
   t.same(
-    logs.filter((l) => l.level === 'error' || l.level === 'warn').map((l) => l.msg),
+    log.lines.filter((l) => l['level'] === 'error' || l['level'] === 'warn').map((l) => l['msg']),
     ['doq: handler threw'],
     'the only warning is the stub handler\'s deliberate throw',
   );
-  t.same(logs.filter((l) => l.msg === 'doq: library error'), [], 'no library error surfaced');
+  t.same(log.lines.filter((l) => l['msg'] === 'doq: library error'), [], 'no library error surfaced');
 });

@@ -1,13 +1,25 @@
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
-import os from 'node:os';
 import tls from 'node:tls';
 import dnsPacket, { type DecodedPacket } from 'dns-packet';
 import t from 'tap';
-import { startDot, type DotServer } from '../../src/servers/dot/index.js';
+import { startDot, type DotLimits } from '../../src/servers/dot/index.js';
+import type { TlsListeners } from '../../src/servers/transport.js';
 import { frameMessage } from '../../src/servers/dns/index.js';
 import { memoryLogger } from '../../src/log/index.js';
-import { BIG_ANSWERS, printedId, query, run, sleep, spkiPin, stubHandler, testCertificate, type Run } from '../helpers/transport-stub.js';
+import { requireIPv6Loopback } from '../helpers/net.js';
+import {
+  BIG_ANSWERS,
+  printedId,
+  query,
+  run,
+  sleep,
+  spkiPin,
+  STREAM_LIMITS,
+  stubHandler,
+  testCertificate,
+  type Run,
+} from '../helpers/transport-stub.js';
 
 // DoT TRANSPORT tests: the DNS handler is a stub (test/helpers/transport-stub.ts: A 192.0.2.1 for any name, the
 // query's ID echoed), so these prove TLS, framing, pipelining and resource limits with real clients (kdig 3.2,
@@ -20,8 +32,9 @@ const log = memoryLogger();
 
 type Reply = DecodedPacket & { rcode: string };
 
-async function start(extra: Partial<Parameters<typeof startDot>[0]> = {}): Promise<DotServer> {
-  return startDot({ binds: [{ host: '127.0.0.1', port: 0 }], tls: cert.tls, handle: stub.handle, log, ...extra });
+/** DoT on 127.0.0.1 with the daemon's default limits, some overridden. */
+async function start(limits: Partial<DotLimits> = {}): Promise<TlsListeners> {
+  return startDot({ binds: [{ host: '127.0.0.1', port: 0 }], tls: cert.tls, handle: stub.handle, log, limits: { ...STREAM_LIMITS, ...limits } });
 }
 
 /** A DoT client on node:tls that splits the decrypted stream into DNS messages. */
@@ -99,7 +112,7 @@ t.test('real clients: kdig and dig over TLS, with and without certificate verifi
     const id = printedId(r.stdout);
     t.ok(id !== undefined && stub.calls.some((c) => c.id === id && c.name === 'web.test'), `${name}: ID ${id} echoed`);
   }
-  t.ok(stub.calls.every((c) => c.transport === 'tcp'), "the handler is always called as 'tcp'");
+  t.ok(stub.calls.every((c) => c.limit.kind === 'message'), 'the handler is always called with the message limit');
 });
 
 t.test('real clients: verification against the wrong certificate fails', async (t) => {
@@ -312,11 +325,8 @@ t.test('setTls: new connections get the new certificate, open ones keep working'
   t.equal(spkiPin(other.tls.cert), other.pin);
 });
 
-const hasIPv6Loopback = Object.values(os.networkInterfaces()).some((list) =>
-  (list ?? []).some((a) => a.family === 'IPv6' && a.address === '::1'),
-);
-
-t.test('several binds with port 0; close() ends open connections', { skip: hasIPv6Loopback ? false : 'no ::1 here' }, async (t) => {
+t.test('several binds with port 0; close() ends open connections', async (t) => {
+  requireIPv6Loopback();
   const server = await startDot({
     binds: [
       { host: '127.0.0.1', port: 0 },
@@ -325,6 +335,7 @@ t.test('several binds with port 0; close() ends open connections', { skip: hasIP
     tls: cert.tls,
     handle: stub.handle,
     log,
+    limits: STREAM_LIMITS,
   });
   t.equal(server.ports.length, 2);
   t.ok(server.ports.every((p) => p > 0), `ports ${server.ports.join(', ')}`);
@@ -356,10 +367,11 @@ t.test('a bind failure rejects and releases the binds already made', async (t) =
       tls: cert.tls,
       handle: stub.handle,
       log,
+      limits: STREAM_LIMITS,
     }),
     { code: 'EADDRINUSE' },
   );
-  const again = await startDot({ binds: [{ host: '127.0.0.1', port: free }], tls: cert.tls, handle: stub.handle, log });
+  const again = await startDot({ binds: [{ host: '127.0.0.1', port: free }], tls: cert.tls, handle: stub.handle, log, limits: STREAM_LIMITS });
   t.equal(again.ports[0], free, 'the first bind was released');
   await again.close();
   await first.close();

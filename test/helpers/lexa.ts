@@ -34,8 +34,8 @@ export async function startLexa(lxdBlock: string, extra = ''): Promise<TestLexa>
   const daemon = await startDaemon(config, log);
   return {
     daemon,
-    restUrl: `https://127.0.0.1:${daemon.rest?.ports[0] ?? 0}`,
-    dnsPort: daemon.dns?.ports[0] ?? 0,
+    restUrl: `https://127.0.0.1:${daemon.ports.rest[0] ?? 0}`,
+    dnsPort: daemon.ports.dns[0] ?? 0,
     log,
     close: () => daemon.close(),
   };

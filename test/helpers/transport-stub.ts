@@ -5,9 +5,16 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dnsPacket, { type Answer } from 'dns-packet';
-import type { HandleQuery } from '../../src/servers/dns/handler.js';
-import type { Transport } from '../../src/servers/dns/wire.js';
+import { fromParsed } from '../../src/config/index.js';
+import type { HandleQuery, ReplyLimit } from '../../src/servers/dns/index.js';
+import type { StreamLimits } from '../../src/servers/transport.js';
 import { generateSelfSigned, type TlsMaterial } from '../../src/tls/index.js';
+
+/** The TCP/DoT limits the daemon gets from a default configuration. */
+export const STREAM_LIMITS: StreamLimits = (() => {
+  const dns = fromParsed({}, null).dns;
+  return { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxConnections: dns.maxTcpConnections };
+})();
 
 /**
  * For transport tests (DoT, DoH): a STUB DNS handler, not lexa's resolver. It answers from a fixed table of names
@@ -26,20 +33,21 @@ export interface StubCall {
   readonly id: number;
   readonly name: string;
   readonly type: string;
-  readonly transport: Transport;
+  /** The reply limit the transport passed. */
+  readonly limit: ReplyLimit;
 }
 
 export const BIG_ANSWERS = 300;
 
 export function stubHandler(): { handle: HandleQuery; calls: StubCall[] } {
   const calls: StubCall[] = [];
-  const handle: HandleQuery = (buf, transport) => {
+  const handle: HandleQuery = (buf, limit) => {
     if (buf.length < 12) return null;
     const q = dnsPacket.decode(Buffer.from(buf));
     const question = q.questions?.[0];
     if (question === undefined) return null;
     const name = question.name.toLowerCase();
-    calls.push({ id: q.id ?? 0, name, type: question.type, transport });
+    calls.push({ id: q.id ?? 0, name, type: question.type, limit });
     if (name === 'drop.test') return null;
     if (name === 'throw.test') throw new Error('stub handler throws on purpose');
     const reply = (rcode: number, answers: Answer[], authorities: Answer[] = []) =>

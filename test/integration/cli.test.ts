@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { curl } from '../helpers/lexa.js';
 import { LXD_SOCKET, waitFor } from '../helpers/lxd-cli.js';
+import { loggedPort } from '../helpers/net.js';
 
 // The built CLI (dist/cli.js, from `npm run build`) run as a user would, against the real LXD.
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
@@ -21,7 +22,10 @@ function run(...args: string[]): Promise<{ code: number; stdout: string; stderr:
 t.test('version and help', async (t) => {
   const v = await run('version');
   t.equal(v.code, 0);
-  t.match(v.stdout, /^lexa \d+\.\d+\.\d+ \(node 20\.\d+\.\d+, linux\/x64\)\n$/);
+  // Whatever Node and platform run the suite: the line must name them, not a fixed pair.
+  const expected = `(node ${process.versions.node}, ${process.platform}/${process.arch})`;
+  t.match(v.stdout, /^lexa \d+\.\d+\.\d+ \(node [^,]+, [^)]+\)\n$/);
+  t.ok(v.stdout.includes(expected), `names this runtime: ${expected}`);
   const h = await run('--help');
   t.equal(h.code, 0);
   t.match(h.stdout, /lexa server \[--config FILE\]/);
@@ -56,15 +60,17 @@ t.test('a taken port fails start-up with exit 1 and a clear log line', async (t)
 t.test('runs from ./lexa.hcl, serves REST, stops cleanly on SIGTERM', async (t) => {
   writeFileSync(
     join(dir, 'lexa.hcl'),
-    `server {\n  lxd {\n    socket = "${LXD_SOCKET}"\n  }\n  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 18998\n    }\n  }\n  dns {\n    bind {\n      host = "127.0.0.1"\n      port = 18997\n    }\n  }\n}\n`,
+    `server {\n  lxd {\n    socket = "${LXD_SOCKET}"\n  }\n  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n  dns {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n}\n`,
   );
   const child = spawn(process.execPath, [CLI, 'server'], { cwd: dir });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   t.teardown(() => void child.kill('SIGKILL'));
-  await waitFor(async () => (await curl('https://127.0.0.1:18998/readyz')).status === 200, { what: 'lexa ready' });
-  const list = await curl('https://127.0.0.1:18998/containers/');
+  await waitFor(() => loggedPort(out, 'rest') !== undefined, { what: 'REST listening (its port in the log)' });
+  const rest = `https://127.0.0.1:${loggedPort(out, 'rest')}`;
+  await waitFor(async () => (await curl(`${rest}/readyz`)).status === 200, { what: 'lexa ready' });
+  const list = await curl(`${rest}/containers/`);
   t.equal(list.status, 200);
   t.type(list.json<{ hosts: unknown[] }>().hosts, Array);
   child.kill('SIGTERM');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import { LXD_SOCKET, waitFor } from '../helpers/lxd-cli.js';
+import { loggedPort } from '../helpers/net.js';
 
 // The built CLI with DoT, DoH and REST on configured certificate files: replacing the files and sending SIGHUP
 // swaps the certificate for new connections without closing the listeners. Also: a configured file that is not a
@@ -29,14 +30,14 @@ function fingerprint(port: number, alpn?: string): Promise<string> {
   });
 }
 
-const config = (ports: [number, number, number]) => `server {
+const config = () => `server {
   lxd {
     socket = "${LXD_SOCKET}"
   }
   tls {
     bind {
       host = "127.0.0.1"
-      port = ${ports[0]}
+      port = 0
     }
     certificate = "live.crt"
     key = "live.key"
@@ -49,7 +50,7 @@ const config = (ports: [number, number, number]) => `server {
     dot {
       bind {
         host = "127.0.0.1"
-        port = ${ports[1]}
+        port = 0
       }
       certificate = "live.crt"
       key = "live.key"
@@ -57,7 +58,7 @@ const config = (ports: [number, number, number]) => `server {
     doh {
       bind {
         host = "127.0.0.1"
-        port = ${ports[2]}
+        port = 0
       }
       certificate = "live.crt"
       key = "live.key"
@@ -71,13 +72,15 @@ t.test('SIGHUP reloads certificate files into the running listeners', async (t) 
   const second = makeCert('second');
   renameSync(join(dir, 'first.crt'), join(dir, 'live.crt'));
   renameSync(join(dir, 'first.key'), join(dir, 'live.key'));
-  const ports: [number, number, number] = [18961, 18962, 18963];
-  writeFileSync(join(dir, 'lexa.hcl'), config(ports));
+  writeFileSync(join(dir, 'lexa.hcl'), config());
   const child = spawn(process.execPath, [CLI, 'server', '--config', join(dir, 'lexa.hcl')], { stdio: ['ignore', 'pipe', 'inherit'] });
   let log = '';
   child.stdout.on('data', (d) => (log += d));
   t.teardown(() => void child.kill('SIGKILL'));
   await waitFor(() => log.includes('"lexa started"'), { what: 'lexa to start' });
+  // Every listener binds port 0; the log says which port each got.
+  const ports = ['rest', 'dot', 'doh'].map((name) => loggedPort(log, name)!);
+  t.ok(ports.every((p) => p > 0), `ports from the log: ${ports.join(', ')}`);
   for (const p of ports) t.equal(await fingerprint(p), first, `port ${p} presents the first certificate`);
 
   const held = tls.connect({ host: '127.0.0.1', port: ports[1], rejectUnauthorized: false });
@@ -94,7 +97,7 @@ t.test('SIGHUP reloads certificate files into the running listeners', async (t) 
 
 t.test('a configured certificate that is not PEM fails start-up with exit 1', async (t) => {
   writeFileSync(join(dir, 'live.crt'), 'not a certificate\n');
-  writeFileSync(join(dir, 'lexa.hcl'), config([18964, 18965, 18966]));
+  writeFileSync(join(dir, 'lexa.hcl'), config());
   const out = await new Promise<{ code: number | null; log: string }>((resolve) => {
     const child = spawn(process.execPath, [CLI, 'server', '--config', join(dir, 'lexa.hcl')]);
     let log = '';

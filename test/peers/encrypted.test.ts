@@ -24,7 +24,7 @@ t.teardown(async () => {
 const dir = mkdtempSync(join(tmpdir(), 'lexa-enc-'));
 const caFile = (server: string) => {
   const file = join(dir, `${server}.pem`);
-  writeFileSync(file, lexa.daemon.certificates.get(server)!.cert);
+  writeFileSync(file, lexa.daemon.certificates.current.get(server)!.cert);
   return file;
 };
 const [dot, doh, doq] = [lexa.daemon.ports.dot[0]!, lexa.daemon.ports.doh[0]!, lexa.daemon.ports.doq[0]!];

@@ -1,28 +1,25 @@
-import type { Snapshot } from '../../streams/snapshot.js';
+import type { Snapshot } from '../../streams/index.js';
+import type { Logger } from '../../log/index.js';
 import { checkResolveOptions, resolve, type ResolveOptions } from './resolve.js';
-import { answerQuery, DEFAULT_MAX_UDP_PAYLOAD, MAX_MESSAGE, MIN_UDP_PAYLOAD, type Transport } from './wire.js';
-
-/** Structured logger the DNS servers write to; `fields` carry machine-readable context. */
-export interface Logger {
-  debug(msg: string, fields?: Record<string, unknown>): void;
-  info(msg: string, fields?: Record<string, unknown>): void;
-  warn(msg: string, fields?: Record<string, unknown>): void;
-  error(msg: string, fields?: Record<string, unknown>): void;
-}
+import { answerQuery, clampPayload, DEFAULT_MAX_UDP_PAYLOAD, type ReplyLimit } from './wire.js';
 
 /**
- * One DNS query in, one reply out (or null: send nothing). Every transport (UDP, TCP, and later DoT, DoH, DoQ)
- * calls this and only converts bytes around it. Synchronous: it reads the current snapshot and never waits.
- * Never throws. `maxUdp` overrides the handler's UDP ceiling for one call; TCP-like transports ignore it.
+ * The core of lexa's DNS: one query in, one reply out (or null: send nothing). The daemon builds one handler;
+ * every transport (UDP, TCP, DoT, DoH, DoQ) is an adapter that only moves bytes around it, saying with each
+ * query how large a reply it can carry (`limit`). Synchronous: it reads the current snapshot and never waits.
+ * Never throws.
  */
-export type HandleQuery = (buf: Uint8Array, transport: Transport, maxUdp?: number) => Uint8Array | null;
+export type HandleQuery = (query: Uint8Array, limit: ReplyLimit) => Uint8Array | null;
 
 export interface HandlerOptions {
   /** The current snapshot, read once per query (the store's synchronous `current`). */
   readonly snapshot: () => Snapshot;
   readonly resolver: ResolveOptions;
-  /** Largest UDP reply, and what our EDNS OPT advertises; default DEFAULT_MAX_UDP_PAYLOAD. */
-  readonly maxUdpPayload?: number;
+  /**
+   * The server's UDP payload ceiling: what our EDNS OPT advertises on every transport. The UDP transport's
+   * datagram limit should be the same number. Default DEFAULT_MAX_UDP_PAYLOAD.
+   */
+  readonly udpPayload?: number;
   readonly log: Logger;
 }
 
@@ -36,7 +33,7 @@ const ERROR_LOG_INTERVAL_MS = 10_000;
 export function createHandler(opts: HandlerOptions): HandleQuery {
   const problems = checkResolveOptions(opts.resolver);
   if (problems.length > 0) throw new Error(problems.join('; '));
-  const maxUdp = clampUdp(opts.maxUdpPayload ?? DEFAULT_MAX_UDP_PAYLOAD);
+  const udpPayload = clampPayload(opts.udpPayload ?? DEFAULT_MAX_UDP_PAYLOAD);
   const { snapshot, resolver, log } = opts;
   let lastErrorLog = 0;
   let suppressed = 0;
@@ -46,26 +43,15 @@ export function createHandler(opts: HandlerOptions): HandleQuery {
       suppressed++;
       return;
     }
-    log.error('dns: query failed, answered SERVFAIL', { error: describe(err), suppressed });
+    log.error('dns: query failed, answered SERVFAIL', { error: err instanceof Error ? (err.stack ?? err.message) : String(err), suppressed });
     lastErrorLog = now;
     suppressed = 0;
   };
   const answerer = (q: Parameters<typeof resolve>[1]) => resolve(snapshot(), q, resolver);
-  return (buf, transport, max = maxUdp) => answerQuery(buf, transport, answerer, max, onError);
+  return (query, limit) => answerQuery(query, limit, answerer, udpPayload, onError);
 }
 
-function clampUdp(n: number): number {
-  return Number.isFinite(n) ? Math.max(MIN_UDP_PAYLOAD, Math.min(Math.floor(n), MAX_MESSAGE)) : DEFAULT_MAX_UDP_PAYLOAD;
+/** Resolver options from configuration: one object for the process, so derived values are computed once. */
+export function resolverOptions(suffix: string, dns: { readonly ttl: number; readonly negativeTtl: number }): ResolveOptions {
+  return { suffix, ttl: dns.ttl, soa: { minimum: dns.negativeTtl } };
 }
-
-function describe(err: unknown): string {
-  return err instanceof Error ? (err.stack ?? err.message) : String(err);
-}
-
-/** A logger that drops everything (tests, benchmarks). */
-export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};

@@ -1,18 +1,12 @@
+// DNS: the one handler (handler.ts) over the one resolver (resolve.ts) and wire codec (wire.ts), and the plain
+// transports, UDP and TCP (udp.ts, tcp.ts, plain.ts); stream.ts is the length framing TCP and DoT share.
 export { resolve, checkResolveOptions } from './resolve.js';
 export type { Outcome, Question, ResolveOptions, SoaOptions } from './resolve.js';
-export { createHandler, silentLogger } from './handler.js';
-export type { HandleQuery, HandlerOptions, Logger } from './handler.js';
-export { DEFAULT_MAX_UDP_PAYLOAD } from './wire.js';
-export type { Transport } from './wire.js';
-export { UdpDnsServer } from './udp.js';
-export type { DnsServerBind, UdpServerOptions } from './udp.js';
-export {
-  TcpDnsServer,
-  DEFAULT_TCP_IDLE_TIMEOUT_MS,
-  DEFAULT_TCP_MAX_CONNECTIONS,
-  DEFAULT_TCP_MAX_BUFFERED_BYTES,
-} from './tcp.js';
-export type { TcpServerOptions } from './tcp.js';
-export { serveStream, FrameReader, frameMessage } from './stream.js';
-export type { StreamServeOptions } from './stream.js';
-export { startDns, resolverOptions, type DnsServers } from './serve.js';
+export { createHandler, resolverOptions } from './handler.js';
+export type { HandleQuery, HandlerOptions } from './handler.js';
+export { DEFAULT_MAX_UDP_PAYLOAD, MAX_DNS_MESSAGE, MESSAGE_LIMIT, datagramLimit } from './wire.js';
+export type { ReplyLimit } from './wire.js';
+export { startUdp, type UdpLimits } from './udp.js';
+export { startTcp } from './tcp.js';
+export { startPlainDns, type PlainDnsLimits } from './plain.js';
+export { serveStream, FrameReader, frameMessage, STREAM_MAX_BUFFERED_BYTES } from './stream.js';

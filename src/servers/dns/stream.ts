@@ -1,11 +1,21 @@
 import { Buffer } from 'node:buffer';
 import type net from 'node:net';
-import type { HandleQuery, Logger } from './handler.js';
+import type { Logger } from '../../log/index.js';
+import type { StreamLimits } from '../transport.js';
+import type { HandleQuery } from './handler.js';
+import { MESSAGE_LIMIT } from './wire.js';
 
 /**
  * DNS over a byte stream: the 2-byte big-endian length framing of RFC 1035 §4.2.2, shared by plain TCP
  * (RFC 7766) and DNS over TLS (RFC 7858 §3.3), which only differ in what the socket is.
  */
+
+/**
+ * Bytes one connection may hold by default: an incomplete query waiting for its end, or replies the client is
+ * not reading. Real queries are a few hundred bytes; a larger partial frame closes the connection, and unread
+ * replies above it stop reading from that client until they drain.
+ */
+export const STREAM_MAX_BUFFERED_BYTES = 64 * 1024;
 
 /**
  * Splits a byte stream into length-prefixed messages. Chunks may end anywhere, even inside a length prefix;
@@ -34,8 +44,8 @@ export class FrameReader {
    * received bytes, valid only during the call. `onMessage` returning false stops the reading (the rest of the
    * chunk is discarded): the caller closed the stream.
    */
-  push(chunk: Buffer, onMessage: (msg: Buffer) => boolean): void {
-    const buf = this.#pending === undefined ? chunk : Buffer.concat([this.#pending, chunk]);
+  push(chunk: Uint8Array, onMessage: (msg: Buffer) => boolean): void {
+    const buf = this.#pending === undefined ? asBuffer(chunk) : Buffer.concat([this.#pending, chunk]);
     let off = 0;
     while (buf.length - off >= 2) {
       const len = buf.readUInt16BE(off);
@@ -52,7 +62,8 @@ export class FrameReader {
   }
 }
 
-/** Prefixes a message with its 2-byte length; the caller guarantees it is at most 65535 bytes. */
+/** Prefixes a message with its 2-byte length (RFC 1035 §4.2.2, RFC 9250 §4.2); the caller guarantees it is at most
+ * MAX_DNS_MESSAGE bytes. */
 export function frameMessage(msg: Uint8Array): Buffer {
   const framed = Buffer.allocUnsafe(2 + msg.length);
   framed.writeUInt16BE(msg.length, 0);
@@ -60,30 +71,19 @@ export function frameMessage(msg: Uint8Array): Buffer {
   return framed;
 }
 
-export interface StreamServeOptions {
-  /**
-   * A connection that completes no query for this long is closed. Counting complete queries (not bytes) means
-   * a client trickling a byte at a time, or never finishing a frame, cannot hold the connection either.
-   */
-  readonly idleTimeoutMs: number;
-  /**
-   * Bytes one connection may hold: an incomplete query, or replies the client is not reading. A partial frame
-   * that cannot fit closes the connection; unread replies above it stop reading from the client until they drain.
-   */
-  readonly maxBufferedBytes: number;
-  readonly log: Logger;
-  /** Prefix of log messages, e.g. 'dns/tcp'. */
-  readonly name: string;
-}
-
 /**
  * Answers length-prefixed DNS queries on an open, connected socket (plain TCP or an established TLS socket) until
- * either side closes it: any number of pipelined queries, each handed to `handle` as 'tcp' (full answers, never
- * truncated) and answered synchronously, so replies go out in query order (RFC 7766 §6.2.1.1 and RFC 7858 §3.3
- * both allow it). A query the handler drops (null) gets no reply; the connection stays open. Never throws.
+ * either side closes it: any number of pipelined queries, each handed to `handle` with MESSAGE_LIMIT (full
+ * answers, never truncated) and answered synchronously, so replies go out in query order (RFC 7766 §6.2.1.1 and
+ * RFC 7858 §3.3 both allow it). A query the handler drops (null) gets no reply; the connection stays open.
+ * Limits: a connection that completes no query for `idleTimeoutMs` is closed (counting complete queries, not
+ * bytes, so a client trickling a byte at a time, or never finishing a frame, cannot hold it either); a partial
+ * frame that cannot fit `maxBufferedBytes` closes it; unread replies above that stop reading from the client
+ * until they drain. `name` prefixes log messages (e.g. 'dns/tcp'). Never throws.
  */
-export function serveStream(socket: net.Socket, handle: HandleQuery, opts: StreamServeOptions): void {
-  const { idleTimeoutMs, maxBufferedBytes, log, name } = opts;
+export function serveStream(socket: net.Socket, handle: HandleQuery, limits: StreamLimits, log: Logger, name: string): void {
+  const { idleTimeoutMs } = limits;
+  const maxBufferedBytes = limits.maxBufferedBytes ?? STREAM_MAX_BUFFERED_BYTES;
   const reader = new FrameReader();
   socket.setNoDelay(true);
   socket.on('error', (err) => log.debug(`${name}: connection error`, { error: err.message }));
@@ -104,7 +104,7 @@ export function serveStream(socket: net.Socket, handle: HandleQuery, opts: Strea
     lastProgress = Date.now();
     let reply: Uint8Array | null;
     try {
-      reply = handle(msg, 'tcp');
+      reply = handle(msg, MESSAGE_LIMIT);
     } catch (err) {
       // The handler promises never to throw; if it does, this connection ends, not the server.
       const error = err instanceof Error ? err.message : String(err);
@@ -134,4 +134,8 @@ export function serveStream(socket: net.Socket, handle: HandleQuery, opts: Strea
       socket.once('drain', () => socket.resume());
     }
   });
+}
+
+function asBuffer(chunk: Uint8Array): Buffer {
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }

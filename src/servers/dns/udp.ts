@@ -1,76 +1,44 @@
 import dgram from 'node:dgram';
-import net from 'node:net';
-import { createHandler, type HandleQuery, type HandlerOptions, type Logger } from './handler.js';
+import { isIPv6 } from 'node:net';
+import { bindUdp, type Listeners } from '../listen.js';
+import type { TransportOptions } from '../transport.js';
+import { datagramLimit } from './wire.js';
 
-export interface DnsServerBind {
-  /** An IP literal; IPv6 when it contains `:`. One socket per address: bind `0.0.0.0` and `::` separately. */
-  readonly host: string;
-  /** 0 picks a free port (tests); `listen()` tells which. */
-  readonly port: number;
+export interface UdpLimits {
+  /** The largest reply datagram (the client's EDNS size permitting); the handler's advertised UDP payload. */
+  readonly udpPayload: number;
 }
 
-export type UdpServerOptions = DnsServerBind &
-  HandlerOptions & {
-    /** A handler built already (shared with other transports); otherwise one is built from the options. */
-    readonly handle?: HandleQuery;
-  };
-
 /**
- * DNS over UDP on one address. Each datagram is one query, answered synchronously from the current snapshot.
- * IPv6 sockets are IPv6-only, so `::` and `0.0.0.0` can share a port.
+ * DNS over UDP on every bind address: each datagram is one query, answered synchronously from the current
+ * snapshot with the datagram limit. On a bind failure, closes what it opened and rejects.
  */
-export class UdpDnsServer {
-  readonly #opts: UdpServerOptions;
-  readonly #handle: HandleQuery;
-  readonly #log: Logger;
-  #socket: dgram.Socket | undefined;
-
-  constructor(opts: UdpServerOptions) {
-    this.#opts = opts;
-    this.#handle = opts.handle ?? createHandler(opts);
-    this.#log = opts.log;
-  }
-
-  /** Binds and resolves with the bound port; rejects when the address cannot be bound. */
-  listen(): Promise<number> {
-    if (this.#socket !== undefined) return Promise.reject(new Error('dns/udp: already listening'));
-    const { host, port } = this.#opts;
-    const ipv6 = net.isIPv6(host);
-    const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4', ipv6Only: ipv6 });
-    this.#socket = socket;
-    socket.on('message', (msg, rinfo) => {
-      const reply = this.#handle(msg, 'udp');
-      if (reply === null) return;
-      socket.send(reply, rinfo.port, rinfo.address, (err) => {
-        if (err) this.#log.debug('dns/udp: send failed', { to: rinfo.address, error: err.message });
+export async function startUdp(opts: TransportOptions<UdpLimits>): Promise<Listeners> {
+  const { handle, log } = opts;
+  const limit = datagramLimit(opts.limits.udpPayload);
+  const sockets: dgram.Socket[] = [];
+  const ports: number[] = [];
+  const close = () =>
+    Promise.all(sockets.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => undefined);
+  try {
+    for (const b of opts.binds) {
+      const ipv6 = isIPv6(b.host);
+      const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4', ipv6Only: ipv6 });
+      socket.on('message', (msg, rinfo) => {
+        const reply = handle(msg, limit);
+        if (reply === null) return;
+        socket.send(reply, rinfo.port, rinfo.address, (err) => {
+          if (err) log.debug('dns/udp: send failed', { to: rinfo.address, error: err.message });
+        });
       });
-    });
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error) => {
-        this.#socket = undefined;
-        try {
-          socket.close();
-        } catch {
-          // never bound: nothing to close
-        }
-        reject(err);
-      };
-      socket.once('error', onError);
-      socket.bind({ address: host, port }, () => {
-        socket.off('error', onError);
-        socket.on('error', (err) => this.#log.warn('dns/udp: socket error', { host, error: err.message }));
-        const bound = socket.address().port;
-        this.#log.info('dns/udp: listening', { host, port: bound });
-        resolve(bound);
-      });
-    });
+      ports.push(await bindUdp(socket, b));
+      sockets.push(socket);
+      socket.on('error', (err) => log.warn('dns/udp: socket error', { host: b.host, error: err.message }));
+      log.info('dns/udp: listening', { host: b.host, port: ports.at(-1) });
+    }
+  } catch (err) {
+    await close();
+    throw err;
   }
-
-  /** Stops receiving; resolves once the socket is closed. Safe to call twice or before `listen()`. */
-  close(): Promise<void> {
-    const socket = this.#socket;
-    this.#socket = undefined;
-    if (socket === undefined) return Promise.resolve();
-    return new Promise((resolve) => socket.close(() => resolve()));
-  }
+  return { ports, close };
 }

@@ -19,20 +19,21 @@ import type { Outcome, Question } from './resolve.js';
  *     no name in the zone has them, and records.ts writes only plain names;
  *   - the answerer throwing, or its records failing to encode: SERVFAIL (and `onError`).
  * The question section is always copied byte for byte from the query, so the client sees its question as sent.
- * A reply carries an OPT record iff the query did (RFC 6891); ours advertises `maxUdp` and echoes the DO bit.
+ * A reply carries an OPT record iff the query did (RFC 6891); ours advertises `udpPayload` (the server's UDP
+ * ceiling, on every transport) and echoes the DO bit.
  *
  * Fitting (sizes are measured by the same code that writes, records.ts, which compresses owner names): the
- * limit is 65535 over TCP, and over UDP the client's EDNS payload size clamped to 512..maxUdp
- * (512 without EDNS). Too big: drop additional records from the end first (no TC: RFC 2181 §9, additionals are
+ * transport's ReplyLimit says how large a reply may be: any DNS message (65535) on a message transport, and on
+ * a datagram transport the client's EDNS payload size clamped to 512..limit.max (512 without EDNS). Too big: drop additional records from the end first (no TC: RFC 2181 §9, additionals are
  * optional), then answer records from the end and set TC, but never below ONE answer: HAProxy empties a backend
  * on a truncated reply with no answer, while it uses the addresses in a partial one. (If a single answer alone is
  * over the limit, which needs names near 255 bytes, it is sent anyway with TC set.)
  */
 export function answerQuery(
   buf: Uint8Array,
-  transport: Transport,
+  limit: ReplyLimit,
   answerer: (q: Question) => Outcome,
-  maxUdp: number = DEFAULT_MAX_UDP_PAYLOAD,
+  udpPayload: number = DEFAULT_MAX_UDP_PAYLOAD,
   onError?: (err: unknown) => void,
 ): Uint8Array | null {
   try {
@@ -62,7 +63,7 @@ export function answerQuery(
       clientOpt = rr;
     }
 
-    const cap = Math.max(MIN_UDP_PAYLOAD, Math.min(maxUdp, MAX_MESSAGE));
+    const cap = clampPayload(udpPayload);
     const opt: ReplyOpt | undefined =
       clientOpt === undefined ? undefined : { udpPayloadSize: cap, extendedRcode: 0, do: clientOpt.flag_do };
     const head: Head = {
@@ -74,14 +75,14 @@ export function answerQuery(
     };
     if (clientOpt !== undefined && clientOpt.ednsVersion > 0) {
       const badvers = { udpPayloadSize: cap, extendedRcode: RCODE_BADVERS >> 4, do: clientOpt.flag_do };
-      return encodeReply({ ...head, opt: badvers }, RCODE_NOERROR, false, NONE, NONE, NONE, MAX_MESSAGE);
+      return encodeReply({ ...head, opt: badvers }, RCODE_NOERROR, false, NONE, NONE, NONE, MAX_DNS_MESSAGE);
     }
-    const limit =
-      transport === 'tcp'
-        ? MAX_MESSAGE
+    const size =
+      limit.kind === 'message'
+        ? MAX_DNS_MESSAGE
         : clientOpt === undefined
           ? MIN_UDP_PAYLOAD
-          : Math.max(MIN_UDP_PAYLOAD, Math.min(clientOpt.udpPayloadSize, cap));
+          : Math.max(MIN_UDP_PAYLOAD, Math.min(clientOpt.udpPayloadSize, clampPayload(limit.max)));
 
     let outcome: Outcome;
     if (!q.plain) outcome = REFUSED;
@@ -94,10 +95,10 @@ export function answerQuery(
       }
     }
     try {
-      return encodeOutcome(head, outcome, limit);
+      return encodeOutcome(head, outcome, size);
     } catch (err) {
       onError?.(err);
-      return encodeOutcome(head, NOTREADY_FOR_ERROR, limit);
+      return encodeOutcome(head, NOTREADY_FOR_ERROR, size);
     }
   } catch (err) {
     onError?.(err);
@@ -105,7 +106,27 @@ export function answerQuery(
   }
 }
 
-export type Transport = 'udp' | 'tcp';
+/**
+ * How large a reply the transport asking can carry; every transport hands one to the handler with each query.
+ *   - `message`: TCP, DoT, DoH and DoQ carry any DNS message (up to 65535 bytes) whatever the client's EDNS
+ *     payload size says (that size is about UDP reassembly), so replies there are never truncated.
+ *   - `datagram`: UDP. A reply must fit what the client said it can receive (its EDNS payload size, 512 without
+ *     EDNS), and never more than `max`, the server's own ceiling.
+ */
+export type ReplyLimit = { readonly kind: 'message' } | { readonly kind: 'datagram'; readonly max: number };
+
+/** The limit of every message transport (TCP, DoT, DoH, DoQ). */
+export const MESSAGE_LIMIT: ReplyLimit = Object.freeze({ kind: 'message' });
+
+/** The limit of a datagram transport whose replies are at most `max` bytes (clamped to 512..65535). */
+export function datagramLimit(max: number): ReplyLimit {
+  return Object.freeze({ kind: 'datagram', max: clampPayload(max) });
+}
+
+/** A UDP payload size clamped to what DNS allows: 512..65535 (a non-finite one gives the default). */
+export function clampPayload(n: number): number {
+  return Number.isFinite(n) ? Math.max(MIN_UDP_PAYLOAD, Math.min(Math.floor(n), MAX_DNS_MESSAGE)) : DEFAULT_MAX_UDP_PAYLOAD;
+}
 
 /**
  * Default ceiling for UDP replies and the size our OPT advertises. lexa mostly serves local forwarders and
@@ -115,8 +136,8 @@ export type Transport = 'udp' | 'tcp';
 export const DEFAULT_MAX_UDP_PAYLOAD = 4096;
 /** RFC 1035's UDP limit, and the floor for any client-advertised EDNS size (RFC 6891 §6.2.5). */
 export const MIN_UDP_PAYLOAD = 512;
-/** The largest DNS message (TCP's 2-byte length). */
-export const MAX_MESSAGE = 65535;
+/** The largest DNS message: the range of the 2-byte length that frames it on TCP, DoT and DoQ (and DoH's cap). */
+export const MAX_DNS_MESSAGE = 65535;
 
 export const RCODE_NOERROR = 0;
 export const RCODE_FORMERR = 1;

@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import type { HandleQuery } from '../dns/index.js';
+import { MAX_DNS_MESSAGE, MESSAGE_LIMIT, type HandleQuery } from '../dns/index.js';
 import { cacheMaxAge } from './max-age.js';
 
 /**
@@ -17,7 +17,6 @@ import { cacheMaxAge } from './max-age.js';
 
 export const DNS_MESSAGE = 'application/dns-message';
 /** The largest DNS message (the 2-byte length of the wire format); larger bodies are refused unread (413). */
-export const MAX_DNS_MESSAGE = 65_535;
 export const ALLOW = 'GET, HEAD, POST';
 
 export interface DohReply {
@@ -82,10 +81,10 @@ function answerGet(search: string, handle: HandleQuery): DohReply {
 }
 
 function answer(query: Uint8Array, handle: HandleQuery): DohReply {
-  // 'tcp': the whole answer fits an HTTP body; DoH never truncates (RFC 8484 §6).
+  // A message transport: the whole answer fits an HTTP body; DoH never truncates (RFC 8484 §6).
   let reply: Uint8Array | null;
   try {
-    reply = handle(query, 'tcp');
+    reply = handle(query, MESSAGE_LIMIT);
   } catch {
     // The handler promises never to throw; if it does, this request fails, not the server.
     return text(500, 'internal server error');

@@ -1,10 +1,10 @@
 import { Buffer } from 'node:buffer';
 import http2 from 'node:http2';
 import type net from 'node:net';
-import type { HandleQuery, Logger } from '../dns/index.js';
-import type { TlsMaterial } from '../../tls/index.js';
-import { contextOptions, listenTls, type ListenBind, type TlsServers } from '../tls-servers.js';
-import { answerBody, MAX_DNS_MESSAGE, route, timedOut, tooLarge, type DohReply } from './exchange.js';
+import { MAX_DNS_MESSAGE } from '../dns/index.js';
+import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
+import type { TlsTransportOptions } from '../transport.js';
+import { answerBody, route, timedOut, tooLarge, type DohReply } from './exchange.js';
 
 /**
  * DNS over HTTPS (RFC 8484) on node:http2's secure server, which speaks HTTP/2 and, on the same port, HTTP/1.1
@@ -13,26 +13,37 @@ import { answerBody, MAX_DNS_MESSAGE, route, timedOut, tooLarge, type DohReply }
  */
 
 export const DEFAULT_DOH_PATH = '/dns-query';
-/**
- * A connection idle this long is closed: an HTTP/2 session with no stream activity, an HTTP/1.1 connection
- * between requests (Node adds 1 s to keep-alive timeouts). Like DoT, 10 s keeps a resolver's connection across
- * bursts.
- */
-export const DEFAULT_DOH_IDLE_TIMEOUT_MS = 10_000;
-/** Connections (HTTP/2 sessions or HTTP/1.1 connections) beyond this are closed on accept. */
-export const DEFAULT_DOH_MAX_CONNECTIONS = 256;
-/** As for DoT: a client that does not complete the TLS handshake in this time is dropped. */
-export const DEFAULT_DOH_HANDSHAKE_TIMEOUT_MS = 5_000;
-/**
- * A request must arrive whole (head and body) within this. Queries are a few hundred bytes; a client trickling a
- * body cannot hold a stream (and its buffer) longer. Answered with 408.
- */
-export const DEFAULT_DOH_REQUEST_TIMEOUT_MS = 10_000;
-/**
- * Concurrent streams per HTTP/2 session (SETTINGS_MAX_CONCURRENT_STREAMS). RFC 9113 §6.5.2 recommends at least
- * 100 so clients can pipeline; each stream holds at most one 64 KiB query, so a session holds at most ~6.5 MB.
- */
-export const DEFAULT_DOH_MAX_CONCURRENT_STREAMS = 100;
+
+export interface DohLimits {
+  /**
+   * A connection idle this long is closed: an HTTP/2 session with no stream activity, an HTTP/1.1 connection
+   * between requests (Node adds 1 s to keep-alive timeouts).
+   */
+  readonly idleTimeoutMs: number;
+  /** Connections (HTTP/2 sessions or HTTP/1.1 connections) beyond this are closed on accept. */
+  readonly maxConnections: number;
+  /** A client that does not complete the TLS handshake in this time is dropped. */
+  readonly handshakeTimeoutMs: number;
+  /** A request must arrive whole (head and body) within this; answered with 408. */
+  readonly requestTimeoutMs: number;
+  /** Concurrent streams per HTTP/2 session (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  readonly maxConcurrentStreams: number;
+}
+
+/** DoH's limits, and why. */
+export const DOH_LIMITS: DohLimits = Object.freeze({
+  // Like DoT and plain TCP, 10 s keeps a resolver's connection across bursts.
+  idleTimeoutMs: 10_000,
+  // A bound on descriptors and TLS state.
+  maxConnections: 256,
+  // As for DoT: a handshake is one or two round trips; 5 s is generous and frees a silent client's slot.
+  handshakeTimeoutMs: 5_000,
+  // Queries are a few hundred bytes; a client trickling a body cannot hold a stream (and its buffer) longer.
+  requestTimeoutMs: 10_000,
+  // RFC 9113 §6.5.2 recommends at least 100 so clients can pipeline; each stream holds at most one 64 KiB query,
+  // so a session holds at most ~6.5 MB.
+  maxConcurrentStreams: 100,
+});
 /**
  * How often Node checks HTTP/1.1 connections against the request timeout (its default, 30 s, would let a slow
  * request live up to 30 s past its deadline).
@@ -44,29 +55,17 @@ const HTTP1_CHECK_INTERVAL_MS = 1_000;
  */
 const LINGER_MS = 2_000;
 
-export interface DohOptions {
-  readonly binds: readonly ListenBind[];
-  readonly tls: TlsMaterial;
-  /** The shared handler; called as handle(query, 'tcp'): DoH answers are never truncated. */
-  readonly handle: HandleQuery;
-  readonly log: Logger;
+export interface DohOptions extends TlsTransportOptions<DohLimits> {
   /** The one path queries are served on; default /dns-query (RFC 8484's example, and what dig and kdig use). */
   readonly path?: string;
-  readonly idleTimeoutMs?: number;
-  readonly maxConnections?: number;
-  readonly handshakeTimeoutMs?: number;
-  readonly requestTimeoutMs?: number;
-  readonly maxConcurrentStreams?: number;
 }
 
-export type DohServer = TlsServers;
-
 /** Starts DoH on every bind address. On a bind failure, closes what it opened and rejects. */
-export function startDoh(opts: DohOptions): Promise<DohServer> {
-  const { handle, log } = opts;
+export function startDoh(opts: DohOptions): Promise<TlsListeners> {
+  const { handle, log, limits } = opts;
   const path = opts.path ?? DEFAULT_DOH_PATH;
-  const idleMs = opts.idleTimeoutMs ?? DEFAULT_DOH_IDLE_TIMEOUT_MS;
-  const requestMs = opts.requestTimeoutMs ?? DEFAULT_DOH_REQUEST_TIMEOUT_MS;
+  const idleMs = limits.idleTimeoutMs;
+  const requestMs = limits.requestTimeoutMs;
 
   /** Drops a request whose reply cannot be sent: resets its HTTP/2 stream, or closes its HTTP/1.1 connection. */
   const abort = (req: http2.Http2ServerRequest, err: unknown) => {
@@ -153,8 +152,8 @@ export function startDoh(opts: DohOptions): Promise<DohServer> {
     const server = http2.createSecureServer({
       ...contextOptions(opts.tls),
       allowHTTP1: true,
-      handshakeTimeout: opts.handshakeTimeoutMs ?? DEFAULT_DOH_HANDSHAKE_TIMEOUT_MS,
-      settings: { maxConcurrentStreams: opts.maxConcurrentStreams ?? DEFAULT_DOH_MAX_CONCURRENT_STREAMS },
+      handshakeTimeout: limits.handshakeTimeoutMs,
+      settings: { maxConcurrentStreams: limits.maxConcurrentStreams },
     });
     // Idle for idleMs: an HTTP/1.1 socket with no bytes either way, or an HTTP/2 session with no stream activity,
     // is destroyed (Node's default when nobody listens to 'timeout'). PINGs do not count while no 'ping' listener
@@ -173,7 +172,7 @@ export function startDoh(opts: DohOptions): Promise<DohServer> {
     server.on('checkContinue', (req, res) => onRequest(req, res, true));
     return server;
   };
-  return listenTls(opts.binds, create, opts.maxConnections ?? DEFAULT_DOH_MAX_CONNECTIONS, log, 'doh');
+  return listenTls(opts.binds, create, limits.maxConnections, log, 'doh');
 }
 
 /**

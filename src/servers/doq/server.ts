@@ -4,26 +4,34 @@
 // stream. Protocol violations close the connection with DOQ_PROTOCOL_ERROR.
 
 import type { QUICConnection, QUICStream } from '@matrixai/quic';
-import { DoqErrorCode, MAX_FRAMED_MESSAGE, QueryAccumulator, frame, type FramingError } from './framing.js';
+import type { Bind } from '../../config/index.js';
+import { describeError, type Logger } from '../../log/index.js';
+import { frameMessage, MAX_DNS_MESSAGE, MESSAGE_LIMIT } from '../dns/index.js';
+import type { Listeners } from '../listen.js';
+import type { TlsTransportOptions } from '../transport.js';
+import { DoqErrorCode, MAX_FRAMED_MESSAGE, QueryAccumulator, type FramingError } from './framing.js';
 import { DoqQuicServer, GuardedSocket, assertLibraryShape, hmacCrypto, silentLibraryLogger } from './quic.js';
-
-type Fields = Record<string, unknown>;
-
-/** What the DoQ server needs to log. */
-export type DoqLogger = {
-  debug(msg: string, fields?: Fields): void;
-  info(msg: string, fields?: Fields): void;
-  warn(msg: string, fields?: Fields): void;
-  error(msg: string, fields?: Fields): void;
-};
 
 /** RFC 9250 §4.1: the ALPN token for DoQ. A client offering anything else fails the TLS handshake. */
 export const DOQ_ALPN = 'doq';
 
-/** RFC 9250 lets servers close idle connections; 30 s keeps a resolver's connection warm between bursts. */
-export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
-/** Connections beyond this are dropped before the handshake. Each can hold up to MAX_STREAMS × 64 KiB of queries. */
-export const DEFAULT_MAX_CONNECTIONS = 512;
+export interface DoqLimits {
+  /**
+   * Idle connections are dropped (silently, per QUIC) after this long. Keep it at 5 s or more: quic-go clients
+   * assume a peer's idle timeout is at least 5 s and would send queries into connections the server has already
+   * forgotten.
+   */
+  readonly idleTimeoutMs: number;
+  /** Connections beyond this are dropped before the handshake. Each can hold up to MAX_STREAMS × 64 KiB of queries. */
+  readonly maxConnections: number;
+}
+
+export const DOQ_LIMITS: DoqLimits = Object.freeze({
+  // RFC 9250 lets servers close idle connections; 30 s keeps a resolver's connection warm between bursts.
+  idleTimeoutMs: 30_000,
+  maxConnections: 512,
+});
+
 /** A handshake (including the stateless Retry round trip) that has not finished by then is abandoned. */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** A query is one small message followed by FIN; a stream that has not delivered it in this time is reset. */
@@ -33,31 +41,34 @@ const MAX_STREAMS = 100;
 /** Per-stream receive window: a client can never send more than one framed DNS message of bytes. */
 const STREAM_WINDOW = MAX_FRAMED_MESSAGE;
 
-export type DoqServerOptions = {
-  host: string;
-  port: number;
-  /** PEM certificate chain, leaf first. */
-  cert: string;
-  /** PEM private key. */
-  key: string;
-  /** lexa's shared DNS handler: a wire query in, the wire reply out; null means do not answer. */
-  handle: (query: Uint8Array) => Uint8Array | null;
-  logger: DoqLogger;
-  /**
-   * Idle connections are dropped (silently, per QUIC) after this long. Keep it at
-   * 5 s or more: quic-go clients assume a peer's idle timeout is at least 5 s and
-   * would send queries into connections the server has already forgotten.
-   */
-  idleTimeoutMs?: number;
-  maxConnections?: number;
-};
+/**
+ * DoQ on every bind address (one UDP socket and QUIC server each). On a bind failure, closes what it opened and
+ * rejects. @matrixai/quic takes its TLS configuration once per server, so there is no certificate swap: a new
+ * certificate needs a restart.
+ */
+export async function startDoq(opts: TlsTransportOptions<DoqLimits>): Promise<Listeners> {
+  const opened: DoqServer[] = [];
+  const ports: number[] = [];
+  const close = () => Promise.allSettled(opened.splice(0).map((s) => s.close())).then(() => undefined);
+  try {
+    for (const bind of opts.binds) {
+      const server = createDoqServer(bind, opts);
+      ports.push(await server.listen());
+      opened.push(server);
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { ports, close };
+}
 
-export type DoqServer = {
+interface DoqServer {
   /** Binds the UDP socket; resolves with the bound port (useful with port 0). */
   listen(): Promise<number>;
   /** Closes every connection (DOQ_NO_ERROR) and the socket. */
   close(): Promise<void>;
-};
+}
 
 /** A stream-level failure, carrying the DoQ code sent in RESET_STREAM / STOP_SENDING. */
 class DoqStreamError extends Error {
@@ -69,24 +80,23 @@ class DoqStreamError extends Error {
   }
 }
 
-export function createDoqServer(options: DoqServerOptions): DoqServer {
+function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqLimits>): DoqServer {
   assertLibraryShape();
-  const { host, port, handle, logger } = options;
-  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const { handle, log: logger } = options;
+  const { idleTimeoutMs, maxConnections } = options.limits;
   if (!(idleTimeoutMs > 0)) throw new Error('DoQ idleTimeoutMs must be > 0 (the library treats 0 as "never")');
 
   // Errors the library raises while handling one peer (its streams, its packets) are the
   // peer's business: debug. Errors of the server as a whole deserve a warning.
   const onError = (error: unknown, where: string) =>
-    logger[where === 'server' ? 'warn' : 'debug']('doq: library error', { where, error: error instanceof Error ? error.message : String(error) });
+    logger[where === 'server' ? 'warn' : 'debug']('doq: library error', { where, error: describeError(error) });
   const socket = new GuardedSocket((error) => onError(error, 'socket'));
   const server = new DoqQuicServer({
     socket,
     crypto: hmacCrypto(),
     config: {
-      cert: options.cert,
-      key: options.key,
+      cert: options.tls.cert,
+      key: options.tls.key,
       verifyPeer: false,
       applicationProtos: [DOQ_ALPN],
       enableEarlyData: false, // 0-RTT data can be replayed by an attacker (RFC 9250's 0-RTT section); we accept none
@@ -141,24 +151,23 @@ export function createDoqServer(options: DoqServerOptions): DoqServer {
       if (typeof query === 'string') return protocolError(connection, stream, framingMessages[query]);
       let reply: Uint8Array | null;
       try {
-        reply = handle(query);
+        reply = handle(query, MESSAGE_LIMIT);
       } catch (error) {
-        logger.warn('doq: handler threw', { error: error instanceof Error ? error.message : String(error) });
+        logger.warn('doq: handler threw', { error: describeError(error) });
         return cancel(stream, new DoqStreamError(DoqErrorCode.InternalError, 'handler failed'));
       }
-      const framed = reply === null ? undefined : frame(reply);
-      if (framed === undefined) {
+      if (reply === null || reply.byteLength > MAX_DNS_MESSAGE) {
         const why = reply === null ? 'not answered' : 'reply longer than 65535 bytes';
         const code = reply === null ? DoqErrorCode.RequestCancelled : DoqErrorCode.InternalError;
         return cancel(stream, new DoqStreamError(code, why));
       }
       const writer = stream.writable.getWriter();
-      await writer.write(framed);
+      await writer.write(frameMessage(reply));
       await writer.close(); // FIN after the one reply (RFC 9250 §4.2)
     } catch (error) {
       // The peer reset or stopped the stream, or the connection went away.
       clearTimeout(timer);
-      logger.debug('doq: stream ended early', { peer: peer(connection), error: error instanceof Error ? error.message : String(error) });
+      logger.debug('doq: stream ended early', { peer: peer(connection), error: describeError(error) });
     }
   }
 

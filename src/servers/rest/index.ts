@@ -1,54 +1,50 @@
-import { createServer, type Server } from 'node:https';
-import type { Bind } from '../../config/types.js';
+import { createServer } from 'node:https';
+import type { Bind } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
 import type { TlsMaterial } from '../../tls/index.js';
-import { closeServer, listenOn } from '../listen.js';
+import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
 import { restApp, type RestOptions } from './app.js';
 
-export { restApp } from './app.js';
-export { hostDoc, hostsOf } from './hosts.js';
+export { restApp, type RestOptions } from './app.js';
+export { hostDoc, hostsOf, type HostDoc } from './hosts.js';
 
-/** Headers must arrive within this; a client trickling bytes cannot hold a socket open. */
-const HEADERS_TIMEOUT_MS = 10_000;
-/** Idle keep-alive connections are closed after this. */
-const KEEP_ALIVE_TIMEOUT_MS = 5_000;
-
-export interface RestServer {
-  /** Bound ports, in the order of `binds`. */
-  readonly ports: readonly number[];
-  /** Presents `m` to new connections; open ones keep theirs. */
-  setTls(m: TlsMaterial): void;
-  close(): Promise<void>;
+export interface RestLimits {
+  /** Request headers must arrive within this; a client trickling bytes cannot hold a socket open. */
+  readonly headersTimeoutMs: number;
+  /** A whole request must arrive within this. */
+  readonly requestTimeoutMs: number;
+  /** Idle keep-alive connections are closed after this. */
+  readonly keepAliveTimeoutMs: number;
+  /** Connections beyond this are closed on accept. */
+  readonly maxConnections: number;
 }
 
-/** Serves the REST API over HTTPS on every bind address. */
-export async function startRest(
-  binds: readonly Bind[],
-  tls: TlsMaterial,
-  opts: RestOptions,
-  logger: Logger,
-): Promise<RestServer> {
-  const app = restApp(opts);
-  const servers: Server[] = [];
-  const ports: number[] = [];
-  try {
-    for (const b of binds) {
-      const server = createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, app);
-      server.headersTimeout = HEADERS_TIMEOUT_MS;
-      server.requestTimeout = 30_000;
-      server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
-      server.on('tlsClientError', (err) => logger.debug('rest tls handshake failed', { error: err.message }));
-      servers.push(server);
-      ports.push(await listenOn(server, b.host, b.port));
-      logger.info('rest listening', { address: `https://${b.host.includes(':') ? `[${b.host}]` : b.host}:${ports.at(-1)}` });
-    }
-  } catch (err) {
-    await Promise.all(servers.map((s) => closeServer(s)));
-    throw err;
-  }
-  return {
-    ports,
-    setTls: (m) => servers.forEach((s) => s.setSecureContext({ cert: m.cert, key: m.key })),
-    close: () => Promise.all(servers.map((s) => closeServer(s))).then(() => undefined),
+export const REST_LIMITS: RestLimits = Object.freeze({
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  // A bound on descriptors and TLS state, as for the DNS transports; pollers need a handful each.
+  maxConnections: 256,
+});
+
+export interface RestServerOptions {
+  readonly binds: readonly Bind[];
+  readonly tls: TlsMaterial;
+  readonly log: Logger;
+  readonly limits: RestLimits;
+  readonly app: RestOptions;
+}
+
+/** Serves the REST API over HTTPS on every bind address, on the same TLS listeners as DoT and DoH. */
+export async function startRest(opts: RestServerOptions): Promise<TlsListeners> {
+  const { limits, log } = opts;
+  const app = restApp(opts.app);
+  const create = () => {
+    const server = createServer(contextOptions(opts.tls), app);
+    server.headersTimeout = limits.headersTimeoutMs;
+    server.requestTimeout = limits.requestTimeoutMs;
+    server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+    return server;
   };
+  return listenTls(opts.binds, create, limits.maxConnections, log, 'rest');
 }
