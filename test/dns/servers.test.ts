@@ -4,7 +4,7 @@ import net from 'node:net';
 import t from 'tap';
 import dnsPacket, { type DecodedPacket } from 'dns-packet';
 import { memoryLogger } from '../../src/log/index.js';
-import { createHandler, startTcp, startUdp } from '../../src/servers/dns/index.js';
+import { createHandler, startPlainDns, startTcp, startUdp } from '../../src/servers/dns/index.js';
 import type { StreamLimits } from '../../src/servers/transport.js';
 import { sortedText, zone } from '../helpers/zone.js';
 import { clustered, OPTS } from '../helpers/dns-fixture.js';
@@ -247,4 +247,26 @@ t.test('TCP: close() ends open connections and resolves', async (t) => {
   t.pass('server closed with a client connected');
   await server.close();
   t.pass('close() twice is fine');
+});
+
+t.test('plain DNS: UDP and TCP share each bind port; an explicit port TCP cannot have fails and releases UDP', async (t) => {
+  const limits = { ...STREAM, ...UDP_LIMITS };
+  const both = await startPlainDns({ binds: [{ host: '127.0.0.1', port: 0 }], handle, log, limits });
+  const port = both.ports[0]!;
+  t.teardown(() => both.close());
+  t.equal((await udpAsk('127.0.0.1', port, query(1, 'web-1.lexa'))).id, 1, 'UDP answers on the port');
+  const c = new TcpClient(port);
+  c.socket.write(framed(query(2, 'web-1.lexa')));
+  t.equal((await c.waitFor(1))[0]!.id, 2, 'TCP answers on the same port');
+  c.socket.destroy();
+
+  // A port free for UDP but held for TCP: the start fails and the UDP socket it bound is released.
+  const holder = net.createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  const held = (holder.address() as net.AddressInfo).port;
+  t.teardown(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+  await t.rejects(startPlainDns({ binds: [{ host: '127.0.0.1', port: held }], handle, log, limits }), { code: 'EADDRINUSE' });
+  const udpAgain = await udpOn('127.0.0.1', held);
+  t.equal(udpAgain.ports[0], held, 'the UDP port was released');
+  await udpAgain.close();
 });

@@ -6,6 +6,12 @@ import { startUdp, type UdpLimits } from './udp.js';
 export type PlainDnsLimits = UdpLimits & StreamLimits;
 
 /**
+ * With port 0, UDP picks a port free for UDP, which TCP may still hold (any process's outgoing connection can
+ * use it). Then both are bound again on a new port, this many times at most before the error is reported.
+ */
+const ANY_PORT_ATTEMPTS = 8;
+
+/**
  * Plain DNS: UDP and TCP on every bind address, sharing each address's port (with port 0, TCP takes the port
  * UDP got, so a client that retries a truncated reply over TCP reaches the same server). On a bind failure,
  * closes what it opened and rejects.
@@ -16,11 +22,21 @@ export async function startPlainDns(opts: TransportOptions<PlainDnsLimits>): Pro
   const close = () => Promise.allSettled(opened.splice(0).map((l) => l.close())).then(() => undefined);
   try {
     for (const bind of opts.binds) {
-      const udp = await startUdp({ ...opts, binds: [bind] });
-      opened.push(udp);
-      const port = udp.ports[0]!;
-      opened.push(await startTcp({ ...opts, binds: [{ host: bind.host, port }] }));
-      ports.push(port);
+      for (let attempt = 1; ; attempt++) {
+        const udp = await startUdp({ ...opts, binds: [bind] });
+        const port = udp.ports[0]!;
+        try {
+          opened.push(await startTcp({ ...opts, binds: [{ host: bind.host, port }] }));
+        } catch (err) {
+          await udp.close();
+          const retry = bind.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < ANY_PORT_ATTEMPTS;
+          if (retry) continue;
+          throw err;
+        }
+        opened.push(udp);
+        ports.push(port);
+        break;
+      }
     }
   } catch (err) {
     await close();
