@@ -11,8 +11,7 @@ import { parseArgs } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { silentLogger } from '../log/index.js';
 import { createHandler, datagramLimit, DEFAULT_MAX_UDP_PAYLOAD, type HandleQuery } from '../servers/dns/index.js';
-import type { Instance } from '../streams/model.js';
-import { Snapshot } from '../streams/snapshot.js';
+import { Snapshot, type Instance } from '../streams/index.js';
 
 const SIZES = [100, 10_000] as const;
 /**

@@ -1,5 +1,5 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { Snapshot } from '../../streams/snapshot.js';
+import type { Snapshot } from '../../streams/index.js';
 import { hostDoc, hostsOf } from './hosts.js';
 
 export interface RestOptions {

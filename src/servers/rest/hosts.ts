@@ -1,5 +1,4 @@
-import type { Instance } from '../../streams/model.js';
-import type { Snapshot } from '../../streams/snapshot.js';
+import type { Instance, Snapshot } from '../../streams/index.js';
 
 /**
  * The `/containers/` document, in the original lexa's shape so existing Traefik transformers keep working:
