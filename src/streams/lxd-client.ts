@@ -10,7 +10,7 @@ import type { LxdEndpoint } from '../config/types.js';
  */
 
 /**
- * How long one request may take. A `recursion=2` list of 200 instances takes ~1.7 s here (FACTS §1); a hung
+ * How long one request may take. A `recursion=2` list of 200 instances takes ~1–1.7 s on a small host; a hung
  * daemon would otherwise hold the request forever.
  */
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -26,13 +26,19 @@ export class LxdError extends Error {
   }
 }
 
+/**
+ * The part of a `ws` WebSocket the events connection uses: listeners for 'open', 'message', 'ping', 'pong',
+ * 'close', 'error' and 'unexpected-response'; `ping` and `terminate`. Narrow so tests can hand in a fake.
+ */
+export type EventSocket = Pick<WebSocket, 'on' | 'once' | 'readyState' | 'OPEN' | 'ping' | 'terminate'>;
+
 export interface LxdClient {
   /** Human-readable endpoint, for logs. */
   readonly target: string;
   /** GET `path` (starting with /1.0) and return the response's metadata. */
   get<T>(path: string, signal?: AbortSignal): Promise<T>;
   /** Open the events websocket for `query` (e.g. `type=lifecycle&all-projects=true`). */
-  events(query: string): WebSocket;
+  events(query: string): EventSocket;
   close(): Promise<void>;
 }
 
@@ -56,7 +62,7 @@ export function createLxdClient(endpoint: LxdEndpoint): LxdClient {
   const origin = `https://${host}:${endpoint.bind.port}`;
   const agent = new Agent({ connect: tls });
   // ws hands these to tls.connect, where checkServerIdentity returning undefined means "accept"; @types/ws
-  // declares a boolean return instead (FACTS §5), hence the cast.
+  // declares a boolean return instead (a truthy return would mean an error), hence the cast.
   const wsOptions = tls as unknown as WebSocket.ClientOptions;
   return makeClient(origin, origin, agent, (path) => new WebSocket(`wss://${host}:${endpoint.bind.port}${path}`, wsOptions));
 }
