@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import type { LxdEndpoint } from '../config/types.js';
@@ -26,11 +27,19 @@ export class LxdError extends Error {
   }
 }
 
-/**
- * The part of a `ws` WebSocket the events connection uses: listeners for 'open', 'message', 'ping', 'pong',
- * 'close', 'error' and 'unexpected-response'; `ping` and `terminate`. Narrow so tests can hand in a fake.
- */
-export type EventSocket = Pick<WebSocket, 'on' | 'once' | 'readyState' | 'OPEN' | 'ping' | 'terminate'>;
+/** The part of a `ws` WebSocket the events connection uses. Narrow so tests can hand in a fake. */
+export interface EventSocket {
+  readonly readyState: number;
+  readonly OPEN: number;
+  once(event: 'open', listener: () => void): unknown;
+  on(event: 'message', listener: (data: WebSocket.RawData, isBinary: boolean) => void): unknown;
+  on(event: 'ping' | 'pong', listener: (data: Buffer) => void): unknown;
+  on(event: 'close', listener: (code: number, reason: Buffer) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'unexpected-response', listener: (req: ClientRequest, res: IncomingMessage) => void): unknown;
+  ping(): void;
+  terminate(): void;
+}
 
 export interface LxdClient {
   /** Human-readable endpoint, for logs. */
