@@ -46,10 +46,19 @@ export interface ReflectorOptions {
   readonly random?: () => number;
 }
 
-/** What happens while a full list is in flight; see #beginList. */
+/**
+ * What happens while a full list is in flight. A list takes a while (~1–2 s for 200 instances) and shows LXD at
+ * some moment during that time; anything learnt meanwhile may be newer, and must not be replaced by it:
+ * - events are buffered and applied after the list has landed, so the reads they cause start after it;
+ * - reads already under way (coalesced re-reads, settle loops) that land meanwhile are recorded, and the list
+ *   keeps their result instead of its own copy (`keep` in the `listed` action).
+ * The same holds on connect and on every periodic resync.
+ */
 interface Listing {
   /** Events that arrived meanwhile, applied once the list has landed. */
   readonly events: LxdEvent[];
+  /** Keys whose instance was read (or found gone) one by one meanwhile. */
+  readonly read: Set<string>;
 }
 
 export class Reflector {
@@ -83,7 +92,7 @@ export class Reflector {
       clock: this.#clock,
       logger: this.#log,
       onRead: (inst) => this.#stored(inst),
-      onGone: (key) => this.#store.dispatch({ type: 'instance-gone', key, at: this.#clock.now() }),
+      onGone: (key) => this.#gone(key),
     });
   }
 
@@ -145,7 +154,7 @@ export class Reflector {
     this.#conn = conn;
     try {
       await conn.opened;
-      await this.#list(signal);
+      await this.#list(signal, listing);
       this.#connections++;
       this.#store.dispatch({ type: 'connection', connected: true, at: this.#clock.now() });
       this.#log.info(this.#connections === 1 ? 'lxd connected' : 'lxd reconnected', {
@@ -166,7 +175,7 @@ export class Reflector {
 
   /** Starts buffering events for a list about to be sent. */
   #beginList(): Listing {
-    const listing: Listing = { events: [] };
+    const listing: Listing = { events: [], read: new Set() };
     this.#listing = listing;
     return listing;
   }
@@ -189,7 +198,7 @@ export class Reflector {
   }
 
   /** Full list: instances (and members when clustered), replacing the snapshot. */
-  async #list(signal: AbortSignal): Promise<void> {
+  async #list(signal: AbortSignal, listing: Listing): Promise<void> {
     const started = this.#clock.now();
     const [server, raw] = await Promise.all([
       this.#client.get<{ environment?: LxdServerEnvironment }>('/1.0', signal),
@@ -200,7 +209,8 @@ export class Reflector {
       ? ((await this.#client.get<LxdMember[]>('/1.0/cluster/members?recursion=1', signal)) ?? []).map(toMember)
       : [toStandaloneMember(server?.environment)];
     const instances = (raw ?? []).map((r) => toInstance(r));
-    this.#store.dispatch({ type: 'listed', instances, members, clustered, at: this.#clock.now() });
+    const keep = [...listing.read];
+    this.#store.dispatch({ type: 'listed', instances, members, clustered, keep, at: this.#clock.now() });
     this.#logProblems(instances);
     const now = this.#clock.now();
     for (const [i, inst] of instances.entries()) {
@@ -217,11 +227,15 @@ export class Reflector {
     this.#resyncTimer = this.#clock.setInterval(() => this.#resync(), this.#opts.resyncIntervalMs);
   }
 
+  /** A periodic re-list, fenced like the first (see Listing). Skipped while a list is still in flight. */
   #resync(): void {
+    if (this.#listing) return;
     const signal = this.#connAbort.signal;
-    this.#list(signal)
+    const listing = this.#beginList();
+    this.#list(signal, listing)
       .then(() => this.#log.info('lxd resynced', { instances: this.#store.current.instances.size }))
-      .catch((err) => this.#log.warn('lxd resync failed', { error: describeError(err) }));
+      .catch((err) => this.#log.warn('lxd resync failed', { error: describeError(err) }))
+      .finally(() => this.#endList(listing, signal));
   }
 
   #apply(ev: LxdEvent, signal: AbortSignal): void {
@@ -246,9 +260,16 @@ export class Reflector {
 
   /** Stores one instance as just read, and logs its config problems when they changed. */
   #stored(inst: Instance): void {
+    this.#listing?.read.add(inst.key);
     const before = this.#store.current.instances.get(inst.key);
     this.#store.dispatch({ type: 'instance', instance: inst, at: this.#clock.now() });
     if (inst.configErrors.join() !== before?.configErrors.join()) this.#logProblems([inst]);
+  }
+
+  /** LXD answered 404 on a re-read. */
+  #gone(key: string): void {
+    this.#listing?.read.add(key);
+    this.#store.dispatch({ type: 'instance-gone', key, at: this.#clock.now() });
   }
 
   #logProblems(instances: readonly Instance[]): void {

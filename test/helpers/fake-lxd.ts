@@ -48,8 +48,11 @@ export function lifecycle(action: string, source: string, context?: Record<strin
   return { type: 'lifecycle', timestamp: new Date(0).toISOString(), location: 'none', project: 'default', metadata: { action, source, ...(context ? { context } : {}) } };
 }
 
-/** How a scripted request is answered: LXD's error, or the usual answer after a delay or when released. */
-export type Scripted = { readonly status: number; readonly error?: string } | { readonly delayMs: number } | { readonly held: true };
+/**
+ * How a scripted request is answered: after `delayMs` on the fake clock (or at once), with LXD's error `status` or
+ * else the usual answer; or held until released (see `FakeLxd.hold`).
+ */
+export type Scripted = { readonly delayMs?: number; readonly status?: number; readonly error?: string } | { readonly held: true };
 
 /** A request held back by `FakeLxd.hold`. */
 export interface Held {
@@ -124,11 +127,10 @@ export class FakeLxd implements LxdClient {
       if (script?.held) {
         script.held.arrived = true;
         await Promise.race([script.held.go, aborted]);
-      } else if (script && 'delayMs' in script.answer) {
-        const delay = script.answer.delayMs;
-        await Promise.race([new Promise<void>((resolve) => this.clock.setTimeout(resolve, delay)), aborted]);
-      } else if (script && 'status' in script.answer) {
-        throw new LxdError(`GET ${path}: ${script.answer.error ?? `HTTP ${script.answer.status}`}`, script.answer.status);
+      } else if (script && !('held' in script.answer)) {
+        const { delayMs, status, error } = script.answer;
+        if (delayMs) await Promise.race([new Promise<void>((resolve) => this.clock.setTimeout(resolve, delayMs)), aborted]);
+        if (status) throw new LxdError(`GET ${path}: ${error ?? `HTTP ${status}`}`, status);
       }
       await Promise.race([Promise.resolve(), aborted]);
     } finally {

@@ -363,3 +363,69 @@ t.test('SnapshotStore: snapshot$ replays the latest, emits each change once, cur
   t.same(late, [store.current], 'a late subscriber gets the latest only');
   sub.unsubscribe();
 });
+
+t.test('resync during events: a re-read newer than the list is not overwritten by it', async (t) => {
+  const { clock, lxd, connect, store, addrs } = rig(t, { resyncIntervalMs: RESYNC_MS });
+  lxd.put(lxdInstance('web-1', { status: 'Stopped' }));
+  await connect();
+
+  // The periodic list is sent, and LXD answers it with what it has now: web-1 stopped. The answer takes a while
+  // (~1–2 s for 200 instances).
+  const list = lxd.hold(/^\/1\.0\/instances\?/);
+  await clock.advance(RESYNC_MS);
+  t.ok(list.arrived, 'the resync list is in flight');
+
+  // Meanwhile web-1 starts: the event arrives and a read would find it running with its addresses.
+  lxd.put(lxdInstance('web-1', { v4: '10.0.0.1', v6: 'fd42::1' }));
+  lxd.socket.send(started('web-1'));
+  await settle();
+
+  // The older list lands.
+  list.release();
+  await settle();
+  t.equal(store.current.instances.get('default/web-1')?.running, true, 'web-1 is running, as LXD says');
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.1'], ipv6: ['fd42::1'] });
+  await clock.advance(RESYNC_MS - 1);
+  t.equal(store.current.instances.get('default/web-1')?.running, true, 'and stays so until the next resync');
+});
+
+t.test('resync during a settle loop: a complete read that lands during the list survives it', async (t) => {
+  const { clock, lxd, connect, addrs } = rig(t, { resyncIntervalMs: RESYNC_MS });
+  lxd.put(lxdInstance('web-1', { v4: '10.0.0.1', v6: 'fd42::1' }));
+  await connect();
+
+  // Just before the resync, web-1's NIC is reconfigured: new addresses arrive one by one, with no event.
+  await clock.advance(RESYNC_MS - 200);
+  lxd.put(lxdInstance('web-1', { v4: '10.0.0.9' }));
+  lxd.socket.send(lifecycle('instance-updated', '/1.0/instances/web-1'));
+  await clock.advance(50);
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: [] });
+
+  // The resync list is answered with that half-way state and takes its time.
+  const list = lxd.hold(/^\/1\.0\/instances\?/);
+  await clock.advance(150);
+  t.ok(list.arrived);
+  // The IPv6 arrives; the settle read finds the addresses complete and ends its loop.
+  lxd.put(lxdInstance('web-1', { v4: '10.0.0.9', v6: 'fd42::9' }));
+  await clock.advance(SETTLE_DELAYS_MS[1]!);
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: ['fd42::9'] });
+
+  list.release();
+  await clock.advance(60_000);
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: ['fd42::9'] }, 'the older list did not take the IPv6 away');
+});
+
+t.test('a resync that fails still applies the events it held back', async (t) => {
+  const { clock, lxd, connect, store, logged } = rig(t, { resyncIntervalMs: RESYNC_MS });
+  lxd.put(lxdInstance('web-1', { status: 'Stopped' }));
+  await connect();
+  lxd.script(/^\/1\.0\/instances\?/, { delayMs: 1_500, status: 500, error: 'database is locked' });
+  await clock.advance(RESYNC_MS);
+  lxd.put(lxdInstance('web-1', { v4: '10.0.0.1', v6: 'fd42::1' }));
+  lxd.socket.send(started('web-1'));
+  await settle();
+  t.equal(lxd.reads('web-1'), 0, 'held back during the list');
+  await clock.advance(2_000);
+  t.match(logged('lxd resync failed')[0]?.['error'], /database is locked/);
+  t.equal(store.current.hosts('web-1')[0]?.interfaces[0]?.ipv4[0], '10.0.0.1');
+});
