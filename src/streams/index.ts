@@ -1,13 +1,11 @@
 export type { Action } from './fold.js';
 export { fold } from './fold.js';
 export { realClock, type Clock } from './clock.js';
-export { EventConnection, reconnectDelay, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from './connection.js';
 export { createLxdClient, LxdError, type EventSocket, type LxdClient } from './lxd-client.js';
 export { toInstance, toInterfaces, toMember, toStandaloneMember, instanceKey, type LxdEvent, type LxdInstance } from './lxd-model.js';
 export type * from './model.js';
 export { planEvent, type EventPlan } from './plan.js';
-export { Refetcher, SETTLE_DELAYS_MS } from './refetch.js';
-export { Reflector, RECENT_START_MS, type ReflectorOptions } from './reflector.js';
+export { Reflector, type ReflectorOptions } from './reflector.js';
 export { parseServiceKeys, SERVICE_PREFIX } from './services.js';
 export { Snapshot, endpointsOf, findInterface } from './snapshot.js';
 export { SnapshotStore } from './store.js';

@@ -167,7 +167,8 @@ export class Reflector {
       const code = await conn.closed;
       this.#log.warn('lxd events connection closed', { target: this.#client.target, code });
     } finally {
-      if (this.#listing === listing) this.#listing = undefined;
+      // Any list of this connection (the first or a resync) is moot now; the next connection lists afresh.
+      this.#listing = undefined;
       this.#clock.clearInterval(this.#resyncTimer);
       conn.close();
     }
@@ -234,7 +235,9 @@ export class Reflector {
     const listing = this.#beginList();
     this.#list(signal, listing)
       .then(() => this.#log.info('lxd resynced', { instances: this.#store.current.instances.size }))
-      .catch((err) => this.#log.warn('lxd resync failed', { error: describeError(err) }))
+      .catch((err) => {
+        if (!signal.aborted) this.#log.warn('lxd resync failed', { error: describeError(err) });
+      })
       .finally(() => this.#endList(listing, signal));
   }
 

@@ -1,7 +1,8 @@
 import t, { type Test } from 'tap';
 import { memoryLogger } from '../../src/log/index.js';
 import { RECONNECT_BASE_MS, RECONNECT_MAX_MS, WATCHDOG_MIN_TICK_MS } from '../../src/streams/connection.js';
-import { Reflector, SETTLE_DELAYS_MS, SnapshotStore, type ReflectorOptions } from '../../src/streams/index.js';
+import { Reflector, SnapshotStore, type ReflectorOptions } from '../../src/streams/index.js';
+import { SETTLE_DELAYS_MS } from '../../src/streams/refetch.js';
 import type { Snapshot } from '../../src/streams/snapshot.js';
 import { FakeClock, settle } from '../helpers/fake-clock.js';
 import { FakeLxd, lifecycle, lxdInstance } from '../helpers/fake-lxd.js';
