@@ -101,6 +101,7 @@ function syntheticSnapshot(n: number): Snapshot {
         },
       ],
       configErrors: [],
+      profiles: [],
     });
   }
   return Snapshot.empty().withList(instances, [], false, Date.now());

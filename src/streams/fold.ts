@@ -6,8 +6,19 @@ import type { Snapshot } from './snapshot.js';
  * `fold` applies them. Every action carries its time so the fold stays pure.
  */
 export type Action =
-  /** A full list of LXD: replaces everything (LXD replays nothing after a reconnect). */
-  | { readonly type: 'listed'; readonly instances: readonly Instance[]; readonly members: readonly ClusterMember[]; readonly clustered: boolean; readonly at: number }
+  /**
+   * A full list of LXD: replaces everything (LXD replays nothing after a reconnect), except the instances named in
+   * `keep`: those were read one by one while the list was in flight, so the snapshot's entry (or its absence,
+   * after a 404) is at least as new as the list's and stays.
+   */
+  | {
+      readonly type: 'listed';
+      readonly instances: readonly Instance[];
+      readonly members: readonly ClusterMember[];
+      readonly clustered: boolean;
+      readonly keep?: readonly string[];
+      readonly at: number;
+    }
   /** One instance as just read from LXD. */
   | { readonly type: 'instance'; readonly instance: Instance; readonly at: number }
   /** An instance LXD no longer has (deleted, renamed away, or 404 on re-read). */
@@ -23,7 +34,7 @@ export type Action =
 export function fold(snapshot: Snapshot, action: Action): Snapshot {
   switch (action.type) {
     case 'listed':
-      return snapshot.withList(action.instances, action.members, action.clustered, action.at);
+      return snapshot.withList(listedInstances(snapshot, action), action.members, action.clustered, action.at);
     case 'instance':
       return snapshot.withInstance(action.instance, action.at);
     case 'instance-gone':
@@ -35,4 +46,16 @@ export function fold(snapshot: Snapshot, action: Action): Snapshot {
     default:
       return snapshot;
   }
+}
+
+/** The list's instances, with the snapshot's own entry for every key in `keep` (none when it has none). */
+function listedInstances(snapshot: Snapshot, action: Extract<Action, { type: 'listed' }>): readonly Instance[] {
+  if (!action.keep?.length) return action.instances;
+  const keep = new Set(action.keep);
+  const out = action.instances.filter((inst) => !keep.has(inst.key));
+  for (const key of keep) {
+    const current = snapshot.instances.get(key);
+    if (current) out.push(current);
+  }
+  return out;
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import type { LxdEndpoint } from '../config/types.js';
@@ -10,7 +11,7 @@ import type { LxdEndpoint } from '../config/types.js';
  */
 
 /**
- * How long one request may take. A `recursion=2` list of 200 instances takes ~1.7 s here (FACTS §1); a hung
+ * How long one request may take. A `recursion=2` list of 200 instances takes ~1–1.7 s on a small host; a hung
  * daemon would otherwise hold the request forever.
  */
 export const REQUEST_TIMEOUT_MS = 30_000;
@@ -26,13 +27,27 @@ export class LxdError extends Error {
   }
 }
 
+/** The part of a `ws` WebSocket the events connection uses. Narrow so tests can hand in a fake. */
+export interface EventSocket {
+  readonly readyState: number;
+  readonly OPEN: number;
+  once(event: 'open', listener: () => void): unknown;
+  on(event: 'message', listener: (data: WebSocket.RawData, isBinary: boolean) => void): unknown;
+  on(event: 'ping' | 'pong', listener: (data: Buffer) => void): unknown;
+  on(event: 'close', listener: (code: number, reason: Buffer) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'unexpected-response', listener: (req: ClientRequest, res: IncomingMessage) => void): unknown;
+  ping(): void;
+  terminate(): void;
+}
+
 export interface LxdClient {
   /** Human-readable endpoint, for logs. */
   readonly target: string;
   /** GET `path` (starting with /1.0) and return the response's metadata. */
   get<T>(path: string, signal?: AbortSignal): Promise<T>;
   /** Open the events websocket for `query` (e.g. `type=lifecycle&all-projects=true`). */
-  events(query: string): WebSocket;
+  events(query: string): EventSocket;
   close(): Promise<void>;
 }
 
@@ -56,7 +71,7 @@ export function createLxdClient(endpoint: LxdEndpoint): LxdClient {
   const origin = `https://${host}:${endpoint.bind.port}`;
   const agent = new Agent({ connect: tls });
   // ws hands these to tls.connect, where checkServerIdentity returning undefined means "accept"; @types/ws
-  // declares a boolean return instead (FACTS §5), hence the cast.
+  // declares a boolean return instead (a truthy return would mean an error), hence the cast.
   const wsOptions = tls as unknown as WebSocket.ClientOptions;
   return makeClient(origin, origin, agent, (path) => new WebSocket(`wss://${host}:${endpoint.bind.port}${path}`, wsOptions));
 }

@@ -73,6 +73,7 @@ export function toInstance(raw: LxdInstance, state?: LxdInstanceState | null): I
     interfaces: toInterfaces(raw.expanded_devices, st?.network),
     services: parsed.services,
     configErrors: parsed.errors,
+    profiles: (raw.profiles ?? []).filter((p) => typeof p === 'string'),
   };
 }
 

@@ -59,6 +59,11 @@ export interface Instance {
   readonly services: readonly Service[];
   /** Problems found while reading `user.lexa.*` keys; each one names the key. Empty when all is well. */
   readonly configErrors: readonly string[];
+  /**
+   * LXD profiles the instance uses, in LXD's order. Editing a profile emits `profile-updated` for the profile
+   * only, so this is how the users to re-read are found.
+   */
+  readonly profiles: readonly string[];
 }
 
 /**

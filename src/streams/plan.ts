@@ -10,7 +10,10 @@ export interface EventPlan {
   readonly remove: readonly string[];
   /** Instances to re-read. */
   readonly refetch: readonly { readonly project: string; readonly name: string }[];
-  /** Whether to keep re-reading their state for a few seconds: addresses arrive with no event (FACTS §2). */
+  /**
+   * Whether to keep re-reading their state for a few seconds: LXD emits no event when an instance gets its
+   * addresses (IPv4 by DHCP ~0.1 s after start, the SLAAC IPv6 after 1–2 s).
+   */
   readonly settle: boolean;
   /** A profile changed: re-read every instance of that project using it. */
   readonly profile?: { readonly project: string; readonly name: string };

@@ -151,6 +151,16 @@ export class Snapshot {
     return this.#services.get(name) ?? NONE;
   }
 
+  /**
+   * Instances of `project` (running or not) that use `profile`. A scan: it serves only `profile-updated` events,
+   * which are rare, so no index is kept for it.
+   */
+  instancesUsingProfile(project: string, profile: string): Instance[] {
+    const out: Instance[] = [];
+    for (const inst of this.instances.values()) if (inst.project === project && inst.profiles.includes(profile)) out.push(inst);
+    return out;
+  }
+
   /** Every running instance, in no particular order. */
   *running(): IterableIterator<Instance> {
     for (const list of this.#hosts.values()) yield* list;

@@ -35,6 +35,7 @@ export function instance(name: string, over: Partial<Instance> = {}): Instance {
     interfaces: [],
     services: [],
     configErrors: [],
+    profiles: [],
     ...over,
   };
 }

@@ -10,41 +10,10 @@ import {
   type Action,
   type Instance,
   type LxdEvent,
-  type LxdInstance,
 } from '../../src/streams/index.js';
+import { lxdInstance as lxd } from '../helpers/fake-lxd.js';
+import { deepFreeze } from '../helpers/model.js';
 
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
-    Object.freeze(o);
-    for (const v of Object.values(o as object)) deepFreeze(v);
-  }
-  return o;
-}
-
-/** An LXD instance as `recursion=2` returns it, trimmed to what lexa reads. */
-function lxd(name: string, opts: { status?: string; v4?: string; v6?: string; config?: Record<string, string>; project?: string; location?: string } = {}): LxdInstance {
-  const addresses = [
-    ...(opts.v4 ? [{ family: 'inet', address: opts.v4, scope: 'global' }] : []),
-    ...(opts.v6 ? [{ family: 'inet6', address: opts.v6, scope: 'global' }] : []),
-    { family: 'inet6', address: 'fe80::1', scope: 'link' },
-  ];
-  return {
-    name,
-    project: opts.project ?? 'default',
-    type: 'container',
-    status: opts.status ?? 'Running',
-    location: opts.location ?? 'none',
-    expanded_config: opts.config ?? {},
-    expanded_devices: { eth0: { type: 'nic', network: 'lxdbr0', name: 'eth0' }, root: { type: 'disk', path: '/' } },
-    state: {
-      status: opts.status ?? 'Running',
-      network: {
-        lo: { type: 'loopback', addresses: [{ family: 'inet', address: '127.0.0.1', scope: 'local' }] },
-        eth0: { type: 'broadcast', addresses: opts.status === 'Stopped' ? [] : addresses },
-      },
-    },
-  };
-}
 const inst = (name: string, opts?: Parameters<typeof lxd>[1]): Instance => deepFreeze(toInstance(lxd(name, opts)));
 
 t.test('toInstance: primary interface, global addresses only, loopback skipped', async (t) => {
@@ -61,6 +30,8 @@ t.test('toInstance: primary interface, global addresses only, loopback skipped',
   });
   t.same(extra.interfaces.map((x) => x.name), ['eth1', 'eth0'], "LXD's device order decides the primary interface");
   t.same(toInstance({}).interfaces, [], 'an empty object does not throw');
+  t.same(toInstance({ ...lxd('p'), profiles: ['default', 'web'] }).profiles, ['default', 'web']);
+  t.same(toInstance({}).profiles, []);
 });
 
 t.test('members take their address from the API URL', async (t) => {
@@ -186,6 +157,18 @@ t.test('fold: a scripted sequence of actions', async (t) => {
   t.equal(s.clustered, true);
   t.equal(s.members.get('n1')?.ipv4[0], '10.1.1.1');
   t.equal(fold(s, { type: 'bogus' } as unknown as Action), s, 'unknown actions pass through');
+
+  // instances read one by one while a list was in flight keep the snapshot's entry (or absence) over the list's
+  s = run(s, { type: 'instance', instance: inst('fresh', { v4: '10.0.0.7' }) });
+  s = run(s, {
+    type: 'listed',
+    instances: [inst('fresh'), inst('removed'), inst('other')],
+    members: [],
+    clustered: false,
+    keep: ['default/fresh', 'default/removed'],
+  });
+  t.same([...s.instances.keys()].sort(), ['default/fresh', 'default/other']);
+  t.same(s.hosts('fresh')[0]?.interfaces[0]?.ipv4, ['10.0.0.7'], 'the newer read stays');
 });
 
 t.test('snapshot indexes', async (t) => {
