@@ -131,12 +131,3 @@ export class EventConnection {
     }, tick);
   }
 }
-
-/** An error as one log-friendly line, with its cause when it has one (undici hides the reason there). */
-export function describeError(err: unknown): string {
-  if (err instanceof Error) {
-    const cause = (err as Error & { cause?: unknown }).cause;
-    return cause instanceof Error ? `${err.message}: ${cause.message}` : err.message;
-  }
-  return String(err);
-}

@@ -1,6 +1,5 @@
-import type { Logger } from '../log/index.js';
+import { describeError, type Logger } from '../log/index.js';
 import { sleep, type Clock } from './clock.js';
-import { describeError } from './connection.js';
 import { LxdError, type LxdClient } from './lxd-client.js';
 import { instanceKey, toInstance, type LxdInstance } from './lxd-model.js';
 import type { Instance } from './model.js';

@@ -1,6 +1,6 @@
-import type { Logger } from '../log/index.js';
+import { describeError, type Logger } from '../log/index.js';
 import { realClock, sleep, type Clock } from './clock.js';
-import { describeError, EventConnection, reconnectDelay } from './connection.js';
+import { EventConnection, reconnectDelay } from './connection.js';
 import type { LxdClient } from './lxd-client.js';
 import {
   toInstance,
