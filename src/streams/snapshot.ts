@@ -174,13 +174,16 @@ export class Snapshot {
   #reindexed(instances: Map<string, Instance>, old: Instance | undefined, neu: Instance | undefined, at: number) {
     const hosts = new Map(this.#hosts) as Map<string, readonly Instance[]>;
     const services = new Map(this.#services) as Map<string, readonly ServiceEndpoint[]>;
-    let namesChanged = false;
+    // The sorted names survive unless the set of names changes: an instance replaced under the same name (its
+    // addresses or services changed) removes its name and adds it back.
+    let removedName: string | undefined;
+    let addedName: string | undefined;
     if (old?.running) {
       const lname = old.name.toLowerCase();
       const rest = (hosts.get(lname) ?? NONE).filter((i) => i.key !== old.key);
       if (rest.length === 0) {
         hosts.delete(lname);
-        namesChanged = true;
+        removedName = lname;
       } else hosts.set(lname, rest);
       for (const svc of new Set(old.services.map((s) => s.name.toLowerCase()))) {
         const restSvc = (services.get(svc) ?? NONE).filter((e) => e.instance.key !== old.key);
@@ -190,7 +193,7 @@ export class Snapshot {
     }
     if (neu?.running) {
       const lname = neu.name.toLowerCase();
-      if (!hosts.has(lname)) namesChanged = true;
+      if (!hosts.has(lname)) addedName = lname;
       hosts.set(lname, [...(hosts.get(lname) ?? NONE), neu]);
       for (const ep of endpointsOf(neu)) {
         const svc = ep.service.name.toLowerCase();
@@ -208,7 +211,7 @@ export class Snapshot {
       this.version + 1,
       hosts,
       services,
-      namesChanged ? undefined : this.#sortedHosts,
+      removedName !== addedName ? undefined : this.#sortedHosts,
     );
   }
 }

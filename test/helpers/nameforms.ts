@@ -75,11 +75,16 @@ export async function setUpFixture(): Promise<Fixture> {
 
 export const tearDownFixture = () => deleteByPrefix(PREFIX);
 
+/**
+ * One question and the whole reply expected: the status (rcode), AA, and every section. `answer` is required, so
+ * every row says what its answer section holds (empty for NXDOMAIN, NODATA and REFUSED); `authority` and
+ * `additional` default to empty. Sections are compared as sorted sets, always, whatever the status.
+ */
 interface Case {
   readonly name: string;
   readonly type: string;
   readonly status: 'NOERROR' | 'NXDOMAIN' | 'REFUSED';
-  readonly answer?: readonly string[];
+  readonly answer: readonly string[];
   readonly authority?: readonly string[];
   readonly additional?: readonly string[];
   /** Whether AA must be set (every in-zone reply); default true for NOERROR/NXDOMAIN. */
@@ -112,7 +117,7 @@ export function cases(f: Fixture): Case[] {
       status: 'NOERROR',
       answer: [`eth0.interface.nf-db-1.lexa. 0 IN AAAA ${v6['nf-db-1']}`],
     },
-    { name: 'eth9.if.nf-db-1.lexa', type: 'A', status: 'NXDOMAIN', authority: [SOA] },
+    { name: 'eth9.if.nf-db-1.lexa', type: 'A', status: 'NXDOMAIN', answer: [], authority: [SOA] },
     {
       name: 'nfhttp.service.lexa',
       type: 'A',
@@ -126,7 +131,7 @@ export function cases(f: Fixture): Case[] {
       status: 'NOERROR',
       answer: [`app.nfhttps.service.lexa. 0 IN AAAA ${v6['nf-web-1']}`],
     },
-    { name: 'red.nfhttp.service.lexa', type: 'A', status: 'NXDOMAIN', authority: [SOA] },
+    { name: 'red.nfhttp.service.lexa', type: 'A', status: 'NXDOMAIN', answer: [], authority: [SOA] },
     {
       name: '_nfhttp._tcp.service.lexa',
       type: 'SRV',
@@ -161,15 +166,15 @@ export function cases(f: Fixture): Case[] {
       answer: [`_nfdns._udp.service.lexa. 0 IN SRV 1 255 53 ${tgt('nf-db-1')}`],
       additional: [`${tgt('nf-db-1')} 0 IN A ${v4['nf-db-1']}`, `${tgt('nf-db-1')} 0 IN AAAA ${v6['nf-db-1']}`],
     },
-    { name: '_nfdns._tcp.service.lexa', type: 'SRV', status: 'NXDOMAIN', authority: [SOA] },
-    { name: 'nf-off.lexa', type: 'A', status: 'NXDOMAIN', authority: [SOA] },
-    { name: 'nope.lexa', type: 'A', status: 'NXDOMAIN', authority: [SOA] },
+    { name: '_nfdns._tcp.service.lexa', type: 'SRV', status: 'NXDOMAIN', answer: [], authority: [SOA] },
+    { name: 'nf-off.lexa', type: 'A', status: 'NXDOMAIN', answer: [], authority: [SOA] },
+    { name: 'nope.lexa', type: 'A', status: 'NXDOMAIN', answer: [], authority: [SOA] },
     { name: 'nf-web-1.lexa', type: 'MX', status: 'NOERROR', answer: [], authority: [SOA] },
     // The test bed's LXD is standalone: the server is the one member, and its API listens on 127.0.0.1.
     { name: 'cluster.nf-web-1.lexa', type: 'CNAME', status: 'NOERROR', answer: [`cluster.nf-web-1.lexa. 0 IN CNAME ${f.server}.`] },
     { name: 'cluster.nf-web-1.lexa', type: 'A', status: 'NOERROR', answer: [`cluster.nf-web-1.lexa. 0 IN A ${f.serverV4}`] },
     { name: `${f.server}.cluster.nf-db-1.lexa`, type: 'A', status: 'NOERROR', answer: [`${f.server}.cluster.nf-db-1.lexa. 0 IN A ${f.serverV4}`] },
-    { name: 'elsewhere.cluster.nf-db-1.lexa', type: 'A', status: 'NXDOMAIN', authority: [SOA] },
+    { name: 'elsewhere.cluster.nf-db-1.lexa', type: 'A', status: 'NXDOMAIN', answer: [], authority: [SOA] },
     { name: 'service.lexa', type: 'A', status: 'NOERROR', answer: [], authority: [SOA] },
     { name: 'lexa', type: 'SOA', status: 'NOERROR', answer: [SOA] },
     { name: 'lexa', type: 'NS', status: 'NOERROR', answer: ['lexa. 0 IN NS ns.lexa.'] },
@@ -188,16 +193,16 @@ export interface TableOptions {
 export async function runTable(t: Test, f: Fixture, client: DnsClient, opts: TableOptions = {}): Promise<void> {
   for (const raw of cases(f)) {
     const c = opts.lowercasesQuestion && raw.name !== raw.name.toLowerCase()
-      ? { ...raw, answer: raw.answer?.map((l) => l.replace(/^\S+/, (o) => o.toLowerCase())) }
+      ? { ...raw, answer: raw.answer.map((l) => l.replace(/^\S+/, (o) => o.toLowerCase())) }
       : raw;
     const r: DnsReply = await client(c.name, c.type);
     const label = `${c.name} ${c.type}`;
     t.equal(r.status, c.status, `${label}: status`, { raw: r.raw });
     const aa = c.aa ?? c.status !== 'REFUSED';
     t.equal(r.flags.includes('aa'), aa, `${label}: AA ${aa ? 'set' : 'clear'}`);
-    if (c.answer) t.same(r.answer, [...c.answer].sort(), `${label}: answer`, { raw: r.raw });
+    t.same(r.answer, [...c.answer].sort(), `${label}: answer`, { raw: r.raw });
     t.same(r.authority, [...(c.authority ?? [])].sort(), `${label}: authority`, { raw: r.raw });
-    if (c.additional) t.same(r.additional, [...c.additional].sort(), `${label}: additional`, { raw: r.raw });
+    t.same(r.additional, [...(c.additional ?? [])].sort(), `${label}: additional`, { raw: r.raw });
   }
 }
 

@@ -13,6 +13,7 @@ import {
 } from '../../src/streams/index.js';
 import { lxdInstance as lxd } from '../helpers/fake-lxd.js';
 import { deepFreeze } from '../helpers/model.js';
+import { scans } from '../helpers/scan.js';
 
 const inst = (name: string, opts?: Parameters<typeof lxd>[1]): Instance => deepFreeze(toInstance(lxd(name, opts)));
 
@@ -210,14 +211,47 @@ t.test('snapshot indexes', async (t) => {
   t.same(s.serviceEndpoints('x'), []);
 });
 
-t.test('snapshot exact lookups do not scan (synthetic 10,000 instances, not a real LXD)', async (t) => {
+t.test('snapshot lookups do not scan (synthetic 10,000 instances, not a real LXD)', async (t) => {
+  const svc = { 'user.lexa.service.http.port': '80' };
   const many: Instance[] = [];
-  for (let i = 0; i < 10_000; i++) many.push(inst(`host-${i}`, { v4: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` }));
+  for (let i = 0; i < 10_000; i++) {
+    many.push(inst(`host-${i}`, { v4: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, config: i % 1000 === 7 ? svc : {} }));
+  }
   const s = Snapshot.empty().withList(many, [], false, 1);
-  t.equal(s.hosts('host-9999')[0]?.interfaces[0]?.ipv4[0], '10.0.39.15');
-  t.equal(s.matchHosts('host-999*').length, 11);
+
+  // Exact lookups are hash lookups: they iterate nothing.
+  let found: unknown[] = [];
+  let seen = scans(() => {
+    found = [s.hosts('host-9999'), s.hasHost('host-42'), s.hasHost('nope'), s.hosts('nope'), s.serviceEndpoints('http')];
+  });
+  t.same(seen, { maps: [], running: 0, prefixChecks: 0, regexpTests: 0 }, 'hosts, hasHost, serviceEndpoints iterate no map and call no running()');
+  t.equal((found[0] as Instance[])[0]?.interfaces[0]?.ipv4[0], '10.0.39.15');
+  t.same(found.slice(1, 4), [true, false, []]);
+  t.equal((found[4] as unknown[]).length, 10, 'every 1000th instance offers http');
+
+  // The first wildcard lookup after a name change sorts the names once; later ones compare only the names that
+  // share the pattern's literal prefix.
+  seen = scans(() => (found = s.matchHosts('host-999*')));
+  t.same(seen.maps, [10_000], 'the first wildcard lookup reads the names once, to sort them');
+  t.equal(found.length, 11);
+  seen = scans(() => (found = s.matchHosts('host-999*')));
+  t.same(seen, { maps: [], running: 0, prefixChecks: 11, regexpTests: 11 }, 'a later one looks at 11 names of 10,000 and iterates no map');
+  t.equal(found.length, 11);
+  seen = scans(() => (found = s.matchHosts('host-12*5')));
+  t.same(seen, { maps: [], running: 0, prefixChecks: 112, regexpTests: 111 }, 'host-12*5 looks at the 111 names starting host-12, and the next');
+  t.equal(found.length, 11);
+  seen = scans(() => (found = s.matchHosts('zzz*')));
+  t.same(seen, { maps: [], running: 0, prefixChecks: 0, regexpTests: 0 }, 'no name has the prefix: none looked at');
+
+  // A change that keeps every name should keep the sorted names (snapshot.ts means to: `namesChanged`).
   const s2 = s.withInstance(inst('host-5', { v4: '10.9.9.9' }));
+  seen = scans(() => (found = s2.matchHosts('host-5*')));
+  t.same(seen, { maps: [], running: 0, prefixChecks: 1112, regexpTests: 1111 }, 'an address change does not re-sort the names');
+  t.equal(found.length, 1111);
   t.equal(s2.hosts('host-5')[0]?.interfaces[0]?.ipv4[0], '10.9.9.9');
   t.equal(s.hosts('host-5')[0]?.interfaces[0]?.ipv4[0], '10.0.0.5', 'the old snapshot is untouched');
   t.equal(s2.hosts('host-6'), s.hosts('host-6'), 'untouched entries are shared, not copied');
+  // A change of the set of names does re-sort: a name gone or new is seen by the next wildcard lookup.
+  t.equal(s2.withoutInstance('default/host-5').matchHosts('host-5*').length, 1110, 'a removed name is gone');
+  t.equal(s2.withInstance(inst('host-5a', { v4: '10.9.9.8' })).matchHosts('host-5*').length, 1112, 'a new name is found');
 });

@@ -1,6 +1,7 @@
 import type { Answer, SoaAnswer } from 'dns-packet';
 import type { Instance, NetInterface, ServiceEndpoint } from '../../streams/model.js';
 import { findInterface, type Snapshot } from '../../streams/snapshot.js';
+import { parseName } from './name.js';
 
 /**
  * The one resolver every DNS transport shares: Snapshot × Question → Outcome. Pure and synchronous: it reads the
@@ -8,30 +9,37 @@ import { findInterface, type Snapshot } from '../../streams/snapshot.js';
  * Owner names are the question name exactly as asked (HAProxy discards records whose owner differs); lookups are
  * case-insensitive.
  *
- * The zone, with suffix `lexa` (it may have several labels):
+ * The zone, with suffix `lexa` (it may have several labels), by name form. How a query name becomes a form
+ * (case, the trailing dot, the `interface` synonym, which form wins when they overlap, what is `none`) is the
+ * grammar in name.ts; this is what each form answers:
  *
- *   lexa                              SOA, NS (NS target = SOA MNAME, default `ns.<suffix>`, no glue: lexa cannot
- *                                     know which of its addresses a client reaches it by, and no client we serve
- *                                     follows NS; `ns.<suffix>` itself is an ordinary host name)
- *   <host>.lexa                       A/AAAA of the instance's primary interface (`interfaces[0]`)
- *   <if>.if.<host>.lexa               A/AAAA of interface <if>; `interface` is a synonym of `if`
- *   [<tag>.]<svc>.service.lexa        A/AAAA of every endpoint of service <svc> (with tag <tag>), on the
- *                                     endpoint's interface
- *   _<svc>._<proto|tag>.service.lexa  SRV; `_tcp`/`_udp` filter on the protocol, anything else on a tag
- *   cluster.<instance>.lexa           the cluster member the instance runs on (see "Cluster names" below)
- *   <member>.cluster.<instance>.lexa  A/AAAA of <member>, if the instance runs on it
+ *   apex         lexa                              SOA, NS (NS target = SOA MNAME, default `ns.<suffix>`, no
+ *                                                  glue: lexa cannot know which of its addresses a client reaches
+ *                                                  it by, and no client we serve follows NS; `ns.<suffix>` itself
+ *                                                  is an ordinary host name)
+ *   host         <host>.lexa                       A/AAAA of the instance's primary interface (`interfaces[0]`)
+ *   iface        <if>.if.<host>.lexa               A/AAAA of interface <if>
+ *   service      [<tag>.]<svc>.service.lexa        A/AAAA of every endpoint of service <svc> (with tag <tag>), on
+ *                                                  the endpoint's interface
+ *   srv          _<svc>._<proto|tag>.service.lexa  SRV; `_tcp`/`_udp` filter on the protocol, anything else on a
+ *                                                  tag
+ *   cluster      cluster.<instance>.lexa           the cluster member the instance runs on (see "Cluster names")
+ *   member       <member>.cluster.<instance>.lexa  A/AAAA of <member>, if the instance runs on it
+ *   none                                           NXDOMAIN
+ *   outside                                        REFUSED
  *
- * Host and instance labels may contain `*` anywhere, matching any run of characters; a bare `*` matches every
+ * Host and instance labels are patterns: `*` anywhere matches any run of characters; a bare `*` matches every
  * running instance (a full scan: O(N)). Every record of a wildcard answer is owned by the question name. Only
  * running instances exist in this zone.
  *
  * Existence (RFC 8020: never NXDOMAIN for a name that has names below it):
- *   - `service.lexa`, `_<x>.service.lexa` and `if.<host>.lexa` / `interface.<host>.lexa` (for a running host)
- *     are empty non-terminals: NODATA. `service.lexa` and `_<x>.service.lexa` are NODATA whether or not a
- *     matching service exists, so no lookup is O(N).
+ *   - `service.lexa`, `_<x>.service.lexa` (serviceParent) and `if.<host>.lexa` / `interface.<host>.lexa`
+ *     (ifaceParent, for a running host) are empty non-terminals: NODATA. `service.lexa` and `_<x>.service.lexa`
+ *     are NODATA whether or not a matching service exists, so no lookup is O(N).
  *   - A name that exists but lacks the type asked (AAAA of an IPv4-only host, MX anywhere, A of a running
  *     instance with no address yet): NODATA. A name that matches nothing: NXDOMAIN. Both carry the zone SOA.
- *   - A host named `service` answers at `service.lexa`; its sub-names are shadowed by the service forms.
+ *   - A running host named `service` answers at `service.lexa` as any host does; its sub-names are shadowed by
+ *     the service forms.
  *
  * ANY (RFC 8482): one RRset, the first the name holds of: SOA (apex), CNAME (cluster name on one member),
  * SRV, A, AAAA. Zone transfers (AXFR/IXFR) are REFUSED; meta types (OPT, TKEY, TSIG, MAILA, MAILB) are NOTIMP.
@@ -65,55 +73,35 @@ import { findInterface, type Snapshot } from '../../streams/snapshot.js';
 export function resolve(snapshot: Snapshot, q: Question, opts: ResolveOptions): Outcome {
   const zone = zoneOf(opts);
   if (q.class !== 'IN') return REFUSED;
-  const lname = lowerName(q.name);
-  let rel: string;
-  if (lname === zone.suffix) rel = '';
-  else if (lname.endsWith(zone.dotSuffix)) rel = lname.slice(0, lname.length - zone.dotSuffix.length);
-  else return REFUSED;
+  const form = parseName(q.name, zone.suffix);
+  if (form.kind === 'outside') return REFUSED;
   if (q.type === 'AXFR' || q.type === 'IXFR') return REFUSED;
   if (META_TYPES.has(q.type)) return NOTIMP;
-  if (rel === '') return apex(snapshot, q, zone);
+  if (form.kind === 'apex') return apex(snapshot, q, zone);
   if (!snapshot.synced) return NOTREADY;
 
-  const labels = rel.split('.');
-  const n = labels.length;
-  const l0 = labels[0]!;
-  if (labels[n - 1] === 'service' && n >= 2) {
-    if (n === 2) {
-      if (l0.startsWith('_')) return nodata(snapshot, zone);
-      return addresses(snapshot, q, zone, ifacesOf(snapshot.serviceEndpoints(l0)));
+  switch (form.kind) {
+    case 'host':
+      return hostAddresses(snapshot, q, zone, matchHosts(snapshot, form.pattern));
+    case 'ifaceParent':
+      return matchHosts(snapshot, form.host).length > 0 ? nodata(snapshot, zone) : nxdomain(snapshot, zone);
+    case 'iface':
+      return addresses(snapshot, q, zone, namedIfaces(matchHosts(snapshot, form.host), form.iface));
+    case 'serviceParent': {
+      const found = form.host === null ? NO_INSTANCES : matchHosts(snapshot, form.host);
+      return found.length > 0 ? hostAddresses(snapshot, q, zone, found) : nodata(snapshot, zone);
     }
-    if (n === 3) {
-      const l1 = labels[1]!;
-      if (l0.startsWith('_') && l1.startsWith('_')) return srv(snapshot, q, zone, l0.slice(1), l1.slice(1));
-      return addresses(snapshot, q, zone, ifacesOf(withTag(snapshot.serviceEndpoints(l1), l0)));
+    case 'service': {
+      const eps = snapshot.serviceEndpoints(form.svc);
+      return addresses(snapshot, q, zone, ifacesOf(form.tag === undefined ? eps : withTag(eps, form.tag)));
     }
-    return nxdomain(snapshot, zone);
-  }
-  switch (n) {
-    case 1: {
-      const found = matchHosts(snapshot, l0);
-      if (found.length === 0) return l0 === 'service' ? nodata(snapshot, zone) : nxdomain(snapshot, zone);
-      return addresses(snapshot, q, zone, primaryIfaces(found));
-    }
-    case 2: {
-      const l1 = labels[1]!;
-      if (l0 === 'cluster') return cluster(snapshot, q, zone, matchHosts(snapshot, l1));
-      if (l0 === 'if' || l0 === 'interface') {
-        return matchHosts(snapshot, l1).length > 0 ? nodata(snapshot, zone) : nxdomain(snapshot, zone);
-      }
-      return nxdomain(snapshot, zone);
-    }
-    case 3: {
-      const l1 = labels[1]!;
-      const l2 = labels[2]!;
-      if (l1 === 'if' || l1 === 'interface') {
-        return addresses(snapshot, q, zone, namedIfaces(matchHosts(snapshot, l2), l0));
-      }
-      if (l1 === 'cluster') return member(snapshot, q, zone, matchHosts(snapshot, l2), l0);
-      return nxdomain(snapshot, zone);
-    }
-    default:
+    case 'srv':
+      return srv(snapshot, q, zone, form.svc, form.protoOrTag);
+    case 'cluster':
+      return cluster(snapshot, q, zone, matchHosts(snapshot, form.host));
+    case 'member':
+      return member(snapshot, q, zone, matchHosts(snapshot, form.host), form.member);
+    case 'none':
       return nxdomain(snapshot, zone);
   }
 }
@@ -429,6 +417,11 @@ function matchHosts(snapshot: Snapshot, pattern: string): readonly Instance[] {
   return pattern.includes('*') ? snapshot.matchHosts(pattern) : snapshot.hosts(pattern);
 }
 
+/** A/AAAA of the primary interfaces of running instances; none found is NXDOMAIN. */
+function hostAddresses(snapshot: Snapshot, q: Question, zone: Zone, found: readonly Instance[]): Outcome {
+  return found.length === 0 ? nxdomain(snapshot, zone) : addresses(snapshot, q, zone, primaryIfaces(found));
+}
+
 function primaryIfaces(found: readonly Instance[]): NetInterface[] {
   const out: NetInterface[] = [];
   for (const inst of found) {
@@ -457,6 +450,7 @@ function withTag(eps: readonly ServiceEndpoint[], tag: string): ServiceEndpoint[
 }
 
 const NO_ADDRESSES: NetInterface = Object.freeze({ name: '', ipv4: [], ipv6: [] });
+const NO_INSTANCES: readonly Instance[] = Object.freeze([]);
 
 /** Fisher–Yates, in place. */
 function shuffle<T>(list: T[], random: () => number): T[] {
@@ -467,11 +461,6 @@ function shuffle<T>(list: T[], random: () => number): T[] {
     list[j] = tmp;
   }
   return list;
-}
-
-function lowerName(name: string): string {
-  const lower = name.toLowerCase();
-  return lower.length > 1 && lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }
 
 function trimDots(name: string): string {

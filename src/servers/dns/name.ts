@@ -1,0 +1,109 @@
+/**
+ * The name grammar of lexa's zone: a query name → the typed form it has. Pure and cheap; it knows nothing of
+ * the snapshot, so whether a form names anything (a running host, an offered service) is the resolver's question.
+ *
+ * Names are case-insensitive (every label in a form is lower-cased) and a trailing dot is ignored. Below the
+ * suffix, with suffix `lexa` (it may have several labels):
+ *
+ *   lexa                                 apex
+ *   <host>.lexa                          host {pattern: host}
+ *   if.<host>.lexa, interface.<host>...  ifaceParent {host}     (the empty non-terminal above the interfaces)
+ *   <if>.if.<host>.lexa                  iface {iface, host}    (`interface` is a synonym of `if`)
+ *   service.lexa                         serviceParent {host: 'service'}
+ *   _<x>.service.lexa                    serviceParent {host: null}
+ *   <svc>.service.lexa                   service {svc}
+ *   <tag>.<svc>.service.lexa             service {svc, tag}     (unless both labels start with `_`)
+ *   _<svc>._<proto|tag>.service.lexa     srv {svc, protoOrTag}  (the `_` stripped from both)
+ *   cluster.<host>.lexa                  cluster {host}
+ *   <member>.cluster.<host>.lexa         member {member, host}
+ *   any other name below lexa            none                   (in the zone, names nothing: NXDOMAIN)
+ *   a name not at or below lexa          outside
+ *
+ * Precedence: a name of 2 or 3 labels whose last is `service` always takes a service form, so the service forms
+ * shadow the host forms below a host named `service` (`cluster.service.lexa` is service `cluster`;
+ * `a.if.service.lexa` is tag `a` of service `if`); 4 labels or more ending in `service` are `none`. A host named
+ * `service` still answers at `service.lexa` itself: `serviceParent.host` says so.
+ *
+ * Host labels (`host`, and the host of `iface`, `ifaceParent`, `cluster`, `member`) are patterns: `*` anywhere
+ * matches any run of characters, and a bare `*` matches every running instance. Interface, service, tag and
+ * member labels are literal.
+ */
+export type NameForm =
+  | { readonly kind: 'outside' }
+  | { readonly kind: 'apex' }
+  | { readonly kind: 'host'; readonly pattern: string }
+  | { readonly kind: 'ifaceParent'; readonly host: string }
+  | { readonly kind: 'iface'; readonly iface: string; readonly host: string }
+  /**
+   * The empty non-terminals `service` and `_<x>.service`. `host` is the host that also owns the name and answers
+   * at it when running (`service` for `service.<suffix>`), null for `_<x>.service`.
+   */
+  | { readonly kind: 'serviceParent'; readonly host: string | null }
+  | { readonly kind: 'service'; readonly svc: string; readonly tag?: string }
+  | { readonly kind: 'srv'; readonly svc: string; readonly protoOrTag: string }
+  | { readonly kind: 'cluster'; readonly host: string }
+  | { readonly kind: 'member'; readonly member: string; readonly host: string }
+  | { readonly kind: 'none' };
+
+const OUTSIDE: NameForm = Object.freeze({ kind: 'outside' });
+const APEX: NameForm = Object.freeze({ kind: 'apex' });
+const NONE: NameForm = Object.freeze({ kind: 'none' });
+const SERVICE_ENT: NameForm = Object.freeze({ kind: 'serviceParent', host: null });
+
+/**
+ * The form of `qname` in the zone `suffix`. `suffix` must already be lower-cased with no dot at either end (the
+ * resolver normalises it once per options object); `qname` is taken as asked.
+ */
+export function parseName(qname: string, suffix: string): NameForm {
+  const lname = lowerName(qname);
+  if (lname === suffix) return APEX;
+  const cut = lname.length - suffix.length - 1;
+  if (cut < 0 || lname[cut] !== '.' || !lname.endsWith(suffix)) return OUTSIDE;
+  // A name that is the suffix behind an empty label (`.lexa`) is the apex, as an empty relative name.
+  if (cut === 0) return APEX;
+  return relative(lname.slice(0, cut).split('.'));
+}
+
+/** The form of the labels below the suffix (at least one; lower-cased). */
+function relative(labels: readonly string[]): NameForm {
+  const n = labels.length;
+  const l0 = labels[0]!;
+  if (n >= 2 && labels[n - 1] === 'service') {
+    if (n === 2) return l0.startsWith('_') ? SERVICE_ENT : { kind: 'service', svc: l0 };
+    if (n === 3) {
+      const l1 = labels[1]!;
+      if (l0.startsWith('_') && l1.startsWith('_')) return { kind: 'srv', svc: l0.slice(1), protoOrTag: l1.slice(1) };
+      return { kind: 'service', svc: l1, tag: l0 };
+    }
+    return NONE;
+  }
+  switch (n) {
+    case 1:
+      return l0 === 'service' ? { kind: 'serviceParent', host: 'service' } : { kind: 'host', pattern: l0 };
+    case 2: {
+      const l1 = labels[1]!;
+      if (l0 === 'cluster') return { kind: 'cluster', host: l1 };
+      if (isIf(l0)) return { kind: 'ifaceParent', host: l1 };
+      return NONE;
+    }
+    case 3: {
+      const l1 = labels[1]!;
+      const l2 = labels[2]!;
+      if (isIf(l1)) return { kind: 'iface', iface: l0, host: l2 };
+      if (l1 === 'cluster') return { kind: 'member', member: l0, host: l2 };
+      return NONE;
+    }
+    default:
+      return NONE;
+  }
+}
+
+function isIf(label: string): boolean {
+  return label === 'if' || label === 'interface';
+}
+
+/** Lower-cased, without one trailing dot (the root `.` stays `.`). */
+function lowerName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.length > 1 && lower.endsWith('.') ? lower.slice(0, -1) : lower;
+}

@@ -1,0 +1,51 @@
+import { Snapshot } from '../../src/streams/snapshot.js';
+
+/** What a synchronous piece of code iterated while it ran. */
+export interface Scans {
+  /** Size of every Map whose iteration began (keys, values, entries, forEach, for-of, spread, `new Map(map)`). */
+  readonly maps: number[];
+  /** Calls of `Snapshot.running()`, the iterator over every running instance. */
+  running: number;
+  /**
+   * Calls of `String.prototype.startsWith` and `RegExp.prototype.test`: how many names a wildcard lookup
+   * checked against its pattern's literal prefix, and how many it then matched against the whole pattern.
+   */
+  prefixChecks: number;
+  regexpTests: number;
+}
+
+/**
+ * Runs `fn` with the iteration methods of Map, `Snapshot.prototype.running`, `String.prototype.startsWith` and
+ * `RegExp.prototype.test` wrapped
+ * to count their use, and returns the counts. The wrappers sit on the prototypes, so they see the snapshot's
+ * private indexes too (a `#hosts.values()` inside a lookup counts). Restored before returning, even on a throw.
+ * `fn` must be synchronous: anything else running meanwhile would be counted too.
+ */
+export function scans(fn: () => void): Scans {
+  const seen: Scans = { maps: [], running: 0, prefixChecks: 0, regexpTests: 0 };
+  const restore: (() => void)[] = [];
+  const wrap = <T extends object>(proto: T, key: PropertyKey, count: (self: unknown) => void) => {
+    const original = Reflect.get(proto, key) as (...args: unknown[]) => unknown;
+    Reflect.defineProperty(proto, key, {
+      configurable: true,
+      writable: true,
+      value: function (this: unknown, ...args: unknown[]) {
+        count(this);
+        return original.apply(this, args);
+      },
+    });
+    restore.push(() => Reflect.defineProperty(proto, key, { configurable: true, writable: true, value: original }));
+  };
+  for (const key of ['keys', 'values', 'entries', 'forEach', Symbol.iterator]) {
+    wrap(Map.prototype, key, (self) => seen.maps.push((self as Map<unknown, unknown>).size));
+  }
+  wrap(Snapshot.prototype, 'running', () => seen.running++);
+  wrap(String.prototype, 'startsWith', () => seen.prefixChecks++);
+  wrap(RegExp.prototype, 'test', () => seen.regexpTests++);
+  try {
+    fn();
+  } finally {
+    for (const undo of restore.reverse()) undo();
+  }
+  return seen;
+}
