@@ -1,6 +1,5 @@
 import type { Answer, SoaAnswer } from 'dns-packet';
-import type { Instance, NetInterface, ServiceEndpoint } from '../../streams/model.js';
-import { findInterface, type Snapshot } from '../../streams/snapshot.js';
+import { findInterface, type Instance, type NetInterface, type ServiceEndpoint, type Snapshot } from '../../streams/index.js';
 import { parseName } from './name.js';
 
 /**
