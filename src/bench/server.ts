@@ -13,7 +13,7 @@
  *       query file are written from, so every server serves exactly the same names.
  */
 import { parseArgs } from 'node:util';
-import { fromParsed } from '../config/index.js';
+import { defaultConfig } from '../config/index.js';
 import { silentLogger } from '../log/index.js';
 import { createHandler, DEFAULT_MAX_UDP_PAYLOAD, resolverOptions, startPlainDns } from '../servers/dns/index.js';
 import { Snapshot, toInstance, type LxdInstance } from '../streams/index.js';
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(n) || n < 1 || n > MAX_INSTANCES) throw new Error(`--instances: 1…${MAX_INSTANCES}`);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error('--port: 0…65535');
   // lexa's configuration with no config file: the defaults a user gets (TTL, TCP limits, suffix), bind aside.
-  const config = fromParsed({}, null);
+  const config = defaultConfig();
   const suffix = config.lxd.suffix;
 
   if (values.records) {

@@ -1,3 +1,11 @@
-export { ConfigError, DEFAULTS, LXD_SOCKETS, defaultSocket, findConfigFile, fromParsed, loadConfig } from './load.js';
-export { parseDuration } from './schema.js';
+export {
+  ConfigError,
+  LXD_SOCKETS,
+  defaultConfig,
+  defaultSocket,
+  findConfigFile,
+  fromParsed,
+  loadConfig,
+} from './load.js';
+export { parseDuration } from './builder.js';
 export type * from './types.js';

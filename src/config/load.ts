@@ -3,8 +3,8 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { check, configSpec, type Raw } from './schema.js';
-import type { Bind, Config, EncryptedDnsConfig, LogLevel, TlsFiles } from './types.js';
+import { readSettings, type Settings } from './schema.js';
+import type { Config, LxdEndpoint, TlsFiles } from './types.js';
 
 /** A configuration that cannot be used. `problems` each name the file and line/column or the key path. */
 export class ConfigError extends Error {
@@ -20,26 +20,6 @@ export const LXD_SOCKETS = [
   '/var/snap/lxd/common/lxd/unix.socket',
   '/var/lib/incus/unix.socket',
 ] as const;
-
-export const DEFAULTS = {
-  suffix: 'lexa',
-  project: 'default',
-  /** Events carry every change; the re-list only repairs what a lost event would leave wrong. */
-  resyncIntervalMs: 5 * 60_000,
-  /** LXD pings every 10 s (FACTS §2); missing two and a half of them means the daemon is gone or hung. */
-  watchdogMs: 25_000,
-  restBind: { host: '127.0.0.1', port: 18443 },
-  dnsBind: { host: '127.0.0.1', port: 18053 },
-  dotBind: { host: '127.0.0.1', port: 18853 },
-  doqBind: { host: '127.0.0.1', port: 18854 },
-  dohBind: { host: '127.0.0.1', port: 18855 },
-  ttl: 0,
-  negativeTtl: 0,
-  /** RFC 7766 §6.2.3 suggests seconds, not minutes, for idle TCP clients of a busy server. */
-  tcpIdleTimeoutMs: 10_000,
-  maxTcpConnections: 256,
-  hostname: 'localhost',
-} as const;
 
 const HCL_PARSE_TIMEOUT_MS = 20_000;
 
@@ -59,7 +39,7 @@ export interface LoadOptions {
 export async function loadConfig(opts: LoadOptions = {}): Promise<Config> {
   const cwd = opts.cwd ?? process.cwd();
   const file = opts.path !== undefined ? resolve(cwd, opts.path) : findConfigFile(cwd, opts.home ?? homedir());
-  if (file === null) return fromRaw({}, null, opts.env ?? process.env);
+  if (file === null) return defaultConfig(opts.env ?? process.env);
   if (opts.path !== undefined && !existsSync(file)) throw new ConfigError([`${file}: no such file`]);
   const json = await parseHcl(file);
   return fromParsed(json, file, opts.env ?? process.env);
@@ -75,12 +55,15 @@ export function findConfigFile(cwd: string, home: string): string | null {
 
 /** Validates already-parsed HCL JSON. Exposed for tests; `file` is used to name problems and resolve paths. */
 export function fromParsed(json: unknown, file: string | null, env: NodeJS.ProcessEnv = process.env): Config {
-  const problems: string[] = [];
-  const checked = check(json, configSpec, '', problems) as Raw | undefined;
+  const { settings, problems, given } = readSettings(json);
   const name = file ?? '<defaults>';
-  if (problems.length > 0) throw new ConfigError(problems.map((p) => `${name}: ${p}`));
-  const server = (checked?.['server'] as Raw | undefined) ?? {};
-  return fromRaw(server, file, env);
+  if (settings === undefined) throw new ConfigError(problems.map((p) => `${name}: ${p}`));
+  return toConfig(settings, given, file, env);
+}
+
+/** The configuration with no file: every key at its declared default, the LXD socket found through `env`. */
+export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return fromParsed({}, null, env);
 }
 
 async function parseHcl(file: string): Promise<unknown> {
@@ -135,128 +118,98 @@ function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function fromRaw(server: Raw, file: string | null, env: NodeJS.ProcessEnv): Config {
+/**
+ * Turns checked settings into the Config consumers read: what involves more than one key (socket or bind, both
+ * certificate and key or neither, project or all_projects), paths resolved against the file's directory and checked
+ * readable, the socket found in the environment, and warnings. Throws ConfigError listing every problem.
+ * `Config` is this function's return type.
+ */
+export function toConfig(settings: Settings, given: ReadonlySet<string>, file: string | null, env: NodeJS.ProcessEnv) {
   const problems: string[] = [];
   const warnings: string[] = [];
   const name = file ?? '<defaults>';
   const base = file ? dirname(file) : process.cwd();
-  const block = (r: Raw | undefined, key: string): Raw | undefined => r?.[key] as Raw | undefined;
-  const str = (r: Raw | undefined, key: string): string | undefined => r?.[key] as string | undefined;
-  const num = (r: Raw | undefined, key: string): number | undefined => r?.[key] as number | undefined;
-  const bool = (r: Raw | undefined, key: string): boolean | undefined => r?.[key] as boolean | undefined;
+  const { lxd, tls, dns, log } = settings.server;
 
   /** A configured file path, made absolute against the config file's directory and checked readable. */
-  const path = (r: Raw | undefined, key: string, keyPath: string): string | null => {
-    const p = str(r, key);
-    if (p === undefined) return null;
+  const path = (p: string | null, keyPath: string, isFile = true): string | null => {
+    if (p === null) return null;
     const abs = isAbsolute(p) ? p : resolve(base, p);
     try {
       accessSync(abs, constants.R_OK);
-      if (!statSync(abs).isFile() && !keyPath.endsWith('socket')) problems.push(`${name}: ${keyPath}: ${abs} is not a file`);
+      if (isFile && !statSync(abs).isFile()) problems.push(`${name}: ${keyPath}: ${abs} is not a file`);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       problems.push(`${name}: ${keyPath}: ${abs}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code})`}`);
     }
     return abs;
   };
-  const tlsFiles = (r: Raw | undefined, keyPath: string): TlsFiles => {
-    const certificate = path(r, 'certificate', `${keyPath}.certificate`);
-    const key = path(r, 'key', `${keyPath}.key`);
+  /** The pair as written in the block → the pair on disk. */
+  const tlsFiles = (b: TlsFiles, keyPath: string): TlsFiles => {
+    const certificate = path(b.certificate, `${keyPath}.certificate`);
+    const key = path(b.key, `${keyPath}.key`);
     if ((certificate === null) !== (key === null))
       problems.push(`${name}: ${keyPath}: set both certificate and key, or neither (to generate a self-signed pair)`);
     return { certificate, key };
   };
-  const binds = (r: Raw | undefined, fallback: Bind, keyPath: string): Bind[] => {
-    const list = (r?.['bind'] as Raw[] | undefined) ?? [];
-    if (list.length === 0) return [fallback];
-    const out = list.map((b) => ({ host: str(b, 'host') ?? fallback.host, port: num(b, 'port') ?? fallback.port }));
-    const seen = new Set<string>();
-    for (const b of out) {
-      const id = `${b.host}:${b.port}`;
-      if (seen.has(id) && b.port !== 0) problems.push(`${name}: ${keyPath}.bind: ${id} is listed twice`);
-      seen.add(id);
-    }
-    return out;
-  };
 
-  // server.lxd
-  const lxd = block(server, 'lxd');
-  const lxdBind = block(lxd, 'bind');
-  let endpoint: Config['lxd']['endpoint'];
-  if (lxdBind !== undefined) {
-    if (str(lxd, 'socket') !== undefined)
+  let endpoint: LxdEndpoint;
+  if (lxd.bind !== null) {
+    if (lxd.socket !== null)
       problems.push(`${name}: server.lxd: set either socket (local LXD) or bind (LXD over HTTPS), not both`);
-    const host = str(lxdBind, 'host');
-    if (host === undefined) problems.push(`${name}: server.lxd.bind.host: required to reach LXD over HTTPS`);
-    const certificate = path(lxd, 'certificate', 'server.lxd.certificate');
-    const key = path(lxd, 'key', 'server.lxd.key');
+    const certificate = path(lxd.certificate, 'server.lxd.certificate');
+    const key = path(lxd.key, 'server.lxd.key');
     if (certificate === null || key === null)
       problems.push(`${name}: server.lxd: LXD over HTTPS needs certificate and key (a client certificate LXD trusts)`);
     endpoint = {
       kind: 'https',
-      bind: { host: host ?? '', port: num(lxdBind, 'port') ?? 8443 },
+      bind: lxd.bind,
       certificate: certificate ?? '',
       key: key ?? '',
-      serverCertificate: path(lxd, 'server_certificate', 'server.lxd.server_certificate'),
+      serverCertificate: path(lxd.server_certificate, 'server.lxd.server_certificate'),
     };
   } else {
-    for (const k of ['certificate', 'key', 'server_certificate'])
-      if (str(lxd, k) !== undefined) problems.push(`${name}: server.lxd.${k}: only used with bind (LXD over HTTPS)`);
-    endpoint = { kind: 'unix', socket: path(lxd, 'socket', 'server.lxd.socket') ?? defaultSocket(env) };
+    for (const k of ['certificate', 'key', 'server_certificate'] as const)
+      if (lxd[k] !== null) problems.push(`${name}: server.lxd.${k}: only used with bind (LXD over HTTPS)`);
+    endpoint = { kind: 'unix', socket: path(lxd.socket, 'server.lxd.socket', false) ?? defaultSocket(env) };
   }
-  if (str(lxd, 'project') !== undefined && bool(lxd, 'all_projects') === true)
+  if (given.has('server.lxd.project') && lxd.all_projects)
     problems.push(`${name}: server.lxd: set project or all_projects = true, not both`);
-
-  // server.tls (the REST API)
-  const tls = block(server, 'tls');
-  if (tls?.['so_reuse_port'] !== undefined || tls?.['so_resue_port'] !== undefined)
+  if (tls.so_reuse_port !== null || tls.so_resue_port !== null)
     warnings.push('server.tls.so_reuse_port is accepted but ignored: Node 20 has no SO_REUSEPORT for TCP');
 
-  // server.dns
-  const dns = block(server, 'dns');
-  const encrypted = (key: 'dot' | 'doh' | 'quic', fallback: Bind): EncryptedDnsConfig => {
-    const b = block(dns, key);
-    return {
-      enabled: b !== undefined && bool(b, 'enabled') !== false,
-      binds: binds(b, fallback, `server.dns.${key}`),
-      tls: tlsFiles(b, `server.dns.${key}`),
-      hostname: str(b, 'hostname') ?? DEFAULTS.hostname,
-    };
+  const encrypted = (key: 'dot' | 'doh' | 'quic') => {
+    const b = dns[key];
+    return { enabled: b.enabled, binds: b.bind, tls: tlsFiles(b, `server.dns.${key}`), hostname: b.hostname } as const;
   };
-
-  const log = block(server, 'log');
-  const config: Config = {
+  const config = {
+    /** The file this came from, or null when running on defaults. */
     source: file,
     lxd: {
       endpoint,
-      suffix: (str(lxd, 'suffix') ?? DEFAULTS.suffix).toLowerCase().replace(/\.$/, ''),
-      project: str(lxd, 'project') ?? DEFAULTS.project,
-      allProjects: bool(lxd, 'all_projects') ?? false,
-      resyncIntervalMs: num(lxd, 'resync_interval') ?? DEFAULTS.resyncIntervalMs,
-      watchdogMs: num(lxd, 'watchdog_timeout') ?? DEFAULTS.watchdogMs,
+      suffix: lxd.suffix,
+      /** Ignored when allProjects. */
+      project: lxd.project,
+      allProjects: lxd.all_projects,
+      resyncIntervalMs: lxd.resync_interval,
+      watchdogMs: lxd.watchdog_timeout,
     },
-    rest: {
-      enabled: bool(tls, 'enabled') ?? true,
-      binds: binds(tls, DEFAULTS.restBind, 'server.tls'),
-      tls: tlsFiles(tls, 'server.tls'),
-    },
+    rest: { enabled: tls.enabled, binds: tls.bind, tls: tlsFiles(tls, 'server.tls') },
     dns: {
-      enabled: bool(dns, 'enabled') ?? true,
-      binds: binds(dns, DEFAULTS.dnsBind, 'server.dns'),
-      ttl: num(dns, 'ttl') ?? DEFAULTS.ttl,
-      negativeTtl: num(dns, 'negative_ttl') ?? DEFAULTS.negativeTtl,
-      tcpIdleTimeoutMs: num(dns, 'tcp_idle_timeout') ?? DEFAULTS.tcpIdleTimeoutMs,
-      maxTcpConnections: num(dns, 'max_tcp_connections') ?? DEFAULTS.maxTcpConnections,
-      dot: encrypted('dot', DEFAULTS.dotBind),
-      doh: encrypted('doh', DEFAULTS.dohBind),
-      quic: encrypted('quic', DEFAULTS.doqBind),
+      enabled: dns.enabled,
+      binds: dns.bind,
+      ttl: dns.ttl,
+      negativeTtl: dns.negative_ttl,
+      tcpIdleTimeoutMs: dns.tcp_idle_timeout,
+      maxTcpConnections: dns.max_tcp_connections,
+      dot: encrypted('dot'),
+      doh: encrypted('doh'),
+      quic: encrypted('quic'),
     },
-    log: { out: str(log, 'out') ?? 'stdout', level: (str(log, 'level') ?? 'info') as LogLevel },
-    warnings,
-  };
-  if (config.lxd.watchdogMs < 1000) problems.push(`${name}: server.lxd.watchdog_timeout: must be at least 1s`);
-  if (config.lxd.resyncIntervalMs !== 0 && config.lxd.resyncIntervalMs < 1000)
-    problems.push(`${name}: server.lxd.resync_interval: must be 0 (off) or at least 1s`);
+    log,
+    /** Non-fatal remarks found while loading (e.g. accepted-but-ignored keys), to be logged once. */
+    warnings: warnings as readonly string[],
+  } as const;
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

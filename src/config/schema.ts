@@ -1,168 +1,145 @@
 /**
- * A small declarative schema for lexa's HCL: the one place that knows which keys exist, their types and ranges.
- * `check` walks parsed HCL (as JSON: every block is an array of bodies) and returns plain values plus a problem
- * list in which each entry names the key path (e.g. `server.dns.bind.port`). It never throws.
+ * Every key of lexa's configuration file, declared once: its type, range, and its value when absent, with the
+ * reason beside any default that is not obvious. `Settings` (the checked, defaulted file) is derived from it;
+ * load.ts adds only what involves several keys or the world outside the file (paths, the environment).
  */
+import { block, bool, duration, int, list, oneOf, text, type Infer, type ReadContext } from './builder.js';
 
-export type Spec =
-  | { readonly t: 'string'; readonly pattern?: RegExp; readonly hint?: string }
-  | { readonly t: 'int'; readonly min: number; readonly max: number }
-  | { readonly t: 'bool' }
-  | { readonly t: 'duration' }
-  | { readonly t: 'enum'; readonly values: readonly string[] }
-  | { readonly t: 'block'; readonly fields: Readonly<Record<string, Spec>>; readonly repeat?: boolean };
+/** TTLs are 32-bit with the top bit clear (RFC 2181 §8). */
+const TTL_MAX = 2_147_483_647;
 
-const port: Spec = { t: 'int', min: 0, max: 65535 };
-const bind: Spec = {
-  t: 'block',
-  repeat: true,
-  fields: { host: { t: 'string', pattern: /^[^\s]+$/, hint: 'an address such as 127.0.0.1 or ::' }, port },
-};
-const file: Spec = { t: 'string', pattern: /\S/, hint: 'a file path' };
-const encrypted: Spec = {
-  t: 'block',
-  fields: { enabled: { t: 'bool' }, bind, certificate: file, key: file, hostname: { t: 'string' } },
-};
+const port = int(0, 65535);
+/** Labels of 1..63 letters, digits and inner hyphens; a trailing dot is allowed. */
+const DNS_NAME = /^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?$/i;
+/** A path in the file; load.ts resolves it against the file's directory and checks that it is readable. */
+const file = text(/\S/, 'a file path');
 
-/** The whole configuration file. Keys marked in the README as lexa 0.2 spellings are accepted as they were. */
-export const configSpec: Spec = {
-  t: 'block',
-  fields: {
-    server: {
-      t: 'block',
-      fields: {
-        lxd: {
-          t: 'block',
-          fields: {
-            suffix: {
-              t: 'string',
-              pattern: /^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?$/i,
-              hint: 'a DNS name such as "lexa" or "lxd.example.com"',
-            },
-            socket: file,
-            bind: { t: 'block', fields: { host: { t: 'string', pattern: /\S/ }, port } },
-            certificate: file,
-            key: file,
-            server_certificate: file,
-            project: { t: 'string', pattern: /^[A-Za-z0-9_.-]+$/, hint: 'an LXD project name' },
-            all_projects: { t: 'bool' },
-            resync_interval: { t: 'duration' },
-            watchdog_timeout: { t: 'duration' },
-          },
-        },
-        tls: {
-          t: 'block',
-          fields: {
-            enabled: { t: 'bool' },
-            bind,
-            so_reuse_port: { t: 'bool' },
-            so_resue_port: { t: 'bool' },
-            certificate: file,
-            key: file,
-          },
-        },
-        dns: {
-          t: 'block',
-          fields: {
-            enabled: { t: 'bool' },
-            bind,
-            ttl: { t: 'int', min: 0, max: 2147483647 },
-            negative_ttl: { t: 'int', min: 0, max: 2147483647 },
-            tcp_idle_timeout: { t: 'duration' },
-            max_tcp_connections: { t: 'int', min: 1, max: 65535 },
-            dot: encrypted,
-            doh: encrypted,
-            quic: encrypted,
-          },
-        },
-        log: {
-          t: 'block',
-          fields: {
-            out: { t: 'string', pattern: /\S/, hint: '"stdout", "stderr" or a file path' },
-            level: { t: 'enum', values: ['debug', 'info', 'warn', 'error'] },
-          },
-        },
-      },
-    },
-  },
-};
-
-/** Validated but not yet defaulted values: blocks become objects (or arrays when repeatable), scalars stay. */
-export type Raw = { [key: string]: RawValue };
-export type RawValue = string | number | boolean | Raw | Raw[];
-
-export function check(value: unknown, spec: Spec, path: string, problems: string[]): RawValue | undefined {
-  switch (spec.t) {
-    case 'string':
-      if (typeof value !== 'string') return wrong(problems, path, 'a string', value);
-      if (spec.pattern && !spec.pattern.test(value))
-        return void problems.push(`${path}: ${JSON.stringify(value)} is not ${spec.hint ?? 'valid here'}`);
-      return value;
-    case 'int':
-      if (typeof value !== 'number' || !Number.isInteger(value)) return wrong(problems, path, 'a whole number', value);
-      if (value < spec.min || value > spec.max)
-        return void problems.push(`${path}: ${value} is out of range ${spec.min}..${spec.max}`);
-      return value;
-    case 'bool':
-      if (typeof value !== 'boolean') return wrong(problems, path, 'true or false', value);
-      return value;
-    case 'duration': {
-      const ms = parseDuration(value);
-      if (ms === undefined) return wrong(problems, path, 'a duration such as "30s", "5m" or a number of seconds', value);
-      return ms;
-    }
-    case 'enum':
-      if (typeof value !== 'string' || !spec.values.includes(value))
-        return wrong(problems, path, `one of ${spec.values.map((v) => JSON.stringify(v)).join(', ')}`, value);
-      return value;
-    case 'block': {
-      // HCL2 → JSON gives every block as an array of bodies; the top level is a bare body.
-      const bodies = Array.isArray(value) ? value : [value];
-      if (!spec.repeat && bodies.length > 1) return void problems.push(`${path}: block is declared ${bodies.length} times; declare it once`);
-      const out: Raw[] = [];
-      for (const body of bodies) {
-        if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-          problems.push(`${path}: must be a block (${path.split('.').pop()} { ... }), not ${describe(body)}`);
-          continue;
-        }
-        const obj: Raw = {};
-        for (const [key, v] of Object.entries(body as Record<string, unknown>)) {
-          const sub = spec.fields[key];
-          const subPath = path ? `${path}.${key}` : key;
-          if (!sub) {
-            const known = Object.keys(spec.fields).join(', ');
-            problems.push(`${subPath}: unknown key (known here: ${known})`);
-            continue;
-          }
-          const checked = check(v, sub, subPath, problems);
-          if (checked !== undefined) obj[key] = checked;
-        }
-        out.push(obj);
+/**
+ * `bind { host = ..., port = ... }`, repeatable. Absent, the transport listens on `d` alone; a bind block that
+ * omits host or port takes it from `d`. Every default is loopback on a port above 1023: lexa exposes nothing and
+ * needs no privilege until configured to.
+ */
+const binds = (d: { readonly host: string; readonly port: number }) =>
+  list(
+    block({
+      host: text(/^[^\s]+$/, 'an address such as 127.0.0.1 or ::').default(d.host),
+      port: port.default(d.port),
+    }),
+  )
+    .refine((list) => {
+      const seen = new Set<string>();
+      const twice: string[] = [];
+      for (const b of list) {
+        const id = `${b.host}:${b.port}`;
+        // Port 0 asks the system for a free port, so the same host may ask more than once.
+        if (seen.has(id) && b.port !== 0) twice.push(`${id} is listed twice`);
+        seen.add(id);
       }
-      return spec.repeat ? out : out[0];
-    }
-  }
-}
+      return twice;
+    })
+    .default([d]);
 
-function wrong(problems: string[], path: string, expected: string, got: unknown): undefined {
-  problems.push(`${path}: expected ${expected}, got ${describe(got)}`);
-  return undefined;
-}
+/**
+ * DoT, DoH and DoQ: off until their block is declared; a declared block is on unless it says `enabled = false`.
+ * With neither certificate nor key lexa generates a self-signed pair (both or neither: load.ts).
+ */
+const encrypted = (bind: { readonly host: string; readonly port: number }) =>
+  block({
+    enabled: bool().default(true),
+    bind: binds(bind),
+    certificate: file.optional(),
+    key: file.optional(),
+    /** The name a generated certificate is for (its SAN). */
+    hostname: text().default('localhost'),
+  }).whenAbsent({ enabled: false });
 
-function describe(v: unknown): string {
-  if (Array.isArray(v)) return 'a block or list';
-  if (v === null) return 'null';
-  if (typeof v === 'object') return 'a block';
-  return `${typeof v} ${JSON.stringify(v)}`;
-}
+/** The whole file. Spellings of lexa 0.2 (the original lexa) are accepted as they were. */
+export const configSchema = block({
+  server: block({
+    lxd: block({
+      /** DNS zone and REST name suffix; lower-cased, trailing dot dropped. */
+      suffix: text(DNS_NAME, 'a DNS name such as "lexa" or "lxd.example.com"')
+        .map((s) => s.toLowerCase().replace(/\.$/, ''))
+        .default('lexa'),
+      /** LXD's local socket. Absent: found in the environment (load.ts: $LXD_DIR, then the standard places). */
+      socket: file.optional(),
+      /** LXD over HTTPS instead of the socket: declaring this block is what selects HTTPS. */
+      bind: block({
+        host: text(/\S/).required('to reach LXD over HTTPS'),
+        /** LXD's own default HTTPS port (core.https_address without a port). */
+        port: port.default(8443),
+      }).optional(),
+      /** Client certificate and key LXD trusts; only with bind. */
+      certificate: file.optional(),
+      key: file.optional(),
+      /** LXD's server certificate to pin; absent, any is accepted (and that is logged as a warning). */
+      server_certificate: file.optional(),
+      /** LXD's own default project. Ignored (and an error if given) with all_projects. */
+      project: text(/^[A-Za-z0-9_.-]+$/, 'an LXD project name').default('default'),
+      all_projects: bool().default(false),
+      /** Full re-list period. Events carry every change; the re-list only repairs what a lost event left wrong. */
+      resync_interval: duration()
+        .refine((ms) => (ms === 0 || ms >= 1000 ? undefined : 'must be 0 (off) or at least 1s'))
+        .default(5 * 60_000),
+      /**
+       * Reconnect when nothing (event, ping, pong) arrives for this long. LXD pings every events websocket every
+       * 10 s; missing two and a half of those pings means the daemon is gone or hung.
+       */
+      watchdog_timeout: duration()
+        .refine((ms) => (ms >= 1000 ? undefined : 'must be at least 1s'))
+        .default(25_000),
+    }),
+    /** The REST API (HTTPS). */
+    tls: block({
+      enabled: bool().default(true),
+      bind: binds({ host: '127.0.0.1', port: 18443 }),
+      /** lexa 0.2 spellings (the second its typo): accepted, ignored with a warning; Node 20 has no SO_REUSEPORT. */
+      so_reuse_port: bool().optional(),
+      so_resue_port: bool().optional(),
+      /** Both or neither; with neither lexa generates a self-signed certificate. */
+      certificate: file.optional(),
+      key: file.optional(),
+    }),
+    dns: block({
+      enabled: bool().default(true),
+      bind: binds({ host: '127.0.0.1', port: 18053 }),
+      /** TTL of every answer, seconds. 0 (never cache), as lexa 0.2: instances change faster than caches expire. */
+      ttl: int(0, TTL_MAX).default(0),
+      /** SOA minimum: how long resolvers may cache NXDOMAIN/NODATA, seconds. 0 so a new instance answers at once. */
+      negative_ttl: int(0, TTL_MAX).default(0),
+      /**
+       * Plain TCP and DoT close a connection idle this long. RFC 7766 §6.2.3 wants idle connections reclaimed "in
+       * the order of seconds"; 10 s still lets a forwarder (CoreDNS, unbound) reuse one connection across bursts.
+       */
+      tcp_idle_timeout: duration().default(10_000),
+      /** Plain TCP and DoT close connections beyond this on accept: a bound on file descriptors and memory. */
+      max_tcp_connections: int(1, 65535).default(256),
+      dot: encrypted({ host: '127.0.0.1', port: 18853 }),
+      doh: encrypted({ host: '127.0.0.1', port: 18855 }),
+      quic: encrypted({ host: '127.0.0.1', port: 18854 }),
+    }),
+    log: block({
+      /** "stdout", "stderr" or a file path (appended to). */
+      out: text(/\S/, '"stdout", "stderr" or a file path').default('stdout'),
+      level: oneOf(['debug', 'info', 'warn', 'error']).default('info'),
+    }),
+  }),
+});
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** The file after checking and defaulting: every key present, typed as declared. */
+export type Settings = Infer<typeof configSchema>;
 
-/** "250ms", "30s", "5m", "1h", "1m30s", or a plain number of seconds. Returns ms, or undefined if invalid. */
-export function parseDuration(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.round(v * 1000) : undefined;
-  if (typeof v !== 'string' || !/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(v.trim())) return undefined;
-  let total = 0;
-  for (const m of v.trim().matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) total += Number(m[1]) * UNIT_MS[m[2]!]!;
-  return Math.round(total);
+/**
+ * Checks parsed HCL (as JSON). `settings` is set only when there are no problems (each `key.path: ...`); `given`
+ * holds the paths of the keys the file set, for rules about a key's presence rather than its value.
+ */
+export function readSettings(json: unknown): {
+  readonly settings?: Settings;
+  readonly problems: readonly string[];
+  readonly given: ReadonlySet<string>;
+} {
+  const cx: ReadContext = { problems: [], given: new Set() };
+  const settings = configSchema.read(json ?? {}, '', cx);
+  if (cx.problems.length > 0 || settings === undefined) return { problems: cx.problems, given: cx.given };
+  return { settings, problems: [], given: cx.given };
 }

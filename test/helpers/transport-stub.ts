@@ -5,14 +5,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dnsPacket, { type Answer } from 'dns-packet';
-import { fromParsed } from '../../src/config/index.js';
+import { defaultConfig } from '../../src/config/index.js';
 import type { HandleQuery, ReplyLimit } from '../../src/servers/dns/index.js';
 import type { StreamLimits } from '../../src/servers/transport.js';
 import { generateSelfSigned, type TlsMaterial } from '../../src/tls/index.js';
 
 /** The TCP/DoT limits the daemon gets from a default configuration. */
 export const STREAM_LIMITS: StreamLimits = (() => {
-  const dns = fromParsed({}, null).dns;
+  const dns = defaultConfig().dns;
   return { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxConnections: dns.maxTcpConnections };
 })();
 

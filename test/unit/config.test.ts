@@ -2,7 +2,9 @@ import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ConfigError, DEFAULTS, fromParsed, loadConfig, parseDuration } from '../../src/config/index.js';
+import { ConfigError, defaultConfig, fromParsed, loadConfig, parseDuration, type Config } from '../../src/config/index.js';
+import { configSchema } from '../../src/config/schema.js';
+import { leafPaths } from '../../src/config/builder.js';
 
 // loadConfig parses HCL in a child process running the compiled dist/config/hcl-child.js, so these tests need
 // `npm run build` first (the test script does it).
@@ -33,11 +35,47 @@ t.test('defaults with no file anywhere', async (t) => {
   t.equal(c.source, null);
   t.equal(c.lxd.suffix, 'lexa');
   t.equal(c.lxd.endpoint.kind, 'unix');
-  t.same(c.rest.binds, [DEFAULTS.restBind]);
-  t.same(c.dns.binds, [DEFAULTS.dnsBind]);
+  t.same(c.rest.binds, [{ host: '127.0.0.1', port: 18443 }]);
+  t.same(c.dns.binds, [{ host: '127.0.0.1', port: 18053 }]);
   t.equal(c.dns.ttl, 0);
   t.equal(c.dns.dot.enabled, false);
   t.equal(c.log.level, 'info');
+  t.same(c, defaultConfig({}), 'defaultConfig(env) is what loadConfig gives with no file');
+});
+
+t.test('every default, as the daemon receives it', async (t) => {
+  const none = { certificate: null, key: null };
+  const encrypted = (port: number) => ({ enabled: false, binds: [{ host: '127.0.0.1', port }], tls: none, hostname: 'localhost' });
+  t.same(defaultConfig({ LXD_DIR: '/srv/lxd' }), {
+    source: null,
+    lxd: {
+      endpoint: { kind: 'unix', socket: '/srv/lxd/unix.socket' },
+      suffix: 'lexa',
+      project: 'default',
+      allProjects: false,
+      resyncIntervalMs: 300_000,
+      watchdogMs: 25_000,
+    },
+    rest: { enabled: true, binds: [{ host: '127.0.0.1', port: 18443 }], tls: none },
+    dns: {
+      enabled: true,
+      binds: [{ host: '127.0.0.1', port: 18053 }],
+      ttl: 0,
+      negativeTtl: 0,
+      tcpIdleTimeoutMs: 10_000,
+      maxTcpConnections: 256,
+      dot: encrypted(18853),
+      doh: encrypted(18855),
+      quic: encrypted(18854),
+    },
+    log: { out: 'stdout', level: 'info' },
+    warnings: [],
+  });
+  // A declared block takes its keys' defaults; declaring an encrypted transport's block is what turns it on.
+  const c = fromParsed({ server: [{ lxd: [{ bind: [{ host: '10.0.0.5' }], certificate: certFile, key: keyFile }], dns: [{ dot: [{}], bind: [{ port: 53 }] }] }] }, null);
+  t.match(c.lxd.endpoint, { kind: 'https', bind: { host: '10.0.0.5', port: 8443 } });
+  t.same(c.dns.binds, [{ host: '127.0.0.1', port: 53 }], 'a bind block takes the omitted host from the default bind');
+  t.same(c.dns.dot, { ...encrypted(18853), enabled: true });
 });
 
 t.test('finds lexa.hcl in the working directory before the home directory', async (t) => {
@@ -201,4 +239,91 @@ t.test('durations', async (t) => {
   t.equal(parseDuration(2), 2000);
   t.equal(parseDuration('soon'), undefined);
   t.equal(parseDuration(-1), undefined);
+});
+
+/** A block written as a plain object, as HCL2 → JSON gives it: every block an array of bodies. */
+function hclJson(body: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(body)) {
+    if (Array.isArray(v)) out[k] = v.map((b) => hclJson(b as Record<string, unknown>));
+    else if (typeof v === 'object' && v !== null) out[k] = [hclJson(v as Record<string, unknown>)];
+    else out[k] = v;
+  }
+  return out;
+}
+
+t.test('every key declared in the schema reaches the Config', async (t) => {
+  const https = { host: '10.0.0.5' };
+  const files = { certificate: certFile, key: keyFile };
+  const enc = (k: 'dot' | 'doh' | 'quic'): Record<string, Case> => ({
+    [`server.dns.${k}.enabled`]: [{ dns: { [k]: { enabled: true } } }, (c) => c.dns[k].enabled, true],
+    [`server.dns.${k}.bind.host`]: [{ dns: { [k]: { bind: [{ host: '::1' }] } } }, (c) => c.dns[k].binds[0]?.host, '::1'],
+    [`server.dns.${k}.bind.port`]: [{ dns: { [k]: { bind: [{ port: 1 }] } } }, (c) => c.dns[k].binds[0]?.port, 1],
+    [`server.dns.${k}.certificate`]: [{ dns: { [k]: files } }, (c) => c.dns[k].tls.certificate, certFile],
+    [`server.dns.${k}.key`]: [{ dns: { [k]: files } }, (c) => c.dns[k].tls.key, keyFile],
+    [`server.dns.${k}.hostname`]: [{ dns: { [k]: { hostname: 'ns.example' } } }, (c) => c.dns[k].hostname, 'ns.example'],
+  });
+  // For each key: the `server` block that sets it (with whatever else it needs), where it lands, and the value.
+  type Case = [Record<string, unknown>, (c: Config) => unknown, unknown];
+  const cases: Record<string, Case> = {
+    'server.lxd.suffix': [{ lxd: { suffix: 'Zone.' } }, (c) => c.lxd.suffix, 'zone'],
+    'server.lxd.socket': [{ lxd: { socket: dir } }, (c) => c.lxd.endpoint.kind === 'unix' && c.lxd.endpoint.socket, dir],
+    'server.lxd.bind.host': [{ lxd: { bind: https, ...files } }, (c) => c.lxd.endpoint.kind === 'https' && c.lxd.endpoint.bind.host, '10.0.0.5'],
+    'server.lxd.bind.port': [{ lxd: { bind: { ...https, port: 1 }, ...files } }, (c) => c.lxd.endpoint.kind === 'https' && c.lxd.endpoint.bind.port, 1],
+    'server.lxd.certificate': [{ lxd: { bind: https, ...files } }, (c) => c.lxd.endpoint.kind === 'https' && c.lxd.endpoint.certificate, certFile],
+    'server.lxd.key': [{ lxd: { bind: https, ...files } }, (c) => c.lxd.endpoint.kind === 'https' && c.lxd.endpoint.key, keyFile],
+    'server.lxd.server_certificate': [
+      { lxd: { bind: https, ...files, server_certificate: certFile } },
+      (c) => c.lxd.endpoint.kind === 'https' && c.lxd.endpoint.serverCertificate,
+      certFile,
+    ],
+    'server.lxd.project': [{ lxd: { project: 'p1' } }, (c) => c.lxd.project, 'p1'],
+    'server.lxd.all_projects': [{ lxd: { all_projects: true } }, (c) => c.lxd.allProjects, true],
+    'server.lxd.resync_interval': [{ lxd: { resync_interval: '0s' } }, (c) => c.lxd.resyncIntervalMs, 0],
+    'server.lxd.watchdog_timeout': [{ lxd: { watchdog_timeout: '1m' } }, (c) => c.lxd.watchdogMs, 60_000],
+    'server.tls.enabled': [{ tls: { enabled: false } }, (c) => c.rest.enabled, false],
+    'server.tls.bind.host': [{ tls: { bind: [{ host: '::' }] } }, (c) => c.rest.binds[0]?.host, '::'],
+    'server.tls.bind.port': [{ tls: { bind: [{ port: 1 }] } }, (c) => c.rest.binds[0]?.port, 1],
+    'server.tls.so_reuse_port': [{ tls: { so_reuse_port: true } }, (c) => c.warnings.length, 1],
+    'server.tls.so_resue_port': [{ tls: { so_resue_port: false } }, (c) => c.warnings.length, 1],
+    'server.tls.certificate': [{ tls: files }, (c) => c.rest.tls.certificate, certFile],
+    'server.tls.key': [{ tls: files }, (c) => c.rest.tls.key, keyFile],
+    'server.dns.enabled': [{ dns: { enabled: false } }, (c) => c.dns.enabled, false],
+    'server.dns.bind.host': [{ dns: { bind: [{ host: '::1' }] } }, (c) => c.dns.binds[0]?.host, '::1'],
+    'server.dns.bind.port': [{ dns: { bind: [{ port: 53 }] } }, (c) => c.dns.binds[0]?.port, 53],
+    'server.dns.ttl': [{ dns: { ttl: 30 } }, (c) => c.dns.ttl, 30],
+    'server.dns.negative_ttl': [{ dns: { negative_ttl: 60 } }, (c) => c.dns.negativeTtl, 60],
+    'server.dns.tcp_idle_timeout': [{ dns: { tcp_idle_timeout: '2s' } }, (c) => c.dns.tcpIdleTimeoutMs, 2000],
+    'server.dns.max_tcp_connections': [{ dns: { max_tcp_connections: 8 } }, (c) => c.dns.maxTcpConnections, 8],
+    ...enc('dot'),
+    ...enc('doh'),
+    ...enc('quic'),
+    'server.log.out': [{ log: { out: 'stderr' } }, (c) => c.log.out, 'stderr'],
+    'server.log.level': [{ log: { level: 'debug' } }, (c) => c.log.level, 'debug'],
+  };
+  t.same(Object.keys(cases).sort(), leafPaths(configSchema).sort(), 'one case per declared key: a new key needs a case here');
+  const defaults = defaultConfig({});
+  for (const [path, [server, get, want]] of Object.entries(cases)) {
+    const c = fromParsed({ server: [hclJson(server)] }, join(dir, 'x.hcl'), {});
+    t.same(get(c), want, path);
+    t.notSame(get(defaults), want, `${path}: the case differs from the default`);
+  }
+});
+
+t.test('checks declared with a key: duplicate binds, minimum durations, required keys', async (t) => {
+  const problemsOf = (server: Record<string, unknown>): string => {
+    try {
+      fromParsed({ server: [hclJson(server)] }, '/x.hcl', {});
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems.join('\n');
+      throw err;
+    }
+    return '';
+  };
+  t.match(problemsOf({ dns: { bind: [{ port: 53 }, { host: '127.0.0.1', port: 53 }] } }), /\/x\.hcl: server\.dns\.bind: 127\.0\.0\.1:53 is listed twice/);
+  t.equal(problemsOf({ dns: { bind: [{ port: 0 }, { port: 0 }] } }), '', 'port 0 (any free port) may repeat');
+  t.match(problemsOf({ lxd: { resync_interval: '500ms' } }), /server\.lxd\.resync_interval: must be 0 \(off\) or at least 1s/);
+  t.match(problemsOf({ lxd: { bind: { port: 1 }, certificate: certFile, key: keyFile } }), /^\/x\.hcl: server\.lxd\.bind\.host: required to reach LXD over HTTPS$/);
+  t.match(problemsOf({ lxd: { project: 'default', all_projects: true } }), /set project or all_projects = true, not both/, 'a project given, even the default one');
+  t.match(problemsOf({ dns: { dot: { certificate: certFile } } }), /server\.dns\.dot: set both certificate and key/);
 });
