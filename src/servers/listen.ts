@@ -52,6 +52,28 @@ export interface Listeners {
   close(): Promise<void>;
 }
 
+/** One bound listener: its port, and how to close it. */
+export interface Opened {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens one listener per bind address, in order, with `open`; if one fails, closes those already opened and
+ * rejects with its error. The shape every transport's start shares.
+ */
+export async function openEach(binds: readonly Bind[], open: (bind: Bind) => Promise<Opened>): Promise<Listeners> {
+  const opened: Opened[] = [];
+  const close = () => Promise.allSettled(opened.splice(0).map((l) => l.close())).then(() => undefined);
+  try {
+    for (const bind of binds) opened.push(await open(bind));
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { ports: opened.map((l) => l.port), close };
+}
+
 /**
  * Binds one stream server per address, made by `create`, and manages them together; on a bind failure closes
  * what it opened and rejects. It adds what every stream listener needs: a connection cap (`maxConnections`;

@@ -1,4 +1,4 @@
-import type { Listeners } from '../listen.js';
+import { openEach, type Listeners } from '../listen.js';
 import type { StreamLimits, TransportOptions } from '../transport.js';
 import { startTcp } from './tcp.js';
 import { startUdp, type UdpLimits } from './udp.js';
@@ -16,31 +16,21 @@ const ANY_PORT_ATTEMPTS = 8;
  * UDP got, so a client that retries a truncated reply over TCP reaches the same server). On a bind failure,
  * closes what it opened and rejects.
  */
-export async function startPlainDns(opts: TransportOptions<PlainDnsLimits>): Promise<Listeners> {
-  const opened: Listeners[] = [];
-  const ports: number[] = [];
-  const close = () => Promise.allSettled(opened.splice(0).map((l) => l.close())).then(() => undefined);
-  try {
-    for (const bind of opts.binds) {
-      for (let attempt = 1; ; attempt++) {
-        const udp = await startUdp({ ...opts, binds: [bind] });
-        const port = udp.ports[0]!;
-        try {
-          opened.push(await startTcp({ ...opts, binds: [{ host: bind.host, port }] }));
-        } catch (err) {
-          await udp.close();
-          const retry = bind.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < ANY_PORT_ATTEMPTS;
-          if (retry) continue;
-          throw err;
-        }
-        opened.push(udp);
-        ports.push(port);
-        break;
+export function startPlainDns(opts: TransportOptions<PlainDnsLimits>): Promise<Listeners> {
+  return openEach(opts.binds, async (bind) => {
+    for (let attempt = 1; ; attempt++) {
+      const udp = await startUdp({ ...opts, binds: [bind] });
+      const port = udp.ports[0]!;
+      let tcp: Listeners;
+      try {
+        tcp = await startTcp({ ...opts, binds: [{ host: bind.host, port }] });
+      } catch (err) {
+        await udp.close();
+        const retry = bind.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < ANY_PORT_ATTEMPTS;
+        if (retry) continue;
+        throw err;
       }
+      return { port, close: () => Promise.all([udp.close(), tcp.close()]).then(() => undefined) };
     }
-  } catch (err) {
-    await close();
-    throw err;
-  }
-  return { ports, close };
+  });
 }

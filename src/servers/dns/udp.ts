@@ -1,6 +1,6 @@
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import { bindUdp, type Listeners } from '../listen.js';
+import { bindUdp, openEach, type Listeners } from '../listen.js';
 import type { TransportOptions } from '../transport.js';
 import { datagramLimit } from './wire.js';
 
@@ -13,32 +13,23 @@ export interface UdpLimits {
  * DNS over UDP on every bind address: each datagram is one query, answered synchronously from the current
  * snapshot with the datagram limit. On a bind failure, closes what it opened and rejects.
  */
-export async function startUdp(opts: TransportOptions<UdpLimits>): Promise<Listeners> {
+export function startUdp(opts: TransportOptions<UdpLimits>): Promise<Listeners> {
   const { handle, log } = opts;
   const limit = datagramLimit(opts.limits.udpPayload);
-  const sockets: dgram.Socket[] = [];
-  const ports: number[] = [];
-  const close = () =>
-    Promise.all(sockets.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve())))).then(() => undefined);
-  try {
-    for (const b of opts.binds) {
-      const ipv6 = isIPv6(b.host);
-      const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4', ipv6Only: ipv6 });
-      socket.on('message', (msg, rinfo) => {
-        const reply = handle(msg, limit);
-        if (reply === null) return;
-        socket.send(reply, rinfo.port, rinfo.address, (err) => {
-          if (err) log.debug('dns/udp: send failed', { to: rinfo.address, error: err.message });
-        });
+  return openEach(opts.binds, async (b) => {
+    const ipv6 = isIPv6(b.host);
+    const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4', ipv6Only: ipv6 });
+    socket.on('message', (msg, rinfo) => {
+      const reply = handle(msg, limit);
+      if (reply === null) return;
+      socket.send(reply, rinfo.port, rinfo.address, (err) => {
+        if (err) log.debug('dns/udp: send failed', { to: rinfo.address, error: err.message });
       });
-      ports.push(await bindUdp(socket, b));
-      sockets.push(socket);
-      socket.on('error', (err) => log.warn('dns/udp: socket error', { host: b.host, error: err.message }));
-      log.info('dns/udp: listening', { host: b.host, port: ports.at(-1) });
-    }
-  } catch (err) {
-    await close();
-    throw err;
-  }
-  return { ports, close };
+    });
+    const port = await bindUdp(socket, b);
+    socket.on('error', (err) => log.warn('dns/udp: socket error', { host: b.host, error: err.message }));
+    log.info('dns/udp: listening', { host: b.host, port });
+    let closed: Promise<void> | undefined;
+    return { port, close: () => (closed ??= new Promise<void>((resolve) => socket.close(() => resolve()))) };
+  });
 }

@@ -7,7 +7,7 @@ import type { QUICConnection, QUICStream } from '@matrixai/quic';
 import type { Bind } from '../../config/index.js';
 import { describeError, type Logger } from '../../log/index.js';
 import { frameMessage, MAX_DNS_MESSAGE, MESSAGE_LIMIT } from '../dns/index.js';
-import type { Listeners } from '../listen.js';
+import { openEach, type Listeners } from '../listen.js';
 import type { TlsTransportOptions } from '../transport.js';
 import { DoqErrorCode, MAX_FRAMED_MESSAGE, QueryAccumulator, type FramingError } from './framing.js';
 import { DoqQuicServer, GuardedSocket, assertLibraryShape, hmacCrypto, silentLibraryLogger } from './quic.js';
@@ -46,21 +46,11 @@ const STREAM_WINDOW = MAX_FRAMED_MESSAGE;
  * rejects. @matrixai/quic takes its TLS configuration once per server, so there is no certificate swap: a new
  * certificate needs a restart.
  */
-export async function startDoq(opts: TlsTransportOptions<DoqLimits>): Promise<Listeners> {
-  const opened: DoqServer[] = [];
-  const ports: number[] = [];
-  const close = () => Promise.allSettled(opened.splice(0).map((s) => s.close())).then(() => undefined);
-  try {
-    for (const bind of opts.binds) {
-      const server = createDoqServer(bind, opts);
-      ports.push(await server.listen());
-      opened.push(server);
-    }
-  } catch (err) {
-    await close();
-    throw err;
-  }
-  return { ports, close };
+export function startDoq(opts: TlsTransportOptions<DoqLimits>): Promise<Listeners> {
+  return openEach(opts.binds, async (bind) => {
+    const server = createDoqServer(bind, opts);
+    return { port: await server.listen(), close: () => server.close() };
+  });
 }
 
 interface DoqServer {
