@@ -1,4 +1,5 @@
 import type { ClusterMember, Instance, NetInterface, ServiceEndpoint } from './model.js';
+import { PersistentMap } from './pmap.js';
 
 /**
  * An immutable view of LXD at one moment, indexed for the lookups the servers make.
@@ -7,18 +8,25 @@ import type { ClusterMember, Instance, NetInterface, ServiceEndpoint } from './m
  * returns a new Snapshot that shares all untouched instances with the old one. Lookups by host name and by
  * service name are hash lookups; they do not grow with the number of instances. Host and service names are
  * indexed lower-cased, and callers must pass lower-cased names.
+ *
+ * The instance table and both indexes are persistent maps (pmap.ts): one instance changed costs O(log N) new
+ * trie nodes, not a copy of N entries, so folding an event stays flat as a host grows to 10,000 instances.
  */
 export class Snapshot {
   /** Running instances by lower-cased host name (several when projects reuse a name). */
-  readonly #hosts: ReadonlyMap<string, readonly Instance[]>;
+  readonly #hosts: PersistentMap<readonly Instance[]>;
   /** Endpoints of running instances by lower-cased service name. */
-  readonly #services: ReadonlyMap<string, readonly ServiceEndpoint[]>;
-  /** Running host names, sorted; built on first wildcard lookup after a change. */
+  readonly #services: PersistentMap<readonly ServiceEndpoint[]>;
+  /**
+   * Running host names, sorted: built on the first wildcard lookup after a full list, then carried from snapshot
+   * to snapshot, a name added or removed by one binary-search splice (a copy of N pointers at fold time) so no
+   * later wildcard query ever sorts.
+   */
   #sortedHosts: readonly string[] | undefined;
 
   private constructor(
     /** Every instance LXD reported (running or not), by `project/name`. */
-    readonly instances: ReadonlyMap<string, Instance>,
+    readonly instances: PersistentMap<Instance>,
     /** Cluster members by name; empty when LXD is not clustered. */
     readonly members: ReadonlyMap<string, ClusterMember>,
     /** Whether LXD reported itself clustered on the last list. */
@@ -33,8 +41,8 @@ export class Snapshot {
     readonly updatedAt: number,
     /** Increments on every change; lets readers tell snapshots apart cheaply. */
     readonly version: number,
-    hosts: ReadonlyMap<string, readonly Instance[]>,
-    services: ReadonlyMap<string, readonly ServiceEndpoint[]>,
+    hosts: PersistentMap<readonly Instance[]>,
+    services: PersistentMap<readonly ServiceEndpoint[]>,
     sortedHosts?: readonly string[],
   ) {
     this.#hosts = hosts;
@@ -43,7 +51,8 @@ export class Snapshot {
   }
 
   static empty(): Snapshot {
-    return new Snapshot(new Map(), new Map(), false, false, false, 0, Date.now(), 0, new Map(), new Map());
+    const none = PersistentMap.empty<never>();
+    return new Snapshot(none, new Map(), false, false, false, 0, Date.now(), 0, none, none);
   }
 
   /** A snapshot holding exactly `instances` and `members`: what a full list of LXD produces. */
@@ -59,7 +68,7 @@ export class Snapshot {
     const services = new Map<string, ServiceEndpoint[]>();
     for (const inst of byKey.values()) indexInstance(hosts, services, inst);
     return new Snapshot(
-      byKey,
+      PersistentMap.of(byKey),
       new Map(members.map((m) => [m.name, m])),
       clustered,
       true,
@@ -67,8 +76,8 @@ export class Snapshot {
       at,
       at,
       this.version + 1,
-      hosts,
-      services,
+      PersistentMap.of(hosts),
+      PersistentMap.of(services),
     );
   }
 
@@ -76,18 +85,14 @@ export class Snapshot {
   withInstance(inst: Instance, at: number = Date.now()): Snapshot {
     const old = this.instances.get(inst.key);
     if (old !== undefined && sameInstance(old, inst)) return this;
-    const instances = new Map(this.instances);
-    instances.set(inst.key, inst);
-    return this.#reindexed(instances, old, inst, at);
+    return this.#reindexed(this.instances.set(inst.key, inst), old, inst, at);
   }
 
   /** Removes one instance by key; unchanged if absent. */
   withoutInstance(key: string, at: number = Date.now()): Snapshot {
     const old = this.instances.get(key);
     if (old === undefined) return this;
-    const instances = new Map(this.instances);
-    instances.delete(key);
-    return this.#reindexed(instances, old, undefined, at);
+    return this.#reindexed(this.instances.delete(key), old, undefined, at);
   }
 
   withMembers(members: readonly ClusterMember[], clustered: boolean, at: number = Date.now()): Snapshot {
@@ -171,9 +176,9 @@ export class Snapshot {
     return this.#sortedHosts;
   }
 
-  #reindexed(instances: Map<string, Instance>, old: Instance | undefined, neu: Instance | undefined, at: number) {
-    const hosts = new Map(this.#hosts) as Map<string, readonly Instance[]>;
-    const services = new Map(this.#services) as Map<string, readonly ServiceEndpoint[]>;
+  #reindexed(instances: PersistentMap<Instance>, old: Instance | undefined, neu: Instance | undefined, at: number) {
+    let hosts = this.#hosts;
+    let services = this.#services;
     // The sorted names survive unless the set of names changes: an instance replaced under the same name (its
     // addresses or services changed) removes its name and adds it back.
     let removedName: string | undefined;
@@ -182,22 +187,21 @@ export class Snapshot {
       const lname = old.name.toLowerCase();
       const rest = (hosts.get(lname) ?? NONE).filter((i) => i.key !== old.key);
       if (rest.length === 0) {
-        hosts.delete(lname);
+        hosts = hosts.delete(lname);
         removedName = lname;
-      } else hosts.set(lname, rest);
+      } else hosts = hosts.set(lname, rest);
       for (const svc of new Set(old.services.map((s) => s.name.toLowerCase()))) {
         const restSvc = (services.get(svc) ?? NONE).filter((e) => e.instance.key !== old.key);
-        if (restSvc.length === 0) services.delete(svc);
-        else services.set(svc, restSvc);
+        services = restSvc.length === 0 ? services.delete(svc) : services.set(svc, restSvc);
       }
     }
     if (neu?.running) {
       const lname = neu.name.toLowerCase();
       if (!hosts.has(lname)) addedName = lname;
-      hosts.set(lname, [...(hosts.get(lname) ?? NONE), neu]);
+      hosts = hosts.set(lname, [...(hosts.get(lname) ?? NONE), neu]);
       for (const ep of endpointsOf(neu)) {
         const svc = ep.service.name.toLowerCase();
-        services.set(svc, [...(services.get(svc) ?? NONE), ep]);
+        services = services.set(svc, [...(services.get(svc) ?? NONE), ep]);
       }
     }
     return new Snapshot(
@@ -211,7 +215,7 @@ export class Snapshot {
       this.version + 1,
       hosts,
       services,
-      removedName !== addedName ? undefined : this.#sortedHosts,
+      removedName === addedName ? this.#sortedHosts : resorted(this.#sortedHosts, removedName, addedName),
     );
   }
 }
@@ -254,6 +258,21 @@ export function findInterface(inst: Instance, name: string | null): NetInterface
   if (name === null) return inst.interfaces[0];
   const lname = name.toLowerCase();
   return inst.interfaces.find((i) => i.name.toLowerCase() === lname);
+}
+
+/** `sorted` without `removed` and with `added` (either may be absent); undefined stays undefined (not built yet). */
+function resorted(sorted: readonly string[] | undefined, removed: string | undefined, added: string | undefined) {
+  if (sorted === undefined) return undefined;
+  const out = [...sorted];
+  if (removed !== undefined) {
+    const at = lowerBound(out, removed);
+    if (out[at] === removed) out.splice(at, 1);
+  }
+  if (added !== undefined) {
+    const at = lowerBound(out, added);
+    if (out[at] !== added) out.splice(at, 0, added);
+  }
+  return out;
 }
 
 function wildcardRegExp(pattern: string): RegExp {

@@ -1,8 +1,12 @@
+import { PersistentMap } from '../../src/streams/pmap.js';
 import { Snapshot } from '../../src/streams/snapshot.js';
 
 /** What a synchronous piece of code iterated while it ran. */
 export interface Scans {
-  /** Size of every Map whose iteration began (keys, values, entries, forEach, for-of, spread, `new Map(map)`). */
+  /**
+   * Size of every Map or PersistentMap (the snapshot's tables) whose iteration began (keys, values, entries,
+   * forEach, for-of, spread, `new Map(map)`).
+   */
   readonly maps: number[];
   /** Calls of `Snapshot.running()`, the iterator over every running instance. */
   running: number;
@@ -38,6 +42,7 @@ export function scans(fn: () => void): Scans {
   };
   for (const key of ['keys', 'values', 'entries', 'forEach', Symbol.iterator]) {
     wrap(Map.prototype, key, (self) => seen.maps.push((self as Map<unknown, unknown>).size));
+    wrap(PersistentMap.prototype, key, (self) => seen.maps.push((self as PersistentMap<unknown>).size));
   }
   wrap(Snapshot.prototype, 'running', () => seen.running++);
   wrap(String.prototype, 'startsWith', () => seen.prefixChecks++);

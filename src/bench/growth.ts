@@ -1,0 +1,313 @@
+/**
+ * Growth benchmark: the whole daemon (`node dist/cli.js server`) against a SIMULATED LXD (sim-lxd.ts) holding N
+ * running containers, for N = 10, 100, 1,000 and 10,000: a real LXD cannot hold that many here. For each N it
+ * measures, in one run:
+ *   - start → ready: process spawn to the first `/readyz` 200 (the list of N instances folded and served);
+ *   - RSS once ready;
+ *   - event → answer: the simulated LXD moves one container to a new address and emits `instance-updated`; the
+ *     time until lexa's UDP DNS answers the new address (sequential, median and p99 over the sample);
+ *   - burst: the same for a burst of updates at once, until every name answers its new address;
+ *   - server CPU per exact-name A query over UDP (lexa's utime + stime from /proc, over a fixed count);
+ * and in-process, on a snapshot of N: one instance change folded (Snapshot.withInstance, p50/p99), and a
+ * wildcard matching 10 names.
+ *
+ *   node dist/bench/growth.js [--sizes 10,100,1000,10000] [--queries 20000] [--events 50] [--burst 500]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import dnsPacket from 'dns-packet';
+import { Snapshot, toInstance, type Instance } from '../streams/index.js';
+import { startSimLxd, type SimLxd } from './sim-lxd.js';
+
+const CLI = new URL('../cli.js', import.meta.url).pathname;
+/** A daemon that is not ready by then is reported as failed, not waited for forever. */
+const READY_TIMEOUT_MS = 60_000;
+/** An event whose new address is not answered by then counts as lost. */
+const ANSWER_TIMEOUT_MS = 10_000;
+const CLK_TCK = 100;
+
+interface Row {
+  n: number;
+  readyMs: number;
+  rssMb: number;
+  eventP50: number;
+  eventP99: number;
+  burstMs: number;
+  cpuUsPerQuery: number;
+  foldP50: number;
+  foldP99: number;
+  wildcardUs: number;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      sizes: { type: 'string', default: '10,100,1000,10000' },
+      queries: { type: 'string', default: '20000' },
+      events: { type: 'string', default: '50' },
+      burst: { type: 'string', default: '500' },
+    },
+  });
+  const sizes = values.sizes.split(',').map(Number);
+  console.log('lexa growth benchmark: the daemon against a SIMULATED LXD (src/bench/sim-lxd.ts), N running containers;');
+  console.log(`Node ${process.version}; ${values.queries} UDP queries for CPU, ${values.events} single events, bursts of ${values.burst}.\n`);
+  const rows: Row[] = [];
+  for (const n of sizes) rows.push(await measure(n, Number(values.queries), Number(values.events), Number(values.burst)));
+  const head = ['N', 'start→ready ms', 'RSS MB', 'event→answer p50/p99 ms', 'burst ms', 'CPU µs/query', 'fold p50/p99 µs', 'wildcard µs'];
+  const lines = rows.map((r) => [
+    String(r.n),
+    r.readyMs.toFixed(0),
+    r.rssMb.toFixed(1),
+    `${r.eventP50.toFixed(1)} / ${r.eventP99.toFixed(1)}`,
+    r.burstMs.toFixed(0),
+    r.cpuUsPerQuery.toFixed(1),
+    `${r.foldP50.toFixed(1)} / ${r.foldP99.toFixed(1)}`,
+    r.wildcardUs.toFixed(1),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
+  console.log(fmt(head));
+  for (const l of lines) console.log(fmt(l));
+  const base = rows[0]!;
+  console.log(`\nCPU per query at N=${rows.at(-1)!.n} over N=${base.n}: ${(rows.at(-1)!.cpuUsPerQuery / base.cpuUsPerQuery).toFixed(2)}×`);
+}
+
+async function measure(n: number, queries: number, events: number, burst: number): Promise<Row> {
+  const dir = mkdtempSync(join(tmpdir(), 'lexa-growth-'));
+  const sim = await startSimLxd(join(dir, 'lxd.socket'), n);
+  const config = join(dir, 'lexa.hcl');
+  writeFileSync(
+    config,
+    `server {
+  lxd {
+    socket = "${sim.socket}"
+  }
+  tls {
+    bind {
+      host = "127.0.0.1"
+      port = 0
+    }
+  }
+  dns {
+    bind {
+      host = "127.0.0.1"
+      port = 0
+    }
+  }
+  log {
+    level = "info"
+  }
+}
+`,
+  );
+  const started = performance.now();
+  const child = spawn(process.execPath, [CLI, 'server', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    const rest = await until(() => portFrom(out, 'rest: listening'), READY_TIMEOUT_MS, 'REST listening');
+    const dnsPort = await until(() => portFrom(out, 'dns/udp: listening'), READY_TIMEOUT_MS, 'DNS listening');
+    await until(async () => ((await readyz(rest)) === 200 ? true : undefined), READY_TIMEOUT_MS, 'ready', 5);
+    const readyMs = performance.now() - started;
+    const rssMb = rss(child.pid!) / 1024;
+
+    const client = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', () => resolve()));
+    const ask = askFn(client, dnsPort);
+
+    // Single events, one after another: update, then ask until the new address is answered.
+    const lat: number[] = [];
+    for (let k = 0; k < Math.min(events, n); k++) {
+      const i = 1 + ((k * 7919) % n);
+      const t0 = performance.now();
+      const addr = sim.update(i);
+      await until(async () => ((await ask(`${sim.name(i)}.lexa`)) === addr ? true : undefined), ANSWER_TIMEOUT_MS, 'new address', 0);
+      lat.push(performance.now() - t0);
+    }
+    // A burst: many updates at once; done when every one of them answers its new address.
+    const count = Math.min(burst, n);
+    const t1 = performance.now();
+    const wanted = new Map<number, string>();
+    for (let k = 0; k < count; k++) wanted.set(1 + k, sim.update(1 + k));
+    for (const [i, addr] of wanted) {
+      await until(async () => ((await ask(`${sim.name(i)}.lexa`)) === addr ? true : undefined), ANSWER_TIMEOUT_MS, 'burst address', 0);
+    }
+    const burstMs = performance.now() - t1;
+
+    // CPU per query: a fixed count of exact-name queries, 64 in flight, the server's own CPU time.
+    const names = Array.from({ length: 100 }, (_, k) => `${sim.name(1 + ((k * 104_729) % n))}.lexa`);
+    const cpu0 = cpuTicks(child.pid!);
+    await load(client, dnsPort, names, queries, 64);
+    const cpuUsPerQuery = (((cpuTicks(child.pid!) - cpu0) / CLK_TCK) * 1e6) / queries;
+    client.close();
+
+    const fold = foldCost(n);
+    return { n, readyMs, rssMb, eventP50: pct(lat, 0.5), eventP99: pct(lat, 0.99), burstMs, cpuUsPerQuery, ...fold };
+  } finally {
+    await stop(child);
+    await sim.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** In-process: one instance replaced in a snapshot of n (p50/p99 µs), and a 10-name wildcard lookup (µs). */
+function foldCost(n: number): { foldP50: number; foldP99: number; wildcardUs: number } {
+  const make = (i: number, v4: string): Instance =>
+    toInstance({
+      name: `web-${String(i).padStart(5, '0')}`,
+      status: 'Running',
+      expanded_devices: { eth0: { type: 'nic', name: 'eth0' } },
+      state: { status: 'Running', network: { eth0: { type: 'broadcast', addresses: [{ family: 'inet', address: v4, scope: 'global' }] } } },
+    });
+  let snap = Snapshot.empty().withList(Array.from({ length: n }, (_, k) => make(k + 1, `10.1.${(k >> 8) & 255}.${k & 255}`)), [], false, Date.now());
+  const samples: number[] = [];
+  for (let k = 0; k < 2000; k++) {
+    const i = 1 + ((k * 7919) % n);
+    const inst = make(i, `10.2.${k >> 8 & 255}.${k & 255}`);
+    const t0 = performance.now();
+    snap = snap.withInstance(inst);
+    samples.push((performance.now() - t0) * 1000);
+  }
+  snap.matchHosts('web-0001*');
+  const t0 = performance.now();
+  const rounds = 2000;
+  for (let k = 0; k < rounds; k++) snap.matchHosts('web-0001*');
+  const wildcardUs = ((performance.now() - t0) * 1000) / rounds;
+  return { foldP50: pct(samples, 0.5), foldP99: pct(samples, 0.99), wildcardUs };
+}
+
+type Ask = (name: string) => Promise<string | undefined>;
+
+/** A one-at-a-time UDP A query: the first address answered, or undefined (NXDOMAIN, timeout). */
+function askFn(client: dgram.Socket, port: number): Ask {
+  let id = 0;
+  const pending = new Map<number, (addr: string | undefined) => void>();
+  client.on('message', (msg) => {
+    try {
+      const p = dnsPacket.decode(msg);
+      const done = pending.get(p.id ?? -1);
+      if (!done) return;
+      pending.delete(p.id!);
+      const a = p.answers?.find((r) => r.type === 'A');
+      done(a !== undefined && a.type === 'A' ? String(a.data) : undefined);
+    } catch {
+      // not ours
+    }
+  });
+  return (name) =>
+    new Promise((resolve) => {
+      id = (id + 1) & 0xffff;
+      const my = id;
+      const timer = setTimeout(() => {
+        pending.delete(my);
+        resolve(undefined);
+      }, 1000);
+      pending.set(my, (addr) => {
+        clearTimeout(timer);
+        resolve(addr);
+      });
+      client.send(dnsPacket.encode({ type: 'query', id: my, questions: [{ name, type: 'A' }] }), port, '127.0.0.1');
+    });
+}
+
+/** Sends `total` queries for `names` with `window` in flight; resolves when every one is answered or lost. */
+function load(client: dgram.Socket, port: number, names: string[], total: number, window: number): Promise<void> {
+  const packets = names.map((name, k) => dnsPacket.encode({ type: 'query', id: k, questions: [{ name, type: 'A' }] }));
+  return new Promise((resolve) => {
+    let sent = 0;
+    let done = 0;
+    const send = () => {
+      client.send(packets[sent % packets.length]!, port, '127.0.0.1');
+      sent++;
+    };
+    const onReply = () => {
+      done++;
+      if (sent < total) send();
+      else if (done >= total) finish();
+    };
+    // A lost datagram must not stall the window: a watchdog tops it up.
+    const watchdog = setInterval(() => {
+      if (sent >= total) return finish();
+      for (let k = 0; k < window / 4 && sent < total; k++) send();
+    }, 200);
+    const finish = () => {
+      clearInterval(watchdog);
+      client.off('message', onReply);
+      resolve();
+    };
+    client.on('message', onReply);
+    for (let k = 0; k < window; k++) send();
+  });
+}
+
+function readyz(port: number): Promise<number> {
+  return new Promise((resolve) => {
+    const req = https.get({ host: '127.0.0.1', port, path: '/readyz', rejectUnauthorized: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
+function portFrom(log: string, msg: string): number | undefined {
+  for (const line of log.split('\n')) {
+    if (!line.includes(`"${msg}"`)) continue;
+    try {
+      const port = (JSON.parse(line) as { port?: number }).port;
+      if (port) return port;
+    } catch {
+      // partial line
+    }
+  }
+  return undefined;
+}
+
+async function until<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, pollMs = 10): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error(`growth: timed out waiting for ${what}`);
+    if (pollMs > 0) await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+function rss(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+}
+
+function pct(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+void main().catch((err: unknown) => {
+  console.error(`growth: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
+
+export type { SimLxd };
