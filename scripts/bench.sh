@@ -7,7 +7,7 @@
 # measured in the same run, are the numbers to compare across machines.
 #
 # lexa serves a SYNTHETIC snapshot (src/bench/server.ts): a real LXD cannot hold 1000 containers here. The DNS path
-# it measures (startDns: UDP socket, handler, resolver, wire codec) is the daemon's own.
+# it measures (startPlainDns: UDP socket, handler, resolver, wire codec) is the daemon's own.
 #
 #   npm run bench                      (= bash scripts/bench.sh; needs root for apt-get, and two CPUs)
 #
@@ -16,7 +16,7 @@
 #   BENCH_WARMUP [2]       seconds of unmeasured load first (JIT, caches), the same for every server
 #   BENCH_INSTANCES [1000] names served
 #   BENCH_CLIENTS [10]     dnsperf -c;  BENCH_OUTSTANDING [100] dnsperf -q
-#   BENCH_SERVERS ["knot dnsmasq lexa"]  which servers, in this order
+#   BENCH_SERVERS ["knot dnsmasq lexa lexadgram"]  which servers, in this order (lexadgram: lexa on Node's dgram)
 #   BENCH_ROUNDS [1]       measure every server this many times, interleaved (knot, dnsmasq, lexa, knot, ...)
 #   BENCH_MICRO [1]        0 skips the in-process micro-benchmark (node dist/bench/dns.js) at the end
 #   BENCH_BUILD [1]        0 uses dist/ as it is instead of rebuilding when src/ is newer
@@ -30,7 +30,7 @@ warmup=${BENCH_WARMUP:-2}
 instances=${BENCH_INSTANCES:-1000}
 clients=${BENCH_CLIENTS:-10}
 outstanding=${BENCH_OUTSTANDING:-100}
-servers=${BENCH_SERVERS:-knot dnsmasq lexa}
+servers=${BENCH_SERVERS:-knot dnsmasq lexa lexadgram}
 rounds=${BENCH_ROUNDS:-1}
 micro=${BENCH_MICRO:-1}
 build=${BENCH_BUILD:-1}
@@ -80,8 +80,9 @@ if (( ${#need[@]} > 0 )); then
   echo "bench: installing ${need[*]}"
   knotd_before=" $(pgrep -x knotd | tr '\n' ' ') "
   export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=900 update -qq
-  apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=900 update -qq || die "apt-get update failed (is another apt running?)"
+  apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${need[@]}" >/dev/null ||
+    die "apt-get install ${need[*]} failed"
   for pid in $(pgrep -x knotd || true); do
     [[ $knotd_before == *" $pid "* ]] || { echo "bench: stopping knotd $pid started by the package install"; stop_pid "$pid"; }
   done
@@ -189,19 +190,25 @@ start_dnsmasq() {
   pid_dnsmasq=$!; children+=("$pid_dnsmasq"); port_dnsmasq=$port
 }
 
-start_lexa() {
-  taskset -c "$server_cpu" node dist/bench/server.js --instances "$instances" --port 0 \
-    >"$tmp/lexa.out" 2>"$tmp/lexa.log" &
-  pid_lexa=$!; children+=("$pid_lexa")
+# lexa: UDP with batched recvmmsg/sendmmsg (native/udp_batch.c), what the daemon uses where the addon is built;
+# lexadgram: the same server on Node's dgram, the fallback, so the table shows what batching buys.
+start_lexa() { start_lexa_io lexa recvmmsg; }
+start_lexadgram() { start_lexa_io lexadgram dgram; }
+start_lexa_io() {
+  local name=$1 io=$2 pid
+  taskset -c "$server_cpu" node dist/bench/server.js --instances "$instances" --port 0 --io "$io" \
+    >"$tmp/$name.out" 2>"$tmp/$name.log" &
+  pid=$!; children+=("$pid"); printf -v "pid_$name" '%s' "$pid"
   local waited=0
-  until grep -q '^ready ' "$tmp/lexa.out"; do
-    kill -0 "$pid_lexa" 2>/dev/null || die "lexa bench server exited: $(cat "$tmp/lexa.log")"
-    (( waited++ < START_TIMEOUT_S * 10 )) || die "lexa bench server not ready after ${START_TIMEOUT_S}s"
+  until grep -q '^ready ' "$tmp/$name.out"; do
+    kill -0 "$pid" 2>/dev/null || die "$name bench server exited: $(cat "$tmp/$name.log")"
+    (( waited++ < START_TIMEOUT_S * 10 )) || die "$name bench server not ready after ${START_TIMEOUT_S}s"
     sleep 0.1
   done
-  port_lexa=$(sed -n 's/^ready .*port=\([0-9]*\).*/\1/p' "$tmp/lexa.out")
-  local said; said=$(sed -n 's/^ready pid=\([0-9]*\).*/\1/p' "$tmp/lexa.out")
-  [[ $said == "$pid_lexa" ]] || die "lexa bench server says pid $said, started as $pid_lexa"
+  printf -v "port_$name" '%s' "$(sed -n 's/^ready .*port=\([0-9]*\).*/\1/p' "$tmp/$name.out")"
+  local said; said=$(sed -n 's/^ready pid=\([0-9]*\).*/\1/p' "$tmp/$name.out")
+  [[ $said == "$pid" ]] || die "$name bench server says pid $said, started as $pid"
+  grep -q "io=$io" "$tmp/$name.out" || die "$name bench server is not serving with $io: $(cat "$tmp/$name.out" "$tmp/$name.log")"
 }
 
 # Waits for a server's first answer, then checks NOERROR and exactly the expected address for every check name.
@@ -277,12 +284,12 @@ echo "  server on CPU $server_cpu, dnsperf on CPU $client_cpu; $(nproc) CPUs, $(
 echo "  node $(node --version), $(knotd --version | head -1), $(dnsmasq --version | head -1 | sed 's/ Copyright.*//')," \
   "dnsperf $(dnsperf -h 2>&1 | sed -n 's/^Version //p')"
 echo "  lexa serves a SYNTHETIC snapshot ($instances running containers made in src/bench/server.ts; a real LXD cannot" \
-  "hold that many here); the DNS path measured (startDns: UDP, handler, resolver, wire codec) is the daemon's own."
+  "hold that many here); the DNS path measured (startPlainDns: UDP, handler, resolver, wire codec) is the daemon's own."
 echo "  knot: 1 UDP worker, zone file, no journal. dnsmasq: --addn-hosts, --local=/$suffix/, no upstreams."
 echo
 
 for s in $servers; do
-  case $s in knot | dnsmasq | lexa) "start_$s" ;; *) die "unknown server '$s' in BENCH_SERVERS" ;; esac
+  case $s in knot | dnsmasq | lexa | lexadgram) "start_$s" ;; *) die "unknown server '$s' in BENCH_SERVERS" ;; esac
 done
 echo "Checks (dig, before measuring):"
 for s in $servers; do pid_var=pid_$s port_var=port_$s; verify "$s" "${!pid_var}" "${!port_var}"; done

@@ -15,6 +15,12 @@ if [[ ! -f $stamp ]] || ! cmp -s package-lock.json "$stamp"; then
   npm ci --no-audit --no-fund
   cp package-lock.json "$stamp"
 fi
+# The batched-UDP addon (npm ci builds it; a checkout whose node_modules predates it, or an edited source, gets it
+# here). Without a compiler it says so and lexa uses dgram; the UDP tests then fail on purpose, since CI must
+# exercise the path users get.
+if [[ ! -f native/build/udp_batch.node || native/udp_batch.c -nt native/build/udp_batch.node ]]; then
+  node scripts/build-native.mjs
+fi
 npm run build
 npm run typecheck   # src and test, strict
 

@@ -7,14 +7,15 @@
  *
  *   node dist/bench/server.js [--host 127.0.0.1] [--port 0] [--instances 1000]
  *       Serves until SIGTERM/SIGINT. When ready, prints one line to stdout:
- *       `ready pid=<pid> port=<port> instances=<n> suffix=<suffix>`; notes go to stderr.
+ *       `ready pid=<pid> port=<port> instances=<n> suffix=<suffix> io=<recvmmsg|dgram>`; notes go to stderr.
+ *   --io dgram serves UDP with Node's dgram instead of the batched addon (the default where it is built).
  *   node dist/bench/server.js --records [--instances 1000]
  *       Prints `<name>.<suffix> <address>` per instance and exits: the one list the peers' zone files and the
  *       query file are written from, so every server serves exactly the same names.
  */
 import { parseArgs } from 'node:util';
 import { defaultConfig } from '../config/index.js';
-import { silentLogger } from '../log/index.js';
+import { memoryLogger, silentLogger } from '../log/index.js';
 import { createHandler, DEFAULT_MAX_UDP_PAYLOAD, resolverOptions, startPlainDns } from '../servers/dns/index.js';
 import { Snapshot, toInstance, type LxdInstance } from '../streams/index.js';
 
@@ -66,6 +67,7 @@ async function main(): Promise<void> {
       port: { type: 'string', default: '0' },
       instances: { type: 'string', default: '1000' },
       records: { type: 'boolean', default: false },
+      io: { type: 'string', default: 'recvmmsg' },
     },
   });
   const n = Number(values.instances);
@@ -90,8 +92,13 @@ async function main(): Promise<void> {
     idleTimeoutMs: config.dns.tcpIdleTimeoutMs,
     maxConnections: config.dns.maxTcpConnections,
     udpPayload: DEFAULT_MAX_UDP_PAYLOAD,
+    batch: values.io !== 'dgram',
   };
-  const servers = await startPlainDns({ binds, handle, log: silentLogger, limits });
+  if (values.io !== 'recvmmsg' && values.io !== 'dgram') throw new Error('--io: recvmmsg or dgram');
+  // The transport's own log says which UDP path serves (the batched one needs its addon built at install).
+  const startLog = memoryLogger();
+  const servers = await startPlainDns({ binds, handle, log: startLog, limits });
+  const io = startLog.lines.find((l) => l['msg'] === 'dns/udp: listening')?.['io'];
 
   let stopping = false;
   const stop = () => {
@@ -107,7 +114,7 @@ async function main(): Promise<void> {
       ' one IPv4 each, 10.77.x.y): a real LXD cannot hold that many here; the DNS path served (startPlainDns: UDP + TCP,' +
       ` handler, resolver, wire codec) is the daemon's own. Node ${process.version}.`,
   );
-  console.log(`ready pid=${process.pid} port=${servers.ports[0]} instances=${n} suffix=${suffix}`);
+  console.log(`ready pid=${process.pid} port=${servers.ports[0]} instances=${n} suffix=${suffix} io=${String(io)}`);
 }
 
 main().catch((err: unknown) => {

@@ -1,0 +1,31 @@
+// Builds native/udp_batch.c (batched UDP: recvmmsg/sendmmsg) into native/build/udp_batch.node with the C compiler
+// and the headers of the Node that runs this script, never anything downloaded. Runs at `npm install`/`npm ci`.
+// Where it cannot build (not Linux, no compiler, no headers) it says why and exits 0: lexa then serves UDP with
+// Node's dgram, the same behaviour at a higher CPU cost per query.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const source = join(root, 'native', 'udp_batch.c');
+const out = join(root, 'native', 'build', 'udp_batch.node');
+
+function skip(why) {
+  console.log(`lexa: batched UDP not built (${why}); DNS over UDP uses Node's dgram`);
+  process.exit(0);
+}
+
+if (process.platform !== 'linux') skip(`recvmmsg/sendmmsg are Linux system calls; this is ${process.platform}`);
+const headers = [join(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node', '/usr/local/include/node'].find((d) =>
+  existsSync(join(d, 'node_api.h')),
+);
+if (!headers) skip('no node_api.h beside this Node (Debian: the nodejs package ships /usr/include/node)');
+const cc = process.env.CC || 'cc';
+try {
+  mkdirSync(dirname(out), { recursive: true });
+  execFileSync(cc, ['-O2', '-Wall', '-shared', '-fPIC', `-I${headers}`, '-o', out, source], { stdio: ['ignore', 'inherit', 'pipe'] });
+  console.log(`lexa: built ${out}`);
+} catch (err) {
+  skip(`${cc} failed: ${String(err.stderr ?? err.message).trim().split('\n')[0]}`);
+}
