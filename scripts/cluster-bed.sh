@@ -55,6 +55,8 @@ ensure_network() {
   local n
   for n in "${MEMBERS[@]}"; do
     ip netns list | grep -qw "$(ns "$n")" || ip netns add "$(ns "$n")"
+    # A host end whose peer is not in the namespace (the namespace was re-created) is useless: make a new pair.
+    if ! ip -n "$(ns "$n")" link show eth0 >/dev/null 2>&1; then ip link del "lexacl0-m$n" 2>/dev/null || true; fi
     if ! ip link show "lexacl0-m$n" >/dev/null 2>&1; then
       ip link add "lexacl0-m$n" type veth peer name eth0 netns "$(ns "$n")"
       ip link set "lexacl0-m$n" master "$HOST_BRIDGE" up
