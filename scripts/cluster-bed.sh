@@ -178,6 +178,12 @@ down() {
     ip netns del "$(ns "$n")" 2>/dev/null || true
   done
   ip link del "$HOST_BRIDGE" 2>/dev/null || true
+  # A member daemon that was killed (not shut down) leaves its dnsmasq behind: end those of this bed only.
+  local p
+  for p in /proc/[0-9]*; do
+    [[ -r $p/cmdline ]] && tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "^dnsmasq .*--dhcp-leasefile=$STATE/" &&
+      kill "${p#/proc/}" 2>/dev/null || true
+  done
   rm -rf "$STATE"
   log "removed"
 }
