@@ -7,6 +7,8 @@ cd "$here/.."
 
 [[ $(id -u) -eq 0 ]] || { echo "scripts/test.sh: run as root (it installs and starts LXD)" >&2; exit 1; }
 bash scripts/testbed.sh
+# test/cluster: a real 2-member LXD cluster beside the standalone LXD (own LXD_DIRs, namespaces, bridge).
+bash scripts/cluster-bed.sh
 if [[ -f scripts/doq-client.sh ]]; then bash scripts/doq-client.sh; fi
 
 # npm ci when the lock file changed since the last install (or there is none): a clean clone always installs.

@@ -154,7 +154,7 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
   };
 
   let endpoint: LxdEndpoint;
-  if (lxd.bind !== null) {
+  if (lxd.bind.length > 0) {
     if (lxd.socket !== null)
       problems.push(`${name}: server.lxd: set either socket (local LXD) or bind (LXD over HTTPS), not both`);
     const certificate = path(lxd.certificate, 'server.lxd.certificate');
@@ -163,7 +163,7 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       problems.push(`${name}: server.lxd: LXD over HTTPS needs certificate and key (a client certificate LXD trusts)`);
     endpoint = {
       kind: 'https',
-      bind: lxd.bind,
+      binds: lxd.bind,
       certificate: certificate ?? '',
       key: key ?? '',
       serverCertificate: path(lxd.server_certificate, 'server.lxd.server_certificate'),

@@ -63,12 +63,18 @@ export const configSchema = block({
         .default('lexa'),
       /** LXD's local socket. Absent: found in the environment (load.ts: $LXD_DIR, then the standard places). */
       socket: file.optional(),
-      /** LXD over HTTPS instead of the socket: declaring this block is what selects HTTPS. */
-      bind: block({
-        host: text(/\S/).required('to reach LXD over HTTPS'),
-        /** LXD's own default HTTPS port (core.https_address without a port). */
-        port: port.default(8443),
-      }).optional(),
+      /**
+       * LXD over HTTPS instead of the socket: declaring a bind block is what selects HTTPS. Repeatable: the members
+       * of one LXD cluster, tried in order for the first connection; once connected, lexa also knows every member
+       * from LXD itself and fails over to any of them (streams/failover-client.ts).
+       */
+      bind: list(
+        block({
+          host: text(/\S/).required('to reach LXD over HTTPS'),
+          /** LXD's own default HTTPS port (core.https_address without a port). */
+          port: port.default(8443),
+        }),
+      ).default([]),
       /** Client certificate and key LXD trusts; only with bind. */
       certificate: file.optional(),
       key: file.optional(),

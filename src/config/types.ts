@@ -21,7 +21,8 @@ export type LxdEndpoint =
   | { readonly kind: 'unix'; readonly socket: string }
   | {
       readonly kind: 'https';
-      readonly bind: Bind;
+      /** The members to try for the first connection, in order (one for a standalone LXD). Never empty. */
+      readonly binds: readonly Bind[];
       /** Client certificate and key LXD trusts. */
       readonly certificate: string;
       readonly key: string;

@@ -1,5 +1,6 @@
 import type { ClusterMember, Instance } from './model.js';
 import type { Snapshot } from './snapshot.js';
+import { unreachableHeld } from './unreachable.js';
 
 /**
  * What can happen to the snapshot. The reflector turns LXD's events and the replies to its requests into these;
@@ -36,7 +37,10 @@ export function fold(snapshot: Snapshot, action: Action): Snapshot {
     case 'listed':
       return snapshot.withList(listedInstances(snapshot, action), action.members, action.clustered, action.at);
     case 'instance':
-      return snapshot.withInstance(action.instance, action.at);
+      return snapshot.withInstance(
+        unreachableHeld(snapshot.instances.get(action.instance.key), action.instance, snapshot.members, snapshot.clustered),
+        action.at,
+      );
     case 'instance-gone':
       return snapshot.withoutInstance(action.key, action.at);
     case 'members':
@@ -48,11 +52,18 @@ export function fold(snapshot: Snapshot, action: Action): Snapshot {
   }
 }
 
-/** The list's instances, with the snapshot's own entry for every key in `keep` (none when it has none). */
+/**
+ * The list's instances, with the snapshot's own entry for every key in `keep` (none when it has none), and the
+ * last known record of instances on a member LXD cannot reach but still lists Online (unreachable.ts).
+ */
 function listedInstances(snapshot: Snapshot, action: Extract<Action, { type: 'listed' }>): readonly Instance[] {
-  if (!action.keep?.length) return action.instances;
+  const members = new Map(action.members.map((m) => [m.name, m]));
+  const listed = action.instances.map((inst) =>
+    unreachableHeld(snapshot.instances.get(inst.key), inst, members, action.clustered),
+  );
+  if (!action.keep?.length) return listed;
   const keep = new Set(action.keep);
-  const out = action.instances.filter((inst) => !keep.has(inst.key));
+  const out = listed.filter((inst) => !keep.has(inst.key));
   for (const key of keep) {
     const current = snapshot.instances.get(key);
     if (current) out.push(current);

@@ -9,3 +9,6 @@ export { Reflector, type ReflectorOptions } from './reflector.js';
 export { parseServiceKeys, SERVICE_PREFIX } from './services.js';
 export { Snapshot, endpointsOf, findInterface } from './snapshot.js';
 export { SnapshotStore } from './store.js';
+export { FailoverClient, originOf } from './failover-client.js';
+export { resolveMemberHosts, type HostLookup } from './member-addresses.js';
+export { unreachableHeld } from './unreachable.js';

@@ -3,6 +3,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import type { LxdEndpoint } from '../config/types.js';
+import { FailoverClient } from './failover-client.js';
 
 /**
  * A minimal LXD REST client: GETs that return the `metadata` of a sync response, and the events websocket.
@@ -49,6 +50,14 @@ export interface LxdClient {
   /** Open the events websocket for `query` (e.g. `type=lifecycle&all-projects=true`). */
   events(query: string): EventSocket;
   close(): Promise<void>;
+  /**
+   * A client that can reach several members of an LXD cluster (FailoverClient) has these; one that reaches a
+   * single endpoint (the unix socket, a test's fake) does not.
+   * `learnMembers`: the API URLs of the cluster's members, as LXD lists them, become candidates to fail over to.
+   * `failover`: the current target failed; the next call goes to the next candidate. Returns the new target.
+   */
+  learnMembers?(urls: readonly string[]): void;
+  failover?(): string;
 }
 
 export function createLxdClient(endpoint: LxdEndpoint): LxdClient {
@@ -64,16 +73,22 @@ export function createLxdClient(endpoint: LxdEndpoint): LxdClient {
     ...(endpoint.serverCertificate !== null
       ? // Pinning: LXD's self-signed certificate is its own CA, so the chain check is the pin. Its names rarely
         // match the address we dial, so the host-name check is skipped (a pinned certificate is the identity).
+        // The members of a cluster all present the one cluster certificate, so one pin covers every member.
         { ca: readFileSync(endpoint.serverCertificate), rejectUnauthorized: true, checkServerIdentity: () => undefined }
       : { rejectUnauthorized: false }),
   };
-  const host = endpoint.bind.host.includes(':') ? `[${endpoint.bind.host}]` : endpoint.bind.host;
-  const origin = `https://${host}:${endpoint.bind.port}`;
+  const origins = endpoint.binds.map((b) => `https://${b.host.includes(':') ? `[${b.host}]` : b.host}:${b.port}`);
+  return new FailoverClient(origins, (origin) => httpsClient(origin, tls));
+}
+
+/** A client for one LXD HTTPS origin (`https://host:port`), with the client certificate and pin in `tls`. */
+function httpsClient(origin: string, tls: object): LxdClient {
   const agent = new Agent({ connect: tls });
   // ws hands these to tls.connect, where checkServerIdentity returning undefined means "accept"; @types/ws
   // declares a boolean return instead (a truthy return would mean an error), hence the cast.
   const wsOptions = tls as unknown as WebSocket.ClientOptions;
-  return makeClient(origin, origin, agent, (path) => new WebSocket(`wss://${host}:${endpoint.bind.port}${path}`, wsOptions));
+  const ws = origin.replace(/^https:/, 'wss:');
+  return makeClient(origin, origin, agent, (path) => new WebSocket(`${ws}${path}`, wsOptions));
 }
 
 interface LxdResponse {

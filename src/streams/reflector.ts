@@ -1,6 +1,7 @@
 import { describeError, type Logger } from '../log/index.js';
 import { realClock, sleep, type Clock } from './clock.js';
 import { EventConnection, reconnectDelay } from './connection.js';
+import { originOf } from './failover-client.js';
 import type { LxdClient } from './lxd-client.js';
 import {
   toInstance,
@@ -11,7 +12,8 @@ import {
   type LxdMember,
   type LxdServerEnvironment,
 } from './lxd-model.js';
-import type { Instance } from './model.js';
+import { resolveMemberHosts } from './member-addresses.js';
+import type { ClusterMember, Instance } from './model.js';
 import { planEvent } from './plan.js';
 import { complete, Refetcher } from './refetch.js';
 import type { SnapshotStore } from './store.js';
@@ -31,6 +33,18 @@ import type { SnapshotStore } from './store.js';
  * host full of IPv4-only instances is not polled after every re-list.
  */
 export const RECENT_START_MS = 30_000;
+
+/**
+ * How often the member list is read while LXD is clustered. A member that dies emits no event; LXD marks it
+ * Offline after missed heartbeats (~10–20 s on LXD 5.0), and lexa learns that only by asking. Every 5 s adds at
+ * most a quarter of that to the time a dead member's instances keep answering (see unreachable.ts).
+ */
+export const MEMBER_POLL_MS = 5_000;
+/**
+ * A member that comes back forwards its events again only some seconds after it is Online (measured ~7 s on LXD
+ * 5.0.2), and events of that gap are lost: one more full re-list this long after a member's return repairs them.
+ */
+export const MEMBER_RETURN_RESYNC_MS = 10_000;
 
 export interface ReflectorOptions {
   readonly project: string;
@@ -79,6 +93,9 @@ export class Reflector {
   #connections = 0;
   /** The list in flight, if any. */
   #listing: Listing | undefined;
+  #memberTimer: unknown;
+  #returnTimer: unknown;
+  #memberPoll: Promise<void> | undefined;
 
   constructor(client: LxdClient, store: SnapshotStore, opts: ReflectorOptions) {
     this.#client = client;
@@ -108,7 +125,21 @@ export class Reflector {
     this.#connAbort.abort();
     this.#conn?.close();
     this.#clock.clearInterval(this.#resyncTimer);
+    this.#clock.clearInterval(this.#memberTimer);
+    this.#clock.clearTimeout(this.#returnTimer);
     await this.#running;
+  }
+
+  /**
+   * The LXD endpoint lexa talks to now, and the cluster member it is (by the member list's URLs; null on a
+   * standalone LXD or before the first list).
+   */
+  get watching(): { readonly target: string; readonly member: string | null } {
+    const target = this.#client.target;
+    const origin = originOf(target);
+    let member: string | null = null;
+    for (const m of this.#store.current.members.values()) if (origin !== undefined && originOf(m.url) === origin) member = m.name;
+    return { target, member };
   }
 
   /** Drops the events connection as if the network cut it (for tests and operators' `kill -USR2`-style use). */
@@ -135,6 +166,10 @@ export class Reflector {
       if (this.#stopped) break;
       // A connection that stayed up a while was healthy: start the backoff over.
       failures = this.#clock.now() - started > this.#opts.watchdogMs ? 0 : failures + 1;
+      // In a cluster any member will do: the next attempt goes to the next one lexa knows (failover-client.ts).
+      const before = this.#client.target;
+      const next = this.#client.failover?.() ?? before;
+      if (next !== before) this.#log.warn('lxd failing over to another member', { from: before, to: next });
       await sleep(this.#clock, reconnectDelay(failures, this.#random), this.#halt.signal);
     }
   }
@@ -164,12 +199,15 @@ export class Reflector {
       });
       this.#endList(listing, signal);
       this.#scheduleResync();
+      this.#scheduleMemberPoll();
       const code = await conn.closed;
       this.#log.warn('lxd events connection closed', { target: this.#client.target, code });
     } finally {
       // Any list of this connection (the first or a resync) is moot now; the next connection lists afresh.
       this.#listing = undefined;
       this.#clock.clearInterval(this.#resyncTimer);
+      this.#clock.clearInterval(this.#memberTimer);
+      this.#clock.clearTimeout(this.#returnTimer);
       conn.close();
     }
   }
@@ -206,9 +244,7 @@ export class Reflector {
       this.#client.get<LxdInstance[]>(`/1.0/instances?recursion=2&${this.#scope()}`, signal),
     ]);
     const clustered = server?.environment?.server_clustered === true;
-    const members = clustered
-      ? ((await this.#client.get<LxdMember[]>('/1.0/cluster/members?recursion=1', signal)) ?? []).map(toMember)
-      : [toStandaloneMember(server?.environment)];
+    const members = clustered ? await this.#readMembers(signal) : [toStandaloneMember(server?.environment)];
     const instances = (raw ?? []).map((r) => toInstance(r));
     const keep = [...listing.read];
     this.#store.dispatch({ type: 'listed', instances, members, clustered, keep, at: this.#clock.now() });
@@ -253,12 +289,59 @@ export class Reflector {
       for (const inst of this.#store.current.instancesUsingProfile(plan.profile.project, plan.profile.name))
         this.#refetcher.refetch(inst.project, inst.name, true, signal);
     }
-    if (plan.members) {
-      this.#client
-        .get<LxdMember[]>('/1.0/cluster/members?recursion=1', signal)
-        .then((m) => this.#store.dispatch({ type: 'members', members: (m ?? []).map(toMember), clustered: true, at: this.#clock.now() }))
-        .catch((err) => this.#log.warn('lxd member list failed', { error: describeError(err) }));
-    }
+    if (plan.members) void this.#pollMembers(signal);
+  }
+
+  /**
+   * The cluster's members with their addresses (host names resolved), taught to the client as failover
+   * candidates.
+   */
+  async #readMembers(signal: AbortSignal): Promise<ClusterMember[]> {
+    const raw = (await this.#client.get<LxdMember[]>('/1.0/cluster/members?recursion=1', signal)) ?? [];
+    const members = await resolveMemberHosts(raw.map(toMember), undefined, (member, host, error) =>
+      this.#log.warn('cluster member host name does not resolve', { member, host, error }),
+    );
+    this.#client.learnMembers?.(members.map((m) => m.url).filter((u) => u !== ''));
+    return members;
+  }
+
+  #scheduleMemberPoll(): void {
+    this.#clock.clearInterval(this.#memberTimer);
+    if (!this.#store.current.clustered) return;
+    const signal = this.#connAbort.signal;
+    this.#memberTimer = this.#clock.setInterval(() => {
+      if (!this.#memberPoll) void this.#pollMembers(signal);
+    }, MEMBER_POLL_MS);
+  }
+
+  /**
+   * Reads the member list; when a member's status changed (it died, or came back), re-lists: LXD reports its
+   * instances differently now (unreachable.ts), and no event said so. A member back Online gets a second
+   * re-list MEMBER_RETURN_RESYNC_MS later, for the events it did not forward meanwhile.
+   */
+  #pollMembers(signal: AbortSignal): Promise<void> {
+    const poll = (async () => {
+      const before = this.#store.current.members;
+      const members = await this.#readMembers(signal);
+      if (signal.aborted) return;
+      this.#store.dispatch({ type: 'members', members, clustered: true, at: this.#clock.now() });
+      const changed = members.filter((m) => before.get(m.name)?.status !== m.status);
+      if (changed.length === 0 && members.length === before.size) return;
+      this.#log.info('cluster members changed; re-listing', {
+        members: changed.map((m) => `${m.name}: ${before.get(m.name)?.status ?? 'new'} → ${m.status}`),
+      });
+      this.#resync();
+      if (changed.some((m) => m.status === 'Online')) {
+        this.#clock.clearTimeout(this.#returnTimer);
+        this.#returnTimer = this.#clock.setTimeout(() => this.#resync(), MEMBER_RETURN_RESYNC_MS);
+      }
+    })()
+      .catch((err) => {
+        if (!signal.aborted) this.#log.warn('lxd member list failed', { error: describeError(err) });
+      })
+      .finally(() => (this.#memberPoll = undefined));
+    this.#memberPoll = poll;
+    return poll;
   }
 
   /** Stores one instance as just read, and logs its config problems when they changed. */

@@ -73,7 +73,7 @@ t.test('every default, as the daemon receives it', async (t) => {
   });
   // A declared block takes its keys' defaults; declaring an encrypted transport's block is what turns it on.
   const c = fromParsed({ server: [{ lxd: [{ bind: [{ host: '10.0.0.5' }], certificate: certFile, key: keyFile }], dns: [{ dot: [{}], bind: [{ port: 53 }] }] }] }, null);
-  t.match(c.lxd.endpoint, { kind: 'https', bind: { host: '10.0.0.5', port: 8443 } });
+  t.match(c.lxd.endpoint, { kind: 'https', binds: [{ host: '10.0.0.5', port: 8443 }] });
   t.same(c.dns.binds, [{ host: '127.0.0.1', port: 53 }], 'a bind block takes the omitted host from the default bind');
   t.same(c.dns.dot, { ...encrypted(18853), enabled: true });
 });
@@ -137,7 +137,7 @@ t.test('a full configuration in the original structure, multi-line blocks', asyn
   const c = await loadConfig({ path: file });
   t.equal(c.source, file);
   t.equal(c.lxd.suffix, 'lxd.example.com');
-  t.match(c.lxd.endpoint, { kind: 'https', bind: { host: '127.0.0.1', port: 8443 }, certificate: certFile, key: keyFile });
+  t.match(c.lxd.endpoint, { kind: 'https', binds: [{ host: '127.0.0.1', port: 8443 }], certificate: certFile, key: keyFile });
   t.equal(c.lxd.allProjects, true);
   t.equal(c.lxd.resyncIntervalMs, 120_000);
   t.same(c.dns.binds, [{ host: '127.0.0.1', port: 18053 }, { host: '::1', port: 18053 }]);
@@ -268,8 +268,8 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
   const cases: Record<string, Case> = {
     'server.lxd.suffix': [{ lxd: { suffix: 'Zone.' } }, (c) => c.lxd.suffix, 'zone'],
     'server.lxd.socket': [{ lxd: { socket: dir } }, (c) => c.lxd.endpoint.kind === 'unix' && c.lxd.endpoint.socket, dir],
-    'server.lxd.bind.host': [{ lxd: { bind: https, ...files } }, (c) => c.lxd.endpoint.kind === 'https' && c.lxd.endpoint.bind.host, '10.0.0.5'],
-    'server.lxd.bind.port': [{ lxd: { bind: { ...https, port: 1 }, ...files } }, (c) => c.lxd.endpoint.kind === 'https' && c.lxd.endpoint.bind.port, 1],
+    'server.lxd.bind.host': [{ lxd: { bind: https, ...files } }, (c) => c.lxd.endpoint.kind === 'https' && c.lxd.endpoint.binds[0]?.host, '10.0.0.5'],
+    'server.lxd.bind.port': [{ lxd: { bind: { ...https, port: 1 }, ...files } }, (c) => c.lxd.endpoint.kind === 'https' && c.lxd.endpoint.binds[0]?.port, 1],
     'server.lxd.certificate': [{ lxd: { bind: https, ...files } }, (c) => c.lxd.endpoint.kind === 'https' && c.lxd.endpoint.certificate, certFile],
     'server.lxd.key': [{ lxd: { bind: https, ...files } }, (c) => c.lxd.endpoint.kind === 'https' && c.lxd.endpoint.key, keyFile],
     'server.lxd.server_certificate': [
@@ -326,4 +326,28 @@ t.test('checks declared with a key: duplicate binds, minimum durations, required
   t.match(problemsOf({ lxd: { bind: { port: 1 }, certificate: certFile, key: keyFile } }), /^\/x\.hcl: server\.lxd\.bind\.host: required to reach LXD over HTTPS$/);
   t.match(problemsOf({ lxd: { project: 'default', all_projects: true } }), /set project or all_projects = true, not both/, 'a project given, even the default one');
   t.match(problemsOf({ dns: { dot: { certificate: certFile } } }), /server\.dns\.dot: set both certificate and key/);
+});
+
+t.test('several lxd bind blocks: the cluster members tried in order for the first connection', async (t) => {
+  const file = write(
+    'cluster.hcl',
+    `server {
+  lxd {
+    bind {
+      host = "10.77.0.12"
+    }
+    bind {
+      host = "10.77.0.11"
+      port = 9443
+    }
+    certificate = "c.crt"
+    key         = "c.key"
+  }
+}
+`,
+  );
+  const c = await loadConfig({ path: file });
+  t.match(c.lxd.endpoint, { kind: 'https', binds: [{ host: '10.77.0.12', port: 8443 }, { host: '10.77.0.11', port: 9443 }] });
+  const one = fromParsed({ server: [{ lxd: [{ bind: [{ host: 'lxd1' }], certificate: certFile, key: keyFile }] }] }, null);
+  t.match(one.lxd.endpoint, { kind: 'https', binds: [{ host: 'lxd1', port: 8443 }] }, 'a single bind is still valid');
 });

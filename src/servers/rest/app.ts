@@ -6,6 +6,8 @@ export interface RestOptions {
   readonly suffix: string;
   /** The latest snapshot; read synchronously on every request. */
   readonly snapshot: () => Snapshot;
+  /** The LXD endpoint lexa watches now and the cluster member it is (null when unknown); shown by /readyz. */
+  readonly watching?: () => { readonly target: string; readonly member: string | null };
 }
 
 /**
@@ -76,6 +78,7 @@ export function restApp(opts: RestOptions): express.Express {
       // While connected, events keep the snapshot current however old its last change is; while disconnected,
       // this is how long lexa has been answering from what it knew.
       staleSeconds: snap.connected || !snap.listedAt ? 0 : Math.round((now - snap.updatedAt) / 100) / 10,
+      ...(opts.watching ? { lxdTarget: opts.watching().target, lxdMember: opts.watching().member } : {}),
     });
   });
 

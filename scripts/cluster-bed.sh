@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# A real 2-member LXD 5.0 cluster on one machine, for lexa's cluster tests (test/cluster). Run as root, after
+# scripts/testbed.sh (it reuses its packages, busybox image and client certificate).
+#
+#   bash scripts/cluster-bed.sh            form the cluster, or repair it (idempotent; also after a reboot)
+#   bash scripts/cluster-bed.sh start N    start member N's daemon again (after a test killed it)
+#   bash scripts/cluster-bed.sh down       delete its instances, stop both daemons, remove everything
+#
+# Layout (nothing shared with the standalone test LXD but the packages):
+#   host bridge lexacl0 10.77.0.1/24; member N lives in network namespace lexa-cmN, reached through a veth pair
+#   at 10.77.0.1N; its daemon has LXD_DIR=/var/lib/lexa-cluster/mN and serves HTTPS (and cluster traffic) on
+#   10.77.0.1N:8443, member name lexa-cN. Instances use the cluster network lexacbr0 (10.78.0.1/24,
+#   fd42:78::1/64), a bridge each member creates inside its own namespace, each with its own dnsmasq.
+# Member 1 bootstraps the cluster and holds the only database voter (database-leader); member 2 is the
+# database-standby, the one a test may kill without stopping the cluster's database.
+set -euo pipefail
+exec </dev/null
+
+STATE=${LEXA_CLUSTER_DIR:-/var/lib/lexa-cluster}
+TESTBED=${LEXA_TESTBED_DIR:-/var/lib/lexa-testbed}
+HOST_BRIDGE=lexacl0
+HOST_V4=10.77.0.1/24
+NET=lexacbr0
+NET_V4=10.78.0.1/24
+NET_V6=fd42:78::1/64
+MEMBERS=(1 2)
+IMAGE_ALIAS=lexa-busybox
+
+log() { printf '[cluster-bed] %s\n' "$*" >&2; }
+die() { printf '[cluster-bed] ERROR: %s\n' "$*" >&2; exit 1; }
+[[ $(id -u) -eq 0 ]] || die "must run as root"
+
+ns() { echo "lexa-cm$1"; }
+addr() { echo "10.77.0.1$1"; }
+name() { echo "lexa-c$1"; }
+dir() { echo "$STATE/m$1"; }
+mlxc() { local n=$1; shift; LXD_DIR=$(dir "$n") timeout 60 lxc "$@"; }
+answers() { [[ -S $(dir "$1")/unix.socket ]] && LXD_DIR=$(dir "$1") timeout 10 lxc query /1.0 >/dev/null 2>&1; }
+daemon_pid() {
+  local f; f="$(dir "$1")/daemon.pid"
+  [[ -s $f ]] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"
+}
+
+mkdir -p "$STATE"
+exec 9>"$STATE/.lock"
+flock 9
+
+# The host side: one bridge, and per member a namespace joined to it by a veth pair.
+ensure_network() {
+  if ! ip link show "$HOST_BRIDGE" >/dev/null 2>&1; then
+    ip link add "$HOST_BRIDGE" type bridge
+    ip addr add "$HOST_V4" dev "$HOST_BRIDGE"
+  fi
+  ip link set "$HOST_BRIDGE" up
+  local n
+  for n in "${MEMBERS[@]}"; do
+    ip netns list | grep -qw "$(ns "$n")" || ip netns add "$(ns "$n")"
+    # A host end whose peer is not in the namespace (the namespace was re-created) is useless: make a new pair.
+    if ! ip -n "$(ns "$n")" link show eth0 >/dev/null 2>&1; then ip link del "lexacl0-m$n" 2>/dev/null || true; fi
+    if ! ip link show "lexacl0-m$n" >/dev/null 2>&1; then
+      ip link add "lexacl0-m$n" type veth peer name eth0 netns "$(ns "$n")"
+      ip link set "lexacl0-m$n" master "$HOST_BRIDGE" up
+    fi
+    ip -n "$(ns "$n")" link set lo up
+    ip -n "$(ns "$n")" addr replace "$(addr "$n")/24" dev eth0
+    ip -n "$(ns "$n")" link set eth0 up
+  done
+}
+
+# `ip netns exec` gives the daemon a fresh /sys (so LXD sees its namespace's interfaces), which hides the cgroup
+# mounts; they are mounted again, exactly as on the host, inside that private mount namespace.
+cgroup_mounts() {
+  awk '{ for (i = 7; i <= NF; i++) if ($i == "-") break; t = $(i + 1) }
+       $5 ~ "^/sys/fs/cgroup/" && (t == "cgroup" || t == "cgroup2") { print t, $5, $NF }' /proc/self/mountinfo
+}
+
+start_member() {
+  local n=$1
+  answers "$n" && return 0
+  if [[ -z $(daemon_pid "$n" || true) ]]; then
+    log "starting member $n ($(name "$n"))"
+    mkdir -p "$(dir "$n")"
+    local mounts
+    mounts=$(cgroup_mounts | while read -r type point opts; do
+      local o=${opts#rw,}
+      [[ $type == cgroup2 ]] && o=""
+      printf 'mkdir -p %q; mount -t %s %s %s %q;\n' "$point" "$type" "${o:+-o $(printf %q "$o")}" "$type" "$point"
+    done)
+    ip netns exec "$(ns "$n")" env LXD_DIR="$(dir "$n")" setsid sh -c "
+      mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup; $mounts
+      echo \$\$ > '$(dir "$n")/daemon.pid'
+      exec lxd --group root --logfile '$(dir "$n")/lxd.log'" </dev/null >/dev/null 2>&1 9>&- &
+    disown || true
+  fi
+  LXD_DIR=$(dir "$n") lxd waitready --timeout 60 || { tail -n 20 "$(dir "$n")/lxd.log" >&2; die "member $n did not start"; }
+}
+
+clustered() {
+  local members
+  members=$(mlxc 1 query /1.0/cluster/members?recursion=1 2>/dev/null) || return 1
+  jq -e 'length == 2 and all(.[]; .status == "Online")' <<<"$members" >/dev/null
+}
+
+bootstrap() {
+  log "bootstrapping member 1"
+  LXD_DIR=$(dir 1) lxd init --preseed <<EOF
+config:
+  core.https_address: "$(addr 1):8443"
+  cluster.https_address: "$(addr 1):8443"
+cluster:
+  server_name: $(name 1)
+  enabled: true
+networks:
+- name: $NET
+  type: bridge
+  config:
+    ipv4.address: $NET_V4
+    ipv4.nat: "false"
+    ipv6.address: $NET_V6
+    ipv6.nat: "false"
+storage_pools:
+- name: default
+  driver: dir
+profiles:
+- name: default
+  devices:
+    root: {type: disk, path: /, pool: default}
+    eth0: {type: nic, name: eth0, network: $NET}
+EOF
+}
+
+join() {
+  log "joining member 2"
+  local token
+  mlxc 1 cluster list -f csv 2>/dev/null | grep -q "^$(name 2)," && mlxc 1 cluster remove --force --yes "$(name 2)" >/dev/null
+  token=$(mlxc 1 cluster add "$(name 2)" --quiet)
+  LXD_DIR=$(dir 2) lxd init --preseed <<EOF
+cluster:
+  enabled: true
+  server_name: $(name 2)
+  server_address: "$(addr 2):8443"
+  cluster_address: "$(addr 1):8443"
+  cluster_token: "$token"
+  member_config: []
+EOF
+}
+
+# The client certificate (trusted after the join: before it, member 2 answered 403) and the image.
+ensure_trust_and_image() {
+  local fp tarball
+  fp=$(openssl x509 -in "$TESTBED/client.crt" -outform der | sha256sum | awk '{print $1}')
+  if ! mlxc 1 query /1.0/certificates | jq -e --arg fp "$fp" 'any(.[]; . == "/1.0/certificates/" + $fp)' >/dev/null; then
+    mlxc 1 config trust add "$TESTBED/client.crt" --name lexa-testbed
+  fi
+  if ! mlxc 1 query "/1.0/images/aliases/$IMAGE_ALIAS" >/dev/null 2>&1; then
+    tarball=$(ls "$TESTBED"/image/"$IMAGE_ALIAS"-v*.tar.gz 2>/dev/null | head -n1)
+    [[ -n $tarball ]] || die "no busybox image in $TESTBED/image: run scripts/testbed.sh first"
+    mlxc 1 image import "$tarball" --alias "$IMAGE_ALIAS" >/dev/null
+  fi
+  # Members share one cluster certificate: pin it (the tests read it from here).
+  install -m 0644 "$(dir 1)/cluster.crt" "$STATE/cluster.crt"
+}
+
+down() {
+  local n
+  for n in "${MEMBERS[@]}"; do
+    if answers "$n"; then
+      mlxc "$n" query "/1.0/instances?recursion=1" 2>/dev/null |
+        jq -r --arg m "$(name "$n")" '.[] | select(.location == $m) | .name' |
+        while read -r i; do mlxc "$n" delete --force "$i" || true; done
+    fi
+  done
+  for n in 2 1; do
+    local pid; pid=$(daemon_pid "$n" || true)
+    if [[ -n $pid ]]; then
+      LXD_DIR=$(dir "$n") timeout 30 lxd shutdown 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
+    fi
+    ip netns del "$(ns "$n")" 2>/dev/null || true
+  done
+  ip link del "$HOST_BRIDGE" 2>/dev/null || true
+  # A member daemon that was killed (not shut down) leaves its dnsmasq behind: end those of this bed only.
+  local p
+  for p in /proc/[0-9]*; do
+    [[ -r $p/cmdline ]] && tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "^dnsmasq .*--dhcp-leasefile=$STATE/" &&
+      kill "${p#/proc/}" 2>/dev/null || true
+  done
+  rm -rf "$STATE"
+  log "removed"
+}
+
+up() {
+  local t0=$SECONDS
+  ensure_network
+  start_member 1
+  if [[ $(mlxc 1 query /1.0 | jq -r '.environment.server_clustered') != true ]]; then bootstrap; fi
+  start_member 2
+  if [[ $(mlxc 2 query /1.0 | jq -r '.environment.server_clustered') != true ]]; then join; fi
+  local i
+  for i in $(seq 1 60); do clustered && break; sleep 1; done
+  clustered || die "the cluster did not become 2 members Online: $(mlxc 1 cluster list 2>&1)"
+  ensure_trust_and_image
+  log "ready in $((SECONDS - t0)) s: $(name 1) https://$(addr 1):8443, $(name 2) https://$(addr 2):8443, certificate $STATE/cluster.crt"
+}
+
+case "${1:-up}" in
+  up) up ;;
+  start) ensure_network; start_member "${2:?member number}" ;;
+  down) down ;;
+  *) die "usage: $0 [up|start N|down]" ;;
+esac
