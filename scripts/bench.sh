@@ -19,6 +19,8 @@
 #   BENCH_SERVERS ["knot dnsmasq lexa lexadgram"]  which servers, in this order (lexadgram: lexa on Node's dgram)
 #   BENCH_ROUNDS [1]       measure every server this many times, interleaved (knot, dnsmasq, lexa, knot, ...)
 #   BENCH_MICRO [1]        0 skips the in-process micro-benchmark (node dist/bench/dns.js) at the end
+#   BENCH_GROWTH [1]       0 skips the growth benchmark (node dist/bench/growth.js: the daemon against a simulated
+#                          LXD of 10 … 10,000 instances)
 #   BENCH_BUILD [1]        0 uses dist/ as it is instead of rebuilding when src/ is newer
 #   BENCH_SERVER_CPU, BENCH_CLIENT_CPU  [the first two CPUs this process may use]
 set -euo pipefail
@@ -33,6 +35,7 @@ outstanding=${BENCH_OUTSTANDING:-100}
 servers=${BENCH_SERVERS:-knot dnsmasq lexa lexadgram}
 rounds=${BENCH_ROUNDS:-1}
 micro=${BENCH_MICRO:-1}
+growth=${BENCH_GROWTH:-1}
 build=${BENCH_BUILD:-1}
 
 # How long a server may take to answer its first query after start.
@@ -353,4 +356,11 @@ if [[ $micro != 0 ]]; then
   echo "In-process micro-benchmark of the handler (node dist/bench/dns.js, on CPU $server_cpu):"
   echo
   taskset -c "$server_cpu" node dist/bench/dns.js
+fi
+
+if [[ $growth != 0 ]]; then
+  echo
+  echo "Growth: the daemon against a SIMULATED LXD (node dist/bench/growth.js, lexa on CPU $server_cpu):"
+  echo
+  taskset -c "$server_cpu" node dist/bench/growth.js
 fi
