@@ -360,7 +360,7 @@ fi
 
 if [[ $growth != 0 ]]; then
   echo
-  echo "Growth: the daemon against a SIMULATED LXD (node dist/bench/growth.js, lexa on CPU $server_cpu):"
+  echo "Growth: the daemon against a SIMULATED LXD (node dist/bench/growth.js; lexa on CPU $server_cpu, the driver on $client_cpu):"
   echo
-  taskset -c "$server_cpu" node dist/bench/growth.js
+  BENCH_SERVER_CPU=$server_cpu taskset -c "$client_cpu" node dist/bench/growth.js
 fi

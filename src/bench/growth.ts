@@ -106,7 +106,12 @@ async function measure(n: number, queries: number, events: number, burst: number
 `,
   );
   const started = performance.now();
-  const child = spawn(process.execPath, [CLI, 'server', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // With BENCH_SERVER_CPU set (scripts/bench.sh does), lexa runs pinned there and this driver elsewhere.
+  const cpu = process.env['BENCH_SERVER_CPU'];
+  const [cmd, args] = cpu
+    ? ['taskset', ['-c', cpu, process.execPath, CLI, 'server', '--config', config]]
+    : [process.execPath, [CLI, 'server', '--config', config]];
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   try {
