@@ -106,6 +106,36 @@ export function toInterfaces(
   });
 }
 
+/** A DHCP lease as `GET /1.0/networks/<network>/leases` lists it (LXD reads its dnsmasq's leases). */
+export interface LxdLease {
+  hostname?: string;
+  hwaddr?: string;
+  address?: string;
+  type?: string;
+  location?: string;
+}
+
+/**
+ * The managed network and MAC address of an instance's primary NIC (the first NIC device, as toInterfaces orders
+ * them), from which its DHCP lease can be found; undefined when the NIC is not on a managed network or has no MAC
+ * yet (LXD sets `volatile.<device>.hwaddr` at first start).
+ */
+export function primaryNic(raw: LxdInstance): { network: string; hwaddr: string } | undefined {
+  for (const [dev, conf] of Object.entries(raw.expanded_devices ?? {})) {
+    if (conf?.['type'] !== 'nic') continue;
+    const network = conf['network'] ?? conf['parent'];
+    const hwaddr = conf['hwaddr'] ?? raw.expanded_config?.[`volatile.${dev}.hwaddr`];
+    return network && hwaddr ? { network, hwaddr: hwaddr.toLowerCase() } : undefined;
+  }
+  return undefined;
+}
+
+/** The IPv4 address of the lease held by `hwaddr`, if any (well-formed addresses only). */
+export function leasedIpv4(leases: readonly LxdLease[] | null | undefined, hwaddr: string): string | undefined {
+  const lease = (leases ?? []).find((l) => l?.hwaddr?.toLowerCase() === hwaddr && typeof l.address === 'string' && isIPv4(l.address));
+  return lease?.address;
+}
+
 /** A cluster member; its address is the host part of its API URL. */
 export function toMember(raw: LxdMember): ClusterMember {
   const url = raw.url ?? '';

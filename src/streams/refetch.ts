@@ -1,7 +1,7 @@
 import { describeError, type Logger } from '../log/index.js';
 import { sleep, type Clock } from './clock.js';
 import { LxdError, type LxdClient } from './lxd-client.js';
-import { instanceKey, toInstance, type LxdInstance } from './lxd-model.js';
+import { instanceKey, leasedIpv4, primaryNic, toInstance, type LxdInstance, type LxdLease } from './lxd-model.js';
 import type { Instance } from './model.js';
 
 /**
@@ -11,6 +11,17 @@ import type { Instance } from './model.js';
  * early once addresses are complete.
  */
 export const SETTLE_DELAYS_MS = [100, 150, 250, 250, 250, 250, 250, 250, 250, 250, 250, 500, 1000, 2000, 3000, 4000];
+/**
+ * Before that schedule, while the instance has no IPv4 yet (the address a new name is first asked for), it is
+ * read every FIRST_ADDRESS_POLL_MS for FIRST_ADDRESS_WINDOW_MS, together with its bridge's DHCP leases: a read
+ * costs LXD ~1–2 ms over its socket, and DHCP completes 50–150 ms after `lxc launch` returns. The lease is the
+ * earlier signal: dnsmasq holds it (and answers for it) some 20–40 ms before the container has configured the
+ * address and LXD's state shows it. So the leased IPv4 is served from then until the state shows an IPv4, as
+ * LXD's own DNS would. The period stretches with the number of instances settling at once (×N), so a mass start
+ * asks LXD no more than ~200 pairs of reads a second.
+ */
+export const FIRST_ADDRESS_POLL_MS = 5;
+export const FIRST_ADDRESS_WINDOW_MS = 400;
 
 export interface RefetchOptions {
   readonly client: LxdClient;
@@ -38,6 +49,14 @@ export class Refetcher {
   /** The settle loop that owns each key, by a number no other loop gets: a newer loop or a removal supersedes it. */
   readonly #settling = new Map<string, number>();
   #nextLoop = 0;
+  /**
+   * IPv4 addresses taken from a DHCP lease for running instances whose state does not show one yet, by key. Every
+   * read of the instance carries it until the state shows an IPv4 or the instance stops (so no read in between
+   * takes the answer away again).
+   */
+  readonly #leased = new Map<string, string>();
+  /** The primary NIC (bridge and MAC) of running instances as last read, to ask for their lease in parallel. */
+  readonly #nics = new Map<string, { network: string; hwaddr: string }>();
 
   constructor(opts: RefetchOptions) {
     this.#opts = opts;
@@ -81,6 +100,14 @@ export class Refetcher {
     this.#settling.set(key, loop);
     try {
       let prev = first;
+      const started = this.#opts.clock.now();
+      while (!hasIpv4(prev) && this.#opts.clock.now() - started < FIRST_ADDRESS_WINDOW_MS) {
+        await sleep(this.#opts.clock, FIRST_ADDRESS_POLL_MS * Math.max(1, this.#settling.size), signal);
+        if (signal.aborted || this.#settling.get(key) !== loop) return;
+        const inst = await this.#read(project, name, signal, true).catch(() => prev);
+        if (!inst?.running) return;
+        prev = inst;
+      }
       for (const delay of SETTLE_DELAYS_MS) {
         if (complete(prev)) return;
         await sleep(this.#opts.clock, delay, signal);
@@ -103,28 +130,74 @@ export class Refetcher {
   /** Ends any settle loop for `key`: the instance is gone, so there is nothing left to wait for. */
   forget(key: string): void {
     this.#settling.delete(key);
+    this.#leased.delete(key);
+    this.#nics.delete(key);
   }
 
-  /** Reads one instance (with state); a 404 reports it gone. Returns what it read, or undefined. */
-  async #read(project: string, name: string, signal: AbortSignal): Promise<Instance | undefined> {
+  /** The leases of `network` (never rejects: a failed read is no lease). */
+  #leases(network: string, project: string, signal: AbortSignal): Promise<LxdLease[] | undefined> {
+    const path = `/1.0/networks/${encodeURIComponent(network)}/leases?project=${encodeURIComponent(project)}`;
+    return this.#opts.client.get<LxdLease[]>(path, signal).catch(() => undefined);
+  }
+
+  /**
+   * Reads one instance (with state); a 404 reports it gone. With `lease`, an instance whose state shows no IPv4 yet
+   * also has its bridge's DHCP leases read, and a lease for its MAC gives it that IPv4 (see #leased). Returns what
+   * it stored, or undefined.
+   */
+  async #read(project: string, name: string, signal: AbortSignal, lease = false): Promise<Instance | undefined> {
+    const key = instanceKey(project, name);
+    let inst: Instance;
+    let raw: LxdInstance;
+    // The leases are read beside the instance (not after it) so the lease costs no extra round trip; the bridge
+    // is the one the instance's primary NIC was on at its last read.
+    const nic = lease && !this.#leased.has(key) ? this.#nics.get(key) : undefined;
+    const leases = nic === undefined ? undefined : this.#leases(nic.network, project, signal);
     try {
-      const raw = await this.#opts.client.get<LxdInstance>(
+      raw = await this.#opts.client.get<LxdInstance>(
         `/1.0/instances/${encodeURIComponent(name)}?recursion=1&project=${encodeURIComponent(project)}`,
         signal,
       );
       if (signal.aborted) return undefined;
-      const inst = toInstance({ ...raw, project: raw.project || project });
-      this.#opts.onRead(inst);
-      return inst;
+      inst = toInstance({ ...raw, project: raw.project || project });
     } catch (err) {
       if (err instanceof LxdError && err.status === 404) {
+        this.#leased.delete(key);
+        this.#nics.delete(key);
         if (signal.aborted) return undefined;
-        this.#opts.onGone(instanceKey(project, name));
+        this.#opts.onGone(key);
         return undefined;
       }
       throw err;
     }
+    const current = primaryNic(raw);
+    if (current !== undefined && inst.running) this.#nics.set(key, current);
+    else this.#nics.delete(key);
+    if (!inst.running || hasIpv4(inst)) this.#leased.delete(key);
+    else {
+      if (leases !== undefined && current !== undefined && current.hwaddr === nic?.hwaddr) {
+        const ip = leasedIpv4(await leases, current.hwaddr);
+        if (signal.aborted) return undefined;
+        if (ip !== undefined) this.#leased.set(key, ip);
+      }
+      const leased = this.#leased.get(key);
+      if (leased !== undefined) inst = withPrimaryIpv4(inst, leased);
+    }
+    this.#opts.onRead(inst);
+    return inst;
   }
+}
+
+/** `inst` with `ip` as its primary interface's IPv4 (the instance is never modified: a copy). */
+function withPrimaryIpv4(inst: Instance, ip: string): Instance {
+  const [primary, ...rest] = inst.interfaces;
+  if (primary === undefined) return inst;
+  return { ...inst, interfaces: [{ ...primary, ipv4: [ip] }, ...rest] };
+}
+
+/** The primary interface has a global IPv4: what `<name>.<suffix>` A answers with. */
+function hasIpv4(inst: Instance): boolean {
+  return (inst.interfaces[0]?.ipv4.length ?? 0) > 0;
 }
 
 /** Every LXD-managed interface of a running instance has both a global IPv4 and a global IPv6. */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { LxdError, type EventSocket, type LxdClient } from '../../src/streams/lxd-client.js';
-import type { LxdEvent, LxdInstance, LxdMember, LxdServerEnvironment } from '../../src/streams/lxd-model.js';
+import type { LxdEvent, LxdInstance, LxdLease, LxdMember, LxdServerEnvironment } from '../../src/streams/lxd-model.js';
 import type { FakeClock } from './fake-clock.js';
 
 /**
@@ -68,6 +68,8 @@ export class FakeLxd implements LxdClient {
   readonly instances = new Map<string, LxdInstance>();
   environment: LxdServerEnvironment = { server_name: 'fakehost', server_clustered: false, addresses: ['10.0.0.1:8443'] };
   members: LxdMember[] = [];
+  /** DHCP leases by network name, as `/1.0/networks/<network>/leases` lists them. */
+  readonly leases = new Map<string, LxdLease[]>();
   /** Every GET path, in order. */
   readonly requests: string[] = [];
   /** Every events socket asked for, oldest first. */
@@ -157,6 +159,8 @@ export class FakeLxd implements LxdClient {
     if (url.pathname === '/1.0/instances')
       return structuredClone([...this.instances.values()].filter((r) => all || (r.project ?? 'default') === project));
     if (url.pathname === '/1.0/cluster/members') return structuredClone(this.members);
+    const lease = /^\/1\.0\/networks\/([^/]+)\/leases$/.exec(url.pathname);
+    if (lease) return structuredClone(this.leases.get(decodeURIComponent(lease[1]!)) ?? []);
     const m = /^\/1\.0\/instances\/([^/]+)$/.exec(url.pathname);
     const raw = m ? this.instances.get(`${project}/${decodeURIComponent(m[1]!)}`) : undefined;
     if (raw) return structuredClone(raw);

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { memoryLogger } from '../../src/log/index.js';
 import { RECONNECT_BASE_MS, RECONNECT_MAX_MS, WATCHDOG_MIN_TICK_MS } from '../../src/streams/connection.js';
 import { Reflector, SnapshotStore, type ReflectorOptions } from '../../src/streams/index.js';
-import { SETTLE_DELAYS_MS } from '../../src/streams/refetch.js';
+import { FIRST_ADDRESS_POLL_MS, FIRST_ADDRESS_WINDOW_MS, SETTLE_DELAYS_MS } from '../../src/streams/refetch.js';
 import type { Snapshot } from '../../src/streams/snapshot.js';
 import { FakeClock, settle } from '../helpers/fake-clock.js';
 import { FakeLxd, lifecycle, lxdInstance } from '../helpers/fake-lxd.js';
@@ -429,4 +429,46 @@ t.test('a resync that fails still applies the events it held back', async (t) =>
   await clock.advance(2_000);
   t.match(logged('lxd resync failed')[0]?.['error'], /database is locked/);
   t.equal(store.current.hosts('web-1')[0]?.interfaces[0]?.ipv4[0], '10.0.0.1');
+});
+
+t.test('a starting instance is read densely until its IPv4, which its DHCP lease gives before its state does', async (t) => {
+  const { clock, lxd, store, connect, addrs } = rig(t);
+  const mac = { 'volatile.eth0.hwaddr': '00:16:3E:AA:BB:CC' };
+  lxd.put(lxdInstance('web-1', { status: 'Stopped', config: mac }));
+  lxd.put(lxdInstance('web-2', { status: 'Stopped', config: { 'volatile.eth0.hwaddr': '00:16:3e:00:00:02' } }));
+  await connect();
+  // Started, no address in its state yet; dnsmasq already has a lease for web-1's MAC (and one for another MAC).
+  lxd.put(lxdInstance('web-1', { config: mac }));
+  lxd.put(lxdInstance('web-2', { config: { 'volatile.eth0.hwaddr': '00:16:3e:00:00:02' } }));
+  lxd.socket.send(started('web-1'));
+  lxd.socket.send(started('web-2'));
+  await settle();
+  t.same(addrs('web-1')?.ipv4, [], 'no address yet');
+  lxd.leases.set('lxdbr0', [
+    { hostname: 'web-1', hwaddr: '00:16:3e:aa:bb:cc', address: '10.0.0.7', type: 'dynamic' },
+    { hostname: 'x', hwaddr: '00:16:3e:99:99:99', address: '10.0.0.99', type: 'dynamic' },
+    { hostname: 'web-1', hwaddr: '00:16:3e:aa:bb:cc', address: 'fd42::7', type: 'dynamic' },
+  ]);
+  const reads = lxd.reads('web-1');
+  await clock.advance(2 * FIRST_ADDRESS_POLL_MS * 2);
+  t.ok(lxd.reads('web-1') > reads, 'read again within a few ms, not on the slower schedule');
+  t.same(addrs('web-1')?.ipv4, ['10.0.0.7'], 'the leased IPv4 (matched by MAC, case-insensitively) answers at once');
+  t.same(addrs('web-2')?.ipv4, [], 'a lease for another MAC gives web-2 nothing');
+  // Later reads whose state still shows no IPv4 keep the leased one: no flapping in between.
+  await clock.advance(FIRST_ADDRESS_WINDOW_MS);
+  t.same(addrs('web-1')?.ipv4, ['10.0.0.7'], 'kept while the state catches up');
+  // The state shows the address (and the lease is gone): the state's word from now on.
+  lxd.leases.set('lxdbr0', []);
+  lxd.put(lxdInstance('web-1', { v4: '10.0.0.7', config: mac }));
+  await clock.advance(SETTLE_DELAYS_MS[0]!);
+  t.same(addrs('web-1')?.ipv4, ['10.0.0.7']);
+  lxd.put(lxdInstance('web-1', { v4: '10.0.0.8', config: mac }));
+  lxd.socket.send(lifecycle('instance-updated', '/1.0/instances/web-1'));
+  await clock.advance(SETTLE_DELAYS_MS[0]!);
+  t.same(addrs('web-1')?.ipv4, ['10.0.0.8'], 'the lease no longer overrides anything');
+  // A stop ends it: nothing leased outlives the instance running.
+  lxd.put(lxdInstance('web-1', { status: 'Stopped', config: mac }));
+  lxd.socket.send(lifecycle('instance-stopped', '/1.0/instances/web-1'));
+  await clock.advance(10);
+  t.equal(store.current.instances.get('default/web-1')?.running, false, 'stopped');
 });
