@@ -1,4 +1,5 @@
-import type { ClusterMember, Instance, NetInterface, ServiceEndpoint } from './model.js';
+import { withServed } from './agents.js';
+import type { AgentState, ClusterMember, Instance, NetInterface, ServiceEndpoint } from './model.js';
 
 /**
  * An immutable view of LXD at one moment, indexed for the lookups the servers make.
@@ -15,6 +16,8 @@ export class Snapshot {
   readonly #services: ReadonlyMap<string, readonly ServiceEndpoint[]>;
   /** Running host names, sorted; built on first wildcard lookup after a change. */
   #sortedHosts: readonly string[] | undefined;
+  /** Running instances by address; built on first `holders` lookup (agent connections), never carried over. */
+  #addresses: ReadonlyMap<string, readonly Instance[]> | undefined;
 
   private constructor(
     /** Every instance LXD reported (running or not), by `project/name`. */
@@ -33,6 +36,11 @@ export class Snapshot {
     readonly updatedAt: number,
     /** Increments on every change; lets readers tell snapshots apart cheaply. */
     readonly version: number,
+    /**
+     * What the agent inside each running instance last said, by instance key. An instance's `services` already
+     * include its agent's passing services (agents.ts); this keeps the whole state, critical services included.
+     */
+    readonly agents: ReadonlyMap<string, AgentState>,
     hosts: ReadonlyMap<string, readonly Instance[]>,
     services: ReadonlyMap<string, readonly ServiceEndpoint[]>,
     sortedHosts?: readonly string[],
@@ -43,10 +51,13 @@ export class Snapshot {
   }
 
   static empty(): Snapshot {
-    return new Snapshot(new Map(), new Map(), false, false, false, 0, Date.now(), 0, new Map(), new Map());
+    return new Snapshot(new Map(), new Map(), false, false, false, 0, Date.now(), 0, new Map(), new Map(), new Map());
   }
 
-  /** A snapshot holding exactly `instances` and `members`: what a full list of LXD produces. */
+  /**
+   * A snapshot holding exactly `instances` and `members`: what a full list of LXD produces. Agent state survives
+   * for instances the list shows running, and is dropped for the rest (stopped or gone: whatever the agent said).
+   */
   withList(
     instances: readonly Instance[],
     members: readonly ClusterMember[],
@@ -54,7 +65,12 @@ export class Snapshot {
     at: number,
   ): Snapshot {
     const byKey = new Map<string, Instance>();
-    for (const inst of instances) byKey.set(inst.key, inst);
+    const agents = new Map<string, AgentState>();
+    for (const listed of instances) {
+      const agent = listed.running ? this.agents.get(listed.key) : undefined;
+      if (agent) agents.set(listed.key, agent);
+      byKey.set(listed.key, withServed(listed, agent));
+    }
     const hosts = new Map<string, Instance[]>();
     const services = new Map<string, ServiceEndpoint[]>();
     for (const inst of byKey.values()) indexInstance(hosts, services, inst);
@@ -67,27 +83,83 @@ export class Snapshot {
       at,
       at,
       this.version + 1,
+      agents.size === this.agents.size ? this.agents : agents,
       hosts,
       services,
     );
   }
 
-  /** Adds or replaces one instance. Only the index entries of its old and new names and services change. */
-  withInstance(inst: Instance, at: number = Date.now()): Snapshot {
+  /**
+   * Adds or replaces one instance (as LXD reports it: config services only; its agent's are added here). Only the
+   * index entries of its old and new names and services change. An instance that is not running loses its agent
+   * state at once.
+   */
+  withInstance(read: Instance, at: number = Date.now()): Snapshot {
+    const agent = read.running ? this.agents.get(read.key) : undefined;
+    const inst = withServed(read, agent);
     const old = this.instances.get(inst.key);
-    if (old !== undefined && sameInstance(old, inst)) return this;
+    const agents = agent === undefined && this.agents.has(read.key) ? without(this.agents, read.key) : this.agents;
+    if (old !== undefined && agents === this.agents && sameInstance(old, inst)) return this;
     const instances = new Map(this.instances);
     instances.set(inst.key, inst);
-    return this.#reindexed(instances, old, inst, at);
+    return this.#reindexed(instances, old, inst, at, agents);
   }
 
-  /** Removes one instance by key; unchanged if absent. */
+  /** Removes one instance by key (and its agent state); unchanged if absent. */
   withoutInstance(key: string, at: number = Date.now()): Snapshot {
     const old = this.instances.get(key);
     if (old === undefined) return this;
     const instances = new Map(this.instances);
     instances.delete(key);
-    return this.#reindexed(instances, old, undefined, at);
+    return this.#reindexed(instances, old, undefined, at, this.agents.has(key) ? without(this.agents, key) : this.agents);
+  }
+
+  /**
+   * Records what the agent in instance `key` says. Ignored (same snapshot) when the instance is unknown or not
+   * running: an agent speaks only for a running instance. Costs what one instance's change costs: that instance's
+   * index entries are replaced, nothing is rebuilt.
+   */
+  withAgent(key: string, state: AgentState, at: number = Date.now()): Snapshot {
+    const old = this.instances.get(key);
+    if (old === undefined || !old.running) return this;
+    const agents = new Map(this.agents);
+    agents.set(key, state);
+    const inst = withServed(old, state);
+    const instances = inst === old ? this.instances : new Map(this.instances).set(key, inst);
+    return this.#reindexed(instances, old, inst, at, agents);
+  }
+
+  /**
+   * Forgets instance `key`'s agent state, if it is still the state of connection `session` (a newer connection's
+   * state stays). Its services leave at once.
+   */
+  withoutAgent(key: string, session: string, at: number = Date.now()): Snapshot {
+    const state = this.agents.get(key);
+    const old = this.instances.get(key);
+    if (state === undefined || state.session !== session) return this;
+    const agents = without(this.agents, key);
+    if (old === undefined) return this.#with({}, at, agents);
+    const inst = withServed(old, undefined);
+    const instances = inst === old ? this.instances : new Map(this.instances).set(key, inst);
+    return this.#reindexed(instances, old, inst, at, agents);
+  }
+
+  /** Running instances holding address `ip` (any interface), by key. Built once per snapshot on first use. */
+  holders(ip: string): readonly Instance[] {
+    if (this.#addresses === undefined) {
+      const index = new Map<string, Instance[]>();
+      for (const inst of this.running()) {
+        for (const iface of inst.interfaces) {
+          for (const a of [...iface.ipv4, ...iface.ipv6]) {
+            const list = index.get(a);
+            if (list === undefined) index.set(a, [inst]);
+            else if (!list.includes(inst)) list.push(inst);
+          }
+        }
+      }
+      this.#addresses = index;
+    }
+    return this.#addresses.get(ip) ?? NONE;
   }
 
   withMembers(members: readonly ClusterMember[], clustered: boolean, at: number = Date.now()): Snapshot {
@@ -100,7 +172,7 @@ export class Snapshot {
   }
 
   /** A copy with `patch` applied, the same indexes, a new time and the next version. */
-  #with(patch: Partial<Pick<Snapshot, 'members' | 'clustered' | 'connected'>>, at: number): Snapshot {
+  #with(patch: Partial<Pick<Snapshot, 'members' | 'clustered' | 'connected'>>, at: number, agents = this.agents): Snapshot {
     return new Snapshot(
       this.instances,
       patch.members ?? this.members,
@@ -110,6 +182,7 @@ export class Snapshot {
       this.listedAt,
       at,
       this.version + 1,
+      agents,
       this.#hosts,
       this.#services,
       this.#sortedHosts,
@@ -171,7 +244,13 @@ export class Snapshot {
     return this.#sortedHosts;
   }
 
-  #reindexed(instances: Map<string, Instance>, old: Instance | undefined, neu: Instance | undefined, at: number) {
+  #reindexed(
+    instances: ReadonlyMap<string, Instance>,
+    old: Instance | undefined,
+    neu: Instance | undefined,
+    at: number,
+    agents: ReadonlyMap<string, AgentState>,
+  ) {
     const hosts = new Map(this.#hosts) as Map<string, readonly Instance[]>;
     const services = new Map(this.#services) as Map<string, readonly ServiceEndpoint[]>;
     // The sorted names survive unless the set of names changes: an instance replaced under the same name (its
@@ -209,6 +288,7 @@ export class Snapshot {
       this.listedAt,
       at,
       this.version + 1,
+      agents,
       hosts,
       services,
       removedName !== addedName ? undefined : this.#sortedHosts,
@@ -217,6 +297,12 @@ export class Snapshot {
 }
 
 const NONE: readonly never[] = Object.freeze([]);
+
+function without<V>(map: ReadonlyMap<string, V>, key: string): ReadonlyMap<string, V> {
+  const out = new Map(map);
+  out.delete(key);
+  return out;
+}
 
 function indexInstance(
   hosts: Map<string, Instance[]>,
