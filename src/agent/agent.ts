@@ -173,6 +173,7 @@ export class Agent {
             clearTimeout(connectTimer);
             this.#log.info('agent connected', { server: this.#target(), instance: m.instance, services: this.#checks.length });
           } else if (m.type === 'error') {
+            welcomed = false; // a refusal counts as a failed attempt for the backoff
             return fail(`refused by the server: ${m.reason}`);
           }
         }

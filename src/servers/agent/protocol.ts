@@ -44,9 +44,13 @@ export type ServerMessage =
 
 export type Decoded<T> = { readonly ok: true; readonly message: T } | { readonly ok: false; readonly reason: string };
 
-/** One frame: length prefix and JSON body. Throws only when the message is too large (a programming error). */
+/**
+ * One frame: length prefix and JSON body (a state's services without `source`, which the wire implies). Throws
+ * only when the message is too large (a programming error).
+ */
 export function encodeFrame(message: AgentMessage | ServerMessage): Buffer {
-  const body = Buffer.from(JSON.stringify(message), 'utf8');
+  const wire = message.type === 'state' ? { ...message, services: message.services.map(serviceOnWire) } : message;
+  const body = Buffer.from(JSON.stringify(wire), 'utf8');
   if (body.length > MAX_MESSAGE_BYTES) throw new RangeError(`message of ${body.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
   const frame = Buffer.allocUnsafe(4 + body.length);
   frame.writeUInt32BE(body.length, 0);
@@ -179,7 +183,7 @@ function decodeService(raw: unknown): AgentService | string {
 }
 
 /** A service as sent on the wire (the model minus `source`). */
-export function serviceOnWire(s: AgentService): Record<string, unknown> {
+export function serviceOnWire(s: AgentService): Omit<AgentService, 'source'> {
   const { source: _source, ...rest } = s;
   return rest;
 }
