@@ -157,8 +157,12 @@ t.test('agents in real containers feed DNS and REST; checks, grace, restarts, an
   for (const c of [A, B]) await lxc('exec', c, '--', 'ip', 'addr', 'add', `${shared}/24`, 'dev', 'eth0');
   for (const c of [A, B]) await lxc('config', 'set', c, 'user.lexa-test.touch', String(Date.now()));
   await waitFor(() => lexa.daemon.store.current.holders(shared).length === 2, { what: 'lexa to see the shared address' });
+  // Both containers would answer the host's ARP for the shared address; an ARP request from A first makes the host's
+  // neighbour entry point at A, so the server's reply reaches the container that connected.
+  await lxc('exec', A, '--', 'arping', '-c', '1', '-I', 'eth0', '-s', shared, BRIDGE);
   const sharedOut = await rawPeer(A, server, [{ type: 'hello', version: 1, token: TOKEN }], shared);
   t.match(sharedOut, /is held by 2 instances/, 'a connection from an address two instances share is refused');
+  t.ok(lexa.log.lines.some((l) => String(l['reason']).includes(`${shared} is held by 2 instances`)), 'and the server logged why');
 
   // A stopped instance loses its agent services at once.
   at = Date.now();
