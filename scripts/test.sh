@@ -10,6 +10,7 @@ bash scripts/testbed.sh
 # test/cluster: a real 2-member LXD cluster beside the standalone LXD (own LXD_DIRs, namespaces, bridge).
 bash scripts/cluster-bed.sh
 if [[ -f scripts/doq-client.sh ]]; then bash scripts/doq-client.sh; fi
+bash scripts/agent-runtime.sh   # node for the agent tests, bind-mounted into busybox containers
 
 # npm ci when the lock file changed since the last install (or there is none): a clean clone always installs.
 stamp=node_modules/.lexa-lock-stamp

@@ -1,5 +1,6 @@
 import type { Config } from './config/index.js';
 import type { Logger } from './log/index.js';
+import { AGENT_LIMITS, startAgentServer, type AgentListeners } from './servers/agent/index.js';
 import { createHandler, DEFAULT_MAX_UDP_PAYLOAD, resolverOptions, startPlainDns, type HandleQuery } from './servers/dns/index.js';
 import { DOH_LIMITS, startDoh } from './servers/doh/index.js';
 import { DOQ_LIMITS, startDoq } from './servers/doq/index.js';
@@ -10,7 +11,7 @@ import { createLxdClient, Reflector, SnapshotStore } from './streams/index.js';
 import { CertificateRegistry } from './tls/registry.js';
 
 /** The transports lexa serves, by the name their ports and certificates go by. */
-export type TransportName = 'dns' | 'dot' | 'doh' | 'doq' | 'rest';
+export type TransportName = 'dns' | 'dot' | 'doh' | 'doq' | 'rest' | 'agent';
 
 /** A running lexa: the LXD watcher, its store, the one DNS handler, and every enabled server. */
 export interface Daemon {
@@ -20,6 +21,8 @@ export interface Daemon {
   readonly handle: HandleQuery;
   /** Bound ports of each transport, in the order of its binds; empty when it is disabled. */
   readonly ports: Readonly<Record<TransportName, readonly number[]>>;
+  /** The agent endpoint, when `server.agent` is configured. */
+  readonly agents: AgentListeners | undefined;
   /** The certificates the TLS servers present, and their reload. */
   readonly certificates: CertificateRegistry;
   /** Re-reads configured certificate files and swaps them into the running listeners (SIGHUP). */
@@ -58,7 +61,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const { dns, rest } = config;
   const stream: StreamLimits = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxConnections: dns.maxTcpConnections };
 
-  const ports: Record<TransportName, readonly number[]> = { dns: [], dot: [], doh: [], doq: [], rest: [] };
+  const ports: Record<TransportName, readonly number[]> = { dns: [], dot: [], doh: [], doq: [], rest: [], agent: [] };
+  let agents: AgentListeners | undefined;
   const opened: Listeners[] = [];
   const close = async () => {
     await reflector.stop();
@@ -96,6 +100,13 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       const app = { suffix: config.lxd.suffix, snapshot, watching: () => reflector.watching };
       await start('rest', startRest({ binds: rest.binds, tls, log: log('rest'), limits: REST_LIMITS, app }));
     }
+    if (config.agent !== null) {
+      const a = config.agent;
+      const tls = await certificates.load('agent', a.tls, a.hostname, a.binds);
+      const registry = { snapshot, dispatch: (action: Parameters<typeof store.dispatch>[0]) => store.dispatch(action) };
+      agents = await startAgentServer({ binds: a.binds, tls, log: log('agent'), limits: AGENT_LIMITS, token: a.token, graceMs: a.graceMs, registry });
+      await start('agent', Promise.resolve(agents));
+    }
   } catch (err) {
     await close();
     throw err;
@@ -103,5 +114,5 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
 
   reflector.start();
   logger.info('lexa started', { lxd: client.target, suffix: config.lxd.suffix, config: config.source ?? 'defaults' });
-  return { store, reflector, handle, ports, certificates, reloadCertificates: () => certificates.reload(), close };
+  return { store, reflector, handle, ports, agents, certificates, reloadCertificates: () => certificates.reload(), close };
 }

@@ -6,6 +6,7 @@ export {
   findConfigFile,
   fromParsed,
   loadConfig,
+  parseHcl,
 } from './load.js';
 export { parseDuration } from './builder.js';
 export type * from './types.js';

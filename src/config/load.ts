@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,7 +66,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return fromParsed({}, null, env);
 }
 
-async function parseHcl(file: string): Promise<unknown> {
+/** Parses one HCL2 file into JSON in a child process (hcl-child.ts); throws ConfigError with `file:line,col` problems. */
+export async function parseHcl(file: string): Promise<unknown> {
   // Compiled, the child is hcl-child.js beside this file. Run from source (tests), it is the .ts file, run with
   // this process's loader flags.
   const compiled = fileURLToPath(new URL('./hcl-child.js', import.meta.url));
@@ -129,7 +130,7 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
   const warnings: string[] = [];
   const name = file ?? '<defaults>';
   const base = file ? dirname(file) : process.cwd();
-  const { lxd, tls, dns, log } = settings.server;
+  const { lxd, tls, dns, log, agent } = settings.server;
 
   /** A configured file path, made absolute against the config file's directory and checked readable. */
   const path = (p: string | null, keyPath: string, isFile = true): string | null => {
@@ -182,6 +183,23 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     const b = dns[key];
     return { enabled: b.enabled, binds: b.bind, tls: tlsFiles(b, `server.dns.${key}`), hostname: b.hostname } as const;
   };
+  /** The agent endpoint: null when its block is absent. The token is read from token_file now. */
+  let agentConfig: { binds: NonNullable<typeof agent>['bind']; tls: TlsFiles; hostname: string; token: string; graceMs: number } | null = null;
+  if (agent !== null) {
+    let token = agent.token ?? '';
+    if ((agent.token === null) === (agent.token_file === null))
+      problems.push(`${name}: server.agent: set token or token_file (the secret agents present), exactly one`);
+    const tokenFile = path(agent.token_file, 'server.agent.token_file');
+    if (tokenFile !== null) {
+      try {
+        token = readFileSync(tokenFile, 'utf8').trim();
+        if (!/^\S{16,1024}$/.test(token)) problems.push(`${name}: server.agent.token_file: ${tokenFile} must hold a secret of 16..1024 non-blank characters`);
+      } catch {
+        // path() reported it
+      }
+    }
+    agentConfig = { binds: agent.bind, tls: tlsFiles(agent, 'server.agent'), hostname: agent.hostname, token, graceMs: agent.grace };
+  }
   const config = {
     /** The file this came from, or null when running on defaults. */
     source: file,
@@ -207,6 +225,8 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       quic: encrypted('quic'),
     },
     log,
+    /** The agent endpoint, or null when `server.agent` is absent. */
+    agent: agentConfig,
     /** Non-fatal remarks found while loading (e.g. accepted-but-ignored keys), to be logged once. */
     warnings: warnings as readonly string[],
   } as const;

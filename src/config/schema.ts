@@ -124,6 +124,26 @@ export const configSchema = block({
       doh: encrypted({ host: '127.0.0.1', port: 18855 }),
       quic: encrypted({ host: '127.0.0.1', port: 18854 }),
     }),
+    /**
+     * The agent endpoint (agents inside containers announce their services): off until declared. Containers must
+     * reach `bind`, so in practice it is the bridge address (e.g. lxdbr0's 10.99.0.1), not the loopback default.
+     */
+    agent: block({
+      bind: binds({ host: '127.0.0.1', port: 18500 }),
+      /** The shared secret agents present: one of token and token_file is required (load.ts). */
+      token: text(/^\S{16,1024}$/, 'a secret of 16..1024 non-blank characters').optional(),
+      token_file: file.optional(),
+      /** Both or neither; with neither lexa generates a self-signed certificate and logs its fingerprint. */
+      certificate: file.optional(),
+      key: file.optional(),
+      /** The name a generated certificate is for, beside the bind addresses. */
+      hostname: text().default('localhost'),
+      /**
+       * How long an agent's services outlive its connection: long enough to ride out a server restart or a
+       * network blip without emptying backends, short enough that a dead container leaves soon.
+       */
+      grace: duration().default(10_000),
+    }).optional(),
     log: block({
       /** "stdout", "stderr" or a file path (appended to). */
       out: text(/\S/, '"stdout", "stderr" or a file path').default('stdout'),

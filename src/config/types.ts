@@ -36,3 +36,4 @@ export type DnsConfig = Config['dns'];
 export type EncryptedDnsConfig = DnsConfig['dot'];
 export type LogConfig = Config['log'];
 export type LogLevel = LogConfig['level'];
+export type AgentEndpointConfig = NonNullable<Config['agent']>;

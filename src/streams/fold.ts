@@ -1,4 +1,4 @@
-import type { ClusterMember, Instance } from './model.js';
+import type { AgentService, ClusterMember, Instance } from './model.js';
 import type { Snapshot } from './snapshot.js';
 import { unreachableHeld } from './unreachable.js';
 
@@ -26,7 +26,22 @@ export type Action =
   | { readonly type: 'instance-gone'; readonly key: string; readonly at: number }
   | { readonly type: 'members'; readonly members: readonly ClusterMember[]; readonly clustered: boolean; readonly at: number }
   /** The events connection went up (after its list) or down. */
-  | { readonly type: 'connection'; readonly connected: boolean; readonly at: number };
+  | { readonly type: 'connection'; readonly connected: boolean; readonly at: number }
+  /**
+   * The agent inside instance `key` (connection `session`) declares exactly `services` (the whole set, each with
+   * its health), or its connection went down (`connected: false`: the services stay until `agent-gone`). Ignored
+   * when the instance is not running.
+   */
+  | {
+      readonly type: 'agent-services';
+      readonly key: string;
+      readonly session: string;
+      readonly services: readonly AgentService[];
+      readonly connected: boolean;
+      readonly at: number;
+    }
+  /** Connection `session`'s grace period ended: its services leave (unless a newer connection spoke since). */
+  | { readonly type: 'agent-gone'; readonly key: string; readonly session: string; readonly at: number };
 
 /**
  * The reducer: `scan(fold, Snapshot.empty())`. Pure, never throws; an action that changes nothing returns the
@@ -47,6 +62,12 @@ export function fold(snapshot: Snapshot, action: Action): Snapshot {
       return snapshot.withMembers(action.members, action.clustered, action.at);
     case 'connection':
       return snapshot.withConnected(action.connected, action.at);
+    case 'agent-services': {
+      const { key, session, services, connected, at } = action;
+      return snapshot.withAgent(key, { session, services, connected, at }, at);
+    }
+    case 'agent-gone':
+      return snapshot.withoutAgent(action.key, action.session, action.at);
     default:
       return snapshot;
   }

@@ -1,4 +1,5 @@
 export type { Action } from './fold.js';
+export { servedServices } from './agents.js';
 export { fold } from './fold.js';
 export { realClock, type Clock } from './clock.js';
 export { createLxdClient, LxdError, type EventSocket, type LxdClient } from './lxd-client.js';

@@ -7,8 +7,11 @@
 /** Transport protocol a service is offered on. */
 export type ServiceProto = 'tcp' | 'udp';
 
-/** Where a service declaration came from. Agents (a later source) fold into the same model. */
+/** Where a service declaration came from: `user.lexa.service.*` keys, or the lexa agent inside the instance. */
 export type ServiceSource = 'config' | 'agent';
+
+/** An agent service's health (Consul's words): critical until its checks pass; only passing ones are served. */
+export type ServiceHealth = 'passing' | 'critical';
 
 /**
  * A service an instance offers.
@@ -85,4 +88,25 @@ export interface ServiceEndpoint {
   readonly service: Service;
   /** The interface the service is reachable on (already resolved from `service.interface`). */
   readonly iface: NetInterface;
+}
+
+/** A service the agent inside an instance announced, with the health its checks gave it. */
+export interface AgentService extends Service {
+  readonly source: 'agent';
+  readonly health: ServiceHealth;
+}
+
+/**
+ * What the agent in one instance last said. Kept beside the instance in the snapshot (not inside it), so that an
+ * LXD re-read of the instance does not wipe it; the instance's served `services` are derived from both (agents.ts).
+ */
+export interface AgentState {
+  /** The connection that said it; a later connection of the same instance replaces it. */
+  readonly session: string;
+  /** False once the connection is gone: the services stay for the server's grace period, then leave. */
+  readonly connected: boolean;
+  /** Every service the agent declares, passing or critical, in the agent's order. */
+  readonly services: readonly AgentService[];
+  /** Epoch ms of the last message (or of the disconnect). */
+  readonly at: number;
 }

@@ -1,4 +1,5 @@
-import type { ClusterMember, Instance, NetInterface, ServiceEndpoint } from './model.js';
+import { withServed } from './agents.js';
+import type { AgentState, ClusterMember, Instance, NetInterface, ServiceEndpoint } from './model.js';
 import { PersistentMap } from './pmap.js';
 
 /**
@@ -9,14 +10,17 @@ import { PersistentMap } from './pmap.js';
  * service name are hash lookups; they do not grow with the number of instances. Host and service names are
  * indexed lower-cased, and callers must pass lower-cased names.
  *
- * The instance table and both indexes are persistent maps (pmap.ts): one instance changed costs O(log N) new
- * trie nodes, not a copy of N entries, so folding an event stays flat as a host grows to 10,000 instances.
+ * The instance table, the agent states and every index are persistent maps (pmap.ts): one instance or one agent
+ * changed costs O(log N) new trie nodes, not a copy of N entries, so folding an LXD event or an agent's message
+ * stays flat as a host grows to 10,000 instances.
  */
 export class Snapshot {
   /** Running instances by lower-cased host name (several when projects reuse a name). */
   readonly #hosts: PersistentMap<readonly Instance[]>;
   /** Endpoints of running instances by lower-cased service name. */
   readonly #services: PersistentMap<readonly ServiceEndpoint[]>;
+  /** Running instances by address (any interface): which instance an agent's connection comes from. */
+  readonly #addresses: PersistentMap<readonly Instance[]>;
   /**
    * Running host names, sorted: built on the first wildcard lookup after a full list, then carried from snapshot
    * to snapshot, a name added or removed by one binary-search splice (a copy of N pointers at fold time) so no
@@ -41,21 +45,29 @@ export class Snapshot {
     readonly updatedAt: number,
     /** Increments on every change; lets readers tell snapshots apart cheaply. */
     readonly version: number,
-    hosts: PersistentMap<readonly Instance[]>,
-    services: PersistentMap<readonly ServiceEndpoint[]>,
+    /**
+     * What the agent inside each running instance last said, by instance key. An instance's `services` already
+     * include its agent's passing services (agents.ts); this keeps the whole state, critical services included.
+     */
+    readonly agents: PersistentMap<AgentState>,
+    indexes: Indexes,
     sortedHosts?: readonly string[],
   ) {
-    this.#hosts = hosts;
-    this.#services = services;
+    this.#hosts = indexes.hosts;
+    this.#services = indexes.services;
+    this.#addresses = indexes.addresses;
     this.#sortedHosts = sortedHosts;
   }
 
   static empty(): Snapshot {
     const none = PersistentMap.empty<never>();
-    return new Snapshot(none, new Map(), false, false, false, 0, Date.now(), 0, none, none);
+    return new Snapshot(none, new Map(), false, false, false, 0, Date.now(), 0, none, { hosts: none, services: none, addresses: none });
   }
 
-  /** A snapshot holding exactly `instances` and `members`: what a full list of LXD produces. */
+  /**
+   * A snapshot holding exactly `instances` and `members`: what a full list of LXD produces. Agent state survives
+   * for instances the list shows running, and is dropped for the rest (stopped or gone: whatever the agent said).
+   */
   withList(
     instances: readonly Instance[],
     members: readonly ClusterMember[],
@@ -63,10 +75,16 @@ export class Snapshot {
     at: number,
   ): Snapshot {
     const byKey = new Map<string, Instance>();
-    for (const inst of instances) byKey.set(inst.key, inst);
+    const agents = new Map<string, AgentState>();
+    for (const listed of instances) {
+      const agent = listed.running ? this.agents.get(listed.key) : undefined;
+      if (agent) agents.set(listed.key, agent);
+      byKey.set(listed.key, withServed(listed, agent));
+    }
     const hosts = new Map<string, Instance[]>();
     const services = new Map<string, ServiceEndpoint[]>();
-    for (const inst of byKey.values()) indexInstance(hosts, services, inst);
+    const addresses = new Map<string, Instance[]>();
+    for (const inst of byKey.values()) indexInstance(hosts, services, addresses, inst);
     return new Snapshot(
       PersistentMap.of(byKey),
       new Map(members.map((m) => [m.name, m])),
@@ -76,23 +94,68 @@ export class Snapshot {
       at,
       at,
       this.version + 1,
-      PersistentMap.of(hosts),
-      PersistentMap.of(services),
+      agents.size === this.agents.size ? this.agents : PersistentMap.of(agents),
+      { hosts: PersistentMap.of(hosts), services: PersistentMap.of(services), addresses: PersistentMap.of(addresses) },
     );
   }
 
-  /** Adds or replaces one instance. Only the index entries of its old and new names and services change. */
-  withInstance(inst: Instance, at: number = Date.now()): Snapshot {
+  /**
+   * Adds or replaces one instance (as LXD reports it: config services only; its agent's are added here). Only the
+   * index entries of its old and new names and services change. An instance that is not running loses its agent
+   * state at once.
+   */
+  withInstance(read: Instance, at: number = Date.now()): Snapshot {
+    const agent = read.running ? this.agents.get(read.key) : undefined;
+    const inst = withServed(read, agent);
     const old = this.instances.get(inst.key);
-    if (old !== undefined && sameInstance(old, inst)) return this;
-    return this.#reindexed(this.instances.set(inst.key, inst), old, inst, at);
+    const agents = agent === undefined ? this.agents.delete(read.key) : this.agents;
+    if (old !== undefined && agents === this.agents && sameInstance(old, inst)) return this;
+    return this.#reindexed(this.instances.set(inst.key, inst), old, inst, at, agents);
   }
 
-  /** Removes one instance by key; unchanged if absent. */
+  /** Removes one instance by key (and its agent state); unchanged if absent. */
   withoutInstance(key: string, at: number = Date.now()): Snapshot {
     const old = this.instances.get(key);
     if (old === undefined) return this;
-    return this.#reindexed(this.instances.delete(key), old, undefined, at);
+    return this.#reindexed(this.instances.delete(key), old, undefined, at, this.agents.delete(key));
+  }
+
+  /**
+   * Records what the agent in instance `key` says. Ignored (same snapshot) when the instance is unknown or not
+   * running: an agent speaks only for a running instance. Costs what one instance's LXD change costs: that
+   * instance's index entries are replaced, O(its services + log N), whatever the number of instances.
+   */
+  withAgent(key: string, state: AgentState, at: number = Date.now()): Snapshot {
+    const old = this.instances.get(key);
+    if (old === undefined || !old.running) return this;
+    const before = this.agents.get(key);
+    // A re-announcement of the same state (after a reconnect, say) changes nothing a reader can see.
+    if (before?.session === state.session && before.connected === state.connected && JSON.stringify(before.services) === JSON.stringify(state.services))
+      return this;
+    const agents = this.agents.set(key, state);
+    const inst = withServed(old, state);
+    const instances = inst === old ? this.instances : this.instances.set(key, inst);
+    return this.#reindexed(instances, old, inst, at, agents);
+  }
+
+  /**
+   * Forgets instance `key`'s agent state, if it is still the state of connection `session` (a newer connection's
+   * state stays). Its services leave at once.
+   */
+  withoutAgent(key: string, session: string, at: number = Date.now()): Snapshot {
+    const state = this.agents.get(key);
+    const old = this.instances.get(key);
+    if (state === undefined || state.session !== session) return this;
+    const agents = this.agents.delete(key);
+    if (old === undefined) return this.#with({}, at, agents);
+    const inst = withServed(old, undefined);
+    const instances = inst === old ? this.instances : this.instances.set(key, inst);
+    return this.#reindexed(instances, old, inst, at, agents);
+  }
+
+  /** Running instances holding address `ip` (any interface). A hash lookup. */
+  holders(ip: string): readonly Instance[] {
+    return this.#addresses.get(ip) ?? NONE;
   }
 
   withMembers(members: readonly ClusterMember[], clustered: boolean, at: number = Date.now()): Snapshot {
@@ -105,7 +168,7 @@ export class Snapshot {
   }
 
   /** A copy with `patch` applied, the same indexes, a new time and the next version. */
-  #with(patch: Partial<Pick<Snapshot, 'members' | 'clustered' | 'connected'>>, at: number): Snapshot {
+  #with(patch: Partial<Pick<Snapshot, 'members' | 'clustered' | 'connected'>>, at: number, agents = this.agents): Snapshot {
     return new Snapshot(
       this.instances,
       patch.members ?? this.members,
@@ -115,8 +178,8 @@ export class Snapshot {
       this.listedAt,
       at,
       this.version + 1,
-      this.#hosts,
-      this.#services,
+      agents,
+      { hosts: this.#hosts, services: this.#services, addresses: this.#addresses },
       this.#sortedHosts,
     );
   }
@@ -176,9 +239,16 @@ export class Snapshot {
     return this.#sortedHosts;
   }
 
-  #reindexed(instances: PersistentMap<Instance>, old: Instance | undefined, neu: Instance | undefined, at: number) {
+  #reindexed(
+    instances: PersistentMap<Instance>,
+    old: Instance | undefined,
+    neu: Instance | undefined,
+    at: number,
+    agents: PersistentMap<AgentState>,
+  ) {
     let hosts = this.#hosts;
     let services = this.#services;
+    let addresses = this.#addresses;
     // The sorted names survive unless the set of names changes: an instance replaced under the same name (its
     // addresses or services changed) removes its name and adds it back.
     let removedName: string | undefined;
@@ -194,6 +264,10 @@ export class Snapshot {
         const restSvc = (services.get(svc) ?? NONE).filter((e) => e.instance.key !== old.key);
         services = restSvc.length === 0 ? services.delete(svc) : services.set(svc, restSvc);
       }
+      for (const ip of addressesOf(old)) {
+        const restIp = (addresses.get(ip) ?? NONE).filter((i) => i.key !== old.key);
+        addresses = restIp.length === 0 ? addresses.delete(ip) : addresses.set(ip, restIp);
+      }
     }
     if (neu?.running) {
       const lname = neu.name.toLowerCase();
@@ -203,6 +277,7 @@ export class Snapshot {
         const svc = ep.service.name.toLowerCase();
         services = services.set(svc, [...(services.get(svc) ?? NONE), ep]);
       }
+      for (const ip of addressesOf(neu)) addresses = addresses.set(ip, [...(addresses.get(ip) ?? NONE), neu]);
     }
     return new Snapshot(
       instances,
@@ -213,11 +288,43 @@ export class Snapshot {
       this.listedAt,
       at,
       this.version + 1,
-      hosts,
-      services,
+      agents,
+      { hosts, services, addresses },
       removedName === addedName ? this.#sortedHosts : resorted(this.#sortedHosts, removedName, addedName),
     );
   }
+}
+
+/** The indexes over running instances a snapshot carries. */
+interface Indexes {
+  readonly hosts: PersistentMap<readonly Instance[]>;
+  readonly services: PersistentMap<readonly ServiceEndpoint[]>;
+  readonly addresses: PersistentMap<readonly Instance[]>;
+}
+
+/** Every distinct address of an instance, on any interface. */
+function addressesOf(inst: Instance): Set<string> {
+  const out = new Set<string>();
+  for (const iface of inst.interfaces) {
+    for (const a of iface.ipv4) out.add(a);
+    for (const a of iface.ipv6) out.add(a);
+  }
+  return out;
+}
+
+/** `sorted` without `removed` and with `added` (either may be absent); undefined stays undefined (not built yet). */
+function resorted(sorted: readonly string[] | undefined, removed: string | undefined, added: string | undefined) {
+  if (sorted === undefined) return undefined;
+  const out = [...sorted];
+  if (removed !== undefined) {
+    const at = lowerBound(out, removed);
+    if (out[at] === removed) out.splice(at, 1);
+  }
+  if (added !== undefined) {
+    const at = lowerBound(out, added);
+    if (out[at] !== added) out.splice(at, 0, added);
+  }
+  return out;
 }
 
 const NONE: readonly never[] = Object.freeze([]);
@@ -225,9 +332,15 @@ const NONE: readonly never[] = Object.freeze([]);
 function indexInstance(
   hosts: Map<string, Instance[]>,
   services: Map<string, ServiceEndpoint[]>,
+  addresses: Map<string, Instance[]>,
   inst: Instance,
 ): void {
   if (!inst.running) return;
+  for (const ip of addressesOf(inst)) {
+    const holders = addresses.get(ip);
+    if (holders) holders.push(inst);
+    else addresses.set(ip, [inst]);
+  }
   const lname = inst.name.toLowerCase();
   const list = hosts.get(lname);
   if (list) list.push(inst);
@@ -258,21 +371,6 @@ export function findInterface(inst: Instance, name: string | null): NetInterface
   if (name === null) return inst.interfaces[0];
   const lname = name.toLowerCase();
   return inst.interfaces.find((i) => i.name.toLowerCase() === lname);
-}
-
-/** `sorted` without `removed` and with `added` (either may be absent); undefined stays undefined (not built yet). */
-function resorted(sorted: readonly string[] | undefined, removed: string | undefined, added: string | undefined) {
-  if (sorted === undefined) return undefined;
-  const out = [...sorted];
-  if (removed !== undefined) {
-    const at = lowerBound(out, removed);
-    if (out[at] === removed) out.splice(at, 1);
-  }
-  if (added !== undefined) {
-    const at = lowerBound(out, added);
-    if (out[at] !== added) out.splice(at, 0, added);
-  }
-  return out;
 }
 
 function wildcardRegExp(pattern: string): RegExp {

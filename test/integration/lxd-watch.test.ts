@@ -34,7 +34,7 @@ async function lifecycle(t: Test, lexa: TestLexa, tag: string): Promise<void> {
   const doc = (await hosts(lexa.restUrl)).get(fqdn)!;
   t.match(doc.interfaces.ipv4[0]?.['eth0'], /^10\.99\.0\.\d+$/);
   t.match(doc.interfaces.ipv6[0]?.['eth0'], /^fd42:99::/);
-  t.same(doc.services, [{ name: 'http', port: 80, proto: 'tcp', tags: [], interface: 'eth0', priority: 1, weight: 1 }]);
+  t.same(doc.services, [{ name: 'http', port: 80, proto: 'tcp', tags: [], interface: 'eth0', priority: 1, weight: 1, source: 'config', health: 'unchecked' }]);
 
   await step('config change shows', () => lxc('config', 'set', name, 'user.lexa.service.http.tags', 'blue,canary'), (h) =>
     JSON.stringify(h.get(fqdn)?.services?.[0]?.tags) === '["blue","canary"]');

@@ -69,6 +69,7 @@ t.test('every default, as the daemon receives it', async (t) => {
       quic: encrypted(18854),
     },
     log: { out: 'stdout', level: 'info' },
+    agent: null,
     warnings: [],
   });
   // A declared block takes its keys' defaults; declaring an encrypted transport's block is what turns it on.
@@ -254,6 +255,8 @@ function hclJson(body: Record<string, unknown>): Record<string, unknown> {
 
 t.test('every key declared in the schema reaches the Config', async (t) => {
   const https = { host: '10.0.0.5' };
+  const TOKEN = '0123456789abcdef0123';
+  const tokenFile = write('agent.token', `${TOKEN}\n`);
   const files = { certificate: certFile, key: keyFile };
   const enc = (k: 'dot' | 'doh' | 'quic'): Record<string, Case> => ({
     [`server.dns.${k}.enabled`]: [{ dns: { [k]: { enabled: true } } }, (c) => c.dns[k].enabled, true],
@@ -298,6 +301,14 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
     ...enc('dot'),
     ...enc('doh'),
     ...enc('quic'),
+    'server.agent.bind.host': [{ agent: { token: TOKEN, bind: [{ host: '10.99.0.1' }] } }, (c) => c.agent?.binds[0]?.host, '10.99.0.1'],
+    'server.agent.bind.port': [{ agent: { token: TOKEN, bind: [{ port: 1 }] } }, (c) => c.agent?.binds[0]?.port, 1],
+    'server.agent.token': [{ agent: { token: TOKEN } }, (c) => c.agent?.token, TOKEN],
+    'server.agent.token_file': [{ agent: { token_file: tokenFile } }, (c) => c.agent?.token, TOKEN],
+    'server.agent.certificate': [{ agent: { token: TOKEN, ...files } }, (c) => c.agent?.tls.certificate, certFile],
+    'server.agent.key': [{ agent: { token: TOKEN, ...files } }, (c) => c.agent?.tls.key, keyFile],
+    'server.agent.hostname': [{ agent: { token: TOKEN, hostname: 'lexa.example' } }, (c) => c.agent?.hostname, 'lexa.example'],
+    'server.agent.grace': [{ agent: { token: TOKEN, grace: '1m' } }, (c) => c.agent?.graceMs, 60_000],
     'server.log.out': [{ log: { out: 'stderr' } }, (c) => c.log.out, 'stderr'],
     'server.log.level': [{ log: { level: 'debug' } }, (c) => c.log.level, 'debug'],
   };

@@ -3,7 +3,13 @@ import type { Instance, Snapshot } from '../../streams/index.js';
 /**
  * The `/containers/` document, in the original lexa's shape so existing Traefik transformers keep working:
  *   {"hosts":[{"name":"<host>.<suffix>","interfaces":{"ipv4":[{"eth0":"..."}],"ipv6":[...]},"services":[...]|null}]}
- * Additions that break nobody: `project` and `location` on a host; `priority`, `weight` and `interface` on a service.
+ * Additions that break nobody: `project` and `location` on a host; `priority`, `weight`, `interface`, `source` and
+ * `health` on a service.
+ *
+ * `services` lists what DNS serves: config services, and the agent's passing ones (a critical service is not
+ * listed, as it is not in DNS). `source` is `config` (a `user.lexa.service.*` key) or `agent`; `health` is
+ * `passing` for an agent service (its checks pass, or it has none and its agent is connected or within grace) and
+ * `unchecked` for a config service, which nothing checks.
  */
 export interface HostDoc {
   name: string;
@@ -21,6 +27,8 @@ export interface ServiceDoc {
   interface: string;
   priority: number;
   weight: number;
+  source: 'config' | 'agent';
+  health: 'passing' | 'unchecked';
 }
 
 export function hostDoc(inst: Instance, suffix: string): HostDoc {
@@ -38,6 +46,8 @@ export function hostDoc(inst: Instance, suffix: string): HostDoc {
     interface: s.interface ?? inst.interfaces[0]?.name ?? '',
     priority: s.priority,
     weight: s.weight,
+    source: s.source,
+    health: s.source === 'agent' ? ('passing' as const) : ('unchecked' as const),
   }));
   return {
     name: `${inst.name}.${suffix}`,

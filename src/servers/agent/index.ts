@@ -1,0 +1,2 @@
+export { AGENT_LIMITS, bindInstance, startAgentServer, type AgentAction, type AgentLimits, type AgentListeners, type AgentRegistry, type AgentServerOptions } from './server.js';
+export * from './protocol.js';
