@@ -9,3 +9,4 @@ export { Reflector, type ReflectorOptions } from './reflector.js';
 export { parseServiceKeys, SERVICE_PREFIX } from './services.js';
 export { Snapshot, endpointsOf, findInterface } from './snapshot.js';
 export { SnapshotStore } from './store.js';
+export { parseTraefikKeys, NO_TRAEFIK_LABELS, TRAEFIK_PREFIX, type TraefikLabels, type TraefikSection, type RouterLabels, type ServiceLabels, type Json, type JsonObject } from './traefik-labels.js';

@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { ClusterMember, Instance, NetInterface } from './model.js';
 import { parseServiceKeys } from './services.js';
+import { parseTraefikKeys } from './traefik-labels.js';
 
 /**
  * LXD's wire shapes (the subset lexa reads) and their translation into the model. Translation is total: odd or
@@ -62,6 +63,7 @@ export function toInstance(raw: LxdInstance, state?: LxdInstanceState | null): I
   const st = state !== undefined ? state : raw.state;
   const status = st?.status ?? raw.status ?? 'Unknown';
   const parsed = parseServiceKeys(raw.expanded_config);
+  const routing = parseTraefikKeys(raw.expanded_config, parsed.services);
   return {
     key: instanceKey(project, name),
     name,
@@ -72,7 +74,8 @@ export function toInstance(raw: LxdInstance, state?: LxdInstanceState | null): I
     location: raw.location || 'none',
     interfaces: toInterfaces(raw.expanded_devices, st?.network),
     services: parsed.services,
-    configErrors: parsed.errors,
+    traefik: routing.traefik,
+    configErrors: [...parsed.errors, ...routing.errors],
     profiles: (raw.profiles ?? []).filter((p) => typeof p === 'string'),
   };
 }
