@@ -2,6 +2,7 @@ export type { Action } from './fold.js';
 export { fold } from './fold.js';
 export { realClock, type Clock } from './clock.js';
 export { createLxdClient, LxdError, type EventSocket, type LxdClient } from './lxd-client.js';
+export { daemonKind, type DaemonKind } from './lxd-model.js';
 export { toInstance, toInterfaces, toMember, toStandaloneMember, instanceKey, type LxdEvent, type LxdInstance } from './lxd-model.js';
 export type * from './model.js';
 export { planEvent, type EventPlan } from './plan.js';

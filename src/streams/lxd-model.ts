@@ -131,10 +131,29 @@ export function toMember(raw: LxdMember): ClusterMember {
 
 /** What `GET /1.0` says about the server, the parts lexa reads. */
 export interface LxdServerEnvironment {
+  /** "lxd" or "incus" (Incus keeps LXD's API and says which it is here). */
+  server?: string;
+  server_version?: string;
   server_name?: string;
   server_clustered?: boolean;
   /** Addresses the API listens on, "host:port" or "[v6]:port". */
   addresses?: string[] | null;
+}
+
+/** Which daemon lexa is talking to: Incus speaks LXD's API (FACTS §2 lists the few differences lexa tolerates). */
+export interface DaemonKind {
+  readonly kind: 'lxd' | 'incus';
+  readonly version: string;
+}
+
+/**
+ * The daemon behind `target` (a socket path or URL): what `environment.server` says, else guessed from the target
+ * (Incus's socket lives under /var/lib/incus), else LXD.
+ */
+export function daemonKind(env: LxdServerEnvironment | undefined, target: string): DaemonKind {
+  const said = env?.server?.toLowerCase();
+  const kind = said === 'incus' || said === 'lxd' ? said : /incus/i.test(target) ? 'incus' : 'lxd';
+  return { kind, version: env?.server_version ?? 'unknown' };
 }
 
 /**

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ConfigError, defaultConfig, fromParsed, loadConfig, parseDuration, type Config } from '../../src/config/index.js';
+import { ConfigError, defaultConfig, defaultSocket, fromParsed, loadConfig, LXD_SOCKETS, parseDuration, type Config } from '../../src/config/index.js';
 import { configSchema } from '../../src/config/schema.js';
 import { leafPaths } from '../../src/config/builder.js';
 
@@ -326,4 +326,11 @@ t.test('checks declared with a key: duplicate binds, minimum durations, required
   t.match(problemsOf({ lxd: { bind: { port: 1 }, certificate: certFile, key: keyFile } }), /^\/x\.hcl: server\.lxd\.bind\.host: required to reach LXD over HTTPS$/);
   t.match(problemsOf({ lxd: { project: 'default', all_projects: true } }), /set project or all_projects = true, not both/, 'a project given, even the default one');
   t.match(problemsOf({ dns: { dot: { certificate: certFile } } }), /server\.dns\.dot: set both certificate and key/);
+});
+
+t.test('the local socket: $LXD_DIR, then $INCUS_DIR, then the first standard socket that exists', async (t) => {
+  t.equal(defaultSocket({ LXD_DIR: '/srv/lxd', INCUS_DIR: '/srv/incus' }), '/srv/lxd/unix.socket');
+  t.equal(defaultSocket({ INCUS_DIR: '/srv/incus' }), '/srv/incus/unix.socket');
+  const found = defaultSocket({});
+  t.ok(LXD_SOCKETS.includes(found as (typeof LXD_SOCKETS)[number]), `one of the standard places: ${found}`);
 });
