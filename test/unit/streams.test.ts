@@ -1,5 +1,6 @@
 import t from 'tap';
 import {
+  daemonKind,
   fold,
   parseServiceKeys,
   planEvent,
@@ -254,4 +255,11 @@ t.test('snapshot lookups do not scan (synthetic 10,000 instances, not a real LXD
   // A change of the set of names does re-sort: a name gone or new is seen by the next wildcard lookup.
   t.equal(s2.withoutInstance('default/host-5').matchHosts('host-5*').length, 1110, 'a removed name is gone');
   t.equal(s2.withInstance(inst('host-5a', { v4: '10.9.9.8' })).matchHosts('host-5*').length, 1112, 'a new name is found');
+});
+
+t.test('LXD or Incus: environment.server, else the socket path', async (t) => {
+  t.same(daemonKind({ server: 'incus', server_version: '6.0.4' }, '/var/lib/lxd/unix.socket'), { kind: 'incus', version: '6.0.4' });
+  t.same(daemonKind({ server: 'lxd', server_version: '5.0.2' }, '/var/lib/incus/unix.socket'), { kind: 'lxd', version: '5.0.2' });
+  t.same(daemonKind({}, '/var/lib/incus/unix.socket'), { kind: 'incus', version: 'unknown' });
+  t.same(daemonKind(undefined, 'https://10.0.0.5:8443'), { kind: 'lxd', version: 'unknown' });
 });
