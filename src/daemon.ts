@@ -97,7 +97,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     }
     if (rest.enabled) {
       const tls = await certificates.load('rest', rest.tls, 'localhost', rest.binds);
-      const app = { suffix: config.lxd.suffix, snapshot, watching: () => reflector.watching };
+      const app = { suffix: config.lxd.suffix, snapshot, watching: () => reflector.watching, log: log('rest') };
       await start('rest', startRest({ binds: rest.binds, tls, log: log('rest'), limits: REST_LIMITS, app }));
     }
     if (config.agent !== null) {

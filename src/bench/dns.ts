@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { silentLogger } from '../log/index.js';
 import { createHandler, datagramLimit, DEFAULT_MAX_UDP_PAYLOAD, type HandleQuery } from '../servers/dns/index.js';
-import { Snapshot, type Instance } from '../streams/index.js';
+import { NO_TRAEFIK_LABELS, Snapshot, type Instance } from '../streams/index.js';
 
 const SIZES = [100, 10_000] as const;
 /**
@@ -100,6 +100,7 @@ function syntheticSnapshot(n: number): Snapshot {
           source: 'config',
         },
       ],
+      traefik: NO_TRAEFIK_LABELS,
       configErrors: [],
       profiles: [],
     });

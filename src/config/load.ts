@@ -234,8 +234,12 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
   return config;
 }
 
-/** `$LXD_DIR/unix.socket` when set, else the first known socket that exists, else the Debian path. */
+/**
+ * `$LXD_DIR/unix.socket` when set, else `$INCUS_DIR/unix.socket` when set, else the first known socket that exists
+ * (LXD's before Incus's), else the Debian path.
+ */
 export function defaultSocket(env: NodeJS.ProcessEnv = process.env): string {
   if (env['LXD_DIR']) return join(env['LXD_DIR'], 'unix.socket');
+  if (env['INCUS_DIR']) return join(env['INCUS_DIR'], 'unix.socket');
   return LXD_SOCKETS.find((s) => existsSync(s)) ?? LXD_SOCKETS[0];
 }

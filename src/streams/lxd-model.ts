@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { ClusterMember, Instance, NetInterface } from './model.js';
 import { parseServiceKeys } from './services.js';
+import { parseTraefikKeys } from './traefik-labels.js';
 
 /**
  * LXD's wire shapes (the subset lexa reads) and their translation into the model. Translation is total: odd or
@@ -62,6 +63,7 @@ export function toInstance(raw: LxdInstance, state?: LxdInstanceState | null): I
   const st = state !== undefined ? state : raw.state;
   const status = st?.status ?? raw.status ?? 'Unknown';
   const parsed = parseServiceKeys(raw.expanded_config);
+  const routing = parseTraefikKeys(raw.expanded_config, parsed.services);
   return {
     key: instanceKey(project, name),
     name,
@@ -72,7 +74,8 @@ export function toInstance(raw: LxdInstance, state?: LxdInstanceState | null): I
     location: raw.location || 'none',
     interfaces: toInterfaces(raw.expanded_devices, st?.network),
     services: parsed.services,
-    configErrors: parsed.errors,
+    traefik: routing.traefik,
+    configErrors: [...parsed.errors, ...routing.errors],
     profiles: (raw.profiles ?? []).filter((p) => typeof p === 'string'),
   };
 }
@@ -158,10 +161,29 @@ export function toMember(raw: LxdMember): ClusterMember {
 
 /** What `GET /1.0` says about the server, the parts lexa reads. */
 export interface LxdServerEnvironment {
+  /** "lxd" or "incus" (Incus keeps LXD's API and says which it is here). */
+  server?: string;
+  server_version?: string;
   server_name?: string;
   server_clustered?: boolean;
   /** Addresses the API listens on, "host:port" or "[v6]:port". */
   addresses?: string[] | null;
+}
+
+/** Which daemon lexa is talking to: Incus speaks LXD's API (FACTS §2 lists the few differences lexa tolerates). */
+export interface DaemonKind {
+  readonly kind: 'lxd' | 'incus';
+  readonly version: string;
+}
+
+/**
+ * The daemon behind `target` (a socket path or URL): what `environment.server` says, else guessed from the target
+ * (Incus's socket lives under /var/lib/incus), else LXD.
+ */
+export function daemonKind(env: LxdServerEnvironment | undefined, target: string): DaemonKind {
+  const said = env?.server?.toLowerCase();
+  const kind = said === 'incus' || said === 'lxd' ? said : /incus/i.test(target) ? 'incus' : 'lxd';
+  return { kind, version: env?.server_version ?? 'unknown' };
 }
 
 /**

@@ -1,3 +1,5 @@
+import type { TraefikLabels } from './traefik-labels.js';
+
 /**
  * The discovery model: what lexa knows about LXD, independent of LXD's wire format and of any protocol that
  * serves it. Every value here is treated as immutable once it is part of a Snapshot; readers must not modify
@@ -60,7 +62,12 @@ export interface Instance {
    */
   readonly interfaces: readonly NetInterface[];
   readonly services: readonly Service[];
-  /** Problems found while reading `user.lexa.*` keys; each one names the key. Empty when all is well. */
+  /**
+   * Traefik routing declared in `user.traefik.*` keys (Traefik's label grammar), already checked against
+   * `services`; see traefik-labels.ts.
+   */
+  readonly traefik: TraefikLabels;
+  /** Problems found while reading `user.lexa.*` and `user.traefik.*` keys; each one names the key. Empty when all is well. */
   readonly configErrors: readonly string[];
   /**
    * LXD profiles the instance uses, in LXD's order. Editing a profile emits `profile-updated` for the profile

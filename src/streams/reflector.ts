@@ -4,6 +4,8 @@ import { EventConnection, reconnectDelay } from './connection.js';
 import { originOf } from './failover-client.js';
 import type { LxdClient } from './lxd-client.js';
 import {
+  daemonKind,
+  type DaemonKind,
   toInstance,
   toMember,
   toStandaloneMember,
@@ -91,6 +93,8 @@ export class Reflector {
   #running: Promise<void> | undefined;
   #resyncTimer: unknown;
   #connections = 0;
+  /** LXD or Incus, and its version, as the last list found it (logged on every (re)connection). */
+  #daemon: DaemonKind | undefined;
   /** The list in flight, if any. */
   #listing: Listing | undefined;
   #memberTimer: unknown;
@@ -194,6 +198,8 @@ export class Reflector {
       this.#store.dispatch({ type: 'connection', connected: true, at: this.#clock.now() });
       this.#log.info(this.#connections === 1 ? 'lxd connected' : 'lxd reconnected', {
         target: this.#client.target,
+        server: this.#daemon?.kind,
+        version: this.#daemon?.version,
         instances: this.#store.current.instances.size,
         buffered: listing.events.length,
       });
@@ -243,6 +249,7 @@ export class Reflector {
       this.#client.get<{ environment?: LxdServerEnvironment }>('/1.0', signal),
       this.#client.get<LxdInstance[]>(`/1.0/instances?recursion=2&${this.#scope()}`, signal),
     ]);
+    this.#daemon = daemonKind(server?.environment, this.#client.target);
     const clustered = server?.environment?.server_clustered === true;
     const members = clustered ? await this.#readMembers(signal) : [toStandaloneMember(server?.environment)];
     const instances = (raw ?? []).map((r) => toInstance(r));

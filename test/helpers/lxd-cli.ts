@@ -1,5 +1,5 @@
-// Helpers for integration tests that drive the real LXD prepared by scripts/testbed.sh,
-// through the `lxc` CLI (local unix socket, default project).
+// Helpers for integration tests that drive the real LXD prepared by scripts/testbed.sh (or the real Incus of
+// scripts/incus.sh, with LEXA_TEST_DAEMON=incus), through its CLI (local unix socket, default project).
 //
 // Tests share one daemon: give every instance a test-specific name prefix and remove them
 // with deleteByPrefix() before and after the test.
@@ -10,16 +10,77 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 /** State dir of scripts/testbed.sh (client certificate, LXD's server certificate, image cache). */
 export const TESTBED_DIR = process.env['LEXA_TESTBED_DIR'] || '/var/lib/lexa-testbed';
-/** Client certificate and key trusted by LXD for its HTTPS API (ECDSA P-256, PEM). */
+
+/**
+ * The daemon the integration tests drive: LXD (default) or Incus, chosen by `LEXA_TEST_DAEMON=lxd|incus`. Both
+ * run side by side on the test machine (scripts/testbed.sh, scripts/incus.sh), each with its own socket, HTTPS
+ * port, bridge and subnet; everything below follows the choice, so a test written against `lxc()` and these
+ * constants runs against either.
+ */
+export interface TestDaemon {
+  readonly kind: 'lxd' | 'incus';
+  /** Its command-line client. */
+  readonly cli: 'lxc' | 'incus';
+  readonly socket: string;
+  /** host:port of its HTTPS API. */
+  readonly https: string;
+  /** Copy of its self-signed server certificate, to pin it (its SAN covers 127.0.0.1). */
+  readonly serverCert: string;
+  readonly bridge: string;
+  /** The bridge's IPv4 /24 and IPv6 /64 as address prefixes ("10.99.0.", "fd42:99::"). */
+  readonly v4Prefix: string;
+  readonly v6Prefix: string;
+  /** The script that installs, starts and initialises it (idempotently). */
+  readonly setupScript: string;
+  /** `pgrep -f` pattern matching the daemon process itself (not container monitors or helpers). */
+  readonly daemonPattern: string;
+}
+
+const DAEMONS: Record<'lxd' | 'incus', TestDaemon> = {
+  lxd: {
+    kind: 'lxd',
+    cli: 'lxc',
+    socket: '/var/lib/lxd/unix.socket',
+    https: '127.0.0.1:8443',
+    serverCert: join(TESTBED_DIR, 'lxd-server.crt'),
+    bridge: 'lxdbr0',
+    v4Prefix: '10.99.0.',
+    v6Prefix: 'fd42:99::',
+    setupScript: 'scripts/testbed.sh',
+    daemonPattern: '^lxd --group root',
+  },
+  incus: {
+    kind: 'incus',
+    cli: 'incus',
+    socket: '/var/lib/incus/unix.socket',
+    https: '127.0.0.1:8444',
+    serverCert: join(TESTBED_DIR, 'incus-server.crt'),
+    bridge: 'incusbr0',
+    v4Prefix: '10.98.0.',
+    v6Prefix: 'fd42:98::',
+    setupScript: 'scripts/incus.sh',
+    daemonPattern: '^/usr/libexec/incus/incusd --group root',
+  },
+};
+
+function chooseDaemon(value: string | undefined): TestDaemon {
+  if (value === undefined || value === '' || value === 'lxd') return DAEMONS.lxd;
+  if (value === 'incus') return DAEMONS.incus;
+  throw new Error(`LEXA_TEST_DAEMON=${value}: expected lxd or incus`);
+}
+
+export const DAEMON: TestDaemon = chooseDaemon(process.env['LEXA_TEST_DAEMON']);
+
+/** Client certificate and key trusted by the daemon for its HTTPS API (ECDSA P-256, PEM); the same for both. */
 export const CLIENT_CERT = join(TESTBED_DIR, 'client.crt');
 export const CLIENT_KEY = join(TESTBED_DIR, 'client.key');
-/** Copy of LXD's self-signed server certificate, to pin it (its SAN covers 127.0.0.1). */
-export const LXD_SERVER_CERT = join(TESTBED_DIR, 'lxd-server.crt');
-/** host:port of LXD's HTTPS API. */
-export const LXD_HTTPS = '127.0.0.1:8443';
-/** LXD's unix socket (Debian package; a snap would use /var/snap/lxd/common/lxd/unix.socket). */
-export const LXD_SOCKET = '/var/lib/lxd/unix.socket';
-/** Alias of the busybox test image (DHCPv4 + SLAAC on eth0, clean `lxc stop` in under 1 s). */
+/** The daemon's server certificate (the name predates Incus support). */
+export const LXD_SERVER_CERT = DAEMON.serverCert;
+/** host:port of the daemon's HTTPS API. */
+export const LXD_HTTPS = DAEMON.https;
+/** The daemon's unix socket (Debian packages; a snap LXD would use /var/snap/lxd/common/lxd/unix.socket). */
+export const LXD_SOCKET = DAEMON.socket;
+/** Alias of the busybox test image (DHCPv4 + SLAAC on eth0, clean stop in under 1 s), on both daemons. */
 export const IMAGE = 'lexa-busybox';
 
 /** A failed `lxc` run; `stderr` holds what lxc printed (usually "Error: ..."). */
@@ -29,18 +90,19 @@ export class LxcError extends Error {
     readonly stderr: string,
     readonly exitCode: number | string | null,
   ) {
-    super(`lxc ${args.join(' ')} failed (${exitCode ?? 'signal'}): ${stderr.trim()}`);
+    super(`${DAEMON.cli} ${args.join(' ')} failed (${exitCode ?? 'signal'}): ${stderr.trim()}`);
     this.name = 'LxcError';
   }
 }
 
 /**
- * Runs `lxc ...args` and resolves with its stdout. Rejects with an LxcError carrying stderr
+ * Runs `lxc ...args` (or `incus ...args` under LEXA_TEST_DAEMON=incus: the two clients take the same arguments for
+ * everything the tests do) and resolves with its stdout. Rejects with an LxcError carrying stderr
  * if lxc exits non-zero or runs longer than 2 minutes.
  */
 export function lxc(...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile('lxc', args, { maxBuffer: 256 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) => {
+    const child = execFile(DAEMON.cli, args, { maxBuffer: 256 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) => {
       if (err) reject(new LxcError(args, stderr || err.message, err.code ?? err.signal ?? null));
       else resolve(stdout);
     });

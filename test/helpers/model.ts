@@ -1,5 +1,6 @@
 import type { ClusterMember, Instance, NetInterface, Service } from '../../src/streams/model.js';
 import { Snapshot } from '../../src/streams/snapshot.js';
+import { NO_TRAEFIK_LABELS } from '../../src/streams/traefik-labels.js';
 
 /** Hand-built model values for unit tests (no LXD involved). */
 
@@ -34,6 +35,7 @@ export function instance(name: string, over: Partial<Instance> = {}): Instance {
     location: 'none',
     interfaces: [],
     services: [],
+    traefik: NO_TRAEFIK_LABELS,
     configErrors: [],
     profiles: [],
     ...over,

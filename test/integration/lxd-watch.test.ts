@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { CLIENT_CERT, CLIENT_KEY, deleteByPrefix, launch, LXD_HTTPS, LXD_SERVER_CERT, LXD_SOCKET, lxc, waitFor } from '../helpers/lxd-cli.js';
+import { CLIENT_CERT, CLIENT_KEY, DAEMON, deleteByPrefix, launch, LXD_HTTPS, LXD_SERVER_CERT, LXD_SOCKET, lxc, waitFor } from '../helpers/lxd-cli.js';
 import { CuttableProxy, curl, hosts, since, startLexa, type HostDoc, type TestLexa } from '../helpers/lexa.js';
 
-// Real LXD (scripts/testbed.sh), real containers, lexa in this process, REST read with the real curl.
+// Real LXD (scripts/testbed.sh), or real Incus with LEXA_TEST_DAEMON=incus (scripts/incus.sh); real containers,
+// lexa in this process, REST read with the real curl.
 // Every change must show in /containers/ within BOUND_MS: generous for a loaded CI machine; the measured times
 // are printed as comments.
 const BOUND_MS = 10_000;
@@ -32,8 +33,8 @@ async function lifecycle(t: Test, lexa: TestLexa, tag: string): Promise<void> {
 
   await step(`launch ${name} shows with IPv4 and IPv6`, () => launch(name, { config: { 'user.lexa.service.http.port': '80' } }), (h) => hasAddresses(h.get(fqdn)));
   const doc = (await hosts(lexa.restUrl)).get(fqdn)!;
-  t.match(doc.interfaces.ipv4[0]?.['eth0'], /^10\.99\.0\.\d+$/);
-  t.match(doc.interfaces.ipv6[0]?.['eth0'], /^fd42:99::/);
+  t.match(doc.interfaces.ipv4[0]?.['eth0'], new RegExp(`^${DAEMON.v4Prefix.replaceAll('.', '\\.')}\\d+$`));
+  t.ok(doc.interfaces.ipv6[0]?.['eth0']?.startsWith(DAEMON.v6Prefix), `IPv6 in ${DAEMON.bridge}'s subnet`);
   t.same(doc.services, [{ name: 'http', port: 80, proto: 'tcp', tags: [], interface: 'eth0', priority: 1, weight: 1, source: 'config', health: 'unchecked' }]);
 
   await step('config change shows', () => lxc('config', 'set', name, 'user.lexa.service.http.tags', 'blue,canary'), (h) =>
@@ -54,6 +55,8 @@ t.test('lifecycle over the unix socket', async (t) => {
   const lexa = await startLexa(`    socket = "${LXD_SOCKET}"`);
   t.teardown(() => lexa.close());
   await waitFor(() => lexa.daemon.store.current.synced, { what: 'first list' });
+  const connected = lexa.log.lines.find((l) => l['msg'] === 'lxd connected');
+  t.equal(connected?.['server'], DAEMON.kind, `lexa says which daemon it talks to: ${connected?.['server']} ${connected?.['version']}`);
   await lifecycle(t, lexa, 'unix');
 });
 
@@ -169,13 +172,13 @@ t.test('a restarted LXD daemon: lexa reconnects, re-lists, and follows again', a
 
   // Stop the daemon the way an upgrade or crash does (its containers keep running), then start it again with the
   // test bed script, which is what CI and the README use to bring LXD up.
-  const pids = (await run('pgrep', ['-f', '^lxd --group root'])).trim().split('\n').filter(Boolean);
+  const pids = (await run('pgrep', ['-f', DAEMON.daemonPattern])).trim().split('\n').filter(Boolean);
   t.ok(pids.length > 0, `found the LXD daemon (${pids.join(',')})`);
   for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
   await waitFor(() => !lexa.daemon.store.current.connected, { what: 'lexa to notice LXD is gone' });
   t.ok((await hosts(lexa.restUrl)).has(`${before}.lexa`), 'while LXD is down, the last known state is served');
   const restarted = Date.now();
-  await run('bash', [join(import.meta.dirname, '..', '..', 'scripts', 'testbed.sh')]);
+  await run('bash', [join(import.meta.dirname, '..', '..', DAEMON.setupScript)]);
   await waitFor(() => lexa.daemon.store.current.connected, { what: 'lexa to reconnect to the restarted LXD', timeoutMs: 20_000 });
   t.pass(`reconnected ${since(restarted)} ms after the restart began`);
 

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { ConfigError, defaultConfig, fromParsed, loadConfig, parseDuration, type Config } from '../../src/config/index.js';
+import { ConfigError, defaultConfig, defaultSocket, fromParsed, loadConfig, LXD_SOCKETS, parseDuration, type Config } from '../../src/config/index.js';
 import { configSchema } from '../../src/config/schema.js';
 import { leafPaths } from '../../src/config/builder.js';
 
@@ -361,4 +361,11 @@ t.test('several lxd bind blocks: the cluster members tried in order for the firs
   t.match(c.lxd.endpoint, { kind: 'https', binds: [{ host: '10.77.0.12', port: 8443 }, { host: '10.77.0.11', port: 9443 }] });
   const one = fromParsed({ server: [{ lxd: [{ bind: [{ host: 'lxd1' }], certificate: certFile, key: keyFile }] }] }, null);
   t.match(one.lxd.endpoint, { kind: 'https', binds: [{ host: 'lxd1', port: 8443 }] }, 'a single bind is still valid');
+});
+
+t.test('the local socket: $LXD_DIR, then $INCUS_DIR, then the first standard socket that exists', async (t) => {
+  t.equal(defaultSocket({ LXD_DIR: '/srv/lxd', INCUS_DIR: '/srv/incus' }), '/srv/lxd/unix.socket');
+  t.equal(defaultSocket({ INCUS_DIR: '/srv/incus' }), '/srv/incus/unix.socket');
+  const found = defaultSocket({});
+  t.ok(LXD_SOCKETS.includes(found as (typeof LXD_SOCKETS)[number]), `one of the standard places: ${found}`);
 });

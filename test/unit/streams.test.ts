@@ -1,5 +1,6 @@
 import t from 'tap';
 import {
+  daemonKind,
   fold,
   parseServiceKeys,
   planEvent,
@@ -263,4 +264,11 @@ t.test('snapshot lookups do not scan (synthetic 10,000 instances, not a real LXD
   t.same(seen.maps, [], 'without reading every name again');
   t.same(s4.matchHosts('host-5a*').map((i) => i.name), ['host-5a'], 'in its sorted place');
   t.equal(s2.matchHosts('host-5*').length, 1111, 'the older snapshots are unchanged');
+});
+
+t.test('LXD or Incus: environment.server, else the socket path', async (t) => {
+  t.same(daemonKind({ server: 'incus', server_version: '6.0.4' }, '/var/lib/lxd/unix.socket'), { kind: 'incus', version: '6.0.4' });
+  t.same(daemonKind({ server: 'lxd', server_version: '5.0.2' }, '/var/lib/incus/unix.socket'), { kind: 'lxd', version: '5.0.2' });
+  t.same(daemonKind({}, '/var/lib/incus/unix.socket'), { kind: 'incus', version: 'unknown' });
+  t.same(daemonKind(undefined, 'https://10.0.0.5:8443'), { kind: 'lxd', version: 'unknown' });
 });

@@ -1,6 +1,8 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Snapshot } from '../../streams/index.js';
+import type { Logger } from '../../log/index.js';
 import { hostDoc, hostsOf } from './hosts.js';
+import { traefikDocument } from './traefik.js';
 
 export interface RestOptions {
   readonly suffix: string;
@@ -8,12 +10,15 @@ export interface RestOptions {
   readonly snapshot: () => Snapshot;
   /** The LXD endpoint lexa watches now and the cluster member it is (null when unknown); shown by /readyz. */
   readonly watching?: () => { readonly target: string; readonly member: string | null };
+  /** Where conflicts in `user.traefik.*` declarations are reported (once per change). */
+  readonly log?: Logger;
 }
 
 /**
  * The REST API:
  *   GET /containers/        every running instance (original lexa's shape)
  *   GET /containers/<name>  one running instance by host name (with or without the suffix)
+ *   GET /traefik            Traefik's dynamic configuration for its HTTP provider (see traefik.ts)
  *   GET /healthz            200 while the process is alive
  *   GET /readyz             200 once LXD has been listed, else 503; says whether LXD is connected and how old the
  *                           snapshot is
@@ -32,6 +37,20 @@ export function restApp(opts: RestOptions): express.Express {
       cached = { version: snap.version, body: JSON.stringify({ hosts: hostsOf(snap).map((i) => hostDoc(i, opts.suffix)) }) };
     }
     return cached.body;
+  };
+
+  // Also once per snapshot; its problems are logged when they change, not on every poll.
+  let traefik: { version: number; body: string; problems: string } | undefined;
+  const traefikBody = (snap: Snapshot): string => {
+    if (traefik?.version !== snap.version) {
+      const doc = traefikDocument(snap, opts.suffix);
+      const problems = doc.problems.join('\n');
+      if (problems !== '' && problems !== traefik?.problems) {
+        for (const problem of doc.problems) opts.log?.warn('traefik declaration conflict', { problem });
+      }
+      traefik = { version: snap.version, body: doc.body, problems };
+    }
+    return traefik.body;
   };
 
   const ready = (res: Response): Snapshot | undefined => {
@@ -60,6 +79,11 @@ export function restApp(opts: RestOptions): express.Express {
     res.json({ hosts: found.map((i) => hostDoc(i, opts.suffix)) });
   });
 
+  app.get('/traefik', (_req, res) => {
+    const snap = ready(res);
+    if (snap) res.type('application/json').send(traefikBody(snap));
+  });
+
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'alive' });
   });
@@ -82,7 +106,7 @@ export function restApp(opts: RestOptions): express.Express {
     });
   });
 
-  const paths = ['/containers', '/containers/', '/containers/:name', '/healthz', '/readyz'];
+  const paths = ['/containers', '/containers/', '/containers/:name', '/traefik', '/healthz', '/readyz'];
   app.all(paths, (_req, res) => {
     res.status(405).set('allow', 'GET, HEAD').json({ error: 'method not allowed; use GET' });
   });

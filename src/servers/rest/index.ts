@@ -7,6 +7,7 @@ import { restApp, type RestOptions } from './app.js';
 
 export { restApp, type RestOptions } from './app.js';
 export { hostDoc, hostsOf, type HostDoc } from './hosts.js';
+export { defaultRule, DEFAULT_TCP_RULE, servicePassing, stableStringify, traefikDocument, type TraefikDocument } from './traefik.js';
 
 export interface RestLimits {
   /** Request headers must arrive within this; a client trickling bytes cannot hold a socket open. */
