@@ -114,13 +114,22 @@ client_cpu=${BENCH_CLIENT_CPU:-${cpus[1]}}
 clk_tck=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------------------------------------------------------
-# The names: one list from lexa's bench server, written out as a Knot zone, a dnsmasq hosts file and a dnsperf
-# query file (A, shuffled), so all three serve and are asked exactly the same names.
+# The names: one list from lexa's bench server (src/bench/server.ts --zone: host A and AAAA, the `eth0.if.` SRV
+# targets, an SRV per endpoint of svc-1 … svc-100), written out as a Knot zone, a dnsmasq hosts file and SRV
+# lines, and two dnsperf query files in random order, so all three serve and are asked exactly the same:
+#   a:   the N host names, A;
+#   mix: per instance, its name A twice, AAAA once, its service's SRV once, and a name that does not exist once
+#        (40% A, 20% AAAA, 20% SRV, 20% NXDOMAIN).
 node dist/bench/server.js --records --instances "$instances" >"$tmp/records"
 [[ $(wc -l <"$tmp/records") -eq $instances ]] || die "bench server listed $(wc -l <"$tmp/records") records, not $instances"
+node dist/bench/server.js --zone --instances "$instances" >"$tmp/zone"
 # The zone: lexa's default suffix, which the bench server uses (the records are `bench-<i>.<suffix> <address>`).
 suffix=$(awk 'NR == 1 { sub(/^[^.]*\./, "", $1); print $1 }' "$tmp/records")
-awk '{ print $1 " A" }' "$tmp/records" | shuf >"$tmp/queries"
+awk '{ print $1 " A" }' "$tmp/records" | shuf >"$tmp/queries-a"
+awk -v s="$suffix" '
+  $2 == "A" && $1 !~ /^eth0\.if\./ { n = $1; sub(/\.$/, "", n); print n " A"; print n " A"; print n " AAAA"
+                                      h = n; sub(/\..*/, "", h); print "nope-" h "." s " A" }
+  $2 == "SRV" { o = $1; sub(/\.$/, "", o); print o " SRV" }' "$tmp/zone" | shuf >"$tmp/queries-mix"
 # A few names to check every server's answers with: the first, the middle and the last.
 check_names=$(sed -n "1p;$(( (instances + 1) / 2 ))p;${instances}p" "$tmp/records" | awk '{ print $1 }' | sort -u)
 
@@ -132,9 +141,12 @@ mkdir -p "$tmp/knot/zones" "$tmp/knot/db" "$tmp/knot/run"
   echo "@ SOA ns.$suffix. hostmaster.$suffix. 1 3600 600 86400 0"
   echo "@ NS ns.$suffix."
   echo "ns A 127.0.0.1"   # glue for the NS, else knot warns "missing glue record"; no query asks for it
-  awk '{ print $1 ". A " $2 }' "$tmp/records"
+  cat "$tmp/zone"
 } >"$tmp/knot/zones/$suffix.zone"
-awk '{ print $2 " " $1 }' "$tmp/records" >"$tmp/dnsmasq.hosts"
+# dnsmasq: addresses from a hosts file (every owner of an A or AAAA), SRV records from srv-host lines.
+awk '$2 == "A" || $2 == "AAAA" { o = $1; sub(/\.$/, "", o); print $3 " " o }' "$tmp/zone" >"$tmp/dnsmasq.hosts"
+awk '$2 == "SRV" { o = $1; t = $6; sub(/\.$/, "", o); sub(/\.$/, "", t); print "srv-host=" o "," t "," $5 "," $3 "," $4 }' \
+  "$tmp/zone" >"$tmp/dnsmasq.conf"
 
 # A port free for both UDP and TCP on 127.0.0.1 (lexa picks its own: it binds port 0).
 free_port() {
@@ -188,7 +200,7 @@ start_dnsmasq() {
   # Answers from the hosts file only: no upstreams (--no-resolv), no /etc/hosts, `lexa` local (never forwarded).
   # Hosts-file entries live outside the cache, so --cache-size does not limit them; 10000 as a user might set.
   taskset -c "$server_cpu" dnsmasq --no-daemon --no-resolv --no-hosts --addn-hosts="$tmp/dnsmasq.hosts" \
-    --local="/$suffix/" --port="$port" --listen-address=127.0.0.1 --bind-interfaces --cache-size=10000 \
+    --conf-file="$tmp/dnsmasq.conf" --local="/$suffix/" --port="$port" --listen-address=127.0.0.1 --bind-interfaces --cache-size=10000 \
     --pid-file= -u root >"$tmp/dnsmasq.log" 2>&1 &
   pid_dnsmasq=$!; children+=("$pid_dnsmasq"); port_dnsmasq=$port
 }
@@ -251,15 +263,15 @@ cpu_busy() { # ticks CPU $1 spent on anything but idle and iowait, softirq inclu
 # One measurement: appends "server round qps lost% cpu_us/query user_us/query sys_us/query cpu% completed
 # busy_us/query" to $tmp/results.
 measure() {
-  local name=$1 round=$2 pid port before after out user0 sys0 user1 sys1 busy0 busy1
+  local name=$1 round=$2 set=$3 pid port before after out user0 sys0 user1 sys1 busy0 busy1
   local pid_var=pid_$name port_var=port_$name
   pid=${!pid_var}; port=${!port_var}
   if (( warmup > 0 )); then
-    taskset -c "$client_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/queries" -c "$clients" -q "$outstanding" \
+    taskset -c "$client_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/queries-$set" -c "$clients" -q "$outstanding" \
       -l "$warmup" >/dev/null 2>&1 || die "$name: warm-up dnsperf failed"
   fi
   before=$(cpu_ticks "$pid"); busy0=$(cpu_busy "$server_cpu")
-  out=$(taskset -c "$client_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/queries" -c "$clients" -q "$outstanding" \
+  out=$(taskset -c "$client_cpu" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/queries-$set" -c "$clients" -q "$outstanding" \
     -l "$seconds" 2>&1) || die "$name: dnsperf failed: $out"
   after=$(cpu_ticks "$pid"); busy1=$(cpu_busy "$server_cpu")
   local completed lost_pct qps noerror elapsed
@@ -268,16 +280,19 @@ measure() {
   qps=$(sed -n 's/^ *Queries per second: *\([0-9.]*\).*/\1/p' <<<"$out")
   elapsed=$(sed -n 's/^ *Run time (s): *\([0-9.]*\).*/\1/p' <<<"$out")
   noerror=$(sed -n 's/^ *Response codes:.*NOERROR \([0-9]*\).*/\1/p' <<<"$out")
+  local nxdomain; nxdomain=$(sed -n 's/^ *Response codes:.*NXDOMAIN \([0-9]*\).*/\1/p' <<<"$out")
   [[ -n $completed && -n $qps && -n $lost_pct && -n $elapsed ]] || die "$name: cannot read dnsperf's output:"$'\n'"$out"
   (( completed > 0 )) || die "$name: no query completed"$'\n'"$out"
-  [[ ${noerror:-0} == "$completed" ]] || die "$name: not every reply was NOERROR:"$'\n'"$out"
+  # Every reply NOERROR, or NXDOMAIN for the mix's names that do not exist: anything else is a wrong answer.
+  [[ $(( ${noerror:-0} + (set == "mix" ? ${nxdomain:-0} : 0) )) == "$completed" ]] ||
+    die "$name: replies other than NOERROR (or NXDOMAIN in the mix):"$'\n'"$out"
   read -r user0 sys0 <<<"$before"
   read -r user1 sys1 <<<"$after"
   awk -v n="$name" -v r="$round" -v q="$qps" -v l="$lost_pct" -v c="$completed" -v hz="$clk_tck" -v e="$elapsed" \
     -v u=$((user1 - user0)) -v k=$((sys1 - sys0)) -v b=$((busy1 - busy0)) \
     'BEGIN { s = (u + k) / hz; printf "%s %d %.0f %.2f %.2f %.2f %.2f %.0f %d %.2f\n",
              n, r, q, l, s * 1e6 / c, u / hz * 1e6 / c, k / hz * 1e6 / c, 100 * s / e, c, b / hz * 1e6 / c }' \
-    >>"$tmp/results"
+    >>"$tmp/results-$set"
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -298,13 +313,19 @@ echo "Checks (dig, before measuring):"
 for s in $servers; do pid_var=pid_$s port_var=port_$s; verify "$s" "${!pid_var}" "${!port_var}"; done
 echo
 
-: >"$tmp/results"
-for ((round = 1; round <= rounds; round++)); do
-  for s in $servers; do
-    printf '  measuring %-8s (round %d of %d) ...\n' "$s" "$round" "$rounds"
-    measure "$s" "$round"
+for set in a mix; do
+  : >"$tmp/results-$set"
+  for ((round = 1; round <= rounds; round++)); do
+    for s in $servers; do
+      printf '  measuring %-9s %-3s (round %d of %d) ...\n' "$s" "$set" "$round" "$rounds"
+      measure "$s" "$round" "$set"
+    done
   done
 done
+for set in a mix; do
+echo
+if [[ $set == a ]]; then echo "Query set a: the $instances host names, A:"; else
+  echo "Query set mix: 40% A, 20% AAAA, 20% SRV (10 targets with additionals at N=1000), 20% NXDOMAIN:"; fi
 echo
 awk -v rounds="$rounds" -v order="$servers" -v scpu="$server_cpu" '
   # printf pads by bytes in some awks and by characters in others; "µ" is two bytes: x is what it adds.
@@ -335,7 +356,8 @@ awk -v rounds="$rounds" -v order="$servers" -v scpu="$server_cpu" '
       lq = qps["lexa"] / n["lexa"]; lc = cpu["lexa"] / n["lexa"]; pq = qps[peer] / n[peer]; pc = cpu[peer] / n[peer]
       printf "  lexa/%-8s CPU per query %.2fx   QPS %.2fx\n", peer, lc / pc, lq / pq
     }
-  }' "$tmp/results"
+  }' "$tmp/results-$set"
+done
 echo
 echo "QPS and lost % are dnsperf's. CPU µs/query = the server's utime + stime (all its threads, /proc/<pid>/stat) over"
 echo "the measured run / queries completed; user and sys split it. Server CPU = that time over the run's wall time:"
@@ -343,6 +365,26 @@ echo "100% is its one CPU saturated; well below it, the single dnsperf thread on
 echo "CPU$server_cpu µs/query: all that CPU $server_cpu did during the run (/proc/stat, idle excluded; irq and softirq time included,"
 echo "and any other process that ran there) per query: a cross-check of the server's own figure. Well above it means"
 echo "something else was running on CPU $server_cpu, or the kernel charged network work to no process."
+
+# Latency at a fixed rate (goal: lexa's p99 within 1 ms of knot's): the same paced client for every server.
+latency_qps=${BENCH_LATENCY_QPS:-20000}
+echo
+echo "Latency at a fixed $latency_qps QPS, query set mix, 5 s each (node dist/bench/latency.js on CPU $client_cpu):"
+echo
+printf '%-9s %9s %9s %9s %9s %9s\n' server sent received "p50 µs" "p99 µs" "p99.9 µs"
+declare -A p99
+for s in $servers; do
+  port_var=port_$s
+  line=$(taskset -c "$client_cpu" node dist/bench/latency.js --port "${!port_var}" --qps "$latency_qps" --seconds 5 \
+    --queries "$tmp/queries-mix") || die "$s: latency run failed"
+  read -r sent received p50 p99v p999 < <(node -e 'const r = JSON.parse(process.argv[1]);
+    console.log([r.sent, r.received, r.p50_us, r.p99_us, r.p999_us].join(" "))' "$line")
+  p99[$s]=$p99v
+  printf '%-9s %9s %9s %9s %9s %9s\n' "$s" "$sent" "$received" "$p50" "$p99v" "$p999"
+done
+if [[ -n ${p99[lexa]:-} && -n ${p99[knot]:-} ]]; then
+  echo "  lexa p99 - knot p99: $(( ${p99[lexa]} - ${p99[knot]} )) µs"
+fi
 
 # Anything a server complained about (dnsmasq's expected "no upstream servers" aside).
 for s in $servers; do

@@ -9,6 +9,9 @@
  *       Serves until SIGTERM/SIGINT. When ready, prints one line to stdout:
  *       `ready pid=<pid> port=<port> instances=<n> suffix=<suffix> io=<recvmmsg|dgram>`; notes go to stderr.
  *   --io dgram serves UDP with Node's dgram instead of the batched addon (the default where it is built).
+ *   node dist/bench/server.js --zone [--instances 1000]
+ *       Prints every record served (host A and AAAA, `eth0.if.` targets, SRV per endpoint of `svc-1 … svc-100`)
+ *       as zone-file lines, for the peers' zones and the mixed query file.
  *   node dist/bench/server.js --records [--instances 1000]
  *       Prints `<name>.<suffix> <address>` per instance and exits: the one list the peers' zone files and the
  *       query file are written from, so every server serves exactly the same names.
@@ -25,15 +28,39 @@ const NAME_PREFIX = 'bench-';
 const HOSTS_PER_OCTET = 250;
 const MAX_INSTANCES = 256 * HOSTS_PER_OCTET;
 
+/** Services offered: instance i offers `svc-<(i - 1) % SERVICES + 1>` (tcp 443), so each has N / SERVICES endpoints. */
+const SERVICES = 100;
+
 export interface BenchRecord {
   readonly name: string;
   readonly address: string;
+  readonly address6: string;
+  readonly service: string;
 }
 
-/** The i-th (1-based) synthetic instance's host label and address. */
+/** The i-th (1-based) synthetic instance's host label, addresses and the service it offers. */
 export function benchRecord(i: number): BenchRecord {
   const k = i - 1;
-  return { name: `${NAME_PREFIX}${i}`, address: `10.77.${Math.floor(k / HOSTS_PER_OCTET)}.${(k % HOSTS_PER_OCTET) + 1}` };
+  return {
+    name: `${NAME_PREFIX}${i}`,
+    address: `10.77.${Math.floor(k / HOSTS_PER_OCTET)}.${(k % HOSTS_PER_OCTET) + 1}`,
+    address6: `fd77::${i.toString(16)}`,
+    service: `svc-${(k % SERVICES) + 1}`,
+  };
+}
+
+/**
+ * Every record lexa answers for the synthetic instances, as zone-file lines (owner TYPE rdata), so the peers serve
+ * the same: host A/AAAA, the `eth0.if.` names SRV targets point at, and one SRV per endpoint (weight 255 is how
+ * lexa writes weight 1; see Service.weight).
+ */
+function zoneLines(n: number, suffix: string): string[] {
+  const out: string[] = [];
+  for (const r of records(n)) {
+    for (const owner of [`${r.name}.${suffix}.`, `eth0.if.${r.name}.${suffix}.`]) out.push(`${owner} A ${r.address}`, `${owner} AAAA ${r.address6}`);
+    out.push(`_${r.service}._tcp.service.${suffix}. SRV 1 255 443 eth0.if.${r.name}.${suffix}.`);
+  }
+  return out;
 }
 
 /** What LXD's `GET /1.0/instances?recursion=2` reports for one running container with one managed NIC. */
@@ -44,12 +71,18 @@ function lxdInstance(r: BenchRecord): LxdInstance {
     type: 'container',
     status: 'Running',
     location: 'none',
-    expanded_config: {},
+    expanded_config: { [`user.lexa.service.${r.service}.port`]: '443' },
     expanded_devices: { eth0: { type: 'nic', network: 'lxdbr0', name: 'eth0' } },
     state: {
       status: 'Running',
       network: {
-        eth0: { type: 'broadcast', addresses: [{ family: 'inet', address: r.address, scope: 'global' }] },
+        eth0: {
+          type: 'broadcast',
+          addresses: [
+            { family: 'inet', address: r.address, scope: 'global' },
+            { family: 'inet6', address: r.address6, scope: 'global' },
+          ],
+        },
         lo: { type: 'loopback', addresses: [{ family: 'inet', address: '127.0.0.1', scope: 'local' }] },
       },
     },
@@ -67,6 +100,7 @@ async function main(): Promise<void> {
       port: { type: 'string', default: '0' },
       instances: { type: 'string', default: '1000' },
       records: { type: 'boolean', default: false },
+      zone: { type: 'boolean', default: false },
       io: { type: 'string', default: 'recvmmsg' },
     },
   });
@@ -78,6 +112,10 @@ async function main(): Promise<void> {
   const config = defaultConfig();
   const suffix = config.lxd.suffix;
 
+  if (values.zone) {
+    process.stdout.write(zoneLines(n, suffix).map((l) => `${l}\n`).join(''));
+    return;
+  }
   if (values.records) {
     process.stdout.write(records(n).map((r) => `${r.name}.${suffix} ${r.address}\n`).join(''));
     return;
@@ -111,7 +149,7 @@ async function main(): Promise<void> {
 
   console.error(
     `lexa bench server: SYNTHETIC snapshot of ${n} running containers (${NAME_PREFIX}1 … ${NAME_PREFIX}${n}.${suffix},` +
-      ' one IPv4 each, 10.77.x.y): a real LXD cannot hold that many here; the DNS path served (startPlainDns: UDP + TCP,' +
+      ' an IPv4 and an IPv6 each, one of 100 services): a real LXD cannot hold that many here; the DNS path served (startPlainDns: UDP + TCP,' +
       ` handler, resolver, wire codec) is the daemon's own. Node ${process.version}.`,
   );
   console.log(`ready pid=${process.pid} port=${servers.ports[0]} instances=${n} suffix=${suffix} io=${String(io)}`);
