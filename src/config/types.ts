@@ -35,3 +35,4 @@ export type DnsConfig = Config['dns'];
 export type EncryptedDnsConfig = DnsConfig['dot'];
 export type LogConfig = Config['log'];
 export type LogLevel = LogConfig['level'];
+export type MetricsConfig = Config['metrics'];

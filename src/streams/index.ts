@@ -9,3 +9,4 @@ export { Reflector, type ReflectorOptions } from './reflector.js';
 export { parseServiceKeys, SERVICE_PREFIX } from './services.js';
 export { Snapshot, endpointsOf, findInterface } from './snapshot.js';
 export { SnapshotStore } from './store.js';
+export type { ReflectorObserver } from './observer.js';
