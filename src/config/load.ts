@@ -185,6 +185,8 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
   const config = {
     /** The file this came from, or null when running on defaults. */
     source: file,
+    /** The file's keys as checked and defaulted (what `lexa check-config` prints). */
+    settings,
     lxd: {
       endpoint,
       suffix: lxd.suffix,
