@@ -1,4 +1,5 @@
 import type { Key } from './builder.js';
+import { settingsOf } from './load.js';
 import { configSchema } from './schema.js';
 import type { Config } from './types.js';
 
@@ -9,7 +10,7 @@ import type { Config } from './types.js';
  * environment, and state_directory the one taken from $STATE_DIRECTORY when the file names none.
  */
 export function effectiveSettings(config: Config): Record<string, unknown> {
-  const out = render(configSchema, config.settings) as { server: Record<string, Record<string, unknown>> };
+  const out = render(configSchema, settingsOf(config)) as { server: Record<string, Record<string, unknown>> };
   if (config.lxd.endpoint.kind === 'unix') out.server['lxd']!['socket'] = config.lxd.endpoint.socket;
   (out.server as Record<string, unknown>)['state_directory'] = config.stateDirectory;
   return out;

@@ -185,8 +185,6 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
   const config = {
     /** The file this came from, or null when running on defaults. */
     source: file,
-    /** The file's keys as checked and defaulted (what `lexa check-config` prints). */
-    settings,
     lxd: {
       endpoint,
       suffix: lxd.suffix,
@@ -216,7 +214,16 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     warnings: warnings as readonly string[],
   } as const;
   if (problems.length > 0) throw new ConfigError(problems);
+  checked.set(config, settings);
   return config;
+}
+
+/** The checked, defaulted file behind each Config toConfig made (what `lexa check-config` prints). */
+const checked = new WeakMap<object, Settings>();
+
+/** The file's keys, checked and defaulted, that `config` was made from. */
+export function settingsOf(config: object): Settings | undefined {
+  return checked.get(config);
 }
 
 /** `$LXD_DIR/unix.socket` when set, else the first known socket that exists, else the Debian path. */
