@@ -210,9 +210,12 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   /** Loads certificates whose settings changed, re-reads configured files, and hands each server its own. */
   const reloadTls = async (next: Config) => {
     const before = new Map(tlsOf(live).map((t) => [t.name, JSON.stringify([t.tls, t.hostname, t.binds])]));
+    const unchanged: string[] = [];
     for (const t of tlsOf(next)) {
-      const changed = before.get(t.name) !== JSON.stringify([t.tls, t.hostname, t.binds]);
-      if (!changed && t.tls.certificate === null) continue; // generated, still fits: kept
+      if (before.get(t.name) === JSON.stringify([t.tls, t.hostname, t.binds])) {
+        unchanged.push(t.name); // configured files are re-read below; a generated pair still fits and is kept
+        continue;
+      }
       try {
         const m = await certificates.load(t.name, t.tls, t.hostname, t.binds);
         if (before.has(t.name)) listeners.setTls(t.name, m);
@@ -221,6 +224,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       }
     }
     attachAll();
+    await certificates.reload(unchanged);
   };
 
   let reloading = Promise.resolve();

@@ -52,9 +52,13 @@ export class CertificateRegistry {
     return new Map([...this.#entries].map(([name, e]) => [name, e.material]));
   }
 
-  /** Re-reads every configured certificate and swaps it into its server (new connections get it). */
-  async reload(): Promise<void> {
+  /**
+   * Re-reads every configured certificate (or only those of `servers`) and swaps it into its server (new
+   * connections get it).
+   */
+  async reload(servers?: readonly string[]): Promise<void> {
     for (const [name, entry] of this.#entries) {
+      if (servers && !servers.includes(name)) continue;
       if (entry.files.certificate === null) continue; // generated: kept for the process's life
       try {
         const material = await tlsMaterial(entry.files, '', []);
