@@ -62,14 +62,14 @@ export class Documents {
       this.#entries.delete(key); // re-inserted below: the map's order is least recently read first
       this.#entries.set(key, entry);
       this.#refresh(entry);
-      return entry;
+      return view(entry);
     }
     const snap = this.#snapshot();
     const suffix = this.#suffix();
     entry = { key, index: ++this.#generation, body: this.#render(key, snap, suffix), version: snap.version, suffix, watchers: new Set() };
     this.#entries.set(key, entry);
     this.#evict();
-    return entry;
+    return view(entry);
   }
 
   /**
@@ -99,7 +99,7 @@ export class Documents {
   /** Wakes every watcher with its current document; later watches return at once. */
   close(): void {
     this.#closed = true;
-    for (const entry of this.#entries.values()) for (const w of [...entry.watchers]) w(entry);
+    for (const entry of this.#entries.values()) for (const w of [...entry.watchers]) w(view(entry));
   }
 
   /** How many watchers wait now (for tests and metrics). */
@@ -119,7 +119,8 @@ export class Documents {
     if (body === entry.body) return;
     entry.body = body;
     entry.index = ++this.#generation;
-    for (const w of [...entry.watchers]) w(entry);
+    const doc = view(entry);
+    for (const w of [...entry.watchers]) w(doc);
   }
 
   #evict(): void {
@@ -130,4 +131,9 @@ export class Documents {
       if (this.#entries.size <= MAX_DOCUMENTS) return;
     }
   }
+}
+
+/** What readers get: the document as it is now, which later changes do not alter. */
+function view(entry: Entry): Doc {
+  return Object.freeze({ key: entry.key, index: entry.index, body: entry.body });
 }
