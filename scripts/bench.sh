@@ -16,7 +16,8 @@
 #   BENCH_WARMUP [2]       seconds of unmeasured load first (JIT, caches), the same for every server
 #   BENCH_INSTANCES [1000] names served
 #   BENCH_CLIENTS [10]     dnsperf -c;  BENCH_OUTSTANDING [100] dnsperf -q
-#   BENCH_SERVERS ["knot dnsmasq lexa"]  which servers, in this order
+#   BENCH_SERVERS ["knot dnsmasq lexabare lexa"]  which servers, in this order; `lexabare` is lexa without the
+#                          metrics counters on its query path (`lexa` counts as the daemon does): the before/after
 #   BENCH_ROUNDS [1]       measure every server this many times, interleaved (knot, dnsmasq, lexa, knot, ...)
 #   BENCH_MICRO [1]        0 skips the in-process micro-benchmark (node dist/bench/dns.js) at the end
 #   BENCH_BUILD [1]        0 uses dist/ as it is instead of rebuilding when src/ is newer
@@ -30,7 +31,7 @@ warmup=${BENCH_WARMUP:-2}
 instances=${BENCH_INSTANCES:-1000}
 clients=${BENCH_CLIENTS:-10}
 outstanding=${BENCH_OUTSTANDING:-100}
-servers=${BENCH_SERVERS:-knot dnsmasq lexa}
+servers=${BENCH_SERVERS:-knot dnsmasq lexabare lexa}
 rounds=${BENCH_ROUNDS:-1}
 micro=${BENCH_MICRO:-1}
 build=${BENCH_BUILD:-1}
@@ -189,20 +190,26 @@ start_dnsmasq() {
   pid_dnsmasq=$!; children+=("$pid_dnsmasq"); port_dnsmasq=$port
 }
 
-start_lexa() {
-  taskset -c "$server_cpu" node dist/bench/server.js --instances "$instances" --port 0 \
-    >"$tmp/lexa.out" 2>"$tmp/lexa.log" &
-  pid_lexa=$!; children+=("$pid_lexa")
+# start_lexa_as NAME [server.js flags...]: the lexa bench server, its pid and port in pid_NAME and port_NAME.
+start_lexa_as() {
+  local name=$1; shift
+  taskset -c "$server_cpu" node dist/bench/server.js --instances "$instances" --port 0 "$@" \
+    >"$tmp/$name.out" 2>"$tmp/$name.log" &
+  local pid=$!; children+=("$pid")
+  printf -v "pid_$name" '%s' "$pid"
   local waited=0
-  until grep -q '^ready ' "$tmp/lexa.out"; do
-    kill -0 "$pid_lexa" 2>/dev/null || die "lexa bench server exited: $(cat "$tmp/lexa.log")"
-    (( waited++ < START_TIMEOUT_S * 10 )) || die "lexa bench server not ready after ${START_TIMEOUT_S}s"
+  until grep -q '^ready ' "$tmp/$name.out"; do
+    kill -0 "$pid" 2>/dev/null || die "$name bench server exited: $(cat "$tmp/$name.log")"
+    (( waited++ < START_TIMEOUT_S * 10 )) || die "$name bench server not ready after ${START_TIMEOUT_S}s"
     sleep 0.1
   done
-  port_lexa=$(sed -n 's/^ready .*port=\([0-9]*\).*/\1/p' "$tmp/lexa.out")
-  local said; said=$(sed -n 's/^ready pid=\([0-9]*\).*/\1/p' "$tmp/lexa.out")
-  [[ $said == "$pid_lexa" ]] || die "lexa bench server says pid $said, started as $pid_lexa"
+  printf -v "port_$name" '%s' "$(sed -n 's/^ready .*port=\([0-9]*\).*/\1/p' "$tmp/$name.out")"
+  local said; said=$(sed -n 's/^ready pid=\([0-9]*\).*/\1/p' "$tmp/$name.out")
+  [[ $said == "$pid" ]] || die "$name bench server says pid $said, started as $pid"
 }
+start_lexa() { start_lexa_as lexa; }
+# Without the metrics counters: the "before" of lexa's metrics cost, measured in the same run.
+start_lexabare() { start_lexa_as lexabare --bare; }
 
 # Waits for a server's first answer, then checks NOERROR and exactly the expected address for every check name.
 verify() {
@@ -282,7 +289,7 @@ echo "  knot: 1 UDP worker, zone file, no journal. dnsmasq: --addn-hosts, --loca
 echo
 
 for s in $servers; do
-  case $s in knot | dnsmasq | lexa) "start_$s" ;; *) die "unknown server '$s' in BENCH_SERVERS" ;; esac
+  case $s in knot | dnsmasq | lexa | lexabare) "start_$s" ;; *) die "unknown server '$s' in BENCH_SERVERS" ;; esac
 done
 echo "Checks (dig, before measuring):"
 for s in $servers; do pid_var=pid_$s port_var=port_$s; verify "$s" "${!pid_var}" "${!port_var}"; done
@@ -323,7 +330,7 @@ awk -v rounds="$rounds" -v order="$servers" -v scpu="$server_cpu" '
       peer = names[j]
       if (peer == "lexa" || !("lexa" in n)) continue
       lq = qps["lexa"] / n["lexa"]; lc = cpu["lexa"] / n["lexa"]; pq = qps[peer] / n[peer]; pc = cpu[peer] / n[peer]
-      printf "  lexa/%-8s CPU per query %.2fx   QPS %.2fx\n", peer, lc / pc, lq / pq
+      printf "  lexa/%-8s CPU per query %.2fx   QPS %.2fx%s\n", peer, lc / pc, lq / pq, (peer == "lexabare" ? "   (what the metrics counters cost)" : "")
     }
   }' "$tmp/results"
 echo
