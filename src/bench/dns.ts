@@ -70,6 +70,10 @@ console.log(`Exact and NXDOMAIN cases cycle through ${NAME_POOL} distinct names 
     });
     const exact = pool(n, (i) => `web-${pad(i)}.lexa`, 'A');
     record('floor: dns-packet decode+encode', n, measure(exact, seconds, (q) => dnsPacket.encode(dnsPacket.decode(q))));
+    // The metrics wrapper's own cost, apart from the resolver's: around a handler that returns a fixed reply.
+    const fixed = handle(exact[0]!, UDP)!;
+    const wrapped = instrument(() => fixed, new ListenerCounters('dns', 'udp', '127.0.0.1', 53));
+    record('metrics wrapper alone (fixed reply)', n, measure(exact, seconds, (q) => wrapped(q, UDP)));
     // The handler as the daemon runs it: counted for /metrics (src/metrics/dns.ts).
     const counted = instrument(handle, new ListenerCounters('dns', 'udp', '127.0.0.1', 53));
     for (const c of CASES) {
