@@ -130,7 +130,7 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
   const warnings: string[] = [];
   const name = file ?? '<defaults>';
   const base = file ? dirname(file) : process.cwd();
-  const { lxd, tls, dns, log, agent } = settings.server;
+  const { lxd, tls, dns, log, agent, metrics } = settings.server;
 
   /** A configured file path, made absolute against the config file's directory and checked readable. */
   const path = (p: string | null, keyPath: string, isFile = true): string | null => {
@@ -227,11 +227,23 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     log,
     /** The agent endpoint, or null when `server.agent` is absent. */
     agent: agentConfig,
+    metrics: { enabled: metrics.enabled, binds: metrics.bind },
+    /** Where generated certificates are kept across restarts, or null (generated anew at every start). */
+    stateDirectory: stateDirectory(settings.server.state_directory, env, base, name, problems),
     /** Non-fatal remarks found while loading (e.g. accepted-but-ignored keys), to be logged once. */
     warnings: warnings as readonly string[],
   } as const;
   if (problems.length > 0) throw new ConfigError(problems);
+  checked.set(config, settings);
   return config;
+}
+
+/** The checked, defaulted file behind each Config toConfig made (what `lexa check-config` prints). */
+const checked = new WeakMap<object, Settings>();
+
+/** The file's keys, checked and defaulted, that `config` was made from. */
+export function settingsOf(config: object): Settings | undefined {
+  return checked.get(config);
 }
 
 /**
@@ -242,4 +254,23 @@ export function defaultSocket(env: NodeJS.ProcessEnv = process.env): string {
   if (env['LXD_DIR']) return join(env['LXD_DIR'], 'unix.socket');
   if (env['INCUS_DIR']) return join(env['INCUS_DIR'], 'unix.socket');
   return LXD_SOCKETS.find((s) => existsSync(s)) ?? LXD_SOCKETS[0];
+}
+
+/**
+ * The state directory: the configured one (relative to the file), else the first of systemd's $STATE_DIRECTORY,
+ * else null. It must be a writable directory.
+ */
+function stateDirectory(given: string | null, env: NodeJS.ProcessEnv, base: string, name: string, problems: string[]): string | null {
+  const fromEnv = env['STATE_DIRECTORY']?.split(':')[0];
+  const dir = given !== null ? resolve(base, given) : fromEnv ? resolve(fromEnv) : null;
+  if (dir === null) return null;
+  const key = given !== null ? 'server.state_directory' : '$STATE_DIRECTORY';
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+    if (!statSync(dir).isDirectory()) problems.push(`${name}: ${key}: ${dir} is not a directory`);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    problems.push(`${name}: ${key}: ${dir}: ${code === 'ENOENT' ? 'no such directory' : `not writable (${code})`}`);
+  }
+  return dir;
 }

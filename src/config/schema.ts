@@ -144,6 +144,20 @@ export const configSchema = block({
        */
       grace: duration().default(10_000),
     }).optional(),
+    /**
+     * Prometheus metrics on a plain-HTTP listener of their own, for a scraper that should not need the REST API's
+     * TLS; the same text is always at GET /metrics on the REST API. Off until the block is declared.
+     */
+    metrics: block({
+      enabled: bool().default(true),
+      /** CoreDNS serves metrics on 9153; lexa's ports are 18xxx. */
+      bind: binds({ host: '127.0.0.1', port: 18153 }),
+    }).whenAbsent({ enabled: false }),
+    /**
+     * A directory lexa may write: generated certificates are kept there and reused across restarts (so clients
+     * can pin them). Absent: $STATE_DIRECTORY (what systemd's StateDirectory= sets), else none (a new pair per start).
+     */
+    state_directory: file.optional(),
     log: block({
       /** "stdout", "stderr" or a file path (appended to). */
       out: text(/\S/, '"stdout", "stderr" or a file path').default('stdout'),

@@ -15,3 +15,4 @@ export { FailoverClient, originOf } from './failover-client.js';
 export { resolveMemberHosts, type HostLookup } from './member-addresses.js';
 export { unreachableHeld } from './unreachable.js';
 export { parseTraefikKeys, NO_TRAEFIK_LABELS, TRAEFIK_PREFIX, type TraefikLabels, type TraefikSection, type RouterLabels, type ServiceLabels, type Json, type JsonObject } from './traefik-labels.js';
+export type { ReflectorObserver } from './observer.js';

@@ -70,6 +70,8 @@ t.test('every default, as the daemon receives it', async (t) => {
     },
     log: { out: 'stdout', level: 'info' },
     agent: null,
+    metrics: { enabled: false, binds: [{ host: '127.0.0.1', port: 18153 }] },
+    stateDirectory: null,
     warnings: [],
   });
   // A declared block takes its keys' defaults; declaring an encrypted transport's block is what turns it on.
@@ -311,6 +313,10 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
     'server.agent.grace': [{ agent: { token: TOKEN, grace: '1m' } }, (c) => c.agent?.graceMs, 60_000],
     'server.log.out': [{ log: { out: 'stderr' } }, (c) => c.log.out, 'stderr'],
     'server.log.level': [{ log: { level: 'debug' } }, (c) => c.log.level, 'debug'],
+    'server.metrics.enabled': [{ metrics: { enabled: true } }, (c) => c.metrics.enabled, true],
+    'server.metrics.bind.host': [{ metrics: { bind: [{ host: '::1' }] } }, (c) => c.metrics.binds[0]?.host, '::1'],
+    'server.metrics.bind.port': [{ metrics: { bind: [{ port: 9 }] } }, (c) => c.metrics.binds[0]?.port, 9],
+    'server.state_directory': [{ state_directory: dir }, (c) => c.stateDirectory, dir],
   };
   t.same(Object.keys(cases).sort(), leafPaths(configSchema).sort(), 'one case per declared key: a new key needs a case here');
   const defaults = defaultConfig({});
