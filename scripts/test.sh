@@ -8,6 +8,7 @@ cd "$here/.."
 [[ $(id -u) -eq 0 ]] || { echo "scripts/test.sh: run as root (it installs and starts LXD)" >&2; exit 1; }
 bash scripts/testbed.sh
 if [[ -f scripts/doq-client.sh ]]; then bash scripts/doq-client.sh; fi
+bash scripts/dns-peers.sh   # knot, unbound, dnsdist
 
 # npm ci when the lock file changed since the last install (or there is none): a clean clone always installs.
 stamp=node_modules/.lexa-lock-stamp

@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from 'node:net';
 import type { ClusterMember, Instance, NetInterface, ServiceEndpoint } from './model.js';
 
 /**
@@ -15,6 +16,8 @@ export class Snapshot {
   readonly #services: ReadonlyMap<string, readonly ServiceEndpoint[]>;
   /** Running host names, sorted; built on first wildcard lookup after a change. */
   #sortedHosts: readonly string[] | undefined;
+  /** Interfaces of running instances by address (see `addressKey`); built on the first reverse lookup. */
+  #byAddress: ReadonlyMap<string, readonly AddressOwner[]> | undefined;
 
   private constructor(
     /** Every instance LXD reported (running or not), by `project/name`. */
@@ -36,6 +39,11 @@ export class Snapshot {
     hosts: ReadonlyMap<string, readonly Instance[]>,
     services: ReadonlyMap<string, readonly ServiceEndpoint[]>,
     sortedHosts?: readonly string[],
+    /**
+     * The subnets (CIDR, e.g. `10.99.0.1/24`) of LXD's managed networks, as their `ipv4.address`/`ipv6.address`
+     * say: the bridges instances get addresses on. Empty until LXD's networks have been read.
+     */
+    readonly subnets: readonly string[] = NONE,
   ) {
     this.#hosts = hosts;
     this.#services = services;
@@ -69,6 +77,8 @@ export class Snapshot {
       this.version + 1,
       hosts,
       services,
+      undefined,
+      this.subnets,
     );
   }
 
@@ -94,13 +104,19 @@ export class Snapshot {
     return this.#with({ members: new Map(members.map((m) => [m.name, m])), clustered }, at);
   }
 
+  /** The managed networks' subnets; unchanged (the same snapshot) when equal to the current ones. */
+  withSubnets(subnets: readonly string[], at: number = Date.now()): Snapshot {
+    if (subnets.length === this.subnets.length && subnets.every((s, i) => s === this.subnets[i])) return this;
+    return this.#with({ subnets }, at);
+  }
+
   withConnected(connected: boolean, at: number = Date.now()): Snapshot {
     if (connected === this.connected) return this;
     return this.#with({ connected }, at);
   }
 
   /** A copy with `patch` applied, the same indexes, a new time and the next version. */
-  #with(patch: Partial<Pick<Snapshot, 'members' | 'clustered' | 'connected'>>, at: number): Snapshot {
+  #with(patch: Partial<Pick<Snapshot, 'members' | 'clustered' | 'connected' | 'subnets'>>, at: number): Snapshot {
     return new Snapshot(
       this.instances,
       patch.members ?? this.members,
@@ -113,6 +129,7 @@ export class Snapshot {
       this.#hosts,
       this.#services,
       this.#sortedHosts,
+      patch.subnets ?? this.subnets,
     );
   }
 
@@ -149,6 +166,31 @@ export class Snapshot {
   /** Endpoints of running instances offering service `name` (lower-cased). */
   serviceEndpoints(name: string): readonly ServiceEndpoint[] {
     return this.#services.get(name) ?? NONE;
+  }
+
+  /**
+   * The interfaces of running instances that hold address `ip` (any spelling: `addressKey` normalises it), in no
+   * particular order. Usually one; several when projects or interfaces share an address. The index is built on
+   * the first call for each snapshot (one pass over the running instances), so a lookup is a hash lookup after it.
+   */
+  addressOwners(ip: string): readonly AddressOwner[] {
+    if (this.#byAddress === undefined) {
+      const index = new Map<string, AddressOwner[]>();
+      for (const instance of this.running()) {
+        for (const iface of instance.interfaces) {
+          for (const a of [...iface.ipv4, ...iface.ipv6]) {
+            const key = addressKey(a);
+            if (key === undefined) continue;
+            const list = index.get(key);
+            if (list) list.push({ instance, iface });
+            else index.set(key, [{ instance, iface }]);
+          }
+        }
+      }
+      this.#byAddress = index;
+    }
+    const key = addressKey(ip);
+    return key === undefined ? NONE : (this.#byAddress.get(key) ?? NONE);
   }
 
   /**
@@ -212,11 +254,39 @@ export class Snapshot {
       hosts,
       services,
       removedName !== addedName ? undefined : this.#sortedHosts,
+      this.subnets,
     );
   }
 }
 
 const NONE: readonly never[] = Object.freeze([]);
+
+/** An interface of a running instance that holds a given address. */
+export interface AddressOwner {
+  readonly instance: Instance;
+  readonly iface: NetInterface;
+}
+
+/**
+ * One spelling per address: IPv4 as dotted quad, IPv6 as its 32 lower-case hex digits (so `fd42:99::1` and
+ * `fd42:0099:0:0:0:0:0:1` meet). Undefined for anything that is not an address.
+ */
+export function addressKey(ip: string): string | undefined {
+  if (isIPv4(ip)) return ip;
+  if (!isIPv6(ip) || ip.includes('%')) return undefined;
+  let text = ip.toLowerCase();
+  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? (text.split('::') as [string, string]) : [text, undefined];
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const fill = tail === undefined ? [] : new Array<string>(8 - left.length - right.length).fill('0');
+  return [...left, ...fill, ...right].map((g) => g.padStart(4, '0')).join('');
+}
 
 function indexInstance(
   hosts: Map<string, Instance[]>,
