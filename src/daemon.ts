@@ -1,12 +1,26 @@
 import type { Config } from './config/index.js';
 import type { Logger } from './log/index.js';
-import { createHandler, DEFAULT_MAX_UDP_PAYLOAD, resolverOptions, startPlainDns, type HandleQuery } from './servers/dns/index.js';
+import {
+  createHandler,
+  createTransfer,
+  DEFAULT_MAX_UDP_PAYLOAD,
+  Notifier,
+  notifyChanges,
+  resolverOptions,
+  reverseZones,
+  startPlainDns,
+  withTsig,
+  ZoneSerials,
+  zoneOptions,
+  type HandleQuery,
+  type ResolveOptions,
+} from './servers/dns/index.js';
 import { DOH_LIMITS, startDoh } from './servers/doh/index.js';
 import { DOQ_LIMITS, startDoq } from './servers/doq/index.js';
 import { startDot } from './servers/dot/index.js';
 import { REST_LIMITS, startRest } from './servers/rest/index.js';
 import type { Listeners, StreamLimits, TlsListeners } from './servers/transport.js';
-import { createLxdClient, Reflector, SnapshotStore } from './streams/index.js';
+import { createLxdClient, Reflector, SnapshotStore, type Snapshot } from './streams/index.js';
 import { CertificateRegistry } from './tls/registry.js';
 
 /** The transports lexa serves, by the name their ports and certificates go by. */
@@ -48,12 +62,19 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     logger: logger.child({ component: 'lxd' }),
   });
   const snapshot = () => store.current;
-  const handle = createHandler({
-    snapshot,
-    resolver: resolverOptions(config.lxd.suffix, config.dns),
-    udpPayload: DEFAULT_MAX_UDP_PAYLOAD,
-    log: logger.child({ component: 'dns' }),
-  });
+  // Zone serials move only when a zone's content does (serial.ts); the resolver's SOA and transfers share them.
+  const base = resolverOptions(config.lxd.suffix, config.dns);
+  const serials = new ZoneSerials(zoneOptions(base));
+  const resolver: ResolveOptions = { ...base, reverseZones: config.dns.reverseZones, serial: (zone, s) => serials.serial(zone, s) };
+  const xfr = config.dns.transfer;
+  const handle = withTsig(
+    createHandler({ snapshot, resolver, udpPayload: DEFAULT_MAX_UDP_PAYLOAD, log: logger.child({ component: 'dns' }) }),
+    xfr.key === null ? [] : [xfr.key],
+  );
+  const transfer = createTransfer({ snapshot, resolver, serials, allow: xfr.allow, key: xfr.key, log: logger.child({ component: 'dns' }) });
+  const notifier = new Notifier(xfr.notify, xfr.key, logger.child({ component: 'dns/notify' }));
+  const zones = (s: Snapshot) => [resolver.suffix, ...reverseZones(s, resolver)];
+  const notifying = notifyChanges(store.snapshot$, zones, serials, notifier);
   const certificates = new CertificateRegistry(logger);
   const { dns, rest } = config;
   const stream: StreamLimits = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxConnections: dns.maxTcpConnections };
@@ -61,6 +82,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const ports: Record<TransportName, readonly number[]> = { dns: [], dot: [], doh: [], doq: [], rest: [] };
   const opened: Listeners[] = [];
   const close = async () => {
+    notifying.unsubscribe();
+    notifier.close();
     await reflector.stop();
     await Promise.allSettled(opened.splice(0).reverse().map((l) => l.close()));
     await client.close();
@@ -77,7 +100,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   try {
     if (dns.enabled) {
       const limits = { ...stream, udpPayload: DEFAULT_MAX_UDP_PAYLOAD };
-      await start('dns', startPlainDns({ binds: dns.binds, handle, log: log('dns'), limits }));
+      await start('dns', startPlainDns({ binds: dns.binds, handle, transfer, log: log('dns'), limits }));
     }
     if (dns.dot.enabled) {
       const tls = await certificates.load('dot', dns.dot.tls, dns.dot.hostname, dns.dot.binds);

@@ -2,6 +2,7 @@ import { openEach, type Listeners } from '../listen.js';
 import type { StreamLimits, TransportOptions } from '../transport.js';
 import { startTcp } from './tcp.js';
 import { startUdp, type UdpLimits } from './udp.js';
+import type { HandleTransfer } from './transfer.js';
 
 export type PlainDnsLimits = UdpLimits & StreamLimits;
 
@@ -16,7 +17,7 @@ const ANY_PORT_ATTEMPTS = 8;
  * UDP got, so a client that retries a truncated reply over TCP reaches the same server). On a bind failure,
  * closes what it opened and rejects.
  */
-export function startPlainDns(opts: TransportOptions<PlainDnsLimits>): Promise<Listeners> {
+export function startPlainDns(opts: TransportOptions<PlainDnsLimits> & { readonly transfer?: HandleTransfer }): Promise<Listeners> {
   return openEach(opts.binds, async (bind) => {
     for (let attempt = 1; ; attempt++) {
       const udp = await startUdp({ ...opts, binds: [bind] });

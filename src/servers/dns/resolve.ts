@@ -545,3 +545,15 @@ function isPlainName(name: string): boolean {
 function isTtl(n: number): boolean {
   return Number.isInteger(n) && n >= 0 && n <= 0x7fffffff;
 }
+
+/** What zone.ts and serial.ts need to write the zone exactly as the resolver answers it (same defaults). */
+export function zoneOptions(opts: ResolveOptions): {
+  readonly suffix: string;
+  readonly ttl: number;
+  readonly mname: string;
+  readonly soa: { readonly mname: string; readonly rname: string; readonly refresh: number; readonly retry: number; readonly expire: number; readonly minimum: number };
+} {
+  const z = zoneOf(opts);
+  const soa = { mname: z.mname, rname: z.rname, refresh: z.refresh, retry: z.retry, expire: z.expire, minimum: z.minimum };
+  return { suffix: z.suffix, ttl: z.ttl, mname: z.mname, soa };
+}
