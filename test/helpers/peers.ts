@@ -94,3 +94,39 @@ export function kdigRaw(args: readonly string[]): Promise<string> {
     execFile('kdig', [...args], { timeout: 20_000 }, (_err, stdout, stderr) => resolve(stdout + stderr));
   });
 }
+
+/** A reply as kdig saw it: the status ('TIMEOUT' when none came) and the answer rdata, sorted. */
+export interface Seen {
+  readonly status: string;
+  readonly answers: readonly string[];
+}
+
+/**
+ * Asks 127.0.0.1:port once (1 s timeout, no retry) and never rejects: a timeout is status TIMEOUT. A `name` of
+ * `-x <address>` (with type PTR) is `kdig -x`.
+ */
+export function ask(port: number, name: string, type: string, extra: readonly string[] = []): Promise<Seen> {
+  // `kdig -x <address>` asks the address's PTR: the name is then kdig's to build, not the test's.
+  const question = name.startsWith('-x ') ? ['-x', name.slice(3)] : [name, type];
+  return new Promise((resolve) => {
+    execFile('kdig', ['@127.0.0.1', '-p', String(port), ...question, '+time=1', '+retry=0', '+noquestion', '+nostats', ...extra], { timeout: 10_000 }, (_err, stdout) => {
+      const status = /status: ([A-Z]+)/.exec(stdout)?.[1] ?? 'TIMEOUT';
+      const answers = stdout
+        .split('\n')
+        .filter((l) => l.trim() !== '' && !l.startsWith(';;'))
+        .map((l) => l.trim().split(/\s+/))
+        .filter((f) => f[3] === type)
+        .map((f) => f.slice(4).join(' '))
+        .sort();
+      resolve({ status, answers });
+    });
+  });
+}
+
+/** A self-signed ECDSA certificate and key for `hostname` (openssl), in `dir`. */
+export function selfSigned(dir: string, hostname: string): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, 'lexa-dot.crt');
+  const key = join(dir, 'lexa-dot.key');
+  const args = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', `/CN=${hostname}`, '-addext', `subjectAltName=DNS:${hostname}`, '-keyout', key, '-out', cert];
+  return new Promise((resolve, reject) => execFile('openssl', args, (err, _o, stderr) => (err ? reject(new Error(stderr || err.message)) : resolve({ cert, key }))));
+}
