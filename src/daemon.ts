@@ -5,7 +5,7 @@ import {
   createTransfer,
   DEFAULT_MAX_UDP_PAYLOAD,
   Notifier,
-  notifyChanges,
+  watchZones,
   resolverOptions,
   reverseZones,
   startPlainDns,
@@ -63,10 +63,13 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   });
   const snapshot = () => store.current;
   // Zone serials move only when a zone's content does (serial.ts); the resolver's SOA and transfers share them.
-  const base = resolverOptions(config.lxd.suffix, config.dns);
-  const serials = new ZoneSerials(zoneOptions(base));
-  const resolver: ResolveOptions = { ...base, reverseZones: config.dns.reverseZones, serial: (zone, s) => serials.serial(zone, s) };
+  // With transfers configured, zone serials move only when a zone's content does (serial.ts), and the resolver's
+  // SOA and the transfers share them; without, the SOA serial is the snapshot's time (no pass over the zone).
   const xfr = config.dns.transfer;
+  const transfers = xfr.allow.length > 0 || xfr.notify.length > 0;
+  const base = { ...resolverOptions(config.lxd.suffix, config.dns), reverseZones: config.dns.reverseZones };
+  const serials = new ZoneSerials(zoneOptions(base));
+  const resolver: ResolveOptions = transfers ? { ...base, serial: (zone, s) => serials.serial(zone, s) } : base;
   const handle = withTsig(
     createHandler({ snapshot, resolver, udpPayload: DEFAULT_MAX_UDP_PAYLOAD, log: logger.child({ component: 'dns' }) }),
     xfr.key === null ? [] : [xfr.key],
@@ -74,7 +77,9 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const transfer = createTransfer({ snapshot, resolver, serials, allow: xfr.allow, key: xfr.key, log: logger.child({ component: 'dns' }) });
   const notifier = new Notifier(xfr.notify, xfr.key, logger.child({ component: 'dns/notify' }));
   const zones = (s: Snapshot) => [resolver.suffix, ...reverseZones(s, resolver)];
-  const notifying = notifyChanges(store.snapshot$, zones, serials, notifier);
+  const stopWatching = transfers
+    ? watchZones(store.snapshot$, snapshot, zones, serials, notifier, logger.child({ component: 'dns' }))
+    : () => undefined;
   const certificates = new CertificateRegistry(logger);
   const { dns, rest } = config;
   const stream: StreamLimits = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxConnections: dns.maxTcpConnections };
@@ -82,7 +87,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const ports: Record<TransportName, readonly number[]> = { dns: [], dot: [], doh: [], doq: [], rest: [] };
   const opened: Listeners[] = [];
   const close = async () => {
-    notifying.unsubscribe();
+    stopWatching();
     notifier.close();
     await reflector.stop();
     await Promise.allSettled(opened.splice(0).reverse().map((l) => l.close()));

@@ -13,6 +13,6 @@ export { serveStream, FrameReader, frameMessage, STREAM_MAX_BUFFERED_BYTES } fro
 export { ZoneSerials, type ZoneVersion } from './serial.js';
 export { zoneContent } from './zone.js';
 export { createTransfer, withTsig, type HandleTransfer, type TransferOptions } from './transfer.js';
-export { Notifier, notifyChanges, type NotifyTarget } from './notify.js';
+export { Notifier, watchZones, type NotifyTarget } from './notify.js';
 export { reverseZones, zoneOptions } from './resolve.js';
 export type { TsigKey, TsigAlgorithm } from './tsig.js';

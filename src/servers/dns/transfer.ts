@@ -95,7 +95,7 @@ export function createTransfer(opts: TransferOptions): HandleTransfer {
     const suffix = opts.serials.suffix;
     if (zone !== suffix && !reverseZones(snapshot, opts.resolver).includes(zone)) return sign([status(msg, q.end, RCODE_NOTAUTH)]);
     if (!snapshot.synced) return sign([status(msg, q.end, RCODE_SERVFAIL)]);
-    const version = opts.serials.version(zone, snapshot);
+    const version = opts.serials.refresh(zone, snapshot);
     const soa = opts.serials.soa(zone, version.serial);
     if (q.type === TYPE_IXFR && q.clientSerial !== undefined && q.clientSerial === version.serial) {
       return sign(messages(msg, q.end, [soa]));
@@ -177,24 +177,28 @@ function messages(query: Buffer, qend: number, records: readonly Answer[]): Buff
   const out: Buffer[] = [];
   let i = 0;
   while (i < records.length) {
-    const buf = Buffer.alloc(MAX_MESSAGE_BYTES);
+    // Room for any one record past the soft limit: a record that overflows it is written, then dropped from this
+    // message (with the names it added to this message's table, which ends here) and starts the next.
+    const buf = Buffer.alloc(MAX_MESSAGE_BYTES + MAX_RECORD_BYTES);
     head.copy(buf, 0);
     const names: NameTable = new Map();
     let off = head.length;
     let n = 0;
     while (i < records.length) {
-      const size = emitRecord(records[i]!, new Map(names), off, null);
-      if (off + size > MAX_MESSAGE_BYTES) break;
-      off += emitRecord(records[i]!, names, off, buf);
+      const size = emitRecord(records[i]!, names, off, buf);
+      if (off + size > MAX_MESSAGE_BYTES && n > 0) break;
+      off += size;
       i++;
       n++;
     }
-    if (n === 0) throw new Error('dns: a record does not fit a transfer message');
     buf.writeUInt16BE(n, 6);
     out.push(buf.subarray(0, off));
   }
   return out;
 }
+
+/** The largest record lexa writes: an owner and an rdata name of 255 bytes each, with SOA's fixed fields. */
+const MAX_RECORD_BYTES = 2 * 255 + 10 + 255 + 20;
 
 function skipName(buf: Buffer, off: number): number {
   for (let hops = 0; hops < 128; hops++) {
