@@ -42,7 +42,11 @@ import { reverseZoneOf } from './reverse.js';
  *     the service forms.
  *
  * ANY (RFC 8482): one RRset, the first the name holds of: SOA (apex), CNAME (cluster name on one member),
- * SRV, A, AAAA. Zone transfers (AXFR/IXFR) are REFUSED; meta types (OPT, TKEY, TSIG, MAILA, MAILB) are NOTIMP.
+ * SRV, A, AAAA. Zone transfers (AXFR/IXFR) are REFUSED here: they are served over TCP by transfer.ts, beside
+ * this resolver; meta types (OPT, TKEY, TSIG, MAILA, MAILB) are NOTIMP.
+ *
+ * Reverse zones (`opts.reverseZones`, or one per subnet of LXD's managed networks): PTR for every address of a
+ * running instance (see `reverse` below and the forms in name.ts); the apex has SOA and NS as the forward zone's.
  * Names outside the suffix, and classes other than IN: REFUSED (this also answers CoreDNS's `. NS` health probe
  * with a fast, well-formed, honest reply). Until the snapshot has synced, every in-zone name below the apex is
  * NOTREADY (SERVFAIL), never a false NXDOMAIN; the apex answers regardless since it does not depend on LXD.
@@ -123,7 +127,8 @@ export interface SoaOptions {
    * NODATA replies. Keep it small: an instance that starts should resolve at once.
    */
   readonly minimum: number;
-  /** Zone-transfer timers; lexa serves no transfers, so these only have to be plausible. */
+  /** Zone-transfer timers for secondaries (RFC 1035 §3.3.13). lexa NOTIFYs its secondaries of every change, so
+   * `refresh` is only the fallback when a NOTIFY is lost. */
   readonly refresh?: number;
   readonly retry?: number;
   readonly expire?: number;
