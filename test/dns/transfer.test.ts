@@ -4,7 +4,7 @@ import t from 'tap';
 import { silentLogger } from '../../src/log/index.js';
 import { resolve, zoneOptions, type ResolveOptions } from '../../src/servers/dns/resolve.js';
 import { ZoneSerials } from '../../src/servers/dns/serial.js';
-import { createTransfer } from '../../src/servers/dns/transfer.js';
+import { createTransfer, withTsig } from '../../src/servers/dns/transfer.js';
 import { checkRequest, findTsig, signMessage, TSIG_BADKEY, TSIG_BADSIG, TSIG_BADTIME, type TsigKey } from '../../src/servers/dns/tsig.js';
 import { zoneContent } from '../../src/servers/dns/zone.js';
 import { iface, instance, service, snapshotOf } from '../helpers/model.js';
@@ -137,5 +137,30 @@ t.test('TSIG: round trip, and each failure named', (t) => {
   tampered[13] = tampered[13]! ^ 1;
   t.equal(rejected(tampered, NOW), TSIG_BADSIG, 'a changed byte');
   t.equal(checkRequest(signed.message.subarray(0, signed.message.length - 3), [KEY], NOW).kind, 'malformed', 'a cut message');
+  t.end();
+});
+
+t.test('bad input: random and cut messages never throw through the transfer and TSIG paths', (t) => {
+  const snap = snapshotOf([web]);
+  const serials = new ZoneSerials(zoneOptions(OPTS), () => NOW * 1000);
+  const xfr = createTransfer({ snapshot: () => snap, resolver: OPTS, serials, allow: ['127.0.0.1'], key: KEY, log: silentLogger, now: () => NOW * 1000 });
+  const inner = (q: Uint8Array) => q.subarray(0, 12);
+  const tsigHandle = withTsig(inner, [KEY], () => NOW * 1000);
+  const signed = signMessage(query('lexa', 'AXFR'), KEY, { timeSigned: NOW }).message;
+  let seed = 7;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  let answered = 0;
+  for (let i = 0; i < 3000; i++) {
+    const msg = Buffer.from(i % 2 === 0 ? signed : query('lexa', 'IXFR'));
+    const cut = msg.subarray(0, Math.floor(rnd() * msg.length) + 1);
+    for (let k = 0; k < 3; k++) cut[Math.floor(rnd() * cut.length)] = Math.floor(rnd() * 256);
+    const out = xfr(cut, '127.0.0.1');
+    if (out !== undefined) {
+      answered++;
+      for (const m of out) t.ok(m.length >= 12, 'every reply has a header') || t.fail(cut.toString('hex'));
+    }
+    tsigHandle(cut, { kind: 'message' });
+  }
+  t.ok(answered > 0, `${answered} of 3000 broken messages still read as transfers and got a reply`);
   t.end();
 });

@@ -114,8 +114,19 @@ export type TsigCheck =
   | { readonly kind: 'rejected'; readonly error: number; readonly reply: Buffer }
   | { readonly kind: 'malformed' };
 
-/** Checks the TSIG of request `msg` against `keys` at time `nowSeconds` (RFC 8945 §5.2). */
+/**
+ * Checks the TSIG of request `msg` against `keys` at time `nowSeconds` (RFC 8945 §5.2). Never throws: a TSIG
+ * record that cannot even be echoed in an error reply (a key name lexa cannot write) is `malformed`.
+ */
 export function checkRequest(msg: Uint8Array, keys: readonly TsigKey[], nowSeconds: number): TsigCheck {
+  try {
+    return check(msg, keys, nowSeconds);
+  } catch {
+    return { kind: 'malformed' };
+  }
+}
+
+function check(msg: Uint8Array, keys: readonly TsigKey[], nowSeconds: number): TsigCheck {
   const rec = findTsig(msg);
   if (rec === null) return { kind: 'unsigned' };
   if (rec === 'malformed') return { kind: 'malformed' };
