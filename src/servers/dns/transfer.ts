@@ -1,13 +1,12 @@
 import { Buffer } from 'node:buffer';
 import { BlockList, isIPv6 } from 'node:net';
-import type { Answer, SoaAnswer } from 'dns-packet';
+import type { Answer } from 'dns-packet';
 import type { Snapshot } from '../../streams/index.js';
 import type { Logger } from '../../log/index.js';
 import { emitRecord, type NameTable } from './records.js';
 import { reverseZones, type ResolveOptions } from './resolve.js';
 import type { ZoneSerials } from './serial.js';
 import { checkRequest, RCODE_NOTAUTH, signMessage, type TsigKey } from './tsig.js';
-import type { HandleQuery } from './handler.js';
 
 /**
  * Zone transfers (AXFR, RFC 5936; IXFR, RFC 1995) over a stream transport. A transfer answers one query with a
@@ -214,30 +213,3 @@ function skipName(buf: Buffer, off: number): number {
 function asBuffer(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
-
-/**
- * Wraps the one-reply handler with TSIG (RFC 8945) for ordinary queries: a signed query (a secondary's SOA
- * check, a signed dig) is verified, answered from the inner handler without its TSIG, and the reply signed; a
- * bad signature gets NOTAUTH; an unsigned query passes through untouched (one look at ARCOUNT and the last
- * record). With no keys, signed queries get BADKEY.
- */
-export function withTsig(handle: HandleQuery, keys: readonly TsigKey[], now: () => number = Date.now): HandleQuery {
-  return (query, limit) => {
-    if (query.length < HEADER_BYTES || (query[10] === 0 && query[11] === 0)) return handle(query, limit);
-    const seconds = Math.floor(now() / 1000);
-    const check = checkRequest(query, keys, seconds);
-    switch (check.kind) {
-      case 'unsigned':
-      case 'malformed':
-        return handle(query, limit);
-      case 'rejected':
-        return check.reply;
-      case 'ok': {
-        const reply = handle(check.stripped, limit);
-        return reply === null ? null : signMessage(reply, check.key, { requestMac: check.mac, timeSigned: seconds }).message;
-      }
-    }
-  };
-}
-
-export type { SoaAnswer };
