@@ -62,7 +62,6 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     logger: logger.child({ component: 'lxd' }),
   });
   const snapshot = () => store.current;
-  // Zone serials move only when a zone's content does (serial.ts); the resolver's SOA and transfers share them.
   // With transfers configured, zone serials move only when a zone's content does (serial.ts), and the resolver's
   // SOA and the transfers share them; without, the SOA serial is the snapshot's time (no pass over the zone).
   const xfr = config.dns.transfer;
@@ -109,7 +108,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     }
     if (dns.dot.enabled) {
       const tls = await certificates.load('dot', dns.dot.tls, dns.dot.hostname, dns.dot.binds);
-      await start('dot', startDot({ binds: dns.dot.binds, tls, handle, log: log('dot'), limits: stream }));
+      await start('dot', startDot({ binds: dns.dot.binds, tls, handle, transfer, log: log('dot'), limits: stream }));
     }
     if (dns.doh.enabled) {
       const tls = await certificates.load('doh', dns.doh.tls, dns.doh.hostname, dns.doh.binds);

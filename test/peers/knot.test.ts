@@ -1,6 +1,6 @@
 import t from 'tap';
 import { deleteByPrefix, instanceState, launch, lxc, waitFor } from '../helpers/lxd-cli.js';
-import { exampleCopy, freePort, kdigRaw, lexaFrom, short, startPeer, tempDir } from '../helpers/peers.js';
+import { exampleCopy, freePort, kdigRaw, lexaFrom, selfSigned, short, startPeer, tempDir } from '../helpers/peers.js';
 
 // A real knot 3.2 secondary (examples/knot/knot.conf, run as is but for ports and paths) transfers lexa's zones
 // (examples/knot/lexa.hcl) with TSIG, answers the same names as lexa, and follows `lxc launch` / `lxc stop`
@@ -97,12 +97,15 @@ t.test('knot transfers lexa\'s zones with TSIG and follows lxc launch/stop throu
   t.same(serials[1], serials[0], 'knot holds lexa\'s current serial');
 });
 
-t.test('transfers: allow list, TSIG required when a key is configured, kdig verifies lexa\'s signatures', async (t) => {
+t.test('transfers: allow list, TSIG required when a key is configured, kdig verifies lexa\'s signatures, XoT', async (t) => {
   const dir = tempDir('xfr');
-  const lexaPort = await freePort();
+  const [lexaPort, dotPort] = [await freePort(), await freePort()];
+  const { cert, key } = await selfSigned(dir, 'lexa.example.com');
+  const dot = `    dot {\n      bind {\n        host = "127.0.0.1"\n        port = ${dotPort}\n      }\n      certificate = "${cert}"\n      key = "${key}"\n    }\n`;
   const lexaConf = exampleCopy('knot/lexa.hcl', dir, [
     ['port = 18053', `port = ${lexaPort}`],
     ['  dns {', '  tls {\n    enabled = false\n  }\n  dns {'],
+    ['    transfer {', `${dot}    transfer {`],
   ]);
   const lexa = await lexaFrom(lexaConf);
   t.teardown(() => lexa.daemon.close());
@@ -118,6 +121,9 @@ t.test('transfers: allow list, TSIG required when a key is configured, kdig veri
   t.match(await kdigRaw([...at, 'lexa', 'AXFR', '-y', 'hmac-sha256:other-key:bGV4YS1leGFtcGxlLXNlY3JldC1jaGFuZ2UtbWUtMDE=']), /NOTAUTH|BADKEY/, 'unknown key: NOTAUTH (BADKEY)');
   t.match(await kdigRaw([...at, 'example.com', 'AXFR', '-y', KEY]), /NOTAUTH/, 'a zone lexa does not serve: NOTAUTH');
   t.match(await kdigRaw([...at, 'lexa', 'AXFR', '+notcp', '-y', KEY]), /error 'REFUSED'/, 'AXFR over UDP: REFUSED (transfers are TCP only)');
+  const xot = await kdigRaw(['@127.0.0.1', '-p', String(dotPort), '+tls', `+tls-ca=${cert}`, '+tls-hostname=lexa.example.com', 'lexa', 'AXFR', '-y', KEY]);
+  t.match(xot, /lexa\.\s+0\s+IN\s+SOA[\s\S]*lexa-xfr\.\s+0\s+ANY\s+TSIG/, 'AXFR over DoT (XoT), signed');
+  t.match(xot, new RegExp(`From 127\\.0\\.0\\.1@${dotPort}\\(`), 'from the DoT port, which speaks only TLS');
   const signedSoa = await kdigRaw([...at, 'lexa', 'SOA', '-y', KEY]);
   t.match(signedSoa, /status: NOERROR[\s\S]*lexa-xfr\.\s+0\s+ANY\s+TSIG/, 'an ordinary signed query gets a signed answer');
 
