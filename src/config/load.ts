@@ -205,6 +205,8 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       problems.push(`${name}: server.dns.transfer.allow: "${a}" is not an address or prefix`);
   }
   const key = dns.transfer.key;
+  if (notify.length > 0 && dns.transfer.allow.length === 0)
+    warnings.push('server.dns.transfer.notify is set but transfer.allow is empty: the secondaries told of changes will be refused the transfer');
   const config = {
     /** The file this came from, or null when running on defaults. */
     source: file,

@@ -342,6 +342,11 @@ t.test('checks declared with a key: duplicate binds, minimum durations, required
   };
   t.match(problemsOf({ dns: { bind: [{ port: 53 }, { host: '127.0.0.1', port: 53 }] } }), /\/x\.hcl: server\.dns\.bind: 127\.0\.0\.1:53 is listed twice/);
   t.equal(problemsOf({ dns: { bind: [{ port: 0 }, { port: 0 }] } }), '', 'port 0 (any free port) may repeat');
+  t.match(
+    fromParsed({ server: [hclJson({ dns: { transfer: { notify: ['10.0.0.2'] } } })] }, '/x.hcl', {}).warnings,
+    [/transfer\.notify is set but transfer\.allow is empty/],
+    'NOTIFY without an allow list: a warning',
+  );
   t.match(problemsOf({ dns: { reverse_zones: ['10.0.0.0/4'] } }), /server\.dns\.reverse_zones: "10\.0\.0\.0\/4" is neither a subnet/);
   t.match(problemsOf({ dns: { reverse_zones: ['example.com'] } }), /server\.dns\.reverse_zones: "example\.com" is neither/);
   t.match(problemsOf({ dns: { transfer: { allow: ['10.0.0.0/33'] } } }), /server\.dns\.transfer\.allow: "10\.0\.0\.0\/33" is not an address or prefix/);
