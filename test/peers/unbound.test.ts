@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import t from 'tap';
 import { deleteByPrefix, instanceState, launch, lxc, waitFor } from '../helpers/lxd-cli.js';
 import { ask, exampleCopy, freePort, lexaFrom, selfSigned, startPeer, tempDir, type Peer } from '../helpers/peers.js';
@@ -68,6 +69,8 @@ t.test('unbound forwards names and reverse names to lexa (forward, stub, DoT), f
     const ptr6 = await ask(port, `-x ${addrs.v6}`, 'PTR');
     t.same(ptr6.answers, [`${PREFIX}1.lexa.`], `${name}: kdig -x ${addrs.v6}`);
     t.equal((await ask(port, `nope-${PREFIX}.lexa`, 'A')).status, 'NXDOMAIN', `${name}: NXDOMAIN passes through`);
+    const dig = await new Promise<string>((r) => execFile('dig', ['@127.0.0.1', '-p', String(port), '-x', addrs.v4, '+short', '+time=2', '+tries=1'], (_e, out) => r(out.trim())));
+    t.equal(dig, `${PREFIX}1.lexa.`, `${name}: dig -x ${addrs.v4} +short`);
   }
   t.match(unbounds['forward-tls-upstream']!.peer.output(), /start of service/, 'the DoT forwarder ran');
   t.equal(lexa.daemon.ports.dot.length, 1, 'lexa served DoT');
