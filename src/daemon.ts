@@ -5,14 +5,28 @@ import { createMetrics, instrument, ListenerCounters, type DnsProto, type DnsSch
 import { ListenerSet, type ListenerSpec } from './runtime/listener-set.js';
 import { planReload, type ReloadPlan } from './runtime/reload-plan.js';
 import { AGENT_LIMITS, startAgentServer } from './servers/agent/index.js';
-import { createHandler, DEFAULT_MAX_UDP_PAYLOAD, resolverOptions, startPlainDns, type HandleQuery } from './servers/dns/index.js';
+import {
+  createHandler,
+  createTransfer,
+  DEFAULT_MAX_UDP_PAYLOAD,
+  Notifier,
+  watchZones,
+  resolverOptions,
+  reverseZones,
+  startPlainDns,
+  withTsig,
+  ZoneSerials,
+  zoneOptions,
+  type HandleQuery,
+  type ResolveOptions,
+} from './servers/dns/index.js';
 import { DOH_LIMITS, startDoh } from './servers/doh/index.js';
 import { DOQ_LIMITS, startDoq } from './servers/doq/index.js';
 import { startDot } from './servers/dot/index.js';
 import { startMetrics } from './servers/metrics/index.js';
 import { REST_LIMITS, startRest, type RestOptions } from './servers/rest/index.js';
 import type { StreamLimits } from './servers/transport.js';
-import { createLxdClient, Reflector, SnapshotStore } from './streams/index.js';
+import { createLxdClient, Reflector, SnapshotStore, type Snapshot } from './streams/index.js';
 import { CertificateRegistry } from './tls/registry.js';
 import { version } from './version.js';
 
@@ -71,14 +85,27 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     logger: logger.child({ component: 'lxd' }),
     observer: metrics.observer,
   });
+  // With transfers configured, zone serials move only when a zone's content does (serial.ts), and the resolver's
+  // SOA and the transfers share them; without, the SOA serial is the snapshot's time (no pass over the zone).
+  // The zone's shape (suffix, TTLs, reverse zones, transfer settings) is then fixed at start: a reload that
+  // changes it is logged as needing a restart, so queries and transfers never disagree.
+  const xfr = config.dns.transfer;
+  const transfers = xfr.allow.length > 0 || xfr.notify.length > 0;
+  const resolverOf = (c: Config): ResolveOptions => ({ ...resolverOptions(c.lxd.suffix, c.dns), reverseZones: c.dns.reverseZones });
+  const serials = new ZoneSerials(zoneOptions(resolverOf(config)));
+  const withSerials = (r: ResolveOptions): ResolveOptions => (transfers ? { ...r, serial: (zone, n) => serials.serial(zone, n) } : r);
+  const resolver = withSerials(resolverOf(config));
+  const dnsLog = logger.child({ component: 'dns' });
   const buildHandler = (c: Config) =>
-    createHandler({
-      snapshot,
-      resolver: resolverOptions(c.lxd.suffix, c.dns),
-      udpPayload: DEFAULT_MAX_UDP_PAYLOAD,
-      log: logger.child({ component: 'dns' }),
-    });
+    withTsig(
+      createHandler({ snapshot, resolver: c === config ? resolver : withSerials(resolverOf(c)), udpPayload: DEFAULT_MAX_UDP_PAYLOAD, log: dnsLog }),
+      xfr.key === null ? [] : [xfr.key],
+    );
   let handler = buildHandler(config);
+  const transfer = createTransfer({ snapshot, resolver, serials, allow: xfr.allow, key: xfr.key, log: dnsLog });
+  const notifier = new Notifier(xfr.notify, xfr.key, logger.child({ component: 'dns/notify' }));
+  const zones = (s: Snapshot) => [resolver.suffix, ...reverseZones(s, resolver)];
+  const stopWatching = transfers ? watchZones(store.snapshot$, snapshot, zones, serials, notifier, dnsLog) : () => undefined;
   // One indirection so that a reload swaps the resolver options under every running transport.
   const handle: HandleQuery = (query, limit) => handler(query, limit);
   const certificates = new CertificateRegistry(logger, config.stateDirectory);
@@ -139,7 +166,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
             const udp = counted('dns', 'udp', bind.host, bind.port);
             const tcp = counted('dns', 'tcp', bind.host, bind.port);
             const limits = { ...stream, udpPayload: DEFAULT_MAX_UDP_PAYLOAD };
-            const l = await startPlainDns({ binds: [bind], handle: udp.handle, tcpHandle: tcp.handle, log: log('dns'), limits });
+            const l = await startPlainDns({ binds: [bind], handle: udp.handle, tcpHandle: tcp.handle, transfer, log: log('dns'), limits });
             return { listeners: l, counters: [udp.counters, tcp.counters] };
           },
         });
@@ -150,7 +177,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
           bind,
           open: async () => {
             const m = counted('tls', 'tcp', bind.host, bind.port);
-            const l = await startDot({ binds: [bind], tls: material('dot'), handle: m.handle, log: log('dot'), limits: stream });
+            const l = await startDot({ binds: [bind], tls: material('dot'), handle: m.handle, transfer, log: log('dot'), limits: stream });
             return { listeners: l, counters: [m.counters] };
           },
         });
@@ -216,6 +243,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const close = async () => {
     // Waiting requests get their answer before the sockets go; a turn of the event loop lets it be written.
     shutdown.abort();
+    stopWatching();
+    notifier.close();
     await new Promise((resolve) => setImmediate(resolve));
     await listeners.close();
     await reflector.stop();
@@ -254,7 +283,14 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   let reloading = Promise.resolve();
   const reload = (next: Config): Promise<ReloadPlan> => {
     const run = reloading.then(async () => {
-      const plan = planReload(live, next);
+      const planned = planReload(live, next);
+      // With transfers the zone's shape waits for a restart (see above): those keys are not applied.
+      const frozen = ['server.lxd.suffix', 'server.dns.ttl', 'server.dns.negative_ttl'];
+      const plan = transfers
+        ? { live: planned.live.filter((k) => !frozen.includes(k)), restart: [...planned.restart, ...planned.live.filter((k) => frozen.includes(k))] }
+        : planned;
+      if (transfers) next = { ...next, lxd: { ...next.lxd, suffix: live.lxd.suffix }, dns: { ...next.dns, ttl: live.dns.ttl, negativeTtl: live.dns.negativeTtl } };
+      next = { ...next, dns: { ...next.dns, reverseZones: live.dns.reverseZones, transfer: live.dns.transfer } };
       const nextHandler = buildHandler(next); // throws on unusable resolver options: nothing applied yet
       for (const w of next.warnings) logger.warn('config', { problem: w });
       logger.setLevel(next.log.level);

@@ -1,6 +1,9 @@
 import { execFile } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
+import { isIP } from 'node:net';
+import { Buffer } from 'node:buffer';
+import { reverseZoneOf } from '../servers/dns/reverse.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readSettings, type Settings } from './schema.js';
@@ -200,6 +203,28 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     }
     agentConfig = { binds: agent.bind, tls: tlsFiles(agent, 'server.agent'), hostname: agent.hostname, token, graceMs: agent.grace };
   }
+  const reverseZones = dns.reverse_zones === null ? null : dns.reverse_zones.map((z) => {
+    const zone = z.includes('/') ? reverseZoneOf(z) : z.toLowerCase().replace(/\.$/, '');
+    if (zone === undefined || !/(^|\.)(in-addr|ip6)\.arpa$/.test(zone) || zone === 'in-addr.arpa' || zone === 'ip6.arpa')
+      problems.push(`${name}: server.dns.reverse_zones: "${z}" is neither a subnet (prefix /8 or longer for IPv4, /4 for IPv6) nor a zone below in-addr.arpa or ip6.arpa`);
+    return zone ?? '';
+  });
+  const notify = dns.transfer.notify.map((n) => {
+    const m = /^(?:\[([^\]]+)\]|([0-9.]+))(?::(\d+))?$/.exec(n);
+    const host = m?.[1] ?? m?.[2] ?? '';
+    const port = m?.[3] === undefined ? 53 : Number(m[3]);
+    if (!isIP(host) || port < 1 || port > 65535) problems.push(`${name}: server.dns.transfer.notify: "${n}" is not an address with an optional port 1..65535`);
+    return { host, port };
+  });
+  for (const a of dns.transfer.allow) {
+    const [ip, len] = a.split('/') as [string, string | undefined];
+    const max = isIP(ip) === 6 ? 128 : 32;
+    if (isIP(ip) === 0 || (len !== undefined && Number(len) > max))
+      problems.push(`${name}: server.dns.transfer.allow: "${a}" is not an address or prefix`);
+  }
+  const key = dns.transfer.key;
+  if (notify.length > 0 && dns.transfer.allow.length === 0)
+    warnings.push('server.dns.transfer.notify is set but transfer.allow is empty: the secondaries told of changes will be refused the transfer');
   const config = {
     /** The file this came from, or null when running on defaults. */
     source: file,
@@ -220,6 +245,13 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       negativeTtl: dns.negative_ttl,
       tcpIdleTimeoutMs: dns.tcp_idle_timeout,
       maxTcpConnections: dns.max_tcp_connections,
+      /** Reverse zone names (CIDRs converted), or null to derive them from LXD's managed networks. */
+      reverseZones: reverseZones as readonly string[] | null,
+      transfer: {
+        allow: dns.transfer.allow,
+        notify: notify as readonly { readonly host: string; readonly port: number }[],
+        key: key === null ? null : { name: key.name, algorithm: key.algorithm, secret: Buffer.from(key.secret, 'base64') },
+      },
       dot: encrypted('dot'),
       doh: encrypted('doh'),
       quic: encrypted('quic'),

@@ -46,6 +46,8 @@ export function planReload(old: Config, next: Config): ReloadPlan {
   check('server.dns.max_tcp_connections', old.dns.maxTcpConnections, next.dns.maxTcpConnections, restart);
   check('server.log.out', old.log.out, next.log.out, restart);
   check('server.state_directory', old.stateDirectory, next.stateDirectory, restart);
+  check('server.dns.reverse_zones', old.dns.reverseZones, next.dns.reverseZones, restart);
+  check('server.dns.transfer', old.dns.transfer, next.dns.transfer, restart);
   // The token and grace are handed to the agent listeners when they open; running ones keep theirs.
   check('server.agent (token, grace)', old.agent && [old.agent.token, old.agent.graceMs], next.agent && [next.agent.token, next.agent.graceMs], restart);
   return { live, restart };

@@ -17,6 +17,7 @@ import {
 } from './lxd-model.js';
 import { resolveMemberHosts } from './member-addresses.js';
 import type { ClusterMember, Instance } from './model.js';
+import { toSubnets, type LxdNetwork } from './networks.js';
 import { planEvent } from './plan.js';
 import { notify, type ReflectorObserver } from './observer.js';
 import { complete, Refetcher } from './refetch.js';
@@ -271,6 +272,7 @@ export class Reflector {
     const instances = (raw ?? []).map((r) => toInstance(r));
     const keep = [...listing.read];
     this.#store.dispatch({ type: 'listed', instances, members, clustered, keep, at: this.#clock.now() });
+    this.#readNetworks(signal);
     this.#logProblems(instances);
     const now = this.#clock.now();
     for (const [i, inst] of instances.entries()) {
@@ -279,6 +281,19 @@ export class Reflector {
         void this.#refetcher.settle(inst.project, inst.name, inst, signal);
     }
     this.#log.debug('lxd listed', { instances: instances.length, members: members.length, ms: this.#clock.now() - started });
+  }
+
+  /**
+   * Reads LXD's managed networks for their subnets (the reverse zones lexa derives). Not awaited by the list: a
+   * failure here costs the reverse zones until the next list, never the instances.
+   */
+  #readNetworks(signal: AbortSignal): void {
+    this.#client
+      .get<LxdNetwork[]>('/1.0/networks?recursion=1', signal)
+      .then((n) => this.#store.dispatch({ type: 'networks', subnets: toSubnets(n ?? []), at: this.#clock.now() }))
+      .catch((err) => {
+        if (!signal.aborted) this.#log.warn('lxd network list failed', { error: describeError(err) });
+      });
   }
 
   #scheduleResync(): void {

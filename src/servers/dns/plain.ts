@@ -3,12 +3,15 @@ import type { StreamLimits, TransportOptions } from '../transport.js';
 import type { HandleQuery } from './handler.js';
 import { startTcp } from './tcp.js';
 import { startUdp, type UdpLimits } from './udp.js';
+import type { HandleTransfer } from './transfer.js';
 
 export type PlainDnsLimits = UdpLimits & StreamLimits;
 
 export interface PlainDnsOptions extends TransportOptions<PlainDnsLimits> {
   /** The handler TCP calls; default `handle`. Lets the daemon count UDP and TCP apart. */
   readonly tcpHandle?: HandleQuery;
+  /** Zone transfers (AXFR/IXFR) over TCP; without it they are REFUSED. */
+  readonly transfer?: HandleTransfer;
 }
 
 /**
