@@ -16,7 +16,10 @@
 #   BENCH_WARMUP [2]       seconds of unmeasured load first (JIT, caches), the same for every server
 #   BENCH_INSTANCES [1000] names served
 #   BENCH_CLIENTS [10]     dnsperf -c;  BENCH_OUTSTANDING [100] dnsperf -q
-#   BENCH_SERVERS ["knot dnsmasq lexa lexadgram"]  which servers, in this order (lexadgram: lexa on Node's dgram)
+#   BENCH_SERVERS ["knot dnsmasq lexa lexadgram lexabare"]  which servers, in this order. `lexa` is the daemon's
+#                          UDP path (batched recvmmsg/sendmmsg, metrics counted); `lexadgram` the same on Node's
+#                          dgram (the fallback: what batching buys); `lexabare` batched without the metrics
+#                          counters on its query path (what counting costs): the before/after
 #   BENCH_ROUNDS [1]       measure every server this many times, interleaved (knot, dnsmasq, lexa, knot, ...)
 #   BENCH_MICRO [1]        0 skips the in-process micro-benchmark (node dist/bench/dns.js) at the end
 #   BENCH_GROWTH [1]       0 skips the growth benchmark (node dist/bench/growth.js: the daemon against a simulated
@@ -32,7 +35,7 @@ warmup=${BENCH_WARMUP:-2}
 instances=${BENCH_INSTANCES:-1000}
 clients=${BENCH_CLIENTS:-10}
 outstanding=${BENCH_OUTSTANDING:-100}
-servers=${BENCH_SERVERS:-knot dnsmasq lexa lexadgram}
+servers=${BENCH_SERVERS:-knot dnsmasq lexa lexadgram lexabare}
 rounds=${BENCH_ROUNDS:-1}
 micro=${BENCH_MICRO:-1}
 growth=${BENCH_GROWTH:-1}
@@ -206,14 +209,18 @@ start_dnsmasq() {
 }
 
 # lexa: UDP with batched recvmmsg/sendmmsg (native/udp_batch.c), what the daemon uses where the addon is built;
-# lexadgram: the same server on Node's dgram, the fallback, so the table shows what batching buys.
-start_lexa() { start_lexa_io lexa recvmmsg; }
-start_lexadgram() { start_lexa_io lexadgram dgram; }
-start_lexa_io() {
-  local name=$1 io=$2 pid
-  taskset -c "$server_cpu" node dist/bench/server.js --instances "$instances" --port 0 --io "$io" \
+# lexadgram: the same on Node's dgram, the fallback; lexabare: batched, without the metrics counters.
+start_lexa() { start_lexa_as lexa recvmmsg; }
+start_lexadgram() { start_lexa_as lexadgram dgram --io dgram; }
+start_lexabare() { start_lexa_as lexabare recvmmsg --bare; }
+# start_lexa_as NAME IO [server.js flags...]: the lexa bench server, its pid and port in pid_NAME and port_NAME;
+# it must say it serves UDP with IO.
+start_lexa_as() {
+  local name=$1 io=$2; shift 2
+  taskset -c "$server_cpu" node dist/bench/server.js --instances "$instances" --port 0 "$@" \
     >"$tmp/$name.out" 2>"$tmp/$name.log" &
-  pid=$!; children+=("$pid"); printf -v "pid_$name" '%s' "$pid"
+  local pid=$!; children+=("$pid")
+  printf -v "pid_$name" '%s' "$pid"
   local waited=0
   until grep -q '^ready ' "$tmp/$name.out"; do
     kill -0 "$pid" 2>/dev/null || die "$name bench server exited: $(cat "$tmp/$name.log")"
@@ -307,7 +314,7 @@ echo "  knot: 1 UDP worker, zone file, no journal. dnsmasq: --addn-hosts, --loca
 echo
 
 for s in $servers; do
-  case $s in knot | dnsmasq | lexa | lexadgram) "start_$s" ;; *) die "unknown server '$s' in BENCH_SERVERS" ;; esac
+  case $s in knot | dnsmasq | lexa | lexadgram | lexabare) "start_$s" ;; *) die "unknown server '$s' in BENCH_SERVERS" ;; esac
 done
 echo "Checks (dig, before measuring):"
 for s in $servers; do pid_var=pid_$s port_var=port_$s; verify "$s" "${!pid_var}" "${!port_var}"; done
@@ -354,7 +361,7 @@ awk -v rounds="$rounds" -v order="$servers" -v scpu="$server_cpu" '
       peer = names[j]
       if (peer == "lexa" || !("lexa" in n)) continue
       lq = qps["lexa"] / n["lexa"]; lc = cpu["lexa"] / n["lexa"]; pq = qps[peer] / n[peer]; pc = cpu[peer] / n[peer]
-      printf "  lexa/%-8s CPU per query %.2fx   QPS %.2fx\n", peer, lc / pc, lq / pq
+      printf "  lexa/%-8s CPU per query %.2fx   QPS %.2fx%s\n", peer, lc / pc, lq / pq, (peer == "lexabare" ? "   (what the metrics counters cost)" : "")
     }
   }' "$tmp/results-$set"
 done

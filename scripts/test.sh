@@ -12,6 +12,8 @@ bash scripts/cluster-bed.sh
 bash scripts/incus.sh   # Incus 6 beside LXD: the core lifecycle set runs against it too (below)
 if [[ -f scripts/doq-client.sh ]]; then bash scripts/doq-client.sh; fi
 bash scripts/agent-runtime.sh   # node for the agent tests, bind-mounted into busybox containers
+sh scripts/promtool.sh >/dev/null   # the Prometheus text-format checker the metrics tests run
+bash scripts/dns-peers.sh   # knot, unbound, dnsdist
 
 # npm ci when the lock file changed since the last install (or there is none): a clean clone always installs.
 stamp=node_modules/.lexa-lock-stamp

@@ -1,33 +1,37 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { arch, platform } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Agent, loadAgentConfig } from './agent/index.js';
-import { ConfigError, loadConfig } from './config/index.js';
+import { ConfigError, loadConfig, type Config } from './config/index.js';
+import { effectiveSettings } from './config/effective.js';
 import { startDaemon } from './daemon.js';
 import { createLogger } from './log/index.js';
+import { version } from './version.js';
 
 const HELP = `lexa: instance and service discovery for LXD
 
 Usage:
-  lexa server [--config FILE]   run the daemon (DNS, REST) against LXD
-  lexa agent [--config FILE]    run the agent inside a container: announce its services to the server
-  lexa version                  print the build version and platform
-  lexa --help                   show this help
+  lexa server [--config FILE]        run the daemon (DNS, REST) against LXD
+  lexa agent [--config FILE]         run the agent inside a container: announce its services to the server
+  lexa check-config [FILE]           validate a configuration and print it with every default filled in (JSON)
+  lexa version                       print the build version and platform
+  lexa --help                        show this help
 
-Without --config, lexa reads ./lexa.hcl, else ~/lexa.hcl, else runs on defaults:
+Without --config (or FILE), lexa reads ./lexa.hcl, else ~/lexa.hcl, else runs on defaults:
 the local LXD socket, suffix "lexa", DNS on 127.0.0.1:18053, REST on https://127.0.0.1:18443.
 The agent reads --config, else ./lexa.hcl, else ~/lexa.hcl, else /etc/lexa/agent.hcl.
 
-Exit codes: 0 clean stop, 1 runtime failure, 2 usage or configuration error.
+Signals (server): SIGTERM/SIGINT stop cleanly; SIGHUP re-reads the configuration file and applies what it can
+without a restart (log level, suffix, TTLs, certificates, listeners), logging what needs one.
+
+Exit codes: 0 clean stop (or a valid configuration), 1 runtime failure, 2 usage or configuration error.
 `;
 
-/** How long a clean shutdown may take before the process exits anyway. */
+/** How long a clean shutdown may take before the process exits anyway (with 1). */
 const SHUTDOWN_GRACE_MS = 5_000;
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+function printProblems(err: ConfigError): void {
+  process.stderr.write(`lexa: configuration error:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -52,17 +56,20 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'agent' && extra.length === 0) return runAgent(parsed.values.config);
+  if (command === 'check-config' && extra.length <= 1 && !(extra.length === 1 && parsed.values.config !== undefined)) {
+    return checkConfig(extra[0] ?? parsed.values.config);
+  }
   if (command !== 'server' || extra.length > 0) {
     process.stderr.write(`lexa: ${command ? `unknown command "${[command, ...extra].join(' ')}"` : 'no command given'}\n\n${HELP}`);
     return 2;
   }
 
-  let config;
+  let config: Config;
   try {
     config = await loadConfig({ path: parsed.values.config });
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`lexa: configuration error:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
+      printProblems(err);
       return 2;
     }
     throw err;
@@ -75,6 +82,30 @@ async function main(argv: string[]): Promise<number> {
     logger.error('start-up failed', { error: (err as Error).message });
     return 1;
   }
+  // A reload reads the file the daemon started from (found once, at start), or none when it runs on defaults.
+  const source = config.source;
+  const reload = async () => {
+    if (source === null) {
+      logger.warn('SIGHUP: running on defaults (no configuration file); re-reading certificates only');
+      await daemon.reloadCertificates();
+      return;
+    }
+    logger.info('reloading configuration', { signal: 'SIGHUP', file: source });
+    let next: Config;
+    try {
+      next = await loadConfig({ path: source });
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
+      for (const problem of problems) logger.error('reload: configuration error', { problem });
+      logger.error('reload rejected; the running configuration stays', { file: source, problems: problems.length });
+      return;
+    }
+    try {
+      await daemon.reload(next);
+    } catch (err) {
+      logger.error('reload rejected; the running configuration stays', { file: source, error: (err as Error).message });
+    }
+  };
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       logger.info('stopping', { signal });
@@ -84,13 +115,26 @@ async function main(argv: string[]): Promise<number> {
         () => resolve(1),
       );
     };
-    process.on('SIGHUP', () => {
-      logger.info('reloading certificates', { signal: 'SIGHUP' });
-      void daemon.reloadCertificates();
-    });
+    process.on('SIGHUP', () => void reload());
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+}
+
+/** `lexa check-config [FILE]`: the effective configuration as JSON on stdout (0), or every problem on stderr (2). */
+async function checkConfig(path: string | undefined): Promise<number> {
+  try {
+    const config = await loadConfig({ path });
+    process.stdout.write(`${JSON.stringify(effectiveSettings(config), null, 2)}\n`);
+    process.stderr.write(`lexa: ${config.source ?? 'no configuration file found; the defaults'} ${config.source ? 'is valid' : 'apply'}\n`);
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      printProblems(err);
+      return 2;
+    }
+    throw err;
+  }
 }
 
 /** `lexa agent`: runs until SIGINT/SIGTERM; configuration errors exit 2 before anything starts. */

@@ -1,32 +1,62 @@
+import { merge, Subject } from 'rxjs';
 import type { Config } from './config/index.js';
 import type { Logger } from './log/index.js';
-import { AGENT_LIMITS, startAgentServer, type AgentListeners } from './servers/agent/index.js';
-import { createHandler, DEFAULT_MAX_UDP_PAYLOAD, resolverOptions, startPlainDns, type HandleQuery } from './servers/dns/index.js';
+import { createMetrics, instrument, ListenerCounters, type DnsProto, type DnsScheme, type Metrics } from './metrics/index.js';
+import { ListenerSet, type ListenerSpec } from './runtime/listener-set.js';
+import { planReload, type ReloadPlan } from './runtime/reload-plan.js';
+import { AGENT_LIMITS, startAgentServer } from './servers/agent/index.js';
+import {
+  createHandler,
+  createTransfer,
+  DEFAULT_MAX_UDP_PAYLOAD,
+  Notifier,
+  watchZones,
+  resolverOptions,
+  reverseZones,
+  startPlainDns,
+  withTsig,
+  ZoneSerials,
+  zoneOptions,
+  type HandleQuery,
+  type ResolveOptions,
+} from './servers/dns/index.js';
 import { DOH_LIMITS, startDoh } from './servers/doh/index.js';
 import { DOQ_LIMITS, startDoq } from './servers/doq/index.js';
 import { startDot } from './servers/dot/index.js';
-import { REST_LIMITS, startRest } from './servers/rest/index.js';
-import type { Listeners, StreamLimits, TlsListeners } from './servers/transport.js';
-import { createLxdClient, Reflector, SnapshotStore } from './streams/index.js';
+import { startMetrics } from './servers/metrics/index.js';
+import { REST_LIMITS, startRest, type RestOptions } from './servers/rest/index.js';
+import type { StreamLimits } from './servers/transport.js';
+import { createLxdClient, Reflector, SnapshotStore, type Snapshot } from './streams/index.js';
 import { CertificateRegistry } from './tls/registry.js';
+import { version } from './version.js';
 
 /** The transports lexa serves, by the name their ports and certificates go by. */
-export type TransportName = 'dns' | 'dot' | 'doh' | 'doq' | 'rest' | 'agent';
+export type TransportName = 'dns' | 'dot' | 'doh' | 'doq' | 'rest' | 'metrics' | 'agent';
+const TRANSPORTS: readonly TransportName[] = ['dns', 'dot', 'doh', 'doq', 'rest', 'metrics', 'agent'];
+type TlsTransport = 'dot' | 'doh' | 'doq' | 'rest' | 'agent';
 
 /** A running lexa: the LXD watcher, its store, the one DNS handler, and every enabled server. */
 export interface Daemon {
   readonly store: SnapshotStore;
   readonly reflector: Reflector;
-  /** The handler every DNS transport wraps. */
+  /** The handler every DNS transport wraps (it follows reloads). */
   readonly handle: HandleQuery;
-  /** Bound ports of each transport, in the order of its binds; empty when it is disabled. */
+  /** Bound ports of each transport, in the order of its binds; empty when it is disabled. Follows reloads. */
   readonly ports: Readonly<Record<TransportName, readonly number[]>>;
-  /** The agent endpoint, when `server.agent` is configured. */
-  readonly agents: AgentListeners | undefined;
   /** The certificates the TLS servers present, and their reload. */
   readonly certificates: CertificateRegistry;
-  /** Re-reads configured certificate files and swaps them into the running listeners (SIGHUP). */
+  readonly metrics: Metrics;
+  /** The configuration in force (the last one applied). */
+  readonly config: Config;
+  /** Re-reads configured certificate files and swaps them into the running listeners. */
   reloadCertificates(): Promise<void>;
+  /**
+   * Applies a new configuration (SIGHUP): log level, suffix, TTLs, certificates and listeners change at once;
+   * what needs a restart is logged and keeps its running value. A handler the new values cannot build keeps the
+   * running configuration entirely (throws). A listener that cannot bind is logged and left out.
+   */
+  reload(next: Config): Promise<ReloadPlan>;
+  /** Stops: answers waiting REST requests, stops accepting, closes every connection and the LXD watch. */
   close(): Promise<void>;
 }
 
@@ -41,7 +71,11 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   if (endpoint.kind === 'https' && endpoint.serverCertificate === null)
     logger.warn('lxd server certificate is not verified; set server.lxd.server_certificate to pin it');
 
+  let live = config;
   const store = new SnapshotStore();
+  const snapshot = () => store.current;
+  const listeners = new ListenerSet();
+  const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters() });
   const client = createLxdClient(endpoint);
   const reflector = new Reflector(client, store, {
     project: config.lxd.project,
@@ -49,70 +83,257 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     resyncIntervalMs: config.lxd.resyncIntervalMs,
     watchdogMs: config.lxd.watchdogMs,
     logger: logger.child({ component: 'lxd' }),
+    observer: metrics.observer,
   });
-  const snapshot = () => store.current;
-  const handle = createHandler({
-    snapshot,
-    resolver: resolverOptions(config.lxd.suffix, config.dns),
-    udpPayload: DEFAULT_MAX_UDP_PAYLOAD,
-    log: logger.child({ component: 'dns' }),
-  });
-  const certificates = new CertificateRegistry(logger);
-  const { dns, rest } = config;
-  const stream: StreamLimits = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxConnections: dns.maxTcpConnections };
-
-  const ports: Record<TransportName, readonly number[]> = { dns: [], dot: [], doh: [], doq: [], rest: [], agent: [] };
-  let agents: AgentListeners | undefined;
-  const opened: Listeners[] = [];
-  const close = async () => {
-    await reflector.stop();
-    await Promise.allSettled(opened.splice(0).reverse().map((l) => l.close()));
-    await client.close();
+  // With transfers configured, zone serials move only when a zone's content does (serial.ts), and the resolver's
+  // SOA and the transfers share them; without, the SOA serial is the snapshot's time (no pass over the zone).
+  // The zone's shape (suffix, TTLs, reverse zones, transfer settings) is then fixed at start: a reload that
+  // changes it is logged as needing a restart, so queries and transfers never disagree.
+  const xfr = config.dns.transfer;
+  const transfers = xfr.allow.length > 0 || xfr.notify.length > 0;
+  const resolverOf = (c: Config): ResolveOptions => ({ ...resolverOptions(c.lxd.suffix, c.dns), reverseZones: c.dns.reverseZones });
+  const serials = new ZoneSerials(zoneOptions(resolverOf(config)));
+  const withSerials = (r: ResolveOptions): ResolveOptions => (transfers ? { ...r, serial: (zone, n) => serials.serial(zone, n) } : r);
+  const resolver = withSerials(resolverOf(config));
+  const dnsLog = logger.child({ component: 'dns' });
+  const buildHandler = (c: Config) =>
+    withTsig(
+      createHandler({ snapshot, resolver: c === config ? resolver : withSerials(resolverOf(c)), udpPayload: DEFAULT_MAX_UDP_PAYLOAD, log: dnsLog }),
+      xfr.key === null ? [] : [xfr.key],
+    );
+  let handler = buildHandler(config);
+  const transfer = createTransfer({ snapshot, resolver, serials, allow: xfr.allow, key: xfr.key, log: dnsLog });
+  const notifier = new Notifier(xfr.notify, xfr.key, logger.child({ component: 'dns/notify' }));
+  const zones = (s: Snapshot) => [resolver.suffix, ...reverseZones(s, resolver)];
+  const stopWatching = transfers ? watchZones(store.snapshot$, snapshot, zones, serials, notifier, dnsLog) : () => undefined;
+  // One indirection so that a reload swaps the resolver options under every running transport.
+  const handle: HandleQuery = (query, limit) => handler(query, limit);
+  const certificates = new CertificateRegistry(logger, config.stateDirectory);
+  /** Every loaded certificate's server is the set's listeners of that transport (attach needs it loaded). */
+  const attachAll = () => {
+    for (const name of ['dot', 'doh', 'doq', 'rest', 'agent'] as const) certificates.attach(name, { setTls: (m) => listeners.setTls(name, m) });
   };
-  /** Starts one transport and records its ports; `setTls` servers get their certificate swapped on reload. */
-  const start = async (name: TransportName, listeners: Promise<Listeners | TlsListeners>) => {
-    const l = await listeners;
-    opened.push(l);
-    ports[name] = l.ports;
-    certificates.attach(name, 'setTls' in l ? l : undefined);
+  const shutdown = new AbortController();
+  const reloaded = new Subject<void>();
+  const app: RestOptions = {
+    get suffix() {
+      return live.lxd.suffix;
+    },
+    snapshot,
+    updates: merge(store.snapshot$, reloaded),
+    shutdown: shutdown.signal,
+    metrics,
+    watching: () => reflector.watching,
+    log: logger.child({ component: 'rest' }),
   };
   const log = (component: TransportName) => logger.child({ component });
+  /** What agents' messages become: actions on the one store, checked against its current snapshot. */
+  const registry = { snapshot, dispatch: (action: Parameters<typeof store.dispatch>[0]) => store.dispatch(action) };
+  /** The handler as one listener of `scheme`/`proto` on `bind` sees it: counted for metrics. */
+  const counted = (scheme: DnsScheme, proto: DnsProto, host: string, port: number) => {
+    const c = new ListenerCounters(scheme, proto, host, port);
+    return { counters: c, handle: instrument(handle, c) };
+  };
+
+  /** The TLS transports a configuration enables, with their certificate settings. */
+  const tlsOf = (c: Config) => {
+    const { dns, rest } = c;
+    const out: { name: TlsTransport; tls: Config['rest']['tls']; hostname: string; binds: Config['rest']['binds'] }[] = [];
+    if (dns.dot.enabled) out.push({ name: 'dot', tls: dns.dot.tls, hostname: dns.dot.hostname, binds: dns.dot.binds });
+    if (dns.doh.enabled) out.push({ name: 'doh', tls: dns.doh.tls, hostname: dns.doh.hostname, binds: dns.doh.binds });
+    if (dns.quic.enabled) out.push({ name: 'doq', tls: dns.quic.tls, hostname: dns.quic.hostname, binds: dns.quic.binds });
+    if (rest.enabled) out.push({ name: 'rest', tls: rest.tls, hostname: 'localhost', binds: rest.binds });
+    if (c.agent !== null) out.push({ name: 'agent', tls: c.agent.tls, hostname: c.agent.hostname, binds: c.agent.binds });
+    return out;
+  };
+  const material = (name: TlsTransport) => {
+    const m = certificates.current.get(name);
+    if (!m) throw new Error(`no certificate loaded for ${name}`);
+    return m;
+  };
+
+  /** One spec per (transport, bind) that `c` enables. Certificates must be loaded first. */
+  const specs = (c: Config): ListenerSpec[] => {
+    const { dns } = c;
+    const stream: StreamLimits = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxConnections: dns.maxTcpConnections };
+    const out: ListenerSpec[] = [];
+    if (dns.enabled)
+      for (const bind of dns.binds)
+        out.push({
+          transport: 'dns',
+          bind,
+          open: async () => {
+            const udp = counted('dns', 'udp', bind.host, bind.port);
+            const tcp = counted('dns', 'tcp', bind.host, bind.port);
+            const limits = { ...stream, udpPayload: DEFAULT_MAX_UDP_PAYLOAD };
+            const l = await startPlainDns({ binds: [bind], handle: udp.handle, tcpHandle: tcp.handle, transfer, log: log('dns'), limits });
+            return { listeners: l, counters: [udp.counters, tcp.counters] };
+          },
+        });
+    if (dns.dot.enabled)
+      for (const bind of dns.dot.binds)
+        out.push({
+          transport: 'dot',
+          bind,
+          open: async () => {
+            const m = counted('tls', 'tcp', bind.host, bind.port);
+            const l = await startDot({ binds: [bind], tls: material('dot'), handle: m.handle, transfer, log: log('dot'), limits: stream });
+            return { listeners: l, counters: [m.counters] };
+          },
+        });
+    if (dns.doh.enabled)
+      for (const bind of dns.doh.binds)
+        out.push({
+          transport: 'doh',
+          bind,
+          open: async () => {
+            const m = counted('https', 'tcp', bind.host, bind.port);
+            const l = await startDoh({ binds: [bind], tls: material('doh'), handle: m.handle, log: log('doh'), limits: DOH_LIMITS });
+            return { listeners: l, counters: [m.counters] };
+          },
+        });
+    if (dns.quic.enabled)
+      for (const bind of dns.quic.binds)
+        out.push({
+          transport: 'doq',
+          bind,
+          open: async () => {
+            const m = counted('quic', 'udp', bind.host, bind.port);
+            const l = await startDoq({ binds: [bind], tls: material('doq'), handle: m.handle, log: log('doq'), limits: DOQ_LIMITS });
+            return { listeners: l, counters: [m.counters] };
+          },
+        });
+    if (c.rest.enabled)
+      for (const bind of c.rest.binds)
+        out.push({
+          transport: 'rest',
+          bind,
+          open: async () => ({ listeners: await startRest({ binds: [bind], tls: material('rest'), log: log('rest'), limits: REST_LIMITS, app }) }),
+        });
+    const agent = c.agent;
+    if (agent !== null)
+      for (const bind of agent.binds)
+        out.push({
+          transport: 'agent',
+          bind,
+          open: async () => ({
+            listeners: await startAgentServer({
+              binds: [bind],
+              tls: material('agent'),
+              log: log('agent'),
+              limits: AGENT_LIMITS,
+              token: agent.token,
+              graceMs: agent.graceMs,
+              registry,
+            }),
+          }),
+        });
+    if (c.metrics.enabled)
+      for (const bind of c.metrics.binds)
+        out.push({
+          transport: 'metrics',
+          bind,
+          open: async () => ({
+            listeners: await startMetrics({ binds: [bind], log: log('metrics'), render: () => metrics.render(), contentType: metrics.contentType }),
+          }),
+        });
+    return out;
+  };
+
+  const close = async () => {
+    // Waiting requests get their answer before the sockets go; a turn of the event loop lets it be written.
+    shutdown.abort();
+    stopWatching();
+    notifier.close();
+    await new Promise((resolve) => setImmediate(resolve));
+    await listeners.close();
+    await reflector.stop();
+    await client.close();
+  };
 
   try {
-    if (dns.enabled) {
-      const limits = { ...stream, udpPayload: DEFAULT_MAX_UDP_PAYLOAD };
-      await start('dns', startPlainDns({ binds: dns.binds, handle, log: log('dns'), limits }));
-    }
-    if (dns.dot.enabled) {
-      const tls = await certificates.load('dot', dns.dot.tls, dns.dot.hostname, dns.dot.binds);
-      await start('dot', startDot({ binds: dns.dot.binds, tls, handle, log: log('dot'), limits: stream }));
-    }
-    if (dns.doh.enabled) {
-      const tls = await certificates.load('doh', dns.doh.tls, dns.doh.hostname, dns.doh.binds);
-      await start('doh', startDoh({ binds: dns.doh.binds, tls, handle, log: log('doh'), limits: DOH_LIMITS }));
-    }
-    if (dns.quic.enabled) {
-      const tls = await certificates.load('doq', dns.quic.tls, dns.quic.hostname, dns.quic.binds);
-      await start('doq', startDoq({ binds: dns.quic.binds, tls, handle, log: log('doq'), limits: DOQ_LIMITS }));
-    }
-    if (rest.enabled) {
-      const tls = await certificates.load('rest', rest.tls, 'localhost', rest.binds);
-      const app = { suffix: config.lxd.suffix, snapshot, watching: () => reflector.watching, log: log('rest') };
-      await start('rest', startRest({ binds: rest.binds, tls, log: log('rest'), limits: REST_LIMITS, app }));
-    }
-    if (config.agent !== null) {
-      const a = config.agent;
-      const tls = await certificates.load('agent', a.tls, a.hostname, a.binds);
-      const registry = { snapshot, dispatch: (action: Parameters<typeof store.dispatch>[0]) => store.dispatch(action) };
-      agents = await startAgentServer({ binds: a.binds, tls, log: log('agent'), limits: AGENT_LIMITS, token: a.token, graceMs: a.graceMs, registry });
-      await start('agent', Promise.resolve(agents));
-    }
+    for (const t of tlsOf(config)) await certificates.load(t.name, t.tls, t.hostname, t.binds);
+    attachAll();
+    await listeners.sync(specs(config));
   } catch (err) {
     await close();
     throw err;
   }
 
+  /** Loads certificates whose settings changed, re-reads configured files, and hands each server its own. */
+  const reloadTls = async (next: Config) => {
+    const before = new Map(tlsOf(live).map((t) => [t.name, JSON.stringify([t.tls, t.hostname, t.binds])]));
+    const unchanged: string[] = [];
+    for (const t of tlsOf(next)) {
+      if (before.get(t.name) === JSON.stringify([t.tls, t.hostname, t.binds])) {
+        unchanged.push(t.name); // configured files are re-read below; a generated pair still fits and is kept
+        continue;
+      }
+      try {
+        const m = await certificates.load(t.name, t.tls, t.hostname, t.binds);
+        if (before.has(t.name)) listeners.setTls(t.name, m);
+      } catch (err) {
+        logger.error('certificate reload failed; keeping the current one', { server: t.name, error: (err as Error).message });
+      }
+    }
+    attachAll();
+    await certificates.reload(unchanged);
+  };
+
+  let reloading = Promise.resolve();
+  const reload = (next: Config): Promise<ReloadPlan> => {
+    const run = reloading.then(async () => {
+      const planned = planReload(live, next);
+      // With transfers the zone's shape waits for a restart (see above): those keys are not applied.
+      const frozen = ['server.lxd.suffix', 'server.dns.ttl', 'server.dns.negative_ttl'];
+      const plan = transfers
+        ? { live: planned.live.filter((k) => !frozen.includes(k)), restart: [...planned.restart, ...planned.live.filter((k) => frozen.includes(k))] }
+        : planned;
+      if (transfers) next = { ...next, lxd: { ...next.lxd, suffix: live.lxd.suffix }, dns: { ...next.dns, ttl: live.dns.ttl, negativeTtl: live.dns.negativeTtl } };
+      next = { ...next, dns: { ...next.dns, reverseZones: live.dns.reverseZones, transfer: live.dns.transfer } };
+      const nextHandler = buildHandler(next); // throws on unusable resolver options: nothing applied yet
+      for (const w of next.warnings) logger.warn('config', { problem: w });
+      logger.setLevel(next.log.level);
+      handler = nextHandler;
+      await reloadTls(next);
+      const changed = await listeners.sync(specs(next), (spec, err) =>
+        logger.error('reload: listener failed to open', { transport: spec.transport, host: spec.bind.host, port: spec.bind.port, error: (err as Error).message }),
+      );
+      live = {
+        ...next,
+        // Applied only at a restart: keep reporting the running values.
+        lxd: { ...next.lxd, endpoint: live.lxd.endpoint, project: live.lxd.project, allProjects: live.lxd.allProjects, resyncIntervalMs: live.lxd.resyncIntervalMs, watchdogMs: live.lxd.watchdogMs },
+        log: { ...next.log, out: live.log.out },
+        stateDirectory: live.stateDirectory,
+      };
+      reloaded.next();
+      logger.info('configuration reloaded', { applied: plan.live, opened: changed.opened, closed: changed.closed, config: next.source });
+      if (plan.restart.length > 0) logger.warn('configuration changes that need a restart were not applied', { keys: plan.restart });
+      return plan;
+    });
+    reloading = run.then(() => undefined, () => undefined);
+    return run;
+  };
+
   reflector.start();
   logger.info('lexa started', { lxd: client.target, suffix: config.lxd.suffix, config: config.source ?? 'defaults' });
-  return { store, reflector, handle, ports, agents, certificates, reloadCertificates: () => certificates.reload(), close };
+  // Read through to the running listeners, so ports stay true after a reload.
+  const ports = Object.defineProperties(
+    {},
+    Object.fromEntries(TRANSPORTS.map((t) => [t, { enumerable: true, get: () => listeners.ports(t) }])),
+  ) as Record<TransportName, readonly number[]>;
+  return {
+    store,
+    reflector,
+    handle,
+    ports,
+    certificates,
+    metrics,
+    get config() {
+      return live;
+    },
+    reloadCertificates: () => certificates.reload(),
+    reload,
+    close,
+  };
 }

@@ -5,7 +5,7 @@
  * machines lexa is developed on; the instances go through the same LXD-JSON → model translation (`toInstance`)
  * and the same `Snapshot.withList` a real list does, and every byte on the wire goes through the daemon's path.
  *
- *   node dist/bench/server.js [--host 127.0.0.1] [--port 0] [--instances 1000]
+ *   node dist/bench/server.js [--host 127.0.0.1] [--port 0] [--instances 1000] [--bare (no metrics counters)]
  *       Serves until SIGTERM/SIGINT. When ready, prints one line to stdout:
  *       `ready pid=<pid> port=<port> instances=<n> suffix=<suffix> io=<recvmmsg|dgram>`; notes go to stderr.
  *   --io dgram serves UDP with Node's dgram instead of the batched addon (the default where it is built).
@@ -19,6 +19,7 @@
 import { parseArgs } from 'node:util';
 import { defaultConfig } from '../config/index.js';
 import { memoryLogger, silentLogger } from '../log/index.js';
+import { instrument, ListenerCounters } from '../metrics/index.js';
 import { createHandler, DEFAULT_MAX_UDP_PAYLOAD, resolverOptions, startPlainDns } from '../servers/dns/index.js';
 import { Snapshot, toInstance, type LxdInstance } from '../streams/index.js';
 
@@ -102,6 +103,7 @@ async function main(): Promise<void> {
       records: { type: 'boolean', default: false },
       zone: { type: 'boolean', default: false },
       io: { type: 'string', default: 'recvmmsg' },
+      bare: { type: 'boolean', default: false },
     },
   });
   const n = Number(values.instances);
@@ -125,7 +127,9 @@ async function main(): Promise<void> {
   const binds = [{ host: values.host, port }];
   // The daemon's logger at its default level writes nothing per query either; silent keeps stdout for the
   // ready line.
-  const handle = createHandler({ snapshot: () => snapshot, resolver: resolverOptions(suffix, config.dns), log: silentLogger });
+  const handler = createHandler({ snapshot: () => snapshot, resolver: resolverOptions(suffix, config.dns), log: silentLogger });
+  // As the daemon serves it: every query counted for /metrics (instrument), unless --bare asks for the handler alone.
+  const handle = values.bare ? handler : instrument(handler, new ListenerCounters('dns', 'udp', values.host, port));
   const limits = {
     idleTimeoutMs: config.dns.tcpIdleTimeoutMs,
     maxConnections: config.dns.maxTcpConnections,

@@ -1,6 +1,9 @@
 import { execFile } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
+import { isIP } from 'node:net';
+import { Buffer } from 'node:buffer';
+import { reverseZoneOf } from '../servers/dns/reverse.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readSettings, type Settings } from './schema.js';
@@ -130,7 +133,7 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
   const warnings: string[] = [];
   const name = file ?? '<defaults>';
   const base = file ? dirname(file) : process.cwd();
-  const { lxd, tls, dns, log, agent } = settings.server;
+  const { lxd, tls, dns, log, agent, metrics } = settings.server;
 
   /** A configured file path, made absolute against the config file's directory and checked readable. */
   const path = (p: string | null, keyPath: string, isFile = true): string | null => {
@@ -200,6 +203,28 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     }
     agentConfig = { binds: agent.bind, tls: tlsFiles(agent, 'server.agent'), hostname: agent.hostname, token, graceMs: agent.grace };
   }
+  const reverseZones = dns.reverse_zones === null ? null : dns.reverse_zones.map((z) => {
+    const zone = z.includes('/') ? reverseZoneOf(z) : z.toLowerCase().replace(/\.$/, '');
+    if (zone === undefined || !/(^|\.)(in-addr|ip6)\.arpa$/.test(zone) || zone === 'in-addr.arpa' || zone === 'ip6.arpa')
+      problems.push(`${name}: server.dns.reverse_zones: "${z}" is neither a subnet (prefix /8 or longer for IPv4, /4 for IPv6) nor a zone below in-addr.arpa or ip6.arpa`);
+    return zone ?? '';
+  });
+  const notify = dns.transfer.notify.map((n) => {
+    const m = /^(?:\[([^\]]+)\]|([0-9.]+))(?::(\d+))?$/.exec(n);
+    const host = m?.[1] ?? m?.[2] ?? '';
+    const port = m?.[3] === undefined ? 53 : Number(m[3]);
+    if (!isIP(host) || port < 1 || port > 65535) problems.push(`${name}: server.dns.transfer.notify: "${n}" is not an address with an optional port 1..65535`);
+    return { host, port };
+  });
+  for (const a of dns.transfer.allow) {
+    const [ip, len] = a.split('/') as [string, string | undefined];
+    const max = isIP(ip) === 6 ? 128 : 32;
+    if (isIP(ip) === 0 || (len !== undefined && Number(len) > max))
+      problems.push(`${name}: server.dns.transfer.allow: "${a}" is not an address or prefix`);
+  }
+  const key = dns.transfer.key;
+  if (notify.length > 0 && dns.transfer.allow.length === 0)
+    warnings.push('server.dns.transfer.notify is set but transfer.allow is empty: the secondaries told of changes will be refused the transfer');
   const config = {
     /** The file this came from, or null when running on defaults. */
     source: file,
@@ -220,6 +245,13 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       negativeTtl: dns.negative_ttl,
       tcpIdleTimeoutMs: dns.tcp_idle_timeout,
       maxTcpConnections: dns.max_tcp_connections,
+      /** Reverse zone names (CIDRs converted), or null to derive them from LXD's managed networks. */
+      reverseZones: reverseZones as readonly string[] | null,
+      transfer: {
+        allow: dns.transfer.allow,
+        notify: notify as readonly { readonly host: string; readonly port: number }[],
+        key: key === null ? null : { name: key.name, algorithm: key.algorithm, secret: Buffer.from(key.secret, 'base64') },
+      },
       dot: encrypted('dot'),
       doh: encrypted('doh'),
       quic: encrypted('quic'),
@@ -227,11 +259,23 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     log,
     /** The agent endpoint, or null when `server.agent` is absent. */
     agent: agentConfig,
+    metrics: { enabled: metrics.enabled, binds: metrics.bind },
+    /** Where generated certificates are kept across restarts, or null (generated anew at every start). */
+    stateDirectory: stateDirectory(settings.server.state_directory, env, base, name, problems),
     /** Non-fatal remarks found while loading (e.g. accepted-but-ignored keys), to be logged once. */
     warnings: warnings as readonly string[],
   } as const;
   if (problems.length > 0) throw new ConfigError(problems);
+  checked.set(config, settings);
   return config;
+}
+
+/** The checked, defaulted file behind each Config toConfig made (what `lexa check-config` prints). */
+const checked = new WeakMap<object, Settings>();
+
+/** The file's keys, checked and defaulted, that `config` was made from. */
+export function settingsOf(config: object): Settings | undefined {
+  return checked.get(config);
 }
 
 /**
@@ -242,4 +286,23 @@ export function defaultSocket(env: NodeJS.ProcessEnv = process.env): string {
   if (env['LXD_DIR']) return join(env['LXD_DIR'], 'unix.socket');
   if (env['INCUS_DIR']) return join(env['INCUS_DIR'], 'unix.socket');
   return LXD_SOCKETS.find((s) => existsSync(s)) ?? LXD_SOCKETS[0];
+}
+
+/**
+ * The state directory: the configured one (relative to the file), else the first of systemd's $STATE_DIRECTORY,
+ * else null. It must be a writable directory.
+ */
+function stateDirectory(given: string | null, env: NodeJS.ProcessEnv, base: string, name: string, problems: string[]): string | null {
+  const fromEnv = env['STATE_DIRECTORY']?.split(':')[0];
+  const dir = given !== null ? resolve(base, given) : fromEnv ? resolve(fromEnv) : null;
+  if (dir === null) return null;
+  const key = given !== null ? 'server.state_directory' : '$STATE_DIRECTORY';
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+    if (!statSync(dir).isDirectory()) problems.push(`${name}: ${key}: ${dir} is not a directory`);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    problems.push(`${name}: ${key}: ${dir}: ${code === 'ENOENT' ? 'no such directory' : `not writable (${code})`}`);
+  }
+  return dir;
 }

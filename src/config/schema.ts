@@ -120,6 +120,27 @@ export const configSchema = block({
       tcp_idle_timeout: duration().default(10_000),
       /** Plain TCP and DoT close connections beyond this on accept: a bound on file descriptors and memory. */
       max_tcp_connections: int(1, 65535).default(256),
+      /**
+       * Reverse zones to answer PTR in: subnets (`10.99.0.0/24`, `fd42:99::/64`) or zone names
+       * (`0.99.10.in-addr.arpa`). Absent: one per subnet of LXD's managed networks, read from LXD.
+       */
+      reverse_zones: list(text(/^[0-9A-Za-z:./-]+$/, 'a subnet such as "10.99.0.0/24" or a zone such as "0.99.10.in-addr.arpa"').required('')).optional(),
+      /** Zone transfers (AXFR/IXFR over TCP) and NOTIFY to secondaries. Absent: transfers refused to everyone. */
+      transfer: block({
+        /** Addresses or prefixes (`10.0.0.0/8`) that may transfer the zones. Empty: nobody. */
+        allow: list(text(/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, 'an address or prefix such as "127.0.0.1" or "10.0.0.0/8"').required('')).default([]),
+        /** Secondaries told of every change (RFC 1996), `host:port` or `[v6]:port` (port 53 when omitted). */
+        notify: list(text(/^(\[[0-9A-Fa-f:.]+\]|[0-9.]+)(:\d{1,5})?$/, 'an address with optional port such as "10.0.0.2:53"').required('')).default([]),
+        /** TSIG key (RFC 8945): with it, transfers must be signed with it, and NOTIFY is signed. */
+        key: block({
+          name: text(DNS_NAME, 'a key name such as "lexa-xfr"')
+            .map((s) => s.toLowerCase().replace(/\.$/, ''))
+            .required('(the TSIG key name)'),
+          algorithm: oneOf(['hmac-sha256', 'hmac-sha1', 'hmac-sha224', 'hmac-sha384', 'hmac-sha512']).default('hmac-sha256'),
+          /** The shared secret, base64 (as `tsig-keygen`, `keymgr` and knot's configs write it). */
+          secret: text(/^[A-Za-z0-9+/]+={0,2}$/, 'base64').required('(the base64 TSIG secret)'),
+        }).optional(),
+      }),
       dot: encrypted({ host: '127.0.0.1', port: 18853 }),
       doh: encrypted({ host: '127.0.0.1', port: 18855 }),
       quic: encrypted({ host: '127.0.0.1', port: 18854 }),
@@ -144,6 +165,20 @@ export const configSchema = block({
        */
       grace: duration().default(10_000),
     }).optional(),
+    /**
+     * Prometheus metrics on a plain-HTTP listener of their own, for a scraper that should not need the REST API's
+     * TLS; the same text is always at GET /metrics on the REST API. Off until the block is declared.
+     */
+    metrics: block({
+      enabled: bool().default(true),
+      /** CoreDNS serves metrics on 9153; lexa's ports are 18xxx. */
+      bind: binds({ host: '127.0.0.1', port: 18153 }),
+    }).whenAbsent({ enabled: false }),
+    /**
+     * A directory lexa may write: generated certificates are kept there and reused across restarts (so clients
+     * can pin them). Absent: $STATE_DIRECTORY (what systemd's StateDirectory= sets), else none (a new pair per start).
+     */
+    state_directory: file.optional(),
     log: block({
       /** "stdout", "stderr" or a file path (appended to). */
       out: text(/\S/, '"stdout", "stderr" or a file path').default('stdout'),

@@ -37,3 +37,4 @@ export type EncryptedDnsConfig = DnsConfig['dot'];
 export type LogConfig = Config['log'];
 export type LogLevel = LogConfig['level'];
 export type AgentEndpointConfig = NonNullable<Config['agent']>;
+export type MetricsConfig = Config['metrics'];

@@ -9,6 +9,8 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
   /** A logger that adds `fields` to every line. */
   child(fields: Record<string, unknown>): Logger;
+  /** Changes the least level written, for this logger, its parent and every child alike (SIGHUP reload). */
+  setLevel(level: LogLevel): void;
 }
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -18,22 +20,27 @@ export function createLogger(cfg: LogConfig): Logger {
   if (cfg.out === 'stdout') out = process.stdout;
   else if (cfg.out === 'stderr') out = process.stderr;
   else out = createWriteStream(cfg.out, { flags: 'a' });
-  return make((line) => out.write(line), RANK[cfg.level], {});
+  return make((line) => out.write(line), { min: RANK[cfg.level] }, {});
 }
 
 /** A logger that writes nothing; for tests and library use. */
-export const silentLogger: Logger = make(() => true, Infinity, {});
+export const silentLogger: Logger = make(() => true, { min: Infinity }, {});
 
 /** A logger that collects lines in memory; for tests that assert on logging. */
 export function memoryLogger(): Logger & { lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
-  const logger = make((line) => lines.push(JSON.parse(line) as Record<string, unknown>) > 0, 0, {});
+  const logger = make((line) => lines.push(JSON.parse(line) as Record<string, unknown>) > 0, { min: 0 }, {});
   return Object.assign(logger, { lines });
 }
 
-function make(write: (line: string) => boolean, min: number, base: Record<string, unknown>): Logger {
+/** The least rank written, shared by a logger and all its children so that setLevel reaches them all. */
+interface Threshold {
+  min: number;
+}
+
+function make(write: (line: string) => boolean, threshold: Threshold, base: Record<string, unknown>): Logger {
   const emit = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
-    if (RANK[level] < min) return;
+    if (RANK[level] < threshold.min) return;
     write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }, errorReplacer)}\n`);
   };
   return {
@@ -41,7 +48,11 @@ function make(write: (line: string) => boolean, min: number, base: Record<string
     info: emit('info'),
     warn: emit('warn'),
     error: emit('error'),
-    child: (fields) => make(write, min, { ...base, ...fields }),
+    child: (fields) => make(write, threshold, { ...base, ...fields }),
+    setLevel: (level) => {
+      // The silent logger stays silent.
+      if (threshold.min !== Infinity) threshold.min = RANK[level];
+    },
   };
 }
 

@@ -25,6 +25,8 @@ export type Action =
   /** An instance LXD no longer has (deleted, renamed away, or 404 on re-read). */
   | { readonly type: 'instance-gone'; readonly key: string; readonly at: number }
   | { readonly type: 'members'; readonly members: readonly ClusterMember[]; readonly clustered: boolean; readonly at: number }
+  /** The subnets of LXD's managed networks (CIDR), as just read. */
+  | { readonly type: 'networks'; readonly subnets: readonly string[]; readonly at: number }
   /** The events connection went up (after its list) or down. */
   | { readonly type: 'connection'; readonly connected: boolean; readonly at: number }
   /**
@@ -60,6 +62,8 @@ export function fold(snapshot: Snapshot, action: Action): Snapshot {
       return snapshot.withoutInstance(action.key, action.at);
     case 'members':
       return snapshot.withMembers(action.members, action.clustered, action.at);
+    case 'networks':
+      return snapshot.withSubnets(action.subnets, action.at);
     case 'connection':
       return snapshot.withConnected(action.connected, action.at);
     case 'agent-services': {

@@ -6,6 +6,7 @@ import type { LxdClient } from './lxd-client.js';
 import {
   daemonKind,
   type DaemonKind,
+  instanceKey,
   toInstance,
   toMember,
   toStandaloneMember,
@@ -16,7 +17,9 @@ import {
 } from './lxd-model.js';
 import { resolveMemberHosts } from './member-addresses.js';
 import type { ClusterMember, Instance } from './model.js';
+import { toSubnets, type LxdNetwork } from './networks.js';
 import { planEvent } from './plan.js';
+import { notify, type ReflectorObserver } from './observer.js';
 import { complete, Refetcher } from './refetch.js';
 import type { SnapshotStore } from './store.js';
 
@@ -60,6 +63,8 @@ export interface ReflectorOptions {
   readonly clock?: Clock;
   /** Numbers in [0, 1) for the reconnect jitter; Math.random by default. */
   readonly random?: () => number;
+  /** Told about events, connections and how soon events show in the snapshot (metrics); none by default. */
+  readonly observer?: ReflectorObserver;
 }
 
 /**
@@ -71,8 +76,8 @@ export interface ReflectorOptions {
  * The same holds on connect and on every periodic resync.
  */
 interface Listing {
-  /** Events that arrived meanwhile, applied once the list has landed. */
-  readonly events: LxdEvent[];
+  /** Events that arrived meanwhile (and when), applied once the list has landed. */
+  readonly events: { readonly ev: LxdEvent; readonly at: number }[];
   /** Keys whose instance was read (or found gone) one by one meanwhile. */
   readonly read: Set<string>;
 }
@@ -100,6 +105,11 @@ export class Reflector {
   #memberTimer: unknown;
   #returnTimer: unknown;
   #memberPoll: Promise<void> | undefined;
+  /**
+   * When the oldest event not yet reflected in the snapshot arrived, by the instance key it asked to re-read;
+   * the instance's next stored read (or removal) reports the delay to the observer. Cleared per connection.
+   */
+  readonly #pendingSince = new Map<string, number>();
 
   constructor(client: LxdClient, store: SnapshotStore, opts: ReflectorOptions) {
     this.#client = client;
@@ -196,6 +206,9 @@ export class Reflector {
       await this.#list(signal, listing);
       this.#connections++;
       this.#store.dispatch({ type: 'connection', connected: true, at: this.#clock.now() });
+      const observer = this.#opts.observer;
+      const reconnect = this.#connections > 1;
+      if (observer?.connected) notify(() => observer.connected?.(reconnect));
       this.#log.info(this.#connections === 1 ? 'lxd connected' : 'lxd reconnected', {
         target: this.#client.target,
         server: this.#daemon?.kind,
@@ -211,6 +224,7 @@ export class Reflector {
     } finally {
       // Any list of this connection (the first or a resync) is moot now; the next connection lists afresh.
       this.#listing = undefined;
+      this.#pendingSince.clear();
       this.#clock.clearInterval(this.#resyncTimer);
       this.#clock.clearInterval(this.#memberTimer);
       this.#clock.clearTimeout(this.#returnTimer);
@@ -230,12 +244,15 @@ export class Reflector {
     if (this.#listing !== listing) return;
     this.#listing = undefined;
     if (signal.aborted) return;
-    for (const ev of listing.events.splice(0)) this.#apply(ev, signal);
+    for (const { ev, at } of listing.events.splice(0)) this.#apply(ev, signal, at);
   }
 
   #onEvent(ev: LxdEvent): void {
-    if (this.#listing) this.#listing.events.push(ev);
-    else this.#apply(ev, this.#connAbort.signal);
+    const at = this.#clock.now();
+    const observer = this.#opts.observer;
+    if (observer?.event) notify(() => observer.event?.(ev?.metadata?.action ?? ''));
+    if (this.#listing) this.#listing.events.push({ ev, at });
+    else this.#apply(ev, this.#connAbort.signal, at);
   }
 
   #scope(): string {
@@ -255,6 +272,7 @@ export class Reflector {
     const instances = (raw ?? []).map((r) => toInstance(r));
     const keep = [...listing.read];
     this.#store.dispatch({ type: 'listed', instances, members, clustered, keep, at: this.#clock.now() });
+    this.#readNetworks(signal);
     this.#logProblems(instances);
     const now = this.#clock.now();
     for (const [i, inst] of instances.entries()) {
@@ -263,6 +281,19 @@ export class Reflector {
         void this.#refetcher.settle(inst.project, inst.name, inst, signal);
     }
     this.#log.debug('lxd listed', { instances: instances.length, members: members.length, ms: this.#clock.now() - started });
+  }
+
+  /**
+   * Reads LXD's managed networks for their subnets (the reverse zones lexa derives). Not awaited by the list: a
+   * failure here costs the reverse zones until the next list, never the instances.
+   */
+  #readNetworks(signal: AbortSignal): void {
+    this.#client
+      .get<LxdNetwork[]>('/1.0/networks?recursion=1', signal)
+      .then((n) => this.#store.dispatch({ type: 'networks', subnets: toSubnets(n ?? []), at: this.#clock.now() }))
+      .catch((err) => {
+        if (!signal.aborted) this.#log.warn('lxd network list failed', { error: describeError(err) });
+      });
   }
 
   #scheduleResync(): void {
@@ -284,17 +315,24 @@ export class Reflector {
       .finally(() => this.#endList(listing, signal));
   }
 
-  #apply(ev: LxdEvent, signal: AbortSignal): void {
+  /** Applies one event that arrived at `arrived`. */
+  #apply(ev: LxdEvent, signal: AbortSignal, arrived: number): void {
     const plan = planEvent(ev);
     const at = this.#clock.now();
     for (const key of plan.remove) {
       this.#refetcher.forget(key);
       this.#store.dispatch({ type: 'instance-gone', key, at });
+      this.#reflected(key, arrived);
     }
-    for (const t of plan.refetch) this.#refetcher.refetch(t.project, t.name, plan.settle, signal);
+    for (const t of plan.refetch) {
+      this.#awaitRead(instanceKey(t.project, t.name), arrived);
+      this.#refetcher.refetch(t.project, t.name, plan.settle, signal);
+    }
     if (plan.profile) {
-      for (const inst of this.#store.current.instancesUsingProfile(plan.profile.project, plan.profile.name))
+      for (const inst of this.#store.current.instancesUsingProfile(plan.profile.project, plan.profile.name)) {
+        this.#awaitRead(inst.key, arrived);
         this.#refetcher.refetch(inst.project, inst.name, true, signal);
+      }
     }
     if (plan.members) void this.#pollMembers(signal);
   }
@@ -351,11 +389,27 @@ export class Reflector {
     return poll;
   }
 
+  /** An event asked to re-read `key`: remember when, unless an older event already waits for the same read. */
+  #awaitRead(key: string, arrived: number): void {
+    if (!this.#opts.observer?.eventApplied) return;
+    if (!this.#pendingSince.has(key)) this.#pendingSince.set(key, arrived);
+  }
+
+  /** The snapshot now reflects events about `key`: report the delay since the oldest of them (or `arrived`). */
+  #reflected(key: string, arrived?: number): void {
+    const observer = this.#opts.observer;
+    if (!observer?.eventApplied) return;
+    const since = this.#pendingSince.get(key) ?? arrived;
+    this.#pendingSince.delete(key);
+    if (since !== undefined) notify(() => observer.eventApplied?.(this.#clock.now() - since));
+  }
+
   /** Stores one instance as just read, and logs its config problems when they changed. */
   #stored(inst: Instance): void {
     this.#listing?.read.add(inst.key);
     const before = this.#store.current.instances.get(inst.key);
     this.#store.dispatch({ type: 'instance', instance: inst, at: this.#clock.now() });
+    this.#reflected(inst.key);
     if (inst.configErrors.join() !== before?.configErrors.join()) this.#logProblems([inst]);
   }
 
@@ -363,6 +417,7 @@ export class Reflector {
   #gone(key: string): void {
     this.#listing?.read.add(key);
     this.#store.dispatch({ type: 'instance-gone', key, at: this.#clock.now() });
+    this.#reflected(key);
   }
 
   #logProblems(instances: readonly Instance[]): void {

@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from 'node:net';
 import { withServed } from './agents.js';
 import type { AgentState, ClusterMember, Instance, NetInterface, ServiceEndpoint } from './model.js';
 import { PersistentMap } from './pmap.js';
@@ -19,8 +20,11 @@ export class Snapshot {
   readonly #hosts: PersistentMap<readonly Instance[]>;
   /** Endpoints of running instances by lower-cased service name. */
   readonly #services: PersistentMap<readonly ServiceEndpoint[]>;
-  /** Running instances by address (any interface): which instance an agent's connection comes from. */
-  readonly #addresses: PersistentMap<readonly Instance[]>;
+  /**
+   * Interfaces of running instances by address (one spelling per address: `addressKey`): which instance an
+   * agent's connection comes from, and what a reverse (PTR) lookup names.
+   */
+  readonly #addresses: PersistentMap<readonly AddressOwner[]>;
   /**
    * Running host names, sorted: built on the first wildcard lookup after a full list, then carried from snapshot
    * to snapshot, a name added or removed by one binary-search splice (a copy of N pointers at fold time) so no
@@ -51,7 +55,12 @@ export class Snapshot {
      */
     readonly agents: PersistentMap<AgentState>,
     indexes: Indexes,
-    sortedHosts?: readonly string[],
+    sortedHosts: readonly string[] | undefined,
+    /**
+     * The subnets (CIDR, e.g. `10.99.0.1/24`) of LXD's managed networks, as their `ipv4.address`/`ipv6.address`
+     * say: the bridges instances get addresses on. Empty until LXD's networks have been read.
+     */
+    readonly subnets: readonly string[],
   ) {
     this.#hosts = indexes.hosts;
     this.#services = indexes.services;
@@ -61,7 +70,7 @@ export class Snapshot {
 
   static empty(): Snapshot {
     const none = PersistentMap.empty<never>();
-    return new Snapshot(none, new Map(), false, false, false, 0, Date.now(), 0, none, { hosts: none, services: none, addresses: none });
+    return new Snapshot(none, new Map(), false, false, false, 0, Date.now(), 0, none, { hosts: none, services: none, addresses: none }, undefined, NONE);
   }
 
   /**
@@ -83,7 +92,7 @@ export class Snapshot {
     }
     const hosts = new Map<string, Instance[]>();
     const services = new Map<string, ServiceEndpoint[]>();
-    const addresses = new Map<string, Instance[]>();
+    const addresses = new Map<string, AddressOwner[]>();
     for (const inst of byKey.values()) indexInstance(hosts, services, addresses, inst);
     return new Snapshot(
       PersistentMap.of(byKey),
@@ -96,6 +105,8 @@ export class Snapshot {
       this.version + 1,
       agents.size === this.agents.size ? this.agents : PersistentMap.of(agents),
       { hosts: PersistentMap.of(hosts), services: PersistentMap.of(services), addresses: PersistentMap.of(addresses) },
+      undefined,
+      this.subnets,
     );
   }
 
@@ -153,13 +164,30 @@ export class Snapshot {
     return this.#reindexed(instances, old, inst, at, agents);
   }
 
-  /** Running instances holding address `ip` (any interface). A hash lookup. */
+  /** Running instances holding address `ip` (any interface, any spelling). A hash lookup. */
   holders(ip: string): readonly Instance[] {
-    return this.#addresses.get(ip) ?? NONE;
+    const owners = this.addressOwners(ip);
+    if (owners.length <= 1) return owners.map((o) => o.instance);
+    return [...new Set(owners.map((o) => o.instance))];
+  }
+
+  /**
+   * The interfaces of running instances that hold address `ip` (any spelling: `addressKey` normalises it), in no
+   * particular order. Usually one; several when projects or interfaces share an address. A hash lookup.
+   */
+  addressOwners(ip: string): readonly AddressOwner[] {
+    const key = addressKey(ip);
+    return key === undefined ? NONE : (this.#addresses.get(key) ?? NONE);
   }
 
   withMembers(members: readonly ClusterMember[], clustered: boolean, at: number = Date.now()): Snapshot {
     return this.#with({ members: new Map(members.map((m) => [m.name, m])), clustered }, at);
+  }
+
+  /** The managed networks' subnets; unchanged (the same snapshot) when equal to the current ones. */
+  withSubnets(subnets: readonly string[], at: number = Date.now()): Snapshot {
+    if (subnets.length === this.subnets.length && subnets.every((s, i) => s === this.subnets[i])) return this;
+    return this.#with({ subnets }, at);
   }
 
   withConnected(connected: boolean, at: number = Date.now()): Snapshot {
@@ -168,7 +196,7 @@ export class Snapshot {
   }
 
   /** A copy with `patch` applied, the same indexes, a new time and the next version. */
-  #with(patch: Partial<Pick<Snapshot, 'members' | 'clustered' | 'connected'>>, at: number, agents = this.agents): Snapshot {
+  #with(patch: Partial<Pick<Snapshot, 'members' | 'clustered' | 'connected' | 'subnets'>>, at: number, agents = this.agents): Snapshot {
     return new Snapshot(
       this.instances,
       patch.members ?? this.members,
@@ -181,6 +209,7 @@ export class Snapshot {
       agents,
       { hosts: this.#hosts, services: this.#services, addresses: this.#addresses },
       this.#sortedHosts,
+      patch.subnets ?? this.subnets,
     );
   }
 
@@ -264,8 +293,8 @@ export class Snapshot {
         const restSvc = (services.get(svc) ?? NONE).filter((e) => e.instance.key !== old.key);
         services = restSvc.length === 0 ? services.delete(svc) : services.set(svc, restSvc);
       }
-      for (const ip of addressesOf(old)) {
-        const restIp = (addresses.get(ip) ?? NONE).filter((i) => i.key !== old.key);
+      for (const ip of addressKeysOf(old)) {
+        const restIp = (addresses.get(ip) ?? NONE).filter((o) => o.instance.key !== old.key);
         addresses = restIp.length === 0 ? addresses.delete(ip) : addresses.set(ip, restIp);
       }
     }
@@ -277,7 +306,7 @@ export class Snapshot {
         const svc = ep.service.name.toLowerCase();
         services = services.set(svc, [...(services.get(svc) ?? NONE), ep]);
       }
-      for (const ip of addressesOf(neu)) addresses = addresses.set(ip, [...(addresses.get(ip) ?? NONE), neu]);
+      for (const [ip, owners] of ownersOf(neu)) addresses = addresses.set(ip, [...(addresses.get(ip) ?? NONE), ...owners]);
     }
     return new Snapshot(
       instances,
@@ -291,6 +320,7 @@ export class Snapshot {
       agents,
       { hosts, services, addresses },
       removedName === addedName ? this.#sortedHosts : resorted(this.#sortedHosts, removedName, addedName),
+      this.subnets,
     );
   }
 }
@@ -299,17 +329,53 @@ export class Snapshot {
 interface Indexes {
   readonly hosts: PersistentMap<readonly Instance[]>;
   readonly services: PersistentMap<readonly ServiceEndpoint[]>;
-  readonly addresses: PersistentMap<readonly Instance[]>;
+  readonly addresses: PersistentMap<readonly AddressOwner[]>;
 }
 
-/** Every distinct address of an instance, on any interface. */
-function addressesOf(inst: Instance): Set<string> {
-  const out = new Set<string>();
+/** An interface of a running instance that holds a given address. */
+export interface AddressOwner {
+  readonly instance: Instance;
+  readonly iface: NetInterface;
+}
+
+/** An instance's interfaces by the address keys they hold (an address on two interfaces has two owners). */
+function ownersOf(inst: Instance): Map<string, AddressOwner[]> {
+  const out = new Map<string, AddressOwner[]>();
   for (const iface of inst.interfaces) {
-    for (const a of iface.ipv4) out.add(a);
-    for (const a of iface.ipv6) out.add(a);
+    for (const a of [...iface.ipv4, ...iface.ipv6]) {
+      const key = addressKey(a);
+      if (key === undefined) continue;
+      const list = out.get(key);
+      if (list === undefined) out.set(key, [{ instance: inst, iface }]);
+      else if (!list.some((o) => o.iface === iface)) list.push({ instance: inst, iface });
+    }
   }
   return out;
+}
+
+function addressKeysOf(inst: Instance): Iterable<string> {
+  return ownersOf(inst).keys();
+}
+
+/**
+ * One spelling per address: IPv4 as dotted quad, IPv6 as its 32 lower-case hex digits (so `fd42:99::1` and
+ * `fd42:0099:0:0:0:0:0:1` meet). Undefined for anything that is not an address.
+ */
+export function addressKey(ip: string): string | undefined {
+  if (isIPv4(ip)) return ip;
+  if (!isIPv6(ip) || ip.includes('%')) return undefined;
+  let text = ip.toLowerCase();
+  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? (text.split('::') as [string, string]) : [text, undefined];
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const fill = tail === undefined ? [] : new Array<string>(8 - left.length - right.length).fill('0');
+  return [...left, ...fill, ...right].map((g) => g.padStart(4, '0')).join('');
 }
 
 /** `sorted` without `removed` and with `added` (either may be absent); undefined stays undefined (not built yet). */
@@ -332,14 +398,14 @@ const NONE: readonly never[] = Object.freeze([]);
 function indexInstance(
   hosts: Map<string, Instance[]>,
   services: Map<string, ServiceEndpoint[]>,
-  addresses: Map<string, Instance[]>,
+  addresses: Map<string, AddressOwner[]>,
   inst: Instance,
 ): void {
   if (!inst.running) return;
-  for (const ip of addressesOf(inst)) {
-    const holders = addresses.get(ip);
-    if (holders) holders.push(inst);
-    else addresses.set(ip, [inst]);
+  for (const [ip, owners] of ownersOf(inst)) {
+    const list = addresses.get(ip);
+    if (list) list.push(...owners);
+    else addresses.set(ip, [...owners]);
   }
   const lname = inst.name.toLowerCase();
   const list = hosts.get(lname);

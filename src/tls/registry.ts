@@ -1,6 +1,7 @@
 import type { Bind, TlsFiles } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import { tlsMaterial, type TlsMaterial } from './index.js';
+import { keptSelfSigned } from './state.js';
 
 /** Something presenting a certificate that can take a new one while it runs (TlsListeners). */
 export interface CertificateUser {
@@ -18,15 +19,24 @@ export class CertificateRegistry {
   readonly #log: Logger;
   readonly #entries = new Map<string, { files: TlsFiles; material: TlsMaterial; user: CertificateUser | undefined }>();
 
-  constructor(log: Logger) {
+  readonly #stateDirectory: string | null;
+
+  /** With a `stateDirectory`, generated certificates are kept there and reused across restarts (tls/state.ts). */
+  constructor(log: Logger, stateDirectory: string | null = null) {
     this.#log = log;
+    this.#stateDirectory = stateDirectory;
   }
 
   /** Loads the certificate for server `name`; throws when configured files are unusable (start-up fails). */
   async load(name: string, files: TlsFiles, hostname: string, binds: readonly Bind[]): Promise<TlsMaterial> {
-    const material = await tlsMaterial(files, hostname, binds);
-    this.#entries.set(name, { files, material, user: undefined });
-    if (material.generated) this.#log.info('generated a self-signed certificate', { server: name, hostname, sha256: material.fingerprint });
+    const kept = files.certificate === null && this.#stateDirectory !== null;
+    const material = kept ? await keptSelfSigned(this.#stateDirectory!, name, hostname, binds) : await tlsMaterial(files, hostname, binds);
+    const user = this.#entries.get(name)?.user;
+    this.#entries.set(name, { files, material, user });
+    if ('reused' in material && material.reused)
+      this.#log.info('reusing a kept self-signed certificate', { server: name, hostname, sha256: material.fingerprint, dir: this.#stateDirectory });
+    else if (material.generated)
+      this.#log.info('generated a self-signed certificate', { server: name, hostname, sha256: material.fingerprint, ...(kept ? { dir: this.#stateDirectory } : {}) });
     else this.#log.info('loaded certificate', { server: name, file: files.certificate, sha256: material.fingerprint });
     return material;
   }
@@ -42,9 +52,13 @@ export class CertificateRegistry {
     return new Map([...this.#entries].map(([name, e]) => [name, e.material]));
   }
 
-  /** Re-reads every configured certificate and swaps it into its server (new connections get it). */
-  async reload(): Promise<void> {
+  /**
+   * Re-reads every configured certificate (or only those of `servers`) and swaps it into its server (new
+   * connections get it).
+   */
+  async reload(servers?: readonly string[]): Promise<void> {
     for (const [name, entry] of this.#entries) {
+      if (servers && !servers.includes(name)) continue;
       if (entry.files.certificate === null) continue; // generated: kept for the process's life
       try {
         const material = await tlsMaterial(entry.files, '', []);

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { parseName, type NameForm } from '../../src/servers/dns/name.js';
+import { parseName, parseReverseName, type NameForm, type ReverseForm } from '../../src/servers/dns/name.js';
 
 // The zone's name grammar, one row per query name: the name as asked → the form it parses to. The suffix is
 // passed normalised (lower-case, no dots at either end), as the resolver does.
@@ -140,3 +140,41 @@ table(t, 'a multi-label suffix', 'lxd.example.com', [
   ['web-1.lexa', { kind: 'outside' }],
   ['lxd.example.com.evil', { kind: 'outside' }],
 ]);
+
+// Reverse zones: the zone holding a name is the longest that matches; labels spell an address or a beginning of one.
+const V4 = '0.99.10.in-addr.arpa';
+const V4_16 = '100.10.in-addr.arpa';
+const V6 = '0.0.0.0.0.0.0.0.9.9.0.0.2.4.d.f.ip6.arpa';
+const REVERSE = [V4, V4_16, V6, '99.10.in-addr.arpa'];
+t.test('reverse names', (t) => {
+  const rows: [string, ReverseForm][] = [
+    ['0.99.10.in-addr.arpa', { kind: 'reverseApex', zone: V4 }],
+    ['0.99.10.IN-ADDR.ARPA.', { kind: 'reverseApex', zone: V4 }],
+    ['5.0.99.10.in-addr.arpa', { kind: 'ptr', zone: V4, ip: '10.99.0.5' }],
+    ['255.0.99.10.in-addr.arpa.', { kind: 'ptr', zone: V4, ip: '10.99.0.255' }],
+    // the longest zone wins: 99.10 holds 1.99.10, but 0.99.10 is its own zone
+    ['7.1.99.10.in-addr.arpa', { kind: 'ptr', zone: '99.10.in-addr.arpa', ip: '10.99.1.7' }],
+    ['1.99.10.in-addr.arpa', { kind: 'reverseParent', zone: '99.10.in-addr.arpa' }],
+    ['3.2.100.10.in-addr.arpa', { kind: 'ptr', zone: V4_16, ip: '10.100.2.3' }],
+    ['2.100.10.in-addr.arpa', { kind: 'reverseParent', zone: V4_16 }],
+    ['256.0.99.10.in-addr.arpa', { kind: 'none', zone: V4 }],
+    ['05.0.99.10.in-addr.arpa', { kind: 'none', zone: V4 }],
+    ['x.0.99.10.in-addr.arpa', { kind: 'none', zone: V4 }],
+    ['1.5.0.99.10.in-addr.arpa', { kind: 'none', zone: V4 }],
+    ['5.0.98.10.in-addr.arpa', { kind: 'outside' }],
+    ['10.in-addr.arpa', { kind: 'outside' }],
+    ['in-addr.arpa', { kind: 'outside' }],
+    ['web-1.lexa', { kind: 'outside' }],
+    [V6, { kind: 'reverseApex', zone: V6 }],
+    [`1.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.${V6}`, { kind: 'ptr', zone: V6, ip: 'fd42:0099:0000:0000:0000:0000:0000:0011' }],
+    [`B.A.0.0.0.0.0.0.0.0.0.0.0.0.0.0.${V6}.`, { kind: 'ptr', zone: V6, ip: 'fd42:0099:0000:0000:0000:0000:0000:00ab' }],
+    [`1.0.0.0.${V6}`, { kind: 'reverseParent', zone: V6 }],
+    [`10.0.0.0.${V6}`, { kind: 'none', zone: V6 }],
+    [`g.0.0.0.${V6}`, { kind: 'none', zone: V6 }],
+    [`0.1.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.${V6}`, { kind: 'none', zone: V6 }],
+    ['1.0.0.0.0.0.0.0.9.9.0.0.2.4.d.f.ip6.arpa', { kind: 'outside' }],
+    ['0.0.0.0.9.9.0.0.2.4.d.f.ip6.arpa', { kind: 'outside' }],
+  ];
+  for (const [qname, form] of rows) t.strictSame(parseReverseName(qname, REVERSE), form, `${qname} → ${form.kind}`);
+  t.end();
+});

@@ -366,3 +366,45 @@ t.test('options are checked once, at start', (t) => {
   }
   t.end();
 });
+
+// Reverse zones: derived from the snapshot's subnets unless configured.
+const withSubnets = () => clustered().withSubnets(['10.99.0.1/24', '10.100.0.1/24', 'fd42:99::1/64'], 1_700_000_000_000);
+const V6Z = '0.0.0.0.0.0.0.0.9.9.0.0.2.4.d.f.ip6.arpa';
+const REV_SOA = (zone: string) => `${zone}. 5 IN SOA ns.lexa. hostmaster.lexa. ${SERIAL} 3600 600 86400 5`;
+table(t, 'PTR in the reverse zones derived from the subnets', withSubnets, [
+  { q: '11.0.99.10.in-addr.arpa PTR', kind: 'answer', answers: ['11.0.99.10.in-addr.arpa. 0 IN PTR web-1.lexa.'] },
+  { q: '11.0.100.10.in-addr.arpa PTR', kind: 'answer', answers: ['11.0.100.10.in-addr.arpa. 0 IN PTR eth1.if.web-1.lexa.'] },
+  { q: `1.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.${V6Z} PTR`, kind: 'answer', answers: [`1.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.${V6Z}. 0 IN PTR web-1.lexa.`] },
+  { q: '11.0.99.10.in-addr.arpa ANY', kind: 'answer', answers: ['11.0.99.10.in-addr.arpa. 0 IN PTR web-1.lexa.'] },
+]);
+table(t, 'reverse zone NXDOMAIN and NODATA carry the reverse zone SOA', withSubnets, [
+  { q: '13.0.99.10.in-addr.arpa PTR', kind: 'nxdomain' },
+  { q: '99.0.99.10.in-addr.arpa PTR', kind: 'nxdomain' },
+  { q: 'x.0.99.10.in-addr.arpa PTR', kind: 'nxdomain' },
+  { q: '11.0.99.10.in-addr.arpa A', kind: 'nodata' },
+  { q: '0.99.10.in-addr.arpa A', kind: 'nodata' },
+], undefined, REV_SOA('0.99.10.in-addr.arpa'));
+table(t, 'reverse zone apex and outside', withSubnets, [
+  { q: '0.99.10.in-addr.arpa SOA', kind: 'answer', answers: [REV_SOA('0.99.10.in-addr.arpa')] },
+  { q: '0.99.10.in-addr.arpa NS', kind: 'answer', answers: ['0.99.10.in-addr.arpa. 0 IN NS ns.lexa.'] },
+  { q: '11.0.98.10.in-addr.arpa PTR', kind: 'refused' },
+  { q: '99.10.in-addr.arpa SOA', kind: 'refused' },
+  { q: '0.99.10.in-addr.arpa AXFR', kind: 'refused' },
+]);
+table(t, 'configured reverse zones replace the derived ones', withSubnets, [
+  { q: '31.0.98.10.in-addr.arpa PTR', kind: 'answer', answers: ['31.0.98.10.in-addr.arpa. 0 IN PTR api.lexa.'] },
+  { q: '11.0.99.10.in-addr.arpa PTR', kind: 'refused' },
+], { ...OPTS, reverseZones: ['0.98.10.in-addr.arpa'] });
+table(t, 'no subnets known: no reverse zone', clustered, [{ q: '11.0.99.10.in-addr.arpa PTR', kind: 'refused' }]);
+table(t, 'reverse names before the first list: SERVFAIL', () => Snapshot.empty().withSubnets(['10.99.0.1/24']), [
+  { q: '11.0.99.10.in-addr.arpa PTR', kind: 'notready' },
+]);
+t.test('PTR: an address shared across projects names both hosts', (t) => {
+  const snap = snapshotOf([
+    instance('a', { interfaces: [iface('eth0', ['10.99.0.50'])] }),
+    instance('b', { project: 'p2', interfaces: [iface('eth0', ['10.99.0.50'])] }),
+  ]).withSubnets(['10.99.0.1/24']);
+  const out = resolve(snap, question('50.0.99.10.in-addr.arpa PTR'), OPTS);
+  t.same(out.kind === 'answer' ? sortedText(out.answers) : out.kind, zone('50.0.99.10.in-addr.arpa. 0 IN PTR a.lexa.', '50.0.99.10.in-addr.arpa. 0 IN PTR b.lexa.'));
+  t.end();
+});

@@ -3,7 +3,7 @@ import type { Answer } from 'dns-packet';
 /**
  * Resource records as zone-file text, so tests read like the zones they describe:
  *   rr('web-1.lexa. 0 IN A 10.99.0.11')
- * Supports what lexa serves: A, AAAA, CNAME, NS, SRV, SOA. Names are written with their trailing dot and kept in
+ * Supports what lexa serves: A, AAAA, CNAME, NS, PTR, SRV, SOA. Names are written with their trailing dot and kept in
  * the case given (owner-name case matters: answers echo the question as asked).
  */
 export function rr(line: string): Answer {
@@ -29,6 +29,7 @@ export function rr(line: string): Answer {
       return { name, ttl, class: 'IN', type, data: rdata[0]! };
     case 'CNAME':
     case 'NS':
+    case 'PTR':
       want(1);
       return { name, ttl, class: 'IN', type, data: fqdn(rdata[0]!, line) };
     case 'SRV':
@@ -72,6 +73,7 @@ export function text(rec: Answer): string {
       return `${head} ${rec.data}`;
     case 'CNAME':
     case 'NS':
+    case 'PTR':
       return `${head} ${dotted(rec.data)}`;
     case 'SRV': {
       const d = rec.data;

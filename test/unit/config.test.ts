@@ -67,9 +67,13 @@ t.test('every default, as the daemon receives it', async (t) => {
       dot: encrypted(18853),
       doh: encrypted(18855),
       quic: encrypted(18854),
+      reverseZones: null,
+      transfer: { allow: [], notify: [], key: null },
     },
     log: { out: 'stdout', level: 'info' },
     agent: null,
+    metrics: { enabled: false, binds: [{ host: '127.0.0.1', port: 18153 }] },
+    stateDirectory: null,
     warnings: [],
   });
   // A declared block takes its keys' defaults; declaring an encrypted transport's block is what turns it on.
@@ -246,7 +250,7 @@ t.test('durations', async (t) => {
 function hclJson(body: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(body)) {
-    if (Array.isArray(v)) out[k] = v.map((b) => hclJson(b as Record<string, unknown>));
+    if (Array.isArray(v)) out[k] = v.map((b) => (typeof b === 'object' && b !== null ? hclJson(b as Record<string, unknown>) : b));
     else if (typeof v === 'object' && v !== null) out[k] = [hclJson(v as Record<string, unknown>)];
     else out[k] = v;
   }
@@ -298,6 +302,24 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
     'server.dns.negative_ttl': [{ dns: { negative_ttl: 60 } }, (c) => c.dns.negativeTtl, 60],
     'server.dns.tcp_idle_timeout': [{ dns: { tcp_idle_timeout: '2s' } }, (c) => c.dns.tcpIdleTimeoutMs, 2000],
     'server.dns.max_tcp_connections': [{ dns: { max_tcp_connections: 8 } }, (c) => c.dns.maxTcpConnections, 8],
+    'server.dns.reverse_zones': [
+      { dns: { reverse_zones: ['10.99.0.0/24', 'fd42:99::/64', '1.10.IN-ADDR.ARPA.'] } },
+      (c) => c.dns.reverseZones,
+      ['0.99.10.in-addr.arpa', '0.0.0.0.0.0.0.0.9.9.0.0.2.4.d.f.ip6.arpa', '1.10.in-addr.arpa'],
+    ],
+    'server.dns.transfer.allow': [{ dns: { transfer: { allow: ['127.0.0.1', '10.0.0.0/8', '::1'] } } }, (c) => c.dns.transfer.allow, ['127.0.0.1', '10.0.0.0/8', '::1']],
+    'server.dns.transfer.notify': [
+      { dns: { transfer: { notify: ['10.0.0.2', '10.0.0.3:5353', '[fd00::1]:54'] } } },
+      (c) => c.dns.transfer.notify,
+      [{ host: '10.0.0.2', port: 53 }, { host: '10.0.0.3', port: 5353 }, { host: 'fd00::1', port: 54 }],
+    ],
+    'server.dns.transfer.key.name': [{ dns: { transfer: { key: { name: 'Xfr.', secret: 'c2VjcmV0' } } } }, (c) => c.dns.transfer.key?.name, 'xfr'],
+    'server.dns.transfer.key.algorithm': [
+      { dns: { transfer: { key: { name: 'x', secret: 'c2VjcmV0', algorithm: 'hmac-sha512' } } } },
+      (c) => c.dns.transfer.key?.algorithm,
+      'hmac-sha512',
+    ],
+    'server.dns.transfer.key.secret': [{ dns: { transfer: { key: { name: 'x', secret: 'c2VjcmV0' } } } }, (c) => c.dns.transfer.key?.secret.toString(), 'secret'],
     ...enc('dot'),
     ...enc('doh'),
     ...enc('quic'),
@@ -311,6 +333,10 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
     'server.agent.grace': [{ agent: { token: TOKEN, grace: '1m' } }, (c) => c.agent?.graceMs, 60_000],
     'server.log.out': [{ log: { out: 'stderr' } }, (c) => c.log.out, 'stderr'],
     'server.log.level': [{ log: { level: 'debug' } }, (c) => c.log.level, 'debug'],
+    'server.metrics.enabled': [{ metrics: { enabled: true } }, (c) => c.metrics.enabled, true],
+    'server.metrics.bind.host': [{ metrics: { bind: [{ host: '::1' }] } }, (c) => c.metrics.binds[0]?.host, '::1'],
+    'server.metrics.bind.port': [{ metrics: { bind: [{ port: 9 }] } }, (c) => c.metrics.binds[0]?.port, 9],
+    'server.state_directory': [{ state_directory: dir }, (c) => c.stateDirectory, dir],
   };
   t.same(Object.keys(cases).sort(), leafPaths(configSchema).sort(), 'one case per declared key: a new key needs a case here');
   const defaults = defaultConfig({});
@@ -333,6 +359,19 @@ t.test('checks declared with a key: duplicate binds, minimum durations, required
   };
   t.match(problemsOf({ dns: { bind: [{ port: 53 }, { host: '127.0.0.1', port: 53 }] } }), /\/x\.hcl: server\.dns\.bind: 127\.0\.0\.1:53 is listed twice/);
   t.equal(problemsOf({ dns: { bind: [{ port: 0 }, { port: 0 }] } }), '', 'port 0 (any free port) may repeat');
+  t.match(
+    fromParsed({ server: [hclJson({ dns: { transfer: { notify: ['10.0.0.2'] } } })] }, '/x.hcl', {}).warnings,
+    [/transfer\.notify is set but transfer\.allow is empty/],
+    'NOTIFY without an allow list: a warning',
+  );
+  t.match(problemsOf({ dns: { reverse_zones: ['10.0.0.0/4'] } }), /server\.dns\.reverse_zones: "10\.0\.0\.0\/4" is neither a subnet/);
+  t.match(problemsOf({ dns: { reverse_zones: ['example.com'] } }), /server\.dns\.reverse_zones: "example\.com" is neither/);
+  t.match(problemsOf({ dns: { transfer: { allow: ['10.0.0.0/33'] } } }), /server\.dns\.transfer\.allow: "10\.0\.0\.0\/33" is not an address or prefix/);
+  t.match(problemsOf({ dns: { transfer: { allow: ['host.example'] } } }), /server\.dns\.transfer\.allow: .*an address or prefix/);
+  t.match(problemsOf({ dns: { transfer: { notify: ['10.0.0.2:70000'] } } }), /server\.dns\.transfer\.notify: "10\.0\.0\.2:70000" is not an address/);
+  t.match(problemsOf({ dns: { transfer: { key: { name: 'x' } } } }), /server\.dns\.transfer\.key\.secret: required/);
+  t.match(problemsOf({ dns: { transfer: { key: { name: 'x', secret: 'not base64!' } } } }), /server\.dns\.transfer\.key\.secret: .*base64/);
+  t.match(problemsOf({ dns: { transfer: { key: { name: 'x', secret: 'c2VjcmV0', algorithm: 'hmac-md5' } } } }), /server\.dns\.transfer\.key\.algorithm/);
   t.match(problemsOf({ lxd: { resync_interval: '500ms' } }), /server\.lxd\.resync_interval: must be 0 \(off\) or at least 1s/);
   t.match(problemsOf({ lxd: { bind: { port: 1 }, certificate: certFile, key: keyFile } }), /^\/x\.hcl: server\.lxd\.bind\.host: required to reach LXD over HTTPS$/);
   t.match(problemsOf({ lxd: { project: 'default', all_projects: true } }), /set project or all_projects = true, not both/, 'a project given, even the default one');

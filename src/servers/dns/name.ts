@@ -1,3 +1,5 @@
+import { isAtOrBelow, reverseLabels } from './reverse.js';
+
 /**
  * The name grammar of lexa's zone: a query name → the typed form it has. Pure and cheap; it knows nothing of
  * the snapshot, so whether a form names anything (a running host, an offered service) is the resolver's question.
@@ -44,6 +46,45 @@ export type NameForm =
   | { readonly kind: 'cluster'; readonly host: string }
   | { readonly kind: 'member'; readonly member: string; readonly host: string }
   | { readonly kind: 'none' };
+
+/**
+ * The forms of a name in one of lexa's reverse zones (`zone` is the one that holds it):
+ *
+ *   <zone>                               reverseApex
+ *   <labels>.<zone> spelling an address  ptr {ip}          (e.g. 5.0.99.10.in-addr.arpa → 10.99.0.5)
+ *   a valid beginning of one             reverseParent     (an empty non-terminal, or a name with no address)
+ *   labels that cannot be an address     none
+ *   in no reverse zone                   outside
+ *
+ * With nested zones, the longest (most specific) one holds the name.
+ */
+export type ReverseForm =
+  | { readonly kind: 'outside' }
+  | { readonly kind: 'reverseApex'; readonly zone: string }
+  | { readonly kind: 'ptr'; readonly zone: string; readonly ip: string }
+  | { readonly kind: 'reverseParent'; readonly zone: string }
+  | { readonly kind: 'none'; readonly zone: string };
+
+/**
+ * The form of `qname` among the reverse zones `zones` (lower-case, no trailing dot, e.g. `0.99.10.in-addr.arpa`);
+ * `qname` is taken as asked.
+ */
+export function parseReverseName(qname: string, zones: readonly string[]): ReverseForm {
+  const lname = lowerName(qname);
+  let zone: string | undefined;
+  for (const z of zones) if (isAtOrBelow(lname, z) && (zone === undefined || z.length > zone.length)) zone = z;
+  if (zone === undefined) return { kind: 'outside' };
+  if (lname === zone) return { kind: 'reverseApex', zone };
+  const found = reverseLabels(zone, lname.slice(0, lname.length - zone.length - 1).split('.'));
+  switch (found.kind) {
+    case 'address':
+      return { kind: 'ptr', zone, ip: found.ip };
+    case 'partial':
+      return { kind: 'reverseParent', zone };
+    case 'none':
+      return { kind: 'none', zone };
+  }
+}
 
 const OUTSIDE: NameForm = Object.freeze({ kind: 'outside' });
 const APEX: NameForm = Object.freeze({ kind: 'apex' });

@@ -1,9 +1,18 @@
 import { openEach, type Listeners } from '../listen.js';
 import type { StreamLimits, TransportOptions } from '../transport.js';
+import type { HandleQuery } from './handler.js';
 import { startTcp } from './tcp.js';
 import { startUdp, type UdpLimits } from './udp.js';
+import type { HandleTransfer } from './transfer.js';
 
 export type PlainDnsLimits = UdpLimits & StreamLimits;
+
+export interface PlainDnsOptions extends TransportOptions<PlainDnsLimits> {
+  /** The handler TCP calls; default `handle`. Lets the daemon count UDP and TCP apart. */
+  readonly tcpHandle?: HandleQuery;
+  /** Zone transfers (AXFR/IXFR) over TCP; without it they are REFUSED. */
+  readonly transfer?: HandleTransfer;
+}
 
 /**
  * With port 0, UDP picks a port free for UDP, which TCP may still hold (any process's outgoing connection can
@@ -16,14 +25,14 @@ const ANY_PORT_ATTEMPTS = 8;
  * UDP got, so a client that retries a truncated reply over TCP reaches the same server). On a bind failure,
  * closes what it opened and rejects.
  */
-export function startPlainDns(opts: TransportOptions<PlainDnsLimits>): Promise<Listeners> {
+export function startPlainDns(opts: PlainDnsOptions): Promise<Listeners> {
   return openEach(opts.binds, async (bind) => {
     for (let attempt = 1; ; attempt++) {
       const udp = await startUdp({ ...opts, binds: [bind] });
       const port = udp.ports[0]!;
       let tcp: Listeners;
       try {
-        tcp = await startTcp({ ...opts, binds: [{ host: bind.host, port }] });
+        tcp = await startTcp({ ...opts, handle: opts.tcpHandle ?? opts.handle, binds: [{ host: bind.host, port }] });
       } catch (err) {
         await udp.close();
         const retry = bind.port === 0 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < ANY_PORT_ATTEMPTS;

@@ -15,7 +15,7 @@ import type { Answer } from 'dns-packet';
  * `emitRecord` both measures and writes: called with `out === null` it only returns the size, with the exact
  * decisions (pointer or not) that writing the same records in the same order, from the same offsets, makes.
  * Names must be ASCII with labels of 1..63 bytes (all lexa's names are); anything else throws, and the caller
- * answers SERVFAIL rather than send a corrupt message. Supported types: A, AAAA, CNAME, NS, SOA, SRV (IN).
+ * answers SERVFAIL rather than send a corrupt message. Supported types: A, AAAA, CNAME, NS, PTR, SOA, SRV (IN).
  */
 export function emitRecord(rec: Answer, names: NameTable, at: number, out: Buffer | null): number {
   let off = at + emitOwner(rec.name, names, at, out);
@@ -43,6 +43,7 @@ export function emitRecord(rec: Answer, names: NameTable, at: number, out: Buffe
       break;
     case 'CNAME':
     case 'NS':
+    case 'PTR':
       rd += emitName(rec.data, rd, out);
       break;
     case 'SRV': {
@@ -82,7 +83,7 @@ export type NameTable = Map<string, number>;
 /** Pointers have 14 bits: a name can only be pointed to if it starts below this offset. */
 const MAX_POINTER = 0x4000;
 const CLASS_IN = 1;
-const TYPE_CODES: Partial<Record<string, number>> = { A: 1, NS: 2, CNAME: 5, SOA: 6, AAAA: 28, SRV: 33 };
+const TYPE_CODES: Partial<Record<string, number>> = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, AAAA: 28, SRV: 33 };
 
 function emitOwner(name: string, names: NameTable, at: number, out: Buffer | null): number {
   const ptr = names.get(name);

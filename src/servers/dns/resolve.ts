@@ -1,6 +1,7 @@
 import type { Answer, SoaAnswer } from 'dns-packet';
 import { findInterface, type Instance, type NetInterface, type ServiceEndpoint, type Snapshot } from '../../streams/index.js';
-import { parseName } from './name.js';
+import { parseName, parseReverseName, type ReverseForm } from './name.js';
+import { reverseZoneOf } from './reverse.js';
 
 /**
  * The one resolver every DNS transport shares: Snapshot × Question → Outcome. Pure and synchronous: it reads the
@@ -41,7 +42,11 @@ import { parseName } from './name.js';
  *     the service forms.
  *
  * ANY (RFC 8482): one RRset, the first the name holds of: SOA (apex), CNAME (cluster name on one member),
- * SRV, A, AAAA. Zone transfers (AXFR/IXFR) are REFUSED; meta types (OPT, TKEY, TSIG, MAILA, MAILB) are NOTIMP.
+ * SRV, A, AAAA. Zone transfers (AXFR/IXFR) are REFUSED here: they are served over TCP by transfer.ts, beside
+ * this resolver; meta types (OPT, TKEY, TSIG, MAILA, MAILB) are NOTIMP.
+ *
+ * Reverse zones (`opts.reverseZones`, or one per subnet of LXD's managed networks): PTR for every address of a
+ * running instance (see `reverse` below and the forms in name.ts); the apex has SOA and NS as the forward zone's.
  * Names outside the suffix, and classes other than IN: REFUSED (this also answers CoreDNS's `. NS` health probe
  * with a fast, well-formed, honest reply). Until the snapshot has synced, every in-zone name below the apex is
  * NOTREADY (SERVFAIL), never a false NXDOMAIN; the apex answers regardless since it does not depend on LXD.
@@ -73,10 +78,10 @@ export function resolve(snapshot: Snapshot, q: Question, opts: ResolveOptions): 
   const zone = zoneOf(opts);
   if (q.class !== 'IN') return REFUSED;
   const form = parseName(q.name, zone.suffix);
-  if (form.kind === 'outside') return REFUSED;
+  if (form.kind === 'outside') return reverse(snapshot, q, zone, parseReverseName(q.name, reverseZones(snapshot, opts)));
   if (q.type === 'AXFR' || q.type === 'IXFR') return REFUSED;
   if (META_TYPES.has(q.type)) return NOTIMP;
-  if (form.kind === 'apex') return apex(snapshot, q, zone);
+  if (form.kind === 'apex') return apex(snapshot, q, zone, zone.suffix);
   if (!snapshot.synced) return NOTREADY;
 
   switch (form.kind) {
@@ -122,7 +127,8 @@ export interface SoaOptions {
    * NODATA replies. Keep it small: an instance that starts should resolve at once.
    */
   readonly minimum: number;
-  /** Zone-transfer timers; lexa serves no transfers, so these only have to be plausible. */
+  /** Zone-transfer timers for secondaries (RFC 1035 §3.3.13). lexa NOTIFYs its secondaries of every change, so
+   * `refresh` is only the fallback when a NOTIFY is lost. */
   readonly refresh?: number;
   readonly retry?: number;
   readonly expire?: number;
@@ -136,6 +142,17 @@ export interface ResolveOptions {
   readonly soa: SoaOptions;
   /** Uniform random numbers in [0, 1) for answer order; Math.random unless a test injects its own. */
   readonly random?: () => number;
+  /**
+   * The reverse zones lexa answers PTR in (lower-case names such as `0.99.10.in-addr.arpa`, see reverse.ts).
+   * Absent or null: derived from the snapshot's subnets (LXD's managed networks), one zone per subnet.
+   */
+  readonly reverseZones?: readonly string[] | null;
+  /**
+   * The SOA serial of zone `zone` (the suffix or a reverse zone) in `snapshot`. Absent: the snapshot's update time
+   * in seconds. The daemon passes serial.ts's, which moves exactly when the zone's transferable content changes,
+   * so the SOA every query sees agrees with what a zone transfer gives.
+   */
+  readonly serial?: (zone: string, snapshot: Snapshot) => number;
 }
 
 /**
@@ -176,9 +193,9 @@ interface Zone {
   readonly retry: number;
   readonly expire: number;
   readonly random: () => number;
-  /** `updatedAt` of the snapshot `soa` was built for (a number, so no old snapshot is kept alive). */
-  soaAt: number;
-  soa: SoaAnswer | undefined;
+  readonly serial: ((zone: string, snapshot: Snapshot) => number) | undefined;
+  /** The SOA built per zone name and snapshot (weakly held: no old snapshot is kept alive by it). */
+  readonly soas: Map<string, WeakMap<Snapshot, SoaAnswer>>;
 }
 
 /** Derived values per options object: pass the same ResolveOptions object to every call (resolved once). */
@@ -221,8 +238,8 @@ function zoneOf(opts: ResolveOptions): Zone {
       retry: opts.soa.retry ?? DEFAULT_RETRY,
       expire: opts.soa.expire ?? DEFAULT_EXPIRE,
       random: opts.random ?? Math.random,
-      soaAt: -1,
-      soa: undefined,
+      serial: opts.serial,
+      soas: new Map(),
     };
     zones.set(opts, zone);
   }
@@ -230,19 +247,20 @@ function zoneOf(opts: ResolveOptions): Zone {
 }
 
 /**
- * The zone's SOA for this snapshot, built once per snapshot. The serial is the snapshot's update time in
- * seconds: monotonic across restarts (a version counter would restart at 0), and lexa serves no transfers
- * that would need more.
+ * The SOA of zone `name` (the suffix or a reverse zone) for this snapshot, built once per snapshot and zone. The
+ * serial is `opts.serial`'s, or else the snapshot's update time in seconds (monotonic across restarts).
  */
-function soaOf(snapshot: Snapshot, zone: Zone): SoaAnswer {
-  if (zone.soaAt !== snapshot.updatedAt || zone.soa === undefined) {
-    zone.soa = soaRecord(zone.suffix, zone, snapshot);
-    zone.soaAt = snapshot.updatedAt;
-  }
-  return zone.soa;
+function soaOf(snapshot: Snapshot, zone: Zone, name: string = zone.suffix): SoaAnswer {
+  let memo = zone.soas.get(name);
+  if (memo === undefined) zone.soas.set(name, (memo = new WeakMap()));
+  let soa = memo.get(snapshot);
+  if (soa === undefined) memo.set(snapshot, (soa = soaRecord(name, zone, snapshot, name)));
+  return soa;
 }
 
-function soaRecord(owner: string, zone: Zone, snapshot: Snapshot): SoaAnswer {
+/** The SOA of zone `zoneName` owned by `owner` (the question name as asked, at the apex). */
+function soaRecord(owner: string, zone: Zone, snapshot: Snapshot, zoneName: string): SoaAnswer {
+  const serial = zone.serial?.(zoneName, snapshot) ?? Math.floor(snapshot.updatedAt / 1000);
   return {
     name: owner,
     type: 'SOA',
@@ -251,7 +269,7 @@ function soaRecord(owner: string, zone: Zone, snapshot: Snapshot): SoaAnswer {
     data: {
       mname: zone.mname,
       rname: zone.rname,
-      serial: Math.floor(snapshot.updatedAt / 1000) >>> 0,
+      serial: serial >>> 0,
       refresh: zone.refresh,
       retry: zone.retry,
       expire: zone.expire,
@@ -260,12 +278,12 @@ function soaRecord(owner: string, zone: Zone, snapshot: Snapshot): SoaAnswer {
   };
 }
 
-function nodata(snapshot: Snapshot, zone: Zone): Outcome {
-  return { kind: 'nodata', soa: soaOf(snapshot, zone) };
+function nodata(snapshot: Snapshot, zone: Zone, name?: string): Outcome {
+  return { kind: 'nodata', soa: soaOf(snapshot, zone, name) };
 }
 
-function nxdomain(snapshot: Snapshot, zone: Zone): Outcome {
-  return { kind: 'nxdomain', soa: soaOf(snapshot, zone) };
+function nxdomain(snapshot: Snapshot, zone: Zone, name?: string): Outcome {
+  return { kind: 'nxdomain', soa: soaOf(snapshot, zone, name) };
 }
 
 function answer(answers: readonly Answer[], additionals: readonly Answer[] = NO_RECORDS): Outcome {
@@ -274,16 +292,70 @@ function answer(answers: readonly Answer[], additionals: readonly Answer[] = NO_
 
 const NO_RECORDS: readonly Answer[] = Object.freeze([]);
 
-function apex(snapshot: Snapshot, q: Question, zone: Zone): Outcome {
+function apex(snapshot: Snapshot, q: Question, zone: Zone, name: string): Outcome {
   switch (q.type) {
     case 'SOA':
     case 'ANY':
-      return answer([soaRecord(q.name, zone, snapshot)]);
+      return answer([soaRecord(q.name, zone, snapshot, name)]);
     case 'NS':
       return answer([{ name: q.name, type: 'NS', class: 'IN', ttl: zone.ttl, data: zone.mname }]);
     default:
-      return nodata(snapshot, zone);
+      return nodata(snapshot, zone, name);
   }
+}
+
+/**
+ * Names in the reverse zones: the apex has SOA and NS as the forward zone's; `ptr` names answer PTR with the
+ * name of every running instance interface holding the address (`<host>.<suffix>` for its primary interface,
+ * `<if>.if.<host>.<suffix>` for another, so each PTR target answers that address back), NXDOMAIN when none does;
+ * partial names (empty non-terminals) are NODATA without a lookup, as `service.<suffix>` is.
+ */
+function reverse(snapshot: Snapshot, q: Question, zone: Zone, form: ReverseForm): Outcome {
+  if (form.kind === 'outside') return REFUSED;
+  if (q.type === 'AXFR' || q.type === 'IXFR') return REFUSED;
+  if (META_TYPES.has(q.type)) return NOTIMP;
+  if (form.kind === 'reverseApex') return apex(snapshot, q, zone, form.zone);
+  if (!snapshot.synced) return NOTREADY;
+  switch (form.kind) {
+    case 'reverseParent':
+      return nodata(snapshot, zone, form.zone);
+    case 'none':
+      return nxdomain(snapshot, zone, form.zone);
+    case 'ptr': {
+      const targets = ptrTargets(snapshot, form.ip, zone.suffix);
+      if (targets.length === 0) return nxdomain(snapshot, zone, form.zone);
+      if (q.type !== 'PTR' && q.type !== 'ANY') return nodata(snapshot, zone, form.zone);
+      const records = targets.map((data): Answer => ({ name: q.name, type: 'PTR', class: 'IN', ttl: zone.ttl, data }));
+      return answer(shuffle(records, zone.random));
+    }
+  }
+}
+
+/** The names a PTR for `ip` points to (lower-case, deduplicated, sorted). */
+export function ptrTargets(snapshot: Snapshot, ip: string, suffix: string): string[] {
+  const out = new Set<string>();
+  for (const { instance, iface } of snapshot.addressOwners(ip)) {
+    const host = instance.name.toLowerCase();
+    out.add(iface === instance.interfaces[0] ? `${host}.${suffix}` : `${iface.name.toLowerCase()}.if.${host}.${suffix}`);
+  }
+  return [...out].sort();
+}
+
+/** Derived reverse zones by subnet list (the list object survives across snapshots until LXD's networks change). */
+const derivedZones = new WeakMap<readonly string[], readonly string[]>();
+
+/**
+ * The reverse zones lexa serves for this snapshot: the configured ones, or one per subnet of LXD's managed
+ * networks (deduplicated, sorted).
+ */
+export function reverseZones(snapshot: Snapshot, opts: ResolveOptions): readonly string[] {
+  if (opts.reverseZones !== undefined && opts.reverseZones !== null) return opts.reverseZones;
+  let zones = derivedZones.get(snapshot.subnets);
+  if (zones === undefined) {
+    zones = [...new Set(snapshot.subnets.map(reverseZoneOf).filter((z) => z !== undefined))].sort();
+    derivedZones.set(snapshot.subnets, zones);
+  }
+  return zones;
 }
 
 /**
@@ -477,4 +549,16 @@ function isPlainName(name: string): boolean {
 
 function isTtl(n: number): boolean {
   return Number.isInteger(n) && n >= 0 && n <= 0x7fffffff;
+}
+
+/** What zone.ts and serial.ts need to write the zone exactly as the resolver answers it (same defaults). */
+export function zoneOptions(opts: ResolveOptions): {
+  readonly suffix: string;
+  readonly ttl: number;
+  readonly mname: string;
+  readonly soa: { readonly mname: string; readonly rname: string; readonly refresh: number; readonly retry: number; readonly expire: number; readonly minimum: number };
+} {
+  const z = zoneOf(opts);
+  const soa = { mname: z.mname, rname: z.rname, refresh: z.refresh, retry: z.retry, expire: z.expire, minimum: z.minimum };
+  return { suffix: z.suffix, ttl: z.ttl, mname: z.mname, soa };
 }

@@ -3,6 +3,7 @@ import type net from 'node:net';
 import type { Logger } from '../../log/index.js';
 import type { StreamLimits } from '../transport.js';
 import type { HandleQuery } from './handler.js';
+import type { HandleTransfer } from './transfer.js';
 import { MESSAGE_LIMIT } from './wire.js';
 
 /**
@@ -79,9 +80,18 @@ export function frameMessage(msg: Uint8Array): Buffer {
  * Limits: a connection that completes no query for `idleTimeoutMs` is closed (counting complete queries, not
  * bytes, so a client trickling a byte at a time, or never finishing a frame, cannot hold it either); a partial
  * frame that cannot fit `maxBufferedBytes` closes it; unread replies above that stop reading from the client
- * until they drain. `name` prefixes log messages (e.g. 'dns/tcp'). Never throws.
+ * until they drain. `name` prefixes log messages (e.g. 'dns/tcp'). With `transfer`, a zone-transfer query
+ * (AXFR/IXFR) is answered by it with a sequence of messages, written in order before the next query's reply.
+ * Never throws.
  */
-export function serveStream(socket: net.Socket, handle: HandleQuery, limits: StreamLimits, log: Logger, name: string): void {
+export function serveStream(
+  socket: net.Socket,
+  handle: HandleQuery,
+  limits: StreamLimits,
+  log: Logger,
+  name: string,
+  transfer?: HandleTransfer,
+): void {
   const { idleTimeoutMs } = limits;
   const maxBufferedBytes = limits.maxBufferedBytes ?? STREAM_MAX_BUFFERED_BYTES;
   const reader = new FrameReader();
@@ -104,6 +114,11 @@ export function serveStream(socket: net.Socket, handle: HandleQuery, limits: Str
     lastProgress = Date.now();
     let reply: Uint8Array | null;
     try {
+      const many = transfer?.(msg, socket.remoteAddress ?? '');
+      if (many !== undefined) {
+        for (const m of many) socket.write(frameMessage(m));
+        return true;
+      }
       reply = handle(msg, MESSAGE_LIMIT);
     } catch (err) {
       // The handler promises never to throw; if it does, this connection ends, not the server.

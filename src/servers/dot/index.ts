@@ -1,5 +1,5 @@
 import tls from 'node:tls';
-import { serveStream } from '../dns/index.js';
+import { serveStream, type HandleTransfer } from '../dns/index.js';
 import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
 import type { StreamLimits, TlsTransportOptions } from '../transport.js';
 
@@ -23,9 +23,12 @@ export interface DotLimits extends StreamLimits {
   readonly handshakeTimeoutMs?: number;
 }
 
-/** Starts DoT on every bind address. On a bind failure, closes what it opened and rejects. */
-export function startDot(opts: TlsTransportOptions<DotLimits>): Promise<TlsListeners> {
-  const { handle, log, limits } = opts;
+/**
+ * Starts DoT on every bind address. With `transfer`, zone transfers are served over it too (XoT, RFC 9103: the
+ * same AXFR/IXFR as on TCP, same allow list and TSIG). On a bind failure, closes what it opened and rejects.
+ */
+export function startDot(opts: TlsTransportOptions<DotLimits> & { readonly transfer?: HandleTransfer }): Promise<TlsListeners> {
+  const { handle, log, limits, transfer } = opts;
   const create = () =>
     tls.createServer(
       {
@@ -35,7 +38,7 @@ export function startDot(opts: TlsTransportOptions<DotLimits>): Promise<TlsListe
         // only other protocols (h2: a web client on the wrong port) fails the handshake (no_application_protocol).
         ALPNProtocols: [DOT_ALPN],
       },
-      (socket) => serveStream(socket, handle, limits, log, 'dot'),
+      (socket) => serveStream(socket, handle, limits, log, 'dot', transfer),
     );
   return listenTls(opts.binds, create, limits.maxConnections, log, 'dot');
 }

@@ -1,10 +1,15 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Observable } from 'rxjs';
 import type { Snapshot } from '../../streams/index.js';
 import type { Logger } from '../../log/index.js';
+import { answerBlocking, INDEX_HEADER } from './blocking.js';
+import { Documents, type Doc } from './documents.js';
+import { EventStreams } from './events.js';
 import { hostDoc, hostsOf } from './hosts.js';
 import { traefikDocument } from './traefik.js';
 
 export interface RestOptions {
+  /** Read on every request, so a getter can change it while running (SIGHUP). */
   readonly suffix: string;
   /** The latest snapshot; read synchronously on every request. */
   readonly snapshot: () => Snapshot;
@@ -12,12 +17,27 @@ export interface RestOptions {
   readonly watching?: () => { readonly target: string; readonly member: string | null };
   /** Where conflicts in `user.traefik.*` declarations are reported (once per change). */
   readonly log?: Logger;
+  /** Emits on every new snapshot, waking blocking queries and event streams; without it they wake at their timeout. */
+  readonly updates?: Observable<unknown>;
+  /** Aborted when lexa stops: blocking queries are answered at once with what they have, event streams end. */
+  readonly shutdown?: AbortSignal;
+  /** GET /metrics serves this (Prometheus text); without it /metrics is 404. */
+  readonly metrics?: { readonly contentType: string; render(): Promise<string> };
+  /** Numbers in [0, 1) for the blocking-query jitter; Math.random by default. */
+  readonly random?: () => number;
 }
+
+/** The document keys of Documents: the list, and one host by name. */
+const CONTAINERS = 'containers';
+const hostKey = (host: string) => `host:${host}`;
 
 /**
  * The REST API:
  *   GET /containers/        every running instance (original lexa's shape)
  *   GET /containers/<name>  one running instance by host name (with or without the suffix)
+ *                           both carry X-Lexa-Index and take `?index=N&wait=60s` (blocking.ts)
+ *   GET /events             server-sent events: the /containers/ document on connect and on each change (events.ts)
+ *   GET /metrics            Prometheus text format, when metrics are given
  *   GET /traefik            Traefik's dynamic configuration for its HTTP provider (see traefik.ts)
  *   GET /healthz            200 while the process is alive
  *   GET /readyz             200 once LXD has been listed, else 503; says whether LXD is connected and how old the
@@ -30,13 +50,28 @@ export function restApp(opts: RestOptions): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
 
-  // The document is derived once per snapshot, not per request.
-  let cached: { version: number; body: string } | undefined;
-  const containersBody = (snap: Snapshot): string => {
-    if (cached?.version !== snap.version) {
-      cached = { version: snap.version, body: JSON.stringify({ hosts: hostsOf(snap).map((i) => hostDoc(i, opts.suffix)) }) };
-    }
-    return cached.body;
+  // Each document is derived once per snapshot (and suffix), not per request, and carries its change index.
+  const docs = new Documents({
+    snapshot: opts.snapshot,
+    suffix: () => opts.suffix,
+    render: (key, snap, suffix) => {
+      if (key === CONTAINERS) return JSON.stringify({ hosts: hostsOf(snap).map((i) => hostDoc(i, suffix)) });
+      const found = snap.hosts(key.slice('host:'.length));
+      return found.length === 0 ? null : JSON.stringify({ hosts: found.map((i) => hostDoc(i, suffix)) });
+    },
+  });
+  const streams = new EventStreams(docs, CONTAINERS);
+  const random = opts.random ?? Math.random;
+  const subscription = opts.updates?.subscribe(() => docs.changed());
+  opts.shutdown?.addEventListener('abort', () => {
+    subscription?.unsubscribe();
+    docs.close();
+    streams.close();
+  }, { once: true });
+  const sendDoc = (res: Response, doc: Doc, missing: string) => {
+    res.set(INDEX_HEADER, String(doc.index));
+    if (doc.body === null) res.status(404).json({ error: missing });
+    else res.type('application/json').send(doc.body);
   };
 
   // Also once per snapshot; its problems are logged when they change, not on every poll.
@@ -60,29 +95,34 @@ export function restApp(opts: RestOptions): express.Express {
     return undefined;
   };
 
-  app.get(['/containers', '/containers/'], (_req, res) => {
-    const snap = ready(res);
-    if (snap) res.type('application/json').send(containersBody(snap));
+  app.get(['/containers', '/containers/'], (req, res) => {
+    if (ready(res)) answerBlocking(req, res, docs, CONTAINERS, (r, doc) => sendDoc(r, doc, 'no document'), random);
   });
 
   app.get('/containers/:name', (req, res) => {
-    const snap = ready(res);
-    if (!snap) return;
+    if (!ready(res)) return;
     const raw = String(req.params['name']).toLowerCase();
     const suffix = `.${opts.suffix}`;
     const host = raw.endsWith(suffix) ? raw.slice(0, -suffix.length) : raw;
-    const found = snap.hosts(host);
-    if (found.length === 0) {
-      res.status(404).json({ error: `no running instance named ${JSON.stringify(host)}` });
-      return;
-    }
-    res.json({ hosts: found.map((i) => hostDoc(i, opts.suffix)) });
+    const missing = `no running instance named ${JSON.stringify(host)}`;
+    answerBlocking(req, res, docs, hostKey(host), (r, doc) => sendDoc(r, doc, missing), random);
   });
 
   app.get('/traefik', (_req, res) => {
     const snap = ready(res);
     if (snap) res.type('application/json').send(traefikBody(snap));
   });
+
+  app.get('/events', (req, res) => {
+    if (ready(res)) streams.serve(req, res);
+  });
+
+  const metrics = opts.metrics;
+  if (metrics) {
+    app.get('/metrics', (_req, res, next) => {
+      metrics.render().then((text) => res.type(metrics.contentType).send(text), next);
+    });
+  }
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'alive' });
@@ -106,7 +146,7 @@ export function restApp(opts: RestOptions): express.Express {
     });
   });
 
-  const paths = ['/containers', '/containers/', '/containers/:name', '/traefik', '/healthz', '/readyz'];
+  const paths = ['/containers', '/containers/', '/containers/:name', '/traefik', '/events', '/healthz', '/readyz', ...(metrics ? ['/metrics'] : [])];
   app.all(paths, (_req, res) => {
     res.status(405).set('allow', 'GET, HEAD').json({ error: 'method not allowed; use GET' });
   });

@@ -1,0 +1,35 @@
+import type { Key } from './builder.js';
+import { settingsOf } from './load.js';
+import { configSchema } from './schema.js';
+import type { Config } from './types.js';
+
+/**
+ * The configuration in force, in the file's own key names with every default filled in (`lexa check-config`).
+ * Walks the schema, so a key declared there appears here without more code. Durations are written as the file
+ * writes them ("300s", "250ms"), not as the milliseconds lexa holds; the LXD socket shows the one found in the
+ * environment, and state_directory the one taken from $STATE_DIRECTORY when the file names none.
+ */
+export function effectiveSettings(config: Config): Record<string, unknown> {
+  const out = render(configSchema, settingsOf(config)) as { server: Record<string, Record<string, unknown>> };
+  if (config.lxd.endpoint.kind === 'unix') out.server['lxd']!['socket'] = config.lxd.endpoint.socket;
+  (out.server as Record<string, unknown>)['state_directory'] = config.stateDirectory;
+  return out;
+}
+
+function render(key: Key<unknown>, value: unknown): unknown {
+  if (value === null || value === undefined) return null;
+  if (key.kind === 'duration') return duration(value as number);
+  const fields = Object.entries(key.fields);
+  if (key.kind === 'list') return (value as unknown[]).map((v) => (fields.length ? renderFields(key.fields, v) : v));
+  if (key.kind === 'block') return renderFields(key.fields, value);
+  return value;
+}
+
+function renderFields(fields: Key<unknown>['fields'], value: unknown): Record<string, unknown> {
+  const v = value as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(fields).map(([name, k]) => [name, render(k, v[name])]));
+}
+
+function duration(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}

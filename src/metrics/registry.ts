@@ -1,0 +1,145 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ReflectorObserver, Snapshot } from '../streams/index.js';
+import { DURATION_BUCKETS, RCODE_LABELS, SIZE_BUCKETS, TYPE_LABELS, type ListenerCounters } from './dns.js';
+
+/**
+ * lexa's Prometheus metrics: the only file that knows prom-client. Names follow CoreDNS's (`coredns_dns_*` →
+ * `lexa_dns_*`) so existing dashboards translate by a prefix. DNS counters live as plain numbers on the query
+ * path (dns.ts) and are read here at scrape time; LXD and snapshot figures are read from the store then too.
+ */
+
+/** Buckets of event → snapshot latency: a removal is immediate, a re-read takes one LXD round trip (~15 ms). */
+const EVENT_TO_ANSWER_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** prom-client default metrics that break Prometheus naming rules (see createMetrics). */
+const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+export interface MetricsSources {
+  /** lexa's version, for lexa_build_info. */
+  readonly version: string;
+  /** The current snapshot (read at scrape time). */
+  readonly snapshot: () => Snapshot;
+  /** The DNS counters of every listener running now. */
+  readonly listeners: () => Iterable<ListenerCounters>;
+}
+
+export interface Metrics {
+  /** Feeds LXD event, reconnect and latency figures; give it to the Reflector. */
+  readonly observer: ReflectorObserver;
+  /** The Content-Type of `render`'s text (Prometheus text format 0.0.4). */
+  readonly contentType: string;
+  /** Every metric in Prometheus text format. */
+  render(): Promise<string>;
+}
+
+type Labels = Record<string, string>;
+interface Sample {
+  readonly metricName?: string;
+  readonly labels: Labels;
+  value: number;
+}
+
+/**
+ * A metric whose samples are computed at scrape time, summing samples with equal name and labels (UDP and TCP
+ * of one address share a `server` label in the series that have no `proto`).
+ */
+function collected(registry: Registry, name: string, help: string, type: 'counter' | 'gauge' | 'histogram', read: () => Iterable<Sample>) {
+  const metric = {
+    name,
+    help,
+    type,
+    aggregator: 'sum' as const,
+    get: () => {
+      const merged = new Map<string, Sample>();
+      for (const s of read()) {
+        const key = `${s.metricName ?? name}${JSON.stringify(s.labels)}`;
+        const seen = merged.get(key);
+        if (seen) seen.value += s.value;
+        else merged.set(key, { ...s });
+      }
+      return { name, help, type, aggregator: 'sum' as const, values: [...merged.values()] };
+    },
+  };
+  // prom-client takes any object with get(); its typings only name its own classes.
+  registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
+}
+
+/** Samples of one histogram row kept as non-cumulative counts (the last one +Inf). */
+function* histogram(name: string, labels: Labels, buckets: readonly number[], counts: ArrayLike<number>, offset: number, sum: number): Iterable<Sample> {
+  let cumulative = 0;
+  for (let i = 0; i <= buckets.length; i++) {
+    cumulative += counts[offset + i]!;
+    yield { metricName: `${name}_bucket`, labels: { ...labels, le: i < buckets.length ? String(buckets[i]) : '+Inf' }, value: cumulative };
+  }
+  yield { metricName: `${name}_sum`, labels, value: sum };
+  yield { metricName: `${name}_count`, labels, value: cumulative };
+}
+
+export function createMetrics(src: MetricsSources): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  // Gauges named like counters, which `promtool check metrics` rejects; each is the sum of the same metric without
+  // `_total` (labelled by type), which stays.
+  for (const name of LINT_FAILING_DEFAULTS) registry.removeSingleMetric(name);
+
+  collected(registry, 'lexa_dns_requests_total', 'DNS queries received, by listener, protocol, address family and type.', 'counter', function* () {
+    for (const l of src.listeners())
+      for (let t = 0; t < TYPE_LABELS.length; t++)
+        if (l.requests[t]) yield { labels: { server: l.server, proto: l.proto, family: l.family, type: TYPE_LABELS[t]! }, value: l.requests[t]! };
+  });
+  collected(registry, 'lexa_dns_responses_total', 'DNS replies sent, by listener and rcode.', 'counter', function* () {
+    for (const l of src.listeners())
+      for (let r = 0; r < RCODE_LABELS.length; r++)
+        if (l.responses[r]) yield { labels: { server: l.server, rcode: RCODE_LABELS[r]! }, value: l.responses[r]! };
+  });
+  const durationName = 'lexa_dns_request_duration_seconds';
+  collected(registry, durationName, 'Time to answer a DNS query (in the handler), by listener and type.', 'histogram', function* () {
+    const row = DURATION_BUCKETS.length + 1;
+    for (const l of src.listeners())
+      for (let t = 0; t < TYPE_LABELS.length; t++)
+        if (l.requests[t])
+          yield* histogram(durationName, { server: l.server, type: TYPE_LABELS[t]! }, DURATION_BUCKETS, l.durationCounts, t * row, l.durationSums[t]!);
+  });
+  const sizeName = 'lexa_dns_response_size_bytes';
+  collected(registry, sizeName, 'Size of DNS replies, by listener and protocol.', 'histogram', function* () {
+    for (const l of src.listeners())
+      yield* histogram(sizeName, { server: l.server, proto: l.proto }, SIZE_BUCKETS, l.sizeCounts, 0, l.sizeSum);
+  });
+  collected(registry, 'lexa_dns_truncated_total', 'DNS replies sent with the TC bit set, by listener.', 'counter', function* () {
+    for (const l of src.listeners()) yield { labels: { server: l.server }, value: l.truncated };
+  });
+
+  collected(registry, 'lexa_lxd_connected', '1 while the LXD events connection is up (and listed), else 0.', 'gauge', function* () {
+    yield { labels: {}, value: src.snapshot().connected ? 1 : 0 };
+  });
+  const reconnects = new Counter({ name: 'lexa_lxd_reconnects_total', help: 'Times the LXD events connection came back after the first.', registers: [registry] });
+  const events = new Counter({ name: 'lexa_lxd_events_total', help: 'LXD lifecycle events received, by action.', labelNames: ['action'], registers: [registry] });
+  const eventToAnswer = new Histogram({
+    name: 'lexa_lxd_event_to_answer_seconds',
+    help: 'From an LXD event arriving to the snapshot that reflects it being published (answers use it from then).',
+    buckets: EVENT_TO_ANSWER_BUCKETS,
+    registers: [registry],
+  });
+  collected(registry, 'lexa_snapshot_instances', 'Instances in the current snapshot, by LXD status (lower-cased).', 'gauge', function* () {
+    for (const inst of src.snapshot().instances.values()) yield { labels: { status: inst.status.toLowerCase() }, value: 1 };
+  });
+  collected(registry, 'lexa_snapshot_age_seconds', 'Seconds since the snapshot last changed (since start-up until LXD is first listed).', 'gauge', function* () {
+    yield { labels: {}, value: Math.max(0, (Date.now() - src.snapshot().updatedAt) / 1000) };
+  });
+  collected(registry, 'lexa_services', 'Services offered by running instances, by where they were declared.', 'gauge', function* () {
+    for (const source of ['config', 'agent']) yield { labels: { source }, value: 0 };
+    for (const inst of src.snapshot().running()) for (const s of inst.services) yield { labels: { source: s.source }, value: 1 };
+  });
+  new Gauge({ name: 'lexa_build_info', help: 'Always 1; the labels say which lexa this is.', labelNames: ['version'], registers: [registry] })
+    .set({ version: src.version }, 1);
+
+  return {
+    observer: {
+      event: (action) => events.inc({ action: action || 'unknown' }),
+      connected: (reconnect) => reconnect && reconnects.inc(),
+      eventApplied: (ms) => eventToAnswer.observe(ms / 1000),
+    },
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+  };
+}

@@ -1,0 +1,75 @@
+import type { Request, Response } from 'express';
+import { parseDuration } from '../../config/index.js';
+import type { Doc, Documents } from './documents.js';
+
+/**
+ * Blocking queries (Consul's style): `?index=N` waits until the document's index differs from N, or until
+ * `wait` has passed, then answers with the current document either way. Without `index` a request answers at
+ * once. Every answer carries `X-Lexa-Index`.
+ */
+
+/** Consul's default wait when `index` is given without `wait`. */
+export const DEFAULT_WAIT_MS = 5 * 60_000;
+/** Consul's cap, and the issue's: longer waits buy nothing and hold a connection slot. */
+export const MAX_WAIT_MS = 10 * 60_000;
+/**
+ * The wait is stretched by up to wait/16 at random (Consul does the same) so that many clients that started
+ * together do not all come back in the same instant.
+ */
+export const JITTER_FRACTION = 1 / 16;
+
+export const INDEX_HEADER = 'X-Lexa-Index';
+
+export type BlockingParams = { readonly index: number; readonly waitMs: number } | { readonly error: string } | undefined;
+
+/** Reads `index` and `wait` from the query string: undefined when not blocking, `{error}` when malformed. */
+export function blockingParams(query: Request['query'], random: () => number): BlockingParams {
+  const { index, wait } = query;
+  if (index === undefined) return wait === undefined ? undefined : { error: 'wait needs index' };
+  if (typeof index !== 'string' || !/^\d{1,16}$/.test(index)) return { error: 'index must be a whole number (from X-Lexa-Index)' };
+  let waitMs = DEFAULT_WAIT_MS;
+  if (wait !== undefined) {
+    const ms = typeof wait === 'string' ? parseDuration(/^\d+(\.\d+)?$/.test(wait) ? Number(wait) : wait) : undefined;
+    if (ms === undefined) return { error: 'wait must be a duration such as "60s", "5m" or a number of seconds' };
+    waitMs = ms;
+  }
+  waitMs = Math.min(waitMs, MAX_WAIT_MS);
+  return { index: Number(index), waitMs: Math.round(waitMs + random() * waitMs * JITTER_FRACTION) };
+}
+
+/**
+ * Answers `req` with document `key` through `send`, after waiting as a blocking query when it asks to. The one
+ * timer a waiter holds is cleared when it is answered or its client leaves.
+ */
+export function answerBlocking(
+  req: Request,
+  res: Response,
+  docs: Documents,
+  key: string,
+  send: (res: Response, doc: Doc) => void,
+  random: () => number,
+): void {
+  const params = blockingParams(req.query, random);
+  if (params === undefined) return send(res, docs.get(key));
+  if ('error' in params) {
+    res.status(400).json({ error: params.error });
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const finish = (doc: Doc) => {
+    clearTimeout(timer);
+    res.off('close', leave);
+    if (!res.writableEnded && !res.destroyed) send(res, doc);
+  };
+  const cancel = docs.watch(key, params.index, finish);
+  const leave = () => {
+    clearTimeout(timer);
+    cancel();
+  };
+  if (res.writableEnded) return; // answered at once: the index had already moved
+  timer = setTimeout(() => {
+    cancel();
+    finish(docs.get(key));
+  }, params.waitMs);
+  res.on('close', leave);
+}

@@ -1,0 +1,64 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { CLI } from '../helpers/cli-process.js';
+
+// `lexa check-config [FILE]` from the built CLI: the effective configuration as JSON (exit 0) or every problem
+// (exit 2), for the shipped example too.
+const ROOT = join(import.meta.dirname, '..', '..');
+const dir = mkdtempSync(join(tmpdir(), 'lexa-check-'));
+
+function lexa(args: string[], cwd = dir, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(process.execPath, [CLI, ...args], { cwd, env, timeout: 30_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
+t.test('a valid file: its settings with every default filled in, durations as the file writes them', async (t) => {
+  const file = join(dir, 'ok.hcl');
+  writeFileSync(file, 'server {\n  lxd {\n    suffix = "Example.ORG."\n    resync_interval = "90s"\n  }\n  dns {\n    ttl = 5\n  }\n}\n');
+  const r = await lexa(['check-config', file], dir, { ...process.env, LXD_DIR: '/srv/lxd' });
+  t.equal(r.code, 0, r.stderr);
+  const c = JSON.parse(r.stdout) as { server: Record<string, Record<string, unknown>> };
+  t.equal(c.server['lxd']!['suffix'], 'example.org', 'normalized');
+  t.equal(c.server['lxd']!['resync_interval'], '90s');
+  t.equal(c.server['lxd']!['watchdog_timeout'], '25s', 'a default, written as a duration');
+  t.equal(c.server['lxd']!['socket'], '/srv/lxd/unix.socket', 'the socket found in the environment');
+  t.equal(c.server['dns']!['ttl'], 5);
+  t.same(c.server['dns']!['bind'], [{ host: '127.0.0.1', port: 18053 }]);
+  t.match(c.server['dns']!['dot'], { enabled: false, hostname: 'localhost' });
+  t.match(c.server['metrics'], { enabled: false, bind: [{ host: '127.0.0.1', port: 18153 }] });
+  t.equal(c.server['state_directory'], null);
+  t.match(r.stderr, /is valid/);
+});
+
+t.test('an invalid file: every problem, exit 2, nothing on stdout', async (t) => {
+  const file = join(dir, 'bad.hcl');
+  writeFileSync(file, 'server {\n  dns {\n    ttl = -1\n    tcp_idle_timeout = "soon"\n  }\n  bogus = 1\n}\n');
+  const r = await lexa(['check-config', file]);
+  t.equal(r.code, 2);
+  t.equal(r.stdout, '');
+  t.match(r.stderr, /server\.dns\.ttl: -1 is out of range/);
+  t.match(r.stderr, /server\.dns\.tcp_idle_timeout: expected a duration/);
+  t.match(r.stderr, /server\.bogus: unknown key/);
+  const missing = await lexa(['check-config', join(dir, 'nope.hcl')]);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /no such file/);
+  t.equal((await lexa(['check-config', 'a', 'b'])).code, 2, 'two files: a usage error');
+});
+
+t.test('no FILE: the file lexa server would read, else the defaults; the shipped example is valid', async (t) => {
+  const empty = mkdtempSync(join(tmpdir(), 'lexa-check-empty-'));
+  const r = await lexa(['check-config'], empty, { ...process.env, HOME: empty });
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stderr, /no configuration file found; the defaults apply/);
+  writeFileSync(join(empty, 'lexa.hcl'), 'server {\n  log {\n    level = "debug"\n  }\n}\n');
+  const found = await lexa(['check-config'], empty, { ...process.env, HOME: empty });
+  t.equal((JSON.parse(found.stdout) as { server: { log: { level: string } } }).server.log.level, 'debug', './lexa.hcl is read');
+  const example = await lexa(['check-config', join(ROOT, 'examples', 'lexa.hcl')]);
+  t.equal(example.code, 0, example.stderr);
+});
