@@ -22,6 +22,7 @@
 #                          counters on its query path (what counting costs): the before/after
 #   BENCH_ROUNDS [1]       measure every server this many times, interleaved (knot, dnsmasq, lexa, knot, ...)
 #   BENCH_MICRO [1]        0 skips the in-process micro-benchmark (node dist/bench/dns.js) at the end
+#   BENCH_ENCRYPTED [1]    0 skips DoT/DoH/DoQ: lexa's against dnsdist fronting knot, each over UDP on the same server
 #   BENCH_GROWTH [1]       0 skips the growth benchmark (node dist/bench/growth.js: the daemon against a simulated
 #                          LXD of 10 … 10,000 instances)
 #   BENCH_BUILD [1]        0 uses dist/ as it is instead of rebuilding when src/ is newer
@@ -39,6 +40,7 @@ servers=${BENCH_SERVERS:-knot dnsmasq lexa lexadgram lexabare}
 rounds=${BENCH_ROUNDS:-1}
 micro=${BENCH_MICRO:-1}
 growth=${BENCH_GROWTH:-1}
+encrypted=${BENCH_ENCRYPTED:-1}
 build=${BENCH_BUILD:-1}
 
 # How long a server may take to answer its first query after start.
@@ -79,6 +81,7 @@ command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v knotd >/dev/null || need+=(knot)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 command -v dig >/dev/null || need+=(bind9-dnsutils)
+command -v dnsdist >/dev/null || need+=(dnsdist)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v shuf >/dev/null || need+=(coreutils)
 if (( ${#need[@]} > 0 )); then
@@ -391,6 +394,88 @@ for s in $servers; do
 done
 if [[ -n ${p99[lexa]:-} && -n ${p99[knot]:-} ]]; then
   echo "  lexa p99 - knot p99: $(( ${p99[lexa]} - ${p99[knot]} )) µs"
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+# Encrypted transports: lexa's DoT, DoH and DoQ beside dnsdist 1.7 (DoT, DoH) fronting knot, each as a ratio to
+# UDP on the same server, measured the same way (dnsperf -m udp|dot|doh, the server side's own CPU; for
+# dnsdist + knot both processes). DoQ: dnsperf has none; the Go client (scripts/doq-client.sh) sends 10 connections
+# of 2000 queries one after another, so its rate is the client's, and lexa's CPU per query is what compares.
+# enc_measure NAME MODE PORT PIDS...: one dnsperf run of query set a; prints "CPU µs/query QPS".
+enc_measure() {
+  local name=$1 mode=$2 port=$3; shift 3
+  local pids=("$@") t0=0 t1=0 pid u k out completed qps extra=()
+  [[ $mode == doh ]] && extra=(-O "doh-uri=https://127.0.0.1:$port/dns-query")
+  taskset -c "$client_cpu" dnsperf -m "$mode" "${extra[@]}" -s 127.0.0.1 -p "$port" -d "$tmp/queries-a" -c "$clients" \
+    -q "$outstanding" -l "$warmup" >/dev/null 2>&1 || die "$name $mode: warm-up dnsperf failed"
+  for pid in "${pids[@]}"; do read -r u k < <(cpu_ticks "$pid"); t0=$(( t0 + u + k )); done
+  out=$(taskset -c "$client_cpu" dnsperf -m "$mode" "${extra[@]}" -s 127.0.0.1 -p "$port" -d "$tmp/queries-a" \
+    -c "$clients" -q "$outstanding" -l "$seconds" 2>&1) || die "$name $mode: dnsperf failed: $out"
+  for pid in "${pids[@]}"; do read -r u k < <(cpu_ticks "$pid"); t1=$(( t1 + u + k )); done
+  completed=$(sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p' <<<"$out")
+  qps=$(sed -n 's/^ *Queries per second: *\([0-9.]*\).*/\1/p' <<<"$out")
+  (( ${completed:-0} > 0 )) || die "$name $mode: no query completed"$'\n'"$out"
+  awk -v t=$(( t1 - t0 )) -v hz="$clk_tck" -v c="$completed" -v q="$qps" 'BEGIN { printf "%.2f %.0f\n", t / hz * 1e6 / c, q }'
+}
+if [[ $encrypted != 0 ]]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+    -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout "$tmp/tls.key" -out "$tmp/tls.crt" >/dev/null 2>&1 ||
+    die "openssl could not make a certificate for dnsdist"
+  start_lexa_as lexaenc recvmmsg --encrypted
+  enc_dot=$(sed -n 's/.* dot=\([0-9]*\).*/\1/p' "$tmp/lexaenc.out")
+  enc_doh=$(sed -n 's/.* doh=\([0-9]*\).*/\1/p' "$tmp/lexaenc.out")
+  enc_doq=$(sed -n 's/.* doq=\([0-9]*\).*/\1/p' "$tmp/lexaenc.out")
+  have_knot=0; [[ " $servers " == *" knot "* ]] && have_knot=1
+  if (( have_knot )); then
+    dd_udp=$(free_port); dd_dot=$(free_port); dd_doh=$(free_port)
+    cat >"$tmp/dnsdist.conf" <<EOF
+setSecurityPollSuffix("")
+setLocal("127.0.0.1:$dd_udp")
+addTLSLocal("127.0.0.1:$dd_dot", "$tmp/tls.crt", "$tmp/tls.key")
+addDOHLocal("127.0.0.1:$dd_doh", "$tmp/tls.crt", "$tmp/tls.key", "/dns-query")
+newServer({ address = "127.0.0.1:$port_knot", healthCheckMode = "up" })
+EOF
+    taskset -c "$server_cpu" dnsdist --supervised --disable-syslog -C "$tmp/dnsdist.conf" >"$tmp/dnsdist.log" 2>&1 &
+    pid_dnsdist=$!; children+=("$pid_dnsdist"); port_dnsdist=$dd_udp
+    verify dnsdist "$pid_dnsdist" "$dd_udp"
+  fi
+  echo
+  echo "Encrypted transports (query set a, dnsperf -c $clients -q $outstanding -l $seconds; server side on CPU $server_cpu):"
+  echo
+  printf '%-22s %14s %10s %14s\n' "server / transport" "CPU µs/query" QPS "× its UDP"
+  for mode in udp dot doh; do
+    case $mode in udp) p=$port_lexaenc ;; dot) p=$enc_dot ;; doh) p=$enc_doh ;; esac
+    read -r cpu qps < <(enc_measure lexa "$mode" "$p" "$pid_lexaenc")
+    [[ $mode == udp ]] && lexa_udp=$cpu
+    printf '%-22s %14s %10s %14s\n' "lexa $mode" "$cpu" "$qps" "$(awk -v a="$cpu" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')"
+  done
+  # DoQ: 10 connections × 2000 queries, one after another on each (the Go client's shape).
+  doq_client=$(bash scripts/doq-client.sh 2>/dev/null | tail -1)
+  if [[ -x $doq_client ]]; then
+    read -r u0 k0 < <(cpu_ticks "$pid_lexaenc")
+    doq_out=$(taskset -c "$client_cpu" "$doq_client" -insecure -q -server "127.0.0.1:$enc_doq" -name bench-1.lexa \
+      -conns 10 -count 2000 2>&1 | tail -1)
+    read -r u1 k1 < <(cpu_ticks "$pid_lexaenc")
+    doq_ok=$(sed -n 's/.*ok=\([0-9]*\).*/\1/p' <<<"$doq_out")
+    if (( ${doq_ok:-0} > 0 )); then
+      cpu=$(awk -v t=$(( u1 + k1 - u0 - k0 )) -v hz="$clk_tck" -v c="$doq_ok" 'BEGIN { printf "%.2f", t / hz * 1e6 / c }')
+      printf '%-22s %14s %10s %14s\n' "lexa doq" "$cpu" "($doq_ok ok)" "$(awk -v a="$cpu" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')"
+    else
+      echo "lexa doq: the Go client reported: $doq_out"
+    fi
+  else
+    echo "lexa doq: not measured (scripts/doq-client.sh could not build the Go DoQ client)"
+  fi
+  if (( have_knot )); then
+    for mode in udp dot doh; do
+      case $mode in udp) p=$dd_udp ;; dot) p=$dd_dot ;; doh) p=$dd_doh ;; esac
+      read -r cpu qps < <(enc_measure dnsdist "$mode" "$p" "$pid_dnsdist" "$pid_knot")
+      [[ $mode == udp ]] && dd_udp_cpu=$cpu
+      printf '%-22s %14s %10s %14s\n' "dnsdist+knot $mode" "$cpu" "$qps" "$(awk -v a="$cpu" -v b="$dd_udp_cpu" 'BEGIN { printf "%.2f", a / b }')"
+    done
+    stop_pid "$pid_dnsdist"
+  fi
+  stop_pid "$pid_lexaenc"
 fi
 
 # Anything a server complained about (dnsmasq's expected "no upstream servers" aside).

@@ -9,6 +9,7 @@
  *       Serves until SIGTERM/SIGINT. When ready, prints one line to stdout:
  *       `ready pid=<pid> port=<port> instances=<n> suffix=<suffix> io=<recvmmsg|dgram>`; notes go to stderr.
  *   --io dgram serves UDP with Node's dgram instead of the batched addon (the default where it is built).
+ *   --encrypted also serves DoT, DoH and DoQ (generated certificate), their ports in the ready line: dot=… doh=… doq=…
  *   node dist/bench/server.js --zone [--instances 1000]
  *       Prints every record served (host A and AAAA, `eth0.if.` targets, SRV per endpoint of `svc-1 … svc-100`)
  *       as zone-file lines, for the peers' zones and the mixed query file.
@@ -21,6 +22,11 @@ import { defaultConfig } from '../config/index.js';
 import { memoryLogger, silentLogger } from '../log/index.js';
 import { instrument, ListenerCounters } from '../metrics/index.js';
 import { createHandler, DEFAULT_MAX_UDP_PAYLOAD, resolverOptions, startPlainDns } from '../servers/dns/index.js';
+import { DOH_LIMITS, startDoh } from '../servers/doh/index.js';
+import { DOQ_LIMITS, startDoq } from '../servers/doq/index.js';
+import { startDot } from '../servers/dot/index.js';
+import type { Listeners } from '../servers/transport.js';
+import { generateSelfSigned } from '../tls/index.js';
 import { Snapshot, toInstance, type LxdInstance } from '../streams/index.js';
 
 /** Host labels are `bench-<i>`, i = 1 … N. */
@@ -104,6 +110,7 @@ async function main(): Promise<void> {
       zone: { type: 'boolean', default: false },
       io: { type: 'string', default: 'recvmmsg' },
       bare: { type: 'boolean', default: false },
+      encrypted: { type: 'boolean', default: false },
     },
   });
   const n = Number(values.instances);
@@ -141,12 +148,29 @@ async function main(): Promise<void> {
   const startLog = memoryLogger();
   const servers = await startPlainDns({ binds, handle, log: startLog, limits });
   const io = startLog.lines.find((l) => l['msg'] === 'dns/udp: listening')?.['io'];
+  // --encrypted: DoT, DoH and DoQ as well, on free ports, with a generated certificate, around the same handler.
+  const extra: Listeners[] = [];
+  const encryptedPorts: string[] = [];
+  if (values.encrypted) {
+    const tls = await generateSelfSigned('localhost', binds);
+    const any = [{ host: values.host, port: 0 }];
+    const stream = { idleTimeoutMs: limits.idleTimeoutMs, maxConnections: limits.maxConnections };
+    for (const [name, start] of [
+      ['dot', () => startDot({ binds: any, tls, handle, log: silentLogger, limits: stream })],
+      ['doh', () => startDoh({ binds: any, tls, handle, log: silentLogger, limits: DOH_LIMITS })],
+      ['doq', () => startDoq({ binds: any, tls, handle, log: silentLogger, limits: DOQ_LIMITS })],
+    ] as const) {
+      const l = await start();
+      extra.push(l);
+      encryptedPorts.push(`${name}=${l.ports[0]}`);
+    }
+  }
 
   let stopping = false;
   const stop = () => {
     if (stopping) return;
     stopping = true;
-    void servers.close().then(() => process.exit(0));
+    void Promise.all([servers.close(), ...extra.map((l) => l.close())]).then(() => process.exit(0));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
@@ -156,7 +180,7 @@ async function main(): Promise<void> {
       ' an IPv4 and an IPv6 each, one of 100 services): a real LXD cannot hold that many here; the DNS path served (startPlainDns: UDP + TCP,' +
       ` handler, resolver, wire codec) is the daemon's own. Node ${process.version}.`,
   );
-  console.log(`ready pid=${process.pid} port=${servers.ports[0]} instances=${n} suffix=${suffix} io=${String(io)}`);
+  console.log(`ready pid=${process.pid} port=${servers.ports[0]} instances=${n} suffix=${suffix} io=${String(io)} ${encryptedPorts.join(' ')}`.trimEnd());
 }
 
 main().catch((err: unknown) => {
