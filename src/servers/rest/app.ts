@@ -30,12 +30,14 @@ export interface RestOptions {
 /** The document keys of Documents: the list, and one host by name. */
 const CONTAINERS = 'containers';
 const hostKey = (host: string) => `host:${host}`;
+const serviceKey = (service: string) => `service:${service}`;
 
 /**
  * The REST API:
  *   GET /containers/        every running instance (original lexa's shape)
  *   GET /containers/<name>  one running instance by host name (with or without the suffix)
- *                           both carry X-Lexa-Index and take `?index=N&wait=60s` (blocking.ts)
+ *   GET /services/<name>    every endpoint of one service (as DNS serves it: running, passing, on its interface)
+ *                           all three carry X-Lexa-Index and take `?index=N&wait=60s` (blocking.ts)
  *   GET /events             server-sent events: the /containers/ document on connect and on each change (events.ts)
  *   GET /metrics            Prometheus text format, when metrics are given
  *   GET /traefik            Traefik's dynamic configuration for its HTTP provider (see traefik.ts)
@@ -56,6 +58,7 @@ export function restApp(opts: RestOptions): express.Express {
     suffix: () => opts.suffix,
     render: (key, snap, suffix) => {
       if (key === CONTAINERS) return JSON.stringify({ hosts: hostsOf(snap).map((i) => hostDoc(i, suffix)) });
+      if (key.startsWith('service:')) return serviceDoc(snap, key.slice('service:'.length), suffix);
       const found = snap.hosts(key.slice('host:'.length));
       return found.length === 0 ? null : JSON.stringify({ hosts: found.map((i) => hostDoc(i, suffix)) });
     },
@@ -108,6 +111,13 @@ export function restApp(opts: RestOptions): express.Express {
     answerBlocking(req, res, docs, hostKey(host), (r, doc) => sendDoc(r, doc, missing), random);
   });
 
+  app.get('/services/:name', (req, res) => {
+    if (!ready(res)) return;
+    const name = String(req.params['name']).toLowerCase();
+    const missing = `no running instance offers a service named ${JSON.stringify(name)}`;
+    answerBlocking(req, res, docs, serviceKey(name), (r, doc) => sendDoc(r, doc, missing), random);
+  });
+
   app.get('/traefik', (_req, res) => {
     const snap = ready(res);
     if (snap) res.type('application/json').send(traefikBody(snap));
@@ -146,7 +156,7 @@ export function restApp(opts: RestOptions): express.Express {
     });
   });
 
-  const paths = ['/containers', '/containers/', '/containers/:name', '/traefik', '/events', '/healthz', '/readyz', ...(metrics ? ['/metrics'] : [])];
+  const paths = ['/containers', '/containers/', '/containers/:name', '/services/:name', '/traefik', '/events', '/healthz', '/readyz', ...(metrics ? ['/metrics'] : [])];
   app.all(paths, (_req, res) => {
     res.status(405).set('allow', 'GET, HEAD').json({ error: 'method not allowed; use GET' });
   });
@@ -164,4 +174,29 @@ function hostsCount(snap: Snapshot): number {
   let n = 0;
   for (const _ of snap.running()) n++;
   return n;
+}
+
+/**
+ * One service's document: every endpoint DNS would answer for it (running instances, passing services, on the
+ * service's interface), sorted so the bytes (and the index) move only when an endpoint does. Null: no endpoint.
+ */
+function serviceDoc(snap: Snapshot, name: string, suffix: string): string | null {
+  const eps = snap.serviceEndpoints(name);
+  if (eps.length === 0) return null;
+  const rows = eps.map(({ instance, service, iface }) => ({
+    host: `${instance.name}.${suffix}`,
+    project: instance.project,
+    interface: iface.name,
+    ipv4: iface.ipv4,
+    ipv6: iface.ipv6,
+    port: service.port,
+    proto: service.proto,
+    tags: service.tags,
+    priority: service.priority,
+    weight: service.weight,
+    source: service.source,
+  }));
+  const order = (r: (typeof rows)[number]) => `${r.host}\u0000${r.project}\u0000${r.proto}\u0000${r.port}\u0000${r.interface}`;
+  rows.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
+  return JSON.stringify({ service: name, endpoints: rows });
 }
