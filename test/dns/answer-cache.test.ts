@@ -1,0 +1,85 @@
+import { Buffer } from 'node:buffer';
+import dnsPacket, { type Answer } from 'dns-packet';
+import t from 'tap';
+import { silentLogger } from '../../src/log/index.js';
+import { cacheKey } from '../../src/servers/dns/answer-cache.js';
+import { createHandler } from '../../src/servers/dns/handler.js';
+import { datagramLimit, DEFAULT_MAX_UDP_PAYLOAD, MESSAGE_LIMIT, type ReplyLimit } from '../../src/servers/dns/wire.js';
+import type { Snapshot } from '../../src/streams/index.js';
+import { clustered, OPTS } from '../helpers/dns-fixture.js';
+import { iface, instance, seeded, snapshotOf } from '../helpers/model.js';
+
+// The per-snapshot answer cache (answer-cache.ts) against the full path it stands in for: the same handler with
+// the cache off. Answer order is fixed (random = 0) so the two must agree byte for byte.
+
+const UDP = datagramLimit(DEFAULT_MAX_UDP_PAYLOAD);
+const fixed = { ...OPTS, random: () => 0 };
+
+function q(name: string, type: dnsPacket.RecordType, o: { id?: number; rd?: boolean; edns?: { size?: number; do?: boolean; version?: number } } = {}): Buffer {
+  const additionals: Answer[] = [];
+  if (o.edns) {
+    additionals.push({
+      name: '.',
+      type: 'OPT',
+      udpPayloadSize: o.edns.size ?? 1232,
+      extendedRcode: 0,
+      ednsVersion: o.edns.version ?? 0,
+      flags: o.edns.do ? dnsPacket.DNSSEC_OK : 0,
+      flag_do: o.edns.do ?? false,
+      options: [],
+    });
+  }
+  return dnsPacket.encode({ type: 'query', id: o.id ?? 1, flags: o.rd === false ? 0 : dnsPacket.RECURSION_DESIRED, questions: [{ name, type }], additionals });
+}
+
+t.test('a cached reply is the full path reply, byte for byte, with the asker ID and RD bit', async (t) => {
+  const snap = clustered(); // one snapshot object throughout, as between two changes of LXD
+  const cached = createHandler({ snapshot: () => snap, resolver: fixed, log: silentLogger });
+  const full = createHandler({ snapshot: () => snap, resolver: fixed, log: silentLogger, cache: false });
+  const cases: [Buffer, ReplyLimit][] = [];
+  for (const name of ['web-1.lexa', 'WEB-1.lexa', 'nope.lexa', '_https._tcp.service.lexa', '*.lexa', 'lexa', 'cluster.web-1.lexa', 'example.com'])
+    for (const type of ['A', 'AAAA', 'SRV', 'SOA', 'MX'] as const)
+      for (const edns of [undefined, { size: 512 }, { size: 1232, do: true }, { size: 4096 }])
+        for (const limit of [UDP, datagramLimit(512), MESSAGE_LIMIT]) cases.push([q(name, type, edns ? { edns } : {}), limit]);
+  let mismatches = 0;
+  for (const [query, limit] of cases) {
+    for (const [id, rd] of [[1, 1], [0x1234, 0], [0xfffe, 1]] as const) {
+      const again = Buffer.from(query);
+      again.writeUInt16BE(id, 0);
+      again[2] = (again[2]! & 0xfe) | rd;
+      const a = cached(again, limit);
+      const b = full(again, limit);
+      if (a === null || b === null ? a !== b : Buffer.compare(Buffer.from(a), Buffer.from(b)) !== 0) mismatches++;
+    }
+  }
+  t.equal(mismatches, 0, `${cases.length * 3} queries, hits and misses alike, equal the full path`);
+});
+
+t.test('queries that are not plain go the full way every time', async (t) => {
+  t.equal(cacheKey(q('web-1.lexa', 'A', { edns: { version: 1 } }), UDP), undefined, 'EDNS version 1');
+  const two = Buffer.from(q('web-1.lexa', 'A'));
+  two[5] = 2;
+  t.equal(cacheKey(two, UDP), undefined, 'two questions');
+  t.equal(cacheKey(Buffer.concat([q('web-1.lexa', 'A'), Buffer.from([0])]), UDP), undefined, 'a byte after the question');
+  const response = Buffer.from(q('web-1.lexa', 'A'));
+  response[2]! |= 0x80;
+  t.equal(cacheKey(response, UDP), undefined, 'a response');
+  t.equal(cacheKey(Buffer.alloc(5), UDP), undefined, 'shorter than a header');
+  t.not(cacheKey(q('web-1.lexa', 'A'), UDP), cacheKey(q('WEB-1.lexa', 'A'), UDP), 'the case of the question is part of the key');
+  t.not(cacheKey(q('web-1.lexa', 'A', { edns: { size: 1232 } }), UDP), cacheKey(q('web-1.lexa', 'A', { edns: { size: 4096 } }), UDP), 'so is the size limit');
+  t.equal(cacheKey(q('web-1.lexa', 'A', { edns: { size: 1232 } }), MESSAGE_LIMIT), cacheKey(q('web-1.lexa', 'A', { edns: { size: 4096 } }), MESSAGE_LIMIT), 'which a message transport does not take from EDNS');
+});
+
+t.test('a new snapshot drops every cached answer; order still rotates', async (t) => {
+  let snap: Snapshot = snapshotOf([instance('web-1', { interfaces: [iface('eth0', ['10.0.0.1'])] })]);
+  const h = createHandler({ snapshot: () => snap, resolver: { ...OPTS, random: seeded(3) }, log: silentLogger });
+  const a = (name: string) => dnsPacket.decode(Buffer.from(h(q(name, 'A'), UDP)!)).answers!.map((r) => String((r as { data: unknown }).data));
+  t.same(a('web-1.lexa'), ['10.0.0.1']);
+  t.same(a('web-1.lexa'), ['10.0.0.1'], 'a hit');
+  snap = snap.withInstance(instance('web-1', { interfaces: [iface('eth0', ['10.0.0.2'])] }));
+  t.same(a('web-1.lexa'), ['10.0.0.2'], 'the new address at once after the change');
+  snap = snapshotOf(Array.from({ length: 6 }, (_, i) => instance(`w-${i}`, { interfaces: [iface('eth0', [`10.0.1.${i}`])] })));
+  const orders = new Set(Array.from({ length: 40 }, () => a('w-*.lexa').join()));
+  t.ok(orders.size > 1 && orders.size <= 4, `${orders.size} orders over 40 queries: rotation among a few kept variants`);
+  for (const o of orders) t.equal(o.split(',').sort().join(), ['10.0.1.0', '10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4', '10.0.1.5'].join(), 'each the whole set');
+});
