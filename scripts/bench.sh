@@ -23,6 +23,8 @@
 #   BENCH_ROUNDS [1]       measure every server this many times, interleaved (knot, dnsmasq, lexa, knot, ...)
 #   BENCH_MICRO [1]        0 skips the in-process micro-benchmark (node dist/bench/dns.js) at the end
 #   BENCH_ENCRYPTED [1]    0 skips DoT/DoH/DoQ: lexa's against dnsdist fronting knot, each over UDP on the same server
+#   BENCH_LXD [1]          0 skips the two figures that need the real LXD of scripts/testbed.sh: propagation (lxc launch
+#                          → name answers, lexa vs LXD's dnsmasq; lxc stop → gone) and start-up with 50 containers
 #   BENCH_GROWTH [1]       0 skips the growth benchmark (node dist/bench/growth.js: the daemon against a simulated
 #                          LXD of 10 … 10,000 instances)
 #   BENCH_BUILD [1]        0 uses dist/ as it is instead of rebuilding when src/ is newer
@@ -41,6 +43,7 @@ rounds=${BENCH_ROUNDS:-1}
 micro=${BENCH_MICRO:-1}
 growth=${BENCH_GROWTH:-1}
 encrypted=${BENCH_ENCRYPTED:-1}
+real_lxd=${BENCH_LXD:-1}
 build=${BENCH_BUILD:-1}
 
 # How long a server may take to answer its first query after start.
@@ -497,4 +500,19 @@ if [[ $growth != 0 ]]; then
   echo "Growth: the daemon against a SIMULATED LXD (node dist/bench/growth.js; lexa on CPU $server_cpu, the driver on $client_cpu):"
   echo
   BENCH_SERVER_CPU=$server_cpu taskset -c "$client_cpu" node dist/bench/growth.js
+fi
+
+if [[ $real_lxd != 0 ]]; then
+  echo
+  if lxc image info lexa-busybox >/dev/null 2>&1; then
+    echo "Propagation on the real LXD (node dist/bench/propagation.js):"
+    echo
+    node dist/bench/propagation.js --launches 7
+    echo
+    echo "Start-up on the real LXD (node dist/bench/startup.js):"
+    echo
+    node dist/bench/startup.js --containers 50 --starts 3
+  else
+    echo "Propagation and start-up: not measured (no LXD with the lexa-busybox image here; sudo bash scripts/testbed.sh sets it up)"
+  fi
 fi
