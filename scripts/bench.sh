@@ -297,7 +297,8 @@ measure() {
   [[ -n $completed && -n $qps && -n $lost_pct && -n $elapsed ]] || die "$name: cannot read dnsperf's output:"$'\n'"$out"
   (( completed > 0 )) || die "$name: no query completed"$'\n'"$out"
   # Every reply NOERROR, or NXDOMAIN for the mix's names that do not exist: anything else is a wrong answer.
-  [[ $(( ${noerror:-0} + (set == "mix" ? ${nxdomain:-0} : 0) )) == "$completed" ]] ||
+  local expected_nx=0; [[ $set == mix ]] && expected_nx=${nxdomain:-0}
+  [[ $(( ${noerror:-0} + expected_nx )) == "$completed" ]] ||
     die "$name: replies other than NOERROR (or NXDOMAIN in the mix):"$'\n'"$out"
   read -r user0 sys0 <<<"$before"
   read -r user1 sys1 <<<"$after"
@@ -402,21 +403,32 @@ fi
 # ---------------------------------------------------------------------------------------------------------------
 # Encrypted transports: lexa's DoT, DoH and DoQ beside dnsdist 1.7 (DoT, DoH) fronting knot, each as a ratio to
 # UDP on the same server, measured the same way (dnsperf -m udp|dot|doh, the server side's own CPU; for
-# dnsdist + knot both processes). DoQ: dnsperf has none; the Go client (scripts/doq-client.sh) sends 10 connections
+# dnsdist + knot both processes; DoH through doh-load.js, see enc_measure). DoQ: dnsperf has none; the Go client (scripts/doq-client.sh) sends 10 connections
 # of 2000 queries one after another, so its rate is the client's, and lexa's CPU per query is what compares.
 # enc_measure NAME MODE PORT PIDS...: one dnsperf run of query set a; prints "CPU µs/query QPS".
 enc_measure() {
   local name=$1 mode=$2 port=$3; shift 3
-  local pids=("$@") t0=0 t1=0 pid u k out completed qps extra=()
-  [[ $mode == doh ]] && extra=(-O "doh-uri=https://127.0.0.1:$port/dns-query")
-  taskset -c "$client_cpu" dnsperf -m "$mode" "${extra[@]}" -s 127.0.0.1 -p "$port" -d "$tmp/queries-a" -c "$clients" \
-    -q "$outstanding" -l "$warmup" >/dev/null 2>&1 || die "$name $mode: warm-up dnsperf failed"
+  local pids=("$@") t0=0 t1=0 pid u k out completed qps
+  # dnsperf 2.10 (Debian) completes only a query or two over DoH against any server here; doh-load.js drives DoH.
+  run_load() {
+    if [[ $mode == doh ]]; then
+      taskset -c "$client_cpu" node dist/bench/doh-load.js --url "https://127.0.0.1:$port/dns-query" --queries "$tmp/queries-a" \
+        --seconds "$1"
+    else
+      taskset -c "$client_cpu" dnsperf -m "$mode" -s 127.0.0.1 -p "$port" -d "$tmp/queries-a" -c "$clients" \
+        -q "$outstanding" -l "$1" 2>&1
+    fi
+  }
+  run_load "$warmup" >/dev/null 2>&1 || die "$name $mode: warm-up failed"
   for pid in "${pids[@]}"; do read -r u k < <(cpu_ticks "$pid"); t0=$(( t0 + u + k )); done
-  out=$(taskset -c "$client_cpu" dnsperf -m "$mode" "${extra[@]}" -s 127.0.0.1 -p "$port" -d "$tmp/queries-a" \
-    -c "$clients" -q "$outstanding" -l "$seconds" 2>&1) || die "$name $mode: dnsperf failed: $out"
+  out=$(run_load "$seconds") || die "$name $mode: load failed: $out"
   for pid in "${pids[@]}"; do read -r u k < <(cpu_ticks "$pid"); t1=$(( t1 + u + k )); done
-  completed=$(sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p' <<<"$out")
-  qps=$(sed -n 's/^ *Queries per second: *\([0-9.]*\).*/\1/p' <<<"$out")
+  if [[ $mode == doh ]]; then
+    completed=$(sed -n 's/.*"completed":\([0-9]*\).*/\1/p' <<<"$out"); qps=$(sed -n 's/.*"qps":\([0-9]*\).*/\1/p' <<<"$out")
+  else
+    completed=$(sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p' <<<"$out")
+    qps=$(sed -n 's/^ *Queries per second: *\([0-9.]*\).*/\1/p' <<<"$out")
+  fi
   (( ${completed:-0} > 0 )) || die "$name $mode: no query completed"$'\n'"$out"
   awk -v t=$(( t1 - t0 )) -v hz="$clk_tck" -v c="$completed" -v q="$qps" 'BEGIN { printf "%.2f %.0f\n", t / hz * 1e6 / c, q }'
 }
