@@ -21,7 +21,6 @@ import {
   type ResolveOptions,
 } from './servers/dns/index.js';
 import { DOH_LIMITS, startDoh } from './servers/doh/index.js';
-import { DOQ_LIMITS, startDoq } from './servers/doq/index.js';
 import { startDot } from './servers/dot/index.js';
 import { startMetrics } from './servers/metrics/index.js';
 import { REST_LIMITS, startRest, type RestOptions } from './servers/rest/index.js';
@@ -199,6 +198,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
           bind,
           open: async () => {
             const m = counted('quic', 'udp', bind.host, bind.port);
+            // Loaded only when DoQ is on: @matrixai/quic's native part costs ~30 MB of memory once imported.
+            const { DOQ_LIMITS, startDoq } = await import('./servers/doq/index.js');
             const l = await startDoq({ binds: [bind], tls: material('doq'), handle: m.handle, log: log('doq'), limits: DOQ_LIMITS });
             return { listeners: l, counters: [m.counters] };
           },
