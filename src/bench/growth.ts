@@ -16,13 +16,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { Snapshot, toInstance, type Instance } from '../streams/index.js';
 import { startSimLxd, type SimLxd } from './sim-lxd.js';
+import { readyz } from './readyz.js';
 
 const CLI = new URL('../cli.js', import.meta.url).pathname;
 /** A daemon that is not ready by then is reported as failed, not waited for forever. */
@@ -247,17 +247,6 @@ function load(client: dgram.Socket, port: number, names: string[], total: number
     };
     client.on('message', onReply);
     for (let k = 0; k < window; k++) send();
-  });
-}
-
-function readyz(port: number): Promise<number> {
-  return new Promise((resolve) => {
-    const req = https.get({ host: '127.0.0.1', port, path: '/readyz', rejectUnauthorized: false, timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', () => resolve(0));
-    req.on('timeout', () => req.destroy());
   });
 }
 

@@ -8,11 +8,11 @@
 import { execFile, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import dnsPacket from 'dns-packet';
+import { readyz } from './readyz.js';
 
 const CLI = new URL('../cli.js', import.meta.url).pathname;
 const PREFIX = 'startup-bench-';
@@ -22,17 +22,6 @@ function lxc(...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile('lxc', args, { timeout: 300_000, maxBuffer: 64 << 20 }, (err, out, errOut) => (err ? reject(new Error(`lxc ${args.join(' ')}: ${errOut || err.message}`)) : resolve(out)));
     child.stdin?.end();
-  });
-}
-
-function readyz(port: number): Promise<number> {
-  return new Promise((resolve) => {
-    const req = https.get({ host: '127.0.0.1', port, path: '/readyz', rejectUnauthorized: false, timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', () => resolve(0));
-    req.on('timeout', () => req.destroy());
   });
 }
 
