@@ -14,6 +14,8 @@ if ! command -v node >/dev/null || [[ $(node -p 'process.versions.node.split("."
   exit 1
 fi
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
+# The batched-UDP addon (npm ci builds it; a node_modules from before it, or an edited source, gets it here).
+if [[ ! -f native/build/udp_batch.node || native/udp_batch.c -nt native/build/udp_batch.node ]]; then node scripts/build-native.mjs; fi
 npm run build
 cat <<'MSG'
 
