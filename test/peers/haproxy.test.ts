@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { runtime, slots } from '../helpers/haproxy.js';
 import { startLexa } from '../helpers/lexa.js';
 import { deleteByPrefix, instanceState, launch, lxc, LXD_SOCKET, waitFor } from '../helpers/lxd-cli.js';
 
@@ -16,31 +16,6 @@ const BACKENDS = ['ha_lxd_rfc2782', 'ha_lxd_service', 'ha_lxd_service_tagged', '
 
 const dir = mkdtempSync(join(tmpdir(), 'lexa-haproxy-'));
 const admin = join(dir, 'admin.sock');
-
-function runtime(command: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(admin);
-    let out = '';
-    sock.on('data', (d) => (out += d));
-    sock.on('end', () => resolve(out));
-    sock.on('error', reject);
-    sock.write(`${command}\n`);
-  });
-}
-
-/** Addresses (with ports) held by a backend's slots, from `show servers state <backend>`. */
-async function slots(backend: string): Promise<string[]> {
-  const lines = (await runtime(`show servers state ${backend}`)).split('\n');
-  const header = lines.find((l) => l.startsWith('# be_id'))?.slice(2).split(' ') ?? [];
-  const addr = header.indexOf('srv_addr');
-  const port = header.indexOf('srv_port');
-  return lines
-    .filter((l) => /^\d+ /.test(l))
-    .map((l) => l.split(' '))
-    .filter((f) => f[addr] && f[addr] !== '-' && f[addr] !== '0.0.0.0' && f[addr] !== '::')
-    .map((f) => `${f[addr]}:${f[port]}`)
-    .sort();
-}
 
 /** Every global address (v4 and v6) of each running container whose name starts with PREFIX. */
 async function addressesOf(names: string[]): Promise<Map<string, string>> {
@@ -55,7 +30,7 @@ async function addressesOf(names: string[]): Promise<Map<string, string>> {
 
 /** Container names the slots point at (each slot's address mapped back to its container), sorted. */
 async function slotOwners(backend: string, owner: Map<string, string>): Promise<string[]> {
-  return (await slots(backend)).map((s) => owner.get(s.slice(0, s.lastIndexOf(':'))) ?? `unknown:${s}`).sort();
+  return (await slots(admin, backend)).map((s) => owner.get(s.slice(0, s.lastIndexOf(':'))) ?? `unknown:${s}`).sort();
 }
 
 t.test('HAProxy fills all four example backends from lexa, and empties a stopped container\'s slot', async (t) => {
@@ -80,7 +55,7 @@ t.test('HAProxy fills all four example backends from lexa, and empties a stopped
   haproxy.stdout.on('data', (d) => (haLog += d));
   haproxy.stderr.on('data', (d) => (haLog += d));
   t.teardown(() => void haproxy.kill('SIGKILL'));
-  await waitFor(() => runtime('show info').then((s) => s.includes('Name: HAProxy')), { what: `HAProxy to start (${haLog})` });
+  await waitFor(() => runtime(admin, 'show info').then((s) => s.includes('Name: HAProxy')), { what: `HAProxy to start (${haLog})` });
 
   // Every backend holds the expected containers; with other tests' https containers possibly running, the
   // service backends must contain ours (and only addresses of real containers).
@@ -98,7 +73,7 @@ t.test('HAProxy fills all four example backends from lexa, and empties a stopped
     }, { what: `${backend} to hold ${want.join(', ')}`, timeoutMs: 15_000 });
     if (backend === 'ha_lxd' || backend === 'ha_lxd_service_tagged') t.same(got, want, `${backend} holds exactly ${want.join(', ')}`);
     else t.ok(want.every((n) => got.includes(n)), `${backend} holds ${want.join(', ')}`);
-    const ports = (await slots(backend)).map((s) => s.slice(s.lastIndexOf(':') + 1));
+    const ports = (await slots(admin, backend)).map((s) => s.slice(s.lastIndexOf(':') + 1));
     t.ok(ports.every((p) => p === '443'), `${backend} slots use port 443 (${ports.join(',')})`);
   }
 
