@@ -27,19 +27,11 @@ have_packages() {
 	[ -d "$GOCODE/src/github.com/quic-go/quic-go" ]
 }
 
+# shellcheck source=setup-lib.sh
+. "$(dirname "$0")/setup-lib.sh"
+
 install_packages() {
-	# Only the files apt reads (not e.g. *.disabled).
-	sources=$(ls /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-	# shellcheck disable=SC2086
-	if ! grep -qs '^[^#]*bookworm-backports' $sources; then
-		# Reuse the mirror host the system already uses.
-		# shellcheck disable=SC2086
-		mirror=$(grep -hsv '^[[:space:]]*#' $sources |
-			grep -o 'https\?://[^ ]*/debian\b' | grep -v security | head -n1)
-		mirror=${mirror:-http://deb.debian.org/debian}
-		log "adding $mirror bookworm-backports to apt sources"
-		echo "deb $mirror bookworm-backports main" >/etc/apt/sources.list.d/backports.list
-	fi
+	ensure_backports || exit 1
 	log "installing $PACKAGES"
 	$APT update -q >&2
 	DEBIAN_FRONTEND=noninteractive $APT install -y -q --no-install-recommends \

@@ -27,6 +27,8 @@ INCUSD=/usr/libexec/incus/incusd
 
 log() { printf '[incus] %s\n' "$*" >&2; }
 die() { printf '[incus] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=setup-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/setup-lib.sh"
 
 [[ $(id -u) -eq 0 ]] || die "must run as root"
 [[ -s $DIR/client.crt ]] || die "run scripts/testbed.sh first (no $DIR/client.crt)"
@@ -39,16 +41,7 @@ install_packages() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing=1
   done
   [[ $missing -eq 0 ]] && return 0
-  local sources
-  sources=$(ls /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-  # shellcheck disable=SC2086
-  if ! grep -qs '^[^#]*bookworm-backports' $sources; then
-    local mirror
-    # shellcheck disable=SC2086
-    mirror=$(grep -hsv '^[[:space:]]*#' $sources | grep -o 'https\?://[^ ]*/debian\b' | grep -v security | head -n1)
-    log "adding ${mirror:-http://deb.debian.org/debian} bookworm-backports to apt sources"
-    echo "deb ${mirror:-http://deb.debian.org/debian} bookworm-backports main" >/etc/apt/sources.list.d/backports.list
-  fi
+  ensure_backports || die "cannot add bookworm-backports"
   log "installing ${PACKAGES[*]} from bookworm-backports"
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=900 update -q >&2
@@ -91,32 +84,7 @@ incus_initialised() {
 init_incus() {
   if incus_initialised; then return 0; fi
   log "initialising Incus (preseed)"
-  incus admin init --preseed <<EOF
-config:
-  core.https_address: "$HTTPS_ADDRESS"
-networks:
-- name: $BRIDGE
-  type: bridge
-  config:
-    ipv4.address: $BRIDGE_V4
-    ipv4.nat: "false"
-    ipv6.address: $BRIDGE_V6
-    ipv6.nat: "false"
-storage_pools:
-- name: default
-  driver: dir
-profiles:
-- name: default
-  devices:
-    root:
-      type: disk
-      path: /
-      pool: default
-    eth0:
-      type: nic
-      name: eth0
-      network: $BRIDGE
-EOF
+  incus admin init --preseed < <(preseed_yaml)
   incus_initialised || die "Incus still not initialised as expected after preseed"
 }
 

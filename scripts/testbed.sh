@@ -31,6 +31,8 @@ PACKAGES=(lxd lxd-client iptables nftables dnsmasq-base busybox-static dnsutils 
 
 log() { printf '[testbed] %s\n' "$*" >&2; }
 die() { printf '[testbed] ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=setup-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/setup-lib.sh"
 
 [[ $(id -u) -eq 0 ]] || die "must run as root"
 mkdir -p "$DIR"
@@ -103,32 +105,7 @@ init_lxd() {
   if lxd_initialised; then return 0; fi
   log "initialising LXD (preseed)"
   # Preseed applies on top of existing objects too, so a half-initialised LXD is completed.
-  lxd init --preseed <<EOF
-config:
-  core.https_address: "$HTTPS_ADDRESS"
-networks:
-- name: $BRIDGE
-  type: bridge
-  config:
-    ipv4.address: $BRIDGE_V4
-    ipv4.nat: "false"
-    ipv6.address: $BRIDGE_V6
-    ipv6.nat: "false"
-storage_pools:
-- name: default
-  driver: dir
-profiles:
-- name: default
-  devices:
-    root:
-      type: disk
-      path: /
-      pool: default
-    eth0:
-      type: nic
-      name: eth0
-      network: $BRIDGE
-EOF
+  lxd init --preseed < <(preseed_yaml)
   lxd_initialised || die "LXD still not initialised as expected after preseed"
 }
 
