@@ -9,6 +9,7 @@ import {
   createHandler,
   createTransfer,
   ResponseRateLimiter,
+  type RateLimitCounts,
   Notifier,
   watchZones,
   resolverOptions,
@@ -74,7 +75,9 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const store = new SnapshotStore();
   const snapshot = () => store.current;
   const listeners = new ListenerSet();
-  const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters() });
+  // Kept across reloads (each configuration builds its own limiter): the metric only ever rises.
+  const rateLimited: RateLimitCounts = { slipped: 0, dropped: 0 };
+  const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters(), rateLimited });
   const client = createLxdClient(endpoint);
   const reflector = new Reflector(client, store, {
     project: config.lxd.project,
@@ -157,7 +160,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     const stream: StreamLimits = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxConnections: dns.maxTcpConnections };
     const out: ListenerSpec[] = [];
     // One limiter for every UDP bind of this configuration: a prefix's rate is the same whichever address it asks.
-    const rateLimiter = dns.rateLimit === null ? null : new ResponseRateLimiter(dns.rateLimit);
+    const rateLimiter = dns.rateLimit === null ? null : new ResponseRateLimiter(dns.rateLimit, Date.now, rateLimited);
     if (dns.enabled)
       for (const bind of dns.binds)
         out.push({

@@ -5,7 +5,7 @@ export type { Outcome, Question, ResolveOptions, SoaOptions } from './resolve.js
 export { createHandler, resolverOptions } from './handler.js';
 export type { HandleQuery, HandlerOptions } from './handler.js';
 export { DEFAULT_EDNS_UDP_SIZE, DEFAULT_MAX_UDP_REPLY, MAX_DNS_MESSAGE, MESSAGE_LIMIT, datagramLimit } from './wire.js';
-export { ResponseRateLimiter, type RateLimitSettings } from './rate-limit.js';
+export { ResponseRateLimiter, type RateLimitCounts, type RateLimitSettings } from './rate-limit.js';
 export type { ReplyLimit } from './wire.js';
 export { startUdp, type UdpLimits } from './udp.js';
 export { startTcp } from './tcp.js';

@@ -37,6 +37,15 @@ export interface RateLimitSettings {
   readonly exempt: readonly string[];
 }
 
+/**
+ * Limited replies counted since start, for metrics: one object the daemon keeps across reloads and hands to every
+ * limiter it builds, so the counts only ever rise. Written only by limiters.
+ */
+export interface RateLimitCounts {
+  slipped: number;
+  dropped: number;
+}
+
 /** What to do with one UDP query: answer it, answer it with an empty truncated reply, or send nothing. */
 export type Verdict = 'send' | 'slip' | 'drop';
 
@@ -67,11 +76,11 @@ export class ResponseRateLimiter {
   readonly #exempt: readonly Exempt[];
   readonly #now: () => number;
   readonly #accounts = new Map<number | string, Account>();
-  /** Replies limited since start: slipped (sent truncated) and dropped. Read by metrics; written only here. */
-  readonly counts = { slipped: 0, dropped: 0 };
+  /** Replies limited: slipped (sent truncated) and dropped; shared with other limiters when given. */
+  readonly counts: RateLimitCounts;
 
   /** Throws on settings out of range or an exempt entry that is not an address or prefix (config checks both). */
-  constructor(settings: RateLimitSettings, now: () => number = Date.now) {
+  constructor(settings: RateLimitSettings, now: () => number = Date.now, counts: RateLimitCounts = { slipped: 0, dropped: 0 }) {
     const { responsesPerSecond: rate, slip, windowMs, ipv4Prefix, ipv6Prefix, maxPrefixes } = settings;
     if (!(rate > 0) || !(windowMs >= 1000) || !(slip >= 0) || !(maxPrefixes >= 1)) throw new RangeError('rate limit: bad settings');
     if (!(ipv4Prefix >= 1 && ipv4Prefix <= 32 && ipv6Prefix >= 1 && ipv6Prefix <= 128)) throw new RangeError('rate limit: bad prefix length');
@@ -83,6 +92,7 @@ export class ResponseRateLimiter {
     this.#max = maxPrefixes;
     this.#exempt = settings.exempt.map(parsePrefix);
     this.#now = now;
+    this.counts = counts;
   }
 
   /** Prefixes tracked now (never above maxPrefixes). */
