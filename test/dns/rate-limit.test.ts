@@ -1,8 +1,11 @@
 import dgram from 'node:dgram';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import dnsPacket from 'dns-packet';
 import { memoryLogger } from '../../src/log/index.js';
-import { createHandler, ResponseRateLimiter, startPlainDns } from '../../src/servers/dns/index.js';
+import { createHandler, ResponseRateLimiter, startPlainDns, startUdp } from '../../src/servers/dns/index.js';
 import { dig } from '../helpers/dig.js';
 import { clustered, OPTS } from '../helpers/dns-fixture.js';
 import { STREAM_LIMITS } from '../helpers/transport-stub.js';
@@ -119,3 +122,17 @@ for (const io of ['recvmmsg', 'dgram'] as const) {
     t.same(viaTcp.answer, ['web-1.lexa. 0 IN A 10.99.0.11'], 'and got its answer');
   });
 }
+
+t.test('an addon built before source addresses were reported is not used with rate limiting: dgram serves', async (t) => {
+  // A stand-in for an old udp_batch.node: opens "sockets" that have no `sources`.
+  const stale = join(mkdtempSync(join(tmpdir(), 'lexa-stale-addon-')), 'udp_batch.cjs');
+  writeFileSync(stale, 'exports.open = () => ({ port: 1, handle: {} });\nexports.close = () => {};\n');
+  const rrl = new ResponseRateLimiter({ responsesPerSecond: 1, slip: 0, windowMs: 60_000, ipv4Prefix: 32, ipv6Prefix: 128, maxPrefixes: 10, exempt: [] });
+  const servers = await startUdp({ binds: [{ host: '127.0.0.1', port: 0 }], handle, log, limits: { maxReply: 4096, rateLimiter: rrl, addonPath: stale } });
+  t.teardown(() => servers.close());
+  const port = servers.ports[0]!;
+  t.equal(log.lines.filter((l) => l['msg'] === 'dns/udp: listening' && l['port'] === port).at(-1)?.['io'], 'dgram', 'served by dgram');
+  t.ok(log.lines.some((l) => l['msg'] === 'dns/udp: batched I/O unavailable, using dgram' && String(l['reason']).includes('predates rate limiting')), 'and says why');
+  const { replies } = await flood('127.0.0.5', port, 10);
+  t.equal(replies.length, 1, 'rate limiting applies: 1 of 10 answered');
+});

@@ -38,6 +38,13 @@ interface BatchAddon {
   close(handle: object): void;
 }
 
+/** The addon was built from an older udp_batch.c that does not report source addresses (rate limiting needs them). */
+export class AddonWithoutSources extends Error {
+  constructor() {
+    super('the udp_batch addon predates rate limiting; rebuild it (node scripts/build-native.mjs)');
+  }
+}
+
 /** Where install puts the addon: <package>/native/build, from src/servers/dns or dist/servers/dns alike. */
 export const ADDON_PATH = fileURLToPath(new URL('../../../native/build/udp_batch.node', import.meta.url));
 
@@ -88,9 +95,9 @@ export function openBatchUdp(addon: BatchAddon, bind: Bind, handle: HandleQuery,
   };
   sock = addon.open(bind.host, bind.port, bind.host.includes(':'), BATCH, slot, onBatch);
   if (rrl !== null && !(sock.sources instanceof Uint8Array)) {
-    // An addon built before sources were exposed: rate limiting could not see who asks, so refuse to serve.
+    // Built before sources were exposed: rate limiting could not see who asks, so this socket must not serve.
     addon.close(sock.handle);
-    throw new Error('dns/udp: the udp_batch addon predates rate limiting; rebuild it (node scripts/build-native.mjs)');
+    throw new AddonWithoutSources();
   }
   let closed = false;
   return {

@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { bindUdp, openEach, type Listeners } from '../listen.js';
 import type { TransportOptions } from '../transport.js';
-import { loadBatchAddon, openBatchUdp } from './udp-batch.js';
+import { AddonWithoutSources, loadBatchAddon, openBatchUdp } from './udp-batch.js';
 import { ADDRESS_BYTES, limited, writeAddress, type ResponseRateLimiter } from './rate-limit.js';
 import { datagramLimit } from './wire.js';
 
@@ -32,9 +32,14 @@ export function startUdp(opts: TransportOptions<UdpLimits>): Promise<Listeners> 
   if (addon instanceof Error) log.info('dns/udp: batched I/O unavailable, using dgram', { reason: addon.message.split('\n')[0] });
   return openEach(opts.binds, async (b) => {
     if (addon !== undefined && !(addon instanceof Error)) {
-      const opened = openBatchUdp(addon, b, handle, limit, log, rrl);
-      log.info('dns/udp: listening', { host: b.host, port: opened.port, io: 'recvmmsg' });
-      return opened;
+      try {
+        const opened = openBatchUdp(addon, b, handle, limit, log, rrl);
+        log.info('dns/udp: listening', { host: b.host, port: opened.port, io: 'recvmmsg' });
+        return opened;
+      } catch (err) {
+        if (!(err instanceof AddonWithoutSources)) throw err;
+        log.warn('dns/udp: batched I/O unavailable, using dgram', { reason: err.message });
+      }
     }
     const ipv6 = isIPv6(b.host);
     const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4', ipv6Only: ipv6 });
@@ -53,4 +58,3 @@ export function startUdp(opts: TransportOptions<UdpLimits>): Promise<Listeners> 
     return { port, close: () => (closed ??= new Promise<void>((resolve) => socket.close(() => resolve()))) };
   });
 }
-
