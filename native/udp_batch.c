@@ -4,8 +4,9 @@
 // with the headers Node ships (scripts/build-native.mjs), never downloaded. lexa falls back to dgram without it.
 //
 // Contract with JavaScript (src/servers/dns/udp-batch.ts):
-//   open(host, port, ipv6, batch, slot, onBatch) -> { port, input, inputLengths, output, outputLengths, handle }
-//     `input` holds batch slots of `slot` bytes (the queries); `inputLengths[i]` their sizes. onBatch(count) is
+//   open(host, port, ipv6, batch, slot, onBatch) -> { port, input, inputLengths, output, outputLengths, sources, handle }
+//     `input` holds batch slots of `slot` bytes (the queries); `inputLengths[i]` their sizes; `sources` 16 bytes
+//     per slot, each query's source address (IPv6, or IPv4 as IPv4-mapped IPv6: rate limiting). onBatch(count) is
 //     called with queries 0..count-1 in place; it writes reply i into output slot i and its size into
 //     outputLengths[i] (0: no reply). The buffers are valid for the socket's life and reused by every batch.
 //   close(handle): stops polling and closes the socket (idempotent).
@@ -26,6 +27,10 @@
 // Batches read per readable event before yielding to the event loop, so other sockets and timers are served
 // under a flood.
 #define MAX_ROUNDS 16
+// input, output, their two length arrays, and the source addresses.
+#define NBUFFERS 5
+// Bytes per source address handed to JavaScript: an IPv6 address; IPv4 is written as ::ffff:a.b.c.d.
+#define SOURCE_BYTES 16
 
 typedef struct {
   int fd;
@@ -38,13 +43,14 @@ typedef struct {
   uv_poll_t poll;
   napi_env env;
   napi_ref callback;
-  /** The four ArrayBuffers the slots live in, held until the socket stops so no batch writes freed memory. */
-  napi_ref buffers[4];
+  /** The ArrayBuffers the slots live in, held until the socket stops so no batch writes freed memory. */
+  napi_ref buffers[NBUFFERS];
   napi_async_context async;
   unsigned char *in;
   unsigned char *out;
   int32_t *in_len;
   int32_t *out_len;
+  unsigned char *sources;
   struct mmsghdr *rmsgs;
   struct mmsghdr *smsgs;
   struct iovec *riov;
@@ -84,7 +90,7 @@ static void stop_socket(batch_socket *s) {
   close(s->fd);
   s->fd = -1;
   napi_delete_reference(s->env, s->callback);
-  for (int i = 0; i < 4; i++) napi_delete_reference(s->env, s->buffers[i]);
+  for (int i = 0; i < NBUFFERS; i++) napi_delete_reference(s->env, s->buffers[i]);
   napi_async_destroy(s->env, s->async);
   uv_close((uv_handle_t *)&s->poll, on_poll_closed);
 }
@@ -109,6 +115,15 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
       int truncated = (s->rmsgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
       s->in_len[i] = truncated ? 0 : (int32_t)s->rmsgs[i].msg_len;
       s->out_len[i] = 0;
+      unsigned char *src = s->sources + (size_t)i * SOURCE_BYTES;
+      if (s->addrs[i].ss_family == AF_INET6) {
+        memcpy(src, &((struct sockaddr_in6 *)&s->addrs[i])->sin6_addr, SOURCE_BYTES);
+      } else {
+        memset(src, 0, 10);
+        src[10] = 0xff;
+        src[11] = 0xff;
+        memcpy(src + 12, &((struct sockaddr_in *)&s->addrs[i])->sin_addr, 4);
+      }
     }
 
     napi_handle_scope scope;
@@ -258,6 +273,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->out = malloc((size_t)batch * slot);
   s->in_len = calloc(batch, sizeof(int32_t));
   s->out_len = calloc(batch, sizeof(int32_t));
+  s->sources = calloc(batch, SOURCE_BYTES);
   s->rmsgs = calloc(batch, sizeof(struct mmsghdr));
   s->smsgs = calloc(batch, sizeof(struct mmsghdr));
   s->riov = calloc(batch, sizeof(struct iovec));
@@ -289,17 +305,20 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_value out_ab = external_buffer(env, s->out, (size_t)batch * slot);
   napi_value in_len_ab = external_buffer(env, s->in_len, batch * sizeof(int32_t));
   napi_value out_len_ab = external_buffer(env, s->out_len, batch * sizeof(int32_t));
-  napi_value abs[4] = {in_ab, out_ab, in_len_ab, out_len_ab};
-  for (int i = 0; i < 4; i++) napi_create_reference(env, abs[i], 1, &s->buffers[i]);
-  napi_value in_view, out_view, in_len_view, out_len_view;
+  napi_value sources_ab = external_buffer(env, s->sources, (size_t)batch * SOURCE_BYTES);
+  napi_value abs[NBUFFERS] = {in_ab, out_ab, in_len_ab, out_len_ab, sources_ab};
+  for (int i = 0; i < NBUFFERS; i++) napi_create_reference(env, abs[i], 1, &s->buffers[i]);
+  napi_value in_view, out_view, in_len_view, out_len_view, sources_view;
   napi_create_typedarray(env, napi_uint8_array, (size_t)batch * slot, in_ab, 0, &in_view);
   napi_create_typedarray(env, napi_uint8_array, (size_t)batch * slot, out_ab, 0, &out_view);
   napi_create_typedarray(env, napi_int32_array, batch, in_len_ab, 0, &in_len_view);
   napi_create_typedarray(env, napi_int32_array, batch, out_len_ab, 0, &out_len_view);
+  napi_create_typedarray(env, napi_uint8_array, (size_t)batch * SOURCE_BYTES, sources_ab, 0, &sources_view);
   napi_set_named_property(env, result, "input", in_view);
   napi_set_named_property(env, result, "inputLengths", in_len_view);
   napi_set_named_property(env, result, "output", out_view);
   napi_set_named_property(env, result, "outputLengths", out_len_view);
+  napi_set_named_property(env, result, "sources", sources_view);
   napi_create_object(env, &handle);
   napi_wrap(env, handle, s, finalize_socket, NULL, NULL);
   napi_set_named_property(env, result, "handle", handle);

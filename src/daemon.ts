@@ -8,7 +8,8 @@ import { AGENT_LIMITS, startAgentServer } from './servers/agent/index.js';
 import {
   createHandler,
   createTransfer,
-  DEFAULT_MAX_UDP_PAYLOAD,
+  ResponseRateLimiter,
+  type RateLimitCounts,
   Notifier,
   watchZones,
   resolverOptions,
@@ -74,7 +75,9 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const store = new SnapshotStore();
   const snapshot = () => store.current;
   const listeners = new ListenerSet();
-  const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters() });
+  // Kept across reloads (each configuration builds its own limiter): the metric only ever rises.
+  const rateLimited: RateLimitCounts = { slipped: 0, dropped: 0 };
+  const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters(), rateLimited });
   const client = createLxdClient(endpoint);
   const reflector = new Reflector(client, store, {
     project: config.lxd.project,
@@ -97,7 +100,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const dnsLog = logger.child({ component: 'dns' });
   const buildHandler = (c: Config) =>
     withTsig(
-      createHandler({ snapshot, resolver: c === config ? resolver : withSerials(resolverOf(c)), udpPayload: DEFAULT_MAX_UDP_PAYLOAD, log: dnsLog }),
+      createHandler({ snapshot, resolver: c === config ? resolver : withSerials(resolverOf(c)), udpPayload: c.dns.ednsUdpSize, log: dnsLog }),
       xfr.key === null ? [] : [xfr.key],
     );
   let handler = buildHandler(config);
@@ -156,6 +159,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     const { dns } = c;
     const stream: StreamLimits = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxConnections: dns.maxTcpConnections };
     const out: ListenerSpec[] = [];
+    // One limiter for every UDP bind of this configuration: a prefix's rate is the same whichever address it asks.
+    const rateLimiter = dns.rateLimit === null ? null : new ResponseRateLimiter(dns.rateLimit, Date.now, rateLimited);
     if (dns.enabled)
       for (const bind of dns.binds)
         out.push({
@@ -164,7 +169,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
           open: async () => {
             const udp = counted('dns', 'udp', bind.host, bind.port);
             const tcp = counted('dns', 'tcp', bind.host, bind.port);
-            const limits = { ...stream, udpPayload: DEFAULT_MAX_UDP_PAYLOAD };
+            const limits = { ...stream, maxReply: dns.maxUdpReply, rateLimiter };
             const l = await startPlainDns({ binds: [bind], handle: udp.handle, tcpHandle: tcp.handle, transfer, log: log('dns'), limits });
             return { listeners: l, counters: [udp.counters, tcp.counters] };
           },

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { silentLogger } from '../log/index.js';
 import { instrument, ListenerCounters } from '../metrics/index.js';
-import { createHandler, datagramLimit, DEFAULT_MAX_UDP_PAYLOAD, type HandleQuery } from '../servers/dns/index.js';
+import { createHandler, datagramLimit, DEFAULT_MAX_UDP_REPLY, type HandleQuery } from '../servers/dns/index.js';
 import { NO_TRAEFIK_LABELS, Snapshot, type Instance } from '../streams/index.js';
 
 const SIZES = [100, 10_000] as const;
@@ -24,7 +24,7 @@ const NAME_POOL = 100;
 const WARMUP = 20_000;
 const WARMUP_NS = 300_000_000n;
 /** The plain UDP transport's limit with the default payload ceiling: what a query over UDP gets. */
-const UDP = datagramLimit(DEFAULT_MAX_UDP_PAYLOAD);
+const UDP = datagramLimit(DEFAULT_MAX_UDP_REPLY);
 
 interface Case {
   readonly name: string;

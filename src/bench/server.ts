@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { defaultConfig } from '../config/index.js';
 import { memoryLogger, silentLogger } from '../log/index.js';
 import { instrument, ListenerCounters } from '../metrics/index.js';
-import { createHandler, DEFAULT_MAX_UDP_PAYLOAD, resolverOptions, startPlainDns } from '../servers/dns/index.js';
+import { createHandler, resolverOptions, ResponseRateLimiter, startPlainDns } from '../servers/dns/index.js';
 import { DOH_LIMITS, startDoh } from '../servers/doh/index.js';
 import { DOQ_LIMITS, startDoq } from '../servers/doq/index.js';
 import { startDot } from '../servers/dot/index.js';
@@ -134,13 +134,15 @@ async function main(): Promise<void> {
   const binds = [{ host: values.host, port }];
   // The daemon's logger at its default level writes nothing per query either; silent keeps stdout for the
   // ready line.
-  const handler = createHandler({ snapshot: () => snapshot, resolver: resolverOptions(suffix, config.dns), log: silentLogger });
+  const handler = createHandler({ snapshot: () => snapshot, resolver: resolverOptions(suffix, config.dns), udpPayload: config.dns.ednsUdpSize, log: silentLogger });
   // As the daemon serves it: every query counted for /metrics (instrument), unless --bare asks for the handler alone.
   const handle = values.bare ? handler : instrument(handler, new ListenerCounters('dns', 'udp', values.host, port));
   const limits = {
     idleTimeoutMs: config.dns.tcpIdleTimeoutMs,
     maxConnections: config.dns.maxTcpConnections,
-    udpPayload: DEFAULT_MAX_UDP_PAYLOAD,
+    maxReply: config.dns.maxUdpReply,
+    // As the daemon does (loopback, where dnsperf asks from, is exempt by default: this costs the exempt check).
+    rateLimiter: config.dns.rateLimit === null ? null : new ResponseRateLimiter(config.dns.rateLimit),
     batch: values.io !== 'dgram',
   };
   if (values.io !== 'recvmmsg' && values.io !== 'dgram') throw new Error('--io: recvmmsg or dgram');

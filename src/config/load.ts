@@ -222,6 +222,11 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     if (isIP(ip) === 0 || (len !== undefined && Number(len) > max))
       problems.push(`${name}: server.dns.transfer.allow: "${a}" is not an address or prefix`);
   }
+  for (const a of dns.rate_limit.exempt) {
+    const [ip, len] = a.split('/') as [string, string | undefined];
+    if (isIP(ip) === 0 || (len !== undefined && Number(len) > (isIP(ip) === 6 ? 128 : 32)))
+      problems.push(`${name}: server.dns.rate_limit.exempt: "${a}" is not an address or prefix`);
+  }
   const key = dns.transfer.key;
   if (notify.length > 0 && dns.transfer.allow.length === 0)
     warnings.push('server.dns.transfer.notify is set but transfer.allow is empty: the secondaries told of changes will be refused the transfer');
@@ -245,6 +250,21 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       negativeTtl: dns.negative_ttl,
       tcpIdleTimeoutMs: dns.tcp_idle_timeout,
       maxTcpConnections: dns.max_tcp_connections,
+      ednsUdpSize: dns.edns_udp_size,
+      maxUdpReply: dns.max_udp_reply,
+      /** Response rate limiting for UDP, or null when off (responses_per_second = 0). */
+      rateLimit:
+        dns.rate_limit.responses_per_second === 0
+          ? null
+          : {
+              responsesPerSecond: dns.rate_limit.responses_per_second,
+              slip: dns.rate_limit.slip,
+              windowMs: dns.rate_limit.window,
+              ipv4Prefix: dns.rate_limit.ipv4_prefix,
+              ipv6Prefix: dns.rate_limit.ipv6_prefix,
+              maxPrefixes: dns.rate_limit.max_prefixes,
+              exempt: dns.rate_limit.exempt,
+            },
       /** Reverse zone names (CIDRs converted), or null to derive them from LXD's managed networks. */
       reverseZones: reverseZones as readonly string[] | null,
       transfer: {

@@ -125,6 +125,45 @@ export const configSchema = block({
        * (`0.99.10.in-addr.arpa`). Absent: one per subnet of LXD's managed networks, read from LXD.
        */
       reverse_zones: list(text(/^[0-9A-Za-z:./-]+$/, 'a subnet such as "10.99.0.0/24" or a zone such as "0.99.10.in-addr.arpa"').required('')).optional(),
+      /**
+       * The UDP payload size our EDNS OPT advertises: 1232, DNS Flag Day 2020's size that crosses any path
+       * (the IPv6 minimum MTU, 1280) unfragmented. Up to 4096, the largest any common resolver uses.
+       */
+      edns_udp_size: int(512, 4096).default(1232),
+      /**
+       * The largest UDP reply, sent only to a client whose EDNS size asks for that much. 4096, not 1232: HAProxy
+       * (`accepted_payload_size 8192`) never retries over TCP, and an SRV set over 1232 bytes (~30 servers) cut
+       * there leaves its other server slots empty. Above 16 KiB a reply is a dozen IP fragments: use TCP.
+       */
+      max_udp_reply: int(512, 16384).default(4096),
+      /**
+       * Response rate limiting for UDP (BIND's `rate-limit`, knot's `rrl`): replies per client prefix, so lexa
+       * cannot be used to flood a spoofed victim with replies up to ~100 times its queries. On by default with
+       * loopback exempt: a loopback source cannot be spoofed from outside the host, and forwarders (unbound,
+       * dnsmasq, CoreDNS) on the host send every client's queries from one address.
+       */
+      rate_limit: block({
+        /**
+         * Replies per second per prefix; 0 turns limiting off. 200, NSD's default: ~6 Mbit/s of 4 KiB replies at
+         * most toward any victim /24, while a /24 of containers asking directly gets 200 answers a second.
+         */
+        responses_per_second: int(0, 1_000_000).default(200),
+        /** Every slip-th limited reply is sent empty with TC (the client retries over TCP); 0: all dropped. BIND's 2. */
+        slip: int(0, 10).default(2),
+        /** Debt a flooding prefix can build up, hence its recovery time once quiet. BIND's 15 s. */
+        window: duration()
+          .refine((ms) => (ms >= 1000 && ms <= 3_600_000 ? undefined : 'must be 1s..1h'))
+          .default(15_000),
+        /** Sources in one IPv4 /24 share an account (BIND's default): one site, one rate. */
+        ipv4_prefix: int(8, 32).default(24),
+        /** IPv6 /56: the smallest prefix a site is commonly delegated (RIPE-690), so one site is one account. */
+        ipv6_prefix: int(16, 128).default(56),
+        /** Prefixes tracked at most; beyond, the oldest is forgotten. ~100 bytes each: ~6 MB at the default. */
+        max_prefixes: int(1, 10_000_000).default(65_536),
+        /** Addresses or prefixes never limited. */
+        exempt: list(text(/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, 'an address or prefix such as "127.0.0.0/8"').required(''))
+          .default(['127.0.0.0/8', '::1/128']),
+      }),
       /** Zone transfers (AXFR/IXFR over TCP) and NOTIFY to secondaries. Absent: transfers refused to everyone. */
       transfer: block({
         /** Addresses or prefixes (`10.0.0.0/8`) that may transfer the zones. Empty: nobody. */

@@ -21,6 +21,8 @@ export interface MetricsSources {
   readonly snapshot: () => Snapshot;
   /** The DNS counters of every listener running now. */
   readonly listeners: () => Iterable<ListenerCounters>;
+  /** UDP replies rate-limited since start (servers/dns/rate-limit.ts); absent: not exported. */
+  readonly rateLimited?: { readonly slipped: number; readonly dropped: number };
 }
 
 export interface Metrics {
@@ -109,6 +111,12 @@ export function createMetrics(src: MetricsSources): Metrics {
     for (const l of src.listeners()) yield { labels: { server: l.server }, value: l.truncated };
   });
 
+  const limited = src.rateLimited;
+  if (limited !== undefined)
+    collected(registry, 'lexa_dns_rate_limited_total', 'UDP replies withheld by response rate limiting: slipped (sent empty with TC) or dropped.', 'counter', function* () {
+      yield { labels: { action: 'slip' }, value: limited.slipped };
+      yield { labels: { action: 'drop' }, value: limited.dropped };
+    });
   collected(registry, 'lexa_lxd_connected', '1 while the LXD events connection is up (and listed), else 0.', 'gauge', function* () {
     yield { labels: {}, value: src.snapshot().connected ? 1 : 0 };
   });

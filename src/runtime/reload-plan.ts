@@ -23,6 +23,8 @@ export function planReload(old: Config, next: Config): ReloadPlan {
   check('server.lxd.suffix', old.lxd.suffix, next.lxd.suffix, live);
   check('server.dns.ttl', old.dns.ttl, next.dns.ttl, live);
   check('server.dns.negative_ttl', old.dns.negativeTtl, next.dns.negativeTtl, live);
+  // The handler is rebuilt on every reload; the UDP ceiling and the rate limiter are handed to listeners as they open.
+  check('server.dns.edns_udp_size', old.dns.ednsUdpSize, next.dns.ednsUdpSize, live);
   const listeners = (c: Config) => ({
     dns: c.dns.enabled && c.dns.binds,
     dot: c.dns.dot.enabled && c.dns.dot.binds,
@@ -44,6 +46,8 @@ export function planReload(old: Config, next: Config): ReloadPlan {
   check('server.lxd.watchdog_timeout', old.lxd.watchdogMs, next.lxd.watchdogMs, restart);
   check('server.dns.tcp_idle_timeout', old.dns.tcpIdleTimeoutMs, next.dns.tcpIdleTimeoutMs, restart);
   check('server.dns.max_tcp_connections', old.dns.maxTcpConnections, next.dns.maxTcpConnections, restart);
+  check('server.dns.max_udp_reply', old.dns.maxUdpReply, next.dns.maxUdpReply, restart);
+  check('server.dns.rate_limit', old.dns.rateLimit, next.dns.rateLimit, restart);
   check('server.log.out', old.log.out, next.log.out, restart);
   check('server.state_directory', old.stateDirectory, next.stateDirectory, restart);
   check('server.dns.reverse_zones', old.dns.reverseZones, next.dns.reverseZones, restart);

@@ -4,7 +4,7 @@ import t from 'tap';
 import { silentLogger } from '../../src/log/index.js';
 import { cacheKey } from '../../src/servers/dns/answer-cache.js';
 import { createHandler } from '../../src/servers/dns/handler.js';
-import { datagramLimit, DEFAULT_MAX_UDP_PAYLOAD, MESSAGE_LIMIT, type ReplyLimit } from '../../src/servers/dns/wire.js';
+import { datagramLimit, DEFAULT_MAX_UDP_REPLY, MESSAGE_LIMIT, type ReplyLimit } from '../../src/servers/dns/wire.js';
 import type { Snapshot } from '../../src/streams/index.js';
 import { clustered, OPTS } from '../helpers/dns-fixture.js';
 import { iface, instance, seeded, snapshotOf } from '../helpers/model.js';
@@ -12,7 +12,7 @@ import { iface, instance, seeded, snapshotOf } from '../helpers/model.js';
 // The per-snapshot answer cache (answer-cache.ts) against the full path it stands in for: the same handler with
 // the cache off. Answer order is fixed (random = 0) so the two must agree byte for byte.
 
-const UDP = datagramLimit(DEFAULT_MAX_UDP_PAYLOAD);
+const UDP = datagramLimit(DEFAULT_MAX_UDP_REPLY);
 const fixed = { ...OPTS, random: () => 0 };
 
 function q(name: string, type: dnsPacket.RecordType, o: { id?: number; rd?: boolean; edns?: { size?: number; do?: boolean; version?: number } } = {}): Buffer {

@@ -17,7 +17,7 @@ import { STREAM_LIMITS } from '../helpers/transport-stub.js';
 const log = memoryLogger();
 const handle = createHandler({ snapshot: clustered, resolver: OPTS, log });
 const STREAM = STREAM_LIMITS;
-const UDP_LIMITS = { udpPayload: 4096 };
+const UDP_LIMITS = { maxReply: 4096 };
 
 /** The two UDP paths: batched recvmmsg/sendmmsg (native/udp_batch.c, built at install) and Node's dgram. */
 type Io = 'recvmmsg' | 'dgram';

@@ -4,14 +4,14 @@ import dnsPacket, { type Answer, type DecodedPacket, type OptAnswer, type SoaAns
 import { silentLogger } from '../../src/log/index.js';
 import { createHandler } from '../../src/servers/dns/handler.js';
 import type { Outcome, Question } from '../../src/servers/dns/resolve.js';
-import { answerQuery, datagramLimit, DEFAULT_MAX_UDP_PAYLOAD, MESSAGE_LIMIT } from '../../src/servers/dns/wire.js';
+import { answerQuery, datagramLimit, DEFAULT_MAX_UDP_REPLY, MESSAGE_LIMIT } from '../../src/servers/dns/wire.js';
 import { Snapshot } from '../../src/streams/snapshot.js';
 import { iface, instance, seeded, service, snapshotOf } from '../helpers/model.js';
 import { rdata, sortedText, zone } from '../helpers/zone.js';
 import { clustered, OPTS, SOA } from '../helpers/dns-fixture.js';
 
 /** What the UDP transport passes with the default ceiling. */
-const UDP = datagramLimit(DEFAULT_MAX_UDP_PAYLOAD);
+const UDP = datagramLimit(DEFAULT_MAX_UDP_REPLY);
 
 // Unit tests of the wire layer (decode, validate, EDNS, outcome → rcode, fitting) on hand-built snapshots.
 
@@ -150,12 +150,14 @@ function outcomeOf(r: Reply): Outcome {
 t.test('EDNS(0): OPT only when asked, our size advertised, DO echoed, BADVERS for version > 0', (t) => {
   t.equal(optOf(decode(handle(query('web-1.lexa', 'A'), UDP))), undefined, 'no OPT without EDNS');
   const opt = optOf(decode(handle(query('web-1.lexa', 'A', { edns: { size: 1232 } }), UDP)))!;
-  t.equal(opt.udpPayloadSize, 4096, 'advertises the server maximum');
+  t.equal(opt.udpPayloadSize, 1232, 'advertises DNS Flag Day 2020\'s 1232 by default');
   t.equal(opt.ednsVersion, 0);
   t.equal(opt.flag_do, false);
   t.equal(optOf(decode(handle(query('web-1.lexa', 'A', { edns: { do: true } }), UDP)))!.flag_do, true, 'DO echoed');
   const small = createHandler({ snapshot: clustered, resolver: OPTS, log: silentLogger, udpPayload: 1232 });
-  t.equal(optOf(decode(small(query('web-1.lexa', 'A', { edns: {} }), datagramLimit(1232))))!.udpPayloadSize, 1232, 'configured maximum');
+  t.equal(optOf(decode(small(query('web-1.lexa', 'A', { edns: {} }), datagramLimit(1232))))!.udpPayloadSize, 1232, 'configured size');
+  const big = createHandler({ snapshot: clustered, resolver: OPTS, log: silentLogger, udpPayload: 4096 });
+  t.equal(optOf(decode(big(query('web-1.lexa', 'A', { edns: {} }), UDP)))!.udpPayloadSize, 4096, 'configured size, up to 4096');
 
   const bad = decode(handle(query('web-1.lexa', 'A', { edns: { version: 1 } }), UDP));
   const badOpt = optOf(bad)!;
@@ -225,7 +227,12 @@ t.test('fitting: truncation keeps as many answers as fit, never none', async (t)
   t.equal(big.answers?.length, 28, '40 endpoints at 1232: 28 SRV');
   t.equal(big.flag_tc, true);
   t.equal(records(big.additionals).length, 0);
-  t.equal(optOf(big)?.udpPayloadSize, 4096, 'OPT kept when truncating');
+  t.equal(optOf(big)?.udpPayloadSize, 1232, 'OPT kept when truncating');
+  // The advertised 1232 does not cap replies: a client asking for more gets up to the ceiling (DEFAULT_MAX_UDP_REPLY).
+  const whole = srv('_web._tcp.service.lexa', { edns: { size: 8192 } });
+  t.equal(whole.answers?.length, 40, 'EDNS 8192 (HAProxy), ceiling 4096: all 40 SRV');
+  t.equal(whole.flag_tc, false);
+  t.equal(optOf(whole)?.udpPayloadSize, 1232, 'while advertising 1232');
 
   // A single answer that alone exceeds 512 is still sent (with TC): never an empty truncated answer.
   const longName = `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.lexa`;

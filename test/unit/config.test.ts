@@ -64,6 +64,17 @@ t.test('every default, as the daemon receives it', async (t) => {
       negativeTtl: 0,
       tcpIdleTimeoutMs: 10_000,
       maxTcpConnections: 256,
+      ednsUdpSize: 1232,
+      maxUdpReply: 4096,
+      rateLimit: {
+        responsesPerSecond: 200,
+        slip: 2,
+        windowMs: 15_000,
+        ipv4Prefix: 24,
+        ipv6Prefix: 56,
+        maxPrefixes: 65_536,
+        exempt: ['127.0.0.0/8', '::1/128'],
+      },
       dot: encrypted(18853),
       doh: encrypted(18855),
       quic: encrypted(18854),
@@ -302,6 +313,15 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
     'server.dns.negative_ttl': [{ dns: { negative_ttl: 60 } }, (c) => c.dns.negativeTtl, 60],
     'server.dns.tcp_idle_timeout': [{ dns: { tcp_idle_timeout: '2s' } }, (c) => c.dns.tcpIdleTimeoutMs, 2000],
     'server.dns.max_tcp_connections': [{ dns: { max_tcp_connections: 8 } }, (c) => c.dns.maxTcpConnections, 8],
+    'server.dns.edns_udp_size': [{ dns: { edns_udp_size: 4096 } }, (c) => c.dns.ednsUdpSize, 4096],
+    'server.dns.max_udp_reply': [{ dns: { max_udp_reply: 1232 } }, (c) => c.dns.maxUdpReply, 1232],
+    'server.dns.rate_limit.responses_per_second': [{ dns: { rate_limit: { responses_per_second: 0 } } }, (c) => c.dns.rateLimit, null],
+    'server.dns.rate_limit.slip': [{ dns: { rate_limit: { slip: 0 } } }, (c) => c.dns.rateLimit?.slip, 0],
+    'server.dns.rate_limit.window': [{ dns: { rate_limit: { window: '1m' } } }, (c) => c.dns.rateLimit?.windowMs, 60_000],
+    'server.dns.rate_limit.ipv4_prefix': [{ dns: { rate_limit: { ipv4_prefix: 32 } } }, (c) => c.dns.rateLimit?.ipv4Prefix, 32],
+    'server.dns.rate_limit.ipv6_prefix': [{ dns: { rate_limit: { ipv6_prefix: 64 } } }, (c) => c.dns.rateLimit?.ipv6Prefix, 64],
+    'server.dns.rate_limit.max_prefixes': [{ dns: { rate_limit: { max_prefixes: 10 } } }, (c) => c.dns.rateLimit?.maxPrefixes, 10],
+    'server.dns.rate_limit.exempt': [{ dns: { rate_limit: { exempt: ['10.99.0.1', 'fd42::/16'] } } }, (c) => c.dns.rateLimit?.exempt, ['10.99.0.1', 'fd42::/16']],
     'server.dns.reverse_zones': [
       { dns: { reverse_zones: ['10.99.0.0/24', 'fd42:99::/64', '1.10.IN-ADDR.ARPA.'] } },
       (c) => c.dns.reverseZones,
@@ -367,6 +387,9 @@ t.test('checks declared with a key: duplicate binds, minimum durations, required
   t.match(problemsOf({ dns: { reverse_zones: ['10.0.0.0/4'] } }), /server\.dns\.reverse_zones: "10\.0\.0\.0\/4" is neither a subnet/);
   t.match(problemsOf({ dns: { reverse_zones: ['example.com'] } }), /server\.dns\.reverse_zones: "example\.com" is neither/);
   t.match(problemsOf({ dns: { transfer: { allow: ['10.0.0.0/33'] } } }), /server\.dns\.transfer\.allow: "10\.0\.0\.0\/33" is not an address or prefix/);
+  t.match(problemsOf({ dns: { rate_limit: { exempt: ['::1/129'] } } }), /server\.dns\.rate_limit\.exempt: "::1\/129" is not an address or prefix/);
+  t.match(problemsOf({ dns: { edns_udp_size: 8192 } }), /server\.dns\.edns_udp_size: 8192 is out of range 512\.\.4096/);
+  t.match(problemsOf({ dns: { rate_limit: { window: '0s' } } }), /server\.dns\.rate_limit\.window: must be 1s\.\.1h/);
   t.match(problemsOf({ dns: { transfer: { allow: ['host.example'] } } }), /server\.dns\.transfer\.allow: .*an address or prefix/);
   t.match(problemsOf({ dns: { transfer: { notify: ['10.0.0.2:70000'] } } }), /server\.dns\.transfer\.notify: "10\.0\.0\.2:70000" is not an address/);
   t.match(problemsOf({ dns: { transfer: { key: { name: 'x' } } } }), /server\.dns\.transfer\.key\.secret: required/);

@@ -67,7 +67,7 @@ t.test('instrument counts requests, rcodes, truncation, sizes and durations of t
 t.test('the rendering passes promtool and carries exact values', async (t) => {
   const udp = new ListenerCounters('dns', 'udp', '127.0.0.1', 18053);
   const tcp = new ListenerCounters('dns', 'tcp', '127.0.0.1', 18053);
-  const metrics = createMetrics({ version: '9.9.9', snapshot: () => snap, listeners: () => [udp, tcp] });
+  const metrics = createMetrics({ version: '9.9.9', snapshot: () => snap, listeners: () => [udp, tcp], rateLimited: { slipped: 7, dropped: 8 } });
   for (let i = 0; i < 3; i++) instrument(handler, udp)(wire(query(i, 'web1.lexa', 'A')), MESSAGE_LIMIT);
   instrument(handler, tcp)(wire(query(9, 'nobody.lexa', 'A')), MESSAGE_LIMIT);
   metrics.observer.event?.('instance-started');
@@ -96,5 +96,7 @@ t.test('the rendering passes promtool and carries exact values', async (t) => {
   t.equal(m.get('lexa_lxd_event_to_answer_seconds_bucket{le="0.01"}'), 0);
   t.equal(sample(m, 'lexa_snapshot_instances', { status: 'running' }), 40);
   t.equal(sample(m, 'lexa_build_info', { version: '9.9.9' }), 1);
+  t.equal(sample(m, 'lexa_dns_rate_limited_total', { action: 'slip' }), 7);
+  t.equal(sample(m, 'lexa_dns_rate_limited_total', { action: 'drop' }), 8);
   t.notOk(m.has('nodejs_active_handles_total'), 'the lint-failing default gauges are left out');
 });

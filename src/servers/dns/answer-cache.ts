@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import type { Snapshot } from '../../streams/index.js';
 import type { HandleQuery } from './handler.js';
-import { clampPayload, MAX_DNS_MESSAGE, MIN_UDP_PAYLOAD, type ReplyLimit } from './wire.js';
+import { replySize, type ReplyLimit } from './wire.js';
 
 /**
  * Answers computed once per snapshot: a lever on the query path's cost. Between two changes of LXD the same
@@ -102,7 +102,7 @@ export function cacheKey(q: Uint8Array, limit: ReplyLimit): string | undefined {
   const qend = i + 5; // root byte, QTYPE, QCLASS
   if (qend > len) return undefined;
   let edns = 0;
-  let size = limit.kind === 'message' ? MAX_DNS_MESSAGE : MIN_UDP_PAYLOAD;
+  let advertised: number | undefined;
   if (arcount === 0) {
     if (qend !== len) return undefined;
   } else {
@@ -112,10 +112,8 @@ export function cacheKey(q: Uint8Array, limit: ReplyLimit): string | undefined {
     const rdlen = (q[qend + 9]! << 8) | q[qend + 10]!;
     if (qend + 11 + rdlen !== len) return undefined;
     edns = (q[qend + 7]! & 0x80) !== 0 ? 2 : 1;
-    if (limit.kind === 'datagram') {
-      const advertised = (q[qend + 3]! << 8) | q[qend + 4]!;
-      size = Math.max(MIN_UDP_PAYLOAD, Math.min(advertised, clampPayload(limit.max)));
-    }
+    advertised = (q[qend + 3]! << 8) | q[qend + 4]!;
   }
+  const size = replySize(limit, advertised);
   return `${Buffer.from(q.buffer, q.byteOffset + HEADER_BYTES, qend - HEADER_BYTES).toString('latin1')}|${size}|${edns}`;
 }

@@ -2,7 +2,7 @@ import type { Snapshot } from '../../streams/index.js';
 import type { Logger } from '../../log/index.js';
 import { checkResolveOptions, resolve, type ResolveOptions } from './resolve.js';
 import { cachedAnswers } from './answer-cache.js';
-import { answerQuery, clampPayload, DEFAULT_MAX_UDP_PAYLOAD, type ReplyLimit } from './wire.js';
+import { answerQuery, clampPayload, DEFAULT_EDNS_UDP_SIZE, type ReplyLimit } from './wire.js';
 
 /**
  * The core of lexa's DNS: one query in, one reply out (or null: send nothing). The daemon builds one handler;
@@ -17,8 +17,8 @@ export interface HandlerOptions {
   readonly snapshot: () => Snapshot;
   readonly resolver: ResolveOptions;
   /**
-   * The server's UDP payload ceiling: what our EDNS OPT advertises on every transport. The UDP transport's
-   * datagram limit should be the same number. Default DEFAULT_MAX_UDP_PAYLOAD.
+   * The UDP payload size our EDNS OPT advertises on every transport (`server.dns.edns_udp_size`). It does not
+   * cap replies: the transport's ReplyLimit does. Default DEFAULT_EDNS_UDP_SIZE.
    */
   readonly udpPayload?: number;
   readonly log: Logger;
@@ -36,7 +36,7 @@ const ERROR_LOG_INTERVAL_MS = 10_000;
 export function createHandler(opts: HandlerOptions): HandleQuery {
   const problems = checkResolveOptions(opts.resolver);
   if (problems.length > 0) throw new Error(problems.join('; '));
-  const udpPayload = clampPayload(opts.udpPayload ?? DEFAULT_MAX_UDP_PAYLOAD);
+  const udpPayload = clampPayload(opts.udpPayload ?? DEFAULT_EDNS_UDP_SIZE);
   const { snapshot, resolver, log } = opts;
   let lastErrorLog = 0;
   let suppressed = 0;

@@ -4,6 +4,7 @@ import type { Bind } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
 import type { Opened } from '../listen.js';
 import type { HandleQuery } from './handler.js';
+import { ADDRESS_BYTES, limited, type ResponseRateLimiter } from './rate-limit.js';
 import type { ReplyLimit } from './wire.js';
 
 /**
@@ -27,12 +28,21 @@ interface BatchSocket {
   readonly inputLengths: Int32Array;
   readonly output: Uint8Array;
   readonly outputLengths: Int32Array;
+  /** Each query's source address, ADDRESS_BYTES per slot (IPv4 as IPv4-mapped IPv6). */
+  readonly sources: Uint8Array;
   readonly handle: object;
 }
 
 interface BatchAddon {
   open(host: string, port: number, ipv6: boolean, batch: number, slot: number, onBatch: (count: number) => void): BatchSocket;
   close(handle: object): void;
+}
+
+/** The addon was built from an older udp_batch.c that does not report source addresses (rate limiting needs them). */
+export class AddonWithoutSources extends Error {
+  constructor() {
+    super('the udp_batch addon predates rate limiting; rebuild it (node scripts/build-native.mjs)');
+  }
 }
 
 /** Where install puts the addon: <package>/native/build, from src/servers/dns or dist/servers/dns alike. */
@@ -57,9 +67,10 @@ export function loadBatchAddon(path: string = ADDON_PATH): BatchAddon | Error {
 
 /**
  * One batched UDP socket on `bind`: the same contract as the dgram path (each datagram one query, answered
- * synchronously with `limit`), IPv6 sockets IPv6-only. Rejects like a bind does (EADDRINUSE...).
+ * synchronously with `limit`, rate-limited by `rrl` when given), IPv6 sockets IPv6-only. Rejects like a bind
+ * does (EADDRINUSE...).
  */
-export function openBatchUdp(addon: BatchAddon, bind: Bind, handle: HandleQuery, limit: ReplyLimit, log: Logger): Opened {
+export function openBatchUdp(addon: BatchAddon, bind: Bind, handle: HandleQuery, limit: ReplyLimit, log: Logger, rrl: ResponseRateLimiter | null = null): Opened {
   const slot = Math.max(MIN_SLOT, limit.kind === 'datagram' ? limit.max : MIN_SLOT);
   let sock: BatchSocket | undefined;
   const onBatch = (count: number): void => {
@@ -70,7 +81,8 @@ export function openBatchUdp(addon: BatchAddon, bind: Bind, handle: HandleQuery,
       const off = i * slot;
       let reply: Uint8Array | null;
       try {
-        reply = handle(s.input.subarray(off, off + len), limit);
+        const query = s.input.subarray(off, off + len);
+        reply = rrl === null ? handle(query, limit) : limited(rrl, s.sources, i * ADDRESS_BYTES, query, handle, limit);
       } catch (err) {
         // The handler promises never to throw; if it does, this query goes unanswered, not the whole batch.
         log.warn('dns/udp: handler threw', { error: err instanceof Error ? err.message : String(err) });
@@ -82,6 +94,11 @@ export function openBatchUdp(addon: BatchAddon, bind: Bind, handle: HandleQuery,
     }
   };
   sock = addon.open(bind.host, bind.port, bind.host.includes(':'), BATCH, slot, onBatch);
+  if (rrl !== null && !(sock.sources instanceof Uint8Array)) {
+    // Built before sources were exposed: rate limiting could not see who asks, so this socket must not serve.
+    addon.close(sock.handle);
+    throw new AddonWithoutSources();
+  }
   let closed = false;
   return {
     port: sock.port,

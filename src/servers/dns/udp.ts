@@ -2,12 +2,15 @@ import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { bindUdp, openEach, type Listeners } from '../listen.js';
 import type { TransportOptions } from '../transport.js';
-import { loadBatchAddon, openBatchUdp } from './udp-batch.js';
+import { AddonWithoutSources, loadBatchAddon, openBatchUdp } from './udp-batch.js';
+import { ADDRESS_BYTES, limited, writeAddress, type ResponseRateLimiter } from './rate-limit.js';
 import { datagramLimit } from './wire.js';
 
 export interface UdpLimits {
-  /** The largest reply datagram (the client's EDNS size permitting); the handler's advertised UDP payload. */
-  readonly udpPayload: number;
+  /** The largest reply datagram, when the client's EDNS size asks for that much (wire.ts replySize). */
+  readonly maxReply: number;
+  /** Response rate limiting per client prefix (rate-limit.ts); absent or null: every query is answered. */
+  readonly rateLimiter?: ResponseRateLimiter | null;
   /**
    * Batched I/O (recvmmsg/sendmmsg through native/udp_batch.c) when the addon is built; false forces Node's
    * dgram. Default true. Either way the behaviour is the same; batching only costs less CPU per query.
@@ -23,19 +26,26 @@ export interface UdpLimits {
  */
 export function startUdp(opts: TransportOptions<UdpLimits>): Promise<Listeners> {
   const { handle, log } = opts;
-  const limit = datagramLimit(opts.limits.udpPayload);
+  const limit = datagramLimit(opts.limits.maxReply);
+  const rrl = opts.limits.rateLimiter ?? null;
   const addon = opts.limits.batch === false ? undefined : loadBatchAddon(opts.limits.addonPath);
   if (addon instanceof Error) log.info('dns/udp: batched I/O unavailable, using dgram', { reason: addon.message.split('\n')[0] });
   return openEach(opts.binds, async (b) => {
     if (addon !== undefined && !(addon instanceof Error)) {
-      const opened = openBatchUdp(addon, b, handle, limit, log);
-      log.info('dns/udp: listening', { host: b.host, port: opened.port, io: 'recvmmsg' });
-      return opened;
+      try {
+        const opened = openBatchUdp(addon, b, handle, limit, log, rrl);
+        log.info('dns/udp: listening', { host: b.host, port: opened.port, io: 'recvmmsg' });
+        return opened;
+      } catch (err) {
+        if (!(err instanceof AddonWithoutSources)) throw err;
+        log.warn('dns/udp: batched I/O unavailable, using dgram', { reason: err.message });
+      }
     }
     const ipv6 = isIPv6(b.host);
     const socket = dgram.createSocket({ type: ipv6 ? 'udp6' : 'udp4', ipv6Only: ipv6 });
+    const source = new Uint8Array(ADDRESS_BYTES);
     socket.on('message', (msg, rinfo) => {
-      const reply = handle(msg, limit);
+      const reply = rrl === null || !writeAddress(rinfo.address, source, 0) ? handle(msg, limit) : limited(rrl, source, 0, msg, handle, limit);
       if (reply === null) return;
       socket.send(reply, rinfo.port, rinfo.address, (err) => {
         if (err) log.debug('dns/udp: send failed', { to: rinfo.address, error: err.message });

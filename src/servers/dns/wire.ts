@@ -19,12 +19,11 @@ import type { Outcome, Question } from './resolve.js';
  *     no name in the zone has them, and records.ts writes only plain names;
  *   - the answerer throwing, or its records failing to encode: SERVFAIL (and `onError`).
  * The question section is always copied byte for byte from the query, so the client sees its question as sent.
- * A reply carries an OPT record iff the query did (RFC 6891); ours advertises `udpPayload` (the server's UDP
- * ceiling, on every transport) and echoes the DO bit.
+ * A reply carries an OPT record iff the query did (RFC 6891); ours advertises `udpPayload` (the size lexa accepts
+ * and recommends, DEFAULT_EDNS_UDP_SIZE unless configured, on every transport) and echoes the DO bit.
  *
- * Fitting (sizes are measured by the same code that writes, records.ts, which compresses owner names): the
- * transport's ReplyLimit says how large a reply may be: any DNS message (65535) on a message transport, and on
- * a datagram transport the client's EDNS payload size clamped to 512..limit.max (512 without EDNS). Too big: drop additional records from the end first (no TC: RFC 2181 §9, additionals are
+ * Fitting (sizes are measured by the same code that writes, records.ts, which compresses owner names): replySize
+ * says how large a reply may be. Too big: drop additional records from the end first (no TC: RFC 2181 §9, additionals are
  * optional), then answer records from the end and set TC, but never below ONE answer: HAProxy empties a backend
  * on a truncated reply with no answer, while it uses the addresses in a partial one. (If a single answer alone is
  * over the limit, which needs names near 255 bytes, it is sent anyway with TC set.)
@@ -33,7 +32,7 @@ export function answerQuery(
   buf: Uint8Array,
   limit: ReplyLimit,
   answerer: (q: Question) => Outcome,
-  udpPayload: number = DEFAULT_MAX_UDP_PAYLOAD,
+  udpPayload: number = DEFAULT_EDNS_UDP_SIZE,
   onError?: (err: unknown) => void,
 ): Uint8Array | null {
   try {
@@ -77,12 +76,7 @@ export function answerQuery(
       const badvers = { udpPayloadSize: cap, extendedRcode: RCODE_BADVERS >> 4, do: clientOpt.flag_do };
       return encodeReply({ ...head, opt: badvers }, RCODE_NOERROR, false, NONE, NONE, NONE, MAX_DNS_MESSAGE);
     }
-    const size =
-      limit.kind === 'message'
-        ? MAX_DNS_MESSAGE
-        : clientOpt === undefined
-          ? MIN_UDP_PAYLOAD
-          : Math.max(MIN_UDP_PAYLOAD, Math.min(clientOpt.udpPayloadSize, clampPayload(limit.max)));
+    const size = replySize(limit, clientOpt?.udpPayloadSize);
 
     let outcome: Outcome;
     if (!q.plain) outcome = REFUSED;
@@ -115,6 +109,19 @@ export function answerQuery(
  */
 export type ReplyLimit = { readonly kind: 'message' } | { readonly kind: 'datagram'; readonly max: number };
 
+/**
+ * The largest reply a query may get, given the transport's limit and the client's EDNS payload size (undefined
+ * without EDNS): any DNS message (65535) on a message transport; on a datagram transport the client's size
+ * clamped to 512..limit.max, 512 without EDNS. So a UDP reply is never larger than both what the client said it
+ * can reassemble and the server's own ceiling. The one rule: answerQuery fits replies to it and answer-cache.ts
+ * keys cached replies by it, and the cache is correct only while both agree.
+ */
+export function replySize(limit: ReplyLimit, clientPayload: number | undefined): number {
+  if (limit.kind === 'message') return MAX_DNS_MESSAGE;
+  if (clientPayload === undefined) return MIN_UDP_PAYLOAD;
+  return Math.max(MIN_UDP_PAYLOAD, Math.min(clientPayload, clampPayload(limit.max)));
+}
+
 /** The limit of every message transport (TCP, DoT, DoH, DoQ). */
 export const MESSAGE_LIMIT: ReplyLimit = Object.freeze({ kind: 'message' });
 
@@ -125,15 +132,23 @@ export function datagramLimit(max: number): ReplyLimit {
 
 /** A UDP payload size clamped to what DNS allows: 512..65535 (a non-finite one gives the default). */
 export function clampPayload(n: number): number {
-  return Number.isFinite(n) ? Math.max(MIN_UDP_PAYLOAD, Math.min(Math.floor(n), MAX_DNS_MESSAGE)) : DEFAULT_MAX_UDP_PAYLOAD;
+  return Number.isFinite(n) ? Math.max(MIN_UDP_PAYLOAD, Math.min(Math.floor(n), MAX_DNS_MESSAGE)) : DEFAULT_EDNS_UDP_SIZE;
 }
 
 /**
- * Default ceiling for UDP replies and the size our OPT advertises. lexa mostly serves local forwarders and
- * HAProxy (the README's `accepted_payload_size 8192`), where fragmentation is no concern; across real networks
- * configure 1232 (DNS Flag Day 2020) to avoid fragmented UDP.
+ * The UDP payload size our OPT advertises by default: 1232, DNS Flag Day 2020's size that fits the IPv6 minimum
+ * MTU (1280) without fragmentation. It tells clients what lexa accepts and recommends; it does not cap replies
+ * (see DEFAULT_MAX_UDP_REPLY).
  */
-export const DEFAULT_MAX_UDP_PAYLOAD = 4096;
+export const DEFAULT_EDNS_UDP_SIZE = 1232;
+/**
+ * Default ceiling of a UDP reply, which is further capped by the size the client advertises (replySize). Not
+ * 1232: HAProxy (`accepted_payload_size 8192`) does not retry over TCP, so an SRV set larger than 1232 bytes
+ * (~30 records) capped there would leave its extra server slots empty (test/peers/haproxy-edns.test.ts). A
+ * client only gets more than 1232 bytes by asking for it, and RRL (rate-limit.ts) bounds what a spoofed source
+ * can reflect.
+ */
+export const DEFAULT_MAX_UDP_REPLY = 4096;
 /** RFC 1035's UDP limit, and the floor for any client-advertised EDNS size (RFC 6891 §6.2.5). */
 export const MIN_UDP_PAYLOAD = 512;
 /** The largest DNS message: the range of the 2-byte length that frames it on TCP, DoT and DoQ (and DoH's cap). */
@@ -282,6 +297,25 @@ function nameTable(head: Head): NameTable {
   const names: NameTable = new Map();
   if (head.qname !== undefined) names.set(head.qname, HEADER_BYTES);
   return names;
+}
+
+/**
+ * The reply a rate-limited UDP query "slips" (RRL): the query's ID, opcode, RD and question, with TC set and no
+ * records, so a real client retries over TCP (which is not rate-limited) while a spoofed victim receives no
+ * more bytes than the query had. Null (send nothing) for a response or a query without one valid question.
+ */
+export function truncatedReply(query: Uint8Array): Uint8Array | null {
+  if (query.length < HEADER_BYTES) return null;
+  const flags = (query[2]! << 8) | query[3]!;
+  if (flags & FLAG_QR || ((query[4]! << 8) | query[5]!) !== 1) return null;
+  const q = scanQuestion(query);
+  if (q === null) return null;
+  const out = Buffer.alloc(q.end);
+  out.set(query.subarray(0, 2), 0);
+  out.writeUInt16BE(FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD)) | FLAG_TC, 2);
+  out.writeUInt16BE(1, 4);
+  out.set(query.subarray(HEADER_BYTES, q.end), HEADER_BYTES);
+  return out;
 }
 
 /** A reply with no question and no OPT, for queries too broken (or too foreign) to echo. */
