@@ -98,6 +98,8 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
   /** Grace timers of instances whose agent disconnected, by key. */
   const graces = new Map<string, NodeJS.Timeout>();
   const refusalsLogged = new Set<string>();
+  /** Set by close(): connections it ends start no grace timer (their services leave with the server). */
+  let stopped = false;
 
   interface Session {
     readonly id: string;
@@ -240,7 +242,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
       const { key, id, services } = session;
       log.info('agent disconnected', { instance: key, graceMs: opts.graceMs });
       // A state still waiting for the bucket was never checked against the binding: the last applied one stays.
-      if (services === undefined) return;
+      if (services === undefined || stopped) return;
       registry.dispatch({ type: 'agent-services', key, session: id, services, connected: false, defaultServices: opts.policy().services, at: Date.now() });
       graces.set(
         key,
@@ -259,6 +261,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
     setTls: (m) => listeners.setTls(m),
     connected: () => [...sessions.keys()],
     async close() {
+      stopped = true;
       for (const t of graces.values()) clearTimeout(t);
       graces.clear();
       await listeners.close();
