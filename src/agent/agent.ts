@@ -36,6 +36,8 @@ export class Agent {
   #running: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #pending = false;
+  /** The last ack's refused names (JSON), so each change is logged once. */
+  #refused = '[]';
 
   constructor(config: AgentConfig, log: Logger, random: () => number = Math.random) {
     this.#config = config;
@@ -182,8 +184,11 @@ export class Agent {
             welcomed = true;
             clearTimeout(connectTimer);
             this.#log.info('agent connected', { server: this.#target(), instance: m.instance, services: this.#checks.length });
-          } else if (m.type === 'ack' && m.refused !== undefined && m.refused.length > 0) {
-            this.#log.warn('services refused by the server', { refused: m.refused });
+          } else if (m.type === 'ack') {
+            // Logged when the refused set changes (every state is acked): the operator's allow list decides.
+            const refused = JSON.stringify(m.refused ?? []);
+            if (refused !== this.#refused && refused !== '[]') this.#log.warn('services refused by the server', { refused: m.refused });
+            this.#refused = refused;
           } else if (m.type === 'error') {
             welcomed = false; // a refusal counts as a failed attempt for the backoff
             return fail(`refused by the server: ${m.reason}`);
