@@ -68,7 +68,7 @@ t.test('agents in real containers feed DNS and REST; checks, grace, restarts, an
   const launched = Date.now();
   await Promise.all([launchAgentContainer(A), launchAgentContainer(B)]);
   const launchMs = since(launched);
-  for (const c of [A, B]) await lxc('config', 'set', c, 'user.lexa.agent.services', ALLOWED);
+  await lxc('config', 'set', B, 'user.lexa.agent.services', ALLOWED);
   await lxc('config', 'set', B, 'user.lexa.agent.token', B_TOKEN);
   const [ipA, ipB] = await Promise.all([ipv4Of(A), ipv4Of(B)]);
   t.pass(`two agent containers launched (node, dist, node_modules bind-mounted) in ${launchMs} ms; ${A}=${ipA} ${B}=${ipB}`);
@@ -81,8 +81,11 @@ t.test('agents in real containers feed DNS and REST; checks, grace, restarts, an
   const server = `${BRIDGE}:${port}`;
   const ca = material.cert;
   await waitFor(() => lexa.daemon.store.current.synced, { what: 'lexa synced' });
+  t.equal(await credentialOf(A), '', `${A} may not run an agent yet: no token`);
+  const allowedAt = Date.now();
+  await lxc('config', 'set', A, 'user.lexa.agent.services', ALLOWED);
   const tokenA = await waitFor(async () => (await credentialOf(A)) || undefined, { what: `lexa to issue ${A} its token`, timeoutMs: 10_000 });
-  t.match(tokenA, /^[A-Za-z0-9_-]{43}$/, `lexa wrote ${A} a random user.lexa.agent.token (32 bytes, base64url)`);
+  t.match(tokenA, /^[A-Za-z0-9_-]{43}$/, `lexa wrote ${A} a random user.lexa.agent.token (32 bytes, base64url) ${since(allowedAt)} ms after the operator allowed it an agent`);
   t.equal(await credentialOf(B), B_TOKEN, `the operator's token on ${B} is kept`);
 
   for (const c of [A, B]) {

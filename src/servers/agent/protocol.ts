@@ -9,7 +9,9 @@ import type { AgentService, ServiceHealth, ServiceProto } from '../../streams/in
  *                    {"type":"ping"}                                                  keepalive
  *   server → agent   {"type":"welcome","instance":"<project>/<name>","graceMs":G}     hello accepted
  *                    {"type":"ack","seq":N,"refused":[{"name","reason"}...]}          state N applied; refused
- *                                                                                     names (not allowed) left out
+ *                                                                                     names (not allowed) left out;
+ *                                                                                     states the rate limit
+ *                                                                                     coalesced get no ack of their own
  *                    {"type":"pong"}
  *                    {"type":"error","reason":"..."}                                  then the server closes
  *
