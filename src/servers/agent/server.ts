@@ -68,6 +68,7 @@ export interface AgentServerOptions {
   readonly tls: TlsMaterial;
   readonly log: Logger;
   readonly limits: AgentLimits;
+  /** The trust settings in force, read on every hello and state, so a reload applies to running listeners. */
   readonly policy: () => AgentPolicy;
   /** How long an agent's services outlive its connection. */
   readonly graceMs: number;
