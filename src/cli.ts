@@ -22,7 +22,8 @@ the local LXD socket, suffix "lexa", DNS on 127.0.0.1:18053, REST on https://127
 The agent reads --config, else ./lexa.hcl, else ~/lexa.hcl, else /etc/lexa/agent.hcl.
 
 Signals (server): SIGTERM/SIGINT stop cleanly; SIGHUP re-reads the configuration file and applies what it can
-without a restart (log level, suffix, TTLs, certificates, listeners), logging what needs one.
+without a restart (log level, suffix, TTLs, certificates, listeners, the agent token and allow-list default),
+logging what needs one.
 
 Exit codes: 0 clean stop (or a valid configuration), 1 runtime failure, 2 usage or configuration error.
 `;

@@ -1,10 +1,10 @@
-import { merge, Subject } from 'rxjs';
+import { merge, Subject, throttleTime } from 'rxjs';
 import type { Config } from './config/index.js';
 import type { Logger } from './log/index.js';
 import { createMetrics, instrument, ListenerCounters, type DnsProto, type DnsScheme, type Metrics } from './metrics/index.js';
 import { ListenerSet, type ListenerSpec } from './runtime/listener-set.js';
 import { planReload, type ReloadPlan } from './runtime/reload-plan.js';
-import { AGENT_LIMITS, startAgentServer } from './servers/agent/index.js';
+import { AGENT_LIMITS, startAgentServer, type AgentPolicy } from './servers/agent/index.js';
 import {
   createHandler,
   createTransfer,
@@ -26,7 +26,7 @@ import { startDot } from './servers/dot/index.js';
 import { startMetrics } from './servers/metrics/index.js';
 import { REST_LIMITS, startRest, type RestOptions } from './servers/rest/index.js';
 import type { StreamLimits } from './servers/transport.js';
-import { createLxdClient, Reflector, SnapshotStore, type Snapshot } from './streams/index.js';
+import { AgentTokenIssuer, createLxdClient, Reflector, SnapshotStore, type Snapshot } from './streams/index.js';
 import { CertificateRegistry } from './tls/registry.js';
 import { version } from './version.js';
 
@@ -34,6 +34,11 @@ import { version } from './version.js';
 export type TransportName = 'dns' | 'dot' | 'doh' | 'doq' | 'rest' | 'metrics' | 'agent';
 const TRANSPORTS: readonly TransportName[] = ['dns', 'dot', 'doh', 'doq', 'rest', 'metrics', 'agent'];
 type TlsTransport = 'dot' | 'doh' | 'doq' | 'rest' | 'agent';
+/**
+ * How often, at most, the agent-token issuer looks through the running instances for one that needs a token: a
+ * new instance gets its token within about this after LXD reports it, and the scan stays off the hot path.
+ */
+const ISSUE_SCAN_MS = 1_000;
 
 /** A running lexa: the LXD watcher, its store, the one DNS handler, and every enabled server. */
 export interface Daemon {
@@ -131,6 +136,13 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const log = (component: TransportName) => logger.child({ component });
   /** What agents' messages become: actions on the one store, checked against its current snapshot. */
   const registry = { snapshot, dispatch: (action: Parameters<typeof store.dispatch>[0]) => store.dispatch(action) };
+  /** The agent trust settings in force: running agent listeners read them on every hello and state (SIGHUP). */
+  const agentPolicy = (): AgentPolicy => ({ token: live.agent?.token ?? null, services: live.agent?.services ?? [] });
+  const issuer = new AgentTokenIssuer({ client, log: logger.child({ component: 'agent' }), defaults: () => agentPolicy().services });
+  // Looking through every running instance costs O(N); agents' states alone may publish a snapshot a second each.
+  const stopIssuing = store.snapshot$.pipe(throttleTime(ISSUE_SCAN_MS, undefined, { leading: true, trailing: true })).subscribe((s) => {
+    if (live.agent?.issueTokens === true && s.synced) issuer.observe(s);
+  });
   /** The handler as one listener of `scheme`/`proto` on `bind` sees it: counted for metrics. */
   const counted = (scheme: DnsScheme, proto: DnsProto, host: string, port: number) => {
     const c = new ListenerCounters(scheme, proto, host, port);
@@ -228,7 +240,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
               tls: material('agent'),
               log: log('agent'),
               limits: AGENT_LIMITS,
-              token: agent.token,
+              policy: agentPolicy,
               graceMs: agent.graceMs,
               registry,
             }),
@@ -250,6 +262,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     // Waiting requests get their answer before the sockets go; a turn of the event loop lets it be written.
     shutdown.abort();
     stopWatching();
+    stopIssuing.unsubscribe();
     notifier.close();
     await new Promise((resolve) => setImmediate(resolve));
     await listeners.close();
@@ -302,6 +315,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       logger.setLevel(next.log.level);
       handler = nextHandler;
       await reloadTls(next);
+      const defaultsBefore = agentPolicy().services;
       const changed = await listeners.sync(specs(next), (spec, err) =>
         logger.error('reload: listener failed to open', { transport: spec.transport, host: spec.bind.host, port: spec.bind.port, error: (err as Error).message }),
       );
@@ -312,6 +326,9 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
         log: { ...next.log, out: live.log.out },
         stateDirectory: live.stateDirectory,
       };
+      // Agent states already in the store are re-checked against a changed default allow list at once.
+      if (JSON.stringify(agentPolicy().services) !== JSON.stringify(defaultsBefore))
+        store.dispatch({ type: 'agent-default', services: agentPolicy().services, at: Date.now() });
       reloaded.next();
       logger.info('configuration reloaded', { applied: plan.live, opened: changed.opened, closed: changed.closed, config: next.source });
       if (plan.restart.length > 0) logger.warn('configuration changes that need a restart were not applied', { keys: plan.restart });

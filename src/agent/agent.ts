@@ -5,6 +5,7 @@ import { decodeServerMessage, encodeFrame, FrameReader, PROTOCOL_VERSION, type A
 import { reconnectDelay } from '../streams/connection.js';
 import type { AgentService } from '../streams/index.js';
 import { Check } from './checks.js';
+import { readInstanceToken } from './devlxd.js';
 import type { AgentConfig, AgentServiceConfig } from './config.js';
 
 /**
@@ -35,6 +36,8 @@ export class Agent {
   #running: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #pending = false;
+  /** The last ack's refused names (JSON), so each change is logged once. */
+  #refused = '[]';
 
   constructor(config: AgentConfig, log: Logger, random: () => number = Math.random) {
     this.#config = config;
@@ -120,8 +123,16 @@ export class Agent {
     return `${host.includes(':') ? `[${host}]` : host}:${port}`;
   }
 
-  /** One connection's life; resolves when it ends, with whether the server accepted it. */
-  #connectOnce(): Promise<boolean> {
+  /**
+   * One connection's life; resolves when it ends, with whether the server accepted it. The credential is read
+   * from devlxd before every attempt: lexa may issue it after the agent started, and the operator may rotate it.
+   */
+  async #connectOnce(): Promise<boolean> {
+    const credential = await readInstanceToken(this.#config.devlxd);
+    return this.#session(credential);
+  }
+
+  #session(credential: string): Promise<boolean> {
     const { host, port } = this.#config.server;
     const trust = this.#config.trust;
     return new Promise((resolve) => {
@@ -155,7 +166,8 @@ export class Agent {
           if (got.toUpperCase() !== trust.sha256) return fail(`server certificate fingerprint sha256:${got} is not the configured one`);
         }
         heard();
-        send({ type: 'hello', version: PROTOCOL_VERSION, token: this.#config.token });
+        const token = this.#config.token;
+        send(token === null ? { type: 'hello', version: PROTOCOL_VERSION, credential } : { type: 'hello', version: PROTOCOL_VERSION, credential, token });
         this.#seq++;
         send({ type: 'state', seq: this.#seq, services: this.services() });
         this.#send = send;
@@ -172,6 +184,11 @@ export class Agent {
             welcomed = true;
             clearTimeout(connectTimer);
             this.#log.info('agent connected', { server: this.#target(), instance: m.instance, services: this.#checks.length });
+          } else if (m.type === 'ack') {
+            // Logged when the refused set changes (every state is acked): the operator's allow list decides.
+            const refused = JSON.stringify(m.refused ?? []);
+            if (refused !== this.#refused && refused !== '[]') this.#log.warn('services refused by the server', { refused: m.refused });
+            this.#refused = refused;
           } else if (m.type === 'error') {
             welcomed = false; // a refusal counts as a failed attempt for the backoff
             return fail(`refused by the server: ${m.reason}`);

@@ -36,7 +36,10 @@ export interface AgentServiceConfig {
 export interface AgentConfig {
   readonly source: string;
   readonly server: { readonly host: string; readonly port: number };
-  readonly token: string;
+  /** The optional shared secret (`server.agent.token`), or null when the server sets none. */
+  readonly token: string | null;
+  /** devlxd's socket, where the instance's own credential is read (DEVLXD_SOCKET; a test may point elsewhere). */
+  readonly devlxd: string;
   /** How the server's certificate is verified: a CA (or the certificate itself) in PEM, or a pinned fingerprint. */
   readonly trust: { readonly kind: 'ca'; readonly pem: string } | { readonly kind: 'fingerprint'; readonly sha256: string };
   readonly services: readonly AgentServiceConfig[];
@@ -86,8 +89,8 @@ function toAgentConfig(settings: AgentSettings, file: string): AgentConfig {
     }
   };
 
-  let token = a.token ?? '';
-  if ((a.token === null) === (a.token_file === null)) problems.push(`${file}: agent: set token or token_file, exactly one`);
+  let token = a.token;
+  if (a.token !== null && a.token_file !== null) problems.push(`${file}: agent: set token or token_file (the server's optional shared secret), not both`);
   if (a.token_file !== null) {
     token = read(a.token_file, 'agent.token_file').trim();
     if (token !== '' && !/^\S{16,1024}$/.test(token)) problems.push(`${file}: agent.token_file: must hold a secret of 16..1024 non-blank characters`);
@@ -126,5 +129,5 @@ function toAgentConfig(settings: AgentSettings, file: string): AgentConfig {
   });
   if (services.length > MAX_SERVICES) problems.push(`${file}: agent.service: ${services.length} services; at most ${MAX_SERVICES}`);
   if (problems.length > 0) throw new ConfigError(problems);
-  return { source: file, server: { host: m[1]!, port }, token, trust, services };
+  return { source: file, server: { host: m[1]!, port }, token, devlxd: a.devlxd, trust, services };
 }

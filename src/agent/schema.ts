@@ -2,6 +2,7 @@
  * Every key of the agent's configuration file (`lexa agent`), declared once with the server's builder, so problems
  * read the same: `file:line,col` from the parser, `key.path: ...` from here. Rules across keys are in load.ts.
  */
+import { DEVLXD_SOCKET } from './devlxd.js';
 import { block, duration, int, list, oneOf, text, type Infer, type ReadContext } from '../config/builder.js';
 
 /** Service names and tags are DNS labels, as in `user.lexa.service.*` keys. */
@@ -46,9 +47,14 @@ export const agentSchema = block({
   agent: block({
     /** The server's agent endpoint, `host:port` (its `server.agent.bind`, the bridge address). */
     server: text(/^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'host:port, e.g. "10.99.0.1:18500"').required('(the lexa server, host:port)'),
-    /** The shared secret; exactly one of token and token_file (load.ts). */
+    /**
+     * The server's optional shared secret (its `server.agent.token`); at most one of token and token_file. The
+     * agent's own credential is not configured here: it is the instance's `user.lexa.agent.token`, read from devlxd.
+     */
     token: text(/^\S{16,1024}$/, 'a secret of 16..1024 non-blank characters').optional(),
     token_file: file.optional(),
+    /** devlxd's socket, where the instance's credential is read. */
+    devlxd: file.default(DEVLXD_SOCKET),
     /** The server's certificate (or its CA) to verify it by; or `fingerprint`. One of them is required. */
     ca: file.optional(),
     /** SHA-256 fingerprint of the server's certificate, "sha256:AB:CD:..." (as lexa logs it). */

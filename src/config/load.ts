@@ -187,11 +187,19 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     return { enabled: b.enabled, binds: b.bind, tls: tlsFiles(b, `server.dns.${key}`), hostname: b.hostname } as const;
   };
   /** The agent endpoint: null when its block is absent. The token is read from token_file now. */
-  let agentConfig: { binds: NonNullable<typeof agent>['bind']; tls: TlsFiles; hostname: string; token: string; graceMs: number } | null = null;
+  let agentConfig: {
+    binds: NonNullable<typeof agent>['bind'];
+    tls: TlsFiles;
+    hostname: string;
+    token: string | null;
+    services: readonly string[];
+    issueTokens: boolean;
+    graceMs: number;
+  } | null = null;
   if (agent !== null) {
-    let token = agent.token ?? '';
-    if ((agent.token === null) === (agent.token_file === null))
-      problems.push(`${name}: server.agent: set token or token_file (the secret agents present), exactly one`);
+    let token = agent.token;
+    if (agent.token !== null && agent.token_file !== null)
+      problems.push(`${name}: server.agent: set token or token_file (the optional shared secret), not both`);
     const tokenFile = path(agent.token_file, 'server.agent.token_file');
     if (tokenFile !== null) {
       try {
@@ -201,7 +209,15 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
         // path() reported it
       }
     }
-    agentConfig = { binds: agent.bind, tls: tlsFiles(agent, 'server.agent'), hostname: agent.hostname, token, graceMs: agent.grace };
+    agentConfig = {
+      binds: agent.bind,
+      tls: tlsFiles(agent, 'server.agent'),
+      hostname: agent.hostname,
+      token,
+      services: [...new Set(agent.services)],
+      issueTokens: agent.issue_tokens,
+      graceMs: agent.grace,
+    };
   }
   const reverseZones = dns.reverse_zones === null ? null : dns.reverse_zones.map((z) => {
     const zone = z.includes('/') ? reverseZoneOf(z) : z.toLowerCase().replace(/\.$/, '');

@@ -190,9 +190,22 @@ export const configSchema = block({
      */
     agent: block({
       bind: binds({ host: '127.0.0.1', port: 18500 }),
-      /** The shared secret agents present: one of token and token_file is required (load.ts). */
+      /**
+       * An optional shared secret every agent must present besides its instance's own credential (at most one of
+       * token and token_file, load.ts): a second gate, e.g. to retire all agents of a deployment at once.
+       */
       token: text(/^\S{16,1024}$/, 'a secret of 16..1024 non-blank characters').optional(),
       token_file: file.optional(),
+      /**
+       * The service names an agent may announce for an instance without `user.lexa.agent.services` (`*`: any).
+       * Empty: such an agent may announce nothing; the operator allows names per instance or profile.
+       */
+      services: list(text(/^(\*|[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)$/, 'a service name (a lower-case DNS label) or *').required('')).default([]),
+      /**
+       * lexa writes a random `user.lexa.agent.token` into each running instance whose agent may announce a service
+       * and has none (its LXD credential must then be allowed to edit instances). false: the operator sets them.
+       */
+      issue_tokens: bool().default(true),
       /** Both or neither; with neither lexa generates a self-signed certificate and logs its fingerprint. */
       certificate: file.optional(),
       key: file.optional(),

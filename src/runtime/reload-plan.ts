@@ -52,7 +52,9 @@ export function planReload(old: Config, next: Config): ReloadPlan {
   check('server.state_directory', old.stateDirectory, next.stateDirectory, restart);
   check('server.dns.reverse_zones', old.dns.reverseZones, next.dns.reverseZones, restart);
   check('server.dns.transfer', old.dns.transfer, next.dns.transfer, restart);
-  // The token and grace are handed to the agent listeners when they open; running ones keep theirs.
-  check('server.agent (token, grace)', old.agent && [old.agent.token, old.agent.graceMs], next.agent && [next.agent.token, next.agent.graceMs], restart);
+  // Running agent listeners read the token and the default allow list on every hello and state (daemon.ts).
+  check('server.agent (token, services, issue_tokens)', old.agent && [old.agent.token, old.agent.services, old.agent.issueTokens], next.agent && [next.agent.token, next.agent.services, next.agent.issueTokens], live);
+  // The grace is handed to the agent listeners when they open; running ones keep theirs.
+  check('server.agent.grace', old.agent && old.agent.graceMs, next.agent && next.agent.graceMs, restart);
   return { live, restart };
 }

@@ -42,6 +42,11 @@ export class FailoverClient implements LxdClient {
     return this.#current.get<T>(path, signal);
   }
 
+  patch(path: string, body: unknown, signal?: AbortSignal): Promise<void> {
+    if (!this.#current.patch) return Promise.reject(new Error('this LXD client cannot write'));
+    return this.#current.patch(path, body, signal);
+  }
+
   events(query: string): EventSocket {
     return this.#current.events(query);
   }

@@ -40,8 +40,14 @@ export type Action =
       readonly session: string;
       readonly services: readonly AgentService[];
       readonly connected: boolean;
+      /** The server's default allow list in force (AgentState.defaultServices). */
+      readonly defaultServices: readonly string[];
       readonly at: number;
     }
+  /**
+   * The server's default allow list changed (SIGHUP): every agent state is re-checked against it, in one snapshot.
+   */
+  | { readonly type: 'agent-default'; readonly services: readonly string[]; readonly at: number }
   /** Connection `session`'s grace period ended: its services leave (unless a newer connection spoke since). */
   | { readonly type: 'agent-gone'; readonly key: string; readonly session: string; readonly at: number };
 
@@ -67,8 +73,13 @@ export function fold(snapshot: Snapshot, action: Action): Snapshot {
     case 'connection':
       return snapshot.withConnected(action.connected, action.at);
     case 'agent-services': {
-      const { key, session, services, connected, at } = action;
-      return snapshot.withAgent(key, { session, services, connected, at }, at);
+      const { key, session, services, connected, defaultServices, at } = action;
+      return snapshot.withAgent(key, { session, services, connected, defaultServices, at }, at);
+    }
+    case 'agent-default': {
+      let next = snapshot;
+      for (const [key, state] of snapshot.agents) next = next.withAgent(key, { ...state, defaultServices: action.services }, action.at);
+      return next;
     }
     case 'agent-gone':
       return snapshot.withoutAgent(action.key, action.session, action.at);

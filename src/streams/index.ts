@@ -1,7 +1,8 @@
 export type { Action } from './fold.js';
-export { servedServices } from './agents.js';
+export { AGENT_SERVICES_KEY, AGENT_TOKEN_KEY, ANY_SERVICE, allowListOf, mayAnnounce, mayRunAgent, refusedServices, servedServices, tokenDigest } from './agents.js';
 export { fold } from './fold.js';
 export { realClock, type Clock } from './clock.js';
+export { AGENT_TOKEN_BYTES, AgentTokenIssuer, TOKEN_RETRY_MS } from './agent-tokens.js';
 export { createLxdClient, LxdError, type EventSocket, type LxdClient } from './lxd-client.js';
 export { daemonKind, type DaemonKind } from './lxd-model.js';
 export { toSubnets, type LxdNetwork } from './networks.js';

@@ -47,6 +47,11 @@ export interface LxdClient {
   readonly target: string;
   /** GET `path` (starting with /1.0) and return the response's metadata. */
   get<T>(path: string, signal?: AbortSignal): Promise<T>;
+  /**
+   * PATCH `path` with the JSON `body` (LXD merges a PATCHed instance `config` key by key). Only the agent-token
+   * issuer writes (agent-tokens.ts); absent on clients that cannot (a test's fake).
+   */
+  patch?(path: string, body: unknown, signal?: AbortSignal): Promise<void>;
   /** Open the events websocket for `query` (e.g. `type=lifecycle&all-projects=true`). */
   events(query: string): EventSocket;
   close(): Promise<void>;
@@ -124,6 +129,25 @@ function makeClient(
       if (res.statusCode >= 400 || body.type === 'error')
         throw new LxdError(`GET ${path}: ${body.error ?? `HTTP ${res.statusCode}`}`, body.error_code ?? res.statusCode);
       return body.metadata as T;
+    },
+    async patch(path: string, body: unknown, signal?: AbortSignal): Promise<void> {
+      const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+      const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+      let res;
+      try {
+        res = await request(`${origin}${path}`, {
+          method: 'PATCH',
+          dispatcher: agent,
+          signal: combined,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+      } catch (err) {
+        throw new LxdError(`PATCH ${path}: ${(err as Error).message}`, 0);
+      }
+      const reply = (await res.body.json().catch(() => ({}))) as LxdResponse;
+      if (res.statusCode >= 400 || reply.type === 'error')
+        throw new LxdError(`PATCH ${path}: ${reply.error ?? `HTTP ${res.statusCode}`}`, reply.error_code ?? res.statusCode);
     },
     events(query: string): WebSocket {
       return openSocket(`/1.0/events?${query}`);

@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { ClusterMember, Instance, NetInterface } from './model.js';
+import { parseAgentKeys } from './agents.js';
 import { parseServiceKeys } from './services.js';
 import { parseTraefikKeys } from './traefik-labels.js';
 
@@ -33,6 +34,8 @@ export interface LxdInstance {
   /** When the instance last started (RFC 3339). */
   last_used_at?: string;
   profiles?: string[] | null;
+  /** The instance's own config (without its profiles'): where its agent token must be set. */
+  config?: Record<string, string> | null;
   expanded_config?: Record<string, string> | null;
   expanded_devices?: Record<string, Record<string, string>> | null;
   state?: LxdInstanceState | null;
@@ -64,6 +67,7 @@ export function toInstance(raw: LxdInstance, state?: LxdInstanceState | null): I
   const status = st?.status ?? raw.status ?? 'Unknown';
   const parsed = parseServiceKeys(raw.expanded_config);
   const routing = parseTraefikKeys(raw.expanded_config, parsed.services);
+  const { errors: agentErrors, ...agent } = parseAgentKeys(raw.expanded_config, raw.config);
   return {
     key: instanceKey(project, name),
     name,
@@ -75,8 +79,9 @@ export function toInstance(raw: LxdInstance, state?: LxdInstanceState | null): I
     interfaces: toInterfaces(raw.expanded_devices, st?.network),
     services: parsed.services,
     traefik: routing.traefik,
-    configErrors: [...parsed.errors, ...routing.errors],
+    configErrors: [...parsed.errors, ...routing.errors, ...agentErrors],
     profiles: (raw.profiles ?? []).filter((p) => typeof p === 'string'),
+    ...agent,
   };
 }
 

@@ -74,6 +74,16 @@ export interface Instance {
    * only, so this is how the users to re-read are found.
    */
   readonly profiles: readonly string[];
+  /**
+   * The service names this instance's agent may announce (`user.lexa.agent.services` on the instance or one of its
+   * profiles; `*` allows any); undefined when the key is absent, and then the server's default applies (agents.ts).
+   */
+  readonly agentServices?: readonly string[];
+  /**
+   * SHA-256 (hex) of the instance's own `user.lexa.agent.token`: the credential its agent must present. Only the
+   * digest is kept, so no snapshot reader (REST, logs, tests) ever holds the secret. Undefined when unset.
+   */
+  readonly agentTokenDigest?: string;
 }
 
 /**
@@ -116,4 +126,9 @@ export interface AgentState {
   readonly services: readonly AgentService[];
   /** Epoch ms of the last message (or of the disconnect). */
   readonly at: number;
+  /**
+   * The server's default allow list (`server.agent.services`) when this was said: it applies to an instance
+   * without `user.lexa.agent.services`. Kept here so an instance re-read from LXD is re-checked without the config.
+   */
+  readonly defaultServices: readonly string[];
 }

@@ -16,6 +16,7 @@ import type { Service, ServiceProto } from './model.js';
  */
 export const SERVICE_PREFIX = 'user.lexa.service.';
 const LEXA_PREFIX = 'user.lexa.';
+const AGENT_PREFIX = 'user.lexa.agent.';
 
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const FIELDS = new Set(['port', 'proto', 'tags', 'interface', 'priority', 'weight']);
@@ -31,7 +32,7 @@ export function parseServiceKeys(config: Readonly<Record<string, string>> | unde
   const errors: string[] = [];
   const fields = new Map<string, Map<string, string>>();
   for (const [key, value] of Object.entries(config ?? {})) {
-    if (!key.startsWith(LEXA_PREFIX)) continue;
+    if (!key.startsWith(LEXA_PREFIX) || key.startsWith(AGENT_PREFIX)) continue; // agent keys: agents.ts
     if (!key.startsWith(SERVICE_PREFIX)) {
       errors.push(`${key}: unknown lexa key (services are declared as ${SERVICE_PREFIX}<name>.<field>)`);
       continue;

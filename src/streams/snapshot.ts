@@ -141,7 +141,12 @@ export class Snapshot {
     if (old === undefined || !old.running) return this;
     const before = this.agents.get(key);
     // A re-announcement of the same state (after a reconnect, say) changes nothing a reader can see.
-    if (before?.session === state.session && before.connected === state.connected && JSON.stringify(before.services) === JSON.stringify(state.services))
+    if (
+      before?.session === state.session &&
+      before.connected === state.connected &&
+      JSON.stringify(before.services) === JSON.stringify(state.services) &&
+      JSON.stringify(before.defaultServices) === JSON.stringify(state.defaultServices)
+    )
       return this;
     const agents = this.agents.set(key, state);
     const inst = withServed(old, state);

@@ -6,6 +6,7 @@ import type { Service } from './model.js';
  * by key in LXD's `expanded_config`, the instance winning, exactly as lexa's service keys do:
  *
  *   user.traefik.enable                                   = false     leave this instance out of /traefik
+ *   user.traefik.enable                                   = true      also route its agent's services (below)
  *   user.traefik.http.routers.<r>.rule                    = Host(`app.example.com`)
  *   user.traefik.http.routers.<r>.service                 = http      a user.lexa.service name (or `x@file`)
  *   user.traefik.http.routers.<r>.entrypoints             = web,websecure
@@ -48,6 +49,12 @@ export interface TraefikSection {
 export interface TraefikLabels {
   /** False when `user.traefik.enable` is false: the instance contributes nothing to /traefik. */
   readonly enabled: boolean;
+  /**
+   * True only when `user.traefik.enable` is explicitly true: then the instance's agent services (those its allow
+   * list admits) join /traefik too. Absent, only its config services do: an agent speaks for code inside the
+   * container, and joining a load balancer is the operator's decision, made in the instance's own LXD config.
+   */
+  readonly agents: boolean;
   readonly http: TraefikSection;
   readonly tcp: TraefikSection;
 }
@@ -120,6 +127,7 @@ export function parseTraefikKeys(
 ): ParsedTraefik {
   const errors: string[] = [];
   let enabled = true;
+  let agents = false;
   const raw = {
     http: { routers: new Map<string, Map<string, [string, string]>>(), services: new Map<string, Map<string, [string, string]>>() },
     tcp: { routers: new Map<string, Map<string, [string, string]>>(), services: new Map<string, Map<string, [string, string]>>() },
@@ -132,7 +140,7 @@ export function parseTraefikKeys(
     if (rest.toLowerCase() === 'enable') {
       const b = bool(value);
       if (b === undefined) errors.push(`${key}: "${value}" must be true or false`);
-      else enabled = b;
+      else [enabled, agents] = [b, b];
       continue;
     }
     const m = /^(http|tcp)\.(routers|services)\.([^.]+)\.(.+)$/i.exec(rest);
@@ -217,7 +225,7 @@ export function parseTraefikKeys(
     return { routers, services: svcs };
   };
 
-  return { traefik: { enabled, http: section('http'), tcp: section('tcp') }, errors };
+  return { traefik: { enabled, agents, http: section('http'), tcp: section('tcp') }, errors };
 }
 
 /** Turns `field → [key, value]` into a JSON object by `table`; unknown or malformed fields become errors. */
@@ -312,6 +320,7 @@ function byKey<T>([a]: [string, T], [b]: [string, T]): number {
 /** The labels of an instance that declares no `user.traefik.*` key. */
 export const NO_TRAEFIK_LABELS: TraefikLabels = Object.freeze({
   enabled: true,
+  agents: false,
   http: Object.freeze({ routers: Object.freeze({}), services: Object.freeze({}) }),
   tcp: Object.freeze({ routers: Object.freeze({}), services: Object.freeze({}) }),
 });

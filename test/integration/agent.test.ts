@@ -11,8 +11,10 @@ import { hosts, since, startLexa, type TestLexa } from '../helpers/lexa.js';
 import { deleteByPrefix, lxc, LXD_SOCKET, waitFor } from '../helpers/lxd-cli.js';
 
 // The lexa agent running inside real busybox containers (node bind-mounted read-only), talking to a lexa server
-// that watches the real LXD: announcement, health checks, grace, server restart, and the trust rules.
-const PREFIX = 'agt-it-';
+// that watches the real LXD: announcement, health checks, grace, server restart, and the trust rules: the
+// per-instance credential lexa writes into the instance and the agent reads from the real /dev/lxd/sock, the
+// allow list in user.lexa.agent.services, and an address copied onto a neighbour's interface.
+const PREFIX = 'sa-it-';
 const A = `${PREFIX}a`;
 const B = `${PREFIX}b`;
 const BRIDGE = '10.99.0.1';
@@ -44,8 +46,18 @@ const agentHcl = (server: string, token = TOKEN) => `agent {
     port = 9000
     proto = "udp"
   }
+  service {
+    name   = "http"
+    port   = 80
+    weight = 256
+  }
 }
 `;
+/** What the operator allows these agents: not http (a weight-256 takeover of another application's service). */
+const ALLOWED = 'https,ctl';
+/** B's token is set by the operator (lexa must keep it); A's is left to lexa to issue. */
+const B_TOKEN = randomBytes(24).toString('base64url');
+const credentialOf = async (name: string) => (await lxc('config', 'get', name, 'user.lexa.agent.token')).trim();
 
 t.test('agents in real containers feed DNS and REST; checks, grace, restarts, and trust', async (t) => {
   await deleteByPrefix(PREFIX);
@@ -56,6 +68,8 @@ t.test('agents in real containers feed DNS and REST; checks, grace, restarts, an
   const launched = Date.now();
   await Promise.all([launchAgentContainer(A), launchAgentContainer(B)]);
   const launchMs = since(launched);
+  await lxc('config', 'set', B, 'user.lexa.agent.services', ALLOWED);
+  await lxc('config', 'set', B, 'user.lexa.agent.token', B_TOKEN);
   const [ipA, ipB] = await Promise.all([ipv4Of(A), ipv4Of(B)]);
   t.pass(`two agent containers launched (node, dist, node_modules bind-mounted) in ${launchMs} ms; ${A}=${ipA} ${B}=${ipB}`);
 
@@ -67,6 +81,12 @@ t.test('agents in real containers feed DNS and REST; checks, grace, restarts, an
   const server = `${BRIDGE}:${port}`;
   const ca = material.cert;
   await waitFor(() => lexa.daemon.store.current.synced, { what: 'lexa synced' });
+  t.equal(await credentialOf(A), '', `${A} may not run an agent yet: no token`);
+  const allowedAt = Date.now();
+  await lxc('config', 'set', A, 'user.lexa.agent.services', ALLOWED);
+  const tokenA = await waitFor(async () => (await credentialOf(A)) || undefined, { what: `lexa to issue ${A} its token`, timeoutMs: 10_000 });
+  t.match(tokenA, /^[A-Za-z0-9_-]{43}$/, `lexa wrote ${A} a random user.lexa.agent.token (32 bytes, base64url) ${since(allowedAt)} ms after the operator allowed it an agent`);
+  t.equal(await credentialOf(B), B_TOKEN, `the operator's token on ${B} is kept`);
 
   for (const c of [A, B]) {
     await writeIn(c, '/etc/lexa/agent-ca.crt', ca);
@@ -76,7 +96,7 @@ t.test('agents in real containers feed DNS and REST; checks, grace, restarts, an
   await Promise.all([startAgent(A, agentHcl(server)), startAgent(B, agentHcl(server))]);
   const ask = () => dig(lexa.dnsPort);
   const srvTargets = async () => (await ask()('_https._tcp.service.lexa', 'SRV')).answer.map((l) => l.split(' ').at(-1)!).sort();
-  const ours = (targets: string[]) => targets.filter((x) => x.includes(PREFIX));
+  const ours = (targets: readonly string[]) => targets.filter((x) => x.includes(PREFIX));
   await waitFor(async () => ours(await srvTargets()).length === 2, { what: 'both agents\' https in SRV', timeoutMs: 20_000 });
   t.pass(`declared services in DNS ${since(started)} ms after the agents started (node start, config parse, TLS, first check)`);
 
@@ -92,10 +112,22 @@ t.test('agents in real containers feed DNS and REST; checks, grace, restarts, an
   t.same(docA?.services?.map((s) => [s.name, s.proto, s.port, s.source, s.health]), [
     ['https', 'tcp', 443, 'agent', 'passing'],
     ['ctl', 'udp', 9000, 'agent', 'passing'],
-  ], '/containers/ shows source and health');
+  ], '/containers/ shows source and health; http (not allowed) is not there');
+  t.same(ours((await ask()('_http._tcp.service.lexa', 'SRV')).answer), [], 'http, not in user.lexa.agent.services, is not served');
+  await waitFor(async () => /services refused by the server.*http.*not in the instance's user\.lexa\.agent\.services/.test(await agentLog(A)), { what: 'the agent to log the refusal' });
+  t.pass('the agent was told, and logged it');
+  t.equal(lexa.log.lines.filter((l) => l['msg'] === 'agent service refused' && l['instance'] === `default/${A}`).length, 1, 'the server logged it once');
+  // The operator allows http on A: served at LXD's next event, the agent says nothing new.
+  let at = Date.now();
+  await lxc('config', 'set', A, 'user.lexa.agent.services', `${ALLOWED},http`);
+  await waitFor(async () => (await ask()('_http._tcp.service.lexa', 'SRV')).answer.some((l) => l.includes(A)), { what: 'http allowed on A' });
+  t.pass(`allowed by the operator: in DNS ${since(at)} ms after lxc config set`);
+  await lxc('config', 'set', A, 'user.lexa.agent.services', ALLOWED);
+  await waitFor(async () => !(await ask()('_http._tcp.service.lexa', 'SRV')).answer.some((l) => l.includes(A)), { what: 'http withdrawn from A' });
+  t.pass('and withdrawn when the operator takes the name off the list');
 
   // The check fails: https leaves DNS and REST; it passes again: https returns.
-  let at = Date.now();
+  at = Date.now();
   await stopHttpd(A);
   await waitFor(async () => !(await srvTargets()).includes(`eth0.if.${A}.lexa.`), { what: `${A} to leave SRV after its check failed` });
   t.pass(`failing check: left DNS ${since(at)} ms after httpd stopped (interval 500 ms)`);
@@ -130,29 +162,34 @@ t.test('agents in real containers feed DNS and REST; checks, grace, restarts, an
 
   // Trust. A's hello naming B is refused (the protocol has no instance field); A's state lands on A only.
   const refusedFrom = (out: string) => /"type":"error"/.test(out);
-  const claim = await rawPeer(A, server, [{ type: 'hello', version: 1, token: TOKEN, instance: `default/${B}` }]);
+  const hello = (credential: string, token = TOKEN) => ({ type: 'hello', version: 2, credential, token });
+  const claim = await rawPeer(A, server, [{ ...hello(tokenA), instance: `default/${B}` }]);
   t.ok(refusedFrom(claim), `a hello claiming ${B} is refused: ${claim.trim()}`);
   const asA = await rawPeer(A, server, [
-    { type: 'hello', version: 1, token: TOKEN },
+    hello(tokenA),
     { type: 'state', seq: 1, services: [{ name: 'spoof', port: 1, proto: 'tcp', tags: [], interface: null, priority: 1, weight: 1, health: 'passing' }] },
   ]);
   t.match(asA, new RegExp(`"instance":"default/${A}"`), 'a connection from A is bound to A, whatever it sends');
   const spoof = (await ask()('_spoof._tcp.service.lexa', 'SRV')).answer;
   t.notOk(spoof.some((l) => l.includes(B)), `A cannot register a service on ${B}`);
   t.ok((await srvTargets()).includes(`eth0.if.${B}.lexa.`), `${B}'s services are untouched`);
-  const noToken = await rawPeer(A, server, [{ type: 'hello', version: 1, token: 'not-the-token-not-the-token' }]);
-  t.match(noToken, /wrong token/, 'wrong token: refused');
+  const noToken = await rawPeer(A, server, [hello(tokenA, 'not-the-token-not-the-token')]);
+  t.match(noToken, /wrong token/, 'wrong shared token: refused');
+  const leaked = await rawPeer(A, server, [hello(B_TOKEN)]);
+  t.match(leaked, new RegExp(`the credential is not default/${A}'s user\\.lexa\\.agent\\.token`), `${B}'s token (leaked) from ${A}'s address: refused`);
+  const oldAgent = await rawPeer(A, server, [{ type: 'hello', version: 1, token: TOKEN }]);
+  t.match(oldAgent, /unsupported version 1 \(this server speaks 2: upgrade the agent\)/, 'an agent of the shared-token era is told to upgrade');
   const fromHost = await new Promise<string>((resolve) => {
     const s = tls.connect({ host: BRIDGE, port, rejectUnauthorized: false });
     let got = '';
     s.on('data', (d: Buffer) => (got += d.toString()));
     s.on('close', () => resolve(got));
     s.on('error', () => resolve(got));
-    s.on('secureConnect', () => s.write(encode({ type: 'hello', version: 1, token: TOKEN })));
+    s.on('secureConnect', () => s.write(encode(hello(tokenA))));
   });
   t.match(fromHost, new RegExp(`no running instance holds ${BRIDGE.replace(/\./g, '\\.')}`), 'the host itself (an address no instance holds) is refused');
 
-  // An address two instances share is refused: give both the same extra address, let lexa re-read them.
+  // An address two instances share: the credential decides, and the neighbour's agent is never knocked off.
   const shared = '10.99.0.250';
   for (const c of [A, B]) await lxc('exec', c, '--', 'ip', 'addr', 'add', `${shared}/24`, 'dev', 'eth0');
   for (const c of [A, B]) await lxc('config', 'set', c, 'user.lexa-test.touch', String(Date.now()));
@@ -160,9 +197,14 @@ t.test('agents in real containers feed DNS and REST; checks, grace, restarts, an
   // Both containers would answer the host's ARP for the shared address; an ARP request from A first makes the host's
   // neighbour entry point at A, so the server's reply reaches the container that connected.
   await lxc('exec', A, '--', 'arping', '-c', '1', '-I', 'eth0', '-s', shared, BRIDGE);
-  const sharedOut = await rawPeer(A, server, [{ type: 'hello', version: 1, token: TOKEN }], shared);
-  t.match(sharedOut, /is held by 2 instances/, 'a connection from an address two instances share is refused');
-  t.ok(lexa.log.lines.some((l) => String(l['reason']).includes(`${shared} is held by 2 instances`)), 'and the server logged why');
+  const sessionB = lexa.daemon.store.current.agents.get(`default/${B}`)?.session;
+  const sharedWrong = await rawPeer(A, server, [hello('a-guess-at-the-neighbours-token')], shared);
+  t.match(sharedWrong, new RegExp(`not the user\\.lexa\\.agent\\.token of any of the 2 instances holding ${shared.replace(/\./g, '\\.')}`), 'a guessed credential from the shared address: refused');
+  const sharedOwn = await rawPeer(A, server, [hello(tokenA)], shared);
+  t.match(sharedOwn, new RegExp(`"instance":"default/${A}"`), `${A}'s own credential from the shared address binds ${A}, not ${B}`);
+  t.ok(lexa.daemon.ports.agent.length > 0 && lexa.daemon.store.current.agents.get(`default/${B}`)?.connected === true, `${B}'s agent is still connected`);
+  t.equal(lexa.daemon.store.current.agents.get(`default/${B}`)?.session, sessionB, `${B}'s session is the same one: never replaced or dropped`);
+  t.ok((await srvTargets()).includes(`eth0.if.${B}.lexa.`), `${B}'s services are still served`);
 
   // A stopped instance loses its agent services at once.
   at = Date.now();

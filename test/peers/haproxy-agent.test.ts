@@ -8,7 +8,7 @@ import { generateSelfSigned } from '../../src/tls/index.js';
 import { ipv4Of, launchAgentContainer, startAgent, startHttpd, stopHttpd, writeIn } from '../helpers/agent-container.js';
 import { runtime, slots } from '../helpers/haproxy.js';
 import { since, startLexa } from '../helpers/lexa.js';
-import { deleteByPrefix, LXD_SOCKET, waitFor } from '../helpers/lxd-cli.js';
+import { deleteByPrefix, lxc, LXD_SOCKET, waitFor } from '../helpers/lxd-cli.js';
 
 // The original README's HAProxy SRV backend (_https._tcp.service.lexa in examples/haproxy/haproxy.cfg, run as is)
 // fed by lexa agents in real containers (examples/agent/agent.hcl, run as is but for the port): a failing health
@@ -41,6 +41,8 @@ t.test('HAProxy rotation follows agent health checks', async (t) => {
   const hcl = example.replace('10.99.0.1:18500', `${BRIDGE}:${lexa.daemon.ports.agent[0]}`);
   t.not(hcl, example, 'the example names the server address the test replaces');
   for (const n of NAMES) {
+    // The operator allows these agents https; lexa issues each its token, which the agent reads from devlxd.
+    await lxc('config', 'set', n, 'user.lexa.agent.services', 'https');
     await writeIn(n, '/etc/lexa/agent.token', `${token}\n`);
     await writeIn(n, '/etc/lexa/agent-ca.crt', cert.cert);
     await startHttpd(n, 443);

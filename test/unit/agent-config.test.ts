@@ -94,9 +94,11 @@ t.test('agent config errors: file:line for syntax, key paths for the rest, all a
   t.match(all, /agent\.service\.name: "Bad_Name" is not a lower-case DNS label/);
   t.match(all, /agent\.service\.port: 70000 is out of range 1\.\.65535/);
   t.match(all, /agent\.service\.proto: expected one of "tcp", "udp"/);
-  t.match(all, /agent\.servce: unknown key \(known here: server, token, token_file, ca, fingerprint, service\)/);
+  t.match(all, /agent\.servce: unknown key \(known here: server, token, token_file, devlxd, ca, fingerprint, service\)/);
   const rules = await problems(`agent {
   server = "10.0.0.1:1"
+  token = "0123456789abcdef0123"
+  token_file = "token"
   service {
     name = "a"
     port = 1
@@ -114,7 +116,7 @@ t.test('agent config errors: file:line for syntax, key paths for the rest, all a
 }
 `);
   const r = rules.join('\n');
-  t.match(r, /agent: set token or token_file, exactly one/);
+  t.match(r, /agent: set token or token_file \(the server's optional shared secret\), not both/);
   t.match(r, /agent: set ca \(the server's certificate or its CA\) or fingerprint, exactly one/);
   t.match(r, /agent\.service\[0\]\.check\[0\]: set tcp or http, exactly one/);
   t.match(r, /agent\.service\[0\]\.check\[0\]\.timeout: must not exceed interval/);
@@ -129,8 +131,11 @@ t.test('server.agent: off when absent; token or token_file; certificate and key 
   t.equal(fromParsed({}, null, {}).agent, null, 'absent: off');
   const tokenFile = write('token', '  0123456789abcdef0123\n');
   const c = fromParsed({ server: [{ agent: [{ token_file: tokenFile, bind: [{ host: '10.99.0.1' }], grace: '30s' }] }] }, join(dir, 'x.hcl'), {});
-  t.same(c.agent, { binds: [{ host: '10.99.0.1', port: 18500 }], tls: { certificate: null, key: null }, hostname: 'localhost', token: '0123456789abcdef0123', graceMs: 30_000 });
-  t.throws(() => fromParsed({ server: [{ agent: [{}] }] }, null, {}), /server\.agent: set token or token_file/);
+  t.same(c.agent, { binds: [{ host: '10.99.0.1', port: 18500 }], tls: { certificate: null, key: null }, hostname: 'localhost', token: '0123456789abcdef0123', services: [], issueTokens: true, graceMs: 30_000 });
+  const bare = fromParsed({ server: [{ agent: [{ services: ['https', '*', 'https'], issue_tokens: false }] }] }, null, {});
+  t.same([bare.agent?.token, bare.agent?.services, bare.agent?.issueTokens], [null, ['https', '*'], false], 'the shared token is optional; services and issue_tokens');
+  t.throws(() => fromParsed({ server: [{ agent: [{ token: '0123456789abcdef0123', token_file: tokenFile }] }] }, null, {}), /server\.agent: set token or token_file \(the optional shared secret\), not both/);
+  t.throws(() => fromParsed({ server: [{ agent: [{ services: ['Not_A_Name'] }] }] }, null, {}), /server\.agent\.services: "Not_A_Name" is not a service name/);
   t.throws(() => fromParsed({ server: [{ agent: [{ token: '0123456789abcdef0123', certificate: ca }] }] }, join(dir, 'x.hcl'), {}), /server\.agent: set both certificate and key/);
   t.throws(() => fromParsed({ server: [{ agent: [{ token: 'short' }] }] }, null, {}), /server\.agent\.token: "short" is not a secret/);
 });

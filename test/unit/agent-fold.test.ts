@@ -9,7 +9,7 @@ const db = instance('db-1', { interfaces: [iface('eth0', ['10.0.0.3'])] });
 const agentSvc = (name: string, over: Partial<AgentService> = {}): AgentService =>
   deepFreeze({ ...service(name), source: 'agent', health: 'passing', ...over }) as AgentService;
 const says = (key: string, services: AgentService[], session = 's1', connected = true): Action => ({
-  type: 'agent-services', key, session, services, connected, at: 1,
+  type: 'agent-services', key, session, services, connected, defaultServices: ['*'], at: 1,
 });
 const run = (snap: Snapshot, ...actions: Action[]) => actions.reduce((s, a) => deepFreeze(fold(s, a)), snap);
 const names = (snap: Snapshot, svc: string) => snap.serviceEndpoints(svc).map((e) => e.instance.name).sort();

@@ -13,8 +13,9 @@ import {
   startAgentServer,
   type AgentMessage,
 } from '../../src/servers/agent/index.js';
-import { SnapshotStore, type AgentService } from '../../src/streams/index.js';
+import { SnapshotStore, tokenDigest, type AgentService } from '../../src/streams/index.js';
 import { generateSelfSigned } from '../../src/tls/index.js';
+import { fakeDevlxd } from '../helpers/fake-devlxd.js';
 import { waitFor } from '../helpers/lxd-cli.js';
 import { iface, instance, seeded, snapshotOf } from '../helpers/model.js';
 
@@ -26,10 +27,13 @@ const svc = (name: string, over: Partial<AgentService> = {}): AgentService => ({
 });
 const body = (frame: Buffer) => frame.subarray(4);
 const TOKEN = 'a-shared-secret-of-enough-length';
+/** The `user.lexa.agent.token` of the instance "local" (which holds 127.0.0.1 here). */
+const CREDENTIAL = 'the-instance-credential-of-local';
 
 t.test('round trip: encode → decode → encode gives the same bytes', async (t) => {
   const messages: AgentMessage[] = [
-    { type: 'hello', version: 1, token: TOKEN },
+    { type: 'hello', version: 2, credential: CREDENTIAL, token: TOKEN },
+    { type: 'hello', version: 2, credential: CREDENTIAL },
     { type: 'state', seq: 7, services: [svc('https'), svc('dns', { proto: 'udp', tags: [], interface: 'eth1', health: 'critical' })] },
     { type: 'ping' },
   ];
@@ -45,9 +49,10 @@ t.test('round trip: encode → decode → encode gives the same bytes', async (t
 
 t.test('decoder refuses what is wrong, with a reason', async (t) => {
   const bad: [unknown, RegExp][] = [
-    [{ type: 'hello', version: 2, token: TOKEN }, /version/],
-    [{ type: 'hello', version: 1 }, /token/],
-    [{ type: 'hello', version: 1, token: TOKEN, instance: 'default/other' }, /unknown key/],
+    [{ type: 'hello', version: 1, token: TOKEN }, /unsupported version 1 \(this server speaks 2: upgrade the agent\)/],
+    [{ type: 'hello', version: 2 }, /credential/],
+    [{ type: 'hello', version: 2, credential: CREDENTIAL, token: '' }, /token/],
+    [{ type: 'hello', version: 2, credential: CREDENTIAL, instance: 'default/other' }, /unknown key/],
     [{ type: 'state', seq: -1, services: [] }, /seq/],
     [{ type: 'state', seq: 1, services: [serviceOnWire(svc('Bad_Name'))] }, /name/],
     [{ type: 'state', seq: 1, services: [serviceOnWire(svc('x', { port: 0 }))] }, /port/],
@@ -69,7 +74,7 @@ t.test('decoder refuses what is wrong, with a reason', async (t) => {
 t.test('fuzz: 20000 random and mutated messages never throw; every accepted one round-trips', async (t) => {
   const random = seeded(8);
   const valid = [
-    encodeFrame({ type: 'hello', version: 1, token: TOKEN }),
+    encodeFrame({ type: 'hello', version: 2, credential: CREDENTIAL, token: TOKEN }),
     encodeFrame({ type: 'state', seq: 3, services: [svc('https')] }),
     encodeFrame({ type: 'ping' }),
   ].map(body);
@@ -104,18 +109,23 @@ t.test('fuzz: 20000 random and mutated messages never throw; every accepted one 
 });
 
 t.test('endpoint: bad peers are closed one at a time; a good agent stays connected and its state intact', async (t) => {
-  const store = new SnapshotStore(snapshotOf([instance('local', { interfaces: [iface('eth0', ['127.0.0.1'])] }), instance('web', { interfaces: [iface('eth0', ['10.0.0.2'])] })]));
+  const store = new SnapshotStore(snapshotOf([
+    instance('local', { interfaces: [iface('eth0', ['127.0.0.1'])], agentServices: ['*'], agentTokenDigest: tokenDigest(CREDENTIAL) }),
+    instance('web', { interfaces: [iface('eth0', ['10.0.0.2'])] }),
+  ]));
+  const devlxd = await fakeDevlxd(() => CREDENTIAL);
+  t.teardown(() => devlxd.close());
   const tlsMaterial = await generateSelfSigned('localhost', []);
   const log = memoryLogger();
   const server = await startAgentServer({
-    binds: [{ host: '127.0.0.1', port: 0 }], tls: tlsMaterial, log, token: TOKEN, graceMs: 300,
+    binds: [{ host: '127.0.0.1', port: 0 }], tls: tlsMaterial, log, policy: () => ({ token: TOKEN, services: [] }), graceMs: 300,
     limits: { ...AGENT_LIMITS, helloTimeoutMs: 1000 },
     registry: { snapshot: () => store.current, dispatch: (a) => store.dispatch(a) },
   });
   t.teardown(() => server.close());
   const port = server.ports[0]!;
   const config: AgentConfig = {
-    source: 'test', server: { host: '127.0.0.1', port }, token: TOKEN, trust: { kind: 'ca', pem: tlsMaterial.cert },
+    source: 'test', server: { host: '127.0.0.1', port }, token: TOKEN, devlxd: devlxd.path, trust: { kind: 'ca', pem: tlsMaterial.cert },
     services: [{ name: 'https', port: 443, proto: 'tcp', tags: ['app'], interface: null, priority: 1, weight: 1, checks: [] }],
   };
   const agent = new Agent(config, memoryLogger());
@@ -135,8 +145,8 @@ t.test('endpoint: bad peers are closed one at a time; a good agent stays connect
       s.once('secureConnect', () => write(s));
     });
   const frame = (m: unknown) => encodeFrame(m as AgentMessage);
-  const hello = frame({ type: 'hello', version: 1, token: TOKEN });
-  t.match(await peer((s) => s.write(frame({ type: 'hello', version: 1, token: 'wrong-token-wrong-token' }))), /wrong token/);
+  const hello = frame({ type: 'hello', version: 2, credential: CREDENTIAL, token: TOKEN });
+  t.match(await peer((s) => s.write(frame({ type: 'hello', version: 2, credential: CREDENTIAL, token: 'wrong-token-wrong-token' }))), /wrong token/);
   t.match(await peer((s) => s.write(frame({ type: 'state', seq: 1, services: [] }))), /before hello/);
   t.match(await peer((s) => s.write(Buffer.from([0xff, 0xff, 0xff, 0xff]))), /exceeds/);
   t.match(await peer((s) => s.write(Buffer.concat([hello, frame({ type: 'state', seq: 2, services: [] }), frame({ type: 'state', seq: 2, services: [] })]))), /welcome[\s\S]*out of order/);

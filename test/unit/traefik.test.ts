@@ -1,6 +1,6 @@
 import t from 'tap';
 import { defaultRule, restApp, servicePassing, traefikDocument } from '../../src/servers/rest/index.js';
-import { parseTraefikKeys, Snapshot, toInstance, type Instance } from '../../src/streams/index.js';
+import { NO_TRAEFIK_LABELS, parseTraefikKeys, Snapshot, toInstance, type Instance } from '../../src/streams/index.js';
 import { lxdInstance as lxd } from '../helpers/fake-lxd.js';
 import { deepFreeze, service, snapshotOf, instance, iface } from '../helpers/model.js';
 import { traefikSchemaErrors } from '../helpers/traefik-schema.js';
@@ -150,13 +150,13 @@ t.test('only running, enabled instances with an address, and passing services', 
     inst('off', '10.0.0.3', { ...HTTP80, 'user.traefik.enable': 'false' }),
     inst('noaddr', undefined, HTTP80),
     deepFreeze(instance('sick', { interfaces: [iface('eth0', ['10.0.0.4'])] })),
-    deepFreeze(instance('well', { interfaces: [iface('eth0', ['10.0.0.5'])] })),
+    deepFreeze(instance('well', { interfaces: [iface('eth0', ['10.0.0.5'])], traefik: { ...NO_TRAEFIK_LABELS, agents: true } })),
   ]);
   // Services their agents announce: one failing its checks, one passing.
   const agentHttp = (health: 'passing' | 'critical') => ({ ...service('http', { port: 80 }), source: 'agent' as const, health });
   const snap = base
-    .withAgent('default/sick', { session: 's1', connected: true, services: [agentHttp('critical')], at: 1 })
-    .withAgent('default/well', { session: 's2', connected: true, services: [agentHttp('passing')], at: 1 });
+    .withAgent('default/sick', { session: 's1', connected: true, services: [agentHttp('critical')], defaultServices: ['*'], at: 1 })
+    .withAgent('default/well', { session: 's2', connected: true, services: [agentHttp('passing')], defaultServices: ['*'], at: 1 });
   const doc = JSON.parse(traefikDocument(snap, 'lexa').body) as Doc;
   t.same(doc.http.services['http']?.loadBalancer.servers, [{ url: 'http://10.0.0.1:80' }, { url: 'http://10.0.0.5:80' }]);
   t.equal(servicePassing(agentHttp('critical')), false, 'a critical agent service is not passing');
@@ -227,4 +227,21 @@ t.test('GET /traefik on the app: 503 before the first list, cached per snapshot,
   await fetch(url);
   t.equal(lines.length, 1, 'an unchanged conflict is not logged again');
   t.equal((await fetch(url, { method: 'POST' })).status, 405);
+});
+
+t.test('an agent service joins /traefik only where the instance opts in with user.traefik.enable=true', async (t) => {
+  // The attack: a container whose agent may announce `http` (it is allowed, it serves DNS) must not join the load
+  // balancer of another application's config-declared `http` unless its operator said so in its own LXD config.
+  const app = inst('app', '10.0.0.1', HTTP80);
+  const intruder = inst('intruder', '10.0.0.9', { 'user.lexa.agent.services': 'http' });
+  const opted = inst('opted', '10.0.0.7', { 'user.lexa.agent.services': 'http', 'user.traefik.enable': 'true' });
+  const http = { ...service('http', { port: 80 }), source: 'agent' as const, health: 'passing' as const };
+  const snap = snapshotOf([app, intruder, opted])
+    .withAgent('default/intruder', { session: 's1', connected: true, services: [http], defaultServices: [], at: 1 })
+    .withAgent('default/opted', { session: 's2', connected: true, services: [http], defaultServices: [], at: 1 });
+  t.same(snap.serviceEndpoints('http').map((e) => e.instance.name).sort(), ['app', 'intruder', 'opted'], 'all three serve http in DNS');
+  const doc = JSON.parse(traefikDocument(snap, 'lexa').body) as Doc;
+  t.same(doc.http.services['http']?.loadBalancer.servers, [{ url: 'http://10.0.0.1:80' }, { url: 'http://10.0.0.7:80' }], 'the agent service without the opt-in stays out');
+  t.equal(intruder.traefik.agents, false, 'absent user.traefik.enable: config services only');
+  t.equal(inst('off', '10.0.0.3', { 'user.traefik.enable': 'false' }).traefik.agents, false, 'enable=false: nothing');
 });

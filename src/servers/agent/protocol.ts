@@ -4,22 +4,28 @@ import type { AgentService, ServiceHealth, ServiceProto } from '../../streams/in
  * The agent protocol: what the lexa agent inside a container and the server's agent endpoint say to each other
  * over one TLS connection. Each message is a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
  *
- *   agent → server   {"type":"hello","version":1,"token":"..."}                      first, exactly once
+ *   agent → server   {"type":"hello","version":2,"credential":"...","token":"..."}   first, exactly once
  *                    {"type":"state","seq":N,"services":[<service>...]}               the whole set, N rising
  *                    {"type":"ping"}                                                  keepalive
  *   server → agent   {"type":"welcome","instance":"<project>/<name>","graceMs":G}     hello accepted
- *                    {"type":"ack","seq":N}                                           state N applied
+ *                    {"type":"ack","seq":N,"refused":[{"name","reason"}...]}          state N applied; refused
+ *                                                                                     names (not allowed) left out;
+ *                                                                                     states the rate limit
+ *                                                                                     coalesced get no ack of their own
  *                    {"type":"pong"}
  *                    {"type":"error","reason":"..."}                                  then the server closes
  *
  *   <service> = {"name","port","proto","tags","interface","priority","weight","health"}, the same fields and ranges
  *               as a `user.lexa.service.*` declaration, plus "health": "passing" | "critical".
  *
+ * `credential` is the instance's own `user.lexa.agent.token` (the agent reads it from /dev/lxd/sock); `token` is the
+ * optional shared `server.agent.token`. Version 1 agents had no credential: the version says why they are refused.
+ *
  * Decoding is total: any byte string gives a message or a reason, never an exception. Unknown keys are refused
  * rather than ignored, so a confused peer is noticed at once.
  */
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /**
  * Largest message, either way. A state of MAX_SERVICES services with long tag lists stays well below it; anything
  * bigger is a broken or hostile peer, and the connection is closed before the bytes are buffered.
@@ -30,15 +36,26 @@ export const MAX_SERVICES = 256;
 /** Tags per service, and characters per token. */
 export const MAX_TAGS = 32;
 export const MAX_TOKEN_CHARS = 1024;
+/**
+ * Characters of any peer-provided text that reach a log line or an error message: enough to recognise a service
+ * name or a reason, not enough for a refused peer to fill the log with its own 64 KiB per attempt.
+ */
+export const MAX_LOGGED_CHARS = 200;
+
+/** A service name the server left out of a state, and why. */
+export interface Refusal {
+  readonly name: string;
+  readonly reason: string;
+}
 
 export type AgentMessage =
-  | { readonly type: 'hello'; readonly version: number; readonly token: string }
+  | { readonly type: 'hello'; readonly version: number; readonly credential: string; readonly token?: string }
   | { readonly type: 'state'; readonly seq: number; readonly services: readonly AgentService[] }
   | { readonly type: 'ping' };
 
 export type ServerMessage =
   | { readonly type: 'welcome'; readonly instance: string; readonly graceMs: number }
-  | { readonly type: 'ack'; readonly seq: number }
+  | { readonly type: 'ack'; readonly seq: number; readonly refused?: readonly Refusal[] }
   | { readonly type: 'pong' }
   | { readonly type: 'error'; readonly reason: string };
 
@@ -91,13 +108,15 @@ export function decodeAgentMessage(body: Buffer): Decoded<AgentMessage> {
   if (typeof obj === 'string') return fail(obj);
   switch (obj['type']) {
     case 'hello': {
-      const extra = unknownKeys(obj, ['type', 'version', 'token']);
+      const { version, token, credential } = obj;
+      // The version first: an older agent's hello is refused with the reason an operator can act on.
+      if (version !== PROTOCOL_VERSION)
+        return fail(`hello: unsupported version ${clip(JSON.stringify(version) ?? 'none')} (this server speaks ${PROTOCOL_VERSION}: upgrade the agent)`);
+      const extra = unknownKeys(obj, ['type', 'version', 'credential', 'token']);
       if (extra) return fail(extra);
-      const { version, token } = obj;
-      if (version !== PROTOCOL_VERSION) return fail(`hello: unsupported version ${JSON.stringify(version)} (this server speaks ${PROTOCOL_VERSION})`);
-      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_CHARS)
-        return fail(`hello: token must be a string of 1..${MAX_TOKEN_CHARS} characters`);
-      return { ok: true, message: { type: 'hello', version, token } };
+      if (!secret(credential)) return fail(`hello: credential (the instance's user.lexa.agent.token) must be a string of 1..${MAX_TOKEN_CHARS} characters`);
+      if (token !== undefined && !secret(token)) return fail(`hello: token must be a string of 1..${MAX_TOKEN_CHARS} characters`);
+      return { ok: true, message: token === undefined ? { type: 'hello', version, credential } : { type: 'hello', version, credential, token } };
     }
     case 'state': {
       const extra = unknownKeys(obj, ['type', 'seq', 'services']);
@@ -123,7 +142,7 @@ export function decodeAgentMessage(body: Buffer): Decoded<AgentMessage> {
       return extra ? fail(extra) : { ok: true, message: { type: 'ping' } };
     }
     default:
-      return fail(`unknown message type ${JSON.stringify(obj['type'])}`);
+      return fail(`unknown message type ${clip(JSON.stringify(obj['type']) ?? 'none')}`);
   }
 }
 
@@ -136,14 +155,23 @@ export function decodeServerMessage(body: Buffer): Decoded<ServerMessage> {
       return typeof obj['instance'] === 'string' && typeof obj['graceMs'] === 'number'
         ? { ok: true, message: { type: 'welcome', instance: obj['instance'], graceMs: obj['graceMs'] } }
         : fail('welcome: instance and graceMs required');
-    case 'ack':
-      return Number.isSafeInteger(obj['seq']) ? { ok: true, message: { type: 'ack', seq: obj['seq'] as number } } : fail('ack: seq required');
+    case 'ack': {
+      if (!Number.isSafeInteger(obj['seq'])) return fail('ack: seq required');
+      const refused = obj['refused'];
+      if (refused === undefined) return { ok: true, message: { type: 'ack', seq: obj['seq'] as number } };
+      if (!Array.isArray(refused) || refused.length > MAX_SERVICES) return fail(`ack: refused must be a list of at most ${MAX_SERVICES}`);
+      const list = refused.map((r: unknown) => {
+        const o = (typeof r === 'object' && r !== null ? r : {}) as Record<string, unknown>;
+        return { name: clip(String(o['name'] ?? '')), reason: clip(String(o['reason'] ?? '')) };
+      });
+      return { ok: true, message: { type: 'ack', seq: obj['seq'] as number, refused: list } };
+    }
     case 'pong':
       return { ok: true, message: { type: 'pong' } };
     case 'error':
-      return { ok: true, message: { type: 'error', reason: String(obj['reason'] ?? '').slice(0, 500) } };
+      return { ok: true, message: { type: 'error', reason: clip(String(obj['reason'] ?? '')) } };
     default:
-      return fail(`unknown message type ${JSON.stringify(obj['type'])}`);
+      return fail(`unknown message type ${clip(JSON.stringify(obj['type']) ?? 'none')}`);
   }
 }
 
@@ -207,7 +235,20 @@ function parseObject(body: Buffer): Record<string, unknown> | string {
 
 function unknownKeys(obj: Record<string, unknown>, known: readonly string[]): string | undefined {
   const extra = Object.keys(obj).filter((k) => !known.includes(k));
-  return extra.length > 0 ? `unknown key(s) ${extra.map((k) => JSON.stringify(k)).join(', ')}` : undefined;
+  return extra.length > 0 ? clip(`unknown key(s) ${extra.map((k) => JSON.stringify(k)).join(', ')}`) : undefined;
+}
+
+/**
+ * Peer-provided text made safe for a log line: control characters escaped, at most MAX_LOGGED_CHARS characters
+ * (then an ellipsis and the original length), so a peer can neither forge lines nor flood the log.
+ */
+export function clip(text: string, max: number = MAX_LOGGED_CHARS): string {
+  const cut = text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text;
+  return cut.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function secret(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= MAX_TOKEN_CHARS;
 }
 
 function intIn(v: unknown, min: number, max: number): boolean {

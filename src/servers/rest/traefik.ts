@@ -16,7 +16,9 @@ import { endpointsOf, type AgentService, type Instance, type Json, type JsonObje
  *   its HTTP services, the default router named after the service with the rule DEFAULT_RULE gives
  *   (``Host(`<service>.service.<suffix>`)``, the DNS name that answers with the same instances). A TCP router
  *   without a rule gets ``HostSNI(`*`)`` (every connection: the only rule a non-TLS TCP router can have).
- * - Instances with `user.traefik.enable=false` contribute nothing.
+ * - Instances with `user.traefik.enable=false` contribute nothing. An agent's services (already limited to the
+ *   instance's allow list) count only for instances with `user.traefik.enable=true` set explicitly: without it, a
+ *   container's agent could join the load balancer of another application just by announcing its service name.
  * - Several instances may declare the same router or service options (a profile does that): identical
  *   declarations are one; different ones are a conflict and the router (or service) is left out, named in
  *   `problems`, as Traefik's Docker provider does. A router whose service is left out is left out too.
@@ -82,7 +84,7 @@ export function traefikDocument(snap: Snapshot, suffix: string): TraefikDocument
     const viaHttp = referenced(t.http.routers, t.http.services);
     const httpHere = new Set<string>();
     for (const ep of endpointsOf(inst)) {
-      if (ep.service.proto !== 'tcp') continue;
+      if (ep.service.proto !== 'tcp' || (ep.service.source === 'agent' && !t.agents)) continue;
       const name = ep.service.name.toLowerCase();
       const asTcp = viaTcp.has(name);
       const asHttp = viaHttp.has(name) || !asTcp;
