@@ -4,7 +4,7 @@ import type { Logger } from './log/index.js';
 import { createMetrics, instrument, ListenerCounters, type DnsProto, type DnsScheme, type Metrics } from './metrics/index.js';
 import { ListenerSet, type ListenerSpec } from './runtime/listener-set.js';
 import { planReload, type ReloadPlan } from './runtime/reload-plan.js';
-import { AGENT_LIMITS, startAgentServer } from './servers/agent/index.js';
+import { startAgentServer } from './servers/agent/index.js';
 import {
   createHandler,
   createTransfer,
@@ -154,7 +154,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   /** One spec per (transport, bind) that `c` enables. Certificates must be loaded first. */
   const specs = (c: Config): ListenerSpec[] => {
     const { dns } = c;
-    const stream: StreamLimits = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxConnections: dns.maxTcpConnections };
+    const stream: StreamLimits = dns.limits;
     const out: ListenerSpec[] = [];
     if (dns.enabled)
       for (const bind of dns.binds)
@@ -176,7 +176,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
           bind,
           open: async () => {
             const m = counted('tls', 'tcp', bind.host, bind.port);
-            const l = await startDot({ binds: [bind], tls: material('dot'), handle: m.handle, transfer, log: log('dot'), limits: stream });
+            const l = await startDot({ binds: [bind], tls: material('dot'), handle: m.handle, transfer, log: log('dot'), limits: dns.dot.limits });
             return { listeners: l, counters: [m.counters] };
           },
         });
@@ -187,7 +187,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
           bind,
           open: async () => {
             const m = counted('https', 'tcp', bind.host, bind.port);
-            const l = await startDoh({ binds: [bind], tls: material('doh'), handle: m.handle, log: log('doh'), limits: DOH_LIMITS });
+            const l = await startDoh({ binds: [bind], tls: material('doh'), handle: m.handle, log: log('doh'), limits: { ...DOH_LIMITS, ...dns.doh.limits } });
             return { listeners: l, counters: [m.counters] };
           },
         });
@@ -199,8 +199,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
           open: async () => {
             const m = counted('quic', 'udp', bind.host, bind.port);
             // Loaded only when DoQ is on: @matrixai/quic's native part costs ~30 MB of memory once imported.
-            const { DOQ_LIMITS, startDoq } = await import('./servers/doq/index.js');
-            const l = await startDoq({ binds: [bind], tls: material('doq'), handle: m.handle, log: log('doq'), limits: DOQ_LIMITS });
+            const { startDoq } = await import('./servers/doq/index.js');
+            const l = await startDoq({ binds: [bind], tls: material('doq'), handle: m.handle, log: log('doq'), limits: dns.quic.limits });
             return { listeners: l, counters: [m.counters] };
           },
         });
@@ -209,7 +209,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
         out.push({
           transport: 'rest',
           bind,
-          open: async () => ({ listeners: await startRest({ binds: [bind], tls: material('rest'), log: log('rest'), limits: REST_LIMITS, app }) }),
+          open: async () => ({ listeners: await startRest({ binds: [bind], tls: material('rest'), log: log('rest'), limits: { ...REST_LIMITS, ...c.rest.limits }, app }) }),
         });
     const agent = c.agent;
     if (agent !== null)
@@ -222,7 +222,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
               binds: [bind],
               tls: material('agent'),
               log: log('agent'),
-              limits: AGENT_LIMITS,
+              limits: { ...agent.limits, helloTimeoutMs: agent.limits.firstRequestTimeoutMs },
               token: agent.token,
               graceMs: agent.graceMs,
               registry,

@@ -182,12 +182,50 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
   if (tls.so_reuse_port !== null || tls.so_resue_port !== null)
     warnings.push('server.tls.so_reuse_port is accepted but ignored: Node 20 has no SO_REUSEPORT for TCP');
 
+  /** A listener's `limits` block as the servers take it (servers/fairness.ts): counts, and deadlines in ms. */
+  const limitsOf = (l: Settings['server']['dns']['limits']) => ({
+    maxConnections: l.max_connections,
+    maxPerSource: l.max_per_source,
+    ipv6SourcePrefix: l.ipv6_source_prefix,
+    firstRequestTimeoutMs: l.first_request_timeout,
+    idleTimeoutMs: l.idle_timeout,
+  });
+  const tlsLimitsOf = (l: Settings['server']['tls']['limits']) => ({ ...limitsOf(l), handshakeTimeoutMs: l.handshake_timeout });
+  /**
+   * Plain TCP and DoT: `max_connections` and `idle_timeout` the block does not give come from the older
+   * server.dns.max_tcp_connections and tcp_idle_timeout (same defaults), which keep working.
+   */
+  const dnsStream = <L extends ReturnType<typeof limitsOf>>(l: L, keyPath: string): L => ({
+    ...l,
+    maxConnections: given.has(`${keyPath}.max_connections`) ? l.maxConnections : dns.max_tcp_connections,
+    idleTimeoutMs: given.has(`${keyPath}.idle_timeout`) ? l.idleTimeoutMs : dns.tcp_idle_timeout,
+  });
+  for (const [old, now] of [['max_tcp_connections', 'max_connections'], ['tcp_idle_timeout', 'idle_timeout']] as const)
+    if (given.has(`server.dns.${old}`) && given.has(`server.dns.limits.${now}`))
+      problems.push(`${name}: server.dns: set ${old} or limits.${now}, not both (the first is the older spelling)`);
+  if (dns.quic.limits.idle_timeout < 5_000)
+    problems.push(`${name}: server.dns.quic.limits.idle_timeout: must be at least 5s (quic-go clients assume a peer's is)`);
+
   const encrypted = (key: 'dot' | 'doh' | 'quic') => {
     const b = dns[key];
-    return { enabled: b.enabled, binds: b.bind, tls: tlsFiles(b, `server.dns.${key}`), hostname: b.hostname } as const;
+    const limits = tlsLimitsOf(b.limits);
+    return {
+      enabled: b.enabled,
+      binds: b.bind,
+      tls: tlsFiles(b, `server.dns.${key}`),
+      hostname: b.hostname,
+      limits: key === 'dot' ? dnsStream(limits, 'server.dns.dot.limits') : limits,
+    } as const;
   };
   /** The agent endpoint: null when its block is absent. The token is read from token_file now. */
-  let agentConfig: { binds: NonNullable<typeof agent>['bind']; tls: TlsFiles; hostname: string; token: string; graceMs: number } | null = null;
+  let agentConfig: {
+    binds: NonNullable<typeof agent>['bind'];
+    tls: TlsFiles;
+    hostname: string;
+    token: string;
+    graceMs: number;
+    limits: ReturnType<typeof tlsLimitsOf>;
+  } | null = null;
   if (agent !== null) {
     let token = agent.token ?? '';
     if ((agent.token === null) === (agent.token_file === null))
@@ -201,7 +239,7 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
         // path() reported it
       }
     }
-    agentConfig = { binds: agent.bind, tls: tlsFiles(agent, 'server.agent'), hostname: agent.hostname, token, graceMs: agent.grace };
+    agentConfig = { binds: agent.bind, tls: tlsFiles(agent, 'server.agent'), hostname: agent.hostname, token, graceMs: agent.grace, limits: tlsLimitsOf(agent.limits) };
   }
   const reverseZones = dns.reverse_zones === null ? null : dns.reverse_zones.map((z) => {
     const zone = z.includes('/') ? reverseZoneOf(z) : z.toLowerCase().replace(/\.$/, '');
@@ -237,7 +275,7 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       resyncIntervalMs: lxd.resync_interval,
       watchdogMs: lxd.watchdog_timeout,
     },
-    rest: { enabled: tls.enabled, binds: tls.bind, tls: tlsFiles(tls, 'server.tls') },
+    rest: { enabled: tls.enabled, binds: tls.bind, tls: tlsFiles(tls, 'server.tls'), limits: tlsLimitsOf(tls.limits) },
     dns: {
       enabled: dns.enabled,
       binds: dns.bind,
@@ -245,6 +283,8 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       negativeTtl: dns.negative_ttl,
       tcpIdleTimeoutMs: dns.tcp_idle_timeout,
       maxTcpConnections: dns.max_tcp_connections,
+      /** Plain TCP's fair sharing and deadlines (with tcpIdleTimeoutMs and maxTcpConnections folded in). */
+      limits: dnsStream(limitsOf(dns.limits), 'server.dns.limits'),
       /** Reverse zone names (CIDRs converted), or null to derive them from LXD's managed networks. */
       reverseZones: reverseZones as readonly string[] | null,
       transfer: {
