@@ -161,6 +161,7 @@ t.test('DoH: slow-loris (HTTP/1.1 head trickled, HTTP/2 session that only pings)
 
 t.test('DoQ: one address holding idle QUIC connections leaves kdig +quic from another served', async (t) => {
   const { QUICClient } = await import('@matrixai/quic');
+  const { silentLibraryLogger } = await import('../../src/servers/doq/quic.js');
   const server = await startDoq({ binds: any, tls: cert.tls, handle: stub.handle, log, limits: { ...DOQ_LIMITS, ...FAIR } });
   t.teardown(() => server.close());
   const port = server.ports[0]!;
@@ -169,7 +170,7 @@ t.test('DoQ: one address holding idle QUIC connections leaves kdig +quic from an
   const clients = await Promise.allSettled(
     Array.from({ length: FLOOD }, () =>
       QUICClient.createQUICClient(
-        { host: '127.0.0.1', port, localHost: ATTACKER, crypto, config: { verifyPeer: false, applicationProtos: ['doq'], maxIdleTimeout: 20_000 } },
+        { host: '127.0.0.1', port, localHost: ATTACKER, crypto, logger: silentLibraryLogger, config: { verifyPeer: false, applicationProtos: ['doq'], maxIdleTimeout: 20_000 } },
         { timer: 1_500 },
       ),
     ),
@@ -206,6 +207,21 @@ t.test('REST: slow-loris (a request head trickled byte by byte) is closed at the
   const socket = attackerTls(server.ports[0]!);
   const sent = await trickle(socket, LORIS_HEAD, 'secureConnect');
   t.ok(sent < LORIS_HEAD.length, `closed after ${sent} of ${LORIS_HEAD.length} head bytes trickled`);
+});
+
+t.test('REST: a connection that never finishes its TLS handshake is closed at the handshake deadline', async (t) => {
+  const server = await startRest({
+    binds: any,
+    tls: cert.tls,
+    log,
+    limits: { ...REST_LIMITS, ...FAIR, handshakeTimeoutMs: 300 },
+    app: { suffix: 'lexa', snapshot: () => store.current },
+  });
+  t.teardown(() => server.close());
+  // A ClientHello trickled a byte at a time never completes: only the handshake deadline can close it.
+  const hello = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, ...Array<number>(200).fill(0x03)]);
+  const sent = await trickle(net.connect({ host: '127.0.0.1', port: server.ports[0]!, localAddress: ATTACKER }), hello);
+  t.ok(sent < hello.length, `closed after ${sent} of ${hello.length} ClientHello bytes trickled`);
 });
 
 t.test('agent endpoint: one address holding idle connections leaves the agent of another instance connected', async (t) => {
