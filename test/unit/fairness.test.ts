@@ -1,4 +1,8 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
+import { loadConfig } from '../../src/config/index.js';
 import { reservedSlots, SourceGate, sourceKey } from '../../src/servers/fairness.js';
 import { seeded } from '../helpers/model.js';
 
@@ -72,4 +76,17 @@ t.test('random admits and releases: the promised bounds always hold (20,000 seed
     }
     t.equal(broken, '', `max ${max}, per source ${perSource}`);
   }
+});
+
+t.test("docs/security-fair.md: the configuration example loads and sets what it says", async (t) => {
+  const doc = readFileSync(new URL('../../docs/security-fair.md', import.meta.url), 'utf8');
+  const hcl = /```hcl\n([^]*?)```/.exec(doc)?.[1];
+  t.ok(hcl, 'the document has an hcl example');
+  const dir = mkdtempSync(join(tmpdir(), 'lexa-fair-'));
+  const file = join(dir, 'lexa.hcl');
+  writeFileSync(file, hcl!);
+  const c = await loadConfig({ path: file, env: {} });
+  t.match(c.dns.limits, { maxPerSource: 8, firstRequestTimeoutMs: 2_000, maxConnections: 256 });
+  t.match(c.dns.dot.limits, { handshakeTimeoutMs: 3_000, maxPerSource: 16 });
+  t.match(c.rest.limits, { maxConnections: 512, maxPerSource: 64 });
 });

@@ -116,7 +116,12 @@ export function serveStream(
   const onMessage = (msg: Buffer): boolean => {
     if (socket.destroyed) return false;
     lastProgress = Date.now();
-    limit = idleTimeoutMs;
+    if (limit !== idleTimeoutMs) {
+      // The first query: from now on the idle deadline, which may be shorter than the timer armed for the first.
+      limit = idleTimeoutMs;
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(checkIdle, limit);
+    }
     let reply: Uint8Array | null;
     try {
       const many = transfer?.(msg, socket.remoteAddress ?? '');
