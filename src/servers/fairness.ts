@@ -3,6 +3,7 @@ import type { Http2Session } from 'node:http2';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../log/index.js';
+import { countRefusedConnection } from '../metrics/connections.js';
 
 /**
  * Fair sharing of a connection listener: what every stream and QUIC listener applies the same way, so that one
@@ -128,10 +129,8 @@ export class SourceGate {
  */
 export const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
-/** Logs refusals of one listener, bounded (see REFUSAL_LOG_INTERVAL_MS); counts them all. */
+/** Logs refusals of one listener, bounded (see REFUSAL_LOG_INTERVAL_MS); counts them all (lexa_connections_refused_total). */
 export class RefusalLog {
-  /** Connections refused since the listener started. */
-  refused = 0;
   #sinceLine = 0;
   #lastLine = -Infinity;
 
@@ -141,7 +140,7 @@ export class RefusalLog {
   ) {}
 
   note(why: Refusal, address: string | undefined): void {
-    this.refused++;
+    countRefusedConnection(this.name, why);
     this.#sinceLine++;
     const now = Date.now();
     if (now - this.#lastLine < REFUSAL_LOG_INTERVAL_MS) return;

@@ -89,7 +89,7 @@ export async function listenStreams<S extends Server>(
   limits: ConnectionLimits,
   log: Logger,
   name: string,
-): Promise<Listeners & { readonly servers: readonly S[]; readonly refusals: RefusalLog }> {
+): Promise<Listeners & { readonly servers: readonly S[] }> {
   const servers: S[] = [];
   const sockets = new Set<Socket>();
   const ports: number[] = [];
@@ -127,5 +127,5 @@ export async function listenStreams<S extends Server>(
     await close();
     throw err;
   }
-  return { ports, servers, refusals, close };
+  return { ports, servers, close };
 }

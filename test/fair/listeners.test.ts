@@ -6,6 +6,7 @@ import tls from 'node:tls';
 import t from 'tap';
 import { Agent, type AgentConfig } from '../../src/agent/index.js';
 import { memoryLogger } from '../../src/log/index.js';
+import { createMetrics } from '../../src/metrics/index.js';
 import { AGENT_LIMITS, startAgentServer } from '../../src/servers/agent/index.js';
 import { startPlainDns } from '../../src/servers/dns/index.js';
 import { DOH_LIMITS, startDoh } from '../../src/servers/doh/index.js';
@@ -30,6 +31,8 @@ const cert = await testCertificate();
 const stub = stubHandler();
 const log = memoryLogger();
 const any = [{ host: '127.0.0.1', port: 0 }];
+/** A running instance named `local` that holds 127.0.0.1, as the agent endpoint and the REST API see it. */
+const store = new SnapshotStore(snapshotOf([instance('local', { interfaces: [iface('eth0', ['127.0.0.1'])] })]));
 
 /**
  * Opens `n` TCP connections to `port` from ATTACKER and leaves them idle (no TLS handshake, no bytes). Resolves
@@ -70,6 +73,10 @@ t.test('DNS over TCP: one address holding idle connections leaves dig +tcp from 
   t.match(dig.stdout, /status: NOERROR/, 'dig +tcp from 127.0.0.1 answered');
   t.match(dig.stdout, /192\.0\.2\.1/);
   t.ok(log.lines.some((l) => String(l['msg']).startsWith('dns/tcp: connection refused (source-limit)')), 'the refusal was logged');
+  t.equal(log.lines.filter((l) => String(l['msg']).startsWith('dns/tcp: connection refused')).length, 1, 'once, not once per refusal');
+  const text = await createMetrics({ version: 'test', snapshot: () => store.current, listeners: () => [] }).render();
+  const counted = /^lexa_connections_refused_total\{listener="dns\/tcp",reason="source-limit"\} (\d+)$/m.exec(text);
+  t.equal(Number(counted?.[1]), FLOOD - FAIR.maxPerSource, 'every refusal counted in lexa_connections_refused_total');
 });
 
 t.test('DNS over TCP: a connection trickling bytes is closed at the first-query deadline, not the idle one', async (t) => {
@@ -182,8 +189,6 @@ t.test('DoQ: one address holding idle QUIC connections leaves kdig +quic from an
   t.match(kdig.stdout, /status: NOERROR/, 'kdig +quic from 127.0.0.1 answered');
 });
 
-/** A running instance named `local` that holds 127.0.0.1, as the agent endpoint and the REST API see it. */
-const store = new SnapshotStore(snapshotOf([instance('local', { interfaces: [iface('eth0', ['127.0.0.1'])] })]));
 
 t.test('REST: one address holding idle connections leaves curl /readyz from another served', async (t) => {
   const server = await startRest({ binds: any, tls: cert.tls, log, limits: { ...REST_LIMITS, ...FAIR }, app: { suffix: 'lexa', snapshot: () => store.current } });
