@@ -169,7 +169,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   /** One spec per (transport, bind) that `c` enables. Certificates must be loaded first. */
   const specs = (c: Config): ListenerSpec[] => {
     const { dns } = c;
-    const stream: StreamLimits = { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxConnections: dns.maxTcpConnections };
+    const stream: StreamLimits = dns.limits;
     const out: ListenerSpec[] = [];
     // One limiter for every UDP bind of this configuration: a prefix's rate is the same whichever address it asks.
     const rateLimiter = dns.rateLimit === null ? null : new ResponseRateLimiter(dns.rateLimit, Date.now, rateLimited);
@@ -193,7 +193,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
           bind,
           open: async () => {
             const m = counted('tls', 'tcp', bind.host, bind.port);
-            const l = await startDot({ binds: [bind], tls: material('dot'), handle: m.handle, transfer, log: log('dot'), limits: stream });
+            const l = await startDot({ binds: [bind], tls: material('dot'), handle: m.handle, transfer, log: log('dot'), limits: dns.dot.limits });
             return { listeners: l, counters: [m.counters] };
           },
         });
@@ -204,7 +204,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
           bind,
           open: async () => {
             const m = counted('https', 'tcp', bind.host, bind.port);
-            const l = await startDoh({ binds: [bind], tls: material('doh'), handle: m.handle, log: log('doh'), limits: DOH_LIMITS });
+            const l = await startDoh({ binds: [bind], tls: material('doh'), handle: m.handle, log: log('doh'), limits: { ...DOH_LIMITS, ...dns.doh.limits } });
             return { listeners: l, counters: [m.counters] };
           },
         });
@@ -216,8 +216,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
           open: async () => {
             const m = counted('quic', 'udp', bind.host, bind.port);
             // Loaded only when DoQ is on: @matrixai/quic's native part costs ~30 MB of memory once imported.
-            const { DOQ_LIMITS, startDoq } = await import('./servers/doq/index.js');
-            const l = await startDoq({ binds: [bind], tls: material('doq'), handle: m.handle, log: log('doq'), limits: DOQ_LIMITS });
+            const { startDoq } = await import('./servers/doq/index.js');
+            const l = await startDoq({ binds: [bind], tls: material('doq'), handle: m.handle, log: log('doq'), limits: dns.quic.limits });
             return { listeners: l, counters: [m.counters] };
           },
         });
@@ -226,7 +226,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
         out.push({
           transport: 'rest',
           bind,
-          open: async () => ({ listeners: await startRest({ binds: [bind], tls: material('rest'), log: log('rest'), limits: REST_LIMITS, app }) }),
+          open: async () => ({ listeners: await startRest({ binds: [bind], tls: material('rest'), log: log('rest'), limits: { ...REST_LIMITS, ...c.rest.limits }, app }) }),
         });
     const agent = c.agent;
     if (agent !== null)
@@ -239,7 +239,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
               binds: [bind],
               tls: material('agent'),
               log: log('agent'),
-              limits: AGENT_LIMITS,
+              limits: { ...agent.limits, helloTimeoutMs: agent.limits.firstRequestTimeoutMs, stateBurst: AGENT_LIMITS.stateBurst, stateRefillMs: AGENT_LIMITS.stateRefillMs },
               policy: agentPolicy,
               graceMs: agent.graceMs,
               registry,

@@ -126,7 +126,7 @@ async function main(): Promise<void> {
         binds: [{ host: '127.0.0.1', port: 0 }],
         handle,
         log: silentLogger,
-        limits: { idleTimeoutMs: config.dns.tcpIdleTimeoutMs, maxConnections: config.dns.maxTcpConnections, maxReply: max, rateLimiter: on ? new ResponseRateLimiter(rrl) : null },
+        limits: { ...config.dns.limits, maxReply: max, rateLimiter: on ? new ResponseRateLimiter(rrl) : null },
       });
       const q = query(1, name, type);
       const f = await flood(servers.ports[0]!, q, qps);

@@ -138,8 +138,7 @@ async function main(): Promise<void> {
   // As the daemon serves it: every query counted for /metrics (instrument), unless --bare asks for the handler alone.
   const handle = values.bare ? handler : instrument(handler, new ListenerCounters('dns', 'udp', values.host, port));
   const limits = {
-    idleTimeoutMs: config.dns.tcpIdleTimeoutMs,
-    maxConnections: config.dns.maxTcpConnections,
+    ...config.dns.limits,
     maxReply: config.dns.maxUdpReply,
     // As the daemon does (loopback, where dnsperf asks from, is exempt by default: this costs the exempt check).
     rateLimiter: config.dns.rateLimit === null ? null : new ResponseRateLimiter(config.dns.rateLimit),
@@ -156,9 +155,8 @@ async function main(): Promise<void> {
   if (values.encrypted) {
     const tls = await generateSelfSigned('localhost', binds);
     const any = [{ host: values.host, port: 0 }];
-    const stream = { idleTimeoutMs: limits.idleTimeoutMs, maxConnections: limits.maxConnections };
     for (const [name, start] of [
-      ['dot', () => startDot({ binds: any, tls, handle, log: silentLogger, limits: stream })],
+      ['dot', () => startDot({ binds: any, tls, handle, log: silentLogger, limits: config.dns.dot.limits })],
       ['doh', () => startDoh({ binds: any, tls, handle, log: silentLogger, limits: DOH_LIMITS })],
       ['doq', () => startDoq({ binds: any, tls, handle, log: silentLogger, limits: DOQ_LIMITS })],
     ] as const) {

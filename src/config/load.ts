@@ -182,9 +182,40 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
   if (tls.so_reuse_port !== null || tls.so_resue_port !== null)
     warnings.push('server.tls.so_reuse_port is accepted but ignored: Node 20 has no SO_REUSEPORT for TCP');
 
+  /** A listener's `limits` block as the servers take it (servers/fairness.ts): counts, and deadlines in ms. */
+  const limitsOf = (l: Settings['server']['dns']['limits']) => ({
+    maxConnections: l.max_connections,
+    maxPerSource: l.max_per_source,
+    ipv6SourcePrefix: l.ipv6_source_prefix,
+    firstRequestTimeoutMs: l.first_request_timeout,
+    idleTimeoutMs: l.idle_timeout,
+  });
+  const tlsLimitsOf = (l: Settings['server']['tls']['limits']) => ({ ...limitsOf(l), handshakeTimeoutMs: l.handshake_timeout });
+  /**
+   * Plain TCP and DoT: `max_connections` and `idle_timeout` the block does not give come from the older
+   * server.dns.max_tcp_connections and tcp_idle_timeout (same defaults), which keep working.
+   */
+  const dnsStream = <L extends ReturnType<typeof limitsOf>>(l: L, keyPath: string): L => ({
+    ...l,
+    maxConnections: given.has(`${keyPath}.max_connections`) ? l.maxConnections : dns.max_tcp_connections,
+    idleTimeoutMs: given.has(`${keyPath}.idle_timeout`) ? l.idleTimeoutMs : dns.tcp_idle_timeout,
+  });
+  for (const [old, now] of [['max_tcp_connections', 'max_connections'], ['tcp_idle_timeout', 'idle_timeout']] as const)
+    if (given.has(`server.dns.${old}`) && given.has(`server.dns.limits.${now}`))
+      problems.push(`${name}: server.dns: set ${old} or limits.${now}, not both (the first is the older spelling)`);
+  if (dns.quic.limits.idle_timeout < 5_000)
+    problems.push(`${name}: server.dns.quic.limits.idle_timeout: must be at least 5s (quic-go clients assume a peer's is)`);
+
   const encrypted = (key: 'dot' | 'doh' | 'quic') => {
     const b = dns[key];
-    return { enabled: b.enabled, binds: b.bind, tls: tlsFiles(b, `server.dns.${key}`), hostname: b.hostname } as const;
+    const limits = tlsLimitsOf(b.limits);
+    return {
+      enabled: b.enabled,
+      binds: b.bind,
+      tls: tlsFiles(b, `server.dns.${key}`),
+      hostname: b.hostname,
+      limits: key === 'dot' ? dnsStream(limits, 'server.dns.dot.limits') : limits,
+    } as const;
   };
   /** The agent endpoint: null when its block is absent. The token is read from token_file now. */
   let agentConfig: {
@@ -195,6 +226,7 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     services: readonly string[];
     issueTokens: boolean;
     graceMs: number;
+    limits: ReturnType<typeof tlsLimitsOf>;
   } | null = null;
   if (agent !== null) {
     let token = agent.token;
@@ -217,6 +249,7 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       services: [...new Set(agent.services)],
       issueTokens: agent.issue_tokens,
       graceMs: agent.grace,
+      limits: tlsLimitsOf(agent.limits),
     };
   }
   const reverseZones = dns.reverse_zones === null ? null : dns.reverse_zones.map((z) => {
@@ -258,7 +291,7 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       resyncIntervalMs: lxd.resync_interval,
       watchdogMs: lxd.watchdog_timeout,
     },
-    rest: { enabled: tls.enabled, binds: tls.bind, tls: tlsFiles(tls, 'server.tls') },
+    rest: { enabled: tls.enabled, binds: tls.bind, tls: tlsFiles(tls, 'server.tls'), limits: tlsLimitsOf(tls.limits) },
     dns: {
       enabled: dns.enabled,
       binds: dns.bind,
@@ -281,6 +314,8 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
               maxPrefixes: dns.rate_limit.max_prefixes,
               exempt: dns.rate_limit.exempt,
             },
+      /** Plain TCP's fair sharing and deadlines (with tcpIdleTimeoutMs and maxTcpConnections folded in). */
+      limits: dnsStream(limitsOf(dns.limits), 'server.dns.limits'),
       /** Reverse zone names (CIDRs converted), or null to derive them from LXD's managed networks. */
       reverseZones: reverseZones as readonly string[] | null,
       transfer: {

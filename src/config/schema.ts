@@ -39,14 +39,47 @@ const binds = (d: { readonly host: string; readonly port: number }) =>
     })
     .default([d]);
 
+/** A deadline: at least 100 ms (a smaller one would close connections on any real network). */
+const deadline = duration().refine((ms) => (ms >= 100 ? undefined : 'must be at least 100ms'));
+
+/**
+ * A listener's `limits { ... }`: fair sharing of its connections (servers/fairness.ts). A source is an IPv4 address,
+ * or an IPv6 address cut to `ipv6_source_prefix` bits. A source holds at most `max_per_source` connections, and
+ * never more than three quarters of `max_connections`: the last quarter is kept for sources holding none.
+ * `first_request_timeout` runs from the accept (after the TLS handshake on TLS listeners) to the first complete
+ * query or request headers; `idle_timeout` between complete queries/requests. Trickled bytes extend neither.
+ * `d` gives the listener's defaults, with their reasons at each use.
+ */
+const limitFields = (d: { max: number; perSource: number; ipv6Prefix: number; firstRequest: number; idle: number }) => ({
+  max_connections: int(1, 1_000_000).default(d.max),
+  max_per_source: int(1, 1_000_000).default(d.perSource),
+  ipv6_source_prefix: int(32, 128).default(d.ipv6Prefix),
+  first_request_timeout: deadline.default(d.firstRequest),
+  idle_timeout: deadline.default(d.idle),
+});
+const limits = (d: Parameters<typeof limitFields>[0]) => block(limitFields(d));
+/** `limits` of a TLS listener: the same, plus the deadline for the TLS handshake (from the accept). */
+const tlsLimits = (d: Parameters<typeof limitFields>[0] & { handshake: number }) =>
+  block({ ...limitFields(d), handshake_timeout: deadline.default(d.handshake) });
+
+/**
+ * Defaults of DNS over TCP and DoT. HAProxy, unbound and CoreDNS forwarders keep one to a few connections each, so
+ * 16 per source is generous and 16 sources can fill the 256 slots only all together; a client connects to ask, so
+ * its first query comes at once (5 s covers any network); 10 s idle lets a forwarder reuse a connection across
+ * bursts (RFC 7766 §6.2.3: reclaim idle connections "in the order of seconds"). `max_connections` and
+ * `idle_timeout` fall back to the older server.dns.max_tcp_connections and tcp_idle_timeout when only those are set.
+ */
+const DNS_STREAM_LIMITS = { max: 256, perSource: 16, ipv6Prefix: 64, firstRequest: 5_000, idle: 10_000 } as const;
+
 /**
  * DoT, DoH and DoQ: off until their block is declared; a declared block is on unless it says `enabled = false`.
  * With neither certificate nor key lexa generates a self-signed pair (both or neither: load.ts).
  */
-const encrypted = (bind: { readonly host: string; readonly port: number }) =>
+const encrypted = (bind: { readonly host: string; readonly port: number }, limitsKey: ReturnType<typeof tlsLimits>) =>
   block({
     enabled: bool().default(true),
     bind: binds(bind),
+    limits: limitsKey,
     certificate: file.optional(),
     key: file.optional(),
     /** The name a generated certificate is for (its SAN). */
@@ -105,6 +138,12 @@ export const configSchema = block({
       /** Both or neither; with neither lexa generates a self-signed certificate. */
       certificate: file.optional(),
       key: file.optional(),
+      /**
+       * HAProxy, Traefik and Prometheus poll with a connection or two each, but every SSE subscriber and blocking
+       * query holds one for minutes: 32 per source. A request's headers follow the handshake at once (10 s is
+       * generous; `first_request_timeout` also bounds each later request's headers); idle keep-alive 5 s.
+       */
+      limits: tlsLimits({ max: 256, perSource: 32, ipv6Prefix: 64, handshake: 5_000, firstRequest: 10_000, idle: 5_000 }),
     }),
     dns: block({
       enabled: bool().default(true),
@@ -120,6 +159,8 @@ export const configSchema = block({
       tcp_idle_timeout: duration().default(10_000),
       /** Plain TCP and DoT close connections beyond this on accept: a bound on file descriptors and memory. */
       max_tcp_connections: int(1, 65535).default(256),
+      /** Plain TCP's fair sharing (see DNS_STREAM_LIMITS). */
+      limits: limits(DNS_STREAM_LIMITS),
       /**
        * Reverse zones to answer PTR in: subnets (`10.99.0.0/24`, `fd42:99::/64`) or zone names
        * (`0.99.10.in-addr.arpa`). Absent: one per subnet of LXD's managed networks, read from LXD.
@@ -180,9 +221,19 @@ export const configSchema = block({
           secret: text(/^[A-Za-z0-9+/]+={0,2}$/, 'base64').required('(the base64 TSIG secret)'),
         }).optional(),
       }),
-      dot: encrypted({ host: '127.0.0.1', port: 18853 }),
-      doh: encrypted({ host: '127.0.0.1', port: 18855 }),
-      quic: encrypted({ host: '127.0.0.1', port: 18854 }),
+      /** As plain TCP, and a TLS handshake is one or two round trips: 5 s is generous. */
+      dot: encrypted({ host: '127.0.0.1', port: 18853 }, tlsLimits({ ...DNS_STREAM_LIMITS, handshake: 5_000 })),
+      /** A connection is an HTTP/1.1 connection or an HTTP/2 session; otherwise as DoT. */
+      doh: encrypted({ host: '127.0.0.1', port: 18855 }, tlsLimits({ ...DNS_STREAM_LIMITS, handshake: 5_000 })),
+      /**
+       * QUIC connections: each may hold up to 100 streams × 64 KiB of queries, hence 512 in all. The handshake
+       * includes the stateless Retry round trip. 30 s idle keeps a resolver's connection warm between bursts
+       * (at least 5 s: quic-go clients assume so).
+       */
+      quic: encrypted(
+        { host: '127.0.0.1', port: 18854 },
+        tlsLimits({ max: 512, perSource: 16, ipv6Prefix: 64, handshake: 10_000, firstRequest: 10_000, idle: 30_000 }),
+      ),
     }),
     /**
      * The agent endpoint (agents inside containers announce their services): off until declared. Containers must
@@ -216,6 +267,13 @@ export const configSchema = block({
        * network blip without emptying backends, short enough that a dead container leaves soon.
        */
       grace: duration().default(10_000),
+      /**
+       * One agent per container, each from its own address: thousands of connections in all, 4 per address (a
+       * reconnect overlaps the connection it replaces), and every IPv6 address its own source (the containers of
+       * one bridge share its /64). `first_request_timeout` is the deadline for the hello (with the token); agents
+       * ping every 5 s, so 15 s idle is three missed pings.
+       */
+      limits: tlsLimits({ max: 8192, perSource: 4, ipv6Prefix: 128, handshake: 5_000, firstRequest: 10_000, idle: 15_000 }),
     }).optional(),
     /**
      * Prometheus metrics on a plain-HTTP listener of their own, for a scraper that should not need the REST API's

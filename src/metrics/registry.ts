@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ReflectorObserver, Snapshot } from '../streams/index.js';
+import { refusedConnections } from './connections.js';
 import { DURATION_BUCKETS, RCODE_LABELS, SIZE_BUCKETS, TYPE_LABELS, type ListenerCounters } from './dns.js';
 
 /**
@@ -109,6 +110,9 @@ export function createMetrics(src: MetricsSources): Metrics {
   });
   collected(registry, 'lexa_dns_truncated_total', 'DNS replies sent with the TC bit set, by listener.', 'counter', function* () {
     for (const l of src.listeners()) yield { labels: { server: l.server }, value: l.truncated };
+  });
+  collected(registry, 'lexa_connections_refused_total', 'Connections closed on accept by fair sharing, by listener and reason.', 'counter', function* () {
+    for (const r of refusedConnections()) yield { labels: { listener: r.listener, reason: r.reason }, value: r.count };
   });
 
   const limited = src.rateLimited;

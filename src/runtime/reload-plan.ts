@@ -48,6 +48,9 @@ export function planReload(old: Config, next: Config): ReloadPlan {
   check('server.dns.max_tcp_connections', old.dns.maxTcpConnections, next.dns.maxTcpConnections, restart);
   check('server.dns.max_udp_reply', old.dns.maxUdpReply, next.dns.maxUdpReply, restart);
   check('server.dns.rate_limit', old.dns.rateLimit, next.dns.rateLimit, restart);
+  // Each listener takes its limits when it opens; running ones keep theirs.
+  const limits = (c: Config) => [c.dns.limits, c.dns.dot.limits, c.dns.doh.limits, c.dns.quic.limits, c.rest.limits, c.agent?.limits];
+  check('limits', limits(old), limits(next), restart);
   check('server.log.out', old.log.out, next.log.out, restart);
   check('server.state_directory', old.stateDirectory, next.stateDirectory, restart);
   check('server.dns.reverse_zones', old.dns.reverseZones, next.dns.reverseZones, restart);

@@ -2,6 +2,7 @@ import type dgram from 'node:dgram';
 import { isIPv6, type Server, type Socket } from 'node:net';
 import type { Bind } from '../config/index.js';
 import type { Logger } from '../log/index.js';
+import { RefusalLog, SourceGate, type ConnectionLimits } from './fairness.js';
 
 /**
  * Binding sockets, once for every transport. An IPv6 address binds IPv6-only, so `::` and `0.0.0.0` can be
@@ -76,36 +77,47 @@ export async function openEach(binds: readonly Bind[], open: (bind: Bind) => Pro
 
 /**
  * Binds one stream server per address, made by `create`, and manages them together; on a bind failure closes
- * what it opened and rejects. It adds what every stream listener needs: a connection cap (`maxConnections`;
- * connections beyond it are closed on accept, and logged at debug), tracking of open connections so close()
- * ends them, and a log line per address. `name` prefixes the log messages (e.g. 'dns/tcp').
+ * what it opened and rejects. It adds what every stream listener needs: fair admission (fairness.ts: at most
+ * `limits.maxPerSource` connections per source, `limits.maxConnections` in all, the last slots kept for sources
+ * holding none; a refused connection is destroyed on accept, before TLS or HTTP spend anything on it, and counted
+ * and logged at debug, boundedly), tracking of open connections so close() ends them, and a log line per address.
+ * The admission is shared by all of this call's addresses. `name` prefixes the log messages (e.g. 'dns/tcp').
  */
 export async function listenStreams<S extends Server>(
   binds: readonly Bind[],
   create: () => S,
-  maxConnections: number,
+  limits: ConnectionLimits,
   log: Logger,
   name: string,
 ): Promise<Listeners & { readonly servers: readonly S[] }> {
   const servers: S[] = [];
   const sockets = new Set<Socket>();
   const ports: number[] = [];
+  const gate = new SourceGate(limits);
+  const refusals = new RefusalLog(log, name);
   const close = async (): Promise<void> => {
     const closing = servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
     for (const s of sockets) s.destroy();
     await Promise.all(closing);
   };
+  /** Runs before the server's own 'connection' listener (TLS, HTTP): a refused socket costs them nothing. */
+  const admit = (socket: Socket) => {
+    const release = gate.admit(socket.remoteAddress ?? '');
+    if (typeof release === 'string') {
+      refusals.note(release, socket.remoteAddress);
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.once('close', () => {
+      sockets.delete(socket);
+      release();
+    });
+  };
   try {
     for (const b of binds) {
       const server = create();
-      server.maxConnections = maxConnections;
-      server.on('connection', (socket: Socket) => {
-        sockets.add(socket);
-        socket.on('close', () => sockets.delete(socket));
-      });
-      server.on('drop', (data) =>
-        log.debug(`${name}: connection limit reached, closed a new connection`, { from: data?.remoteAddress, limit: maxConnections }),
-      );
+      server.prependListener('connection', admit);
       servers.push(server);
       ports.push(await listenOn(server, b));
       server.on('error', (err) => log.warn(`${name}: server error`, { host: b.host, error: err.message }));

@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import type { Bind } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import type { TlsMaterial } from '../tls/index.js';
+import type { ConnectionLimits } from './fairness.js';
 import { listenStreams, type Listeners } from './listen.js';
 
 /** Listeners whose certificate can be replaced while they run (DoT, DoH, REST). */
@@ -24,14 +25,14 @@ export function contextOptions(m: TlsMaterial): tls.SecureContextOptions {
 }
 
 /**
- * TLS listeners on every bind address (see listenStreams for the connection cap and tracking). `create` sets the
+ * TLS listeners on every bind address (see listenStreams for fair admission and tracking). `create` sets the
  * server's own options from contextOptions; this adds dropping a client whose handshake fails or times out (Node's
  * tls.Server leaves the socket open on a handshake timeout unless told) and checked certificate swaps.
  */
 export async function listenTls(
   binds: readonly Bind[],
   create: () => tls.Server,
-  maxConnections: number,
+  limits: ConnectionLimits,
   log: Logger,
   name: string,
 ): Promise<TlsListeners> {
@@ -43,7 +44,7 @@ export async function listenTls(
     });
     return server;
   };
-  const { ports, servers, close } = await listenStreams(binds, withHandshakeGuard, maxConnections, log, name);
+  const { ports, servers, close } = await listenStreams(binds, withHandshakeGuard, limits, log, name);
   return {
     ports,
     setTls(m) {

@@ -2,6 +2,7 @@ import type { Bind } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import type { TlsMaterial } from '../tls/index.js';
 import type { HandleQuery } from './dns/handler.js';
+import type { ConnectionLimits } from './fairness.js';
 
 /**
  * What every DNS transport's `start*` takes: where to listen, the one handler the daemon built, a logger, and
@@ -20,12 +21,18 @@ export interface TlsTransportOptions<L> extends TransportOptions<L> {
   readonly tls: TlsMaterial;
 }
 
-/** Limits of a connection carrying length-framed DNS messages (plain TCP, DoT). */
-export interface StreamLimits {
-  /** A connection that completes no query for this long is closed. */
+/**
+ * Limits of a connection carrying length-framed DNS messages (plain TCP, DoT): fair admission (fairness.ts) and
+ * two deadlines that only complete queries meet.
+ */
+export interface StreamLimits extends ConnectionLimits {
+  /** A connection that completes no query for this long after its first one is closed. */
   readonly idleTimeoutMs: number;
-  /** Connections beyond this are closed on accept. */
-  readonly maxConnections: number;
+  /**
+   * A connection must complete its first query within this from the start of serving (after the TLS handshake for
+   * DoT). Default: idleTimeoutMs.
+   */
+  readonly firstRequestTimeoutMs?: number;
   /**
    * Bytes one connection may hold: an incomplete query, or replies the client is not reading. Default
    * STREAM_MAX_BUFFERED_BYTES (dns/stream.ts).
@@ -35,3 +42,4 @@ export interface StreamLimits {
 
 export type { Listeners } from './listen.js';
 export type { TlsListeners } from './tls-servers.js';
+export type { ConnectionLimits } from './fairness.js';

@@ -41,10 +41,14 @@ t.test('pending bytes and the announced length of an incomplete frame', async (t
   t.equal(reader.pendingBytes, 3);
 });
 
-t.test('onMessage returning false stops reading and drops the rest', async (t) => {
+t.test('onMessage returning false stops reading and keeps the rest; an empty push goes on from there', async (t) => {
   const reader = new FrameReader();
   const seen: number[] = [];
   reader.push(stream, (m) => (seen.push(m.length), seen.length < 2));
   t.same(seen, [1, 0]);
-  t.equal(reader.pendingBytes, 0);
+  t.equal(reader.pendingBytes, stream.length - 2 - 1 - 2, 'the frames not yet read are kept');
+  reader.push(new Uint8Array(0), (m) => (seen.push(m.length), true));
+  const all: number[] = [];
+  new FrameReader().push(stream, (m) => (all.push(m.length), true));
+  t.same(seen, all, 'every frame, each once, in order');
 });

@@ -11,10 +11,7 @@ import type { StreamLimits } from '../../src/servers/transport.js';
 import { generateSelfSigned, type TlsMaterial } from '../../src/tls/index.js';
 
 /** The TCP/DoT limits the daemon gets from a default configuration. */
-export const STREAM_LIMITS: StreamLimits = (() => {
-  const dns = defaultConfig().dns;
-  return { idleTimeoutMs: dns.tcpIdleTimeoutMs, maxConnections: dns.maxTcpConnections };
-})();
+export const STREAM_LIMITS: StreamLimits = defaultConfig().dns.limits;
 
 /**
  * For transport tests (DoT, DoH): a STUB DNS handler, not lexa's resolver. It answers from a fixed table of names

@@ -119,7 +119,8 @@ t.test('endpoint: bad peers are closed one at a time; a good agent stays connect
   const log = memoryLogger();
   const server = await startAgentServer({
     binds: [{ host: '127.0.0.1', port: 0 }], tls: tlsMaterial, log, policy: () => ({ token: TOKEN, services: [] }), graceMs: 300,
-    limits: { ...AGENT_LIMITS, helloTimeoutMs: 1000 },
+    // Every peer here comes from 127.0.0.1, 20 at a time: room for them all from one source.
+    limits: { ...AGENT_LIMITS, helloTimeoutMs: 1000, maxPerSource: 64 },
     registry: { snapshot: () => store.current, dispatch: (a) => store.dispatch(a) },
   });
   t.teardown(() => server.close());

@@ -45,7 +45,19 @@ t.test('defaults with no file anywhere', async (t) => {
 
 t.test('every default, as the daemon receives it', async (t) => {
   const none = { certificate: null, key: null };
-  const encrypted = (port: number) => ({ enabled: false, binds: [{ host: '127.0.0.1', port }], tls: none, hostname: 'localhost' });
+  // Each listener's fair-sharing limits: counts, then deadlines in ms (schema.ts gives the reasons).
+  const limits = (max: number, perSource: number, ipv6SourcePrefix: number, firstRequestTimeoutMs: number, idleTimeoutMs: number) =>
+    ({ maxConnections: max, maxPerSource: perSource, ipv6SourcePrefix, firstRequestTimeoutMs, idleTimeoutMs });
+  const dnsLimits = limits(256, 16, 64, 5_000, 10_000);
+  const tlsLimits = { ...dnsLimits, handshakeTimeoutMs: 5_000 };
+  const encryptedLimits = { dot: tlsLimits, doh: tlsLimits, quic: { ...limits(512, 16, 64, 10_000, 30_000), handshakeTimeoutMs: 10_000 } };
+  const encrypted = (port: number) => ({
+    enabled: false,
+    binds: [{ host: '127.0.0.1', port }],
+    tls: none,
+    hostname: 'localhost',
+    limits: encryptedLimits[port === 18853 ? 'dot' : port === 18855 ? 'doh' : 'quic'],
+  });
   t.same(defaultConfig({ LXD_DIR: '/srv/lxd' }), {
     source: null,
     lxd: {
@@ -56,7 +68,7 @@ t.test('every default, as the daemon receives it', async (t) => {
       resyncIntervalMs: 300_000,
       watchdogMs: 25_000,
     },
-    rest: { enabled: true, binds: [{ host: '127.0.0.1', port: 18443 }], tls: none },
+    rest: { enabled: true, binds: [{ host: '127.0.0.1', port: 18443 }], tls: none, limits: { ...limits(256, 32, 64, 10_000, 5_000), handshakeTimeoutMs: 5_000 } },
     dns: {
       enabled: true,
       binds: [{ host: '127.0.0.1', port: 18053 }],
@@ -75,6 +87,7 @@ t.test('every default, as the daemon receives it', async (t) => {
         maxPrefixes: 65_536,
         exempt: ['127.0.0.0/8', '::1/128'],
       },
+      limits: dnsLimits,
       dot: encrypted(18853),
       doh: encrypted(18855),
       quic: encrypted(18854),
@@ -280,7 +293,22 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
     [`server.dns.${k}.certificate`]: [{ dns: { [k]: files } }, (c) => c.dns[k].tls.certificate, certFile],
     [`server.dns.${k}.key`]: [{ dns: { [k]: files } }, (c) => c.dns[k].tls.key, keyFile],
     [`server.dns.${k}.hostname`]: [{ dns: { [k]: { hostname: 'ns.example' } } }, (c) => c.dns[k].hostname, 'ns.example'],
+    ...limitCases(`server.dns.${k}.limits`, (l) => ({ dns: { [k]: { limits: l } } }), (c) => c.dns[k].limits),
   });
+  /** Cases for a `limits` block at `path`: `wrap` puts the block where it belongs, `get` finds the result. */
+  const limitCases = (path: string, wrap: (l: object) => Record<string, unknown>, get: (c: Config) => object | undefined, tls = true) => {
+    const one = (key: string, value: unknown, field: string, want: unknown): Record<string, Case> => ({
+      [`${path}.${key}`]: [wrap({ [key]: value }), (c) => (get(c) as Record<string, unknown> | undefined)?.[field], want],
+    });
+    return {
+      ...one('max_connections', 3, 'maxConnections', 3),
+      ...one('max_per_source', 2, 'maxPerSource', 2),
+      ...one('ipv6_source_prefix', 48, 'ipv6SourcePrefix', 48),
+      ...one('first_request_timeout', '300ms', 'firstRequestTimeoutMs', 300),
+      ...one('idle_timeout', '6s', 'idleTimeoutMs', 6_000),
+      ...(tls ? one('handshake_timeout', '2s', 'handshakeTimeoutMs', 2_000) : {}),
+    };
+  };
   // For each key: the `server` block that sets it (with whatever else it needs), where it lands, and the value.
   type Case = [Record<string, unknown>, (c: Config) => unknown, unknown];
   const cases: Record<string, Case> = {
@@ -322,6 +350,9 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
     'server.dns.rate_limit.ipv6_prefix': [{ dns: { rate_limit: { ipv6_prefix: 64 } } }, (c) => c.dns.rateLimit?.ipv6Prefix, 64],
     'server.dns.rate_limit.max_prefixes': [{ dns: { rate_limit: { max_prefixes: 10 } } }, (c) => c.dns.rateLimit?.maxPrefixes, 10],
     'server.dns.rate_limit.exempt': [{ dns: { rate_limit: { exempt: ['10.99.0.1', 'fd42::/16'] } } }, (c) => c.dns.rateLimit?.exempt, ['10.99.0.1', 'fd42::/16']],
+    ...limitCases('server.dns.limits', (l) => ({ dns: { limits: l } }), (c) => c.dns.limits, false),
+    ...limitCases('server.tls.limits', (l) => ({ tls: { limits: l } }), (c) => c.rest.limits),
+    ...limitCases('server.agent.limits', (l) => ({ agent: { token: TOKEN, limits: l } }), (c) => c.agent?.limits),
     'server.dns.reverse_zones': [
       { dns: { reverse_zones: ['10.99.0.0/24', 'fd42:99::/64', '1.10.IN-ADDR.ARPA.'] } },
       (c) => c.dns.reverseZones,
@@ -401,6 +432,16 @@ t.test('checks declared with a key: duplicate binds, minimum durations, required
   t.match(problemsOf({ lxd: { bind: { port: 1 }, certificate: certFile, key: keyFile } }), /^\/x\.hcl: server\.lxd\.bind\.host: required to reach LXD over HTTPS$/);
   t.match(problemsOf({ lxd: { project: 'default', all_projects: true } }), /set project or all_projects = true, not both/, 'a project given, even the default one');
   t.match(problemsOf({ dns: { dot: { certificate: certFile } } }), /server\.dns\.dot: set both certificate and key/);
+  t.match(problemsOf({ tls: { limits: { idle_timeout: '50ms' } } }), /server\.tls\.limits\.idle_timeout: must be at least 100ms/);
+  t.match(problemsOf({ dns: { quic: { limits: { idle_timeout: '2s' } } } }), /server\.dns\.quic\.limits\.idle_timeout: must be at least 5s/);
+  t.match(problemsOf({ dns: { max_tcp_connections: 8, limits: { max_connections: 9 } } }), /set max_tcp_connections or limits\.max_connections, not both/);
+});
+
+t.test('the older server.dns keys still set plain TCP and DoT limits, unless a limits block sets them', async (t) => {
+  const c = fromParsed({ server: [hclJson({ dns: { tcp_idle_timeout: '2s', max_tcp_connections: 8, dot: { limits: { max_connections: 9 } } } })] }, '/x.hcl', {});
+  t.match(c.dns.limits, { maxConnections: 8, idleTimeoutMs: 2_000 }, 'plain TCP');
+  t.match(c.dns.dot.limits, { maxConnections: 9, idleTimeoutMs: 2_000 }, 'DoT: its own limits block wins');
+  t.match(c.dns.doh.limits, { maxConnections: 256, idleTimeoutMs: 10_000 }, 'DoH has its own defaults');
 });
 
 t.test('several lxd bind blocks: the cluster members tried in order for the first connection', async (t) => {

@@ -4,6 +4,7 @@ import type { Bind } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
 import { AGENT_TOKEN_KEY, refusedServices, tokenDigest as digest, type Action, type AgentService, type Snapshot } from '../../streams/index.js';
 import type { TlsMaterial } from '../../tls/index.js';
+import type { ConnectionLimits } from '../fairness.js';
 import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
 import { clip, decodeAgentMessage, encodeFrame, FrameReader, type AgentMessage, type ServerMessage } from './protocol.js';
 
@@ -19,11 +20,15 @@ export interface AgentRegistry {
   dispatch(action: AgentAction): void;
 }
 
-export interface AgentLimits {
-  /** Connections beyond this are closed on accept: one per container, so thousands are normal. */
-  readonly maxConnections: number;
+/**
+ * Fair admission (fairness.ts): one connection per container, each from its own address, so thousands in all are
+ * normal and a handful per address is plenty (a reconnect briefly overlaps the connection it replaces).
+ */
+export interface AgentLimits extends ConnectionLimits {
   /** A connection must say hello (with its credential) within this, or it is closed. */
   readonly helloTimeoutMs: number;
+  /** A client that has not finished the TLS handshake in this time is dropped. */
+  readonly handshakeTimeoutMs: number;
   /**
    * A connection that sends nothing for this long is closed. Agents ping every AGENT_PING_MS (agent/client.ts);
    * a container stopped with `lxc stop -f` leaves a half-open connection that only this notices.
@@ -38,8 +43,13 @@ export interface AgentLimits {
   readonly stateRefillMs: number;
 }
 
+/** The defaults the configuration declares (config/schema.ts, server.agent.limits), for tests. */
 export const AGENT_LIMITS: AgentLimits = Object.freeze({
   maxConnections: 8192,
+  maxPerSource: 4,
+  // Containers on one LXD bridge share its /64: each address is its own source.
+  ipv6SourcePrefix: 128,
+  handshakeTimeoutMs: 5_000,
   helloTimeoutMs: 10_000,
   // Three missed pings of the agent's 5 s interval.
   idleTimeoutMs: 15_000,
@@ -255,8 +265,8 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
     });
   };
 
-  const create = () => tls.createServer({ ...contextOptions(opts.tls), handshakeTimeout: limits.helloTimeoutMs }, onConnection);
-  const listeners = await listenTls(opts.binds, create, limits.maxConnections, log, 'agent');
+  const create = () => tls.createServer({ ...contextOptions(opts.tls), handshakeTimeout: limits.handshakeTimeoutMs }, onConnection);
+  const listeners = await listenTls(opts.binds, create, limits, log, 'agent');
   return {
     ports: listeners.ports,
     setTls: (m) => listeners.setTls(m),

@@ -42,21 +42,19 @@ export class FrameReader {
 
   /**
    * Calls `onMessage` with every message completed by `chunk`, in stream order. The message is a view into the
-   * received bytes, valid only during the call. `onMessage` returning false stops the reading (the rest of the
-   * chunk is discarded): the caller closed the stream.
+   * received bytes, valid only during the call. `onMessage` returning false stops the reading: the rest of the
+   * bytes are kept, and `push` with an empty chunk goes on from there (a caller that closed the stream just
+   * drops the reader).
    */
   push(chunk: Uint8Array, onMessage: (msg: Buffer) => boolean): void {
-    const buf = this.#pending === undefined ? asBuffer(chunk) : Buffer.concat([this.#pending, chunk]);
+    const buf = this.#pending === undefined ? asBuffer(chunk) : chunk.length === 0 ? this.#pending : Buffer.concat([this.#pending, chunk]);
     let off = 0;
     while (buf.length - off >= 2) {
       const len = buf.readUInt16BE(off);
       if (buf.length - off - 2 < len) break;
       const msg = buf.subarray(off + 2, off + 2 + len);
       off += 2 + len;
-      if (!onMessage(msg)) {
-        this.#pending = undefined;
-        return;
-      }
+      if (!onMessage(msg)) break;
     }
     // Copy the remainder: a view would pin the whole (possibly large) chunk it came from.
     this.#pending = off === buf.length ? undefined : Buffer.from(buf.subarray(off));
@@ -77,12 +75,14 @@ export function frameMessage(msg: Uint8Array): Buffer {
  * either side closes it: any number of pipelined queries, each handed to `handle` with MESSAGE_LIMIT (full
  * answers, never truncated) and answered synchronously, so replies go out in query order (RFC 7766 §6.2.1.1 and
  * RFC 7858 §3.3 both allow it). A query the handler drops (null) gets no reply; the connection stays open.
- * Limits: a connection that completes no query for `idleTimeoutMs` is closed (counting complete queries, not
- * bytes, so a client trickling a byte at a time, or never finishing a frame, cannot hold it either); a partial
- * frame that cannot fit `maxBufferedBytes` closes it; unread replies above that stop reading from the client
- * until they drain. `name` prefixes log messages (e.g. 'dns/tcp'). With `transfer`, a zone-transfer query
- * (AXFR/IXFR) is answered by it with a sequence of messages, written in order before the next query's reply.
- * Never throws.
+ * Limits: the first query must be complete within `firstRequestTimeoutMs`, and each later one within
+ * `idleTimeoutMs` of the previous (complete queries count, not bytes, so a client trickling a byte at a time, or
+ * never finishing a frame, cannot hold the connection); a partial frame that cannot fit `maxBufferedBytes` closes
+ * it. Backpressure is per query: once the replies the client has not read pass `maxBufferedBytes`, no further
+ * query is answered (and nothing more is read) until they drain, so a client that pipelines and never reads holds
+ * at most one read chunk of queries plus `maxBufferedBytes` and one reply (or one zone transfer) of output.
+ * `name` prefixes log messages (e.g. 'dns/tcp'). With `transfer`, a zone-transfer query (AXFR/IXFR) is answered
+ * by it with a sequence of messages, written in order before the next query's reply. Never throws.
  */
 export function serveStream(
   socket: net.Socket,
@@ -93,31 +93,41 @@ export function serveStream(
   transfer?: HandleTransfer,
 ): void {
   const { idleTimeoutMs } = limits;
+  const firstRequestTimeoutMs = limits.firstRequestTimeoutMs ?? idleTimeoutMs;
   const maxBufferedBytes = limits.maxBufferedBytes ?? STREAM_MAX_BUFFERED_BYTES;
   const reader = new FrameReader();
   socket.setNoDelay(true);
   socket.on('error', (err) => log.debug(`${name}: connection error`, { error: err.message }));
 
+  // One timer, re-armed lazily: the deadline is `limit` after the last complete query (or the start).
   let lastProgress = Date.now();
+  let limit = firstRequestTimeoutMs;
   const checkIdle = (): void => {
     const quiet = Date.now() - lastProgress;
-    if (quiet >= idleTimeoutMs) socket.destroy();
-    else idleTimer = setTimeout(checkIdle, idleTimeoutMs - quiet);
+    if (quiet >= limit) socket.destroy();
+    else idleTimer = setTimeout(checkIdle, limit - quiet);
   };
-  let idleTimer = setTimeout(checkIdle, idleTimeoutMs);
+  let idleTimer = setTimeout(checkIdle, limit);
   socket.on('close', () => clearTimeout(idleTimer));
   // A client that reads everything we queued is making progress too, even if it asks nothing new.
   socket.on('drain', () => (lastProgress = Date.now()));
 
+  /** Answers one query; false when reading must stop (closed, or replies waiting past the buffer bound). */
   const onMessage = (msg: Buffer): boolean => {
     if (socket.destroyed) return false;
     lastProgress = Date.now();
+    if (limit !== idleTimeoutMs) {
+      // The first query: from now on the idle deadline, which may be shorter than the timer armed for the first.
+      limit = idleTimeoutMs;
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(checkIdle, limit);
+    }
     let reply: Uint8Array | null;
     try {
       const many = transfer?.(msg, socket.remoteAddress ?? '');
       if (many !== undefined) {
         for (const m of many) socket.write(frameMessage(m));
-        return true;
+        return socket.writableLength <= maxBufferedBytes;
       }
       reply = handle(msg, MESSAGE_LIMIT);
     } catch (err) {
@@ -128,12 +138,21 @@ export function serveStream(
       return false;
     }
     if (reply !== null) socket.write(frameMessage(reply));
-    return true;
+    return socket.writableLength <= maxBufferedBytes;
   };
 
-  socket.on('data', (chunk: Buffer) => {
+  /** Answers what is buffered; pauses reading while replies wait, resuming (and answering the rest) on 'drain'. */
+  const answer = (chunk: Uint8Array): void => {
     reader.push(chunk, onMessage);
     if (socket.destroyed) return;
+    if (socket.writableLength > maxBufferedBytes) {
+      if (!socket.isPaused()) socket.pause();
+      socket.once('drain', () => {
+        answer(EMPTY);
+        if (!socket.destroyed && socket.writableLength <= maxBufferedBytes) socket.resume();
+      });
+      return;
+    }
     // The frame being received can never fit: close now rather than after buffering up to the limit.
     if (2 + reader.announced > maxBufferedBytes) {
       log.debug(`${name}: partial query over the buffer limit, closing`, {
@@ -142,14 +161,12 @@ export function serveStream(
         limit: maxBufferedBytes,
       });
       socket.destroy();
-      return;
     }
-    if (socket.writableLength > maxBufferedBytes && !socket.isPaused()) {
-      socket.pause();
-      socket.once('drain', () => socket.resume());
-    }
-  });
+  };
+  socket.on('data', answer);
 }
+
+const EMPTY = new Uint8Array(0);
 
 function asBuffer(chunk: Uint8Array): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);

@@ -13,6 +13,6 @@ import type { HandleTransfer } from './transfer.js';
 export async function startTcp(opts: TransportOptions<StreamLimits> & { readonly transfer?: HandleTransfer }): Promise<Listeners> {
   const { handle, log, limits, transfer } = opts;
   const create = () => net.createServer((socket) => serveStream(socket, handle, limits, log, 'dns/tcp', transfer));
-  const { ports, close } = await listenStreams(opts.binds, create, limits.maxConnections, log, 'dns/tcp');
+  const { ports, close } = await listenStreams(opts.binds, create, limits, log, 'dns/tcp');
   return { ports, close };
 }

@@ -2,6 +2,7 @@ import { Buffer } from 'node:buffer';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import { MAX_DNS_MESSAGE } from '../dns/index.js';
+import { guardFirstRequest, type ConnectionLimits } from '../fairness.js';
 import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
 import type { TlsTransportOptions } from '../transport.js';
 import { answerBody, route, timedOut, tooLarge, type DohReply } from './exchange.js';
@@ -14,30 +15,40 @@ import { answerBody, route, timedOut, tooLarge, type DohReply } from './exchange
 
 export const DEFAULT_DOH_PATH = '/dns-query';
 
-export interface DohLimits {
+/** Fair admission (fairness.ts: a connection is an HTTP/2 session or an HTTP/1.1 connection) and deadlines. */
+export interface DohLimits extends ConnectionLimits {
   /**
    * A connection idle this long is closed: an HTTP/2 session with no stream activity, an HTTP/1.1 connection
    * between requests (Node adds 1 s to keep-alive timeouts).
    */
   readonly idleTimeoutMs: number;
-  /** Connections (HTTP/2 sessions or HTTP/1.1 connections) beyond this are closed on accept. */
-  readonly maxConnections: number;
   /** A client that does not complete the TLS handshake in this time is dropped. */
   readonly handshakeTimeoutMs: number;
+  /**
+   * The first request's headers (HTTP/1.1) or first stream (HTTP/2) must arrive within this of the handshake's
+   * end, however its bytes trickle (guardFirstRequest); later HTTP/1.1 requests' headers get as long (Node's
+   * headersTimeout).
+   */
+  readonly firstRequestTimeoutMs: number;
   /** A request must arrive whole (head and body) within this; answered with 408. */
   readonly requestTimeoutMs: number;
   /** Concurrent streams per HTTP/2 session (SETTINGS_MAX_CONCURRENT_STREAMS). */
   readonly maxConcurrentStreams: number;
 }
 
-/** DoH's limits, and why. */
+/** DoH's limits, and why: the defaults the configuration declares (config/schema.ts, server.dns.doh.limits). */
 export const DOH_LIMITS: DohLimits = Object.freeze({
   // Like DoT and plain TCP, 10 s keeps a resolver's connection across bursts.
   idleTimeoutMs: 10_000,
   // A bound on descriptors and TLS state.
   maxConnections: 256,
+  // A resolver or proxy keeps a few connections; a sixteenth of the slots each.
+  maxPerSource: 16,
+  ipv6SourcePrefix: 64,
   // As for DoT: a handshake is one or two round trips; 5 s is generous and frees a silent client's slot.
   handshakeTimeoutMs: 5_000,
+  // A client connects to ask: its first request follows the handshake at once.
+  firstRequestTimeoutMs: 5_000,
   // Queries are a few hundred bytes; a client trickling a body cannot hold a stream (and its buffer) longer.
   requestTimeoutMs: 10_000,
   // RFC 9113 §6.5.2 recommends at least 100 so clients can pipeline; each stream holds at most one 64 KiB query,
@@ -162,17 +173,18 @@ export function startDoh(opts: DohOptions): Promise<TlsListeners> {
     // HTTP/1.1 limits Node applies itself on this server (with allowHTTP1), not in @types/node's Http2SecureServer.
     Object.assign(server, {
       keepAliveTimeout: idleMs,
-      headersTimeout: requestMs,
+      headersTimeout: Math.min(limits.firstRequestTimeoutMs, requestMs),
       requestTimeout: requestMs,
       connectionsCheckingInterval: HTTP1_CHECK_INTERVAL_MS,
     });
+    guardFirstRequest(server, limits.firstRequestTimeoutMs);
     server.on('sessionError', (err) => log.debug('doh: session error', { error: err.message }));
     server.on('request', (req, res) => onRequest(req, res));
     // Without this listener Node sends 100 Continue itself, inviting a body we may be about to refuse (413, 415).
     server.on('checkContinue', (req, res) => onRequest(req, res, true));
     return server;
   };
-  return listenTls(opts.binds, create, limits.maxConnections, log, 'doh');
+  return listenTls(opts.binds, create, limits, log, 'doh');
 }
 
 /**

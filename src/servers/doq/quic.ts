@@ -45,6 +45,8 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { QUICConnection, QUICServer, QUICSocket, events } from '@matrixai/quic';
 import type { QUICServerCrypto, QUICStream } from '@matrixai/quic';
+import { deadline, SourceGate, type ConnectionLimits, type RefusalLog } from '../fairness.js';
+import { DoqErrorCode } from './framing.js';
 
 /** The internal members of QUICConnection the work-around uses (see THE FIX). */
 type ConnectionInternals = {
@@ -127,8 +129,19 @@ export class GuardedSocket extends QUICSocket {
 
 export type DoqQuicServerOptions = ConstructorParameters<typeof QUICServer>[0] & {
   socket: GuardedSocket;
-  /** New connections beyond this many are dropped before the handshake. */
-  maxConnections: number;
+  /**
+   * Fair admission (fairness.ts): a connection the gate refuses is dropped before the handshake (its packets get no
+   * answer), or, if the gate filled up while its handshake ran, closed as soon as it starts.
+   */
+  limits: ConnectionLimits;
+  /** Refusals are counted and logged here. */
+  refusals: RefusalLog;
+  /**
+   * A connection that opens no query stream for this long (the first within `firstRequestMs`) is closed, whatever
+   * else it sends: QUIC PINGs keep a connection from QUIC's own idle timeout, not from this.
+   */
+  firstRequestMs: number;
+  idleMs: number;
   /** Called for every stream the peer opens, with the stream's EventError already handled. */
   onStream: (connection: QUICConnection, stream: QUICStream) => void;
   onError: (error: unknown, where: string) => void;
@@ -139,24 +152,43 @@ export type DoqQuicServerOptions = ConstructorParameters<typeof QUICServer>[0] &
  * library error routed to `onError` instead of the process.
  */
 export class DoqQuicServer extends QUICServer {
-  private readonly live = new Set<QUICConnection>();
-  private readonly maxConnections: number;
+  private readonly gate: SourceGate;
+  private readonly refusals: RefusalLog;
 
-  constructor({ maxConnections, onStream, onError, ...options }: DoqQuicServerOptions) {
+  constructor({ limits, refusals, firstRequestMs, idleMs, onStream, onError, ...options }: DoqQuicServerOptions) {
     super(options);
-    this.maxConnections = maxConnections;
+    this.gate = new SourceGate(limits);
+    this.refusals = refusals;
+    const live = new WeakSet<QUICConnection>();
+    /** Closes a connection quietly (DOQ_NO_ERROR): refused, or silent past its deadline. */
+    const shut = (connection: QUICConnection) =>
+      void connection.stop({ isApp: true, errorCode: DoqErrorCode.NoError, force: true }).catch((error) => onError(error, 'connection stop'));
     this.addEventListener(EVENT_ERROR, (evt: Event) => onError((evt as CustomEvent).detail, 'server'));
     const forward = this.handleEventQUICConnection;
     if (typeof forward !== 'function') throw new Error('@matrixai/quic changed: QUICServer.handleEventQUICConnection is gone');
     this.handleEventQUICConnection = (evt) => {
       const connection = evt.target as QUICConnection;
-      if (evt.detail instanceof events.EventQUICConnectionStart && !this.live.has(connection)) {
-        this.live.add(connection);
-        void connection.closedP.then(() => this.live.delete(connection));
+      if (evt.detail instanceof events.EventQUICConnectionStart && !live.has(connection)) {
+        live.add(connection);
+        const release = this.gate.admit(connection.remoteHost);
+        if (typeof release === 'string') {
+          this.refusals.note(release, connection.remoteHost);
+          forward(evt);
+          queueMicrotask(() => shut(connection));
+          return;
+        }
+        // Re-armed by each new query stream: only queries keep a connection, not PINGs or trickled bytes.
+        let disarm = deadline(firstRequestMs, () => shut(connection));
+        void connection.closedP.then(() => {
+          disarm();
+          release();
+        });
         connection.addEventListener(EVENT_ERROR, (e: Event) => onError((e as CustomEvent).detail, 'connection'));
         deferStreamsUntilStarted(connection, onError);
         connection.addEventListener(events.EventQUICConnectionStream.name, (e: Event) => {
           const stream = (e as events.EventQUICConnectionStream).detail;
+          disarm();
+          disarm = deadline(idleMs, () => shut(connection));
           stream.addEventListener(EVENT_ERROR, (se: Event) => onError((se as CustomEvent).detail, 'stream'));
           // This event fires inside processStreams(), before it calls stream.read();
           // a stream cancelled synchronously here makes that read() throw. So hand
@@ -170,11 +202,16 @@ export class DoqQuicServer extends QUICServer {
 
   /**
    * Internal QUICServer method (absent from its .d.ts), called by the socket for
-   * every packet of an unknown connection. Over the limit we drop the packet:
+   * every packet of an unknown connection. When the gate refuses its source we drop the packet:
    * the client sees no answer and times out, and the server spends nothing.
    */
   async acceptConnection(...args: unknown[]): Promise<unknown> {
-    if (this.live.size >= this.maxConnections) return undefined;
+    const host = (args[0] as { host?: string } | undefined)?.host ?? '';
+    const why = this.gate.refusal(host);
+    if (why !== undefined) {
+      this.refusals.note(why, host);
+      return undefined;
+    }
     const accept = (QUICServer.prototype as unknown as { acceptConnection: (...a: unknown[]) => Promise<unknown> })
       .acceptConnection;
     return accept.apply(this, args);

@@ -7,6 +7,7 @@ import type { QUICConnection, QUICStream } from '@matrixai/quic';
 import type { Bind } from '../../config/index.js';
 import { describeError, type Logger } from '../../log/index.js';
 import { frameMessage, MAX_DNS_MESSAGE, MESSAGE_LIMIT } from '../dns/index.js';
+import { RefusalLog, type ConnectionLimits } from '../fairness.js';
 import { openEach, type Listeners } from '../listen.js';
 import type { TlsTransportOptions } from '../transport.js';
 import { DoqErrorCode, MAX_FRAMED_MESSAGE, QueryAccumulator, type FramingError } from './framing.js';
@@ -15,25 +16,33 @@ import { DoqQuicServer, GuardedSocket, assertLibraryShape, hmacCrypto, silentLib
 /** RFC 9250 §4.1: the ALPN token for DoQ. A client offering anything else fails the TLS handshake. */
 export const DOQ_ALPN = 'doq';
 
-export interface DoqLimits {
+/**
+ * Fair admission (fairness.ts; maxConnections bounds memory: each connection can hold up to MAX_STREAMS × 64 KiB
+ * of queries) and deadlines.
+ */
+export interface DoqLimits extends ConnectionLimits {
   /**
-   * Idle connections are dropped (silently, per QUIC) after this long. Keep it at 5 s or more: quic-go clients
-   * assume a peer's idle timeout is at least 5 s and would send queries into connections the server has already
-   * forgotten.
+   * A connection that opens no query stream for this long is closed; QUIC's own idle timeout (the same value)
+   * drops it silently when nothing at all arrives. Keep it at 5 s or more: quic-go clients assume a peer's idle
+   * timeout is at least 5 s and would send queries into connections the server has already forgotten.
    */
   readonly idleTimeoutMs: number;
-  /** Connections beyond this are dropped before the handshake. Each can hold up to MAX_STREAMS × 64 KiB of queries. */
-  readonly maxConnections: number;
+  /** A handshake (including the stateless Retry round trip) that has not finished by then is abandoned. */
+  readonly handshakeTimeoutMs: number;
+  /** A connection must open its first query stream within this of starting. */
+  readonly firstRequestTimeoutMs: number;
 }
 
+/** The defaults the configuration declares (config/schema.ts, server.dns.quic.limits), for tests and benchmarks. */
 export const DOQ_LIMITS: DoqLimits = Object.freeze({
   // RFC 9250 lets servers close idle connections; 30 s keeps a resolver's connection warm between bursts.
   idleTimeoutMs: 30_000,
   maxConnections: 512,
+  maxPerSource: 16,
+  ipv6SourcePrefix: 64,
+  handshakeTimeoutMs: 10_000,
+  firstRequestTimeoutMs: 10_000,
 });
-
-/** A handshake (including the stateless Retry round trip) that has not finished by then is abandoned. */
-const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** A query is one small message followed by FIN; a stream that has not delivered it in this time is reset. */
 const QUERY_READ_TIMEOUT_MS = 10_000;
 /** Concurrent query streams per connection; the library re-grants credit as streams finish. */
@@ -73,7 +82,8 @@ class DoqStreamError extends Error {
 function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqLimits>): DoqServer {
   assertLibraryShape();
   const { handle, log: logger } = options;
-  const { idleTimeoutMs, maxConnections } = options.limits;
+  const { limits } = options;
+  const { idleTimeoutMs } = limits;
   if (!(idleTimeoutMs > 0)) throw new Error('DoQ idleTimeoutMs must be > 0 (the library treats 0 as "never")');
 
   // Errors the library raises while handling one peer (its streams, its packets) are the
@@ -105,9 +115,12 @@ function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqL
     reasonToCode: (_type, reason) =>
       reason instanceof DoqStreamError ? reason.code : reason == null ? DoqErrorCode.NoError : DoqErrorCode.InternalError,
     codeToReason: (type, code) => new DoqStreamError(code as DoqErrorCode, `peer ${type === 'read' ? 'reset' : 'stopped'} the stream with code ${code}`),
-    minIdleTimeout: HANDSHAKE_TIMEOUT_MS,
+    minIdleTimeout: limits.handshakeTimeoutMs,
     logger: silentLibraryLogger,
-    maxConnections,
+    limits,
+    refusals: new RefusalLog(logger, 'doq'),
+    firstRequestMs: limits.firstRequestTimeoutMs,
+    idleMs: idleTimeoutMs,
     onError,
     onStream: (connection, stream) => void serveStream(connection, stream),
   });

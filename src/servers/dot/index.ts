@@ -40,5 +40,5 @@ export function startDot(opts: TlsTransportOptions<DotLimits> & { readonly trans
       },
       (socket) => serveStream(socket, handle, limits, log, 'dot', transfer),
     );
-  return listenTls(opts.binds, create, limits.maxConnections, log, 'dot');
+  return listenTls(opts.binds, create, limits, log, 'dot');
 }

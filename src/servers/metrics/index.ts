@@ -13,6 +13,9 @@ export const METRICS_LIMITS = Object.freeze({
   headersTimeoutMs: 10_000,
   /** A scraper or two, plus someone's curl. */
   maxConnections: 64,
+  /** A quarter of them per scraper address. */
+  maxPerSource: 16,
+  ipv6SourcePrefix: 64,
 });
 
 export interface MetricsServerOptions {
@@ -45,5 +48,5 @@ export function startMetrics(opts: MetricsServerOptions): Promise<Listeners> {
     server.headersTimeout = METRICS_LIMITS.headersTimeoutMs;
     return server;
   };
-  return listenStreams(opts.binds, create, METRICS_LIMITS.maxConnections, opts.log, 'metrics');
+  return listenStreams(opts.binds, create, METRICS_LIMITS, opts.log, 'metrics');
 }

@@ -2,6 +2,7 @@ import { createServer } from 'node:https';
 import type { Bind } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
 import type { TlsMaterial } from '../../tls/index.js';
+import { guardFirstRequest, type ConnectionLimits } from '../fairness.js';
 import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
 import { restApp, type RestOptions } from './app.js';
 
@@ -9,24 +10,38 @@ export { restApp, type RestOptions } from './app.js';
 export { hostDoc, hostsOf, type HostDoc } from './hosts.js';
 export { defaultRule, DEFAULT_TCP_RULE, servicePassing, stableStringify, traefikDocument, type TraefikDocument } from './traefik.js';
 
-export interface RestLimits {
-  /** Request headers must arrive within this; a client trickling bytes cannot hold a socket open. */
-  readonly headersTimeoutMs: number;
-  /** A whole request must arrive within this. */
+/** Fair admission (fairness.ts) and the deadlines of an HTTPS connection. */
+export interface RestLimits extends ConnectionLimits {
+  /** A client that has not finished the TLS handshake in this time is dropped. */
+  readonly handshakeTimeoutMs: number;
+  /**
+   * Request headers must arrive whole within this: the first request's from the handshake's end (however they
+   * trickle: guardFirstRequest), each later one's from its first byte (Node's headersTimeout).
+   */
+  readonly firstRequestTimeoutMs: number;
+  /** A whole request (headers and body) must arrive within this. Not the response: SSE and blocking queries last. */
   readonly requestTimeoutMs: number;
-  /** Idle keep-alive connections are closed after this. */
-  readonly keepAliveTimeoutMs: number;
-  /** Connections beyond this are closed on accept. */
-  readonly maxConnections: number;
+  /** Idle keep-alive connections (between requests) are closed after this (Node's keepAliveTimeout). */
+  readonly idleTimeoutMs: number;
 }
 
+/** The defaults the configuration declares (config/schema.ts, server.tls.limits), for tests. */
 export const REST_LIMITS: RestLimits = Object.freeze({
-  headersTimeoutMs: 10_000,
+  handshakeTimeoutMs: 5_000,
+  firstRequestTimeoutMs: 10_000,
+  // Request bodies are small JSON documents or none; a client trickling one cannot hold a socket longer.
   requestTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 5_000,
-  // A bound on descriptors and TLS state, as for the DNS transports; pollers need a handful each.
+  idleTimeoutMs: 5_000,
   maxConnections: 256,
+  maxPerSource: 32,
+  ipv6SourcePrefix: 64,
 });
+
+/**
+ * How often Node checks open HTTP/1.1 connections against headersTimeout and requestTimeout (its default, 30 s,
+ * would let a slow later request live up to 30 s past its deadline).
+ */
+const HTTP1_CHECK_INTERVAL_MS = 1_000;
 
 export interface RestServerOptions {
   readonly binds: readonly Bind[];
@@ -41,11 +56,15 @@ export async function startRest(opts: RestServerOptions): Promise<TlsListeners> 
   const { limits, log } = opts;
   const app = restApp(opts.app);
   const create = () => {
-    const server = createServer(contextOptions(opts.tls), app);
-    server.headersTimeout = limits.headersTimeoutMs;
-    server.requestTimeout = limits.requestTimeoutMs;
-    server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+    const server = createServer(
+      { ...contextOptions(opts.tls), handshakeTimeout: limits.handshakeTimeoutMs, connectionsCheckingInterval: HTTP1_CHECK_INTERVAL_MS },
+      app,
+    );
+    guardFirstRequest(server, limits.firstRequestTimeoutMs);
+    server.headersTimeout = limits.firstRequestTimeoutMs;
+    server.requestTimeout = Math.max(limits.requestTimeoutMs, limits.firstRequestTimeoutMs);
+    server.keepAliveTimeout = limits.idleTimeoutMs;
     return server;
   };
-  return listenTls(opts.binds, create, limits.maxConnections, log, 'rest');
+  return listenTls(opts.binds, create, limits, log, 'rest');
 }
