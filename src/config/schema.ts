@@ -11,6 +11,10 @@ const TTL_MAX = 2_147_483_647;
 const port = int(0, 65535);
 /** Labels of 1..63 letters, digits and inner hyphens; a trailing dot is allowed. */
 const DNS_NAME = /^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?$/i;
+/** A TSIG secret: base64, as `tsig-keygen`, `keymgr` and knot's configs write it. load.ts checks secret_file's too. */
+export const TSIG_SECRET = /^[A-Za-z0-9+/]+={0,2}$/;
+/** An agent token: 16..1024 non-blank characters. load.ts checks token_file's too. */
+export const AGENT_TOKEN = /^\S{16,1024}$/;
 /** A path in the file; load.ts resolves it against the file's directory and checks that it is readable. */
 const file = text(/\S/, 'a file path');
 
@@ -105,6 +109,12 @@ export const configSchema = block({
       /** Both or neither; with neither lexa generates a self-signed certificate. */
       certificate: file.optional(),
       key: file.optional(),
+      /**
+       * CA certificate(s), PEM: with it, a client must present a certificate signed by one of them or its TLS
+       * handshake is refused (mutual TLS), for hosts where tenants share the network with the REST API. Absent:
+       * any client may connect, as before.
+       */
+      client_ca: file.optional(),
     }),
     dns: block({
       enabled: bool().default(true),
@@ -137,8 +147,12 @@ export const configSchema = block({
             .map((s) => s.toLowerCase().replace(/\.$/, ''))
             .required('(the TSIG key name)'),
           algorithm: oneOf(['hmac-sha256', 'hmac-sha1', 'hmac-sha224', 'hmac-sha384', 'hmac-sha512']).default('hmac-sha256'),
-          /** The shared secret, base64 (as `tsig-keygen`, `keymgr` and knot's configs write it). */
-          secret: text(/^[A-Za-z0-9+/]+={0,2}$/, 'base64').required('(the base64 TSIG secret)'),
+          /**
+           * The shared secret, base64 (as `tsig-keygen`, `keymgr` and knot's configs write it), inline or in
+           * secret_file (read at load, trimmed): exactly one of them (load.ts).
+           */
+          secret: text(TSIG_SECRET, 'base64').secret().optional(),
+          secret_file: file.optional(),
         }).optional(),
       }),
       dot: encrypted({ host: '127.0.0.1', port: 18853 }),
@@ -152,7 +166,7 @@ export const configSchema = block({
     agent: block({
       bind: binds({ host: '127.0.0.1', port: 18500 }),
       /** The shared secret agents present: one of token and token_file is required (load.ts). */
-      token: text(/^\S{16,1024}$/, 'a secret of 16..1024 non-blank characters').optional(),
+      token: text(AGENT_TOKEN, 'a secret of 16..1024 non-blank characters').secret().optional(),
       token_file: file.optional(),
       /** Both or neither; with neither lexa generates a self-signed certificate and logs its fingerprint. */
       certificate: file.optional(),

@@ -62,3 +62,30 @@ t.test('no FILE: the file lexa server would read, else the defaults; the shipped
   const example = await lexa(['check-config', join(ROOT, 'examples', 'lexa.hcl')]);
   t.equal(example.code, 0, example.stderr);
 });
+
+t.test('secrets stay secret: the TSIG secret and the agent token are printed as (redacted), and never quoted in a problem', async (t) => {
+  const TSIG = 'Q2hlY2tDb25maWdOZXZlclByaW50c01l';
+  const TOKEN = 'check-config-token-never-printed';
+  writeFileSync(join(dir, 'xfr.key'), `${TSIG}\n`);
+  const file = join(dir, 'secrets.hcl');
+  const body = (secret: string, token: string) =>
+    `server {\n  dns {\n    transfer {\n      allow = ["127.0.0.1"]\n      key {\n        name = "lexa-xfr"\n        ${secret}\n      }\n    }\n  }\n  agent {\n    ${token}\n  }\n}\n`;
+  writeFileSync(file, body(`secret = "${TSIG}"`, `token = "${TOKEN}"`));
+  const r = await lexa(['check-config', file]);
+  t.equal(r.code, 0, r.stderr);
+  const c = JSON.parse(r.stdout) as { server: { dns: { transfer: { key: Record<string, unknown> } }; agent: Record<string, unknown> } };
+  t.equal(c.server.dns.transfer.key['secret'], '(redacted)');
+  t.equal(c.server.agent['token'], '(redacted)');
+  t.notOk(r.stdout.includes(TSIG) || r.stdout.includes(TOKEN) || r.stderr.includes(TSIG) || r.stderr.includes(TOKEN), 'neither value is printed');
+  writeFileSync(file, body('secret_file = "xfr.key"', `token = "${TOKEN}"`));
+  const fromFile = await lexa(['check-config', file]);
+  t.equal(fromFile.code, 0, fromFile.stderr);
+  t.match(JSON.parse(fromFile.stdout), { server: { dns: { transfer: { key: { secret: null, secret_file: 'xfr.key' } } } } }, 'the file is named, its content is not printed');
+  t.notOk(fromFile.stdout.includes(TSIG));
+  writeFileSync(file, body(`secret = "${TSIG}!"`, 'token = "short-token"'));
+  const bad = await lexa(['check-config', file]);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /server\.dns\.transfer\.key\.secret: "\(redacted\)" is not base64/);
+  t.match(bad.stderr, /server\.agent\.token: "\(redacted\)" is not a secret/);
+  t.notOk(bad.stderr.includes(TSIG) || bad.stderr.includes('short-token'), bad.stderr);
+});
