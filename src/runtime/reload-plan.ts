@@ -37,6 +37,11 @@ export function planReload(old: Config, next: Config): ReloadPlan {
     check(k === 'dns' ? 'server.dns.bind' : k === 'tls' || k === 'metrics' || k === 'agent' ? `server.${k}.bind` : `server.dns.${k}.bind`, a[k], b[k], live);
   const certs = (c: Config) => ({ rest: c.rest.tls, dot: [c.dns.dot.tls, c.dns.dot.hostname], doh: [c.dns.doh.tls, c.dns.doh.hostname], quic: [c.dns.quic.tls, c.dns.quic.hostname], agent: c.agent && [c.agent.tls, c.agent.hostname] });
   check('certificates', certs(old), certs(next), live);
+  // Who may transfer, the TSIG key (queries, transfers, NOTIFY) and the NOTIFY targets: the daemon swaps them
+  // under the running listeners (it defers them only when transfers were off at start).
+  check('server.dns.transfer', old.dns.transfer, next.dns.transfer, live);
+  // Read at each hello: agents connected with the old token stay connected.
+  check('server.agent.token', old.agent?.token, next.agent?.token, live);
 
   check('server.lxd (endpoint)', old.lxd.endpoint, next.lxd.endpoint, restart);
   check('server.lxd.project', [old.lxd.project, old.lxd.allProjects], [next.lxd.project, next.lxd.allProjects], restart);
@@ -44,11 +49,12 @@ export function planReload(old: Config, next: Config): ReloadPlan {
   check('server.lxd.watchdog_timeout', old.lxd.watchdogMs, next.lxd.watchdogMs, restart);
   check('server.dns.tcp_idle_timeout', old.dns.tcpIdleTimeoutMs, next.dns.tcpIdleTimeoutMs, restart);
   check('server.dns.max_tcp_connections', old.dns.maxTcpConnections, next.dns.maxTcpConnections, restart);
+  // Mutual TLS is a property of the REST server itself (requestCert), set when it opens.
+  check('server.tls.client_ca', old.rest.clientCa, next.rest.clientCa, restart);
   check('server.log.out', old.log.out, next.log.out, restart);
   check('server.state_directory', old.stateDirectory, next.stateDirectory, restart);
   check('server.dns.reverse_zones', old.dns.reverseZones, next.dns.reverseZones, restart);
-  check('server.dns.transfer', old.dns.transfer, next.dns.transfer, restart);
-  // The token and grace are handed to the agent listeners when they open; running ones keep theirs.
-  check('server.agent (token, grace)', old.agent && [old.agent.token, old.agent.graceMs], next.agent && [next.agent.token, next.agent.graceMs], restart);
+  // The grace is handed to the agent listeners when they open; running ones keep theirs.
+  check('server.agent.grace', old.agent?.graceMs, next.agent?.graceMs, restart);
   return { live, restart };
 }

@@ -108,7 +108,7 @@ t.test('endpoint: bad peers are closed one at a time; a good agent stays connect
   const tlsMaterial = await generateSelfSigned('localhost', []);
   const log = memoryLogger();
   const server = await startAgentServer({
-    binds: [{ host: '127.0.0.1', port: 0 }], tls: tlsMaterial, log, token: TOKEN, graceMs: 300,
+    binds: [{ host: '127.0.0.1', port: 0 }], tls: tlsMaterial, log, token: () => TOKEN, graceMs: 300,
     limits: { ...AGENT_LIMITS, helloTimeoutMs: 1000 },
     registry: { snapshot: () => store.current, dispatch: (a) => store.dispatch(a) },
   });

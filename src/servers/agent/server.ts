@@ -43,8 +43,11 @@ export interface AgentServerOptions {
   readonly tls: TlsMaterial;
   readonly log: Logger;
   readonly limits: AgentLimits;
-  /** The shared secret every agent must present in its hello. */
-  readonly token: string;
+  /**
+   * The shared secret every agent must present in its hello, read at each hello: a reload that changes it
+   * admits the new token at once, while agents already connected stay connected.
+   */
+  readonly token: () => string;
   /** How long an agent's services outlive its connection. */
   readonly graceMs: number;
   readonly registry: AgentRegistry;
@@ -65,7 +68,6 @@ export interface AgentListeners extends TlsListeners {
  */
 export async function startAgentServer(opts: AgentServerOptions): Promise<AgentListeners> {
   const { log, limits, registry } = opts;
-  const tokenDigest = digest(opts.token);
   /** The live connection of each instance, by key. */
   const sessions = new Map<string, Session>();
   /** Grace timers of instances whose agent disconnected, by key. */
@@ -109,7 +111,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
     const onMessage = (m: AgentMessage) => {
       if (m.type === 'hello') {
         if (session) return refuse('hello sent twice');
-        if (!timingSafeEqual(digest(m.token), tokenDigest)) return refuse('wrong token');
+        if (!timingSafeEqual(digest(m.token), digest(opts.token()))) return refuse('wrong token');
         const bound = bindInstance(registry.snapshot(), address);
         if (typeof bound !== 'string' || bound.startsWith('!')) return refuse(String(bound).slice(1));
         clearTimeout(helloTimer);
