@@ -24,9 +24,18 @@ export function contextOptions(m: TlsMaterial): tls.SecureContextOptions {
 }
 
 /**
+ * Context options that ask every client for a certificate signed by `ca` (PEM, one or more CAs) and refuse the
+ * handshake without one (mutual TLS). Only these CAs count, not the system's: an operator's private CA.
+ */
+export function clientAuthOptions(ca: Buffer): tls.TlsOptions {
+  return { ca, requestCert: true, rejectUnauthorized: true };
+}
+
+/**
  * TLS listeners on every bind address (see listenStreams for the connection cap and tracking). `create` sets the
- * server's own options from contextOptions; this adds dropping a client whose handshake fails or times out (Node's
- * tls.Server leaves the socket open on a handshake timeout unless told) and checked certificate swaps.
+ * server's own options from contextOptions (plus `extra`); this adds dropping a client whose handshake fails or
+ * times out (Node's tls.Server leaves the socket open on a handshake timeout unless told) and checked certificate
+ * swaps, which keep `extra` (e.g. the client CA of clientAuthOptions) in the new context.
  */
 export async function listenTls(
   binds: readonly Bind[],
@@ -34,6 +43,7 @@ export async function listenTls(
   maxConnections: number,
   log: Logger,
   name: string,
+  extra: tls.SecureContextOptions = {},
 ): Promise<TlsListeners> {
   const withHandshakeGuard = () => {
     const server = create();
@@ -47,7 +57,7 @@ export async function listenTls(
   return {
     ports,
     setTls(m) {
-      const opts = contextOptions(m);
+      const opts = { ...contextOptions(m), ...extra };
       tls.createSecureContext(opts); // throws on a bad pair before any server has changed
       for (const s of servers) s.setSecureContext(opts);
       log.info(`${name}: certificate replaced`, { sha256: m.fingerprint });

@@ -2,7 +2,7 @@ import { createServer } from 'node:https';
 import type { Bind } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
 import type { TlsMaterial } from '../../tls/index.js';
-import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
+import { clientAuthOptions, contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
 import { restApp, type RestOptions } from './app.js';
 
 export { restApp, type RestOptions } from './app.js';
@@ -34,18 +34,21 @@ export interface RestServerOptions {
   readonly log: Logger;
   readonly limits: RestLimits;
   readonly app: RestOptions;
+  /** CA certificate(s), PEM: clients must present a certificate they signed (mutual TLS). Absent: anyone may connect. */
+  readonly clientCa?: Buffer | null;
 }
 
 /** Serves the REST API over HTTPS on every bind address, on the same TLS listeners as DoT and DoH. */
 export async function startRest(opts: RestServerOptions): Promise<TlsListeners> {
   const { limits, log } = opts;
   const app = restApp(opts.app);
+  const clientAuth = opts.clientCa ? clientAuthOptions(opts.clientCa) : {};
   const create = () => {
-    const server = createServer(contextOptions(opts.tls), app);
+    const server = createServer({ ...contextOptions(opts.tls), ...clientAuth }, app);
     server.headersTimeout = limits.headersTimeoutMs;
     server.requestTimeout = limits.requestTimeoutMs;
     server.keepAliveTimeout = limits.keepAliveTimeoutMs;
     return server;
   };
-  return listenTls(opts.binds, create, limits.maxConnections, log, 'rest');
+  return listenTls(opts.binds, create, limits.maxConnections, log, 'rest', clientAuth);
 }
