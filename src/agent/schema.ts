@@ -47,7 +47,7 @@ export const agentSchema = block({
     /** The server's agent endpoint, `host:port` (its `server.agent.bind`, the bridge address). */
     server: text(/^(\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'host:port, e.g. "10.99.0.1:18500"').required('(the lexa server, host:port)'),
     /** The shared secret; exactly one of token and token_file (load.ts). */
-    token: text(/^\S{16,1024}$/, 'a secret of 16..1024 non-blank characters').optional(),
+    token: text(/^\S{16,1024}$/, 'a secret of 16..1024 non-blank characters').secret().optional(),
     token_file: file.optional(),
     /** The server's certificate (or its CA) to verify it by; or `fingerprint`. One of them is required. */
     ca: file.optional(),

@@ -2,6 +2,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { agentFromParsed } from '../../src/agent/config.js';
+import { agentSchema } from '../../src/agent/schema.js';
 import { REDACTED, secretPaths } from '../../src/config/builder.js';
 import { effectiveSettings } from '../../src/config/effective.js';
 import { ConfigError, fromParsed, loadConfig } from '../../src/config/index.js';
@@ -36,8 +38,9 @@ function problemsOf(json: unknown, file = join(dir, 'x.hcl')): string {
   return '';
 }
 
-t.test('the schema declares the secrets: the TSIG secret and the agent token', (t) => {
+t.test('the schemas declare the secrets: the TSIG secret and the agent token, on the server and in the agent', (t) => {
   t.same(secretPaths(configSchema).sort(), ['server.agent.token', 'server.dns.transfer.key.secret']);
+  t.same(secretPaths(agentSchema), ['agent.token']);
   t.end();
 });
 
@@ -67,6 +70,14 @@ t.test('configuration problems name the key but never quote a secret value', (t)
   const p3 = problemsOf(server({ agent: [{ token: ['list-of-secret-words'] }] }));
   t.match(p3, /server\.agent\.token: expected a string/);
   t.notOk(p3.includes('list-of-secret-words'), p3);
+  let agentProblems = '';
+  try {
+    agentFromParsed({ agent: [{ server: '10.99.0.1:18500', token: badToken }] }, '/agent.hcl');
+  } catch (err) {
+    agentProblems = err instanceof ConfigError ? err.problems.join('\n') : String(err);
+  }
+  t.match(agentProblems, /agent\.token: "\(redacted\)" is not a secret/, 'the agent program\'s own file too');
+  t.notOk(agentProblems.includes(badToken), agentProblems);
   t.end();
 });
 
