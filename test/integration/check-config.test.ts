@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -88,4 +88,27 @@ t.test('secrets stay secret: the TSIG secret and the agent token are printed as 
   t.match(bad.stderr, /server\.dns\.transfer\.key\.secret: "\(redacted\)" is not base64/);
   t.match(bad.stderr, /server\.agent\.token: "\(redacted\)" is not a secret/);
   t.notOk(bad.stderr.includes(TSIG) || bad.stderr.includes('short-token'), bad.stderr);
+});
+
+t.test('the example of docs/security-secrets.md is valid and prints no secret', async (t) => {
+  const doc = readFileSync(join(ROOT, 'docs', 'security-secrets.md'), 'utf8');
+  const hcl = /```hcl\n([\s\S]*?)```/.exec(doc)?.[1];
+  if (hcl === undefined) return t.fail('no hcl example in the document');
+  const etc = mkdtempSync(join(tmpdir(), 'lexa-doc-'));
+  const TSIG = 'RG9jRXhhbXBsZVNlY3JldE5ldmVyUHJpbnRlZA==';
+  const TOKEN = 'doc-example-token-never-printed-00';
+  writeFileSync(join(etc, 'xfr.key'), `${TSIG}\n`);
+  writeFileSync(join(etc, 'agent.token'), `${TOKEN}\n`);
+  writeFileSync(join(etc, 'clients-ca.crt'), '-----BEGIN CERTIFICATE-----\n');
+  writeFileSync(join(etc, 'lexa.hcl'), hcl);
+  const r = await lexa(['check-config', join(etc, 'lexa.hcl')]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(JSON.parse(r.stdout), {
+    server: {
+      dns: { transfer: { allow: ['10.99.0.53'], key: { name: 'lexa-xfr', secret: null, secret_file: 'xfr.key' } } },
+      tls: { client_ca: 'clients-ca.crt' },
+      agent: { token: null, token_file: 'agent.token' },
+    },
+  });
+  t.notOk(r.stdout.includes(TSIG) || r.stdout.includes(TOKEN), 'neither file\'s content is printed');
 });
