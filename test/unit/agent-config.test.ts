@@ -90,7 +90,7 @@ t.test('agent config errors: file:line for syntax, key paths for the rest, all a
 `);
   const all = p.join('\n');
   t.match(all, /agent\.server: "nowhere" is not host:port/);
-  t.match(all, /agent\.token: "short" is not a secret of 16\.\.1024/);
+  t.match(all, /agent\.token: "\(redacted\)" is not a secret of 16\.\.1024/);
   t.match(all, /agent\.service\.name: "Bad_Name" is not a lower-case DNS label/);
   t.match(all, /agent\.service\.port: 70000 is out of range 1\.\.65535/);
   t.match(all, /agent\.service\.proto: expected one of "tcp", "udp"/);
@@ -132,7 +132,7 @@ t.test('server.agent: off when absent; token or token_file; certificate and key 
   t.same(c.agent, { binds: [{ host: '10.99.0.1', port: 18500 }], tls: { certificate: null, key: null }, hostname: 'localhost', token: '0123456789abcdef0123', graceMs: 30_000 });
   t.throws(() => fromParsed({ server: [{ agent: [{}] }] }, null, {}), /server\.agent: set token or token_file/);
   t.throws(() => fromParsed({ server: [{ agent: [{ token: '0123456789abcdef0123', certificate: ca }] }] }, join(dir, 'x.hcl'), {}), /server\.agent: set both certificate and key/);
-  t.throws(() => fromParsed({ server: [{ agent: [{ token: 'short' }] }] }, null, {}), /server\.agent\.token: "short" is not a secret/);
+  t.throws(() => fromParsed({ server: [{ agent: [{ token: 'short' }] }] }, null, {}), /server\.agent\.token: "\(redacted\)" is not a secret/);
 });
 
 t.test('lexa agent: configuration errors exit 2 and name the file and position', async (t) => {
