@@ -221,7 +221,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
           bind,
           open: async () => {
             // Read when the listener opens; a changed server.tls.client_ca waits for a restart (reload-plan.ts).
-            const clientCa = live.rest.clientCa === null ? null : await readFile(live.rest.clientCa);
+            const file = live.rest.clientCa;
+            const clientCa = file === null ? null : { pem: await readFile(file), file };
             return { listeners: await startRest({ binds: [bind], tls: material('rest'), log: log('rest'), limits: REST_LIMITS, app, clientCa }) };
           },
         });

@@ -1,4 +1,4 @@
-import { constants } from 'node:crypto';
+import { constants, X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import type { Bind } from '../config/index.js';
 import type { Logger } from '../log/index.js';
@@ -25,9 +25,17 @@ export function contextOptions(m: TlsMaterial): tls.SecureContextOptions {
 
 /**
  * Context options that ask every client for a certificate signed by `ca` (PEM, one or more CAs) and refuse the
- * handshake without one (mutual TLS). Only these CAs count, not the system's: an operator's private CA.
+ * handshake without one (mutual TLS). Only these CAs count, not the system's: an operator's private CA. Throws
+ * when `ca` holds no certificate that parses: Node would take it silently and then refuse every client.
  */
-export function clientAuthOptions(ca: Buffer): tls.TlsOptions {
+export function clientAuthOptions(ca: Buffer, file: string): tls.TlsOptions {
+  const blocks = ca.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  try {
+    if (blocks.length === 0) throw new Error('no PEM certificate');
+    for (const pem of blocks) new X509Certificate(pem);
+  } catch (err) {
+    throw new Error(`${file}: not a PEM CA certificate (${(err as Error).message})`);
+  }
   return { ca, requestCert: true, rejectUnauthorized: true };
 }
 

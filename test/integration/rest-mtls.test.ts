@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -75,4 +75,13 @@ t.test('without client_ca the REST API asks for no certificate (the default)', a
   t.teardown(() => lexa.close());
   await waitFor(() => lexa.daemon.store.current.synced, { what: 'lexa synced' });
   t.same(await get(`${lexa.restUrl}/containers/`), { code: 0, status: 200 });
+});
+
+t.test('a client_ca that holds no certificate fails start-up clearly (Node would accept it and refuse every client)', async (t) => {
+  const bad = at('not-a-ca.crt');
+  writeFileSync(bad, 'not a certificate\n');
+  await t.rejects(
+    startLexa(`    socket = "${LXD_SOCKET}"`, `  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n    client_ca = "${bad}"\n  }\n`),
+    /not-a-ca\.crt: not a PEM CA certificate/,
+  );
 });

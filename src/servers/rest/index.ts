@@ -34,15 +34,15 @@ export interface RestServerOptions {
   readonly log: Logger;
   readonly limits: RestLimits;
   readonly app: RestOptions;
-  /** CA certificate(s), PEM: clients must present a certificate they signed (mutual TLS). Absent: anyone may connect. */
-  readonly clientCa?: Buffer | null;
+  /** CA certificate(s), PEM, and their file: clients must present a certificate they signed (mutual TLS). Absent: anyone may connect. */
+  readonly clientCa?: { readonly pem: Buffer; readonly file: string } | null;
 }
 
 /** Serves the REST API over HTTPS on every bind address, on the same TLS listeners as DoT and DoH. */
 export async function startRest(opts: RestServerOptions): Promise<TlsListeners> {
   const { limits, log } = opts;
   const app = restApp(opts.app);
-  const clientAuth = opts.clientCa ? clientAuthOptions(opts.clientCa) : {};
+  const clientAuth = opts.clientCa ? clientAuthOptions(opts.clientCa.pem, opts.clientCa.file) : {};
   const create = () => {
     const server = createServer({ ...contextOptions(opts.tls), ...clientAuth }, app);
     server.headersTimeout = limits.headersTimeoutMs;
