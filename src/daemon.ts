@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { merge, Subject } from 'rxjs';
 import type { Config } from './config/index.js';
 import type { Logger } from './log/index.js';
@@ -214,18 +215,20 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
             return { listeners: l, counters: [m.counters] };
           },
         });
-    if (c.rest.enabled)
+    if (c.rest.enabled) {
+      // Mutual TLS is fixed when a server opens (requestCert): a new or changed client CA reopens the REST listeners,
+      // which also ends connections made without a client certificate.
+      const file = c.rest.clientCa;
+      const clientCa = file === null ? null : { pem: readFileSync(file), file };
+      const variant = clientCa === null ? undefined : `client-ca:${createHash('sha256').update(clientCa.pem).digest('hex')}`;
       for (const bind of c.rest.binds)
         out.push({
           transport: 'rest',
           bind,
-          open: async () => {
-            // Read when the listener opens; a changed server.tls.client_ca waits for a restart (reload-plan.ts).
-            const file = live.rest.clientCa;
-            const clientCa = file === null ? null : { pem: await readFile(file), file };
-            return { listeners: await startRest({ binds: [bind], tls: material('rest'), log: log('rest'), limits: REST_LIMITS, app, clientCa }) };
-          },
+          ...(variant === undefined ? {} : { variant }),
+          open: async () => ({ listeners: await startRest({ binds: [bind], tls: material('rest'), log: log('rest'), limits: REST_LIMITS, app, clientCa }) }),
         });
+    }
     const agent = c.agent;
     if (agent !== null)
       for (const bind of agent.binds)
@@ -328,7 +331,6 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
         // Applied only at a restart: keep reporting the running values.
         lxd: { ...next.lxd, endpoint: live.lxd.endpoint, project: live.lxd.project, allProjects: live.lxd.allProjects, resyncIntervalMs: live.lxd.resyncIntervalMs, watchdogMs: live.lxd.watchdogMs },
         log: { ...next.log, out: live.log.out },
-        rest: { ...next.rest, clientCa: live.rest.clientCa },
         stateDirectory: live.stateDirectory,
       };
       reloaded.next();

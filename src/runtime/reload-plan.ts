@@ -42,6 +42,8 @@ export function planReload(old: Config, next: Config): ReloadPlan {
   check('server.dns.transfer', old.dns.transfer, next.dns.transfer, live);
   // Read at each hello: agents connected with the old token stay connected.
   check('server.agent.token', old.agent?.token, next.agent?.token, live);
+  // The REST listeners reopen with it (the daemon re-reads the file at every reload, so a changed CA file does too).
+  check('server.tls.client_ca', old.rest.clientCa, next.rest.clientCa, live);
 
   check('server.lxd (endpoint)', old.lxd.endpoint, next.lxd.endpoint, restart);
   check('server.lxd.project', [old.lxd.project, old.lxd.allProjects], [next.lxd.project, next.lxd.allProjects], restart);
@@ -49,8 +51,6 @@ export function planReload(old: Config, next: Config): ReloadPlan {
   check('server.lxd.watchdog_timeout', old.lxd.watchdogMs, next.lxd.watchdogMs, restart);
   check('server.dns.tcp_idle_timeout', old.dns.tcpIdleTimeoutMs, next.dns.tcpIdleTimeoutMs, restart);
   check('server.dns.max_tcp_connections', old.dns.maxTcpConnections, next.dns.maxTcpConnections, restart);
-  // Mutual TLS is a property of the REST server itself (requestCert), set when it opens.
-  check('server.tls.client_ca', old.rest.clientCa, next.rest.clientCa, restart);
   check('server.log.out', old.log.out, next.log.out, restart);
   check('server.state_directory', old.stateDirectory, next.stateDirectory, restart);
   check('server.dns.reverse_zones', old.dns.reverseZones, next.dns.reverseZones, restart);

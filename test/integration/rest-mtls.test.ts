@@ -1,15 +1,18 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { loadConfig } from '../../src/config/index.js';
+import { startDaemon } from '../../src/daemon.js';
+import { memoryLogger } from '../../src/log/index.js';
 import { LXD_SOCKET, waitFor } from '../helpers/lxd-cli.js';
 import { startLexa } from '../helpers/lexa.js';
 
 // Mutual TLS on the REST API (server.tls.client_ca), with the real LXD behind lexa and the real curl in front:
 // certificates made here with openssl, as an operator would. A client without a certificate, or with one another
 // CA signed, gets no answer at all (the handshake is refused); one the configured CA signed gets the API. A
-// certificate swap (SIGHUP) keeps asking for client certificates.
+// certificate swap (SIGHUP) keeps asking for client certificates; SIGHUP turns mutual TLS on and swaps the CA.
 const dir = mkdtempSync(join(tmpdir(), 'lexa-mtls-'));
 const at = (name: string) => join(dir, name);
 const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
@@ -84,4 +87,31 @@ t.test('a client_ca that holds no certificate fails start-up clearly (Node would
     startLexa(`    socket = "${LXD_SOCKET}"`, `  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n    client_ca = "${bad}"\n  }\n`),
     /not-a-ca\.crt: not a PEM CA certificate/,
   );
+});
+
+t.test('SIGHUP turns mutual TLS on, and a CA file changed in place replaces the CA', async (t) => {
+  const file = at('reload.hcl');
+  const hcl = (clientCa: string) =>
+    `server {\n  lxd {\n    socket = "${LXD_SOCKET}"\n  }\n  dns {\n    enabled = false\n  }\n  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n    ${clientCa}\n  }\n}\n`;
+  writeFileSync(file, hcl(''));
+  const daemon = await startDaemon(await loadConfig({ path: file }), memoryLogger());
+  t.teardown(() => daemon.close());
+  await waitFor(() => daemon.store.current.synced, { what: 'lexa synced' });
+  const url = () => `https://127.0.0.1:${daemon.ports.rest[0]}/containers/`;
+  const good = ['--cert', at('good-client.crt'), '--key', at('good-client.key')];
+  const rogue = ['--cert', at('rogue-client.crt'), '--key', at('rogue-client.key')];
+  t.equal((await get(url())).status, 200, 'before: no certificate needed');
+
+  copyFileSync(at('good-ca.crt'), at('live-ca.crt'));
+  writeFileSync(file, hcl('client_ca = "live-ca.crt"'));
+  const on = await daemon.reload(await loadConfig({ path: file }));
+  t.same(on.live, ['server.tls.client_ca'], 'applied live');
+  t.equal((await get(url())).status, 0, 'after: no certificate, no answer');
+  t.equal((await get(url(), ...good)).status, 200, 'after: the CA\'s client is served');
+  t.equal((await get(url(), ...rogue)).status, 0, 'after: another CA\'s client is not');
+
+  copyFileSync(at('rogue-ca.crt'), at('live-ca.crt'));
+  await daemon.reload(await loadConfig({ path: file }));
+  t.equal((await get(url(), ...good)).status, 0, 'the old CA\'s client is refused once the file holds another CA');
+  t.equal((await get(url(), ...rogue)).status, 200, 'the new CA\'s client is served');
 });

@@ -6,7 +6,7 @@ import { fromParsed } from '../../src/config/index.js';
 import { planReload } from '../../src/runtime/reload-plan.js';
 
 // What SIGHUP applies at once and what waits for a restart, for the trust settings: the transfer allow list,
-// TSIG key and NOTIFY targets and the agent token apply at once; the REST client CA and the agent grace wait.
+// TSIG key and NOTIFY targets, the agent token and the REST client CA apply at once; the agent grace waits.
 const dir = mkdtempSync(join(tmpdir(), 'lexa-plan-'));
 const ca = join(dir, 'ca.crt');
 writeFileSync(ca, '-----BEGIN CERTIFICATE-----\n');
@@ -20,7 +20,7 @@ t.test('trust settings: which apply live, which wait for a restart', (t) => {
   t.same(planReload(base, config({ ...xfr('127.0.0.1', 'bmV3c2VjcmV0'), ...agent('a-token-of-16-chars') })), { live: ['server.dns.transfer'], restart: [] }, 'a new key');
   t.same(planReload(base, config({ ...xfr('127.0.0.1', 'c2VjcmV0'), ...agent('another-token-of-16') })), { live: ['server.agent.token'], restart: [] }, 'a new agent token');
   t.same(planReload(base, config({ ...xfr('127.0.0.1', 'c2VjcmV0'), ...agent('a-token-of-16-chars', '1m') })), { live: [], restart: ['server.agent.grace'] }, 'a new grace');
-  t.same(planReload(base, config({ ...xfr('127.0.0.1', 'c2VjcmV0'), ...agent('a-token-of-16-chars'), tls: [{ client_ca: ca }] })), { live: [], restart: ['server.tls.client_ca'] }, 'mutual TLS on');
+  t.same(planReload(base, config({ ...xfr('127.0.0.1', 'c2VjcmV0'), ...agent('a-token-of-16-chars'), tls: [{ client_ca: ca }] })), { live: ['server.tls.client_ca'], restart: [] }, 'mutual TLS on');
   t.same(planReload(base, base), { live: [], restart: [] }, 'nothing changed');
   t.end();
 });
