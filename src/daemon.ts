@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { merge, Subject } from 'rxjs';
 import type { Config } from './config/index.js';
 import type { Logger } from './log/index.js';
@@ -26,6 +25,7 @@ import {
 import { DOH_LIMITS, startDoh } from './servers/doh/index.js';
 import { startDot } from './servers/dot/index.js';
 import { startMetrics } from './servers/metrics/index.js';
+import { readClientCa } from './servers/tls-servers.js';
 import { REST_LIMITS, startRest, type RestOptions } from './servers/rest/index.js';
 import type { StreamLimits } from './servers/transport.js';
 import { createLxdClient, Reflector, SnapshotStore, type Snapshot } from './streams/index.js';
@@ -217,9 +217,9 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
         });
     if (c.rest.enabled) {
       // Mutual TLS is fixed when a server opens (requestCert): a new or changed client CA reopens the REST listeners,
-      // which also ends connections made without a client certificate.
-      const file = c.rest.clientCa;
-      const clientCa = file === null ? null : { pem: readFileSync(file), file };
+      // which also ends connections made without a client certificate. Read here, so a bad file throws before a
+      // reload has changed anything.
+      const clientCa = c.rest.clientCa === null ? null : readClientCa(c.rest.clientCa);
       const variant = clientCa === null ? undefined : `client-ca:${createHash('sha256').update(clientCa.pem).digest('hex')}`;
       for (const bind of c.rest.binds)
         out.push({
@@ -314,6 +314,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       if (transferFrozen) plan = { live: plan.live.filter((k) => k !== 'server.dns.transfer'), restart: [...plan.restart, 'server.dns.transfer'] };
       next = { ...next, dns: { ...next.dns, reverseZones: live.dns.reverseZones, transfer: transferFrozen ? live.dns.transfer : next.dns.transfer } };
       const nextHandler = buildHandler(next); // throws on unusable resolver options: nothing applied yet
+      const nextSpecs = specs(next); // throws on an unreadable client CA: still nothing applied
       logger.hide(next.secrets);
       for (const w of next.warnings) logger.warn('config', { problem: w });
       logger.setLevel(next.log.level);
@@ -323,7 +324,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
         notifier.configure(next.dns.transfer.notify, next.dns.transfer.key);
       agentToken = next.agent?.token ?? '';
       await reloadTls(next);
-      const changed = await listeners.sync(specs(next), (spec, err) =>
+      const changed = await listeners.sync(nextSpecs, (spec, err) =>
         logger.error('reload: listener failed to open', { transport: spec.transport, host: spec.bind.host, port: spec.bind.port, error: (err as Error).message }),
       );
       live = {

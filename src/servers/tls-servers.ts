@@ -1,4 +1,5 @@
 import { constants, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import type { Bind } from '../config/index.js';
 import type { Logger } from '../log/index.js';
@@ -23,20 +24,34 @@ export function contextOptions(m: TlsMaterial): tls.SecureContextOptions {
   return { cert: m.cert, key: m.key, minVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_RENEGOTIATION };
 }
 
+/** A CA file for mutual TLS, read and checked (readClientCa). */
+export interface ClientCa {
+  readonly file: string;
+  readonly pem: Buffer;
+}
+
 /**
- * Context options that ask every client for a certificate signed by `ca` (PEM, one or more CAs) and refuse the
- * handshake without one (mutual TLS). Only these CAs count, not the system's: an operator's private CA. Throws
- * when `ca` holds no certificate that parses: Node would take it silently and then refuse every client.
+ * Reads a CA file (PEM, one or more certificates) for mutual TLS. Throws, naming the file, when it holds no
+ * certificate that parses: Node would take such a file silently and then refuse every client.
  */
-export function clientAuthOptions(ca: Buffer, file: string): tls.TlsOptions {
-  const blocks = ca.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+export function readClientCa(file: string): ClientCa {
+  const pem = readFileSync(file);
+  const blocks = pem.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
   try {
     if (blocks.length === 0) throw new Error('no PEM certificate');
-    for (const pem of blocks) new X509Certificate(pem);
+    for (const block of blocks) new X509Certificate(block);
   } catch (err) {
     throw new Error(`${file}: not a PEM CA certificate (${(err as Error).message})`);
   }
-  return { ca, requestCert: true, rejectUnauthorized: true };
+  return { file, pem };
+}
+
+/**
+ * Context options that ask every client for a certificate signed by `ca` and refuse the handshake without one
+ * (mutual TLS). Only these CAs count, not the system's: an operator's private CA.
+ */
+export function clientAuthOptions(ca: ClientCa): tls.TlsOptions {
+  return { ca: ca.pem, requestCert: true, rejectUnauthorized: true };
 }
 
 /**

@@ -114,4 +114,9 @@ t.test('SIGHUP turns mutual TLS on, and a CA file changed in place replaces the 
   await daemon.reload(await loadConfig({ path: file }));
   t.equal((await get(url(), ...good)).status, 0, 'the old CA\'s client is refused once the file holds another CA');
   t.equal((await get(url(), ...rogue)).status, 200, 'the new CA\'s client is served');
+
+  writeFileSync(at('live-ca.crt'), 'truncated by a bad copy\n');
+  await t.rejects(daemon.reload(await loadConfig({ path: file })), /live-ca\.crt: not a PEM CA certificate/, 'a broken CA file: the reload is rejected');
+  t.equal((await get(url(), ...rogue)).status, 200, 'and the running listeners keep the CA they had');
+  t.equal((await get(url())).status, 0, 'still refusing clients without a certificate');
 });

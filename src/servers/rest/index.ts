@@ -2,7 +2,7 @@ import { createServer } from 'node:https';
 import type { Bind } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
 import type { TlsMaterial } from '../../tls/index.js';
-import { clientAuthOptions, contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
+import { clientAuthOptions, contextOptions, listenTls, type ClientCa, type TlsListeners } from '../tls-servers.js';
 import { restApp, type RestOptions } from './app.js';
 
 export { restApp, type RestOptions } from './app.js';
@@ -34,15 +34,15 @@ export interface RestServerOptions {
   readonly log: Logger;
   readonly limits: RestLimits;
   readonly app: RestOptions;
-  /** CA certificate(s), PEM, and their file: clients must present a certificate they signed (mutual TLS). Absent: anyone may connect. */
-  readonly clientCa?: { readonly pem: Buffer; readonly file: string } | null;
+  /** CA certificate(s) clients must present a certificate signed by (mutual TLS). Absent: anyone may connect. */
+  readonly clientCa?: ClientCa | null;
 }
 
 /** Serves the REST API over HTTPS on every bind address, on the same TLS listeners as DoT and DoH. */
 export async function startRest(opts: RestServerOptions): Promise<TlsListeners> {
   const { limits, log } = opts;
   const app = restApp(opts.app);
-  const clientAuth = opts.clientCa ? clientAuthOptions(opts.clientCa.pem, opts.clientCa.file) : {};
+  const clientAuth = opts.clientCa ? clientAuthOptions(opts.clientCa) : {};
   const create = () => {
     const server = createServer({ ...contextOptions(opts.tls), ...clientAuth }, app);
     server.headersTimeout = limits.headersTimeoutMs;
