@@ -151,6 +151,7 @@ async function runAgent(path: string | undefined): Promise<number> {
     throw err;
   }
   const logger = createLogger({ out: 'stdout', level: 'info' }).child({ component: 'agent' });
+  if (config.token !== null) logger.hide([config.token]);
   const agent = new Agent(config, logger);
   agent.start();
   logger.info('lexa agent started', { config: config.source, server: `${config.server.host}:${config.server.port}`, services: config.services.length });

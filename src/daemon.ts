@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { merge, Subject, throttleTime } from 'rxjs';
 import type { Config } from './config/index.js';
 import type { Logger } from './log/index.js';
@@ -19,11 +20,13 @@ import {
   ZoneSerials,
   zoneOptions,
   type HandleQuery,
+  type HandleTransfer,
   type ResolveOptions,
 } from './servers/dns/index.js';
 import { DOH_LIMITS, startDoh } from './servers/doh/index.js';
 import { startDot } from './servers/dot/index.js';
 import { startMetrics } from './servers/metrics/index.js';
+import { readClientCa } from './servers/tls-servers.js';
 import { REST_LIMITS, startRest, type RestOptions } from './servers/rest/index.js';
 import type { StreamLimits } from './servers/transport.js';
 import { AgentTokenIssuer, createLxdClient, Reflector, SnapshotStore, type Snapshot } from './streams/index.js';
@@ -71,6 +74,7 @@ export interface Daemon {
  * everything already started is closed again.
  */
 export async function startDaemon(config: Config, logger: Logger): Promise<Daemon> {
+  logger.hide(config.secrets);
   for (const w of config.warnings) logger.warn('config', { problem: w });
   const endpoint = config.lxd.endpoint;
   if (endpoint.kind === 'https' && endpoint.serverCertificate === null)
@@ -94,10 +98,12 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   });
   // With transfers configured, zone serials move only when a zone's content does (serial.ts), and the resolver's
   // SOA and the transfers share them; without, the SOA serial is the snapshot's time (no pass over the zone).
-  // The zone's shape (suffix, TTLs, reverse zones, transfer settings) is then fixed at start: a reload that
-  // changes it is logged as needing a restart, so queries and transfers never disagree.
+  // The zone's shape (suffix, TTLs, reverse zones) is then fixed at start: a reload that changes it is logged as
+  // needing a restart, so queries and transfers never disagree. Who may transfer, the key, and whom to NOTIFY
+  // follow reloads; only turning transfers on where they were off waits for a restart (the serials are wired in now).
   const xfr = config.dns.transfer;
-  const transfers = xfr.allow.length > 0 || xfr.notify.length > 0;
+  const transfersIn = (c: Config) => c.dns.transfer.allow.length > 0 || c.dns.transfer.notify.length > 0;
+  const transfers = transfersIn(config);
   const resolverOf = (c: Config): ResolveOptions => ({ ...resolverOptions(c.lxd.suffix, c.dns), reverseZones: c.dns.reverseZones });
   const serials = new ZoneSerials(zoneOptions(resolverOf(config)));
   const withSerials = (r: ResolveOptions): ResolveOptions => (transfers ? { ...r, serial: (zone, n) => serials.serial(zone, n) } : r);
@@ -106,10 +112,13 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const buildHandler = (c: Config) =>
     withTsig(
       createHandler({ snapshot, resolver: c === config ? resolver : withSerials(resolverOf(c)), udpPayload: c.dns.ednsUdpSize, log: dnsLog }),
-      xfr.key === null ? [] : [xfr.key],
+      c.dns.transfer.key === null ? [] : [c.dns.transfer.key],
     );
   let handler = buildHandler(config);
-  const transfer = createTransfer({ snapshot, resolver, serials, allow: xfr.allow, key: xfr.key, log: dnsLog });
+  const transferOf = (c: Config) => createTransfer({ snapshot, resolver, serials, allow: c.dns.transfer.allow, key: c.dns.transfer.key, log: dnsLog });
+  let handleTransfer = transferOf(config);
+  // One indirection, as for the handler: a reload swaps the allow list and key under the running listeners.
+  const transfer: HandleTransfer = (query, peer) => handleTransfer(query, peer);
   const notifier = new Notifier(xfr.notify, xfr.key, logger.child({ component: 'dns/notify' }));
   const zones = (s: Snapshot) => [resolver.suffix, ...reverseZones(s, resolver)];
   const stopWatching = transfers ? watchZones(store.snapshot$, snapshot, zones, serials, notifier, dnsLog) : () => undefined;
@@ -134,6 +143,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     log: logger.child({ component: 'rest' }),
   };
   const log = (component: TransportName) => logger.child({ component });
+  /** The agent token in force: agent listeners read it at each hello, so a reload changes it without a reopen. */
   /** What agents' messages become: actions on the one store, checked against its current snapshot. */
   const registry = { snapshot, dispatch: (action: Parameters<typeof store.dispatch>[0]) => store.dispatch(action) };
   /** The agent trust settings in force: running agent listeners read them on every hello and state (SIGHUP). */
@@ -221,13 +231,20 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
             return { listeners: l, counters: [m.counters] };
           },
         });
-    if (c.rest.enabled)
+    if (c.rest.enabled) {
+      // Mutual TLS is fixed when a server opens (requestCert): a new or changed client CA reopens the REST listeners,
+      // which also ends connections made without a client certificate. Read here, so a bad file throws before a
+      // reload has changed anything.
+      const clientCa = c.rest.clientCa === null ? null : readClientCa(c.rest.clientCa);
+      const variant = clientCa === null ? undefined : `client-ca:${createHash('sha256').update(clientCa.pem).digest('hex')}`;
       for (const bind of c.rest.binds)
         out.push({
           transport: 'rest',
           bind,
-          open: async () => ({ listeners: await startRest({ binds: [bind], tls: material('rest'), log: log('rest'), limits: { ...REST_LIMITS, ...c.rest.limits }, app }) }),
+          ...(variant === undefined ? {} : { variant }),
+          open: async () => ({ listeners: await startRest({ binds: [bind], tls: material('rest'), log: log('rest'), limits: { ...REST_LIMITS, ...c.rest.limits }, app, clientCa }) }),
         });
+    }
     const agent = c.agent;
     if (agent !== null)
       for (const bind of agent.binds)
@@ -305,18 +322,26 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       const planned = planReload(live, next);
       // With transfers the zone's shape waits for a restart (see above): those keys are not applied.
       const frozen = ['server.lxd.suffix', 'server.dns.ttl', 'server.dns.negative_ttl'];
-      const plan = transfers
+      let plan = transfers
         ? { live: planned.live.filter((k) => !frozen.includes(k)), restart: [...planned.restart, ...planned.live.filter((k) => frozen.includes(k))] }
         : planned;
       if (transfers) next = { ...next, lxd: { ...next.lxd, suffix: live.lxd.suffix }, dns: { ...next.dns, ttl: live.dns.ttl, negativeTtl: live.dns.negativeTtl } };
-      next = { ...next, dns: { ...next.dns, reverseZones: live.dns.reverseZones, transfer: live.dns.transfer } };
+      // Transfers turned on where they were off at start: the serials are not wired in, so that waits too.
+      const transferFrozen = !transfers && transfersIn(next);
+      if (transferFrozen) plan = { live: plan.live.filter((k) => k !== 'server.dns.transfer'), restart: [...plan.restart, 'server.dns.transfer'] };
+      next = { ...next, dns: { ...next.dns, reverseZones: live.dns.reverseZones, transfer: transferFrozen ? live.dns.transfer : next.dns.transfer } };
       const nextHandler = buildHandler(next); // throws on unusable resolver options: nothing applied yet
+      const nextSpecs = specs(next); // throws on an unreadable client CA: still nothing applied
+      logger.hide(next.secrets);
       for (const w of next.warnings) logger.warn('config', { problem: w });
       logger.setLevel(next.log.level);
       handler = nextHandler;
+      handleTransfer = transferOf(next);
+      if (JSON.stringify([live.dns.transfer.notify, live.dns.transfer.key]) !== JSON.stringify([next.dns.transfer.notify, next.dns.transfer.key]))
+        notifier.configure(next.dns.transfer.notify, next.dns.transfer.key);
       await reloadTls(next);
       const defaultsBefore = agentPolicy().services;
-      const changed = await listeners.sync(specs(next), (spec, err) =>
+      const changed = await listeners.sync(nextSpecs, (spec, err) =>
         logger.error('reload: listener failed to open', { transport: spec.transport, host: spec.bind.host, port: spec.bind.port, error: (err as Error).message }),
       );
       live = {

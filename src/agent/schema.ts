@@ -51,7 +51,7 @@ export const agentSchema = block({
      * The server's optional shared secret (its `server.agent.token`); at most one of token and token_file. The
      * agent's own credential is not configured here: it is the instance's `user.lexa.agent.token`, read from devlxd.
      */
-    token: text(/^\S{16,1024}$/, 'a secret of 16..1024 non-blank characters').optional(),
+    token: text(/^\S{16,1024}$/, 'a secret of 16..1024 non-blank characters').secret().optional(),
     token_file: file.optional(),
     /** devlxd's socket, where the instance's credential is read. */
     devlxd: file.default(DEVLXD_SOCKET),

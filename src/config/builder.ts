@@ -26,6 +26,8 @@ export class Key<T> {
     readonly absent: (path: string, cx: ReadContext) => T | undefined,
     /** The keys inside a block, or inside each block of a list; empty for scalars. */
     readonly fields: Fields = {},
+    /** A secret (a token, a key): every printer shows REDACTED in its place, and problems never quote it. */
+    readonly isSecret = false,
   ) {}
 }
 
@@ -40,7 +42,27 @@ export class Draft<T> {
     readonly kind: Kind,
     readonly read: (value: unknown, path: string, cx: ReadContext) => T | undefined,
     readonly fields: Fields = {},
+    readonly isSecret = false,
   ) {}
+
+  /**
+   * Marks the key a secret: `lexa check-config` prints REDACTED for it, and no problem found in its value (by this
+   * Draft's own checks or any `refine`, before or after this call) quotes the value.
+   */
+  secret(): Draft<T> {
+    return new Draft(this.kind, this.read, this.fields, true);
+  }
+
+  /** The read a Key made from this Draft uses: for a secret, problems with the value taken out. */
+  #keyRead(): (value: unknown, path: string, cx: ReadContext) => T | undefined {
+    if (!this.isSecret) return this.read;
+    return (value, path, cx) => {
+      const first = cx.problems.length;
+      const v = this.read(value, path, cx);
+      for (let i = first; i < cx.problems.length; i++) cx.problems[i] = withoutValue(cx.problems[i]!, value);
+      return v;
+    };
+  }
 
   /** Further checks on a well-typed value: return the problem(s), or undefined when the value is fine. */
   refine(problem: (value: T) => string | readonly string[] | undefined): Draft<T> {
@@ -55,6 +77,7 @@ export class Draft<T> {
         return undefined;
       },
       this.fields,
+      this.isSecret,
     );
   }
 
@@ -63,21 +86,21 @@ export class Draft<T> {
     return new Draft(this.kind, (value, path, cx) => {
       const v = this.read(value, path, cx);
       return v === undefined ? undefined : f(v);
-    }, this.fields);
+    }, this.fields, this.isSecret);
   }
 
   default(value: T): Key<T> {
-    return new Key(this.kind, this.read, () => value, this.fields);
+    return new Key(this.kind, this.#keyRead(), () => value, this.fields, this.isSecret);
   }
 
   /** Absent means null: the key's absence means something the consumer decides (e.g. "generate a certificate"). */
   optional(): Key<T | null> {
-    return new Key<T | null>(this.kind, this.read, () => null, this.fields);
+    return new Key<T | null>(this.kind, this.#keyRead(), () => null, this.fields, this.isSecret);
   }
 
   /** Absent is a problem: `<path>: required <why>`. */
   required(why: string): Key<T> {
-    return new Key(this.kind, this.read, (path, cx) => void cx.problems.push(`${path}: required ${why}`), this.fields);
+    return new Key(this.kind, this.#keyRead(), (path, cx) => void cx.problems.push(`${path}: required ${why}`), this.fields, this.isSecret);
   }
 }
 
@@ -206,6 +229,21 @@ function absentBody<F extends Fields>(fields: F, path: string, cx: ReadContext):
     out[key] = v;
   }
   return ok ? (out as Values<F>) : undefined;
+}
+
+/** What every printer shows in place of a secret's value. */
+export const REDACTED = '(redacted)';
+
+/** The dotted paths of the keys declared `.secret()` under `key`: the one list every printer redacts by. */
+export function secretPaths(key: Key<unknown>, path = ''): string[] {
+  if (key.isSecret) return [path];
+  return Object.entries(key.fields).flatMap(([name, sub]) => secretPaths(sub, join(path, name)));
+}
+
+/** `problem` with every spelling of a secret `value` (quoted as JSON, or bare) replaced by REDACTED. */
+function withoutValue(problem: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) return problem;
+  return problem.replaceAll(JSON.stringify(value), JSON.stringify(REDACTED)).replaceAll(value, REDACTED);
 }
 
 /** Every scalar key under `key`, as dotted paths (a list's keys appear under the list's own name). */

@@ -1,4 +1,4 @@
-import type { Key } from './builder.js';
+import { REDACTED, type Key } from './builder.js';
 import { settingsOf } from './load.js';
 import { configSchema } from './schema.js';
 import type { Config } from './types.js';
@@ -7,7 +7,8 @@ import type { Config } from './types.js';
  * The configuration in force, in the file's own key names with every default filled in (`lexa check-config`).
  * Walks the schema, so a key declared there appears here without more code. Durations are written as the file
  * writes them ("300s", "250ms"), not as the milliseconds lexa holds; the LXD socket shows the one found in the
- * environment, and state_directory the one taken from $STATE_DIRECTORY when the file names none.
+ * environment, and state_directory the one taken from $STATE_DIRECTORY when the file names none. A key declared
+ * `.secret()` in the schema shows REDACTED when set (null when not), so the output can be pasted into an issue.
  */
 export function effectiveSettings(config: Config): Record<string, unknown> {
   const out = render(configSchema, settingsOf(config)) as { server: Record<string, Record<string, unknown>> };
@@ -18,6 +19,7 @@ export function effectiveSettings(config: Config): Record<string, unknown> {
 
 function render(key: Key<unknown>, value: unknown): unknown {
   if (value === null || value === undefined) return null;
+  if (key.isSecret) return REDACTED;
   if (key.kind === 'duration') return duration(value as number);
   const fields = Object.entries(key.fields);
   if (key.kind === 'list') return (value as unknown[]).map((v) => (fields.length ? renderFields(key.fields, v) : v));

@@ -6,7 +6,7 @@ import { Buffer } from 'node:buffer';
 import { reverseZoneOf } from '../servers/dns/reverse.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readSettings, type Settings } from './schema.js';
+import { AGENT_TOKEN, readSettings, TSIG_SECRET, type Settings } from './schema.js';
 import type { Config, LxdEndpoint, TlsFiles } from './types.js';
 
 /** A configuration that cannot be used. `problems` each name the file and line/column or the key path. */
@@ -217,6 +217,42 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       limits: key === 'dot' ? dnsStream(limits, 'server.dns.dot.limits') : limits,
     } as const;
   };
+  /** Every secret's value, however given: what the logger hides (Config.secrets). */
+  const secrets: string[] = [];
+  const kept = (secret: string): string => (secrets.push(secret), secret);
+  /**
+   * A secret given inline (`key`) or in a file (`key_file`), exactly one: the file is read now, trimmed, and checked
+   * against `pattern` (a problem names the key and the file, never the content). '' when there is a problem.
+   */
+  const secretOf = <R extends boolean = true>(
+    block: string,
+    key: string,
+    inline: string | null,
+    fileKey: string,
+    file: string | null,
+    pattern: RegExp,
+    what: string,
+    required: R = true as R,
+  ): R extends true ? string : string | null => {
+    type Out = R extends true ? string : string | null;
+    if (!required && inline === null && file === null) return null as Out;
+    if ((inline === null) === (file === null)) {
+      problems.push(`${name}: ${block}: set ${key} or ${fileKey} (${what}), ${required ? 'exactly one' : 'not both'}`);
+      return '';
+    }
+    if (inline !== null) return kept(inline);
+    const abs = path(file, `${block}.${fileKey}`);
+    if (abs === null) return '';
+    let content: string;
+    try {
+      content = readFileSync(abs, 'utf8').trim();
+    } catch {
+      return ''; // path() reported it
+    }
+    if (pattern.test(content)) return kept(content);
+    problems.push(`${name}: ${block}.${fileKey}: ${abs} must hold ${what}`);
+    return '';
+  };
   /** The agent endpoint: null when its block is absent. The token is read from token_file now. */
   let agentConfig: {
     binds: NonNullable<typeof agent>['bind'];
@@ -229,18 +265,7 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     limits: ReturnType<typeof tlsLimitsOf>;
   } | null = null;
   if (agent !== null) {
-    let token = agent.token;
-    if (agent.token !== null && agent.token_file !== null)
-      problems.push(`${name}: server.agent: set token or token_file (the optional shared secret), not both`);
-    const tokenFile = path(agent.token_file, 'server.agent.token_file');
-    if (tokenFile !== null) {
-      try {
-        token = readFileSync(tokenFile, 'utf8').trim();
-        if (!/^\S{16,1024}$/.test(token)) problems.push(`${name}: server.agent.token_file: ${tokenFile} must hold a secret of 16..1024 non-blank characters`);
-      } catch {
-        // path() reported it
-      }
-    }
+    const token = secretOf('server.agent', 'token', agent.token, 'token_file', agent.token_file, AGENT_TOKEN, 'a secret of 16..1024 non-blank characters', false);
     agentConfig = {
       binds: agent.bind,
       tls: tlsFiles(agent, 'server.agent'),
@@ -276,7 +301,12 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     if (isIP(ip) === 0 || (len !== undefined && Number(len) > (isIP(ip) === 6 ? 128 : 32)))
       problems.push(`${name}: server.dns.rate_limit.exempt: "${a}" is not an address or prefix`);
   }
-  const key = dns.transfer.key;
+  const keyBlock = dns.transfer.key;
+  const key = keyBlock === null ? null : {
+    name: keyBlock.name,
+    algorithm: keyBlock.algorithm,
+    secret: secretOf('server.dns.transfer.key', 'secret', keyBlock.secret, 'secret_file', keyBlock.secret_file, TSIG_SECRET, 'the base64 TSIG secret'),
+  };
   if (notify.length > 0 && dns.transfer.allow.length === 0)
     warnings.push('server.dns.transfer.notify is set but transfer.allow is empty: the secondaries told of changes will be refused the transfer');
   const config = {
@@ -291,7 +321,14 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       resyncIntervalMs: lxd.resync_interval,
       watchdogMs: lxd.watchdog_timeout,
     },
-    rest: { enabled: tls.enabled, binds: tls.bind, tls: tlsFiles(tls, 'server.tls'), limits: tlsLimitsOf(tls.limits) },
+    rest: {
+      enabled: tls.enabled,
+      binds: tls.bind,
+      tls: tlsFiles(tls, 'server.tls'),
+      limits: tlsLimitsOf(tls.limits),
+      /** CA file (absolute) a client certificate must chain to; null: no client certificate asked for. */
+      clientCa: path(tls.client_ca, 'server.tls.client_ca'),
+    },
     dns: {
       enabled: dns.enabled,
       binds: dns.bind,
@@ -333,6 +370,11 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     metrics: { enabled: metrics.enabled, binds: metrics.bind },
     /** Where generated certificates are kept across restarts, or null (generated anew at every start). */
     stateDirectory: stateDirectory(settings.server.state_directory, env, base, name, problems),
+    /**
+     * The value of every secret (the keys schema.ts declares `.secret()`, given inline or in their `_file`), for
+     * the logger to hide: TSIG secrets as base64, agent tokens.
+     */
+    secrets: secrets as readonly string[],
     /** Non-fatal remarks found while loading (e.g. accepted-but-ignored keys), to be logged once. */
     warnings: warnings as readonly string[],
   } as const;

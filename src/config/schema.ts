@@ -11,6 +11,10 @@ const TTL_MAX = 2_147_483_647;
 const port = int(0, 65535);
 /** Labels of 1..63 letters, digits and inner hyphens; a trailing dot is allowed. */
 const DNS_NAME = /^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?$/i;
+/** A TSIG secret: base64, as `tsig-keygen`, `keymgr` and knot's configs write it. load.ts checks secret_file's too. */
+export const TSIG_SECRET = /^[A-Za-z0-9+/]+={0,2}$/;
+/** An agent token: 16..1024 non-blank characters. load.ts checks token_file's too. */
+export const AGENT_TOKEN = /^\S{16,1024}$/;
 /** A path in the file; load.ts resolves it against the file's directory and checks that it is readable. */
 const file = text(/\S/, 'a file path');
 
@@ -144,6 +148,12 @@ export const configSchema = block({
        * generous; `first_request_timeout` also bounds each later request's headers); idle keep-alive 5 s.
        */
       limits: tlsLimits({ max: 256, perSource: 32, ipv6Prefix: 64, handshake: 5_000, firstRequest: 10_000, idle: 5_000 }),
+      /**
+       * CA certificate(s), PEM: with it, a client must present a certificate signed by one of them or its TLS
+       * handshake is refused (mutual TLS), for hosts where tenants share the network with the REST API. Absent:
+       * any client may connect, as before.
+       */
+      client_ca: file.optional(),
     }),
     dns: block({
       enabled: bool().default(true),
@@ -217,8 +227,12 @@ export const configSchema = block({
             .map((s) => s.toLowerCase().replace(/\.$/, ''))
             .required('(the TSIG key name)'),
           algorithm: oneOf(['hmac-sha256', 'hmac-sha1', 'hmac-sha224', 'hmac-sha384', 'hmac-sha512']).default('hmac-sha256'),
-          /** The shared secret, base64 (as `tsig-keygen`, `keymgr` and knot's configs write it). */
-          secret: text(/^[A-Za-z0-9+/]+={0,2}$/, 'base64').required('(the base64 TSIG secret)'),
+          /**
+           * The shared secret, base64 (as `tsig-keygen`, `keymgr` and knot's configs write it), inline or in
+           * secret_file (read at load, trimmed): exactly one of them (load.ts).
+           */
+          secret: text(TSIG_SECRET, 'base64').secret().optional(),
+          secret_file: file.optional(),
         }).optional(),
       }),
       /** As plain TCP, and a TLS handshake is one or two round trips: 5 s is generous. */
@@ -245,7 +259,7 @@ export const configSchema = block({
        * An optional shared secret every agent must present besides its instance's own credential (at most one of
        * token and token_file, load.ts): a second gate, e.g. to retire all agents of a deployment at once.
        */
-      token: text(/^\S{16,1024}$/, 'a secret of 16..1024 non-blank characters').optional(),
+      token: text(AGENT_TOKEN, 'a secret of 16..1024 non-blank characters').secret().optional(),
       token_file: file.optional(),
       /**
        * The service names an agent may announce for an instance without `user.lexa.agent.services` (`*`: any).

@@ -1,4 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { REDACTED } from '../config/builder.js';
 import type { LogConfig, LogLevel } from '../config/types.js';
 
 /** Structured logger: one JSON object per line (`{"time","level","msg",...fields}`). */
@@ -11,6 +12,12 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
   /** Changes the least level written, for this logger, its parent and every child alike (SIGHUP reload). */
   setLevel(level: LogLevel): void;
+  /**
+   * Adds secret values (Config.secrets) that no line written from now on shows, for this logger, its parent and
+   * every child alike: each occurrence becomes REDACTED (as `lexa check-config` prints it), whatever field or message carries it. Secrets added
+   * earlier stay hidden (an old token may still be presented after a reload).
+   */
+  hide(secrets: readonly string[]): void;
 }
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -20,28 +27,35 @@ export function createLogger(cfg: LogConfig): Logger {
   if (cfg.out === 'stdout') out = process.stdout;
   else if (cfg.out === 'stderr') out = process.stderr;
   else out = createWriteStream(cfg.out, { flags: 'a' });
-  return make((line) => out.write(line), { min: RANK[cfg.level] }, {});
+  return make((line) => out.write(line), { min: RANK[cfg.level], hidden: [] }, {});
 }
 
 /** A logger that writes nothing; for tests and library use. */
-export const silentLogger: Logger = make(() => true, { min: Infinity }, {});
+export const silentLogger: Logger = make(() => true, { min: Infinity, hidden: [] }, {});
 
 /** A logger that collects lines in memory; for tests that assert on logging. */
 export function memoryLogger(): Logger & { lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
-  const logger = make((line) => lines.push(JSON.parse(line) as Record<string, unknown>) > 0, { min: 0 }, {});
+  const logger = make((line) => lines.push(JSON.parse(line) as Record<string, unknown>) > 0, { min: 0, hidden: [] }, {});
   return Object.assign(logger, { lines });
 }
 
-/** The least rank written, shared by a logger and all its children so that setLevel reaches them all. */
+/**
+ * Shared by a logger and all its children so that setLevel and hide reach them all: the least rank written, and
+ * the secrets to hide, each as it appears inside a JSON string.
+ */
 interface Threshold {
   min: number;
+  hidden: string[];
 }
 
 function make(write: (line: string) => boolean, threshold: Threshold, base: Record<string, unknown>): Logger {
   const emit = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
     if (RANK[level] < threshold.min) return;
-    write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }, errorReplacer)}\n`);
+    let line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...base, ...fields }, errorReplacer);
+    // A few includes per line: lexa holds one or two secrets, and lines are short.
+    for (const secret of threshold.hidden) if (line.includes(secret)) line = line.replaceAll(secret, REDACTED);
+    write(`${line}\n`);
   };
   return {
     debug: emit('debug'),
@@ -52,6 +66,12 @@ function make(write: (line: string) => boolean, threshold: Threshold, base: Reco
     setLevel: (level) => {
       // The silent logger stays silent.
       if (threshold.min !== Infinity) threshold.min = RANK[level];
+    },
+    hide: (secrets) => {
+      for (const secret of secrets) {
+        const inJson = JSON.stringify(secret).slice(1, -1);
+        if (inJson !== '' && !threshold.hidden.includes(inJson)) threshold.hidden.push(inJson);
+      }
     },
   };
 }

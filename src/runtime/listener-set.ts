@@ -13,6 +13,11 @@ export interface ListenerSpec {
   /** 'dns', 'dot', 'doh', 'doq', 'rest', 'metrics', ... */
   readonly transport: string;
   readonly bind: Bind;
+  /**
+   * What else it is opened with that cannot change while it runs (the REST API's client CA): a spec whose variant
+   * differs from the running one's closes that listener and opens a new one on the same bind.
+   */
+  readonly variant?: string;
   /** Opens it; the counters (if any) are the DNS metrics of what it serves, given the bound port by the set. */
   open(): Promise<Opened>;
 }
@@ -27,7 +32,7 @@ interface Running extends Opened {
   readonly port: number;
 }
 
-const keyOf = (s: ListenerSpec) => `${s.transport}|${s.bind.host}|${s.bind.port}`;
+const keyOf = (s: ListenerSpec) => `${s.transport}|${s.bind.host}|${s.bind.port}${s.variant ? `|${s.variant}` : ''}`;
 
 export class ListenerSet {
   readonly #running = new Map<string, Running>();

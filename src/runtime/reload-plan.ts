@@ -39,6 +39,14 @@ export function planReload(old: Config, next: Config): ReloadPlan {
     check(k === 'dns' ? 'server.dns.bind' : k === 'tls' || k === 'metrics' || k === 'agent' ? `server.${k}.bind` : `server.dns.${k}.bind`, a[k], b[k], live);
   const certs = (c: Config) => ({ rest: c.rest.tls, dot: [c.dns.dot.tls, c.dns.dot.hostname], doh: [c.dns.doh.tls, c.dns.doh.hostname], quic: [c.dns.quic.tls, c.dns.quic.hostname], agent: c.agent && [c.agent.tls, c.agent.hostname] });
   check('certificates', certs(old), certs(next), live);
+  // Who may transfer, the TSIG key (queries, transfers, NOTIFY) and the NOTIFY targets: the daemon swaps them
+  // under the running listeners (it defers them only when transfers were off at start).
+  check('server.dns.transfer', old.dns.transfer, next.dns.transfer, live);
+  // Running agent listeners read the token and the default allow list on every hello and state (daemon.ts):
+  // agents connected with the old token stay connected.
+  check('server.agent (token, services, issue_tokens)', old.agent && [old.agent.token, old.agent.services, old.agent.issueTokens], next.agent && [next.agent.token, next.agent.services, next.agent.issueTokens], live);
+  // The REST listeners reopen with it (the daemon re-reads the file at every reload, so a changed CA file does too).
+  check('server.tls.client_ca', old.rest.clientCa, next.rest.clientCa, live);
 
   check('server.lxd (endpoint)', old.lxd.endpoint, next.lxd.endpoint, restart);
   check('server.lxd.project', [old.lxd.project, old.lxd.allProjects], [next.lxd.project, next.lxd.allProjects], restart);
@@ -54,9 +62,6 @@ export function planReload(old: Config, next: Config): ReloadPlan {
   check('server.log.out', old.log.out, next.log.out, restart);
   check('server.state_directory', old.stateDirectory, next.stateDirectory, restart);
   check('server.dns.reverse_zones', old.dns.reverseZones, next.dns.reverseZones, restart);
-  check('server.dns.transfer', old.dns.transfer, next.dns.transfer, restart);
-  // Running agent listeners read the token and the default allow list on every hello and state (daemon.ts).
-  check('server.agent (token, services, issue_tokens)', old.agent && [old.agent.token, old.agent.services, old.agent.issueTokens], next.agent && [next.agent.token, next.agent.services, next.agent.issueTokens], live);
   // The grace is handed to the agent listeners when they open; running ones keep theirs.
   check('server.agent.grace', old.agent && old.agent.graceMs, next.agent && next.agent.graceMs, restart);
   return { live, restart };

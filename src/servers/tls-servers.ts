@@ -1,4 +1,5 @@
-import { constants } from 'node:crypto';
+import { constants, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import type { Bind } from '../config/index.js';
 import type { Logger } from '../log/index.js';
@@ -24,10 +25,41 @@ export function contextOptions(m: TlsMaterial): tls.SecureContextOptions {
   return { cert: m.cert, key: m.key, minVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_RENEGOTIATION };
 }
 
+/** A CA file for mutual TLS, read and checked (readClientCa). */
+export interface ClientCa {
+  readonly file: string;
+  readonly pem: Buffer;
+}
+
+/**
+ * Reads a CA file (PEM, one or more certificates) for mutual TLS. Throws, naming the file, when it holds no
+ * certificate that parses: Node would take such a file silently and then refuse every client.
+ */
+export function readClientCa(file: string): ClientCa {
+  const pem = readFileSync(file);
+  const blocks = pem.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  try {
+    if (blocks.length === 0) throw new Error('no PEM certificate');
+    for (const block of blocks) new X509Certificate(block);
+  } catch (err) {
+    throw new Error(`${file}: not a PEM CA certificate (${(err as Error).message})`);
+  }
+  return { file, pem };
+}
+
+/**
+ * Context options that ask every client for a certificate signed by `ca` and refuse the handshake without one
+ * (mutual TLS). Only these CAs count, not the system's: an operator's private CA.
+ */
+export function clientAuthOptions(ca: ClientCa): tls.TlsOptions {
+  return { ca: ca.pem, requestCert: true, rejectUnauthorized: true };
+}
+
 /**
  * TLS listeners on every bind address (see listenStreams for fair admission and tracking). `create` sets the
- * server's own options from contextOptions; this adds dropping a client whose handshake fails or times out (Node's
- * tls.Server leaves the socket open on a handshake timeout unless told) and checked certificate swaps.
+ * server's own options from contextOptions (plus `extra`); this adds dropping a client whose handshake fails or
+ * times out (Node's tls.Server leaves the socket open on a handshake timeout unless told) and checked certificate
+ * swaps, which keep `extra` (e.g. the client CA of clientAuthOptions) in the new context.
  */
 export async function listenTls(
   binds: readonly Bind[],
@@ -35,6 +67,7 @@ export async function listenTls(
   limits: ConnectionLimits,
   log: Logger,
   name: string,
+  extra: tls.SecureContextOptions = {},
 ): Promise<TlsListeners> {
   const withHandshakeGuard = () => {
     const server = create();
@@ -48,7 +81,7 @@ export async function listenTls(
   return {
     ports,
     setTls(m) {
-      const opts = contextOptions(m);
+      const opts = { ...contextOptions(m), ...extra };
       tls.createSecureContext(opts); // throws on a bad pair before any server has changed
       for (const s of servers) s.setSecureContext(opts);
       log.info(`${name}: certificate replaced`, { sha256: m.fingerprint });

@@ -75,3 +75,26 @@ t.test('a newer serial replaces a pending NOTIFY', async (t) => {
   await new Promise((r) => setTimeout(r, NOTIFY_FIRST_RETRY_MS * 1.5));
   t.equal(s.seen.length, 3, 'only the newer one is retried');
 });
+
+t.test('configure (SIGHUP): later NOTIFYs go to the new targets signed with the new key; pending retries to the old stop', async (t) => {
+  const NEW: TsigKey = { ...KEY, secret: Buffer.from('another secret of thirty-two byte') };
+  const old = await secondary(() => null); // never acknowledges: lexa would retry it
+  const next = await secondary((msg) => {
+    const check = checkRequest(msg, [NEW], Math.floor(Date.now() / 1000));
+    return check.kind === 'ok' ? signMessage(ack(check.stripped), NEW, { requestMac: check.mac, timeSigned: Math.floor(Date.now() / 1000) }).message : null;
+  });
+  t.teardown(old.close);
+  t.teardown(next.close);
+  const notifier = new Notifier([{ host: '127.0.0.1', port: old.port }], KEY, memoryLogger());
+  t.teardown(() => notifier.close());
+  notifier.notify('lexa', 1);
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(old.seen.length, 1, 'the old target got the first NOTIFY');
+  notifier.configure([{ host: '127.0.0.1', port: next.port }], NEW);
+  notifier.notify('lexa', 2);
+  await new Promise((r) => setTimeout(r, NOTIFY_FIRST_RETRY_MS * 1.5));
+  t.equal(old.seen.length, 1, 'no retry reaches the old target after the reload');
+  t.equal(next.seen.length, 1, 'the new target got one NOTIFY (acknowledged, so no retry)');
+  t.equal(checkRequest(next.seen[0]!.msg, [NEW], Math.floor(Date.now() / 1000)).kind, 'ok', 'signed with the new key');
+  t.equal(checkRequest(next.seen[0]!.msg, [KEY], Math.floor(Date.now() / 1000)).kind, 'rejected', 'not with the old one');
+});

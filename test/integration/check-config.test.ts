@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -61,4 +61,54 @@ t.test('no FILE: the file lexa server would read, else the defaults; the shipped
   t.equal((JSON.parse(found.stdout) as { server: { log: { level: string } } }).server.log.level, 'debug', './lexa.hcl is read');
   const example = await lexa(['check-config', join(ROOT, 'examples', 'lexa.hcl')]);
   t.equal(example.code, 0, example.stderr);
+});
+
+t.test('secrets stay secret: the TSIG secret and the agent token are printed as (redacted), and never quoted in a problem', async (t) => {
+  const TSIG = 'Q2hlY2tDb25maWdOZXZlclByaW50c01l';
+  const TOKEN = 'check-config-token-never-printed';
+  writeFileSync(join(dir, 'xfr.key'), `${TSIG}\n`);
+  const file = join(dir, 'secrets.hcl');
+  const body = (secret: string, token: string) =>
+    `server {\n  dns {\n    transfer {\n      allow = ["127.0.0.1"]\n      key {\n        name = "lexa-xfr"\n        ${secret}\n      }\n    }\n  }\n  agent {\n    ${token}\n  }\n}\n`;
+  writeFileSync(file, body(`secret = "${TSIG}"`, `token = "${TOKEN}"`));
+  const r = await lexa(['check-config', file]);
+  t.equal(r.code, 0, r.stderr);
+  const c = JSON.parse(r.stdout) as { server: { dns: { transfer: { key: Record<string, unknown> } }; agent: Record<string, unknown> } };
+  t.equal(c.server.dns.transfer.key['secret'], '(redacted)');
+  t.equal(c.server.agent['token'], '(redacted)');
+  t.notOk(r.stdout.includes(TSIG) || r.stdout.includes(TOKEN) || r.stderr.includes(TSIG) || r.stderr.includes(TOKEN), 'neither value is printed');
+  writeFileSync(file, body('secret_file = "xfr.key"', `token = "${TOKEN}"`));
+  const fromFile = await lexa(['check-config', file]);
+  t.equal(fromFile.code, 0, fromFile.stderr);
+  t.match(JSON.parse(fromFile.stdout), { server: { dns: { transfer: { key: { secret: null, secret_file: 'xfr.key' } } } } }, 'the file is named, its content is not printed');
+  t.notOk(fromFile.stdout.includes(TSIG));
+  writeFileSync(file, body(`secret = "${TSIG}!"`, 'token = "short-token"'));
+  const bad = await lexa(['check-config', file]);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /server\.dns\.transfer\.key\.secret: "\(redacted\)" is not base64/);
+  t.match(bad.stderr, /server\.agent\.token: "\(redacted\)" is not a secret/);
+  t.notOk(bad.stderr.includes(TSIG) || bad.stderr.includes('short-token'), bad.stderr);
+});
+
+t.test('the example of docs/security-secrets.md is valid and prints no secret', async (t) => {
+  const doc = readFileSync(join(ROOT, 'docs', 'security-secrets.md'), 'utf8');
+  const hcl = /```hcl\n([\s\S]*?)```/.exec(doc)?.[1];
+  if (hcl === undefined) return t.fail('no hcl example in the document');
+  const etc = mkdtempSync(join(tmpdir(), 'lexa-doc-'));
+  const TSIG = 'RG9jRXhhbXBsZVNlY3JldE5ldmVyUHJpbnRlZA==';
+  const TOKEN = 'doc-example-token-never-printed-00';
+  writeFileSync(join(etc, 'xfr.key'), `${TSIG}\n`);
+  writeFileSync(join(etc, 'agent.token'), `${TOKEN}\n`);
+  writeFileSync(join(etc, 'clients-ca.crt'), '-----BEGIN CERTIFICATE-----\n');
+  writeFileSync(join(etc, 'lexa.hcl'), hcl);
+  const r = await lexa(['check-config', join(etc, 'lexa.hcl')]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(JSON.parse(r.stdout), {
+    server: {
+      dns: { transfer: { allow: ['10.99.0.53'], key: { name: 'lexa-xfr', secret: null, secret_file: 'xfr.key' } } },
+      tls: { client_ca: 'clients-ca.crt' },
+      agent: { token: null, token_file: 'agent.token' },
+    },
+  });
+  t.notOk(r.stdout.includes(TSIG) || r.stdout.includes(TOKEN), 'neither file\'s content is printed');
 });

@@ -90,7 +90,7 @@ t.test('agent config errors: file:line for syntax, key paths for the rest, all a
 `);
   const all = p.join('\n');
   t.match(all, /agent\.server: "nowhere" is not host:port/);
-  t.match(all, /agent\.token: "short" is not a secret of 16\.\.1024/);
+  t.match(all, /agent\.token: "\(redacted\)" is not a secret of 16\.\.1024/);
   t.match(all, /agent\.service\.name: "Bad_Name" is not a lower-case DNS label/);
   t.match(all, /agent\.service\.port: 70000 is out of range 1\.\.65535/);
   t.match(all, /agent\.service\.proto: expected one of "tcp", "udp"/);
@@ -131,13 +131,13 @@ t.test('server.agent: off when absent; token or token_file; certificate and key 
   t.equal(fromParsed({}, null, {}).agent, null, 'absent: off');
   const tokenFile = write('token', '  0123456789abcdef0123\n');
   const c = fromParsed({ server: [{ agent: [{ token_file: tokenFile, bind: [{ host: '10.99.0.1' }], grace: '30s' }] }] }, join(dir, 'x.hcl'), {});
-  t.same(c.agent, { binds: [{ host: '10.99.0.1', port: 18500 }], tls: { certificate: null, key: null }, hostname: 'localhost', token: '0123456789abcdef0123', services: [], issueTokens: true, graceMs: 30_000 });
+  t.same(c.agent, { binds: [{ host: '10.99.0.1', port: 18500 }], tls: { certificate: null, key: null }, hostname: 'localhost', token: '0123456789abcdef0123', services: [], issueTokens: true, graceMs: 30_000, limits: { maxConnections: 8192, maxPerSource: 4, ipv6SourcePrefix: 128, firstRequestTimeoutMs: 10_000, idleTimeoutMs: 15_000, handshakeTimeoutMs: 5_000 } });
   const bare = fromParsed({ server: [{ agent: [{ services: ['https', '*', 'https'], issue_tokens: false }] }] }, null, {});
   t.same([bare.agent?.token, bare.agent?.services, bare.agent?.issueTokens], [null, ['https', '*'], false], 'the shared token is optional; services and issue_tokens');
-  t.throws(() => fromParsed({ server: [{ agent: [{ token: '0123456789abcdef0123', token_file: tokenFile }] }] }, null, {}), /server\.agent: set token or token_file \(the optional shared secret\), not both/);
+  t.throws(() => fromParsed({ server: [{ agent: [{ token: '0123456789abcdef0123', token_file: tokenFile }] }] }, null, {}), /server\.agent: set token or token_file \(a secret of 16\.\.1024 non-blank characters\), not both/);
   t.throws(() => fromParsed({ server: [{ agent: [{ services: ['Not_A_Name'] }] }] }, null, {}), /server\.agent\.services: "Not_A_Name" is not a service name/);
   t.throws(() => fromParsed({ server: [{ agent: [{ token: '0123456789abcdef0123', certificate: ca }] }] }, join(dir, 'x.hcl'), {}), /server\.agent: set both certificate and key/);
-  t.throws(() => fromParsed({ server: [{ agent: [{ token: 'short' }] }] }, null, {}), /server\.agent\.token: "short" is not a secret/);
+  t.throws(() => fromParsed({ server: [{ agent: [{ token: 'short' }] }] }, null, {}), /server\.agent\.token: "\(redacted\)" is not a secret/);
 });
 
 t.test('lexa agent: configuration errors exit 2 and name the file and position', async (t) => {

@@ -68,7 +68,7 @@ t.test('every default, as the daemon receives it', async (t) => {
       resyncIntervalMs: 300_000,
       watchdogMs: 25_000,
     },
-    rest: { enabled: true, binds: [{ host: '127.0.0.1', port: 18443 }], tls: none, limits: { ...limits(256, 32, 64, 10_000, 5_000), handshakeTimeoutMs: 5_000 } },
+    rest: { enabled: true, binds: [{ host: '127.0.0.1', port: 18443 }], tls: none, limits: { ...limits(256, 32, 64, 10_000, 5_000), handshakeTimeoutMs: 5_000 }, clientCa: null },
     dns: {
       enabled: true,
       binds: [{ host: '127.0.0.1', port: 18053 }],
@@ -98,6 +98,7 @@ t.test('every default, as the daemon receives it', async (t) => {
     agent: null,
     metrics: { enabled: false, binds: [{ host: '127.0.0.1', port: 18153 }] },
     stateDirectory: null,
+    secrets: [],
     warnings: [],
   });
   // A declared block takes its keys' defaults; declaring an encrypted transport's block is what turns it on.
@@ -285,6 +286,7 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
   const https = { host: '10.0.0.5' };
   const TOKEN = '0123456789abcdef0123';
   const tokenFile = write('agent.token', `${TOKEN}\n`);
+  const tsigFile = write('xfr.secret', 'c2VjcmV0\n');
   const files = { certificate: certFile, key: keyFile };
   const enc = (k: 'dot' | 'doh' | 'quic'): Record<string, Case> => ({
     [`server.dns.${k}.enabled`]: [{ dns: { [k]: { enabled: true } } }, (c) => c.dns[k].enabled, true],
@@ -334,6 +336,7 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
     'server.tls.so_resue_port': [{ tls: { so_resue_port: false } }, (c) => c.warnings.length, 1],
     'server.tls.certificate': [{ tls: files }, (c) => c.rest.tls.certificate, certFile],
     'server.tls.key': [{ tls: files }, (c) => c.rest.tls.key, keyFile],
+    'server.tls.client_ca': [{ tls: { client_ca: certFile } }, (c) => c.rest.clientCa, certFile],
     'server.dns.enabled': [{ dns: { enabled: false } }, (c) => c.dns.enabled, false],
     'server.dns.bind.host': [{ dns: { bind: [{ host: '::1' }] } }, (c) => c.dns.binds[0]?.host, '::1'],
     'server.dns.bind.port': [{ dns: { bind: [{ port: 53 }] } }, (c) => c.dns.binds[0]?.port, 53],
@@ -371,6 +374,7 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
       'hmac-sha512',
     ],
     'server.dns.transfer.key.secret': [{ dns: { transfer: { key: { name: 'x', secret: 'c2VjcmV0' } } } }, (c) => c.dns.transfer.key?.secret.toString(), 'secret'],
+    'server.dns.transfer.key.secret_file': [{ dns: { transfer: { key: { name: 'x', secret_file: tsigFile } } } }, (c) => c.dns.transfer.key?.secret.toString(), 'secret'],
     ...enc('dot'),
     ...enc('doh'),
     ...enc('quic'),
@@ -425,7 +429,7 @@ t.test('checks declared with a key: duplicate binds, minimum durations, required
   t.match(problemsOf({ dns: { rate_limit: { window: '0s' } } }), /server\.dns\.rate_limit\.window: must be 1s\.\.1h/);
   t.match(problemsOf({ dns: { transfer: { allow: ['host.example'] } } }), /server\.dns\.transfer\.allow: .*an address or prefix/);
   t.match(problemsOf({ dns: { transfer: { notify: ['10.0.0.2:70000'] } } }), /server\.dns\.transfer\.notify: "10\.0\.0\.2:70000" is not an address/);
-  t.match(problemsOf({ dns: { transfer: { key: { name: 'x' } } } }), /server\.dns\.transfer\.key\.secret: required/);
+  t.match(problemsOf({ dns: { transfer: { key: { name: 'x' } } } }), /server\.dns\.transfer\.key: set secret or secret_file/);
   t.match(problemsOf({ dns: { transfer: { key: { name: 'x', secret: 'not base64!' } } } }), /server\.dns\.transfer\.key\.secret: .*base64/);
   t.match(problemsOf({ dns: { transfer: { key: { name: 'x', secret: 'c2VjcmV0', algorithm: 'hmac-md5' } } } }), /server\.dns\.transfer\.key\.algorithm/);
   t.match(problemsOf({ lxd: { resync_interval: '500ms' } }), /server\.lxd\.resync_interval: must be 0 \(off\) or at least 1s/);

@@ -31,8 +31,8 @@ export interface NotifyTarget {
 }
 
 export class Notifier {
-  readonly #targets: readonly NotifyTarget[];
-  readonly #key: TsigKey | null;
+  #targets: readonly NotifyTarget[];
+  #key: TsigKey | null;
   readonly #log: Logger;
   readonly #sockets = new Map<'udp4' | 'udp6', dgram.Socket>();
   /** Pending NOTIFYs by `zone|host|port`. */
@@ -43,6 +43,17 @@ export class Notifier {
     this.#targets = targets;
     this.#key = key;
     this.#log = log;
+  }
+
+  /**
+   * Targets and key for every NOTIFY from now on (SIGHUP). NOTIFYs still being retried are dropped: their key or
+   * target may be the old one, and the next serial change tells the new targets with the new key.
+   */
+  configure(targets: readonly NotifyTarget[], key: TsigKey | null): void {
+    this.#targets = targets;
+    this.#key = key;
+    for (const p of this.#pending.values()) p.cancel();
+    this.#pending.clear();
   }
 
   /** Tells every target that `zone` is now at `serial`. */

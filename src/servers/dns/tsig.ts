@@ -22,10 +22,18 @@ export const TSIG_ALGORITHMS = {
 export type TsigAlgorithm = keyof typeof TSIG_ALGORITHMS;
 
 export interface TsigKey {
-  /** The key's name, lower-case, no trailing dot (e.g. `lexa-xfr`). */
+  /** The key's name (e.g. `lexa-xfr`); compared and digested in canonical form (keyNameOf), however written. */
   readonly name: string;
   readonly algorithm: TsigAlgorithm;
   readonly secret: Buffer;
+}
+
+/**
+ * A key name in the one form names are compared in: ASCII letters lower-cased (RFC 4034 §6.2, the form RFC 8945
+ * §4.3.3 digests; DNS names compare case-insensitively, RFC 4343) and no trailing dot (`LeXa-Key.` → `lexa-key`).
+ */
+export function keyNameOf(name: string): string {
+  return name.replace(/[A-Z]+/g, (m) => m.toLowerCase()).replace(/\.$/, '');
 }
 
 /** The window RFC 8945 §10 recommends for clock skew between the peers. */
@@ -131,7 +139,7 @@ function check(msg: Uint8Array, keys: readonly TsigKey[], nowSeconds: number): T
   if (rec === null) return { kind: 'unsigned' };
   if (rec === 'malformed') return { kind: 'malformed' };
   const buf = asBuffer(msg);
-  const key = keys.find((k) => k.name === rec.keyName && k.algorithm === rec.algorithm);
+  const key = keys.find((k) => keyNameOf(k.name) === rec.keyName && k.algorithm === rec.algorithm);
   if (key === undefined) return { kind: 'rejected', error: TSIG_BADKEY, reply: errorReply(buf, rec, TSIG_BADKEY) };
   const stripped = withoutTsig(buf, rec);
   const expected = mac(key, [digestMessage(stripped, rec.originalId), variables(rec.keyName, rec.algorithm, rec.timeSigned, rec.fudge, rec.error, rec.other)]);
@@ -185,7 +193,7 @@ export function signMessage(msg: Uint8Array, key: TsigKey, opts: SignOptions): {
  */
 export function checkResponse(msg: Uint8Array, key: TsigKey, requestMac: Buffer): boolean {
   const rec = findTsig(msg);
-  if (rec === null || rec === 'malformed' || rec.keyName !== key.name || rec.algorithm !== key.algorithm) return false;
+  if (rec === null || rec === 'malformed' || rec.keyName !== keyNameOf(key.name) || rec.algorithm !== key.algorithm) return false;
   const stripped = withoutTsig(asBuffer(msg), rec);
   const expected = mac(key, [
     lengthPrefixed(requestMac),
@@ -297,8 +305,9 @@ function lengthPrefixed(b: Buffer): Buffer {
   return out;
 }
 
+/** A name in canonical wire form (keyNameOf), uncompressed. */
 function wireName(name: string): Buffer {
-  const lower = name.toLowerCase();
+  const lower = keyNameOf(name);
   const out = Buffer.alloc(emitName(lower, 0, null));
   emitName(lower, 0, out);
   return out;
@@ -317,13 +326,13 @@ function skipName(buf: Buffer, off: number): number {
   return -1;
 }
 
-/** The name at `off`, lower-case, without trailing dot (following compression pointers), or undefined. */
+/** The name at `off` in canonical form (keyNameOf), following compression pointers, or undefined. */
 function readName(buf: Buffer, off: number): string | undefined {
   const labels: string[] = [];
   for (let hops = 0; hops < 128; hops++) {
     if (off >= buf.length) return undefined;
     const len = buf[off]!;
-    if (len === 0) return labels.join('.').toLowerCase();
+    if (len === 0) return keyNameOf(labels.join('.'));
     if ((len & 0xc0) === 0xc0) {
       if (off + 1 >= buf.length) return undefined;
       off = ((len & 0x3f) << 8) | buf[off + 1]!;

@@ -3,7 +3,7 @@ import type { Bind } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
 import type { TlsMaterial } from '../../tls/index.js';
 import { guardFirstRequest, type ConnectionLimits } from '../fairness.js';
-import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
+import { clientAuthOptions, contextOptions, listenTls, type ClientCa, type TlsListeners } from '../tls-servers.js';
 import { restApp, type RestOptions } from './app.js';
 
 export { restApp, type RestOptions } from './app.js';
@@ -49,15 +49,18 @@ export interface RestServerOptions {
   readonly log: Logger;
   readonly limits: RestLimits;
   readonly app: RestOptions;
+  /** CA certificate(s) clients must present a certificate signed by (mutual TLS). Absent: anyone may connect. */
+  readonly clientCa?: ClientCa | null;
 }
 
 /** Serves the REST API over HTTPS on every bind address, on the same TLS listeners as DoT and DoH. */
 export async function startRest(opts: RestServerOptions): Promise<TlsListeners> {
   const { limits, log } = opts;
   const app = restApp(opts.app);
+  const clientAuth = opts.clientCa ? clientAuthOptions(opts.clientCa) : {};
   const create = () => {
     const server = createServer(
-      { ...contextOptions(opts.tls), handshakeTimeout: limits.handshakeTimeoutMs, connectionsCheckingInterval: HTTP1_CHECK_INTERVAL_MS },
+      { ...contextOptions(opts.tls), ...clientAuth, handshakeTimeout: limits.handshakeTimeoutMs, connectionsCheckingInterval: HTTP1_CHECK_INTERVAL_MS },
       app,
     );
     guardFirstRequest(server, limits.firstRequestTimeoutMs);
@@ -66,5 +69,5 @@ export async function startRest(opts: RestServerOptions): Promise<TlsListeners> 
     server.keepAliveTimeout = limits.idleTimeoutMs;
     return server;
   };
-  return listenTls(opts.binds, create, limits, log, 'rest');
+  return listenTls(opts.binds, create, limits, log, 'rest', clientAuth);
 }

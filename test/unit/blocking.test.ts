@@ -1,0 +1,42 @@
+import { EventEmitter } from 'node:events';
+import { mock } from 'node:test';
+import type { Request, Response } from 'express';
+import t from 'tap';
+import { answerBlocking, blockingParams, DEFAULT_WAIT_MS, JITTER_FRACTION, MAX_WAIT_MS } from '../../src/servers/rest/blocking.js';
+import { Documents, type Doc } from '../../src/servers/rest/documents.js';
+import { snapshotOf } from '../helpers/model.js';
+
+// The blocking-query wait cap (a trust check: a client cannot hold a connection slot longer than MAX_WAIT_MS,
+// whatever `?wait=` it asks for). Time is driven with node:test's mock timers, never slept.
+
+t.test('wait: asked-for values up to the cap are kept; longer ones are cut to the cap, jitter included', (t) => {
+  const waitOf = (wait: string | undefined, random = 0) => {
+    const p = blockingParams({ index: '7', ...(wait === undefined ? {} : { wait }) }, () => random);
+    return p !== undefined && 'waitMs' in p ? p.waitMs : p;
+  };
+  t.equal(waitOf(undefined), DEFAULT_WAIT_MS, 'no wait: the default');
+  t.equal(waitOf('30s'), 30_000);
+  t.equal(waitOf('10m'), MAX_WAIT_MS, 'the cap itself');
+  t.equal(waitOf('10m1s'), MAX_WAIT_MS, 'a second over');
+  t.equal(waitOf('1h'), MAX_WAIT_MS, 'an hour');
+  t.equal(waitOf('99999999'), MAX_WAIT_MS, 'a number of seconds');
+  t.ok((waitOf('1h', 0.999) as number) <= MAX_WAIT_MS * (1 + JITTER_FRACTION), 'the jitter stretches the cap by at most its fraction');
+  t.end();
+});
+
+t.test('a blocking query asking to wait an hour is answered at the cap, with the unchanged document', async (t) => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  t.teardown(() => mock.timers.reset());
+  const docs = new Documents({ render: () => '{"hosts":[]}', snapshot: () => snapshotOf([]), suffix: () => 'lexa' });
+  const index = docs.get('all').index;
+  const sent: Doc[] = [];
+  const res = Object.assign(new EventEmitter(), { writableEnded: false, destroyed: false }) as unknown as Response;
+  const req = { query: { index: String(index), wait: '1h' } } as unknown as Request;
+  answerBlocking(req, res, docs, 'all', (_res, doc) => void sent.push(doc), () => 0);
+  t.equal(sent.length, 0, 'waiting: the index has not moved');
+  mock.timers.tick(MAX_WAIT_MS - 1);
+  t.equal(sent.length, 0, 'still waiting a millisecond before the cap');
+  mock.timers.tick(1);
+  t.equal(sent.length, 1, 'answered at the cap, not after the hour asked for');
+  t.equal(sent[0]?.index, index, 'with the document as it is');
+});
