@@ -12,35 +12,49 @@
  *
  * Compile a pattern once per query (`compileGlob`), then test each candidate name.
  */
-export interface Glob {
+export class Glob {
   /** Literal text before the first `*`: every match starts with it (callers narrow a sorted list by it). */
   readonly prefix: string;
+  /** Literal text after the last `*` (the whole pattern when it has no `*`). */
+  readonly #suffix: string;
+  /** The non-empty literal runs between stars, in order (`**`, a leading or trailing `*` add none). */
+  readonly #middle: readonly string[];
+  /** Characters the pattern's literal text needs: no shorter name can match. */
+  readonly #literal: number;
+  readonly #exact: boolean;
+
+  constructor(pattern: string) {
+    const parts = pattern.split('*');
+    this.prefix = parts[0]!;
+    this.#exact = parts.length === 1;
+    this.#suffix = this.#exact ? '' : parts[parts.length - 1]!;
+    this.#middle = parts.slice(1, -1).filter((p) => p !== '');
+    this.#literal = this.#exact ? pattern.length : pattern.length - (parts.length - 1);
+  }
+
   /** Whether `name` matches the whole pattern. */
-  matches(name: string): boolean;
+  matches(name: string): boolean {
+    if (this.#exact) return name === this.prefix;
+    const end = name.length - this.#suffix.length;
+    if (name.length < this.#literal || !hasAt(name, this.prefix, 0) || !hasAt(name, this.#suffix, end)) return false;
+    // The middle runs must fit, in order and without overlap, between the prefix and the suffix.
+    let at = this.prefix.length;
+    for (const run of this.#middle) {
+      const found = name.indexOf(run, at);
+      if (found < 0 || found + run.length > end) return false;
+      at = found + run.length;
+    }
+    return true;
+  }
 }
 
 /** The matcher for `pattern`. A pattern without `*` matches only itself. */
 export function compileGlob(pattern: string): Glob {
-  const parts = pattern.split('*');
-  const prefix = parts[0]!;
-  if (parts.length === 1) return { prefix, matches: (name) => name === pattern };
-  const suffix = parts[parts.length - 1]!;
-  // Empty runs (`**`, a leading or trailing `*`) constrain nothing.
-  const middle = parts.slice(1, -1).filter((p) => p !== '');
-  const literal = prefix.length + suffix.length + middle.reduce((n, p) => n + p.length, 0);
-  return {
-    prefix,
-    matches(name: string): boolean {
-      if (name.length < literal || !name.startsWith(prefix) || !name.endsWith(suffix)) return false;
-      // The middle runs must fit, in order and without overlap, between the prefix and the suffix.
-      const end = name.length - suffix.length;
-      let at = prefix.length;
-      for (const run of middle) {
-        const found = name.indexOf(run, at);
-        if (found < 0 || found + run.length > end) return false;
-        at = found + run.length;
-      }
-      return true;
-    },
-  };
+  return new Glob(pattern);
+}
+
+/** Whether `text` occurs in `name` at offset `at` (a comparison loop: no substring is made). */
+function hasAt(name: string, text: string, at: number): boolean {
+  for (let i = 0; i < text.length; i++) if (name.charCodeAt(at + i) !== text.charCodeAt(i)) return false;
+  return true;
 }

@@ -4,6 +4,7 @@ export { fold } from './fold.js';
 export { realClock, type Clock } from './clock.js';
 export { createLxdClient, LxdError, type EventSocket, type LxdClient } from './lxd-client.js';
 export { daemonKind, type DaemonKind } from './lxd-model.js';
+export { isDnsLabel } from './dns-label.js';
 export { toSubnets, type LxdNetwork } from './networks.js';
 export { toInstance, toInterfaces, toMember, toStandaloneMember, instanceKey, type LxdEvent, type LxdInstance } from './lxd-model.js';
 export type * from './model.js';

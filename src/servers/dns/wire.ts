@@ -17,7 +17,8 @@ import type { Outcome, Question } from './resolve.js';
  *   - EDNS version above 0: BADVERS (extended RCODE 16) with our OPT;
  *   - a question name with bytes we never serve (outside printable ASCII, or a `.` inside a label): REFUSED;
  *     no name in the zone has them, and records.ts writes only plain names;
- *   - the answerer throwing, or its records failing to encode: SERVFAIL (and `onError`).
+ *   - the answerer throwing: SERVFAIL (and `onError`);
+ *   - a record that cannot be encoded (records.ts): left out, the rest of the reply sent (and `onSkip`).
  * The question section is always copied byte for byte from the query, so the client sees its question as sent.
  * A reply carries an OPT record iff the query did (RFC 6891); ours advertises `udpPayload` (the server's UDP
  * ceiling, on every transport) and echoes the DO bit.
@@ -35,6 +36,7 @@ export function answerQuery(
   answerer: (q: Question) => Outcome,
   udpPayload: number = DEFAULT_MAX_UDP_PAYLOAD,
   onError?: (err: unknown) => void,
+  onSkip?: OnSkip,
 ): Uint8Array | null {
   try {
     if (buf.length < HEADER_BYTES) return null;
@@ -75,7 +77,7 @@ export function answerQuery(
     };
     if (clientOpt !== undefined && clientOpt.ednsVersion > 0) {
       const badvers = { udpPayloadSize: cap, extendedRcode: RCODE_BADVERS >> 4, do: clientOpt.flag_do };
-      return encodeReply({ ...head, opt: badvers }, RCODE_NOERROR, false, NONE, NONE, NONE, MAX_DNS_MESSAGE);
+      return encodeReply({ ...head, opt: badvers }, RCODE_NOERROR, false, NONE, NONE, NONE, MAX_DNS_MESSAGE, onSkip);
     }
     const size =
       limit.kind === 'message'
@@ -95,7 +97,7 @@ export function answerQuery(
       }
     }
     try {
-      return encodeOutcome(head, outcome, size);
+      return encodeOutcome(head, outcome, size, onSkip);
     } catch (err) {
       onError?.(err);
       return encodeOutcome(head, NOTREADY_FOR_ERROR, size);
@@ -185,22 +187,25 @@ const OPT_BYTES = 11;
 const TYPE_OPT = 41;
 
 /** Outcome → RCODE, AA and sections: the one mapping from resolver decisions to wire codes. */
-function encodeOutcome(head: Head, outcome: Outcome, limit: number): Uint8Array {
+function encodeOutcome(head: Head, outcome: Outcome, limit: number, onSkip?: OnSkip): Uint8Array {
   switch (outcome.kind) {
     case 'answer':
-      return encodeReply(head, RCODE_NOERROR, true, outcome.answers, NONE, outcome.additionals, limit);
+      return encodeReply(head, RCODE_NOERROR, true, outcome.answers, NONE, outcome.additionals, limit, onSkip);
     case 'nodata':
-      return encodeReply(head, RCODE_NOERROR, true, NONE, [outcome.soa], NONE, limit);
+      return encodeReply(head, RCODE_NOERROR, true, NONE, [outcome.soa], NONE, limit, onSkip);
     case 'nxdomain':
-      return encodeReply(head, RCODE_NXDOMAIN, true, NONE, [outcome.soa], NONE, limit);
+      return encodeReply(head, RCODE_NXDOMAIN, true, NONE, [outcome.soa], NONE, limit, onSkip);
     case 'refused':
-      return encodeReply(head, RCODE_REFUSED, false, NONE, NONE, NONE, limit);
+      return encodeReply(head, RCODE_REFUSED, false, NONE, NONE, NONE, limit, onSkip);
     case 'notready':
-      return encodeReply(head, RCODE_SERVFAIL, false, NONE, NONE, NONE, limit);
+      return encodeReply(head, RCODE_SERVFAIL, false, NONE, NONE, NONE, limit, onSkip);
     case 'notimp':
-      return encodeReply(head, RCODE_NOTIMP, false, NONE, NONE, NONE, limit);
+      return encodeReply(head, RCODE_NOTIMP, false, NONE, NONE, NONE, limit, onSkip);
   }
 }
+
+/** Told of each record left out of a reply because it cannot be encoded (see records.ts), with the reason. */
+export type OnSkip = (rec: Answer, err: unknown) => void;
 
 /**
  * Writes the header by hand (so RCODE and flags are exactly ours; dns-packet's encode ignores `rcode`), copies
@@ -216,28 +221,43 @@ function encodeReply(
   authorities: readonly Answer[],
   additionals: readonly Answer[],
   limit: number,
+  onSkip: OnSkip | undefined,
 ): Uint8Array {
   if (answers.length > 0 && authorities.length > 0) throw new Error('dns: answers and authority together');
   const start = HEADER_BYTES + head.question.length;
   const optLen = head.opt === undefined ? 0 : OPT_BYTES;
-  const nAuth = authorities.length;
   // Measuring pass: ends[i] is the offset after the first i + 1 records. It stops at the first record past the
   // limit, so a reply costs what fits, not what the resolver found.
+  // A record that cannot be encoded (a name that is not DNS labels, which the snapshot should never offer) is
+  // left out of `kept` and reported, and the reply goes on without it: never a SERVFAIL for the whole message.
   const budget = limit - optLen;
   const ends: number[] = [];
+  const kept: Answer[] = [];
   let off = start;
   let names = nameTable(head);
+  const measured = (rec: Answer): boolean => {
+    let size: number;
+    try {
+      size = emitRecord(rec, names, off, null);
+    } catch (err) {
+      onSkip?.(rec, err);
+      return false;
+    }
+    kept.push(rec);
+    ends.push((off += size));
+    return true;
+  };
   let nAns = 0;
-  while (nAns < answers.length && (nAns === 0 || off <= budget)) {
-    ends.push((off += emitRecord(answers[nAns++]!, names, off, null)));
-  }
-  let tc = nAns < answers.length;
-  for (const rec of authorities) ends.push((off += emitRecord(rec, names, off, null)));
+  let i = 0;
+  while (i < answers.length && (nAns === 0 || off <= budget)) if (measured(answers[i++]!)) nAns++;
+  let tc = i < answers.length;
+  const answersKept = nAns;
+  let nAuth = 0;
+  for (const rec of authorities) if (measured(rec)) nAuth++;
   let nAdd = 0;
-  while (!tc && nAdd < additionals.length && off <= budget) {
-    ends.push((off += emitRecord(additionals[nAdd++]!, names, off, null)));
-  }
-  const sizeOf = (kept: number) => (kept === 0 ? start : ends[kept - 1]!) + optLen;
+  i = 0;
+  while (!tc && i < additionals.length && off <= budget) if (measured(additionals[i++]!)) nAdd++;
+  const sizeOf = (n: number) => (n === 0 ? start : ends[n - 1]!) + optLen;
 
   let size = sizeOf(nAns + nAuth + nAdd);
   while (size > limit && nAdd > 0) size = sizeOf(nAns + nAuth + --nAdd);
@@ -260,9 +280,13 @@ function encodeReply(
   out.set(head.question, HEADER_BYTES);
   off = start;
   names = nameTable(head);
-  for (let i = 0; i < nAns; i++) off += emitRecord(answers[i]!, names, off, out);
-  for (let i = 0; i < nAuth; i++) off += emitRecord(authorities[i]!, names, off, out);
-  for (let i = 0; i < nAdd; i++) off += emitRecord(additionals[i]!, names, off, out);
+  // The kept records, in the order measured: answers, then authorities, then additionals.
+  const written = (from: number, n: number) => {
+    for (let k = from; k < from + n; k++) off += emitRecord(kept[k]!, names, off, out);
+  };
+  written(0, nAns);
+  written(answersKept, nAuth);
+  written(answersKept + nAuth, nAdd);
   if (head.opt !== undefined) {
     out[off] = 0;
     out.writeUInt16BE(TYPE_OPT, off + 1);
