@@ -10,12 +10,12 @@
  * O(len(name) × len(pattern)) character comparisons (each run is searched once, over the name at most once),
  * and in practice O(len(name)) through the engine's native substring search.
  *
- * Compile a pattern once per query (`compileGlob`), then test each candidate name.
+ * Build one Glob per query, then test each candidate name with it. A pattern without `*` matches only itself.
  */
 export class Glob {
   /** Literal text before the first `*`: every match starts with it (callers narrow a sorted list by it). */
   readonly prefix: string;
-  /** Literal text after the last `*` (the whole pattern when it has no `*`). */
+  /** Literal text after the last `*` (empty when the pattern has no `*`: `prefix` is then all of it). */
   readonly #suffix: string;
   /** The non-empty literal runs between stars, in order (`**`, a leading or trailing `*` add none). */
   readonly #middle: readonly string[];
@@ -46,11 +46,6 @@ export class Glob {
     }
     return true;
   }
-}
-
-/** The matcher for `pattern`. A pattern without `*` matches only itself. */
-export function compileGlob(pattern: string): Glob {
-  return new Glob(pattern);
 }
 
 /** Whether `text` occurs in `name` at offset `at` (a comparison loop: no substring is made). */

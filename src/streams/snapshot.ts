@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { withServed } from './agents.js';
-import { compileGlob } from './glob.js';
+import { Glob } from './glob.js';
 import type { AgentState, ClusterMember, Instance, NetInterface, ServiceEndpoint } from './model.js';
 import { PersistentMap } from './pmap.js';
 
@@ -233,7 +233,7 @@ export class Snapshot {
    */
   matchHosts(pattern: string): Instance[] {
     if (!pattern.includes('*')) return [...this.hosts(pattern)];
-    const glob = compileGlob(pattern);
+    const glob = new Glob(pattern);
     const names = this.#sorted();
     const out: Instance[] = [];
     for (let i = lowerBound(names, glob.prefix); i < names.length; i++) {
