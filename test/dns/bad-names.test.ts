@@ -156,3 +156,18 @@ t.test('the skip log is bounded: once per name, and silent past its memory', asy
   t.equal(log.lines.length, 1001, '1000 names, then one line saying no more are logged');
   t.match(log.lines.at(-1)?.['msg'], /no more are logged/);
 });
+
+t.test('an agent announcing a service on a..b (its protocol allows the name) leaves the SRV set answering', async (t) => {
+  const base = snapshotOf([
+    instance('w-1', { interfaces: [iface('eth0', ['10.99.0.21']), iface('a..b', ['10.99.0.78'])] }),
+    instance('w-2', { interfaces: [iface('eth0', ['10.99.0.22'])], services: [service('web', { port: 80 })] }),
+  ]);
+  const announced = { ...service('web', { port: 80, interface: 'a..b', source: 'agent' as const }), source: 'agent' as const, health: 'passing' as const };
+  const withAgent = base.withAgent('default/w-1', { session: 's1', connected: true, services: [announced], at: 0 });
+  t.equal(withAgent.serviceEndpoints('web').length, 2, 'the agent\'s service is offered');
+  const handle = createHandler({ snapshot: () => withAgent, resolver: OPTS, log: silentLogger, cache: false });
+  const q = dnsPacket.encode({ type: 'query', id: 2, questions: [{ name: '_web._tcp.service.lexa', type: 'SRV' }] });
+  const r = dnsPacket.decode(Buffer.from(handle(q, MESSAGE_LIMIT)!)) as Reply;
+  t.equal(r.rcode, 'NOERROR', 'not SERVFAIL');
+  t.same(r.answers?.map((a) => rdata<{ target: string }>(a).target), ['eth0.if.w-2.lexa'], 'the other endpoint answers');
+});
