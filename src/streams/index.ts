@@ -5,6 +5,7 @@ export { realClock, type Clock } from './clock.js';
 export { AGENT_TOKEN_BYTES, AgentTokenIssuer, TOKEN_RETRY_MS } from './agent-tokens.js';
 export { createLxdClient, LxdError, type EventSocket, type LxdClient } from './lxd-client.js';
 export { daemonKind, type DaemonKind } from './lxd-model.js';
+export { isDnsLabel } from './dns-label.js';
 export { toSubnets, type LxdNetwork } from './networks.js';
 export { toInstance, toInterfaces, toMember, toStandaloneMember, instanceKey, type LxdEvent, type LxdInstance } from './lxd-model.js';
 export type * from './model.js';

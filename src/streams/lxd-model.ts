@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { ClusterMember, Instance, NetInterface } from './model.js';
 import { parseAgentKeys } from './agents.js';
+import { isDnsLabel } from './dns-label.js';
 import { parseServiceKeys } from './services.js';
 import { parseTraefikKeys } from './traefik-labels.js';
 
@@ -68,6 +69,7 @@ export function toInstance(raw: LxdInstance, state?: LxdInstanceState | null): I
   const parsed = parseServiceKeys(raw.expanded_config);
   const routing = parseTraefikKeys(raw.expanded_config, parsed.services);
   const { errors: agentErrors, ...agent } = parseAgentKeys(raw.expanded_config, raw.config);
+  const interfaces = toInterfaces(raw.expanded_devices, st?.network);
   return {
     key: instanceKey(project, name),
     name,
@@ -76,13 +78,24 @@ export function toInstance(raw: LxdInstance, state?: LxdInstanceState | null): I
     status,
     running: status === 'Running',
     location: raw.location || 'none',
-    interfaces: toInterfaces(raw.expanded_devices, st?.network),
+    interfaces,
     services: parsed.services,
     traefik: routing.traefik,
-    configErrors: [...parsed.errors, ...routing.errors, ...agentErrors],
+    configErrors: [...parsed.errors, ...routing.errors, ...agentErrors, ...unnamedInterfaces(interfaces)],
     profiles: (raw.profiles ?? []).filter((p) => typeof p === 'string'),
     ...agent,
   };
+}
+
+/**
+ * One problem per interface whose name cannot be a DNS label (dns-label.ts): said once when the instance is read
+ * (the reflector logs an instance's problems when they change, not per query), and the reason its interface has
+ * no `<if>.if.<host>` name, SRV target or PTR.
+ */
+function unnamedInterfaces(interfaces: readonly NetInterface[]): string[] {
+  return interfaces
+    .filter((i) => !isDnsLabel(i.name))
+    .map((i) => `interface ${JSON.stringify(i.name)} is not a DNS label (letters, digits, '-', '_'; 1..63): it has no DNS name of its own (no <if>.if.<host> address, SRV target or PTR)`);
 }
 
 /**

@@ -67,7 +67,10 @@ export interface Instance {
    * `services`; see traefik-labels.ts.
    */
   readonly traefik: TraefikLabels;
-  /** Problems found while reading `user.lexa.*` and `user.traefik.*` keys; each one names the key. Empty when all is well. */
+  /**
+   * Problems found while reading `user.lexa.*` and `user.traefik.*` keys (each one names the key), and interfaces
+   * whose names cannot be DNS labels (dns-label.ts). Empty when all is well.
+   */
   readonly configErrors: readonly string[];
   /**
    * LXD profiles the instance uses, in LXD's order. Editing a profile emits `profile-updated` for the profile

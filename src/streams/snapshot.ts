@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { withServed } from './agents.js';
+import { Glob } from './glob.js';
 import type { AgentState, ClusterMember, Instance, NetInterface, ServiceEndpoint } from './model.js';
 import { PersistentMap } from './pmap.js';
 
@@ -231,19 +232,19 @@ export class Snapshot {
   /**
    * Running instances whose lower-cased name matches `pattern`, where `*` matches any run of characters
    * (possibly empty). The literal text before the first `*` narrows the search by binary search over the sorted
-   * names, so `web-*` costs O(log N + matches) rather than a scan of every instance.
+   * names, so `web-*` costs O(log N + candidates) rather than a scan of every instance. Each candidate costs at
+   * most O(len(name) × len(pattern)) (glob.ts: no backtracking), whatever the pattern; a pattern starting with
+   * `*` tests every running name, so a query's work is at most N such tests (measured in docs/security-bounded.md).
    */
   matchHosts(pattern: string): Instance[] {
-    const star = pattern.indexOf('*');
-    if (star < 0) return [...this.hosts(pattern)];
-    const prefix = pattern.slice(0, star);
-    const re = wildcardRegExp(pattern);
+    if (!pattern.includes('*')) return [...this.hosts(pattern)];
+    const glob = new Glob(pattern);
     const names = this.#sorted();
     const out: Instance[] = [];
-    for (let i = lowerBound(names, prefix); i < names.length; i++) {
+    for (let i = lowerBound(names, glob.prefix); i < names.length; i++) {
       const name = names[i]!;
-      if (!name.startsWith(prefix)) break;
-      if (re.test(name)) out.push(...this.hosts(name));
+      if (!name.startsWith(glob.prefix)) break;
+      if (glob.matches(name)) out.push(...this.hosts(name));
     }
     return out;
   }
@@ -442,14 +443,6 @@ export function findInterface(inst: Instance, name: string | null): NetInterface
   if (name === null) return inst.interfaces[0];
   const lname = name.toLowerCase();
   return inst.interfaces.find((i) => i.name.toLowerCase() === lname);
-}
-
-function wildcardRegExp(pattern: string): RegExp {
-  const body = pattern
-    .split('*')
-    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-    .join('.*');
-  return new RegExp(`^${body}$`);
 }
 
 function lowerBound(sorted: readonly string[], key: string): number {

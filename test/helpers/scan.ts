@@ -1,4 +1,5 @@
 import { PersistentMap } from '../../src/streams/pmap.js';
+import { Glob } from '../../src/streams/glob.js';
 import { Snapshot } from '../../src/streams/snapshot.js';
 
 /** What a synchronous piece of code iterated while it ran. */
@@ -11,22 +12,22 @@ export interface Scans {
   /** Calls of `Snapshot.running()`, the iterator over every running instance. */
   running: number;
   /**
-   * Calls of `String.prototype.startsWith` and `RegExp.prototype.test`: how many names a wildcard lookup
+   * Calls of `String.prototype.startsWith` and `Glob.prototype.matches`: how many names a wildcard lookup
    * checked against its pattern's literal prefix, and how many it then matched against the whole pattern.
    */
   prefixChecks: number;
-  regexpTests: number;
+  patternTests: number;
 }
 
 /**
  * Runs `fn` with the iteration methods of Map, `Snapshot.prototype.running`, `String.prototype.startsWith` and
- * `RegExp.prototype.test` wrapped
+ * `Glob.prototype.matches` wrapped
  * to count their use, and returns the counts. The wrappers sit on the prototypes, so they see the snapshot's
  * private indexes too (a `#hosts.values()` inside a lookup counts). Restored before returning, even on a throw.
  * `fn` must be synchronous: anything else running meanwhile would be counted too.
  */
 export function scans(fn: () => void): Scans {
-  const seen: Scans = { maps: [], running: 0, prefixChecks: 0, regexpTests: 0 };
+  const seen: Scans = { maps: [], running: 0, prefixChecks: 0, patternTests: 0 };
   const restore: (() => void)[] = [];
   const wrap = <T extends object>(proto: T, key: PropertyKey, count: (self: unknown) => void) => {
     const original = Reflect.get(proto, key) as (...args: unknown[]) => unknown;
@@ -46,7 +47,7 @@ export function scans(fn: () => void): Scans {
   }
   wrap(Snapshot.prototype, 'running', () => seen.running++);
   wrap(String.prototype, 'startsWith', () => seen.prefixChecks++);
-  wrap(RegExp.prototype, 'test', () => seen.regexpTests++);
+  wrap(Glob.prototype, 'matches', () => seen.patternTests++);
   try {
     fn();
   } finally {

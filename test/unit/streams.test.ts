@@ -225,7 +225,7 @@ t.test('snapshot lookups do not scan (synthetic 10,000 instances, not a real LXD
   let seen = scans(() => {
     found = [s.hosts('host-9999'), s.hasHost('host-42'), s.hasHost('nope'), s.hosts('nope'), s.serviceEndpoints('http')];
   });
-  t.same(seen, { maps: [], running: 0, prefixChecks: 0, regexpTests: 0 }, 'hosts, hasHost, serviceEndpoints iterate no map and call no running()');
+  t.same(seen, { maps: [], running: 0, prefixChecks: 0, patternTests: 0 }, 'hosts, hasHost, serviceEndpoints iterate no map and call no running()');
   t.equal((found[0] as Instance[])[0]?.interfaces[0]?.ipv4[0], '10.0.39.15');
   t.same(found.slice(1, 4), [true, false, []]);
   t.equal((found[4] as unknown[]).length, 10, 'every 1000th instance offers http');
@@ -236,18 +236,18 @@ t.test('snapshot lookups do not scan (synthetic 10,000 instances, not a real LXD
   t.same(seen.maps, [10_000], 'the first wildcard lookup reads the names once, to sort them');
   t.equal(found.length, 11);
   seen = scans(() => (found = s.matchHosts('host-999*')));
-  t.same(seen, { maps: [], running: 0, prefixChecks: 11, regexpTests: 11 }, 'a later one looks at 11 names of 10,000 and iterates no map');
+  t.same(seen, { maps: [], running: 0, prefixChecks: 11, patternTests: 11 }, 'a later one looks at 11 names of 10,000 and iterates no map');
   t.equal(found.length, 11);
   seen = scans(() => (found = s.matchHosts('host-12*5')));
-  t.same(seen, { maps: [], running: 0, prefixChecks: 112, regexpTests: 111 }, 'host-12*5 looks at the 111 names starting host-12, and the next');
+  t.same(seen, { maps: [], running: 0, prefixChecks: 112, patternTests: 111 }, 'host-12*5 looks at the 111 names starting host-12, and the next');
   t.equal(found.length, 11);
   seen = scans(() => (found = s.matchHosts('zzz*')));
-  t.same(seen, { maps: [], running: 0, prefixChecks: 0, regexpTests: 0 }, 'no name has the prefix: none looked at');
+  t.same(seen, { maps: [], running: 0, prefixChecks: 0, patternTests: 0 }, 'no name has the prefix: none looked at');
 
   // A change that keeps every name should keep the sorted names (snapshot.ts means to: `namesChanged`).
   const s2 = s.withInstance(inst('host-5', { v4: '10.9.9.9' }));
   seen = scans(() => (found = s2.matchHosts('host-5*')));
-  t.same(seen, { maps: [], running: 0, prefixChecks: 1112, regexpTests: 1111 }, 'an address change does not re-sort the names');
+  t.same(seen, { maps: [], running: 0, prefixChecks: 1112, patternTests: 1111 }, 'an address change does not re-sort the names');
   t.equal(found.length, 1111);
   t.equal(s2.hosts('host-5')[0]?.interfaces[0]?.ipv4[0], '10.9.9.9');
   t.equal(s.hosts('host-5')[0]?.interfaces[0]?.ipv4[0], '10.0.0.5', 'the old snapshot is untouched');

@@ -2,6 +2,7 @@ import type { Snapshot } from '../../streams/index.js';
 import type { Logger } from '../../log/index.js';
 import { checkResolveOptions, resolve, type ResolveOptions } from './resolve.js';
 import { cachedAnswers } from './answer-cache.js';
+import { skippedRecords } from './skipped.js';
 import { answerQuery, clampPayload, DEFAULT_EDNS_UDP_SIZE, type ReplyLimit } from './wire.js';
 
 /**
@@ -50,8 +51,9 @@ export function createHandler(opts: HandlerOptions): HandleQuery {
     lastErrorLog = now;
     suppressed = 0;
   };
+  const onSkip = skippedRecords(log, 'a reply');
   const answerer = (q: Parameters<typeof resolve>[1]) => resolve(snapshot(), q, resolver);
-  const full: HandleQuery = (query, limit) => answerQuery(query, limit, answerer, udpPayload, onError);
+  const full: HandleQuery = (query, limit) => answerQuery(query, limit, answerer, udpPayload, onError, onSkip);
   // Replies computed once per snapshot and question (answer-cache.ts): measured in `npm run bench`, the cached
   // path costs a fraction of decode + resolve + encode; opts.cache = false serves every query the full way.
   return opts.cache === false ? full : cachedAnswers(full, snapshot);

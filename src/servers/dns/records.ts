@@ -14,10 +14,27 @@ import type { Answer } from 'dns-packet';
  *
  * `emitRecord` both measures and writes: called with `out === null` it only returns the size, with the exact
  * decisions (pointer or not) that writing the same records in the same order, from the same offsets, makes.
- * Names must be ASCII with labels of 1..63 bytes (all lexa's names are); anything else throws, and the caller
- * answers SERVFAIL rather than send a corrupt message. Supported types: A, AAAA, CNAME, NS, PTR, SOA, SRV (IN).
+ * Names must be ASCII with labels of 1..63 bytes (the snapshot offers no other: dns-label.ts); anything else
+ * throws, so no corrupt message is ever sent. A record that throws leaves `names` as it was (it may have written
+ * bytes into `out` past `at`), so the caller can skip that one record and go on from the same offset: wire.ts
+ * and transfer.ts do, and one bad record never fails a whole reply or zone. Supported types: A, AAAA, CNAME, NS,
+ * PTR, SOA, SRV (IN).
+ *
+ * Cost: linear in the record's size. Compression looks names up whole in `names` (a hash map), never by suffix,
+ * so a message of R records costs O(R) lookups, whatever the names.
  */
 export function emitRecord(rec: Answer, names: NameTable, at: number, out: Buffer | null): number {
+  const known = names.has(rec.name);
+  try {
+    return emitUnchecked(rec, names, at, out);
+  } catch (err) {
+    // The owner may have been entered at `at`; nothing is written there now, so no later record may point to it.
+    if (!known) names.delete(rec.name);
+    throw err;
+  }
+}
+
+function emitUnchecked(rec: Answer, names: NameTable, at: number, out: Buffer | null): number {
   let off = at + emitOwner(rec.name, names, at, out);
   const type = TYPE_CODES[rec.type];
   if (type === undefined || rec.type === 'OPT') throw new Error(`dns: cannot encode a ${rec.type} record`);
@@ -54,8 +71,10 @@ export function emitRecord(rec: Answer, names: NameTable, at: number, out: Buffe
         out.writeUInt16BE(d.port, rd + 4);
       }
       rd += 6;
+      // Entered only once written whole: a target that fails to encode must not be pointed to.
+      const target = emitName(d.target, rd, out);
       if (rd < MAX_POINTER && !names.has(d.target)) names.set(d.target, rd);
-      rd += emitName(d.target, rd, out);
+      rd += target;
       break;
     }
     case 'SOA': {
@@ -91,8 +110,9 @@ function emitOwner(name: string, names: NameTable, at: number, out: Buffer | nul
     if (out !== null) out.writeUInt16BE(0xc000 | ptr, at);
     return 2;
   }
+  const len = emitName(name, at, out);
   if (at < MAX_POINTER) names.set(name, at);
-  return emitName(name, at, out);
+  return len;
 }
 
 /** Writes `name` uncompressed (a trailing dot is optional; "" and "." are the root); returns its length. */

@@ -1,5 +1,5 @@
 import type { Answer, SoaAnswer } from 'dns-packet';
-import { findInterface, type Instance, type NetInterface, type ServiceEndpoint, type Snapshot } from '../../streams/index.js';
+import { findInterface, isDnsLabel, type Instance, type NetInterface, type ServiceEndpoint, type Snapshot } from '../../streams/index.js';
 import { parseName, parseReverseName, type ReverseForm } from './name.js';
 import { reverseZoneOf } from './reverse.js';
 
@@ -331,14 +331,44 @@ function reverse(snapshot: Snapshot, q: Question, zone: Zone, form: ReverseForm)
   }
 }
 
-/** The names a PTR for `ip` points to (lower-case, deduplicated, sorted). */
+/**
+ * The names a PTR for `ip` points to (lower-case, deduplicated, sorted). An interface whose name is not a DNS
+ * label (dns-label.ts) names nothing, so an address held only there has no PTR (NXDOMAIN), as the zone says.
+ * O(holders of `ip`): a hash lookup, then one name per holder.
+ */
 export function ptrTargets(snapshot: Snapshot, ip: string, suffix: string): string[] {
   const out = new Set<string>();
   for (const { instance, iface } of snapshot.addressOwners(ip)) {
-    const host = instance.name.toLowerCase();
-    out.add(iface === instance.interfaces[0] ? `${host}.${suffix}` : `${iface.name.toLowerCase()}.if.${host}.${suffix}`);
+    const name = iface === instance.interfaces[0] ? hostName(instance, suffix) : ifaceName(instance, iface, suffix);
+    if (name !== undefined) out.add(name);
   }
   return [...out].sort();
+}
+
+/**
+ * `<host>.<suffix>` (lower-case) for an instance, or undefined when its name cannot be a DNS label or the name
+ * would be longer than DNS allows: such a name is never offered (zone, PTR), so it never reaches the encoder.
+ */
+export function hostName(inst: Instance, suffix: string): string | undefined {
+  return isDnsLabel(inst.name) ? fitting(`${inst.name}.${suffix}`.toLowerCase()) : undefined;
+}
+
+/**
+ * `<if>.if.<host>.<suffix>` (lower-case), the name of one interface and the target of SRV records on it, or
+ * undefined when the interface or instance name cannot be a DNS label (Linux allows `a..b`) or the name would be
+ * too long: the interface then has no name of its own, and an SRV record or PTR that would need it is left out
+ * rather than failing the whole reply or zone.
+ */
+export function ifaceName(inst: Instance, iface: NetInterface, suffix: string): string | undefined {
+  if (!isDnsLabel(iface.name) || !isDnsLabel(inst.name)) return undefined;
+  return fitting(`${iface.name}.if.${inst.name}.${suffix}`.toLowerCase());
+}
+
+/** DNS's limit on a name in text without the trailing dot (255 bytes on the wire). */
+const MAX_NAME_CHARS = 253;
+
+function fitting(name: string): string | undefined {
+  return name.length <= MAX_NAME_CHARS ? name : undefined;
 }
 
 /** Derived reverse zones by subnet list (the list object survives across snapshots until LXD's networks change). */
@@ -387,8 +417,9 @@ function addresses(snapshot: Snapshot, q: Question, zone: Zone, ifaces: readonly
 }
 
 /**
- * The most answer records a reply can use: a DNS message is at most 65535 bytes and the smallest answer record
- * (an A record owned by a pointer to the question) is 16, so no transport can carry more than 4095.
+ * The most records (answers and additionals together) a reply can use: a DNS message is at most 65535 bytes and
+ * the smallest record lexa writes (an A record owned by a pointer) is 16, so no transport can carry more than
+ * 4095. Every answer is built from at most this many records, whatever the number of matches or addresses.
  */
 const MAX_ANSWER_RECORDS = 4096;
 
@@ -417,7 +448,9 @@ function srv(snapshot: Snapshot, q: Question, zone: Zone, svc: string, protoOrTa
   const entries: { record: Answer; target: string; iface: NetInterface }[] = [];
   const seen = new Set<string>();
   for (const ep of eps) {
-    const target = `${ep.iface.name}.if.${ep.instance.name}.${zone.suffix}`.toLowerCase();
+    const target = ifaceName(ep.instance, ep.iface, zone.suffix);
+    // An endpoint on an interface with no DNS name cannot be an SRV target; its address still answers as A/AAAA.
+    if (target === undefined) continue;
     const s = ep.service;
     const weight = 256 * s.weight - 1;
     const key = `${s.priority} ${weight} ${s.port} ${target}`;
@@ -426,17 +459,24 @@ function srv(snapshot: Snapshot, q: Question, zone: Zone, svc: string, protoOrTa
     const data = { priority: s.priority, weight, port: s.port, target };
     entries.push({ record: { name: q.name, type: 'SRV', class: 'IN', ttl: zone.ttl, data }, target, iface: ep.iface });
   }
+  if (entries.length === 0) return nodata(snapshot, zone);
   shuffle(entries, zone.random);
   if (entries.length > MAX_ANSWER_RECORDS) entries.length = MAX_ANSWER_RECORDS;
   const answers: Answer[] = [];
   const additionals: Answer[] = [];
   const added = new Set<string>();
+  // Additionals stop where no message could hold more records: an interface may carry any number of addresses
+  // (a container adds them to itself), and building a record per address would make every SRV query cost that.
+  const room = MAX_ANSWER_RECORDS - entries.length;
+  const addAll = (target: string, type: 'A' | 'AAAA', ips: readonly string[]): void => {
+    for (let i = 0; i < ips.length && additionals.length < room; i++) additionals.push(addressRecord(target, type, zone.ttl, ips[i]!));
+  };
   for (const { record, target, iface } of entries) {
     answers.push(record);
     if (added.has(target)) continue;
     added.add(target);
-    for (const ip of iface.ipv4) additionals.push(addressRecord(target, 'A', zone.ttl, ip));
-    for (const ip of iface.ipv6) additionals.push(addressRecord(target, 'AAAA', zone.ttl, ip));
+    addAll(target, 'A', iface.ipv4);
+    addAll(target, 'AAAA', iface.ipv6);
   }
   return answer(answers, additionals);
 }
@@ -507,7 +547,7 @@ function namedIfaces(found: readonly Instance[], name: string): NetInterface[] {
   const out: NetInterface[] = [];
   for (const inst of found) {
     const iface = findInterface(inst, name);
-    if (iface !== undefined) out.push(iface);
+    if (iface !== undefined && isDnsLabel(iface.name)) out.push(iface);
   }
   return out;
 }

@@ -4,6 +4,7 @@ import type { Answer } from 'dns-packet';
 import type { Snapshot } from '../../streams/index.js';
 import type { Logger } from '../../log/index.js';
 import { emitRecord, type NameTable } from './records.js';
+import { skippedRecords } from './skipped.js';
 import { reverseZones, type ResolveOptions } from './resolve.js';
 import type { ZoneSerials } from './serial.js';
 import { checkRequest, RCODE_NOTAUTH, signMessage, type TsigKey } from './tsig.js';
@@ -52,6 +53,7 @@ export function createTransfer(opts: TransferOptions): HandleTransfer {
   const keys = opts.key === null ? [] : [opts.key];
   const now = opts.now ?? Date.now;
   const { log } = opts;
+  const onSkip = skippedRecords(log, 'a zone transfer');
   return (query, peer) => {
     const q = transferQuestion(query);
     if (q === undefined) return undefined;
@@ -97,10 +99,10 @@ export function createTransfer(opts: TransferOptions): HandleTransfer {
     const version = opts.serials.refresh(zone, snapshot);
     const soa = opts.serials.soa(zone, version.serial);
     if (q.type === TYPE_IXFR && q.clientSerial !== undefined && q.clientSerial === version.serial) {
-      return sign(messages(msg, q.end, [soa]));
+      return sign(messages(msg, q.end, [soa], onSkip));
     }
     log.info('dns: zone transfer', { peer, zone, type: q.type === TYPE_AXFR ? 'AXFR' : 'IXFR', serial: version.serial, records: version.records.length + 2 });
-    return sign(messages(msg, q.end, [soa, ...version.records, soa]));
+    return sign(messages(msg, q.end, [soa, ...version.records, soa], onSkip));
   }
 }
 
@@ -170,8 +172,13 @@ function status(query: Buffer, qend: number, rcode: number): Buffer {
   return out;
 }
 
-/** The records as a sequence of AA replies, each with the question and as many records as fit MAX_MESSAGE_BYTES. */
-function messages(query: Buffer, qend: number, records: readonly Answer[]): Buffer[] {
+/**
+ * The records as a sequence of AA replies, each with the question and as many records as fit MAX_MESSAGE_BYTES.
+ * A record that cannot be encoded is left out (and `onSkip` told), never the whole transfer: the zone content
+ * holds no such record (zone.ts), so this only guards. Linear: each record is written once, plus once more when
+ * it overflows a message and starts the next.
+ */
+function messages(query: Buffer, qend: number, records: readonly Answer[], onSkip: (rec: Answer, err: unknown) => void): Buffer[] {
   const head = status(query, qend, 0);
   const out: Buffer[] = [];
   let i = 0;
@@ -184,7 +191,14 @@ function messages(query: Buffer, qend: number, records: readonly Answer[]): Buff
     let off = head.length;
     let n = 0;
     while (i < records.length) {
-      const size = emitRecord(records[i]!, names, off, buf);
+      let size: number;
+      try {
+        size = emitRecord(records[i]!, names, off, buf);
+      } catch (err) {
+        // Whatever it wrote past `off` is overwritten by the next record or cut off below.
+        onSkip(records[i++]!, err);
+        continue;
+      }
       if (off + size > MAX_MESSAGE_BYTES && n > 0) break;
       off += size;
       i++;

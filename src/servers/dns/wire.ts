@@ -12,12 +12,14 @@ import type { Outcome, Question } from './resolve.js';
  * Contract of `answerQuery`:
  *   - fewer than 12 bytes, or QR=1 (a response; answering it could loop between servers): dropped (null);
  *   - opcode other than QUERY: NOTIMP (header only);
- *   - not exactly one question, a question name that does not parse (or uses compression), or anything else
- *     dns-packet cannot decode, more than one OPT or an OPT not owned by the root: FORMERR (header only);
+ *   - not exactly one question, a question name that does not parse (or uses compression), records that run
+ *     past the end of the message, more than one OPT, an OPT not owned by the root, or a question or OPT that
+ *     dns-packet cannot decode: FORMERR (header only);
  *   - EDNS version above 0: BADVERS (extended RCODE 16) with our OPT;
  *   - a question name with bytes we never serve (outside printable ASCII, or a `.` inside a label): REFUSED;
  *     no name in the zone has them, and records.ts writes only plain names;
- *   - the answerer throwing, or its records failing to encode: SERVFAIL (and `onError`).
+ *   - the answerer throwing: SERVFAIL (and `onError`);
+ *   - a record that cannot be encoded (records.ts): left out, the rest of the reply sent (and `onSkip`).
  * The question section is always copied byte for byte from the query, so the client sees its question as sent.
  * A reply carries an OPT record iff the query did (RFC 6891); ours advertises `udpPayload` (the size lexa accepts
  * and recommends, DEFAULT_EDNS_UDP_SIZE unless configured, on every transport) and echoes the DO bit.
@@ -34,6 +36,7 @@ export function answerQuery(
   answerer: (q: Question) => Outcome,
   udpPayload: number = DEFAULT_EDNS_UDP_SIZE,
   onError?: (err: unknown) => void,
+  onSkip?: OnSkip,
 ): Uint8Array | null {
   try {
     if (buf.length < HEADER_BYTES) return null;
@@ -47,9 +50,11 @@ export function answerQuery(
     const q = scanQuestion(buf);
     if (q === null) return headerOnly(id, 0, rd, RCODE_FORMERR);
 
+    const essential = essentialQuery(buf, q.end);
+    if (essential === null) return headerOnly(id, 0, rd, RCODE_FORMERR);
     let packet: DecodedPacket;
     try {
-      packet = dnsPacket.decode(asBuffer(buf));
+      packet = dnsPacket.decode(essential);
     } catch {
       return headerOnly(id, 0, rd, RCODE_FORMERR);
     }
@@ -74,7 +79,7 @@ export function answerQuery(
     };
     if (clientOpt !== undefined && clientOpt.ednsVersion > 0) {
       const badvers = { udpPayloadSize: cap, extendedRcode: RCODE_BADVERS >> 4, do: clientOpt.flag_do };
-      return encodeReply({ ...head, opt: badvers }, RCODE_NOERROR, false, NONE, NONE, NONE, MAX_DNS_MESSAGE);
+      return encodeReply({ ...head, opt: badvers }, RCODE_NOERROR, false, NONE, NONE, NONE, MAX_DNS_MESSAGE, onSkip);
     }
     const size = replySize(limit, clientOpt?.udpPayloadSize);
 
@@ -89,7 +94,7 @@ export function answerQuery(
       }
     }
     try {
-      return encodeOutcome(head, outcome, size);
+      return encodeOutcome(head, outcome, size, onSkip);
     } catch (err) {
       onError?.(err);
       return encodeOutcome(head, NOTREADY_FOR_ERROR, size);
@@ -200,22 +205,25 @@ const OPT_BYTES = 11;
 const TYPE_OPT = 41;
 
 /** Outcome → RCODE, AA and sections: the one mapping from resolver decisions to wire codes. */
-function encodeOutcome(head: Head, outcome: Outcome, limit: number): Uint8Array {
+function encodeOutcome(head: Head, outcome: Outcome, limit: number, onSkip?: OnSkip): Uint8Array {
   switch (outcome.kind) {
     case 'answer':
-      return encodeReply(head, RCODE_NOERROR, true, outcome.answers, NONE, outcome.additionals, limit);
+      return encodeReply(head, RCODE_NOERROR, true, outcome.answers, NONE, outcome.additionals, limit, onSkip);
     case 'nodata':
-      return encodeReply(head, RCODE_NOERROR, true, NONE, [outcome.soa], NONE, limit);
+      return encodeReply(head, RCODE_NOERROR, true, NONE, [outcome.soa], NONE, limit, onSkip);
     case 'nxdomain':
-      return encodeReply(head, RCODE_NXDOMAIN, true, NONE, [outcome.soa], NONE, limit);
+      return encodeReply(head, RCODE_NXDOMAIN, true, NONE, [outcome.soa], NONE, limit, onSkip);
     case 'refused':
-      return encodeReply(head, RCODE_REFUSED, false, NONE, NONE, NONE, limit);
+      return encodeReply(head, RCODE_REFUSED, false, NONE, NONE, NONE, limit, onSkip);
     case 'notready':
-      return encodeReply(head, RCODE_SERVFAIL, false, NONE, NONE, NONE, limit);
+      return encodeReply(head, RCODE_SERVFAIL, false, NONE, NONE, NONE, limit, onSkip);
     case 'notimp':
-      return encodeReply(head, RCODE_NOTIMP, false, NONE, NONE, NONE, limit);
+      return encodeReply(head, RCODE_NOTIMP, false, NONE, NONE, NONE, limit, onSkip);
   }
 }
+
+/** Told of each record left out of a reply because it cannot be encoded (see records.ts), with the reason. */
+export type OnSkip = (rec: Answer, err: unknown) => void;
 
 /**
  * Writes the header by hand (so RCODE and flags are exactly ours; dns-packet's encode ignores `rcode`), copies
@@ -231,28 +239,43 @@ function encodeReply(
   authorities: readonly Answer[],
   additionals: readonly Answer[],
   limit: number,
+  onSkip: OnSkip | undefined,
 ): Uint8Array {
   if (answers.length > 0 && authorities.length > 0) throw new Error('dns: answers and authority together');
   const start = HEADER_BYTES + head.question.length;
   const optLen = head.opt === undefined ? 0 : OPT_BYTES;
-  const nAuth = authorities.length;
   // Measuring pass: ends[i] is the offset after the first i + 1 records. It stops at the first record past the
   // limit, so a reply costs what fits, not what the resolver found.
+  // A record that cannot be encoded (a name that is not DNS labels, which the snapshot should never offer) is
+  // left out of `kept` and reported, and the reply goes on without it: never a SERVFAIL for the whole message.
   const budget = limit - optLen;
   const ends: number[] = [];
+  const kept: Answer[] = [];
   let off = start;
   let names = nameTable(head);
+  const measured = (rec: Answer): boolean => {
+    let size: number;
+    try {
+      size = emitRecord(rec, names, off, null);
+    } catch (err) {
+      onSkip?.(rec, err);
+      return false;
+    }
+    kept.push(rec);
+    ends.push((off += size));
+    return true;
+  };
   let nAns = 0;
-  while (nAns < answers.length && (nAns === 0 || off <= budget)) {
-    ends.push((off += emitRecord(answers[nAns++]!, names, off, null)));
-  }
-  let tc = nAns < answers.length;
-  for (const rec of authorities) ends.push((off += emitRecord(rec, names, off, null)));
+  let i = 0;
+  while (i < answers.length && (nAns === 0 || off <= budget)) if (measured(answers[i++]!)) nAns++;
+  let tc = i < answers.length;
+  const answersKept = nAns;
+  let nAuth = 0;
+  for (const rec of authorities) if (measured(rec)) nAuth++;
   let nAdd = 0;
-  while (!tc && nAdd < additionals.length && off <= budget) {
-    ends.push((off += emitRecord(additionals[nAdd++]!, names, off, null)));
-  }
-  const sizeOf = (kept: number) => (kept === 0 ? start : ends[kept - 1]!) + optLen;
+  i = 0;
+  while (!tc && i < additionals.length && off <= budget) if (measured(additionals[i++]!)) nAdd++;
+  const sizeOf = (n: number) => (n === 0 ? start : ends[n - 1]!) + optLen;
 
   let size = sizeOf(nAns + nAuth + nAdd);
   while (size > limit && nAdd > 0) size = sizeOf(nAns + nAuth + --nAdd);
@@ -275,9 +298,13 @@ function encodeReply(
   out.set(head.question, HEADER_BYTES);
   off = start;
   names = nameTable(head);
-  for (let i = 0; i < nAns; i++) off += emitRecord(answers[i]!, names, off, out);
-  for (let i = 0; i < nAuth; i++) off += emitRecord(authorities[i]!, names, off, out);
-  for (let i = 0; i < nAdd; i++) off += emitRecord(additionals[i]!, names, off, out);
+  // The kept records, in the order measured: answers, then authorities, then additionals.
+  const written = (from: number, n: number) => {
+    for (let k = from; k < from + n; k++) off += emitRecord(kept[k]!, names, off, out);
+  };
+  written(0, nAns);
+  written(answersKept, nAuth);
+  written(answersKept + nAuth, nAdd);
   if (head.opt !== undefined) {
     out[off] = 0;
     out.writeUInt16BE(TYPE_OPT, off + 1);
@@ -352,7 +379,55 @@ function scanQuestion(buf: Uint8Array): { end: number; plain: boolean } | null {
   return { end: i + 4, plain };
 }
 
-function asBuffer(buf: Uint8Array): Buffer {
-  return Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+/**
+ * The query cut down to what answering reads, for dns-packet to decode: the header, the question and the OPT
+ * record if any (with the section counts to match). The records of every section are walked in place, owner
+ * names skipped without following compression pointers, so this costs O(message bytes) whatever the message
+ * holds. Null when a record runs past the end, or the additional section has two OPTs or an OPT not owned by
+ * the root.
+ *
+ * Why not decode the whole query: dns-packet follows compression pointers without a hop limit, and pointers to
+ * pointers make a chain; one 64 KiB TCP message with a 16 KiB chain and thousands of records naming its end
+ * cost it ~0.8 s of CPU here (2026-12-03), an event-loop stall per message.
+ */
+function essentialQuery(buf: Uint8Array, questionEnd: number): Buffer | null {
+  const an = (buf[6]! << 8) | buf[7]!;
+  const ns = (buf[8]! << 8) | buf[9]!;
+  const ar = (buf[10]! << 8) | buf[11]!;
+  let p = questionEnd;
+  let opt: Uint8Array | undefined;
+  for (let i = 0; i < an + ns + ar; i++) {
+    const start = p;
+    p = skipOwner(buf, p);
+    if (p < 0 || p + RR_FIXED_BYTES > buf.length) return null;
+    const type = (buf[p]! << 8) | buf[p + 1]!;
+    p += RR_FIXED_BYTES + ((buf[p + 8]! << 8) | buf[p + 9]!);
+    if (p > buf.length) return null;
+    if (i >= an + ns && type === TYPE_OPT) {
+      if (opt !== undefined || buf[start] !== 0) return null;
+      opt = buf.subarray(start, p);
+    }
+  }
+  const out = Buffer.alloc(questionEnd + (opt?.length ?? 0));
+  out.set(buf.subarray(0, questionEnd));
+  out.writeUInt32BE(0, 6); // ANCOUNT, NSCOUNT
+  out.writeUInt16BE(opt === undefined ? 0 : 1, 10);
+  if (opt !== undefined) out.set(opt, questionEnd);
+  return out;
+}
+
+/** A record's TYPE, CLASS, TTL and RDLENGTH. */
+const RR_FIXED_BYTES = 10;
+
+/** The offset after the owner name at `off` (labels up to a root or a pointer, which is not followed), or -1. */
+function skipOwner(buf: Uint8Array, off: number): number {
+  for (;;) {
+    if (off >= buf.length) return -1;
+    const len = buf[off]!;
+    if (len === 0) return off + 1;
+    if ((len & 0xc0) === 0xc0) return off + 2 <= buf.length ? off + 2 : -1;
+    if (len > 63) return -1;
+    off += 1 + len;
+  }
 }
 

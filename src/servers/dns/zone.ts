@@ -1,7 +1,7 @@
 import type { Answer } from 'dns-packet';
-import { endpointsOf, type NetInterface, type Snapshot } from '../../streams/index.js';
+import { addressKey, endpointsOf, type NetInterface, type Snapshot } from '../../streams/index.js';
 import { isAtOrBelow, reverseNameOf } from './reverse.js';
-import { ptrTargets } from './resolve.js';
+import { hostName, ifaceName, ptrTargets } from './resolve.js';
 
 /**
  * The transferable content of one of lexa's zones in a snapshot: every RRset a secondary can hold, apart from the
@@ -45,17 +45,24 @@ function forward(snapshot: Snapshot, suffix: string, ttl: number, add: (r: Answe
     for (const ip of iface.ipv6) add({ name, type: 'AAAA', class: 'IN', ttl, data: ip });
   };
   for (const inst of snapshot.running()) {
-    const host = inst.name.toLowerCase();
+    // Names that cannot be DNS names (an interface called `a..b`) are left out, as the resolver leaves them out
+    // (resolve.ts `hostName`, `ifaceName`), so one odd interface never fails the transfer of the whole zone.
+    const host = hostName(inst, suffix);
     const primary = inst.interfaces[0];
-    if (primary !== undefined) addresses(`${host}.${suffix}`, primary);
-    for (const iface of inst.interfaces) addresses(`${iface.name.toLowerCase()}.if.${host}.${suffix}`, iface);
+    if (primary !== undefined && host !== undefined) addresses(host, primary);
+    for (const iface of inst.interfaces) {
+      const name = ifaceName(inst, iface, suffix);
+      if (name !== undefined) addresses(name, iface);
+    }
     for (const ep of endpointsOf(inst)) {
       const s = ep.service;
       const svc = s.name.toLowerCase();
       const base = `${svc}.service.${suffix}`;
-      const target = `${ep.iface.name.toLowerCase()}.if.${host}.${suffix}`;
-      const srv = (name: string): void =>
-        add({ name, type: 'SRV', class: 'IN', ttl, data: { priority: s.priority, weight: 256 * s.weight - 1, port: s.port, target } });
+      const target = ifaceName(inst, ep.iface, suffix);
+      const srv = (name: string): void => {
+        if (target !== undefined)
+          add({ name, type: 'SRV', class: 'IN', ttl, data: { priority: s.priority, weight: 256 * s.weight - 1, port: s.port, target } });
+      };
       addresses(base, ep.iface);
       srv(`_${svc}._${s.proto}.service.${suffix}`);
       for (const tag of s.tags) {
@@ -67,10 +74,18 @@ function forward(snapshot: Snapshot, suffix: string, ttl: number, add: (r: Answe
   }
 }
 
+/**
+ * One PTR set per address in the zone. Each address is looked up once however many interfaces hold it: a lookup
+ * per holder made the zone O(N²) when N instances copy one address (a tenant can do that to its own containers).
+ */
 function reverse(snapshot: Snapshot, zone: string, suffix: string, ttl: number, add: (r: Answer) => void): void {
+  const done = new Set<string>();
   for (const inst of snapshot.running()) {
     for (const iface of inst.interfaces) {
       for (const ip of [...iface.ipv4, ...iface.ipv6]) {
+        const key = addressKey(ip);
+        if (key === undefined || done.has(key)) continue;
+        done.add(key);
         const name = reverseNameOf(ip);
         if (name === undefined || name === zone || !isAtOrBelow(name, zone)) continue;
         for (const data of ptrTargets(snapshot, ip, suffix)) add({ name, type: 'PTR', class: 'IN', ttl, data });
