@@ -12,7 +12,11 @@ import type { FakeClock } from './fake-clock.js';
  * The real LXD is exercised by test/integration.
  */
 
-/** An LXD instance as `recursion=2` returns it, trimmed to what lexa reads. */
+/**
+ * An LXD instance as `recursion=2` returns it, trimmed to what lexa reads. Its addresses are also its NIC's static
+ * `ipv4.address`/`ipv6.address`, so LXD vouches for them without a lease (src/streams/trust.ts); tests of trust
+ * build their own devices.
+ */
 export function lxdInstance(
   name: string,
   opts: { status?: string; v4?: string; v6?: string; project?: string; profiles?: string[]; config?: Record<string, string>; lastUsedAt?: number } = {},
@@ -32,7 +36,16 @@ export function lxdInstance(
     last_used_at: new Date(opts.lastUsedAt ?? 0).toISOString(),
     profiles: opts.profiles ?? ['default'],
     expanded_config: opts.config ?? {},
-    expanded_devices: { eth0: { type: 'nic', network: 'lxdbr0', name: 'eth0' }, root: { type: 'disk', path: '/' } },
+    expanded_devices: {
+      eth0: {
+        type: 'nic',
+        network: 'lxdbr0',
+        name: 'eth0',
+        ...(opts.v4 ? { 'ipv4.address': opts.v4 } : {}),
+        ...(opts.v6 ? { 'ipv6.address': opts.v6 } : {}),
+      },
+      root: { type: 'disk', path: '/' },
+    },
     state: {
       status,
       network: {

@@ -68,7 +68,7 @@ t.test('list, then watch: events that arrive during the list are applied after i
   await settle();
   t.equal(store.current.synced, true);
   t.equal(store.current.connected, true);
-  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.1'], ipv6: ['fd42::1'] });
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.1'], ipv6: ['fd42::1'], trustedIpv4: ['10.0.0.1'], trustedIpv6: ['fd42::1'] });
   t.equal(lxd.reads('web-2'), 1, 'the buffered event is applied after the list');
   t.equal(store.current.instances.get('default/web-2')?.running, true, 'and wins over the older list');
   t.same(store.current.members.get('fakehost')?.ipv4, ['10.0.0.1'], 'a standalone LXD is its own member');
@@ -170,7 +170,7 @@ t.test('settle: re-reads on the schedule until addresses are complete', async (t
   lxd.put(lxdInstance('web-1', { v4: '10.0.0.1', v6: 'fd42::1' })); // SLAAC, no event
   await clock.advance(d2);
   t.equal(lxd.reads('web-1'), 4);
-  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.1'], ipv6: ['fd42::1'] });
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.1'], ipv6: ['fd42::1'], trustedIpv4: ['10.0.0.1'], trustedIpv6: ['fd42::1'] });
   await clock.advance(60_000);
   t.equal(lxd.reads('web-1'), 4, 'complete: no more reads');
 });
@@ -385,7 +385,7 @@ t.test('resync during events: a re-read newer than the list is not overwritten b
   list.release();
   await settle();
   t.equal(store.current.instances.get('default/web-1')?.running, true, 'web-1 is running, as LXD says');
-  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.1'], ipv6: ['fd42::1'] });
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.1'], ipv6: ['fd42::1'], trustedIpv4: ['10.0.0.1'], trustedIpv6: ['fd42::1'] });
   await clock.advance(RESYNC_MS - 1);
   t.equal(store.current.instances.get('default/web-1')?.running, true, 'and stays so until the next resync');
 });
@@ -400,7 +400,7 @@ t.test('resync during a settle loop: a complete read that lands during the list 
   lxd.put(lxdInstance('web-1', { v4: '10.0.0.9' }));
   lxd.socket.send(lifecycle('instance-updated', '/1.0/instances/web-1'));
   await clock.advance(50);
-  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: [] });
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: [], trustedIpv4: ['10.0.0.9'], trustedIpv6: [] });
 
   // The resync list is answered with that half-way state and takes its time.
   const list = lxd.hold(/^\/1\.0\/instances\?/);
@@ -409,11 +409,11 @@ t.test('resync during a settle loop: a complete read that lands during the list 
   // The IPv6 arrives; the settle read finds the addresses complete and ends its loop.
   lxd.put(lxdInstance('web-1', { v4: '10.0.0.9', v6: 'fd42::9' }));
   await clock.advance(SETTLE_DELAYS_MS[1]!);
-  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: ['fd42::9'] });
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: ['fd42::9'], trustedIpv4: ['10.0.0.9'], trustedIpv6: ['fd42::9'] });
 
   list.release();
   await clock.advance(60_000);
-  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: ['fd42::9'] }, 'the older list did not take the IPv6 away');
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: ['fd42::9'], trustedIpv4: ['10.0.0.9'], trustedIpv6: ['fd42::9'] }, 'the older list did not take the IPv6 away');
 });
 
 t.test('a resync that fails still applies the events it held back', async (t) => {

@@ -1,5 +1,5 @@
 import type { Answer, SoaAnswer } from 'dns-packet';
-import { findInterface, type Instance, type NetInterface, type ServiceEndpoint, type Snapshot } from '../../streams/index.js';
+import { findInterface, servesEndpoint, type Instance, type NetInterface, type ServiceEndpoint, type Snapshot } from '../../streams/index.js';
 import { parseName, parseReverseName, type ReverseForm } from './name.js';
 import { reverseZoneOf } from './reverse.js';
 
@@ -97,7 +97,7 @@ export function resolve(snapshot: Snapshot, q: Question, opts: ResolveOptions): 
     }
     case 'service': {
       const eps = snapshot.serviceEndpoints(form.svc);
-      return addresses(snapshot, q, zone, ifacesOf(form.tag === undefined ? eps : withTag(eps, form.tag)));
+      return addresses(snapshot, q, zone, ifacesOf(form.tag === undefined ? eps : withTag(eps, form.tag)), TRUSTED);
     }
     case 'srv':
       return srv(snapshot, q, zone, form.svc, form.protoOrTag);
@@ -358,22 +358,30 @@ export function reverseZones(snapshot: Snapshot, opts: ResolveOptions): readonly
   return zones;
 }
 
+/** Which of an interface's addresses a name answers with, by family (see NetInterface). */
+type AddressPick = (iface: NetInterface, v4: boolean) => readonly string[];
+/** Every address the instance reports: for names the instance owns (`<host>`, `<if>.if.<host>`) and members. */
+const ALL: AddressPick = (iface, v4) => (v4 ? iface.ipv4 : iface.ipv6);
+/** Only addresses LXD vouches for: for names other instances' traffic relies on (services, SRV additionals). */
+const TRUSTED: AddressPick = (iface, v4) => (v4 ? iface.trustedIpv4 : iface.trustedIpv6);
+
 /**
- * A/AAAA (or ANY: A if there is any IPv4, else AAAA) from a set of interfaces, all owned by the question name.
- * The caller has established the name; an empty set means it matched nothing (NXDOMAIN).
+ * A/AAAA (or ANY: A if there is any IPv4, else AAAA) from a set of interfaces, all owned by the question name,
+ * with the addresses `pick` takes from each. The caller has established the name; an empty set means it matched
+ * nothing (NXDOMAIN).
  */
-function addresses(snapshot: Snapshot, q: Question, zone: Zone, ifaces: readonly NetInterface[]): Outcome {
+function addresses(snapshot: Snapshot, q: Question, zone: Zone, ifaces: readonly NetInterface[], pick: AddressPick = ALL): Outcome {
   if (ifaces.length === 0) return nxdomain(snapshot, zone);
   let type = q.type;
-  if (type === 'ANY') type = ifaces.some((i) => i.ipv4.length > 0) ? 'A' : 'AAAA';
+  if (type === 'ANY') type = ifaces.some((i) => pick(i, true).length > 0) ? 'A' : 'AAAA';
   if (type !== 'A' && type !== 'AAAA') return nodata(snapshot, zone);
   const v4 = type === 'A';
   let ips: readonly string[];
-  if (ifaces.length === 1) ips = v4 ? ifaces[0]!.ipv4 : ifaces[0]!.ipv6;
+  if (ifaces.length === 1) ips = pick(ifaces[0]!, v4);
   else {
     // Several interfaces can share an address (a service offered twice, instances in different projects).
     const seen = new Set<string>();
-    for (const iface of ifaces) for (const ip of v4 ? iface.ipv4 : iface.ipv6) seen.add(ip);
+    for (const iface of ifaces) for (const ip of pick(iface, v4)) seen.add(ip);
     ips = [...seen];
   }
   if (ips.length === 0) return nodata(snapshot, zone);
@@ -403,8 +411,9 @@ function addressRecord(owner: string, type: 'A' | 'AAAA', ttl: number, ip: strin
 }
 
 /**
- * SRV for `_<svc>._<protoOrTag>.service`: one record per endpoint, target `<if>.if.<host>.<suffix>` (lower-case),
- * weight `256 * weight - 1` (see Service.weight), and the targets' addresses as additionals.
+ * SRV for `_<svc>._<protoOrTag>.service`: one record per endpoint whose interface has an address LXD vouches for
+ * (`servesEndpoint`), target `<if>.if.<host>.<suffix>` (lower-case), weight `256 * weight - 1` (see
+ * Service.weight), and the targets' trusted addresses as additionals. Endpoints exist but none vouched: NODATA.
  */
 function srv(snapshot: Snapshot, q: Question, zone: Zone, svc: string, protoOrTag: string): Outcome {
   const all = snapshot.serviceEndpoints(svc);
@@ -417,6 +426,7 @@ function srv(snapshot: Snapshot, q: Question, zone: Zone, svc: string, protoOrTa
   const entries: { record: Answer; target: string; iface: NetInterface }[] = [];
   const seen = new Set<string>();
   for (const ep of eps) {
+    if (!servesEndpoint(ep)) continue;
     const target = `${ep.iface.name}.if.${ep.instance.name}.${zone.suffix}`.toLowerCase();
     const s = ep.service;
     const weight = 256 * s.weight - 1;
@@ -426,6 +436,7 @@ function srv(snapshot: Snapshot, q: Question, zone: Zone, svc: string, protoOrTa
     const data = { priority: s.priority, weight, port: s.port, target };
     entries.push({ record: { name: q.name, type: 'SRV', class: 'IN', ttl: zone.ttl, data }, target, iface: ep.iface });
   }
+  if (entries.length === 0) return nodata(snapshot, zone);
   shuffle(entries, zone.random);
   if (entries.length > MAX_ANSWER_RECORDS) entries.length = MAX_ANSWER_RECORDS;
   const answers: Answer[] = [];
@@ -435,8 +446,8 @@ function srv(snapshot: Snapshot, q: Question, zone: Zone, svc: string, protoOrTa
     answers.push(record);
     if (added.has(target)) continue;
     added.add(target);
-    for (const ip of iface.ipv4) additionals.push(addressRecord(target, 'A', zone.ttl, ip));
-    for (const ip of iface.ipv6) additionals.push(addressRecord(target, 'AAAA', zone.ttl, ip));
+    for (const ip of iface.trustedIpv4) additionals.push(addressRecord(target, 'A', zone.ttl, ip));
+    for (const ip of iface.trustedIpv6) additionals.push(addressRecord(target, 'AAAA', zone.ttl, ip));
   }
   return answer(answers, additionals);
 }
@@ -479,7 +490,8 @@ function memberIfaces(snapshot: Snapshot, locations: readonly string[]): NetInte
   const out: NetInterface[] = [];
   for (const loc of locations) {
     const m = snapshot.members.get(loc);
-    if (m !== undefined) out.push({ name: m.name, ipv4: m.ipv4, ipv6: m.ipv6 });
+    // Members' addresses come from LXD's own member list: LXD vouches for them.
+    if (m !== undefined) out.push({ name: m.name, ipv4: m.ipv4, ipv6: m.ipv6, trustedIpv4: m.ipv4, trustedIpv6: m.ipv6 });
   }
   return out;
 }
@@ -520,7 +532,7 @@ function withTag(eps: readonly ServiceEndpoint[], tag: string): ServiceEndpoint[
   return eps.filter((ep) => ep.service.tags.some((t) => t.toLowerCase() === tag));
 }
 
-const NO_ADDRESSES: NetInterface = Object.freeze({ name: '', ipv4: [], ipv6: [] });
+const NO_ADDRESSES: NetInterface = Object.freeze({ name: '', ipv4: [], ipv6: [], trustedIpv4: [], trustedIpv6: [] });
 const NO_INSTANCES: readonly Instance[] = Object.freeze([]);
 
 /** Fisher–Yates, in place. */

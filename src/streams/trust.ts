@@ -1,0 +1,154 @@
+import { addressKey } from './snapshot.js';
+import type { LxdLease } from './lxd-model.js';
+import type { LxdNetwork } from './networks.js';
+
+/**
+ * Which of an instance's addresses LXD vouches for. A container may put any address on any interface it has (LXD
+ * bridges filter neither MAC nor IP by default), so what `/state` reports is the container's own say. An address
+ * is *trusted* (used for service records, SRV additionals, PTR, `/traefik` and agent binding) only when LXD itself
+ * stands behind it:
+ *  - it is on an interface backed by an LXD NIC device (the device's `name` key, else the device name), and
+ *  - on a NIC of a network whose addresses LXD hands out (a managed `bridge` or `ovn` network, which has leases),
+ *    LXD lists it for that NIC: a DHCP lease of the NIC's MAC on that network (`GET /1.0/networks/<n>/leases`,
+ *    which on LXD 5.0.2 also lists static device addresses and the SLAAC EUI-64 address), the device's own
+ *    `ipv4.address`/`ipv6.address`, or the EUI-64 address of the NIC's MAC in the network's /64 (both known from
+ *    config alone, so they need no fresh lease list);
+ *  - on any other NIC (macvlan, physical, a bridge LXD does not manage) LXD has no record of addresses: the NIC
+ *    being LXD's is the only evidence, and its addresses are trusted.
+ * Interfaces the container makes itself (dummy, veths of nested namespaces, ...) are never trusted. Pure.
+ */
+
+/** A managed network, as far as trust needs it. */
+export interface NetworkFacts {
+  /** True when LXD hands out (and lists) the addresses on it: managed `bridge` and `ovn` networks. */
+  readonly leases: boolean;
+  /** The first 16 hex digits of the network's IPv6 /64 (SLAAC prefix), when it has one. */
+  readonly slaacPrefix: string | undefined;
+}
+
+/** What LXD has said about its networks: the facts lexa read last, and the leases by network. */
+export interface Evidence {
+  /** Managed networks by name; empty until LXD's networks have been read. */
+  readonly networks: ReadonlyMap<string, NetworkFacts>;
+  /**
+   * By `leaseScope(project, network)`, then lower-case MAC: the address keys (`addressKey`) LXD's lease list of
+   * that network, read in that project, gives that MAC. LXD lists a project's own instances' leases only, so the
+   * lists of two projects on one bridge are kept apart.
+   */
+  readonly leases: ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<string>>>;
+}
+
+/** No evidence: only device-configured addresses (and NICs off lease-backed networks, once known) are trusted. */
+export const NO_EVIDENCE: Evidence = Object.freeze({ networks: new Map(), leases: new Map() });
+
+/** Network types whose addresses LXD hands out and lists in `/leases` (dnsmasq for bridges, OVN's DHCP for ovn). */
+const LEASING_TYPES: ReadonlySet<string> = new Set(['bridge', 'ovn']);
+
+/** The facts of LXD's managed networks, from `/1.0/networks?recursion=1` (never throws; odd entries are skipped). */
+export function networkFacts(networks: readonly LxdNetwork[]): Map<string, NetworkFacts> {
+  const out = new Map<string, NetworkFacts>();
+  for (const n of Array.isArray(networks) ? networks : []) {
+    if (n?.managed !== true || typeof n.name !== 'string') continue;
+    const v6 = n.config?.['ipv6.address'];
+    const m = typeof v6 === 'string' ? /^([0-9a-fA-F:]+)\/64$/.exec(v6) : null;
+    const key = m ? addressKey(m[1]!) : undefined;
+    out.set(n.name, { leases: LEASING_TYPES.has(n.type ?? 'bridge'), slaacPrefix: key?.slice(0, 16) });
+  }
+  return out;
+}
+
+/** `leases` of one network as address keys by lower-case MAC; entries without a MAC (the gateway) are skipped. */
+export function leasesByMac(leases: readonly LxdLease[] | null | undefined): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const l of Array.isArray(leases) ? leases : []) {
+    const mac = typeof l?.hwaddr === 'string' ? l.hwaddr.toLowerCase() : '';
+    const key = typeof l?.address === 'string' ? addressKey(l.address) : undefined;
+    if (mac === '' || key === undefined) continue;
+    const set = out.get(mac);
+    if (set === undefined) out.set(mac, new Set([key]));
+    else set.add(key);
+  }
+  return out;
+}
+
+/** The key of one lease list in `Evidence.leases`. */
+export function leaseScope(project: string, network: string): string {
+  return `${project}\u0000${network}`;
+}
+
+/** `evidence` with the leases of `network` in `project` replaced by `leases` (LXD's complete list of them). */
+export function withLeases(evidence: Evidence, project: string, network: string, leases: readonly LxdLease[] | null | undefined): Evidence {
+  const all = new Map(evidence.leases);
+  all.set(leaseScope(project, network), leasesByMac(leases));
+  return { networks: evidence.networks, leases: all };
+}
+
+/** The networks an instance's NICs are on whose leases prove their addresses (those to read leases of). */
+export function leasingNetworks(devices: Record<string, Record<string, string>> | null | undefined, evidence: Evidence): string[] {
+  const out = new Set<string>();
+  for (const conf of Object.values(devices ?? {})) {
+    if (conf?.['type'] !== 'nic') continue;
+    const net = nicNetwork(conf, evidence);
+    if (net !== undefined) out.add(net);
+  }
+  return [...out];
+}
+
+/**
+ * The managed network whose leases vouch for the addresses of NIC `conf`, or undefined when LXD keeps no record of
+ * its addresses. A NIC naming a `network` LXD did not (yet) report is assumed to have leases: trust then waits for
+ * evidence rather than granting it blindly.
+ */
+function nicNetwork(conf: Record<string, string>, evidence: Evidence): string | undefined {
+  const named = conf['network'];
+  if (named) return evidence.networks.get(named)?.leases === false ? undefined : named;
+  // `nictype: bridged` with `parent` set is on that bridge; LXD's leases cover it when the bridge is managed.
+  const parent = conf['parent'];
+  if (parent && (conf['nictype'] ?? 'bridged') === 'bridged' && evidence.networks.get(parent)?.leases === true) return parent;
+  return undefined;
+}
+
+/**
+ * A test of trust for the addresses of one interface of an instance of `project`: the interface is backed by a NIC
+ * device configured `conf`, or by no device at all (undefined: never trusted). `mac` is the NIC's MAC as LXD
+ * assigned it (`hwaddr`, else `volatile.<dev>.hwaddr`), lower-case.
+ */
+export function trustTest(
+  conf: Record<string, string> | undefined,
+  mac: string | undefined,
+  project: string,
+  evidence: Evidence,
+): (address: string) => boolean {
+  if (conf === undefined) return NEVER;
+  const network = nicNetwork(conf, evidence);
+  if (network === undefined) return ALWAYS;
+  const vouched = new Set<string>();
+  for (const k of ['ipv4.address', 'ipv6.address']) {
+    const key = conf[k] ? addressKey(conf[k]!) : undefined;
+    if (key !== undefined) vouched.add(key);
+  }
+  if (mac !== undefined) {
+    for (const key of evidence.leases.get(leaseScope(project, network))?.get(mac) ?? []) vouched.add(key);
+    const prefix = evidence.networks.get(network)?.slaacPrefix;
+    const iid = eui64(mac);
+    if (prefix !== undefined && iid !== undefined) vouched.add(prefix + iid);
+  }
+  return (address) => {
+    const key = addressKey(address);
+    return key !== undefined && vouched.has(key);
+  };
+}
+
+const NEVER = (): boolean => false;
+const ALWAYS = (): boolean => true;
+
+/**
+ * The modified EUI-64 interface identifier (RFC 4291 appendix A) of a 48-bit MAC as 16 hex digits: what SLAAC
+ * appends to the /64 prefix. Undefined for anything that is not a MAC.
+ */
+export function eui64(mac: string): string | undefined {
+  const m = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/.exec(mac.toLowerCase());
+  if (!m) return undefined;
+  const first = (parseInt(m[1]!, 16) ^ 0x02).toString(16).padStart(2, '0');
+  return `${first}${m[2]}${m[3]}fffe${m[4]}${m[5]}${m[6]}`;
+}
