@@ -18,7 +18,7 @@ import type { LxdNetwork } from './networks.js';
  * Interfaces the container makes itself (dummy, veths of nested namespaces, ...) are never trusted. Pure.
  */
 
-/** A managed network, as far as trust needs it. */
+/** A network LXD reports (managed or one of the host's interfaces), as far as trust needs it. */
 export interface NetworkFacts {
   /** True when LXD hands out (and lists) the addresses on it: managed `bridge` and `ovn` networks. */
   readonly leases: boolean;
@@ -28,7 +28,7 @@ export interface NetworkFacts {
 
 /** What LXD has said about its networks: the facts lexa read last, and the leases by network. */
 export interface Evidence {
-  /** Managed networks by name; empty until LXD's networks have been read. */
+  /** Every network LXD reports, by name; empty until LXD's networks have been read. */
   readonly networks: ReadonlyMap<string, NetworkFacts>;
   /**
    * By `leaseScope(project, network)`, then lower-case MAC: the address keys (`addressKey`) LXD's lease list of
@@ -38,21 +38,25 @@ export interface Evidence {
   readonly leases: ReadonlyMap<string, ReadonlyMap<string, ReadonlySet<string>>>;
 }
 
-/** No evidence: only device-configured addresses (and NICs off lease-backed networks, once known) are trusted. */
+/** No evidence (networks not read yet): only device-configured addresses are trusted. */
 export const NO_EVIDENCE: Evidence = Object.freeze({ networks: new Map(), leases: new Map() });
 
 /** Network types whose addresses LXD hands out and lists in `/leases` (dnsmasq for bridges, OVN's DHCP for ovn). */
 const LEASING_TYPES: ReadonlySet<string> = new Set(['bridge', 'ovn']);
 
-/** The facts of LXD's managed networks, from `/1.0/networks?recursion=1` (never throws; odd entries are skipped). */
+/**
+ * The facts of the networks `/1.0/networks?recursion=1` lists: LXD's managed networks and the host's own
+ * interfaces (unmanaged, which macvlan/physical NICs name as `parent`). Never throws; odd entries are skipped.
+ */
 export function networkFacts(networks: readonly LxdNetwork[]): Map<string, NetworkFacts> {
   const out = new Map<string, NetworkFacts>();
   for (const n of Array.isArray(networks) ? networks : []) {
-    if (n?.managed !== true || typeof n.name !== 'string') continue;
+    if (typeof n?.name !== 'string') continue;
+    const managed = n.managed === true;
     const v6 = n.config?.['ipv6.address'];
-    const m = typeof v6 === 'string' ? /^([0-9a-fA-F:]+)\/64$/.exec(v6) : null;
+    const m = managed && typeof v6 === 'string' ? /^([0-9a-fA-F:]+)\/64$/.exec(v6) : null;
     const key = m ? addressKey(m[1]!) : undefined;
-    out.set(n.name, { leases: LEASING_TYPES.has(n.type ?? 'bridge'), slaacPrefix: key?.slice(0, 16) });
+    out.set(n.name, { leases: managed && LEASING_TYPES.has(n.type ?? ''), slaacPrefix: key?.slice(0, 16) });
   }
   return out;
 }
@@ -88,24 +92,26 @@ export function leasingNetworks(devices: Record<string, Record<string, string>> 
   const out = new Set<string>();
   for (const conf of Object.values(devices ?? {})) {
     if (conf?.['type'] !== 'nic') continue;
-    const net = nicNetwork(conf, evidence);
-    if (net !== undefined) out.add(net);
+    const basis = nicBasis(conf, evidence);
+    if (typeof basis === 'object') out.add(basis.leases);
   }
   return [...out];
 }
 
 /**
- * The managed network whose leases vouch for the addresses of NIC `conf`, or undefined when LXD keeps no record of
- * its addresses. A NIC naming a `network` LXD did not (yet) report is assumed to have leases: trust then waits for
- * evidence rather than granting it blindly.
+ * What vouches for the addresses of NIC `conf`: the leases of a network (`{ leases }`), the NIC alone (`'nic'`:
+ * LXD keeps no record of addresses there), or nothing yet (`'unknown'`: the network it names has not been
+ * reported, so trust waits for evidence rather than being granted blindly).
  */
-function nicNetwork(conf: Record<string, string>, evidence: Evidence): string | undefined {
+function nicBasis(conf: Record<string, string>, evidence: Evidence): { readonly leases: string } | 'nic' | 'unknown' {
   const named = conf['network'];
-  if (named) return evidence.networks.get(named)?.leases === false ? undefined : named;
-  // `nictype: bridged` with `parent` set is on that bridge; LXD's leases cover it when the bridge is managed.
+  // A NIC naming a network LXD has not reported is assumed to have leases: its lease list then decides.
+  if (named) return evidence.networks.get(named)?.leases === false ? 'nic' : { leases: named };
   const parent = conf['parent'];
-  if (parent && (conf['nictype'] ?? 'bridged') === 'bridged' && evidence.networks.get(parent)?.leases === true) return parent;
-  return undefined;
+  const facts = parent ? evidence.networks.get(parent) : undefined;
+  if (facts === undefined) return parent ? 'unknown' : 'nic';
+  // `nictype: bridged` with a `parent` is on that bridge, whose leases cover it when LXD manages it.
+  return facts.leases && (conf['nictype'] ?? 'bridged') === 'bridged' ? { leases: parent! } : 'nic';
 }
 
 /**
@@ -120,16 +126,16 @@ export function trustTest(
   evidence: Evidence,
 ): (address: string) => boolean {
   if (conf === undefined) return NEVER;
-  const network = nicNetwork(conf, evidence);
-  if (network === undefined) return ALWAYS;
+  const basis = nicBasis(conf, evidence);
+  if (basis === 'nic') return ALWAYS;
   const vouched = new Set<string>();
   for (const k of ['ipv4.address', 'ipv6.address']) {
     const key = conf[k] ? addressKey(conf[k]!) : undefined;
     if (key !== undefined) vouched.add(key);
   }
-  if (mac !== undefined) {
-    for (const key of evidence.leases.get(leaseScope(project, network))?.get(mac) ?? []) vouched.add(key);
-    const prefix = evidence.networks.get(network)?.slaacPrefix;
+  if (mac !== undefined && basis !== 'unknown') {
+    for (const key of evidence.leases.get(leaseScope(project, basis.leases))?.get(mac) ?? []) vouched.add(key);
+    const prefix = evidence.networks.get(basis.leases)?.slaacPrefix;
     const iid = eui64(mac);
     if (prefix !== undefined && iid !== undefined) vouched.add(prefix + iid);
   }
