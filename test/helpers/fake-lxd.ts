@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { LxdError, type EventSocket, type LxdClient } from '../../src/streams/lxd-client.js';
 import type { LxdEvent, LxdInstance, LxdLease, LxdMember, LxdServerEnvironment } from '../../src/streams/lxd-model.js';
+import type { LxdNetwork } from '../../src/streams/networks.js';
 import type { FakeClock } from './fake-clock.js';
 
 /**
@@ -83,6 +84,8 @@ export class FakeLxd implements LxdClient {
   members: LxdMember[] = [];
   /** DHCP leases by network name, as `/1.0/networks/<network>/leases` lists them. */
   readonly leases = new Map<string, LxdLease[]>();
+  /** What `/1.0/networks?recursion=1` lists; undefined answers 404 (the reflector then keeps what it knew). */
+  networks: LxdNetwork[] | undefined;
   /** Every GET path, in order. */
   readonly requests: string[] = [];
   /** Every events socket asked for, oldest first. */
@@ -172,6 +175,7 @@ export class FakeLxd implements LxdClient {
     if (url.pathname === '/1.0/instances')
       return structuredClone([...this.instances.values()].filter((r) => all || (r.project ?? 'default') === project));
     if (url.pathname === '/1.0/cluster/members') return structuredClone(this.members);
+    if (url.pathname === '/1.0/networks' && this.networks !== undefined) return structuredClone(this.networks);
     const lease = /^\/1\.0\/networks\/([^/]+)\/leases$/.exec(url.pathname);
     if (lease) return structuredClone(this.leases.get(decodeURIComponent(lease[1]!)) ?? []);
     const m = /^\/1\.0\/instances\/([^/]+)$/.exec(url.pathname);

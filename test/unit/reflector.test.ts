@@ -472,3 +472,64 @@ t.test('a starting instance is read densely until its IPv4, which its DHCP lease
   await clock.advance(10);
   t.equal(store.current.instances.get('default/web-1')?.running, false, 'stopped');
 });
+
+/**
+ * An instance on lxdbr0 whose IPv4s come by DHCP (no static device address: only a lease vouches for them), with
+ * MAC `mac` (00:16:3e:00:00:0N), these IPv4s in its state, in that order, and its SLAAC address (EUI-64 of the MAC).
+ */
+function dhcpInstance(name: string, mac: string, v4s: string[]) {
+  const raw = lxdInstance(name, { config: { 'volatile.eth0.hwaddr': mac } });
+  raw.expanded_devices = { eth0: { type: 'nic', network: 'lxdbr0', name: 'eth0' } };
+  raw.state!.network!['eth0']!.addresses = [
+    ...v4s.map((address) => ({ family: 'inet', address, scope: 'global' })),
+    { family: 'inet6', address: `fd42::216:3eff:fe00:${mac.slice(-2)}`, scope: 'global' },
+  ];
+  return raw;
+}
+const BRIDGE = [{ name: 'lxdbr0', type: 'bridge', managed: true, config: { 'ipv4.address': '10.0.0.1/24', 'ipv6.address': 'fd42::1/64' } }];
+const leaseOf = (hostname: string, hwaddr: string, address: string) => ({ hostname, hwaddr, address, type: 'dynamic' });
+const leaseReads = (lxd: FakeLxd) => lxd.requests.filter((p) => p.startsWith('/1.0/networks/lxdbr0/leases'));
+
+t.test("a list reads each bridge's leases once, and an address only a container's own say backs is held by nobody", async (t) => {
+  const { lxd, store, connect } = rig(t);
+  lxd.networks = BRIDGE;
+  lxd.put(dhcpInstance('victim', '00:16:3e:00:00:05', ['10.0.0.5']));
+  // The thief copied the victim's address onto its own eth0.
+  lxd.put(dhcpInstance('thief', '00:16:3e:00:00:06', ['10.0.0.6', '10.0.0.5']));
+  lxd.put(dhcpInstance('other', '00:16:3e:00:00:07', ['10.0.0.7']));
+  lxd.leases.set('lxdbr0', [
+    leaseOf('victim', '00:16:3e:00:00:05', '10.0.0.5'),
+    leaseOf('thief', '00:16:3e:00:00:06', '10.0.0.6'),
+    leaseOf('other', '00:16:3e:00:00:07', '10.0.0.7'),
+  ]);
+  await connect();
+  t.same(leaseReads(lxd), ['/1.0/networks/lxdbr0/leases?project=default'], 'one lease list for three instances on one bridge');
+  t.same(store.current.holders('10.0.0.5').map((i) => i.name), ['victim'], 'the copied address binds only its owner');
+  t.same(store.current.holders('10.0.0.6').map((i) => i.name), ['thief']);
+  t.same(store.current.instances.get('default/thief')?.interfaces[0]?.ipv4, ['10.0.0.6', '10.0.0.5'], 'every address is still listed');
+  t.same(store.current.holders('fd42::216:3eff:fe00:6').map((i) => i.name), ['thief'], 'its SLAAC address: the EUI-64 of its MAC in the /64');
+});
+
+t.test('an address whose lease lexa has not seen yet is trusted at the next read, its lease list read beside it', async (t) => {
+  const { clock, lxd, store, connect } = rig(t);
+  lxd.networks = BRIDGE;
+  lxd.put(dhcpInstance('web-1', '00:16:3e:00:00:05', ['10.0.0.5']));
+  lxd.leases.set('lxdbr0', [leaseOf('web-1', '00:16:3e:00:00:05', '10.0.0.5')]);
+  await connect();
+  // web-1 renews to a new address (no event for that); an update event makes lexa read it before any lease list.
+  lxd.put(dhcpInstance('web-1', '00:16:3e:00:00:05', ['10.0.0.8']));
+  lxd.leases.set('lxdbr0', [leaseOf('web-1', '00:16:3e:00:00:05', '10.0.0.8')]);
+  const before = leaseReads(lxd).length;
+  lxd.socket.send(lifecycle('instance-updated', '/1.0/instances/web-1'));
+  await settle();
+  t.equal(leaseReads(lxd).length, before, 'the event-driven read asks for no lease list (its last read was all vouched)');
+  t.same(store.current.holders('10.0.0.8'), [], 'not trusted on the state\'s word alone');
+  await clock.advance(SETTLE_DELAYS_MS[0]!);
+  const last = lxd.requests.slice(-2).sort();
+  t.match(last[0], /^\/1\.0\/instances\/web-1\?/, 'the settle read');
+  t.match(last[1], /^\/1\.0\/networks\/lxdbr0\/leases/, 'and the lease list, sent with it: no added round trip');
+  t.same(store.current.holders('10.0.0.8').map((i) => i.name), ['web-1'], 'trusted once LXD lists the lease');
+  const reads = lxd.reads('web-1');
+  await clock.advance(60_000);
+  t.equal(lxd.reads('web-1'), reads, 'complete and vouched: no more reads');
+});
