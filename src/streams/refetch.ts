@@ -152,7 +152,7 @@ export class Refetcher {
     return this.#evidence;
   }
 
-  /** A full list's evidence replaces the networks and the lease lists it read. */
+  /** A full list's evidence: its networks' facts, its lease lists merged into those read here (reflector.ts). */
   set evidence(evidence: Evidence) {
     this.#evidence = evidence;
   }
@@ -203,7 +203,7 @@ export class Refetcher {
     const current = primaryNic(raw);
     if (current !== undefined && inst.running) this.#nics.set(key, current);
     else this.#nics.delete(key);
-    const leasing = inst.running && unvouched(inst) ? leasingNetworks(raw.expanded_devices, this.#evidence) : [];
+    const leasing = inst.running && unvouched(inst) ? leasingNetworks(raw.expanded_devices, this.#evidence.networks) : [];
     if (leasing.length > 0) this.#unvouched.set(key, leasing);
     else this.#unvouched.delete(key);
     if (!inst.running || hasIpv4(inst)) this.#leased.delete(key);

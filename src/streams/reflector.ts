@@ -276,10 +276,17 @@ export class Reflector {
     ]);
     this.#daemon = daemonKind(server?.environment, this.#client.target);
     const clustered = server?.environment?.server_clustered === true;
-    const [members, evidence] = await Promise.all([
+    const facts = networks === undefined ? this.#refetcher.evidence.networks : networkFacts(networks);
+    const [members, leases] = await Promise.all([
       clustered ? this.#readMembers(signal) : [toStandaloneMember(server?.environment)],
-      this.#readLeases(raw ?? [], networks, signal),
+      this.#readLeases(raw ?? [], facts, signal),
     ]);
+    // The lease reads never reject: a list whose connection ended meanwhile must not land.
+    signal.throwIfAborted();
+    // Merged into what the refetcher knows now: lease lists it read meanwhile, for networks this list did not
+    // read, stay.
+    let evidence: Evidence = { networks: facts, leases: this.#refetcher.evidence.leases };
+    for (const read of leases) evidence = withLeases(evidence, read.project, read.network, read.leases);
     this.#refetcher.evidence = evidence;
     const instances = (raw ?? []).map((r) => toInstance(r, undefined, evidence));
     const keep = [...listing.read];
@@ -311,18 +318,19 @@ export class Reflector {
   }
 
   /**
-   * The evidence for this list: `networks`' facts (the last known when undefined) and, read now, the leases of
-   * every lease-backed network a running instance of `raw` is on, in that instance's project. A lease list that
-   * fails to read keeps its last known content. Never rejects.
+   * The lease lists of every lease-backed network (by `facts`) a running instance of `raw` is on, each read once
+   * per project. A list that fails to read is left out (the last one read stays in force). Never rejects.
    */
-  async #readLeases(raw: readonly LxdInstance[], networks: readonly LxdNetwork[] | undefined, signal: AbortSignal): Promise<Evidence> {
-    const known = this.#refetcher.evidence;
-    let evidence: Evidence = networks === undefined ? known : { networks: networkFacts(networks), leases: known.leases };
+  async #readLeases(
+    raw: readonly LxdInstance[],
+    facts: Evidence['networks'],
+    signal: AbortSignal,
+  ): Promise<{ project: string; network: string; leases: LxdLease[] }[]> {
     const scopes = new Map<string, { project: string; network: string }>();
     for (const r of raw) {
       if ((r.state?.status ?? r.status) !== 'Running') continue;
       const project = r.project || 'default';
-      for (const network of leasingNetworks(r.expanded_devices, evidence)) scopes.set(leaseScope(project, network), { project, network });
+      for (const network of leasingNetworks(r.expanded_devices, facts)) scopes.set(leaseScope(project, network), { project, network });
     }
     const lists = await Promise.all(
       [...scopes.values()].map(({ project, network }) =>
@@ -337,8 +345,7 @@ export class Reflector {
           ),
       ),
     );
-    for (const read of lists) if (read !== undefined) evidence = withLeases(evidence, read.project, read.network, read.leases);
-    return evidence;
+    return lists.filter((l) => l !== undefined);
   }
 
   #scheduleResync(): void {

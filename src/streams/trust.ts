@@ -88,11 +88,14 @@ export function withLeases(evidence: Evidence, project: string, network: string,
 }
 
 /** The networks an instance's NICs are on whose leases prove their addresses (those to read leases of). */
-export function leasingNetworks(devices: Record<string, Record<string, string>> | null | undefined, evidence: Evidence): string[] {
+export function leasingNetworks(
+  devices: Record<string, Record<string, string>> | null | undefined,
+  networks: Evidence['networks'],
+): string[] {
   const out = new Set<string>();
   for (const conf of Object.values(devices ?? {})) {
     if (conf?.['type'] !== 'nic') continue;
-    const basis = nicBasis(conf, evidence);
+    const basis = nicBasis(conf, networks);
     if (typeof basis === 'object') out.add(basis.leases);
   }
   return [...out];
@@ -103,12 +106,12 @@ export function leasingNetworks(devices: Record<string, Record<string, string>> 
  * LXD keeps no record of addresses there), or nothing yet (`'unknown'`: the network it names has not been
  * reported, so trust waits for evidence rather than being granted blindly).
  */
-function nicBasis(conf: Record<string, string>, evidence: Evidence): { readonly leases: string } | 'nic' | 'unknown' {
+function nicBasis(conf: Record<string, string>, networks: Evidence['networks']): { readonly leases: string } | 'nic' | 'unknown' {
   const named = conf['network'];
   // A NIC naming a network LXD has not reported is assumed to have leases: its lease list then decides.
-  if (named) return evidence.networks.get(named)?.leases === false ? 'nic' : { leases: named };
+  if (named) return networks.get(named)?.leases === false ? 'nic' : { leases: named };
   const parent = conf['parent'];
-  const facts = parent ? evidence.networks.get(parent) : undefined;
+  const facts = parent ? networks.get(parent) : undefined;
   if (facts === undefined) return parent ? 'unknown' : 'nic';
   // `nictype: bridged` with a `parent` is on that bridge, whose leases cover it when LXD manages it.
   return facts.leases && (conf['nictype'] ?? 'bridged') === 'bridged' ? { leases: parent! } : 'nic';
@@ -126,7 +129,7 @@ export function trustTest(
   evidence: Evidence,
 ): (address: string) => boolean {
   if (conf === undefined) return NEVER;
-  const basis = nicBasis(conf, evidence);
+  const basis = nicBasis(conf, evidence.networks);
   if (basis === 'nic') return ALWAYS;
   const vouched = new Set<string>();
   for (const k of ['ipv4.address', 'ipv6.address']) {
