@@ -14,7 +14,8 @@ import type { LxdNetwork } from './networks.js';
  *    `ipv4.address`/`ipv6.address`, or the EUI-64 address of the NIC's MAC in the network's /64 (both known from
  *    config alone, so they need no fresh lease list);
  *  - on any other NIC (macvlan, physical, a bridge LXD does not manage) LXD has no record of addresses: the NIC
- *    being LXD's is the only evidence, and its addresses are trusted.
+ *    being LXD's is the only evidence, and its addresses are trusted, except addresses inside the subnet of a
+ *    network whose addresses LXD hands out (those only the NIC LXD leased them to may have).
  * Interfaces the container makes itself (dummy, veths of nested namespaces, ...) are never trusted. Pure.
  */
 
@@ -24,6 +25,8 @@ export interface NetworkFacts {
   readonly leases: boolean;
   /** The first 16 hex digits of the network's IPv6 /64 (SLAAC prefix), when it has one. */
   readonly slaacPrefix: string | undefined;
+  /** The network's subnets (`ipv4.address`/`ipv6.address` as CIDR), when LXD hands out addresses on it. */
+  readonly subnets: readonly string[];
 }
 
 /** What LXD has said about its networks: the facts lexa read last, and the leases by network. */
@@ -56,7 +59,9 @@ export function networkFacts(networks: readonly LxdNetwork[]): Map<string, Netwo
     const v6 = n.config?.['ipv6.address'];
     const m = managed && typeof v6 === 'string' ? /^([0-9a-fA-F:]+)\/64$/.exec(v6) : null;
     const key = m ? addressKey(m[1]!) : undefined;
-    out.set(n.name, { leases: managed && LEASING_TYPES.has(n.type ?? ''), slaacPrefix: key?.slice(0, 16) });
+    const leases = managed && LEASING_TYPES.has(n.type ?? '');
+    const subnets = leases ? ['ipv4.address', 'ipv6.address'].map((k) => n.config?.[k]).filter((v) => typeof v === 'string' && v.includes('/')) : [];
+    out.set(n.name, { leases, slaacPrefix: key?.slice(0, 16), subnets: subnets as string[] });
   }
   return out;
 }
@@ -130,11 +135,16 @@ export function trustTest(
 ): (address: string) => boolean {
   if (conf === undefined) return NEVER;
   const basis = nicBasis(conf, evidence.networks);
-  if (basis === 'nic') return ALWAYS;
   const vouched = new Set<string>();
   for (const k of ['ipv4.address', 'ipv6.address']) {
     const key = conf[k] ? addressKey(conf[k]!) : undefined;
     if (key !== undefined) vouched.add(key);
+  }
+  // A NIC without leases is its own evidence, but not for an address of a subnet LXD hands out: LXD vouches for
+  // that one on the NIC it leased it to, and a container must not claim it through another way in.
+  if (basis === 'nic') {
+    const leased = leasedSubnets(evidence.networks);
+    return (address) => vouched.has(addressKey(address) ?? '') || !leased.some((cidr) => inSubnet(address, cidr));
   }
   if (mac !== undefined && basis !== 'unknown') {
     for (const key of evidence.leases.get(leaseScope(project, basis.leases))?.get(mac) ?? []) vouched.add(key);
@@ -149,7 +159,34 @@ export function trustTest(
 }
 
 const NEVER = (): boolean => false;
-const ALWAYS = (): boolean => true;
+
+/** Subnets of the networks whose addresses LXD hands out, by network table (computed once per table). */
+const subnetsOf = new WeakMap<Evidence['networks'], readonly string[]>();
+
+function leasedSubnets(networks: Evidence['networks']): readonly string[] {
+  let out = subnetsOf.get(networks);
+  if (out === undefined) {
+    out = [...networks.values()].flatMap((n) => n.subnets);
+    subnetsOf.set(networks, out);
+  }
+  return out;
+}
+
+/** Whether `address` lies in `cidr` (`10.99.0.1/24`, `fd42:99::1/64`); false for anything malformed. */
+export function inSubnet(address: string, cidr: string): boolean {
+  const slash = cidr.lastIndexOf('/');
+  const bits = Number(cidr.slice(slash + 1));
+  const net = addressKey(cidr.slice(0, slash));
+  const key = addressKey(address);
+  if (slash < 0 || !Number.isInteger(bits) || net === undefined || key === undefined) return false;
+  const v4 = (k: string) => !/^[0-9a-f]{32}$/.test(k);
+  if (v4(net) !== v4(key)) return false;
+  const toBits = (k: string) =>
+    v4(k)
+      ? k.split('.').map((o) => Number(o).toString(2).padStart(8, '0')).join('')
+      : [...k].map((h) => parseInt(h, 16).toString(2).padStart(4, '0')).join('');
+  return toBits(net).slice(0, bits) === toBits(key).slice(0, bits);
+}
 
 /**
  * The modified EUI-64 interface identifier (RFC 4291 appendix A) of a 48-bit MAC as 16 hex digits: what SLAAC

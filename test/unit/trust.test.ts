@@ -4,7 +4,7 @@ import { zoneContent } from '../../src/servers/dns/zone.js';
 import { restApp, traefikDocument } from '../../src/servers/rest/index.js';
 import { toInstance, type Instance, type LxdInstance } from '../../src/streams/index.js';
 import type { LxdLease } from '../../src/streams/lxd-model.js';
-import { eui64, networkFacts, NO_EVIDENCE, withLeases, type Evidence } from '../../src/streams/trust.js';
+import { eui64, inSubnet, networkFacts, NO_EVIDENCE, withLeases, type Evidence } from '../../src/streams/trust.js';
 import { deepFreeze, snapshotOf } from '../helpers/model.js';
 import { question } from '../helpers/dns-fixture.js';
 import { sortedText, zone } from '../helpers/zone.js';
@@ -125,6 +125,25 @@ t.test("a device's own address is trusted without a lease; other NICs by being L
     [['eth0', ['10.99.0.222']], ['eth1', []], ['eth2', []], ['eth3', []], ['veth9', []]],
     "networks not read yet: a NIC naming a network or parent waits for evidence rather than being trusted blindly; the device's own address needs none",
   );
+});
+
+t.test('a NIC without leases cannot claim an address of a subnet LXD hands out', async (t) => {
+  t.ok(inSubnet('10.99.0.244', '10.99.0.1/24'));
+  t.notOk(inSubnet('10.99.1.244', '10.99.0.1/24'));
+  t.ok(inSubnet('fd42:99::216:3eff:fe80:3f37', 'fd42:99::1/64'));
+  t.notOk(inSubnet('fd42:98::1', 'fd42:99::1/64'));
+  t.notOk(inSubnet('10.99.0.244', 'fd42:99::1/64'), 'families never mix');
+  t.notOk(inSubnet('nope', '10.99.0.1/24'));
+  const raw = lxd('mv', THIEF_MAC, { eth0: [v4('10.99.0.12')], eth1: [v4('192.0.2.10'), v4('10.99.0.244'), v6('fd42:99::5')] }, {
+    devices: { eth1: { name: 'eth1', nictype: 'macvlan', parent: 'eth0', type: 'nic' } },
+  });
+  const inst = model(raw);
+  t.same(inst.interfaces[1]?.trustedIpv4, ['192.0.2.10'], "the macvlan NIC's own address, not the bridge's");
+  t.same(inst.interfaces[1]?.trustedIpv6, [], 'nor an address of the bridge\'s /64');
+  const snap = snapshotOf([model(VICTIM), inst]);
+  t.same(snap.holders('10.99.0.244').map((i) => i.name), ['victim']);
+  const routed = model(lxd('rt', THIEF_MAC, { eth0: [v4('10.99.0.77')] }, { devices: { eth0: { name: 'eth0', nictype: 'routed', type: 'nic', 'ipv4.address': '10.99.0.77' } } }));
+  t.same(routed.interfaces[0]?.trustedIpv4, ['10.99.0.77'], "a device's own configured address stays trusted on any NIC");
 });
 
 t.test('a copied address binds no agent, answers no PTR and names no service; x0.if.<host> still answers', async (t) => {
