@@ -51,6 +51,8 @@ function snapshot(): Snapshot {
   const instances: Instance[] = [];
   for (let i = 0; i < INSTANCES; i++) {
     const name = `amp-${i}`;
+    const v4 = `10.88.${i >> 8}.${i & 255}`;
+    const v6 = `fd88::${i.toString(16)}`;
     instances.push({
       key: `default/${name}`,
       name,
@@ -59,7 +61,7 @@ function snapshot(): Snapshot {
       status: 'Running',
       running: true,
       location: 'none',
-      interfaces: [{ name: 'eth0', ipv4: [`10.88.${i >> 8}.${i & 255}`], ipv6: [`fd88::${i.toString(16)}`] }],
+      interfaces: [{ name: 'eth0', ipv4: [v4], ipv6: [v6], trustedIpv4: [v4], trustedIpv6: [v6] }],
       services: [{ name: 'big', port: 443, proto: 'tcp', tags: [], interface: null, priority: 1, weight: 1, source: 'config' }],
       traefik: NO_TRAEFIK_LABELS,
       configErrors: [],

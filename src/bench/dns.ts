@@ -12,7 +12,7 @@ import dnsPacket from 'dns-packet';
 import { silentLogger } from '../log/index.js';
 import { instrument, ListenerCounters } from '../metrics/index.js';
 import { createHandler, datagramLimit, DEFAULT_MAX_UDP_REPLY, type HandleQuery } from '../servers/dns/index.js';
-import { NO_TRAEFIK_LABELS, Snapshot, type Instance } from '../streams/index.js';
+import { NO_TRAEFIK_LABELS, Snapshot, type Instance, type NetInterface } from '../streams/index.js';
 
 const SIZES = [100, 10_000] as const;
 /**
@@ -98,7 +98,7 @@ function syntheticSnapshot(n: number): Snapshot {
       status: 'Running',
       running: true,
       location: 'none',
-      interfaces: [{ name: 'eth0', ipv4: [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`], ipv6: [`fd42::${i.toString(16)}`] }],
+      interfaces: [eth0([`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`], [`fd42::${i.toString(16)}`])],
       services: [
         {
           name: `app-${Math.floor(i / 10)}`,
@@ -117,6 +117,11 @@ function syntheticSnapshot(n: number): Snapshot {
     });
   }
   return Snapshot.empty().withList(instances, [], false, Date.now());
+}
+
+/** A synthetic interface whose addresses LXD vouches for (as a DHCP lease would). */
+function eth0(ipv4: string[], ipv6: string[]): NetInterface {
+  return { name: 'eth0', ipv4, ipv6, trustedIpv4: ipv4, trustedIpv6: ipv6 };
 }
 
 function measure(queries: readonly Buffer[], seconds: number, fn: (q: Buffer) => unknown): number {

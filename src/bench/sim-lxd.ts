@@ -1,6 +1,7 @@
 /**
  * A SIMULATED LXD: the few endpoints lexa's reflector reads (`GET /1.0`, `GET /1.0/instances?recursion=2`,
- * `GET /1.0/instances/<name>?recursion=1`, the `/1.0/events` websocket), served over a unix socket from an
+ * `GET /1.0/instances/<name>?recursion=1`, `GET /1.0/networks?recursion=1` and the bridge's `/leases`, which vouch
+ * for the addresses (src/streams/trust.ts), the `/1.0/events` websocket), served over a unix socket from an
  * in-memory table of running containers. It exists for what a real LXD cannot do on the machines lexa is built
  * on: thousands of instances (FACTS: ~200 busybox containers fit) and event bursts at a chosen rate. Everything
  * measured against it says so. Shapes follow LXD 5.0's JSON (sync envelope, lifecycle events with `source`).
@@ -14,12 +15,16 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 
-/** One simulated container: its name and its current addresses on eth0. */
+/** One simulated container: its name, its eth0's MAC and its current addresses on eth0 (all leased by the bridge). */
 interface SimInstance {
   readonly name: string;
+  readonly mac: string;
   ipv4: string;
   readonly ipv6: string;
 }
+
+/** The simulated managed bridge every container's eth0 is on. */
+const BRIDGE = 'simbr0';
 
 export interface SimLxd {
   /** The unix socket lexa's `server.lxd.socket` points at. */
@@ -32,8 +37,8 @@ export interface SimLxd {
   address(i: number): string;
   /** Moves instance i to a new IPv4 address and emits `instance-updated`; returns the new address. */
   update(i: number): string;
-  /** Requests served so far, by kind: list, read (one instance), server. */
-  readonly requests: { list: number; read: number; server: number };
+  /** Requests served so far, by kind: list, read (one instance), server, leases (the bridge's lease list). */
+  readonly requests: { list: number; read: number; server: number; leases: number };
   close(): Promise<void>;
 }
 
@@ -55,8 +60,8 @@ function lxdInstance(inst: SimInstance) {
     location: 'none',
     profiles: ['default'],
     last_used_at: '2026-01-01T00:00:00Z',
-    expanded_config: {},
-    expanded_devices: { eth0: { type: 'nic', network: 'simbr0', name: 'eth0' } },
+    expanded_config: { 'volatile.eth0.hwaddr': inst.mac },
+    expanded_devices: { eth0: { type: 'nic', network: BRIDGE, name: 'eth0' } },
     state: {
       status: 'Running',
       network: {
@@ -92,9 +97,10 @@ export async function startSimLxd(socket: string, count: number): Promise<SimLxd
   const byName = new Map<string, SimInstance>();
   const generation = new Map<number, number>();
   for (let i = 1; i <= count; i++) {
-    byName.set(name(i), { name: name(i), ipv4: ipv4Of(i, 0), ipv6: `fd42:5::${i.toString(16)}` });
+    const mac = `00:16:3e:${[16, 8, 0].map((shift) => ((i >> shift) & 255).toString(16).padStart(2, '0')).join(':')}`;
+    byName.set(name(i), { name: name(i), mac, ipv4: ipv4Of(i, 0), ipv6: `fd42:5::${i.toString(16)}` });
   }
-  const requests = { list: 0, read: 0, server: 0 };
+  const requests = { list: 0, read: 0, server: 0, leases: 0 };
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://lxd');
     if (url.pathname === '/1.0') {
@@ -104,6 +110,17 @@ export async function startSimLxd(socket: string, count: number): Promise<SimLxd
     if (url.pathname === '/1.0/instances') {
       requests.list++;
       return sync(res, [...byName.values()].map(lxdInstance));
+    }
+    // No subnets in the bridge's config: the reverse zones stay as they were without a network list.
+    if (url.pathname === '/1.0/networks') return sync(res, [{ name: BRIDGE, type: 'bridge', managed: true, config: {} }]);
+    if (url.pathname === `/1.0/networks/${BRIDGE}/leases`) {
+      requests.leases++;
+      return sync(
+        res,
+        [...byName.values()].flatMap((inst) =>
+          [inst.ipv4, inst.ipv6].map((address) => ({ hostname: inst.name, hwaddr: inst.mac, address, type: 'dynamic', location: 'none' })),
+        ),
+      );
     }
     const m = /^\/1\.0\/instances\/([^/]+)$/.exec(url.pathname);
     if (m) {

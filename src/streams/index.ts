@@ -12,7 +12,7 @@ export type * from './model.js';
 export { planEvent, type EventPlan } from './plan.js';
 export { Reflector, type ReflectorOptions } from './reflector.js';
 export { parseServiceKeys, SERVICE_PREFIX } from './services.js';
-export { Snapshot, addressKey, endpointsOf, findInterface, type AddressOwner } from './snapshot.js';
+export { Snapshot, addressKey, endpointsOf, findInterface, servesEndpoint, type AddressOwner } from './snapshot.js';
 export { SnapshotStore } from './store.js';
 export { FailoverClient, originOf } from './failover-client.js';
 export { resolveMemberHosts, type HostLookup } from './member-addresses.js';

@@ -4,6 +4,7 @@ import { parseAgentKeys } from './agents.js';
 import { isDnsLabel } from './dns-label.js';
 import { parseServiceKeys } from './services.js';
 import { parseTraefikKeys } from './traefik-labels.js';
+import { NO_EVIDENCE, trustTest, type Evidence } from './trust.js';
 
 /**
  * LXD's wire shapes (the subset lexa reads) and their translation into the model. Translation is total: odd or
@@ -60,8 +61,12 @@ export function instanceKey(project: string, name: string): string {
   return `${project}/${name}`;
 }
 
-/** The model of one LXD instance. `state` may be passed separately (from `/state`) to override `raw.state`. */
-export function toInstance(raw: LxdInstance, state?: LxdInstanceState | null): Instance {
+/**
+ * The model of one LXD instance. `state` may be passed separately (from `/state`) to override `raw.state`.
+ * `evidence` is what LXD last said about its networks and leases, which decides the interfaces' trusted addresses
+ * (trust.ts); without it only device-configured addresses and NICs off lease-backed networks are trusted.
+ */
+export function toInstance(raw: LxdInstance, state?: LxdInstanceState | null, evidence: Evidence = NO_EVIDENCE): Instance {
   const name = raw.name ?? '';
   const project = raw.project || 'default';
   const st = state !== undefined ? state : raw.state;
@@ -69,7 +74,7 @@ export function toInstance(raw: LxdInstance, state?: LxdInstanceState | null): I
   const parsed = parseServiceKeys(raw.expanded_config);
   const routing = parseTraefikKeys(raw.expanded_config, parsed.services);
   const { errors: agentErrors, ...agent } = parseAgentKeys(raw.expanded_config, raw.config);
-  const interfaces = toInterfaces(raw.expanded_devices, st?.network);
+  const interfaces = toInterfaces(raw.expanded_devices, st?.network, raw.expanded_config, project, evidence);
   return {
     key: instanceKey(project, name),
     name,
@@ -102,16 +107,23 @@ function unnamedInterfaces(interfaces: readonly NetInterface[]): string[] {
  * Primary first: interfaces of LXD-managed NICs in LXD's device order (the in-instance name is the device's
  * `name` property, else the device name), then any other interface the instance reports, loopback excluded.
  * A managed NIC with no state yet is still listed (with no addresses) so the primary interface does not change
- * while addresses arrive. Only global-scope addresses are kept.
+ * while addresses arrive. Only global-scope addresses are kept; of those, `trusted*` holds the ones LXD vouches
+ * for given `evidence` (trust.ts): none on an interface no NIC device backs.
  */
 export function toInterfaces(
   devices: Record<string, Record<string, string>> | null | undefined,
   network: Record<string, LxdNetworkState> | null | undefined,
+  config?: Record<string, string> | null,
+  project = 'default',
+  evidence: Evidence = NO_EVIDENCE,
 ): NetInterface[] {
-  const names: string[] = [];
+  const nics = new Map<string, { conf: Record<string, string>; mac: string | undefined }>();
   for (const [dev, conf] of Object.entries(devices ?? {})) {
-    if (conf?.['type'] === 'nic') names.push(conf['name'] || dev);
+    if (conf?.['type'] !== 'nic') continue;
+    const ifname = conf['name'] || dev;
+    if (!nics.has(ifname)) nics.set(ifname, { conf, mac: nicMac(dev, conf, config)?.toLowerCase() });
   }
+  const names = [...nics.keys()];
   for (const [ifname, ns] of Object.entries(network ?? {})) {
     if (ns?.type === 'loopback' || ifname === 'lo') continue;
     if (!names.includes(ifname)) names.push(ifname);
@@ -123,8 +135,17 @@ export function toInterfaces(
       addrs
         .filter((a) => a?.family === family && a.scope === 'global' && typeof a.address === 'string' && valid(a.address))
         .map((a) => a.address!);
-    return { name: ifname, ipv4: global('inet', isIPv4), ipv6: global('inet6', isIPv6) };
+    const nic = nics.get(ifname);
+    const trusted = trustTest(nic?.conf, nic?.mac, project, evidence);
+    const ipv4 = global('inet', isIPv4);
+    const ipv6 = global('inet6', isIPv6);
+    return { name: ifname, ipv4, ipv6, trustedIpv4: ipv4.filter(trusted), trustedIpv6: ipv6.filter(trusted) };
   });
+}
+
+/** The MAC LXD gave NIC device `dev`: its `hwaddr` key, else the `volatile.<dev>.hwaddr` LXD sets at first start. */
+function nicMac(dev: string, conf: Record<string, string>, config: Record<string, string> | null | undefined): string | undefined {
+  return conf['hwaddr'] || config?.[`volatile.${dev}.hwaddr`] || undefined;
 }
 
 /** A DHCP lease as `GET /1.0/networks/<network>/leases` lists it (LXD reads its dnsmasq's leases). */
@@ -145,7 +166,7 @@ export function primaryNic(raw: LxdInstance): { network: string; hwaddr: string 
   for (const [dev, conf] of Object.entries(raw.expanded_devices ?? {})) {
     if (conf?.['type'] !== 'nic') continue;
     const network = conf['network'] ?? conf['parent'];
-    const hwaddr = conf['hwaddr'] ?? raw.expanded_config?.[`volatile.${dev}.hwaddr`];
+    const hwaddr = nicMac(dev, conf, raw.expanded_config);
     return network && hwaddr ? { network, hwaddr: hwaddr.toLowerCase() } : undefined;
   }
   return undefined;

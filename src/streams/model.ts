@@ -35,11 +35,20 @@ export interface Service {
   readonly source: ServiceSource;
 }
 
-/** One network interface inside an instance, with its global-scope addresses in the order LXD lists them. */
+/**
+ * One network interface inside an instance, with its global-scope addresses in the order LXD lists them.
+ *
+ * `ipv4`/`ipv6` are every address the instance reports: its own say, answered only under its own names
+ * (`<host>`, `<if>.if.<host>`). `trustedIpv4`/`trustedIpv6` are the subset LXD vouches for (trust.ts): the only
+ * addresses that may name a service (`<svc>.service`, SRV additionals, `/traefik`, `/services`), answer a PTR or
+ * bind an agent, since those are names and bindings other instances' traffic relies on.
+ */
 export interface NetInterface {
   readonly name: string;
   readonly ipv4: readonly string[];
   readonly ipv6: readonly string[];
+  readonly trustedIpv4: readonly string[];
+  readonly trustedIpv6: readonly string[];
 }
 
 /** LXD's instance status string, e.g. "Running", "Stopped", "Frozen", "Error". */

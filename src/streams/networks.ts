@@ -4,6 +4,8 @@
 export interface LxdNetwork {
   readonly name?: string;
   readonly managed?: boolean;
+  /** `bridge`, `ovn`, `macvlan`, `sriov`, `physical`, ...: whether LXD hands out (and lists) addresses on it. */
+  readonly type?: string;
   readonly config?: Readonly<Record<string, string | null | undefined>>;
 }
 

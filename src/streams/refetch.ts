@@ -3,6 +3,7 @@ import { sleep, type Clock } from './clock.js';
 import { LxdError, type LxdClient } from './lxd-client.js';
 import { instanceKey, leasedIpv4, primaryNic, toInstance, type LxdInstance, type LxdLease } from './lxd-model.js';
 import type { Instance } from './model.js';
+import { leasingNetworks, NO_EVIDENCE, withLeases, type Evidence } from './trust.js';
 
 /**
  * When to re-read an instance after it starts, restarts or changes (ms after the previous read). LXD emits no
@@ -57,6 +58,17 @@ export class Refetcher {
   readonly #leased = new Map<string, string>();
   /** The primary NIC (bridge and MAC) of running instances as last read, to ask for their lease in parallel. */
   readonly #nics = new Map<string, { network: string; hwaddr: string }>();
+  /**
+   * The lease-backed networks (trust.ts) of running instances whose last read showed an address LXD did not vouch
+   * for, by key: their next read asks for those networks' leases beside the instance, so an address whose lease
+   * lexa has not seen yet is trusted from then on.
+   */
+  readonly #unvouched = new Map<string, readonly string[]>();
+  /**
+   * What LXD last said about its networks and leases (the reflector's list sets it; the lease lists read here
+   * update it): how each read's addresses are trusted.
+   */
+  #evidence: Evidence = NO_EVIDENCE;
 
   constructor(opts: RefetchOptions) {
     this.#opts = opts;
@@ -132,6 +144,17 @@ export class Refetcher {
     this.#settling.delete(key);
     this.#leased.delete(key);
     this.#nics.delete(key);
+    this.#unvouched.delete(key);
+  }
+
+  /** What LXD last said about its networks and leases (see #evidence). */
+  get evidence(): Evidence {
+    return this.#evidence;
+  }
+
+  /** A full list's evidence: its networks' facts, its lease lists merged into those read here (reflector.ts). */
+  set evidence(evidence: Evidence) {
+    this.#evidence = evidence;
   }
 
   /** The leases of `network` (never rejects: a failed read is no lease). */
@@ -142,8 +165,9 @@ export class Refetcher {
 
   /**
    * Reads one instance (with state); a 404 reports it gone. With `lease`, an instance whose state shows no IPv4 yet
-   * also has its bridge's DHCP leases read, and a lease for its MAC gives it that IPv4 (see #leased). Returns what
-   * it stored, or undefined.
+   * also has its bridge's DHCP leases read, and a lease for its MAC gives it that IPv4 (see #leased). An instance
+   * whose last read showed an address LXD did not vouch for has its networks' leases read too (see #unvouched).
+   * Returns what it stored, or undefined.
    */
   async #read(project: string, name: string, signal: AbortSignal, lease = false): Promise<Instance | undefined> {
     const key = instanceKey(project, name);
@@ -152,18 +176,24 @@ export class Refetcher {
     // The leases are read beside the instance (not after it) so the lease costs no extra round trip; the bridge
     // is the one the instance's primary NIC was on at its last read.
     const nic = lease && !this.#leased.has(key) ? this.#nics.get(key) : undefined;
-    const leases = nic === undefined ? undefined : this.#leases(nic.network, project, signal);
+    const networks = new Set(this.#unvouched.get(key));
+    if (nic !== undefined) networks.add(nic.network);
+    const reads = [...networks].map(async (n) => [n, await this.#leases(n, project, signal)] as const);
+    let lists: Map<string, LxdLease[] | undefined>;
     try {
       raw = await this.#opts.client.get<LxdInstance>(
         `/1.0/instances/${encodeURIComponent(name)}?recursion=1&project=${encodeURIComponent(project)}`,
         signal,
       );
+      lists = new Map(await Promise.all(reads));
       if (signal.aborted) return undefined;
-      inst = toInstance({ ...raw, project: raw.project || project });
+      for (const [n, list] of lists) if (list !== undefined) this.#evidence = withLeases(this.#evidence, project, n, list);
+      inst = toInstance({ ...raw, project: raw.project || project }, undefined, this.#evidence);
     } catch (err) {
       if (err instanceof LxdError && err.status === 404) {
         this.#leased.delete(key);
         this.#nics.delete(key);
+        this.#unvouched.delete(key);
         if (signal.aborted) return undefined;
         this.#opts.onGone(key);
         return undefined;
@@ -173,11 +203,13 @@ export class Refetcher {
     const current = primaryNic(raw);
     if (current !== undefined && inst.running) this.#nics.set(key, current);
     else this.#nics.delete(key);
+    const leasing = inst.running && unvouched(inst) ? leasingNetworks(raw.expanded_devices, this.#evidence.networks) : [];
+    if (leasing.length > 0) this.#unvouched.set(key, leasing);
+    else this.#unvouched.delete(key);
     if (!inst.running || hasIpv4(inst)) this.#leased.delete(key);
     else {
-      if (leases !== undefined && current !== undefined && current.hwaddr === nic?.hwaddr) {
-        const ip = leasedIpv4(await leases, current.hwaddr);
-        if (signal.aborted) return undefined;
+      if (nic !== undefined && current !== undefined && current.hwaddr === nic.hwaddr) {
+        const ip = leasedIpv4(lists.get(nic.network), current.hwaddr);
         if (ip !== undefined) this.#leased.set(key, ip);
       }
       const leased = this.#leased.get(key);
@@ -188,11 +220,14 @@ export class Refetcher {
   }
 }
 
-/** `inst` with `ip` as its primary interface's IPv4 (the instance is never modified: a copy). */
+/**
+ * `inst` with `ip` as its primary interface's IPv4 (the instance is never modified: a copy). LXD's lease list
+ * gave it, so it is trusted.
+ */
 function withPrimaryIpv4(inst: Instance, ip: string): Instance {
   const [primary, ...rest] = inst.interfaces;
   if (primary === undefined) return inst;
-  return { ...inst, interfaces: [{ ...primary, ipv4: [ip] }, ...rest] };
+  return { ...inst, interfaces: [{ ...primary, ipv4: [ip], trustedIpv4: [ip] }, ...rest] };
 }
 
 /** The primary interface has a global IPv4: what `<name>.<suffix>` A answers with. */
@@ -200,7 +235,15 @@ function hasIpv4(inst: Instance): boolean {
   return (inst.interfaces[0]?.ipv4.length ?? 0) > 0;
 }
 
-/** Every LXD-managed interface of a running instance has both a global IPv4 and a global IPv6. */
+/**
+ * Every interface of a running instance has both a global IPv4 and a global IPv6, and LXD vouches for every one
+ * of them (an address whose lease lexa has not seen yet keeps the instance settling, its leases read each time).
+ */
 export function complete(inst: Instance): boolean {
-  return inst.interfaces.length > 0 && inst.interfaces.every((i) => i.ipv4.length > 0 && i.ipv6.length > 0);
+  return inst.interfaces.length > 0 && inst.interfaces.every((i) => i.ipv4.length > 0 && i.ipv6.length > 0) && !unvouched(inst);
+}
+
+/** Some interface shows an address LXD does not vouch for (trust.ts). */
+function unvouched(inst: Instance): boolean {
+  return inst.interfaces.some((i) => i.trustedIpv4.length < i.ipv4.length || i.trustedIpv6.length < i.ipv6.length);
 }

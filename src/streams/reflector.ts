@@ -12,12 +12,14 @@ import {
   toStandaloneMember,
   type LxdEvent,
   type LxdInstance,
+  type LxdLease,
   type LxdMember,
   type LxdServerEnvironment,
 } from './lxd-model.js';
 import { resolveMemberHosts } from './member-addresses.js';
 import type { ClusterMember, Instance } from './model.js';
 import { toSubnets, type LxdNetwork } from './networks.js';
+import { leaseScope, leasingNetworks, networkFacts, withLeases, type Evidence } from './trust.js';
 import { planEvent } from './plan.js';
 import { notify, type ReflectorObserver } from './observer.js';
 import { complete, Refetcher } from './refetch.js';
@@ -259,20 +261,37 @@ export class Reflector {
     return this.#opts.allProjects ? 'all-projects=true' : `project=${encodeURIComponent(this.#opts.project)}`;
   }
 
-  /** Full list: instances (and members when clustered), replacing the snapshot. */
+  /**
+   * Full list: instances (and members when clustered), replacing the snapshot. LXD's networks are read beside the
+   * instances, and the leases of every lease-backed network a running instance is on after them (one request per
+   * network and project): a lease precedes the address it gives in `/state`, so every leased address the list
+   * shows is in a lease list read after it, and is trusted (trust.ts).
+   */
   async #list(signal: AbortSignal, listing: Listing): Promise<void> {
     const started = this.#clock.now();
-    const [server, raw] = await Promise.all([
+    const [server, raw, networks] = await Promise.all([
       this.#client.get<{ environment?: LxdServerEnvironment }>('/1.0', signal),
       this.#client.get<LxdInstance[]>(`/1.0/instances?recursion=2&${this.#scope()}`, signal),
+      this.#readNetworks(signal),
     ]);
     this.#daemon = daemonKind(server?.environment, this.#client.target);
     const clustered = server?.environment?.server_clustered === true;
-    const members = clustered ? await this.#readMembers(signal) : [toStandaloneMember(server?.environment)];
-    const instances = (raw ?? []).map((r) => toInstance(r));
+    const facts = networks === undefined ? this.#refetcher.evidence.networks : networkFacts(networks);
+    const [members, leases] = await Promise.all([
+      clustered ? this.#readMembers(signal) : [toStandaloneMember(server?.environment)],
+      this.#readLeases(raw ?? [], facts, signal),
+    ]);
+    // The lease reads never reject: a list whose connection ended meanwhile must not land.
+    signal.throwIfAborted();
+    // Merged into what the refetcher knows now: lease lists it read meanwhile, for networks this list did not
+    // read, stay.
+    let evidence: Evidence = { networks: facts, leases: this.#refetcher.evidence.leases };
+    for (const read of leases) evidence = withLeases(evidence, read.project, read.network, read.leases);
+    this.#refetcher.evidence = evidence;
+    const instances = (raw ?? []).map((r) => toInstance(r, undefined, evidence));
     const keep = [...listing.read];
     this.#store.dispatch({ type: 'listed', instances, members, clustered, keep, at: this.#clock.now() });
-    this.#readNetworks(signal);
+    if (networks !== undefined) this.#store.dispatch({ type: 'networks', subnets: toSubnets(networks), at: this.#clock.now() });
     this.#logProblems(instances);
     const now = this.#clock.now();
     for (const [i, inst] of instances.entries()) {
@@ -284,16 +303,49 @@ export class Reflector {
   }
 
   /**
-   * Reads LXD's managed networks for their subnets (the reverse zones lexa derives). Not awaited by the list: a
-   * failure here costs the reverse zones until the next list, never the instances.
+   * Reads LXD's networks: their subnets (the reverse zones lexa derives) and which hand out addresses (trust.ts).
+   * Never rejects: a failure keeps what the last list learnt (the reverse zones, the networks' facts) until the
+   * next list, and never costs the instances.
    */
-  #readNetworks(signal: AbortSignal): void {
-    this.#client
-      .get<LxdNetwork[]>('/1.0/networks?recursion=1', signal)
-      .then((n) => this.#store.dispatch({ type: 'networks', subnets: toSubnets(n ?? []), at: this.#clock.now() }))
-      .catch((err) => {
+  #readNetworks(signal: AbortSignal): Promise<LxdNetwork[] | undefined> {
+    return this.#client.get<LxdNetwork[]>('/1.0/networks?recursion=1', signal).then(
+      (n) => n ?? [],
+      (err) => {
         if (!signal.aborted) this.#log.warn('lxd network list failed', { error: describeError(err) });
-      });
+        return undefined;
+      },
+    );
+  }
+
+  /**
+   * The lease lists of every lease-backed network (by `facts`) a running instance of `raw` is on, each read once
+   * per project. A list that fails to read is left out (the last one read stays in force). Never rejects.
+   */
+  async #readLeases(
+    raw: readonly LxdInstance[],
+    facts: Evidence['networks'],
+    signal: AbortSignal,
+  ): Promise<{ project: string; network: string; leases: LxdLease[] }[]> {
+    const scopes = new Map<string, { project: string; network: string }>();
+    for (const r of raw) {
+      if ((r.state?.status ?? r.status) !== 'Running') continue;
+      const project = r.project || 'default';
+      for (const network of leasingNetworks(r.expanded_devices, facts)) scopes.set(leaseScope(project, network), { project, network });
+    }
+    const lists = await Promise.all(
+      [...scopes.values()].map(({ project, network }) =>
+        this.#client
+          .get<LxdLease[]>(`/1.0/networks/${encodeURIComponent(network)}/leases?project=${encodeURIComponent(project)}`, signal)
+          .then(
+            (leases) => ({ project, network, leases }),
+            (err) => {
+              if (!signal.aborted) this.#log.warn('lxd lease list failed', { network, project, error: describeError(err) });
+              return undefined;
+            },
+          ),
+      ),
+    );
+    return lists.filter((l) => l !== undefined);
   }
 
   #scheduleResync(): void {

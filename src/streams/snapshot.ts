@@ -22,8 +22,8 @@ export class Snapshot {
   /** Endpoints of running instances by lower-cased service name. */
   readonly #services: PersistentMap<readonly ServiceEndpoint[]>;
   /**
-   * Interfaces of running instances by address (one spelling per address: `addressKey`): which instance an
-   * agent's connection comes from, and what a reverse (PTR) lookup names.
+   * Interfaces of running instances by trusted address (one spelling per address: `addressKey`): which instance an
+   * agent's connection comes from, and what a reverse (PTR) lookup names. Only addresses LXD vouches for count.
    */
   readonly #addresses: PersistentMap<readonly AddressOwner[]>;
   /**
@@ -170,7 +170,10 @@ export class Snapshot {
     return this.#reindexed(instances, old, inst, at, agents);
   }
 
-  /** Running instances holding address `ip` (any interface, any spelling). A hash lookup. */
+  /**
+   * Running instances holding address `ip` (any interface, any spelling) with LXD's word for it: an address an
+   * instance merely added to its own interfaces is not held (see NetInterface). A hash lookup.
+   */
   holders(ip: string): readonly Instance[] {
     const owners = this.addressOwners(ip);
     if (owners.length <= 1) return owners.map((o) => o.instance);
@@ -178,8 +181,8 @@ export class Snapshot {
   }
 
   /**
-   * The interfaces of running instances that hold address `ip` (any spelling: `addressKey` normalises it), in no
-   * particular order. Usually one; several when projects or interfaces share an address. A hash lookup.
+   * The interfaces of running instances that hold address `ip` with LXD's word for it (any spelling: `addressKey`
+   * normalises it), in no particular order. Usually one; several when projects or interfaces share an address. A hash lookup.
    */
   addressOwners(ip: string): readonly AddressOwner[] {
     const key = addressKey(ip);
@@ -344,11 +347,15 @@ export interface AddressOwner {
   readonly iface: NetInterface;
 }
 
-/** An instance's interfaces by the address keys they hold (an address on two interfaces has two owners). */
+/**
+ * An instance's interfaces by the keys of the addresses they hold that LXD vouches for (an address on two
+ * interfaces has two owners). Addresses an instance only gave itself own nothing: they must not bind an agent
+ * nor answer a PTR (trust.ts).
+ */
 function ownersOf(inst: Instance): Map<string, AddressOwner[]> {
   const out = new Map<string, AddressOwner[]>();
   for (const iface of inst.interfaces) {
-    for (const a of [...iface.ipv4, ...iface.ipv6]) {
+    for (const a of [...iface.trustedIpv4, ...iface.trustedIpv6]) {
       const key = addressKey(a);
       if (key === undefined) continue;
       const list = out.get(key);
@@ -436,6 +443,15 @@ export function endpointsOf(inst: Instance): ServiceEndpoint[] {
     if (iface) out.push({ instance: inst, service, iface });
   }
   return out;
+}
+
+/**
+ * Whether an endpoint may be served under the service's shared names (SRV records, `/traefik`): its interface has
+ * an address LXD vouches for (NetInterface). A service on an interface the instance made itself, or whose only
+ * addresses are ones it gave itself, is not offered to other instances' traffic.
+ */
+export function servesEndpoint(ep: ServiceEndpoint): boolean {
+  return ep.iface.trustedIpv4.length + ep.iface.trustedIpv6.length > 0;
 }
 
 /** The named interface (case-insensitive), or the primary one when `name` is null. */

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { LxdError, type EventSocket, type LxdClient } from '../../src/streams/lxd-client.js';
 import type { LxdEvent, LxdInstance, LxdLease, LxdMember, LxdServerEnvironment } from '../../src/streams/lxd-model.js';
+import type { LxdNetwork } from '../../src/streams/networks.js';
 import type { FakeClock } from './fake-clock.js';
 
 /**
@@ -12,7 +13,11 @@ import type { FakeClock } from './fake-clock.js';
  * The real LXD is exercised by test/integration.
  */
 
-/** An LXD instance as `recursion=2` returns it, trimmed to what lexa reads. */
+/**
+ * An LXD instance as `recursion=2` returns it, trimmed to what lexa reads. Its addresses are also its NIC's static
+ * `ipv4.address`/`ipv6.address`, so LXD vouches for them without a lease (src/streams/trust.ts); tests of trust
+ * build their own devices.
+ */
 export function lxdInstance(
   name: string,
   opts: { status?: string; v4?: string; v6?: string; project?: string; profiles?: string[]; config?: Record<string, string>; lastUsedAt?: number } = {},
@@ -32,7 +37,16 @@ export function lxdInstance(
     last_used_at: new Date(opts.lastUsedAt ?? 0).toISOString(),
     profiles: opts.profiles ?? ['default'],
     expanded_config: opts.config ?? {},
-    expanded_devices: { eth0: { type: 'nic', network: 'lxdbr0', name: 'eth0' }, root: { type: 'disk', path: '/' } },
+    expanded_devices: {
+      eth0: {
+        type: 'nic',
+        network: 'lxdbr0',
+        name: 'eth0',
+        ...(opts.v4 ? { 'ipv4.address': opts.v4 } : {}),
+        ...(opts.v6 ? { 'ipv6.address': opts.v6 } : {}),
+      },
+      root: { type: 'disk', path: '/' },
+    },
     state: {
       status,
       network: {
@@ -70,6 +84,8 @@ export class FakeLxd implements LxdClient {
   members: LxdMember[] = [];
   /** DHCP leases by network name, as `/1.0/networks/<network>/leases` lists them. */
   readonly leases = new Map<string, LxdLease[]>();
+  /** What `/1.0/networks?recursion=1` lists; undefined answers 404 (the reflector then keeps what it knew). */
+  networks: LxdNetwork[] | undefined;
   /** Every GET path, in order. */
   readonly requests: string[] = [];
   /** Every events socket asked for, oldest first. */
@@ -159,6 +175,7 @@ export class FakeLxd implements LxdClient {
     if (url.pathname === '/1.0/instances')
       return structuredClone([...this.instances.values()].filter((r) => all || (r.project ?? 'default') === project));
     if (url.pathname === '/1.0/cluster/members') return structuredClone(this.members);
+    if (url.pathname === '/1.0/networks' && this.networks !== undefined) return structuredClone(this.networks);
     const lease = /^\/1\.0\/networks\/([^/]+)\/leases$/.exec(url.pathname);
     if (lease) return structuredClone(this.leases.get(decodeURIComponent(lease[1]!)) ?? []);
     const m = /^\/1\.0\/instances\/([^/]+)$/.exec(url.pathname);

@@ -4,8 +4,17 @@ import { NO_TRAEFIK_LABELS } from '../../src/streams/traefik-labels.js';
 
 /** Hand-built model values for unit tests (no LXD involved). */
 
-export function iface(name: string, ipv4: string[] = [], ipv6: string[] = []): NetInterface {
-  return { name, ipv4, ipv6 };
+/**
+ * An interface with these addresses, all of which LXD vouches for unless `trusted` names the subset it does
+ * (trust.ts; `{}` for none, as on an interface the instance made itself).
+ */
+export function iface(
+  name: string,
+  ipv4: string[] = [],
+  ipv6: string[] = [],
+  trusted: { ipv4?: string[]; ipv6?: string[] } = { ipv4, ipv6 },
+): NetInterface {
+  return { name, ipv4, ipv6, trustedIpv4: trusted.ipv4 ?? [], trustedIpv6: trusted.ipv6 ?? [] };
 }
 
 export function service(name: string, over: Partial<Service> = {}): Service {

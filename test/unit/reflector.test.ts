@@ -68,7 +68,7 @@ t.test('list, then watch: events that arrive during the list are applied after i
   await settle();
   t.equal(store.current.synced, true);
   t.equal(store.current.connected, true);
-  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.1'], ipv6: ['fd42::1'] });
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.1'], ipv6: ['fd42::1'], trustedIpv4: ['10.0.0.1'], trustedIpv6: ['fd42::1'] });
   t.equal(lxd.reads('web-2'), 1, 'the buffered event is applied after the list');
   t.equal(store.current.instances.get('default/web-2')?.running, true, 'and wins over the older list');
   t.same(store.current.members.get('fakehost')?.ipv4, ['10.0.0.1'], 'a standalone LXD is its own member');
@@ -170,7 +170,7 @@ t.test('settle: re-reads on the schedule until addresses are complete', async (t
   lxd.put(lxdInstance('web-1', { v4: '10.0.0.1', v6: 'fd42::1' })); // SLAAC, no event
   await clock.advance(d2);
   t.equal(lxd.reads('web-1'), 4);
-  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.1'], ipv6: ['fd42::1'] });
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.1'], ipv6: ['fd42::1'], trustedIpv4: ['10.0.0.1'], trustedIpv6: ['fd42::1'] });
   await clock.advance(60_000);
   t.equal(lxd.reads('web-1'), 4, 'complete: no more reads');
 });
@@ -385,7 +385,7 @@ t.test('resync during events: a re-read newer than the list is not overwritten b
   list.release();
   await settle();
   t.equal(store.current.instances.get('default/web-1')?.running, true, 'web-1 is running, as LXD says');
-  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.1'], ipv6: ['fd42::1'] });
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.1'], ipv6: ['fd42::1'], trustedIpv4: ['10.0.0.1'], trustedIpv6: ['fd42::1'] });
   await clock.advance(RESYNC_MS - 1);
   t.equal(store.current.instances.get('default/web-1')?.running, true, 'and stays so until the next resync');
 });
@@ -400,7 +400,7 @@ t.test('resync during a settle loop: a complete read that lands during the list 
   lxd.put(lxdInstance('web-1', { v4: '10.0.0.9' }));
   lxd.socket.send(lifecycle('instance-updated', '/1.0/instances/web-1'));
   await clock.advance(50);
-  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: [] });
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: [], trustedIpv4: ['10.0.0.9'], trustedIpv6: [] });
 
   // The resync list is answered with that half-way state and takes its time.
   const list = lxd.hold(/^\/1\.0\/instances\?/);
@@ -409,11 +409,11 @@ t.test('resync during a settle loop: a complete read that lands during the list 
   // The IPv6 arrives; the settle read finds the addresses complete and ends its loop.
   lxd.put(lxdInstance('web-1', { v4: '10.0.0.9', v6: 'fd42::9' }));
   await clock.advance(SETTLE_DELAYS_MS[1]!);
-  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: ['fd42::9'] });
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: ['fd42::9'], trustedIpv4: ['10.0.0.9'], trustedIpv6: ['fd42::9'] });
 
   list.release();
   await clock.advance(60_000);
-  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: ['fd42::9'] }, 'the older list did not take the IPv6 away');
+  t.same(addrs('web-1'), { name: 'eth0', ipv4: ['10.0.0.9'], ipv6: ['fd42::9'], trustedIpv4: ['10.0.0.9'], trustedIpv6: ['fd42::9'] }, 'the older list did not take the IPv6 away');
 });
 
 t.test('a resync that fails still applies the events it held back', async (t) => {
@@ -471,4 +471,65 @@ t.test('a starting instance is read densely until its IPv4, which its DHCP lease
   lxd.socket.send(lifecycle('instance-stopped', '/1.0/instances/web-1'));
   await clock.advance(10);
   t.equal(store.current.instances.get('default/web-1')?.running, false, 'stopped');
+});
+
+/**
+ * An instance on lxdbr0 whose IPv4s come by DHCP (no static device address: only a lease vouches for them), with
+ * MAC `mac` (00:16:3e:00:00:0N), these IPv4s in its state, in that order, and its SLAAC address (EUI-64 of the MAC).
+ */
+function dhcpInstance(name: string, mac: string, v4s: string[]) {
+  const raw = lxdInstance(name, { config: { 'volatile.eth0.hwaddr': mac } });
+  raw.expanded_devices = { eth0: { type: 'nic', network: 'lxdbr0', name: 'eth0' } };
+  raw.state!.network!['eth0']!.addresses = [
+    ...v4s.map((address) => ({ family: 'inet', address, scope: 'global' })),
+    { family: 'inet6', address: `fd42::216:3eff:fe00:${mac.slice(-2)}`, scope: 'global' },
+  ];
+  return raw;
+}
+const BRIDGE = [{ name: 'lxdbr0', type: 'bridge', managed: true, config: { 'ipv4.address': '10.0.0.1/24', 'ipv6.address': 'fd42::1/64' } }];
+const leaseOf = (hostname: string, hwaddr: string, address: string) => ({ hostname, hwaddr, address, type: 'dynamic' });
+const leaseReads = (lxd: FakeLxd) => lxd.requests.filter((p) => p.startsWith('/1.0/networks/lxdbr0/leases'));
+
+t.test("a list reads each bridge's leases once, and an address only a container's own say backs is held by nobody", async (t) => {
+  const { lxd, store, connect } = rig(t);
+  lxd.networks = BRIDGE;
+  lxd.put(dhcpInstance('victim', '00:16:3e:00:00:05', ['10.0.0.5']));
+  // The thief copied the victim's address onto its own eth0.
+  lxd.put(dhcpInstance('thief', '00:16:3e:00:00:06', ['10.0.0.6', '10.0.0.5']));
+  lxd.put(dhcpInstance('other', '00:16:3e:00:00:07', ['10.0.0.7']));
+  lxd.leases.set('lxdbr0', [
+    leaseOf('victim', '00:16:3e:00:00:05', '10.0.0.5'),
+    leaseOf('thief', '00:16:3e:00:00:06', '10.0.0.6'),
+    leaseOf('other', '00:16:3e:00:00:07', '10.0.0.7'),
+  ]);
+  await connect();
+  t.same(leaseReads(lxd), ['/1.0/networks/lxdbr0/leases?project=default'], 'one lease list for three instances on one bridge');
+  t.same(store.current.holders('10.0.0.5').map((i) => i.name), ['victim'], 'the copied address binds only its owner');
+  t.same(store.current.holders('10.0.0.6').map((i) => i.name), ['thief']);
+  t.same(store.current.instances.get('default/thief')?.interfaces[0]?.ipv4, ['10.0.0.6', '10.0.0.5'], 'every address is still listed');
+  t.same(store.current.holders('fd42::216:3eff:fe00:6').map((i) => i.name), ['thief'], 'its SLAAC address: the EUI-64 of its MAC in the /64');
+});
+
+t.test('an address whose lease lexa has not seen yet is trusted at the next read, its lease list read beside it', async (t) => {
+  const { clock, lxd, store, connect } = rig(t);
+  lxd.networks = BRIDGE;
+  lxd.put(dhcpInstance('web-1', '00:16:3e:00:00:05', ['10.0.0.5']));
+  lxd.leases.set('lxdbr0', [leaseOf('web-1', '00:16:3e:00:00:05', '10.0.0.5')]);
+  await connect();
+  // web-1 renews to a new address (no event for that); an update event makes lexa read it before any lease list.
+  lxd.put(dhcpInstance('web-1', '00:16:3e:00:00:05', ['10.0.0.8']));
+  lxd.leases.set('lxdbr0', [leaseOf('web-1', '00:16:3e:00:00:05', '10.0.0.8')]);
+  const before = leaseReads(lxd).length;
+  lxd.socket.send(lifecycle('instance-updated', '/1.0/instances/web-1'));
+  await settle();
+  t.equal(leaseReads(lxd).length, before, 'the event-driven read asks for no lease list (its last read was all vouched)');
+  t.same(store.current.holders('10.0.0.8'), [], 'not trusted on the state\'s word alone');
+  await clock.advance(SETTLE_DELAYS_MS[0]!);
+  const last = lxd.requests.slice(-2).sort();
+  t.match(last[0], /^\/1\.0\/instances\/web-1\?/, 'the settle read');
+  t.match(last[1], /^\/1\.0\/networks\/lxdbr0\/leases/, 'and the lease list, sent with it: no added round trip');
+  t.same(store.current.holders('10.0.0.8').map((i) => i.name), ['web-1'], 'trusted once LXD lists the lease');
+  const reads = lxd.reads('web-1');
+  await clock.advance(60_000);
+  t.equal(lxd.reads('web-1'), reads, 'complete and vouched: no more reads');
 });

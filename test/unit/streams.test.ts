@@ -22,10 +22,10 @@ t.test('toInstance: primary interface, global addresses only, loopback skipped',
   const i = toInstance(lxd('web-1', { v4: '10.0.0.2', v6: 'fd42::2' }));
   t.equal(i.key, 'default/web-1');
   t.equal(i.running, true);
-  t.same(i.interfaces, [{ name: 'eth0', ipv4: ['10.0.0.2'], ipv6: ['fd42::2'] }]);
+  t.same(i.interfaces, [{ name: 'eth0', ipv4: ['10.0.0.2'], ipv6: ['fd42::2'], trustedIpv4: ['10.0.0.2'], trustedIpv6: ['fd42::2'] }]);
   const stopped = toInstance(lxd('web-1', { status: 'Stopped' }));
   t.equal(stopped.running, false);
-  t.same(stopped.interfaces, [{ name: 'eth0', ipv4: [], ipv6: [] }], 'a managed NIC is listed before it has addresses');
+  t.same(stopped.interfaces, [{ name: 'eth0', ipv4: [], ipv6: [], trustedIpv4: [], trustedIpv6: [] }], 'a managed NIC is listed before it has addresses');
   const extra = toInstance({
     ...lxd('multi', { v4: '10.0.0.3' }),
     expanded_devices: { eth1: { type: 'nic', name: 'eth1' }, eth0: { type: 'nic' } },

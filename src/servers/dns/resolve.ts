@@ -1,5 +1,5 @@
 import type { Answer, SoaAnswer } from 'dns-packet';
-import { findInterface, isDnsLabel, type Instance, type NetInterface, type ServiceEndpoint, type Snapshot } from '../../streams/index.js';
+import { findInterface, isDnsLabel, servesEndpoint, type Instance, type NetInterface, type ServiceEndpoint, type Snapshot } from '../../streams/index.js';
 import { parseName, parseReverseName, type ReverseForm } from './name.js';
 import { reverseZoneOf } from './reverse.js';
 
@@ -97,7 +97,7 @@ export function resolve(snapshot: Snapshot, q: Question, opts: ResolveOptions): 
     }
     case 'service': {
       const eps = snapshot.serviceEndpoints(form.svc);
-      return addresses(snapshot, q, zone, ifacesOf(form.tag === undefined ? eps : withTag(eps, form.tag)));
+      return addresses(snapshot, q, zone, ifacesOf(form.tag === undefined ? eps : withTag(eps, form.tag)), TRUSTED);
     }
     case 'srv':
       return srv(snapshot, q, zone, form.svc, form.protoOrTag);
@@ -388,22 +388,30 @@ export function reverseZones(snapshot: Snapshot, opts: ResolveOptions): readonly
   return zones;
 }
 
+/** Which of an interface's addresses a name answers with, by family (see NetInterface). */
+type AddressPick = (iface: NetInterface, v4: boolean) => readonly string[];
+/** Every address the instance reports: for names the instance owns (`<host>`, `<if>.if.<host>`) and members. */
+const ALL: AddressPick = (iface, v4) => (v4 ? iface.ipv4 : iface.ipv6);
+/** Only addresses LXD vouches for: for names other instances' traffic relies on (services, SRV additionals). */
+const TRUSTED: AddressPick = (iface, v4) => (v4 ? iface.trustedIpv4 : iface.trustedIpv6);
+
 /**
- * A/AAAA (or ANY: A if there is any IPv4, else AAAA) from a set of interfaces, all owned by the question name.
- * The caller has established the name; an empty set means it matched nothing (NXDOMAIN).
+ * A/AAAA (or ANY: A if there is any IPv4, else AAAA) from a set of interfaces, all owned by the question name,
+ * with the addresses `pick` takes from each. The caller has established the name; an empty set means it matched
+ * nothing (NXDOMAIN).
  */
-function addresses(snapshot: Snapshot, q: Question, zone: Zone, ifaces: readonly NetInterface[]): Outcome {
+function addresses(snapshot: Snapshot, q: Question, zone: Zone, ifaces: readonly NetInterface[], pick: AddressPick = ALL): Outcome {
   if (ifaces.length === 0) return nxdomain(snapshot, zone);
   let type = q.type;
-  if (type === 'ANY') type = ifaces.some((i) => i.ipv4.length > 0) ? 'A' : 'AAAA';
+  if (type === 'ANY') type = ifaces.some((i) => pick(i, true).length > 0) ? 'A' : 'AAAA';
   if (type !== 'A' && type !== 'AAAA') return nodata(snapshot, zone);
   const v4 = type === 'A';
   let ips: readonly string[];
-  if (ifaces.length === 1) ips = v4 ? ifaces[0]!.ipv4 : ifaces[0]!.ipv6;
+  if (ifaces.length === 1) ips = pick(ifaces[0]!, v4);
   else {
     // Several interfaces can share an address (a service offered twice, instances in different projects).
     const seen = new Set<string>();
-    for (const iface of ifaces) for (const ip of v4 ? iface.ipv4 : iface.ipv6) seen.add(ip);
+    for (const iface of ifaces) for (const ip of pick(iface, v4)) seen.add(ip);
     ips = [...seen];
   }
   if (ips.length === 0) return nodata(snapshot, zone);
@@ -434,8 +442,9 @@ function addressRecord(owner: string, type: 'A' | 'AAAA', ttl: number, ip: strin
 }
 
 /**
- * SRV for `_<svc>._<protoOrTag>.service`: one record per endpoint, target `<if>.if.<host>.<suffix>` (lower-case),
- * weight `256 * weight - 1` (see Service.weight), and the targets' addresses as additionals.
+ * SRV for `_<svc>._<protoOrTag>.service`: one record per endpoint whose interface has an address LXD vouches for
+ * (`servesEndpoint`), target `<if>.if.<host>.<suffix>` (lower-case), weight `256 * weight - 1` (see
+ * Service.weight), and the targets' trusted addresses as additionals. Endpoints exist but none vouched: NODATA.
  */
 function srv(snapshot: Snapshot, q: Question, zone: Zone, svc: string, protoOrTag: string): Outcome {
   const all = snapshot.serviceEndpoints(svc);
@@ -448,6 +457,7 @@ function srv(snapshot: Snapshot, q: Question, zone: Zone, svc: string, protoOrTa
   const entries: { record: Answer; target: string; iface: NetInterface }[] = [];
   const seen = new Set<string>();
   for (const ep of eps) {
+    if (!servesEndpoint(ep)) continue;
     const target = ifaceName(ep.instance, ep.iface, zone.suffix);
     // An endpoint on an interface with no DNS name cannot be an SRV target; its address still answers as A/AAAA.
     if (target === undefined) continue;
@@ -475,8 +485,8 @@ function srv(snapshot: Snapshot, q: Question, zone: Zone, svc: string, protoOrTa
     answers.push(record);
     if (added.has(target)) continue;
     added.add(target);
-    addAll(target, 'A', iface.ipv4);
-    addAll(target, 'AAAA', iface.ipv6);
+    addAll(target, 'A', iface.trustedIpv4);
+    addAll(target, 'AAAA', iface.trustedIpv6);
   }
   return answer(answers, additionals);
 }
@@ -519,7 +529,8 @@ function memberIfaces(snapshot: Snapshot, locations: readonly string[]): NetInte
   const out: NetInterface[] = [];
   for (const loc of locations) {
     const m = snapshot.members.get(loc);
-    if (m !== undefined) out.push({ name: m.name, ipv4: m.ipv4, ipv6: m.ipv6 });
+    // Members' addresses come from LXD's own member list: LXD vouches for them.
+    if (m !== undefined) out.push({ name: m.name, ipv4: m.ipv4, ipv6: m.ipv6, trustedIpv4: m.ipv4, trustedIpv6: m.ipv6 });
   }
   return out;
 }
@@ -560,7 +571,7 @@ function withTag(eps: readonly ServiceEndpoint[], tag: string): ServiceEndpoint[
   return eps.filter((ep) => ep.service.tags.some((t) => t.toLowerCase() === tag));
 }
 
-const NO_ADDRESSES: NetInterface = Object.freeze({ name: '', ipv4: [], ipv6: [] });
+const NO_ADDRESSES: NetInterface = Object.freeze({ name: '', ipv4: [], ipv6: [], trustedIpv4: [], trustedIpv6: [] });
 const NO_INSTANCES: readonly Instance[] = Object.freeze([]);
 
 /** Fisher–Yates, in place. */

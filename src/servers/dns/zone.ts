@@ -1,5 +1,5 @@
 import type { Answer } from 'dns-packet';
-import { addressKey, endpointsOf, type NetInterface, type Snapshot } from '../../streams/index.js';
+import { addressKey, endpointsOf, servesEndpoint, type NetInterface, type Snapshot } from '../../streams/index.js';
 import { isAtOrBelow, reverseNameOf } from './reverse.js';
 import { hostName, ifaceName, ptrTargets } from './resolve.js';
 
@@ -9,11 +9,12 @@ import { hostName, ifaceName, ptrTargets } from './resolve.js';
  * it runs once per snapshot and zone (serial.ts memoises it), never per query.
  *
  * The forward zone `<suffix>` holds: the apex NS; `<host>` A/AAAA (primary interface); `<if>.if.<host>` A/AAAA
- * for every interface; `<svc>.service` and `<tag>.<svc>.service` A/AAAA; `_<svc>._<proto>.service` and
- * `_<svc>._<tag>.service` SRV, with targets `<if>.if.<host>` (which the zone holds). It does NOT hold what the
+ * for every interface; `<svc>.service` and `<tag>.<svc>.service` A/AAAA (trusted addresses only);
+ * `_<svc>._<proto>.service` and `_<svc>._<tag>.service` SRV for endpoints with a trusted address, with targets
+ * `<if>.if.<host>` (which the zone holds). It does NOT hold what the
  * resolver synthesizes per query: wildcard host patterns (`web-*`), the `interface` synonym of `if`, and the
  * `cluster.` names (a CNAME and addresses at one owner, which no zone may hold). A reverse zone holds its apex NS
- * and a PTR per address of a running instance inside it, as the resolver answers.
+ * and a PTR per trusted address of a running instance inside it, as the resolver answers.
  *
  * Records are lower-case, deduplicated and sorted (by owner, type, rdata), so equal content gives equal lists.
  */
@@ -40,10 +41,14 @@ export interface ContentOptions {
 }
 
 function forward(snapshot: Snapshot, suffix: string, ttl: number, add: (r: Answer) => void): void {
-  const addresses = (name: string, iface: NetInterface) => {
-    for (const ip of iface.ipv4) add({ name, type: 'A', class: 'IN', ttl, data: ip });
-    for (const ip of iface.ipv6) add({ name, type: 'AAAA', class: 'IN', ttl, data: ip });
+  const address = (name: string, v4: readonly string[], v6: readonly string[]) => {
+    for (const ip of v4) add({ name, type: 'A', class: 'IN', ttl, data: ip });
+    for (const ip of v6) add({ name, type: 'AAAA', class: 'IN', ttl, data: ip });
   };
+  // The instance's own names carry every address it reports; service names only those LXD vouches for, as the
+  // resolver answers (NetInterface).
+  const addresses = (name: string, iface: NetInterface) => address(name, iface.ipv4, iface.ipv6);
+  const trustedAddresses = (name: string, iface: NetInterface) => address(name, iface.trustedIpv4, iface.trustedIpv6);
   for (const inst of snapshot.running()) {
     // Names that cannot be DNS names (an interface called `a..b`) are left out, as the resolver leaves them out
     // (resolve.ts `hostName`, `ifaceName`), so one odd interface never fails the transfer of the whole zone.
@@ -55,6 +60,7 @@ function forward(snapshot: Snapshot, suffix: string, ttl: number, add: (r: Answe
       if (name !== undefined) addresses(name, iface);
     }
     for (const ep of endpointsOf(inst)) {
+      if (!servesEndpoint(ep)) continue;
       const s = ep.service;
       const svc = s.name.toLowerCase();
       const base = `${svc}.service.${suffix}`;
@@ -63,11 +69,11 @@ function forward(snapshot: Snapshot, suffix: string, ttl: number, add: (r: Answe
         if (target !== undefined)
           add({ name, type: 'SRV', class: 'IN', ttl, data: { priority: s.priority, weight: 256 * s.weight - 1, port: s.port, target } });
       };
-      addresses(base, ep.iface);
+      trustedAddresses(base, ep.iface);
       srv(`_${svc}._${s.proto}.service.${suffix}`);
       for (const tag of s.tags) {
         const t = tag.toLowerCase();
-        addresses(`${t}.${base}`, ep.iface);
+        trustedAddresses(`${t}.${base}`, ep.iface);
         srv(`_${svc}._${t}.service.${suffix}`);
       }
     }
@@ -82,7 +88,7 @@ function reverse(snapshot: Snapshot, zone: string, suffix: string, ttl: number, 
   const done = new Set<string>();
   for (const inst of snapshot.running()) {
     for (const iface of inst.interfaces) {
-      for (const ip of [...iface.ipv4, ...iface.ipv6]) {
+      for (const ip of [...iface.trustedIpv4, ...iface.trustedIpv6]) {
         const key = addressKey(ip);
         if (key === undefined || done.has(key)) continue;
         done.add(key);

@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Observable } from 'rxjs';
-import type { Snapshot } from '../../streams/index.js';
+import { servesEndpoint, type Snapshot } from '../../streams/index.js';
 import type { Logger } from '../../log/index.js';
 import { answerBlocking, INDEX_HEADER } from './blocking.js';
 import { Documents, type Doc } from './documents.js';
@@ -181,14 +181,15 @@ function hostsCount(snap: Snapshot): number {
  * service's interface), sorted so the bytes (and the index) move only when an endpoint does. Null: no endpoint.
  */
 function serviceDoc(snap: Snapshot, name: string, suffix: string): string | null {
-  const eps = snap.serviceEndpoints(name);
+  // As DNS: endpoints with an address LXD vouches for, and only those addresses (NetInterface).
+  const eps = snap.serviceEndpoints(name).filter(servesEndpoint);
   if (eps.length === 0) return null;
   const rows = eps.map(({ instance, service, iface }) => ({
     host: `${instance.name}.${suffix}`,
     project: instance.project,
     interface: iface.name,
-    ipv4: iface.ipv4,
-    ipv6: iface.ipv6,
+    ipv4: iface.trustedIpv4,
+    ipv6: iface.trustedIpv6,
     port: service.port,
     proto: service.proto,
     tags: service.tags,

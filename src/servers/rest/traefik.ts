@@ -89,7 +89,8 @@ export function traefikDocument(snap: Snapshot, suffix: string): TraefikDocument
       const asTcp = viaTcp.has(name);
       const asHttp = viaHttp.has(name) || !asTcp;
       if (asHttp) httpHere.add(name);
-      const host = serverHost(ep.iface.ipv4, ep.iface.ipv6);
+      // Only an address LXD vouches for may receive the load balancer's traffic (NetInterface).
+      const host = serverHost(ep.iface.trustedIpv4, ep.iface.trustedIpv6);
       if (host === undefined || !servicePassing(ep.service)) continue;
       const hostPort = `${host}:${ep.service.port}`;
       if (asTcp) backend('tcp', name).servers.add(hostPort);
