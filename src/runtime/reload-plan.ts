@@ -44,7 +44,9 @@ export function planReload(old: Config, next: Config): ReloadPlan {
   check('server.dns.transfer', old.dns.transfer, next.dns.transfer, live);
   // Running agent listeners read the token and the default allow list on every hello and state (daemon.ts):
   // agents connected with the old token stay connected.
-  check('server.agent (token, services, issue_tokens)', old.agent && [old.agent.token, old.agent.services, old.agent.issueTokens], next.agent && [next.agent.token, next.agent.services, next.agent.issueTokens], live);
+  check('server.agent.token', old.agent?.token, next.agent?.token, live);
+  check('server.agent.services', old.agent?.services, next.agent?.services, live);
+  check('server.agent.issue_tokens', old.agent?.issueTokens, next.agent?.issueTokens, live);
   // The REST listeners reopen with it (the daemon re-reads the file at every reload, so a changed CA file does too).
   check('server.tls.client_ca', old.rest.clientCa, next.rest.clientCa, live);
 

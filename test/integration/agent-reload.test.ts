@@ -43,7 +43,7 @@ t.test('a reload applies the new agent token and services default to the running
   const file = lexa.daemon.config.source!;
   writeFileSync(file, `server {\n  lxd {\n    socket = "${LXD_SOCKET}"\n  }\n  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n  dns {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n${block(NEW, '"https"')}}\n`);
   const plan = await lexa.daemon.reload(await loadConfig({ path: file }));
-  t.ok(plan.live.includes('server.agent (token, services, issue_tokens)'), 'applied live');
+  t.ok(plan.live.includes('server.agent.token') && plan.live.includes('server.agent.services'), 'applied live');
   t.notOk(plan.restart.some((k) => k.startsWith('server.agent')), 'nothing of it waits for a restart');
   t.equal(lexa.daemon.ports.agent[0], port, 'the same listener (the port is 0 in both files: kept)');
   t.match(await refusal(port, OLD), /wrong token/, 'the old token is refused at once');
