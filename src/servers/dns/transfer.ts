@@ -8,6 +8,7 @@ import { skippedRecords } from './skipped.js';
 import { reverseZones, type ResolveOptions } from './resolve.js';
 import type { ZoneSerials } from './serial.js';
 import { checkRequest, RCODE_NOTAUTH, signMessage, type TsigKey } from './tsig.js';
+import { skipName } from './wire.js';
 
 /**
  * Zone transfers (AXFR, RFC 5936; IXFR, RFC 1995) over a stream transport. A transfer answers one query with a
@@ -213,16 +214,6 @@ function messages(query: Buffer, qend: number, records: readonly Answer[], onSki
 /** The largest record lexa writes: an owner and an rdata name of 255 bytes each, with SOA's fixed fields. */
 const MAX_RECORD_BYTES = 2 * 255 + 10 + 255 + 20;
 
-function skipName(buf: Buffer, off: number): number {
-  for (let hops = 0; hops < 128; hops++) {
-    if (off >= buf.length) return -1;
-    const len = buf[off]!;
-    if (len === 0) return off + 1;
-    if ((len & 0xc0) === 0xc0) return off + 2;
-    off += 1 + len;
-  }
-  return -1;
-}
 
 function asBuffer(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);

@@ -1,6 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { emitName } from './records.js';
+import { skipName } from './wire.js';
 
 /**
  * TSIG (RFC 8945): HMAC signatures on DNS messages with a shared key, for zone transfers, the SOA queries a
@@ -311,19 +312,6 @@ function wireName(name: string): Buffer {
   const out = Buffer.alloc(emitName(lower, 0, null));
   emitName(lower, 0, out);
   return out;
-}
-
-/** Offset after the (possibly compressed) name at `off`, or -1. */
-function skipName(buf: Buffer, off: number): number {
-  for (let hops = 0; hops < 128; hops++) {
-    if (off >= buf.length) return -1;
-    const len = buf[off]!;
-    if (len === 0) return off + 1;
-    if ((len & 0xc0) === 0xc0) return off + 2 <= buf.length ? off + 2 : -1;
-    if (len > 63) return -1;
-    off += 1 + len;
-  }
-  return -1;
 }
 
 /** The name at `off` in canonical form (keyNameOf), following compression pointers, or undefined. */

@@ -1,3 +1,5 @@
+import { skipName } from '../dns/wire.js';
+
 /**
  * How long an HTTP cache may keep a DoH reply (RFC 8484 §5.1): the smallest TTL among the answer and authority
  * records; for a negative answer, whose authority carries an SOA, the SOA's TTL and its MINIMUM field both count
@@ -53,14 +55,3 @@ function ttlSeconds(ttl: number): number {
   return ttl > MAX_TTL ? 0 : ttl;
 }
 
-/** Offset just past the (possibly compressed) name at `off`, or -1 when it runs off the end or is malformed. */
-function skipName(buf: Uint8Array, off: number): number {
-  for (;;) {
-    if (off >= buf.length) return -1;
-    const len = buf[off]!;
-    if (len === 0) return off + 1;
-    if ((len & 0xc0) === 0xc0) return off + 2 <= buf.length ? off + 2 : -1; // a pointer ends the name
-    if ((len & 0xc0) !== 0) return -1; // 0x40 and 0x80 label types are obsolete
-    off += 1 + len;
-  }
-}
