@@ -5,7 +5,7 @@ agent {
   server     = "10.99.0.1:18500"          # the server's agent endpoint: server.agent.bind (the bridge address)
   token_file = "/etc/lexa/agent.token"    # the server's optional shared secret (server.agent.token), if it sets one
   # The agent's own credential is the instance's user.lexa.agent.token, read from /dev/lxd/sock; the services it
-  # may announce are the instance's user.lexa.agent.services (docs/security-agent.md).
+  # may announce are the instance's user.lexa.agent.services (docs/security.md, "Agents").
   ca         = "/etc/lexa/agent-ca.crt"   # the server's certificate (or fingerprint = "sha256:AB:CD:...")
 
   service {

@@ -237,7 +237,8 @@ export class Snapshot {
    * (possibly empty). The literal text before the first `*` narrows the search by binary search over the sorted
    * names, so `web-*` costs O(log N + candidates) rather than a scan of every instance. Each candidate costs at
    * most O(len(name) × len(pattern)) (glob.ts: no backtracking), whatever the pattern; a pattern starting with
-   * `*` tests every running name, so a query's work is at most N such tests (measured in docs/security-bounded.md).
+   * `*` tests every running name, so a query's work is at most N such tests (measured in docs/security.md,
+   * "Bounded work per query").
    */
   matchHosts(pattern: string): Instance[] {
     if (!pattern.includes('*')) return [...this.hosts(pattern)];

@@ -116,7 +116,7 @@ t.test('duplicate addresses across members\' dnsmasq: each instance answers its 
   t.equal(wild.length, 3, 'and each instance\'s own address');
   const srv = await ask(a, '_http._tcp.service.lexa', 'SRV');
   t.equal(srv.answer.length, 2, 'SRV: one record per instance');
-  // Added by hand, not leased: LXD vouches for it on neither, so it names no service (docs/security-addrs.md).
+  // Added by hand, not leased: LXD vouches for it on neither, so it names no service (docs/security.md, "Trusted addresses only").
   t.equal(srv.additional.filter((r) => r.endsWith(` A ${dup}`)).length, 0, 'no target carries the address the instances gave themselves');
   t.equal(srv.additional.filter((r) => / A /.test(r)).length, 2, "each target carries its own leased address");
 });

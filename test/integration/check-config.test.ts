@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { CLI } from '../helpers/cli-process.js';
+import { docExample } from '../helpers/doc-example.js';
 
 // `lexa check-config [FILE]` from the built CLI: the effective configuration as JSON (exit 0) or every problem
 // (exit 2), for the shipped example too.
@@ -90,9 +91,8 @@ t.test('secrets stay secret: the TSIG secret and the agent token are printed as 
   t.notOk(bad.stderr.includes(TSIG) || bad.stderr.includes('short-token'), bad.stderr);
 });
 
-t.test('the example of docs/security-secrets.md is valid and prints no secret', async (t) => {
-  const doc = readFileSync(join(ROOT, 'docs', 'security-secrets.md'), 'utf8');
-  const hcl = /```hcl\n([\s\S]*?)```/.exec(doc)?.[1];
+t.test('the secrets example of docs/security.md is valid and prints no secret', async (t) => {
+  const hcl = docExample('security.md', 'Secrets, TSIG and transfer trust, REST client certificates');
   if (hcl === undefined) return t.fail('no hcl example in the document');
   const etc = mkdtempSync(join(tmpdir(), 'lexa-doc-'));
   const TSIG = 'RG9jRXhhbXBsZVNlY3JldE5ldmVyUHJpbnRlZA==';

@@ -21,7 +21,7 @@ import { iface, instance, snapshotOf } from '../helpers/model.js';
 
 // The agent endpoint's trust checks, each against a hand-built snapshot (no LXD) and real TLS sockets on loopback:
 // instances "hold" 127.0.0.1 so loopback connections bind. Each test here fails when its check is removed
-// (see docs/security-agent.md); test/integration/agent.test.ts runs the same rules with real containers.
+// (see docs/security.md, "Agents"); test/integration/agent.test.ts runs the same rules with real containers.
 const LOCAL = 'credential-of-the-instance-local';
 const EVIL = 'credential-of-the-instance-evil!';
 const LOOPBACK = [iface('eth0', ['127.0.0.1'])];

@@ -1,9 +1,10 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { loadConfig } from '../../src/config/index.js';
 import { reservedSlots, SourceGate, sourceKey } from '../../src/servers/fairness.js';
+import { docExample } from '../helpers/doc-example.js';
 import { seeded } from '../helpers/model.js';
 
 // The admission arithmetic of servers/fairness.ts, without sockets: what a source is, how many connections one
@@ -78,9 +79,8 @@ t.test('random admits and releases: the promised bounds always hold (20,000 seed
   }
 });
 
-t.test("docs/security-fair.md: the configuration example loads and sets what it says", async (t) => {
-  const doc = readFileSync(new URL('../../docs/security-fair.md', import.meta.url), 'utf8');
-  const hcl = /```hcl\n([^]*?)```/.exec(doc)?.[1];
+t.test('docs/security.md, fair sharing: the configuration example loads and sets what it says', async (t) => {
+  const hcl = docExample('security.md', 'Fair sharing of every listener');
   t.ok(hcl, 'the document has an hcl example');
   const dir = mkdtempSync(join(tmpdir(), 'lexa-fair-'));
   const file = join(dir, 'lexa.hcl');

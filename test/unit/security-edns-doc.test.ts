@@ -1,14 +1,15 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { loadConfig } from '../../src/config/index.js';
+import { docExample } from '../helpers/doc-example.js';
 
-// The runnable example of docs/security-edns.md loads as written and means what the page says.
-const DOC = join(import.meta.dirname, '..', '..', 'docs', 'security-edns.md');
+// The runnable example of docs/security.md's amplification section loads as written and means what the page says.
+const SECTION = 'Amplification over UDP: EDNS size and response rate limiting';
 
-t.test('the example configuration of docs/security-edns.md loads', async (t) => {
-  const hcl = /```hcl\n([\s\S]*?)```/.exec(readFileSync(DOC, 'utf8'))?.[1];
+t.test('the amplification example of docs/security.md loads', async (t) => {
+  const hcl = docExample('security.md', SECTION);
   t.ok(hcl, 'the page has an hcl example');
   const file = join(mkdtempSync(join(tmpdir(), 'lexa-edns-doc-')), 'lexa.hcl');
   writeFileSync(file, hcl!);
