@@ -24,7 +24,7 @@ import { replySize, type ReplyLimit } from './wire.js';
  */
 
 /** Orders kept per question: clients (HAProxy, forwarders) see rotation among these. */
-const VARIANTS = 4;
+export const VARIANTS = 4;
 /** Keys per snapshot before starting over: every name of a 10,000-instance zone twice over, ~10 MB at most. */
 const MAX_KEYS = 20_000;
 
