@@ -158,11 +158,6 @@ export class Reflector {
     return { target, member };
   }
 
-  /** Drops the events connection as if the network cut it (for tests and operators' `kill -USR2`-style use). */
-  dropConnection(): void {
-    this.#conn?.close();
-  }
-
   get #stopped(): boolean {
     return this.#halt.signal.aborted;
   }

@@ -6,7 +6,7 @@
 import tls from 'node:tls';
 import type { QUICConnection, QUICStream } from '@matrixai/quic';
 import type { Bind } from '../../config/index.js';
-import { describeError, type Logger } from '../../log/index.js';
+import { describeError } from '../../log/index.js';
 import { frameMessage, MAX_DNS_MESSAGE, MESSAGE_LIMIT } from '../dns/index.js';
 import { RefusalLog, type ConnectionLimits } from '../fairness.js';
 import { openEach } from '../listen.js';
