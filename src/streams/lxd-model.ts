@@ -209,7 +209,7 @@ export interface LxdServerEnvironment {
   addresses?: string[] | null;
 }
 
-/** Which daemon lexa is talking to: Incus speaks LXD's API (FACTS §2 lists the few differences lexa tolerates). */
+/** Which daemon lexa is talking to: Incus speaks LXD's API (its lifecycle metadata also carries `name` and `project`, and `recursion=2` adds fields: lexa tolerates both). */
 export interface DaemonKind {
   readonly kind: 'lxd' | 'incus';
   readonly version: string;
