@@ -283,7 +283,7 @@ export class Reflector {
     let evidence: Evidence = { networks: facts, leases: this.#refetcher.evidence.leases };
     for (const read of leases) evidence = withLeases(evidence, read.project, read.network, read.leases);
     this.#refetcher.evidence = evidence;
-    const instances = (raw ?? []).map((r) => toInstance(r, undefined, evidence));
+    const instances = (raw ?? []).map((r) => toInstance(r, evidence));
     const keep = [...listing.read];
     this.#store.dispatch({ type: 'listed', instances, members, clustered, keep, at: this.#clock.now() });
     if (networks !== undefined) this.#store.dispatch({ type: 'networks', subnets: toSubnets(networks), at: this.#clock.now() });
