@@ -8,7 +8,7 @@ import { skippedRecords } from './skipped.js';
 import { reverseZones, type ResolveOptions } from './resolve.js';
 import type { ZoneSerials } from './serial.js';
 import { checkRequest, RCODE_NOTAUTH, signMessage, type TsigKey } from './tsig.js';
-import { skipName } from './wire.js';
+import { asBuffer, HEADER_BYTES, skipName } from './wire.js';
 
 /**
  * Zone transfers (AXFR, RFC 5936; IXFR, RFC 1995) over a stream transport. A transfer answers one query with a
@@ -46,7 +46,6 @@ const TYPE_IXFR = 251;
 const TYPE_SOA = 6;
 const RCODE_SERVFAIL = 2;
 const RCODE_REFUSED = 5;
-const HEADER_BYTES = 12;
 
 export function createTransfer(opts: TransferOptions): HandleTransfer {
   const allow = new BlockList();
@@ -214,7 +213,3 @@ function messages(query: Buffer, qend: number, records: readonly Answer[], onSki
 /** The largest record lexa writes: an owner and an rdata name of 255 bytes each, with SOA's fixed fields. */
 const MAX_RECORD_BYTES = 2 * 255 + 10 + 255 + 20;
 
-
-function asBuffer(b: Uint8Array): Buffer {
-  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-}

@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { emitName } from './records.js';
-import { skipName } from './wire.js';
+import { asBuffer, HEADER_BYTES, skipName } from './wire.js';
 
 /**
  * TSIG (RFC 8945): HMAC signatures on DNS messages with a shared key, for zone transfers, the SOA queries a
@@ -46,7 +46,6 @@ export const RCODE_NOTAUTH = 9;
 export const TSIG_BADSIG = 16;
 export const TSIG_BADKEY = 17;
 export const TSIG_BADTIME = 18;
-const HEADER_BYTES = 12;
 
 /** A TSIG record as found at the end of a message. */
 export interface TsigRecord {
@@ -331,8 +330,4 @@ function readName(buf: Buffer, off: number): string | undefined {
     off += 1 + len;
   }
   return undefined;
-}
-
-function asBuffer(b: Uint8Array): Buffer {
-  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
