@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer';
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { TSIG_ALGORITHMS } from '../../config/schema.js';
 import { emitName } from './records.js';
 import { asBuffer, HEADER_BYTES, skipName } from './wire.js';
 
@@ -12,14 +13,6 @@ import { asBuffer, HEADER_BYTES, skipName } from './wire.js';
  * answered unsigned, BADTIME signed). Every message of a transfer is signed (RFC 8945 no longer allows gaps).
  */
 
-/** The HMAC algorithms lexa accepts, by their DNS names (RFC 8945 §6). MD5 (deprecated) is not offered. */
-export const TSIG_ALGORITHMS = {
-  'hmac-sha1': 'sha1',
-  'hmac-sha224': 'sha224',
-  'hmac-sha256': 'sha256',
-  'hmac-sha384': 'sha384',
-  'hmac-sha512': 'sha512',
-} as const;
 export type TsigAlgorithm = keyof typeof TSIG_ALGORITHMS;
 
 export interface TsigKey {
