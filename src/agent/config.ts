@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ConfigError, parseHcl } from '../config/index.js';
+import { AGENT_TOKEN } from '../config/schema.js';
 import { MAX_SERVICES } from '../servers/agent/protocol.js';
 import { readAgentSettings, type AgentSettings } from './schema.js';
 
@@ -93,7 +94,7 @@ function toAgentConfig(settings: AgentSettings, file: string): AgentConfig {
   if (a.token !== null && a.token_file !== null) problems.push(`${file}: agent: set token or token_file (the server's optional shared secret), not both`);
   if (a.token_file !== null) {
     token = read(a.token_file, 'agent.token_file').trim();
-    if (token !== '' && !/^\S{16,1024}$/.test(token)) problems.push(`${file}: agent.token_file: must hold a secret of 16..1024 non-blank characters`);
+    if (token !== '' && !AGENT_TOKEN.test(token)) problems.push(`${file}: agent.token_file: must hold a secret of 16..1024 non-blank characters`);
   }
   let trust: AgentConfig['trust'] = { kind: 'fingerprint', sha256: '' };
   if ((a.ca === null) === (a.fingerprint === null))

@@ -4,6 +4,7 @@
  */
 import { DEVLXD_SOCKET } from './devlxd.js';
 import { block, duration, int, list, oneOf, text, type Infer, type ReadContext } from '../config/builder.js';
+import { AGENT_TOKEN } from '../config/schema.js';
 
 /** Service names and tags are DNS labels, as in `user.lexa.service.*` keys. */
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -51,7 +52,7 @@ export const agentSchema = block({
      * The server's optional shared secret (its `server.agent.token`); at most one of token and token_file. The
      * agent's own credential is not configured here: it is the instance's `user.lexa.agent.token`, read from devlxd.
      */
-    token: text(/^\S{16,1024}$/, 'a secret of 16..1024 non-blank characters').secret().optional(),
+    token: text(AGENT_TOKEN, 'a secret of 16..1024 non-blank characters').secret().optional(),
     token_file: file.optional(),
     /** devlxd's socket, where the instance's credential is read. */
     devlxd: file.default(DEVLXD_SOCKET),

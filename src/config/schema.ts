@@ -5,6 +5,20 @@
  */
 import { block, bool, duration, int, list, oneOf, text, type Infer, type ReadContext } from './builder.js';
 
+/**
+ * The TSIG HMAC algorithms lexa accepts, by their DNS names (RFC 8945 §6), each with the node:crypto digest that
+ * computes it; MD5 (deprecated) is not offered. Declared here, where the configuration checks the name; tsig.ts
+ * signs with it.
+ */
+export const TSIG_ALGORITHMS = {
+  'hmac-sha1': 'sha1',
+  'hmac-sha224': 'sha224',
+  'hmac-sha256': 'sha256',
+  'hmac-sha384': 'sha384',
+  'hmac-sha512': 'sha512',
+} as const;
+const TSIG_ALGORITHM_NAMES = Object.keys(TSIG_ALGORITHMS) as (keyof typeof TSIG_ALGORITHMS)[];
+
 /** TTLs are 32-bit with the top bit clear (RFC 2181 §8). */
 const TTL_MAX = 2_147_483_647;
 
@@ -226,7 +240,7 @@ export const configSchema = block({
           name: text(DNS_NAME, 'a key name such as "lexa-xfr"')
             .map((s) => s.toLowerCase().replace(/\.$/, ''))
             .required('(the TSIG key name)'),
-          algorithm: oneOf(['hmac-sha256', 'hmac-sha1', 'hmac-sha224', 'hmac-sha384', 'hmac-sha512']).default('hmac-sha256'),
+          algorithm: oneOf(TSIG_ALGORITHM_NAMES).default('hmac-sha256'),
           /**
            * The shared secret, base64 (as `tsig-keygen`, `keymgr` and knot's configs write it), inline or in
            * secret_file (read at load, trimmed): exactly one of them (load.ts).

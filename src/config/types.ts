@@ -30,11 +30,5 @@ export type LxdEndpoint =
       readonly serverCertificate: string | null;
     };
 
-export type LxdConfig = Config['lxd'];
-export type RestConfig = Config['rest'];
-export type DnsConfig = Config['dns'];
-export type EncryptedDnsConfig = DnsConfig['dot'];
 export type LogConfig = Config['log'];
 export type LogLevel = LogConfig['level'];
-export type AgentEndpointConfig = NonNullable<Config['agent']>;
-export type MetricsConfig = Config['metrics'];

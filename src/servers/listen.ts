@@ -40,11 +40,6 @@ export function bindUdp(socket: dgram.Socket, bind: Bind): Promise<number> {
   });
 }
 
-/** `host:port` as a URL authority: IPv6 literals in brackets. */
-export function hostPort(host: string, port: number): string {
-  return `${isIPv6(host) ? `[${host}]` : host}:${port}`;
-}
-
 /** Listeners of one transport, one per bind address. */
 export interface Listeners {
   /** Bound ports, in the order of the binds (useful with port 0). */

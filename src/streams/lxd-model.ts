@@ -62,14 +62,13 @@ export function instanceKey(project: string, name: string): string {
 }
 
 /**
- * The model of one LXD instance. `state` may be passed separately (from `/state`) to override `raw.state`.
- * `evidence` is what LXD last said about its networks and leases, which decides the interfaces' trusted addresses
+ * The model of one LXD instance, from its `recursion=2` record (which carries its state). `evidence` is what LXD last said about its networks and leases, which decides the interfaces' trusted addresses
  * (trust.ts); without it only device-configured addresses and NICs off lease-backed networks are trusted.
  */
-export function toInstance(raw: LxdInstance, state?: LxdInstanceState | null, evidence: Evidence = NO_EVIDENCE): Instance {
+export function toInstance(raw: LxdInstance, evidence: Evidence = NO_EVIDENCE): Instance {
   const name = raw.name ?? '';
   const project = raw.project || 'default';
-  const st = state !== undefined ? state : raw.state;
+  const st = raw.state;
   const status = st?.status ?? raw.status ?? 'Unknown';
   const parsed = parseServiceKeys(raw.expanded_config);
   const routing = parseTraefikKeys(raw.expanded_config, parsed.services);
@@ -209,7 +208,7 @@ export interface LxdServerEnvironment {
   addresses?: string[] | null;
 }
 
-/** Which daemon lexa is talking to: Incus speaks LXD's API (FACTS §2 lists the few differences lexa tolerates). */
+/** Which daemon lexa is talking to: Incus speaks LXD's API (its lifecycle metadata also carries `name` and `project`, and `recursion=2` adds fields: lexa tolerates both). */
 export interface DaemonKind {
   readonly kind: 'lxd' | 'incus';
   readonly version: string;

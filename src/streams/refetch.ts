@@ -188,7 +188,7 @@ export class Refetcher {
       lists = new Map(await Promise.all(reads));
       if (signal.aborted) return undefined;
       for (const [n, list] of lists) if (list !== undefined) this.#evidence = withLeases(this.#evidence, project, n, list);
-      inst = toInstance({ ...raw, project: raw.project || project }, undefined, this.#evidence);
+      inst = toInstance({ ...raw, project: raw.project || project }, this.#evidence);
     } catch (err) {
       if (err instanceof LxdError && err.status === 404) {
         this.#leased.delete(key);

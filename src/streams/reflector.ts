@@ -158,11 +158,6 @@ export class Reflector {
     return { target, member };
   }
 
-  /** Drops the events connection as if the network cut it (for tests and operators' `kill -USR2`-style use). */
-  dropConnection(): void {
-    this.#conn?.close();
-  }
-
   get #stopped(): boolean {
     return this.#halt.signal.aborted;
   }
@@ -288,7 +283,7 @@ export class Reflector {
     let evidence: Evidence = { networks: facts, leases: this.#refetcher.evidence.leases };
     for (const read of leases) evidence = withLeases(evidence, read.project, read.network, read.leases);
     this.#refetcher.evidence = evidence;
-    const instances = (raw ?? []).map((r) => toInstance(r, undefined, evidence));
+    const instances = (raw ?? []).map((r) => toInstance(r, evidence));
     const keep = [...listing.read];
     this.#store.dispatch({ type: 'listed', instances, members, clustered, keep, at: this.#clock.now() });
     if (networks !== undefined) this.#store.dispatch({ type: 'networks', subnets: toSubnets(networks), at: this.#clock.now() });

@@ -14,7 +14,8 @@ export interface TlsMaterial {
   readonly generated: boolean;
 }
 
-/** Generated certificates live for the process only; a year is ample and keeps clients that check dates happy. */
+/** A generated certificate lives for the process, or is kept under the state directory (state.ts) and reused:
+ * a year is ample and keeps clients that check dates happy. */
 const GENERATED_VALIDITY_DAYS = 365;
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);

@@ -9,11 +9,12 @@ export interface CertificateUser {
 }
 
 /**
- * The certificates lexa's TLS servers present, by server name ('dot', 'doh', 'doq', 'rest'): loads each once
- * (configured files, or a generated self-signed pair whose fingerprint is logged), and on reload (SIGHUP)
- * re-reads the configured files and hands each server its new certificate. A file that fails to load or a
- * certificate a server rejects keeps that server's current one, logged; a generated certificate lives as long
- * as the process.
+ * The certificates lexa's TLS servers present, by server name ('dot', 'doh', 'doq', 'rest', 'agent'): loads each
+ * once (configured files, or a generated self-signed pair whose fingerprint is logged, kept under the state
+ * directory when there is one), and on reload (SIGHUP) re-reads the configured files and hands each server its
+ * new certificate (every one of them swaps it for new connections, DoQ included). A file that fails to load or a
+ * certificate a server rejects keeps that server's current one, logged; a generated certificate is never
+ * replaced by a reload.
  */
 export class CertificateRegistry {
   readonly #log: Logger;

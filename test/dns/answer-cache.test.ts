@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer';
 import dnsPacket, { type Answer } from 'dns-packet';
 import t from 'tap';
 import { silentLogger } from '../../src/log/index.js';
-import { cacheKey } from '../../src/servers/dns/answer-cache.js';
+import { cacheKey, cachedAnswers, VARIANTS } from '../../src/servers/dns/answer-cache.js';
 import { createHandler } from '../../src/servers/dns/handler.js';
 import { datagramLimit, DEFAULT_MAX_UDP_REPLY, MESSAGE_LIMIT, type ReplyLimit } from '../../src/servers/dns/wire.js';
 import type { Snapshot } from '../../src/streams/index.js';
@@ -34,16 +34,26 @@ function q(name: string, type: dnsPacket.RecordType, o: { id?: number; rd?: bool
 
 t.test('a cached reply is the full path reply, byte for byte, with the asker ID and RD bit', async (t) => {
   const snap = clustered(); // one snapshot object throughout, as between two changes of LXD
-  const cached = createHandler({ snapshot: () => snap, resolver: fixed, log: silentLogger });
   const full = createHandler({ snapshot: () => snap, resolver: fixed, log: silentLogger, cache: false });
+  // The cache over a full path that counts its calls: every call is a miss, every other query a hit.
+  let misses = 0;
+  const cached = cachedAnswers((query, limit) => (misses++, full(query, limit)), () => snap);
   const cases: [Buffer, ReplyLimit][] = [];
   for (const name of ['web-1.lexa', 'WEB-1.lexa', 'nope.lexa', '_https._tcp.service.lexa', '*.lexa', 'lexa', 'cluster.web-1.lexa', 'example.com'])
     for (const type of ['A', 'AAAA', 'SRV', 'SOA', 'MX'] as const)
       for (const edns of [undefined, { size: 512 }, { size: 1232, do: true }, { size: 4096 }])
         for (const limit of [UDP, datagramLimit(512), MESSAGE_LIMIT]) cases.push([q(name, type, edns ? { edns } : {}), limit]);
+  // Asked this often, every key is past its misses (one, or one per kept order for a reply of several records)
+  // and into hits; the IDs and RD bits differ between asks, so each hit is patched.
+  const asks = Array.from({ length: VARIANTS + 2 }, (_, i) => [(0x1234 * (i + 1)) & 0xffff, i % 2] as const);
   let mismatches = 0;
+  let multiRecordHits = 0;
+  const wrongMisses: string[] = [];
+  const seen = new Set<string | undefined>(); // some cases share a key (a message transport ignores the EDNS size)
   for (const [query, limit] of cases) {
-    for (const [id, rd] of [[1, 1], [0x1234, 0], [0xfffe, 1]] as const) {
+    const before = misses;
+    const key = cacheKey(query, limit);
+    for (const [id, rd] of asks) {
       const again = Buffer.from(query);
       again.writeUInt16BE(id, 0);
       again[2] = (again[2]! & 0xfe) | rd;
@@ -51,8 +61,16 @@ t.test('a cached reply is the full path reply, byte for byte, with the asker ID 
       const b = full(again, limit);
       if (a === null || b === null ? a !== b : Buffer.compare(Buffer.from(a), Buffer.from(b)) !== 0) mismatches++;
     }
+    const reply = full(query, limit);
+    const records = reply === null ? 0 : (reply[6]! << 8) | reply[7]!;
+    const expected = seen.has(key) ? 0 : records > 1 ? VARIANTS : 1;
+    if (misses - before !== expected) wrongMisses.push(`${JSON.stringify(dnsPacket.decode(query).questions)} ${records} answers: ${misses - before} misses`);
+    if (records > 1) multiRecordHits += asks.length - expected;
+    seen.add(key);
   }
-  t.equal(mismatches, 0, `${cases.length * 3} queries, hits and misses alike, equal the full path`);
+  t.equal(mismatches, 0, `${cases.length * asks.length} queries, hits and misses alike, equal the full path`);
+  t.same(wrongMisses, [], 'each key misses once per kept order (one for a reply of at most one record), then hits');
+  t.ok(multiRecordHits > 0, `${multiRecordHits} hits on replies of several records`);
 });
 
 t.test('queries that are not plain go the full way every time', async (t) => {

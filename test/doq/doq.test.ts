@@ -14,6 +14,7 @@ import t from 'tap';
 import { memoryLogger } from '../../src/log/index.js';
 import { DOQ_LIMITS, startDoq, type DoqLimits } from '../../src/servers/doq/index.js';
 import type { Listeners } from '../../src/servers/transport.js';
+import { waitFor } from '../helpers/lxd-cli.js';
 import { stubHandler } from '../helpers/transport-stub.js';
 
 const root = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -102,6 +103,33 @@ t.test('the certificate verifies against its CA file, by IP and by name', async 
   t.match(untrusted.stdout, /connect failed: .*certificate/);
   const wrongName = await runClient('-ca', certFile, '-servername', 'other.example');
   t.not(wrongName.code, 0, 'a name the certificate does not cover is rejected');
+});
+
+t.test('setTls: new connections get the new certificate, open ones keep working', async (t) => {
+  const otherCert = join(dir, 'other.pem');
+  const otherKey = join(dir, 'other-key.pem');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', otherKey, '-out', otherCert, '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+  ], { stdio: 'pipe' });
+  const other = { cert: readFileSync(otherCert, 'utf8'), key: readFileSync(otherKey, 'utf8'), fingerprint: '', generated: false };
+  const swapped = await startOn();
+  t.teardown(() => swapped.close());
+  const run = (...args: string[]) => runClient('-server', `127.0.0.1:${swapped.ports[0]}`, ...args);
+  t.equal(summary(await run('-ca', otherCert)), 'queries=1 ok=0 failed=1', 'before the swap the other certificate does not verify');
+
+  // A connection verified against the first certificate, its second query sent after the swap.
+  const calls = stub.calls.length;
+  const held = run('-ca', certFile, '-count', '2', '-pause', '1s');
+  await waitFor(() => stub.calls.length > calls, { what: 'the held connection\'s first query' });
+  swapped.setTls(other);
+  t.equal(summary(await held), 'queries=2 ok=2 failed=0', 'the connection opened before the swap keeps working');
+
+  t.equal(summary(await run('-ca', otherCert)), 'queries=1 ok=1 failed=0', 'a new connection verifies against the new certificate');
+  t.equal(summary(await run('-ca', certFile)), 'queries=1 ok=0 failed=1', 'and no longer against the old one');
+  t.throws(() => swapped.setTls({ ...other, key: tls.key }), 'a key that does not match is refused');
+  t.equal(summary(await run('-ca', otherCert)), 'queries=1 ok=1 failed=0', 'and the certificate in use is unchanged');
 });
 
 t.test('a client offering another ALPN is refused, and the server lives on', async (t) => {

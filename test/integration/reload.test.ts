@@ -7,7 +7,7 @@ import t from 'tap';
 import { LXD_SOCKET, waitFor } from '../helpers/lxd-cli.js';
 import { loggedPort } from '../helpers/net.js';
 
-// The built CLI with DoT, DoH and REST on configured certificate files: replacing the files and sending SIGHUP
+// The built CLI with DoT, DoH, DoQ and REST on configured certificate files: replacing the files and sending SIGHUP
 // swaps the certificate for new connections without closing the listeners. Also: a configured file that is not a
 // certificate fails start-up clearly.
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
@@ -28,6 +28,17 @@ function fingerprint(port: number, alpn?: string): Promise<string> {
     });
     s.on('error', reject);
   });
+}
+
+/** The independent DoQ client (scripts/doq-client.sh): one query to `port`, verifying the server against `ca`. */
+function doqVerifies(port: number, ca: string): boolean {
+  const client = execFileSync('sh', [join(import.meta.dirname, '..', '..', 'scripts', 'doq-client.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  try {
+    execFileSync(client, ['-server', `127.0.0.1:${port}`, '-ca', ca, '-timeout', '3s', '-q'], { stdio: 'pipe' });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const config = () => `server {
@@ -63,6 +74,14 @@ const config = () => `server {
       certificate = "live.crt"
       key = "live.key"
     }
+    quic {
+      bind {
+        host = "127.0.0.1"
+        port = 0
+      }
+      certificate = "live.crt"
+      key = "live.key"
+    }
   }
 }
 `;
@@ -82,14 +101,20 @@ t.test('SIGHUP reloads certificate files into the running listeners', async (t) 
   const ports = ['rest', 'dot', 'doh'].map((name) => loggedPort(log, name)!);
   t.ok(ports.every((p) => p > 0), `ports from the log: ${ports.join(', ')}`);
   for (const p of ports) t.equal(await fingerprint(p), first, `port ${p} presents the first certificate`);
+  const doq = loggedPort(log, 'doq')!;
+  execFileSync('cp', [join(dir, 'live.crt'), join(dir, 'first-ca.crt')]);
+  t.ok(doqVerifies(doq, join(dir, 'first-ca.crt')), 'DoQ presents the first certificate');
+  t.notOk(doqVerifies(doq, join(dir, 'second.crt')), 'and not the second');
 
   const held = tls.connect({ host: '127.0.0.1', port: ports[1], rejectUnauthorized: false });
   await new Promise((r) => held.once('secureConnect', r));
   renameSync(join(dir, 'second.crt'), join(dir, 'live.crt'));
   renameSync(join(dir, 'second.key'), join(dir, 'live.key'));
   child.kill('SIGHUP');
-  await waitFor(() => (log.match(/"reloaded certificate"/g) ?? []).length === 3, { what: `three reloads logged (${log})` });
+  await waitFor(() => (log.match(/"reloaded certificate"/g) ?? []).length === 4, { what: `four reloads logged (${log})` });
   for (const p of ports) t.equal(await fingerprint(p), second, `port ${p} presents the second certificate`);
+  t.ok(doqVerifies(doq, join(dir, 'live.crt')), 'DoQ presents the second certificate to a new connection');
+  t.notOk(doqVerifies(doq, join(dir, 'first-ca.crt')), 'and no longer the first');
   t.equal(held.destroyed, false, 'a connection opened before the reload stays open');
   held.destroy();
   t.equal(child.exitCode, null, 'lexa still runs');

@@ -3,7 +3,6 @@ import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { dig } from '../helpers/dig.js';
 import { CLI, LexaProcess } from '../helpers/cli-process.js';
 import { CLIENT_CERT, CLIENT_KEY } from '../helpers/lxd-cli.js';
 

@@ -72,7 +72,7 @@ const THIEF = lxd(
   { eth0: [v4('10.99.0.12'), v4('10.99.0.244'), v6('fd42:99::216:3eff:fe34:d7ef')], x0: [v4('10.123.0.7')] },
   { config: { ...HTTP, 'user.lexa.service.dummy.port': '81', 'user.lexa.service.dummy.interface': 'x0' } },
 );
-const model = (raw: LxdInstance, evidence = EVIDENCE): Instance => deepFreeze(toInstance(raw, undefined, evidence));
+const model = (raw: LxdInstance, evidence = EVIDENCE): Instance => deepFreeze(toInstance(raw, evidence));
 
 t.test('EUI-64 interface identifiers (RFC 4291 appendix A)', async (t) => {
   t.equal(eui64(VICTIM_MAC), '02163efffe803f37', "the universal/local bit flipped, ff:fe in the middle");

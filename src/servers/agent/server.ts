@@ -30,7 +30,7 @@ export interface AgentLimits extends ConnectionLimits {
   /** A client that has not finished the TLS handshake in this time is dropped. */
   readonly handshakeTimeoutMs: number;
   /**
-   * A connection that sends nothing for this long is closed. Agents ping every AGENT_PING_MS (agent/client.ts);
+   * A connection that sends nothing for this long is closed. Agents ping every AGENT_PING_MS (agent/agent.ts);
    * a container stopped with `lxc stop -f` leaves a half-open connection that only this notices.
    */
   readonly idleTimeoutMs: number;

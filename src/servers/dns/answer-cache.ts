@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import type { Snapshot } from '../../streams/index.js';
 import type { HandleQuery } from './handler.js';
-import { replySize, type ReplyLimit } from './wire.js';
+import { HEADER_BYTES, replySize, type ReplyLimit } from './wire.js';
 
 /**
  * Answers computed once per snapshot: a lever on the query path's cost. Between two changes of LXD the same
@@ -24,11 +24,10 @@ import { replySize, type ReplyLimit } from './wire.js';
  */
 
 /** Orders kept per question: clients (HAProxy, forwarders) see rotation among these. */
-const VARIANTS = 4;
+export const VARIANTS = 4;
 /** Keys per snapshot before starting over: every name of a 10,000-instance zone twice over, ~10 MB at most. */
 const MAX_KEYS = 20_000;
 
-const HEADER_BYTES = 12;
 const TYPE_OPT = 41;
 
 interface Entry {

@@ -1,7 +1,6 @@
 import type { HandleQuery } from './handler.js';
 import { checkRequest, signMessage, type TsigKey } from './tsig.js';
-
-const HEADER_BYTES = 12;
+import { HEADER_BYTES } from './wire.js';
 
 /**
  * Wraps the one-reply handler with TSIG (RFC 8945) for ordinary queries: a signed query (a secondary's SOA

@@ -4,7 +4,7 @@ import type { Logger } from '../../log/index.js';
 import type { StreamLimits } from '../transport.js';
 import type { HandleQuery } from './handler.js';
 import type { HandleTransfer } from './transfer.js';
-import { MESSAGE_LIMIT } from './wire.js';
+import { asBuffer, MESSAGE_LIMIT } from './wire.js';
 
 /**
  * DNS over a byte stream: the 2-byte big-endian length framing of RFC 1035 §4.2.2, shared by plain TCP
@@ -167,7 +167,3 @@ export function serveStream(
 }
 
 const EMPTY = new Uint8Array(0);
-
-function asBuffer(chunk: Uint8Array): Buffer {
-  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-}

@@ -8,7 +8,7 @@ import { skippedRecords } from './skipped.js';
 import { reverseZones, type ResolveOptions } from './resolve.js';
 import type { ZoneSerials } from './serial.js';
 import { checkRequest, RCODE_NOTAUTH, signMessage, type TsigKey } from './tsig.js';
-import { skipName } from './wire.js';
+import { asBuffer, HEADER_BYTES, RCODE_FORMERR, RCODE_REFUSED, RCODE_SERVFAIL, skipName } from './wire.js';
 
 /**
  * Zone transfers (AXFR, RFC 5936; IXFR, RFC 1995) over a stream transport. A transfer answers one query with a
@@ -44,9 +44,6 @@ const MAX_MESSAGE_BYTES = 16 * 1024;
 const TYPE_AXFR = 252;
 const TYPE_IXFR = 251;
 const TYPE_SOA = 6;
-const RCODE_SERVFAIL = 2;
-const RCODE_REFUSED = 5;
-const HEADER_BYTES = 12;
 
 export function createTransfer(opts: TransferOptions): HandleTransfer {
   const allow = new BlockList();
@@ -69,7 +66,7 @@ export function createTransfer(opts: TransferOptions): HandleTransfer {
   function transfer(query: Uint8Array, peer: string, q: TransferQuestion): Uint8Array[] {
     const seconds = Math.floor(now() / 1000);
     const tsig = checkRequest(query, keys, seconds);
-    if (tsig.kind === 'malformed') return [status(asBuffer(query), q.end, 1)];
+    if (tsig.kind === 'malformed') return [status(asBuffer(query), q.end, RCODE_FORMERR)];
     if (tsig.kind === 'rejected') {
       log.warn('dns: zone transfer TSIG rejected', { peer, zone: q.name, error: tsig.error });
       return [tsig.reply];
@@ -214,7 +211,3 @@ function messages(query: Buffer, qend: number, records: readonly Answer[], onSki
 /** The largest record lexa writes: an owner and an rdata name of 255 bytes each, with SOA's fixed fields. */
 const MAX_RECORD_BYTES = 2 * 255 + 10 + 255 + 20;
 
-
-function asBuffer(b: Uint8Array): Buffer {
-  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-}

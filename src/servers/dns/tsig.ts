@@ -1,7 +1,8 @@
 import { Buffer } from 'node:buffer';
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { TSIG_ALGORITHMS } from '../../config/schema.js';
 import { emitName } from './records.js';
-import { skipName } from './wire.js';
+import { asBuffer, HEADER_BYTES, skipName } from './wire.js';
 
 /**
  * TSIG (RFC 8945): HMAC signatures on DNS messages with a shared key, for zone transfers, the SOA queries a
@@ -12,14 +13,6 @@ import { skipName } from './wire.js';
  * answered unsigned, BADTIME signed). Every message of a transfer is signed (RFC 8945 no longer allows gaps).
  */
 
-/** The HMAC algorithms lexa accepts, by their DNS names (RFC 8945 §6). MD5 (deprecated) is not offered. */
-export const TSIG_ALGORITHMS = {
-  'hmac-sha1': 'sha1',
-  'hmac-sha224': 'sha224',
-  'hmac-sha256': 'sha256',
-  'hmac-sha384': 'sha384',
-  'hmac-sha512': 'sha512',
-} as const;
 export type TsigAlgorithm = keyof typeof TSIG_ALGORITHMS;
 
 export interface TsigKey {
@@ -46,7 +39,6 @@ export const RCODE_NOTAUTH = 9;
 export const TSIG_BADSIG = 16;
 export const TSIG_BADKEY = 17;
 export const TSIG_BADTIME = 18;
-const HEADER_BYTES = 12;
 
 /** A TSIG record as found at the end of a message. */
 export interface TsigRecord {
@@ -331,8 +323,4 @@ function readName(buf: Buffer, off: number): string | undefined {
     off += 1 + len;
   }
   return undefined;
-}
-
-function asBuffer(b: Uint8Array): Buffer {
-  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }

@@ -168,7 +168,13 @@ export const RCODE_REFUSED = 5;
 /** Extended RCODE 16 (RFC 6891): upper 8 bits (1) in the OPT record, lower 4 bits (0) in the header. */
 export const RCODE_BADVERS = 16;
 
-const HEADER_BYTES = 12;
+/** A DNS message's fixed header: ID, flags and the four section counts (RFC 1035 §4.1.1). */
+export const HEADER_BYTES = 12;
+
+/** The bytes of `b` as a Buffer, without copying (a Buffer is returned as it is). */
+export function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
 const FLAG_QR = 0x8000;
 const OPCODE_MASK = 0x7800;
 const FLAG_AA = 0x0400;

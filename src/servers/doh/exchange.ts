@@ -16,7 +16,7 @@ import { cacheMaxAge } from './max-age.js';
  */
 
 export const DNS_MESSAGE = 'application/dns-message';
-/** The largest DNS message (the 2-byte length of the wire format); larger bodies are refused unread (413). */
+/** The methods a DoH path answers (RFC 8484 §4.1: GET and POST; HEAD as GET without a body); others get 405. */
 export const ALLOW = 'GET, HEAD, POST';
 
 export interface DohReply {

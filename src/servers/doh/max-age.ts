@@ -1,4 +1,4 @@
-import { skipName } from '../dns/wire.js';
+import { HEADER_BYTES, skipName } from '../dns/wire.js';
 
 /**
  * How long an HTTP cache may keep a DoH reply (RFC 8484 §5.1): the smallest TTL among the answer and authority
@@ -42,7 +42,6 @@ export function cacheMaxAge(reply: Uint8Array): number {
   return min === Infinity ? 0 : min;
 }
 
-const HEADER_BYTES = 12;
 /** TYPE, CLASS, TTL, RDLENGTH. */
 const RR_FIXED_BYTES = 10;
 const TYPE_SOA = 6;

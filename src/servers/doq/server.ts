@@ -3,13 +3,15 @@
 // message to lexa's shared handler, and writes the reply back on the same
 // stream. Protocol violations close the connection with DOQ_PROTOCOL_ERROR.
 
+import tls from 'node:tls';
 import type { QUICConnection, QUICStream } from '@matrixai/quic';
 import type { Bind } from '../../config/index.js';
-import { describeError, type Logger } from '../../log/index.js';
+import { describeError } from '../../log/index.js';
 import { frameMessage, MAX_DNS_MESSAGE, MESSAGE_LIMIT } from '../dns/index.js';
 import { RefusalLog, type ConnectionLimits } from '../fairness.js';
-import { openEach, type Listeners } from '../listen.js';
-import type { TlsTransportOptions } from '../transport.js';
+import { openEach } from '../listen.js';
+import type { TlsListeners, TlsTransportOptions } from '../transport.js';
+import type { TlsMaterial } from '../../tls/index.js';
 import { DoqErrorCode, MAX_FRAMED_MESSAGE, QueryAccumulator, type FramingError } from './framing.js';
 import { DoqQuicServer, GuardedSocket, assertLibraryShape, hmacCrypto, silentLibraryLogger } from './quic.js';
 
@@ -52,19 +54,34 @@ const STREAM_WINDOW = MAX_FRAMED_MESSAGE;
 
 /**
  * DoQ on every bind address (one UDP socket and QUIC server each). On a bind failure, closes what it opened and
- * rejects. @matrixai/quic takes its TLS configuration once per server, so there is no certificate swap: a new
- * certificate needs a restart.
+ * rejects. setTls swaps the certificate as the TLS listeners do (TlsListeners): connections accepted from then on
+ * present the new one; open connections keep theirs.
  */
-export function startDoq(opts: TlsTransportOptions<DoqLimits>): Promise<Listeners> {
-  return openEach(opts.binds, async (bind) => {
+export async function startDoq(opts: TlsTransportOptions<DoqLimits>): Promise<TlsListeners> {
+  const servers: DoqServer[] = [];
+  const listeners = await openEach(opts.binds, async (bind) => {
     const server = createDoqServer(bind, opts);
-    return { port: await server.listen(), close: () => server.close() };
+    const port = await server.listen();
+    servers.push(server);
+    return { port, close: () => server.close() };
   });
+  return {
+    ...listeners,
+    setTls(m) {
+      // The library builds each connection's TLS from the configuration as it accepts it, so a bad pair would fail
+      // every new connection: check it now (OpenSSL matches key to certificate), before any server changes.
+      tls.createSecureContext({ cert: m.cert, key: m.key });
+      for (const s of servers) s.setTls(m);
+      opts.log.info('doq: certificate replaced', { sha256: m.fingerprint });
+    },
+  };
 }
 
 interface DoqServer {
   /** Binds the UDP socket; resolves with the bound port (useful with port 0). */
   listen(): Promise<number>;
+  /** Connections accepted from now on present `m` (the library copies its configuration into each new one). */
+  setTls(m: TlsMaterial): void;
   /** Closes every connection (DOQ_NO_ERROR) and the socket. */
   close(): Promise<void>;
 }
@@ -196,6 +213,9 @@ function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqL
       listening = true;
       logger.info('doq: listening', { host: socket.host, port: socket.port });
       return socket.port;
+    },
+    setTls(m) {
+      server.updateConfig({ cert: m.cert, key: m.key });
     },
     async close() {
       if (!listening) return;

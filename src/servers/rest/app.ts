@@ -77,16 +77,18 @@ export function restApp(opts: RestOptions): express.Express {
     else res.type('application/json').send(doc.body);
   };
 
-  // Also once per snapshot; its problems are logged when they change, not on every poll.
-  let traefik: { version: number; body: string; problems: string } | undefined;
+  // Also once per snapshot and suffix (a reload can change the suffix, which the default rules name, without a new
+  // snapshot); its problems are logged when they change, not on every poll.
+  let traefik: { version: number; suffix: string; body: string; problems: string } | undefined;
   const traefikBody = (snap: Snapshot): string => {
-    if (traefik?.version !== snap.version) {
-      const doc = traefikDocument(snap, opts.suffix);
+    const suffix = opts.suffix;
+    if (traefik?.version !== snap.version || traefik.suffix !== suffix) {
+      const doc = traefikDocument(snap, suffix);
       const problems = doc.problems.join('\n');
       if (problems !== '' && problems !== traefik?.problems) {
         for (const problem of doc.problems) opts.log?.warn('traefik declaration conflict', { problem });
       }
-      traefik = { version: snap.version, body: doc.body, problems };
+      traefik = { version: snap.version, suffix, body: doc.body, problems };
     }
     return traefik.body;
   };

@@ -1,0 +1,36 @@
+import { writeFileSync } from 'node:fs';
+import t from 'tap';
+import { loadConfig } from '../../src/config/index.js';
+import { curl, startLexa } from '../helpers/lexa.js';
+import { deleteByPrefix, launch, LXD_SOCKET, waitFor } from '../helpers/lxd-cli.js';
+
+// A reload (what the CLI's SIGHUP handler calls with the re-read file) that changes server.lxd.suffix changes the
+// default router rules of GET /traefik at once, although no instance changed and so the snapshot did not either:
+// the document is derived once per snapshot AND suffix, against the real LXD.
+const PREFIX = 'rd-tfk-';
+const NAME = `${PREFIX}plain`;
+
+t.before(() => deleteByPrefix(PREFIX));
+t.teardown(() => deleteByPrefix(PREFIX));
+
+type Doc = { http: { routers: Record<string, { rule: string; service: string }> } };
+
+t.test('a reload that changes the suffix changes /traefik default rules', async (t) => {
+  // No Traefik keys: its service gets the default router, whose rule names the suffix.
+  await launch(NAME, { config: { 'user.lexa.service.rdplain.port': '80' } });
+  const lexa = await startLexa(`    socket = "${LXD_SOCKET}"`);
+  t.teardown(() => lexa.close());
+  const rule = async (): Promise<string | undefined> => {
+    const r = await curl(`${lexa.restUrl}/traefik`);
+    return r.status === 200 ? r.json<Doc>().http.routers['rdplain']?.rule : undefined;
+  };
+  t.equal(await waitFor(rule, { what: 'the rdplain router in /traefik' }), 'Host(`rdplain.service.lexa`)');
+
+  const file = lexa.daemon.config.source!;
+  writeFileSync(file, `server {\n  lxd {\n    socket = "${LXD_SOCKET}"\n    suffix = "renamed"\n  }\n  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n  dns {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n}\n`);
+  const version = lexa.daemon.store.current.version;
+  const plan = await lexa.daemon.reload(await loadConfig({ path: file }));
+  t.ok(plan.live.includes('server.lxd.suffix'), 'the suffix is applied live');
+  t.equal(lexa.daemon.store.current.version, version, 'the snapshot is the same one');
+  t.equal(await rule(), 'Host(`rdplain.service.renamed`)', 'the rule names the new suffix');
+});
