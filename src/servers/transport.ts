@@ -1,5 +1,6 @@
 import type { Bind } from '../config/index.js';
 import type { Logger } from '../log/index.js';
+import type { Clock } from '../streams/clock.js';
 import type { TlsMaterial } from '../tls/index.js';
 import type { HandleQuery } from './dns/handler.js';
 import type { ConnectionLimits } from './fairness.js';
@@ -14,6 +15,8 @@ export interface TransportOptions<L> {
   readonly handle: HandleQuery;
   readonly log: Logger;
   readonly limits: L;
+  /** Times the connection deadlines (the process's clock when absent; tests drive a fake one). */
+  readonly clock?: Clock;
 }
 
 /** A transport that speaks TLS (DoT, DoH, DoQ): the certificate it presents at start. */

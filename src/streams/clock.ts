@@ -9,6 +9,11 @@ export interface Clock {
   clearTimeout(handle: unknown): void;
   setInterval(fn: () => void, ms: number): unknown;
   clearInterval(handle: unknown): void;
+  /**
+   * Lets the process exit while `handle` (a timeout or interval of this clock) is pending: for timers that only
+   * matter while something else (a socket, a server) keeps the process alive. A clock without a process may ignore it.
+   */
+  unref(handle: unknown): void;
 }
 
 /** The process's own clock and timers. */
@@ -18,6 +23,7 @@ export const realClock: Clock = {
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
   setInterval: (fn, ms) => setInterval(fn, ms),
   clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
+  unref: (handle) => void (handle as NodeJS.Timeout).unref(),
 };
 
 /**

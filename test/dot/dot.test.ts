@@ -7,6 +7,8 @@ import { startDot, type DotLimits } from '../../src/servers/dot/index.js';
 import type { TlsListeners } from '../../src/servers/transport.js';
 import { frameMessage } from '../../src/servers/dns/index.js';
 import { memoryLogger } from '../../src/log/index.js';
+import type { Clock } from '../../src/streams/clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { requireIPv6Loopback } from '../helpers/net.js';
 import {
   BIG_ANSWERS,
@@ -33,8 +35,8 @@ const log = memoryLogger();
 type Reply = DecodedPacket & { rcode: string };
 
 /** DoT on 127.0.0.1 with the daemon's default limits, some overridden. */
-async function start(limits: Partial<DotLimits> = {}): Promise<TlsListeners> {
-  return startDot({ binds: [{ host: '127.0.0.1', port: 0 }], tls: cert.tls, handle: stub.handle, log, limits: { ...STREAM_LIMITS, ...limits } });
+async function start(limits: Partial<DotLimits> = {}, clock?: Clock): Promise<TlsListeners> {
+  return startDot({ binds: [{ host: '127.0.0.1', port: 0 }], tls: cert.tls, handle: stub.handle, log, limits: { ...STREAM_LIMITS, ...limits }, clock });
 }
 
 /** A DoT client on node:tls that splits the decrypted stream into DNS messages. */
@@ -237,7 +239,7 @@ t.test('a client that connects and never starts the TLS handshake is dropped aft
   c.socket.destroy();
 });
 
-t.test('idle connections are closed; bytes that never complete a query do not count as activity', async (t) => {
+t.test('an idle connection is really closed (real time)', async (t) => {
   const server = await start({ idleTimeoutMs: 300, firstRequestTimeoutMs: 300 });
   t.teardown(() => server.close());
   const c = new DotClient(server.ports[0]!);
@@ -245,26 +247,35 @@ t.test('idle connections are closed; bytes that never complete a query do not co
   await c.waitFor(1);
   const waited = await closesWithin(c.closed, 3000);
   t.ok(waited >= 250, `closed after ${waited} ms idle (timeout 300 ms)`);
+});
 
+t.test('idle deadline on a fake clock: queries keep a connection, bytes that never complete a query do not', async (t) => {
+  const IDLE_MS = 300;
+  const clock = new FakeClock();
+  const server = await start({ idleTimeoutMs: IDLE_MS, firstRequestTimeoutMs: IDLE_MS }, clock);
+  t.teardown(() => server.close());
   const busy = new DotClient(server.ports[0]!);
-  await busy.secure;
+  const trickle = new DotClient(server.ports[0]!);
+  await Promise.all([busy.secure, trickle.secure]);
+  const frame = frameMessage(query(9, 'slow.test'));
   for (let i = 0; i < 8; i++) {
     busy.socket.write(frameMessage(query(i, 'web.test')));
-    await sleep(100);
+    await busy.waitFor(i + 1);
+    trickle.socket.write(frame.subarray(i, i + 1)); // one byte per step, never a whole query
+    await sleep(10); // the byte's real way over loopback and TLS
+    await clock.advance(IDLE_MS / 3);
   }
-  t.equal(busy.socket.destroyed, false, 'a client asking every 100 ms stays connected past the timeout');
-  const trickle = new DotClient(server.ports[0]!);
-  await trickle.secure;
-  const started = Date.now();
-  const frame = frameMessage(query(9, 'slow.test'));
-  let sent = 0;
-  while (!trickle.socket.destroyed && sent < frame.length - 1 && Date.now() - started < 3000) {
-    trickle.socket.write(frame.subarray(sent, ++sent)); // one byte every 50 ms, never the last one
-    await sleep(50);
-  }
+  t.equal(busy.socket.destroyed, false, `a client asking every ${IDLE_MS / 3} ms stays connected past ${IDLE_MS} ms`);
   await closesWithin(trickle.closed, 3000);
-  t.ok(Date.now() - started < 1000, `a client trickling one byte per 50 ms was closed after ${Date.now() - started} ms`);
-  busy.socket.destroy();
+  t.pass(`a client trickling a byte every ${IDLE_MS / 3} ms is closed`);
+  busy.socket.write(frameMessage(query(8, 'web.test')));
+  await busy.waitFor(9);
+  await clock.advance(IDLE_MS - 1);
+  await sleep(50); // time for a close to reach the client, were there one
+  t.equal(busy.socket.destroyed, false, 'not a millisecond before its idle deadline');
+  await clock.advance(1);
+  await closesWithin(busy.closed, 3000);
+  t.pass('closed at its idle deadline');
 });
 
 t.test('connections beyond the cap are closed; the others keep working', async (t) => {

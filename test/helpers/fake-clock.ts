@@ -35,6 +35,9 @@ export class FakeClock implements Clock {
     this.#timers.delete(handle as number);
   }
 
+  /** A fake clock keeps no process alive, so there is nothing to release. */
+  unref(): void {}
+
   /** How many timers and intervals are set and not yet fired or cleared. */
   get pending(): number {
     return this.#timers.size;

@@ -4,6 +4,7 @@ import { randomInt } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Observable, Subscription } from 'rxjs';
 import type { Logger } from '../../log/index.js';
+import { realClock, type Clock } from '../../streams/clock.js';
 import type { Snapshot } from '../../streams/index.js';
 import type { ZoneSerials } from './serial.js';
 import { emitName } from './records.js';
@@ -38,11 +39,14 @@ export class Notifier {
   /** Pending NOTIFYs by `zone|host|port`. */
   readonly #pending = new Map<string, Pending>();
   #closed = false;
+  readonly #clock: Clock;
 
-  constructor(targets: readonly NotifyTarget[], key: TsigKey | null, log: Logger) {
+  /** `clock` times the retries (and TSIG's time signed); tests pass a fake one to drive the schedule. */
+  constructor(targets: readonly NotifyTarget[], key: TsigKey | null, log: Logger, clock: Clock = realClock) {
     this.#targets = targets;
     this.#key = key;
     this.#log = log;
+    this.#clock = clock;
   }
 
   /**
@@ -62,7 +66,7 @@ export class Notifier {
     for (const target of this.#targets) {
       const id = `${zone}|${target.host}|${target.port}`;
       this.#pending.get(id)?.cancel();
-      const pending = new Pending(zone, serial, target, this.#key, this.#socket(target), this.#log, () => {
+      const pending = new Pending(zone, serial, target, this.#key, this.#socket(target), this.#log, this.#clock, () => {
         if (this.#pending.get(id) === pending) this.#pending.delete(id);
       });
       this.#pending.set(id, pending);
@@ -98,7 +102,7 @@ export class Notifier {
 class Pending {
   readonly #id = randomInt(0, 0x10000);
   #attempt = 0;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: unknown;
   #mac: Buffer | undefined;
   #done = false;
 
@@ -109,6 +113,7 @@ class Pending {
     readonly key: TsigKey | null,
     readonly socket: dgram.Socket,
     readonly log: Logger,
+    readonly clock: Clock,
     readonly onDone: () => void,
   ) {}
 
@@ -122,15 +127,15 @@ class Pending {
     this.#attempt++;
     let msg = notifyMessage(this.#id, this.zone);
     if (this.key !== null) {
-      const signed = signMessage(msg, this.key, { timeSigned: Math.floor(Date.now() / 1000) });
+      const signed = signMessage(msg, this.key, { timeSigned: Math.floor(this.clock.now() / 1000) });
       msg = signed.message;
       this.#mac = signed.mac;
     }
     this.socket.send(msg, this.target.port, this.target.host, (err) => {
       if (err) this.log.debug('dns/notify: send failed', { target: this.target.host, error: err.message });
     });
-    this.#timer = setTimeout(() => this.send(), NOTIFY_FIRST_RETRY_MS * 2 ** (this.#attempt - 1));
-    this.#timer.unref();
+    this.#timer = this.clock.setTimeout(() => this.send(), NOTIFY_FIRST_RETRY_MS * 2 ** (this.#attempt - 1));
+    this.clock.unref(this.#timer);
   }
 
   /** Whether `msg` acknowledges this NOTIFY (and so ends it). */
@@ -148,7 +153,7 @@ class Pending {
 
   cancel(): void {
     this.#done = true;
-    clearTimeout(this.#timer);
+    this.clock.clearTimeout(this.#timer);
     this.onDone();
   }
 }

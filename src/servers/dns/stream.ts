@@ -1,6 +1,7 @@
 import { Buffer } from 'node:buffer';
 import type net from 'node:net';
 import type { Logger } from '../../log/index.js';
+import { realClock, type Clock } from '../../streams/clock.js';
 import type { StreamLimits } from '../transport.js';
 import type { HandleQuery } from './handler.js';
 import type { HandleTransfer } from './transfer.js';
@@ -82,7 +83,8 @@ export function frameMessage(msg: Uint8Array): Buffer {
  * query is answered (and nothing more is read) until they drain, so a client that pipelines and never reads holds
  * at most one read chunk of queries plus `maxBufferedBytes` and one reply (or one zone transfer) of output.
  * `name` prefixes log messages (e.g. 'dns/tcp'). With `transfer`, a zone-transfer query (AXFR/IXFR) is answered
- * by it with a sequence of messages, written in order before the next query's reply. Never throws.
+ * by it with a sequence of messages, written in order before the next query's reply. `clock` times the deadlines
+ * (tests drive a fake one). Never throws.
  */
 export function serveStream(
   socket: net.Socket,
@@ -91,6 +93,7 @@ export function serveStream(
   log: Logger,
   name: string,
   transfer?: HandleTransfer,
+  clock: Clock = realClock,
 ): void {
   const { idleTimeoutMs } = limits;
   const firstRequestTimeoutMs = limits.firstRequestTimeoutMs ?? idleTimeoutMs;
@@ -100,27 +103,27 @@ export function serveStream(
   socket.on('error', (err) => log.debug(`${name}: connection error`, { error: err.message }));
 
   // One timer, re-armed lazily: the deadline is `limit` after the last complete query (or the start).
-  let lastProgress = Date.now();
+  let lastProgress = clock.now();
   let limit = firstRequestTimeoutMs;
   const checkIdle = (): void => {
-    const quiet = Date.now() - lastProgress;
+    const quiet = clock.now() - lastProgress;
     if (quiet >= limit) socket.destroy();
-    else idleTimer = setTimeout(checkIdle, limit - quiet);
+    else idleTimer = clock.setTimeout(checkIdle, limit - quiet);
   };
-  let idleTimer = setTimeout(checkIdle, limit);
-  socket.on('close', () => clearTimeout(idleTimer));
+  let idleTimer = clock.setTimeout(checkIdle, limit);
+  socket.on('close', () => clock.clearTimeout(idleTimer));
   // A client that reads everything we queued is making progress too, even if it asks nothing new.
-  socket.on('drain', () => (lastProgress = Date.now()));
+  socket.on('drain', () => (lastProgress = clock.now()));
 
   /** Answers one query; false when reading must stop (closed, or replies waiting past the buffer bound). */
   const onMessage = (msg: Buffer): boolean => {
     if (socket.destroyed) return false;
-    lastProgress = Date.now();
+    lastProgress = clock.now();
     if (limit !== idleTimeoutMs) {
       // The first query: from now on the idle deadline, which may be shorter than the timer armed for the first.
       limit = idleTimeoutMs;
-      clearTimeout(idleTimer);
-      idleTimer = setTimeout(checkIdle, limit);
+      clock.clearTimeout(idleTimer);
+      idleTimer = clock.setTimeout(checkIdle, limit);
     }
     let reply: Uint8Array | null;
     try {

@@ -11,8 +11,8 @@ import type { HandleTransfer } from './transfer.js';
  * with DoT; the connection cap and tracking in listen.ts. Zone transfers (`transfer`) are served on TCP only. On a bind failure, closes what it opened and rejects.
  */
 export async function startTcp(opts: TransportOptions<StreamLimits> & { readonly transfer?: HandleTransfer }): Promise<Listeners> {
-  const { handle, log, limits, transfer } = opts;
-  const create = () => net.createServer((socket) => serveStream(socket, handle, limits, log, 'dns/tcp', transfer));
+  const { handle, log, limits, transfer, clock } = opts;
+  const create = () => net.createServer((socket) => serveStream(socket, handle, limits, log, 'dns/tcp', transfer, clock));
   const { ports, close } = await listenStreams(opts.binds, create, limits, log, 'dns/tcp');
   return { ports, close };
 }

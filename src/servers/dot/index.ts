@@ -28,7 +28,7 @@ export interface DotLimits extends StreamLimits {
  * same AXFR/IXFR as on TCP, same allow list and TSIG). On a bind failure, closes what it opened and rejects.
  */
 export function startDot(opts: TlsTransportOptions<DotLimits> & { readonly transfer?: HandleTransfer }): Promise<TlsListeners> {
-  const { handle, log, limits, transfer } = opts;
+  const { handle, log, limits, transfer, clock } = opts;
   const create = () =>
     tls.createServer(
       {
@@ -38,7 +38,7 @@ export function startDot(opts: TlsTransportOptions<DotLimits> & { readonly trans
         // only other protocols (h2: a web client on the wrong port) fails the handshake (no_application_protocol).
         ALPNProtocols: [DOT_ALPN],
       },
-      (socket) => serveStream(socket, handle, limits, log, 'dot', transfer),
+      (socket) => serveStream(socket, handle, limits, log, 'dot', transfer, clock),
     );
   return listenTls(opts.binds, create, limits, log, 'dot');
 }
