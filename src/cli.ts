@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 import { arch, platform } from 'node:os';
 import { parseArgs } from 'node:util';
-import { Agent, loadAgentConfig } from './agent/index.js';
 import { ConfigError, loadConfig, type Config } from './config/index.js';
 import { effectiveSettings } from './config/effective.js';
-import { startDaemon } from './daemon.js';
 import { createLogger } from './log/index.js';
 import { version } from './version.js';
+
+// Each command loads only what it runs: the daemon (LXD client, undici, ws, rxjs, every listener) and the agent are
+// imported by the command that needs them, so `lexa agent` inside a container and `lexa check-config` start without
+// the server's dependencies (test/unit/imports.test.ts holds this).
 
 const HELP = `lexa: instance and service discovery for LXD
 
@@ -78,6 +80,7 @@ async function main(argv: string[]): Promise<number> {
   const logger = createLogger(config.log);
   let daemon;
   try {
+    const { startDaemon } = await import('./daemon.js');
     daemon = await startDaemon(config, logger);
   } catch (err) {
     logger.error('start-up failed', { error: (err as Error).message });
@@ -140,6 +143,7 @@ async function checkConfig(path: string | undefined): Promise<number> {
 
 /** `lexa agent`: runs until SIGINT/SIGTERM; configuration errors exit 2 before anything starts. */
 async function runAgent(path: string | undefined): Promise<number> {
+  const [{ Agent }, { loadAgentConfig }] = await Promise.all([import('./agent/agent.js'), import('./agent/config.js')]);
   let config;
   try {
     config = await loadAgentConfig({ path });

@@ -1,8 +1,8 @@
 import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { describeError, type Logger } from '../log/index.js';
-import { decodeServerMessage, encodeFrame, FrameReader, PROTOCOL_VERSION, type AgentMessage } from '../servers/agent/protocol.js';
-import { reconnectDelay } from '../streams/connection.js';
+import { decodeServerMessage, encodeFrame, FrameReader, PROTOCOL_VERSION, type AgentMessage } from './protocol.js';
+import { reconnectDelay } from '../streams/backoff.js';
 import type { AgentService } from '../streams/index.js';
 import { Check } from './checks.js';
 import { readInstanceToken } from './devlxd.js';

@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ConfigError, parseHcl } from '../config/index.js';
 import { AGENT_TOKEN } from '../config/schema.js';
-import { MAX_SERVICES } from '../servers/agent/protocol.js';
+import { MAX_SERVICES } from './protocol.js';
 import { readAgentSettings, type AgentSettings } from './schema.js';
 
 /** Where `lexa agent` looks for its file without `--config`, in order. */

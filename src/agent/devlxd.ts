@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { clip } from '../servers/agent/protocol.js';
+import { clip } from './protocol.js';
 import { AGENT_TOKEN_KEY } from '../streams/agents.js';
 
 /** Where LXD's guest API answers inside every instance (unless `security.devlxd=false`). */

@@ -3,7 +3,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { homedir } from 'node:os';
 import { isIP } from 'node:net';
 import { Buffer } from 'node:buffer';
-import { reverseZoneOf } from '../servers/dns/reverse.js';
+import { reverseZoneOf } from '../net/addresses.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AGENT_TOKEN, readSettings, TSIG_SECRET, type Settings } from './schema.js';

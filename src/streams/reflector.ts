@@ -1,6 +1,7 @@
 import { describeError, type Logger } from '../log/index.js';
 import { realClock, sleep, type Clock } from './clock.js';
-import { EventConnection, reconnectDelay } from './connection.js';
+import { reconnectDelay } from './backoff.js';
+import { EventConnection } from './connection.js';
 import { originOf } from './failover-client.js';
 import type { LxdClient } from './lxd-client.js';
 import {

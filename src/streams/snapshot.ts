@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { addressKey } from '../net/addresses.js';
 import { withServed } from './agents.js';
 import { Glob } from './glob.js';
 import type { AgentState, ClusterMember, Instance, NetInterface, ServiceEndpoint } from './model.js';
@@ -369,27 +369,6 @@ function ownersOf(inst: Instance): Map<string, AddressOwner[]> {
 
 function addressKeysOf(inst: Instance): Iterable<string> {
   return ownersOf(inst).keys();
-}
-
-/**
- * One spelling per address: IPv4 as dotted quad, IPv6 as its 32 lower-case hex digits (so `fd42:99::1` and
- * `fd42:0099:0:0:0:0:0:1` meet). Undefined for anything that is not an address.
- */
-export function addressKey(ip: string): string | undefined {
-  if (isIPv4(ip)) return ip;
-  if (!isIPv6(ip) || ip.includes('%')) return undefined;
-  let text = ip.toLowerCase();
-  // An embedded IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (v4) {
-    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
-    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? (text.split('::') as [string, string]) : [text, undefined];
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === undefined || tail === '' ? [] : tail.split(':');
-  const fill = tail === undefined ? [] : new Array<string>(8 - left.length - right.length).fill('0');
-  return [...left, ...fill, ...right].map((g) => g.padStart(4, '0')).join('');
 }
 
 /** `sorted` without `removed` and with `added` (either may be absent); undefined stays undefined (not built yet). */

@@ -1,4 +1,4 @@
-import { addressKey } from './snapshot.js';
+import { addressKey } from '../net/addresses.js';
 import type { LxdLease } from './lxd-model.js';
 import type { LxdNetwork } from './networks.js';
 

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { reverseNameOf, reverseZoneOf } from '../../src/servers/dns/reverse.js';
-import { addressKey } from '../../src/streams/snapshot.js';
+import { addressKey, reverseZoneOf } from '../../src/net/addresses.js';
+import { reverseNameOf } from '../../src/servers/dns/reverse.js';
 import { toSubnets } from '../../src/streams/networks.js';
 
 t.test('reverse zones from subnets: on the label boundary at or above the prefix', (t) => {

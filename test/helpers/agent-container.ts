@@ -95,7 +95,7 @@ export function rawPeer(name: string, server: string, frames: unknown[], localAd
   const [host, port] = [server.slice(0, server.lastIndexOf(':')), Number(server.slice(server.lastIndexOf(':') + 1))];
   const script = `
 import tls from 'node:tls';
-import { encodeFrame } from '/opt/lexa/dist/servers/agent/protocol.js';
+import { encodeFrame } from '/opt/lexa/dist/agent/protocol.js';
 const s = tls.connect({ host: ${JSON.stringify(host)}, port: ${port}, rejectUnauthorized: false${localAddress ? `, localAddress: ${JSON.stringify(localAddress)}` : ''} });
 let got = Buffer.alloc(0);
 s.on('data', (d) => (got = Buffer.concat([got, d])));

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import tls from 'node:tls';
 import t from 'tap';
 import { loadConfig } from '../../src/config/index.js';
-import { decodeServerMessage, encodeFrame, FrameReader } from '../../src/servers/agent/index.js';
+import { decodeServerMessage, encodeFrame, FrameReader } from '../../src/agent/protocol.js';
 import { startLexa } from '../helpers/lexa.js';
 import { LXD_SOCKET, waitFor } from '../helpers/lxd-cli.js';
 

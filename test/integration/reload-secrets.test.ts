@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
-import { encodeFrame } from '../../src/servers/agent/protocol.js';
+import { encodeFrame } from '../../src/agent/protocol.js';
 import { LXD_SOCKET, waitFor } from '../helpers/lxd-cli.js';
 import { loggedPort } from '../helpers/net.js';
 import { kdigRaw } from '../helpers/peers.js';

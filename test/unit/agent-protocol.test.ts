@@ -3,16 +3,8 @@ import tls from 'node:tls';
 import t from 'tap';
 import { Agent, type AgentConfig } from '../../src/agent/index.js';
 import { memoryLogger } from '../../src/log/index.js';
-import {
-  AGENT_LIMITS,
-  decodeAgentMessage,
-  encodeFrame,
-  FrameReader,
-  MAX_MESSAGE_BYTES,
-  serviceOnWire,
-  startAgentServer,
-  type AgentMessage,
-} from '../../src/servers/agent/index.js';
+import { decodeAgentMessage, encodeFrame, FrameReader, MAX_MESSAGE_BYTES, serviceOnWire, type AgentMessage } from '../../src/agent/protocol.js';
+import { AGENT_LIMITS, startAgentServer } from '../../src/servers/agent/index.js';
 import { SnapshotStore, tokenDigest, type AgentService } from '../../src/streams/index.js';
 import { generateSelfSigned } from '../../src/tls/index.js';
 import { fakeDevlxd } from '../helpers/fake-devlxd.js';

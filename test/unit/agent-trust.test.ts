@@ -1,19 +1,8 @@
 import tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { memoryLogger } from '../../src/log/index.js';
-import {
-  AGENT_LIMITS,
-  decodeServerMessage,
-  encodeFrame,
-  FrameReader,
-  MAX_LOGGED_CHARS,
-  startAgentServer,
-  type AgentAction,
-  type AgentLimits,
-  type AgentMessage,
-  type AgentPolicy,
-  type ServerMessage,
-} from '../../src/servers/agent/index.js';
+import { decodeServerMessage, encodeFrame, FrameReader, MAX_LOGGED_CHARS, type AgentMessage, type ServerMessage } from '../../src/agent/protocol.js';
+import { AGENT_LIMITS, startAgentServer, type AgentAction, type AgentLimits, type AgentPolicy } from '../../src/servers/agent/index.js';
 import { SnapshotStore, tokenDigest, type AgentService, type Instance } from '../../src/streams/index.js';
 import { generateSelfSigned } from '../../src/tls/index.js';
 import { waitFor } from '../helpers/lxd-cli.js';

@@ -6,7 +6,7 @@ import { AGENT_TOKEN_KEY, refusedServices, tokenDigest as digest, type Action, t
 import type { TlsMaterial } from '../../tls/index.js';
 import type { ConnectionLimits } from '../fairness.js';
 import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
-import { clip, decodeAgentMessage, encodeFrame, FrameReader, type AgentMessage, type ServerMessage } from './protocol.js';
+import { clip, decodeAgentMessage, encodeFrame, FrameReader, type AgentMessage, type ServerMessage } from '../../agent/protocol.js';
 
 /** The agent actions this endpoint produces; it changes the store through these only. */
 export type AgentAction = Extract<Action, { type: 'agent-services' | 'agent-gone' }>;

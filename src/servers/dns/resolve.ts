@@ -1,7 +1,7 @@
 import type { Answer, SoaAnswer } from 'dns-packet';
 import { findInterface, isDnsLabel, servesEndpoint, type Instance, type NetInterface, type ServiceEndpoint, type Snapshot } from '../../streams/index.js';
 import { parseName, parseReverseName, type ReverseForm } from './name.js';
-import { reverseZoneOf } from './reverse.js';
+import { reverseZoneOf } from '../../net/addresses.js';
 
 /**
  * The one resolver every DNS transport shares: Snapshot × Question → Outcome. Pure and synchronous: it reads the

@@ -1,36 +1,10 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { addressKey } from '../../streams/index.js';
+import { addressKey, IN_ADDR_ARPA, IP6_ARPA } from '../../net/addresses.js';
 
 /**
  * Reverse-DNS names (RFC 1035 §3.5 `in-addr.arpa`, RFC 3596 §2.5 `ip6.arpa`) and the reverse zones lexa serves:
  * pure conversions between addresses, subnets and names. Names here are lower-case without a trailing dot.
  */
-
-export const IN_ADDR_ARPA = 'in-addr.arpa';
-export const IP6_ARPA = 'ip6.arpa';
-
-/**
- * The reverse zone that holds subnet `cidr` (`10.99.0.1/24` → `0.99.10.in-addr.arpa`, `fd42:99::1/64` →
- * `0.0.0.0.9.9.0.0.2.4.d.f.ip6.arpa`). Reverse names have a label per octet (IPv4) or nibble (IPv6), so a prefix
- * that is not on such a boundary is rounded down to one (`/20` → the `/16` zone, which holds it). Undefined for
- * anything that is not a CIDR, and for prefixes shorter than one label (`/0`..`/7`, `/0`..`/3`): lexa will not
- * claim a whole `in-addr.arpa` or `ip6.arpa`.
- */
-export function reverseZoneOf(cidr: string): string | undefined {
-  const m = /^([^/]+)\/(\d{1,3})$/.exec(cidr.trim());
-  if (!m) return undefined;
-  const [, ip, lenText] = m as unknown as [string, string, string];
-  const len = Number(lenText);
-  if (isIPv4(ip)) {
-    if (len < 8 || len > 32) return undefined;
-    const octets = ip.split('.').slice(0, Math.floor(len / 8));
-    return [...octets.reverse(), IN_ADDR_ARPA].join('.');
-  }
-  const key = isIPv6(ip) ? addressKey(ip) : undefined;
-  if (key === undefined || len < 4 || len > 128) return undefined;
-  const nibbles = key.slice(0, Math.floor(len / 4)).split('');
-  return [...nibbles.reverse(), IP6_ARPA].join('.');
-}
 
 /** The reverse name of an address (`10.99.0.5` → `5.0.99.10.in-addr.arpa`); undefined if it is not one. */
 export function reverseNameOf(ip: string): string | undefined {
