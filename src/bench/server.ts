@@ -21,10 +21,9 @@ import { parseArgs } from 'node:util';
 import { defaultConfig } from '../config/index.js';
 import { memoryLogger, silentLogger } from '../log/index.js';
 import { instrument, ListenerCounters } from '../metrics/index.js';
+import type { DnsContext } from '../servers/descriptor.js';
 import { createHandler, resolverOptions, ResponseRateLimiter, startPlainDns } from '../servers/dns/index.js';
-import { DOH_LIMITS, startDoh } from '../servers/doh/index.js';
-import { DOQ_LIMITS, startDoq } from '../servers/doq/index.js';
-import { startDot } from '../servers/dot/index.js';
+import { DNS_TRANSPORTS } from '../servers/registry.js';
 import type { Listeners } from '../servers/transport.js';
 import { generateSelfSigned } from '../tls/index.js';
 import { Snapshot, toInstance, type LxdInstance } from '../streams/index.js';
@@ -153,16 +152,19 @@ async function main(): Promise<void> {
   const extra: Listeners[] = [];
   const encryptedPorts: string[] = [];
   if (values.encrypted) {
+    // Every TLS transport of the registry, opened by its descriptor as the daemon opens it (with the defaults' limits).
     const tls = await generateSelfSigned('localhost', binds);
-    const any = [{ host: values.host, port: 0 }];
-    for (const [name, start] of [
-      ['dot', () => startDot({ binds: any, tls, handle, log: silentLogger, limits: config.dns.dot.limits })],
-      ['doh', () => startDoh({ binds: any, tls, handle, log: silentLogger, limits: DOH_LIMITS })],
-      ['doq', () => startDoq({ binds: any, tls, handle, log: silentLogger, limits: DOQ_LIMITS })],
-    ] as const) {
-      const l = await start();
-      extra.push(l);
-      encryptedPorts.push(`${name}=${l.ports[0]}`);
+    const context: DnsContext = {
+      served: () => ({ handle, counters: [] }),
+      transfer: () => undefined, // no zone transfers in the bench: every query falls through to the handler
+      log: () => silentLogger,
+      material: () => tls,
+      rateLimited: { slipped: 0, dropped: 0 },
+    };
+    for (const d of DNS_TRANSPORTS.filter((d) => d.tls !== null)) {
+      const opened = await d.prepare(config, context).open({ host: values.host, port: 0 });
+      extra.push(opened.listeners);
+      encryptedPorts.push(`${d.name}=${opened.listeners.ports[0]}`);
     }
   }
 

@@ -1,6 +1,6 @@
 import type { Bind } from '../config/index.js';
 import type { ListenerCounters } from '../metrics/index.js';
-import type { Listeners } from '../servers/transport.js';
+import type { Opened } from '../servers/descriptor.js';
 import type { TlsMaterial } from '../tls/index.js';
 
 /**
@@ -10,7 +10,7 @@ import type { TlsMaterial } from '../tls/index.js';
 
 /** One listener the configuration asks for. */
 export interface ListenerSpec {
-  /** 'dns', 'dot', 'doh', 'doq', 'rest', 'metrics', ... */
+  /** The transport's name in the registry (servers/registry.ts): 'dns', 'dot', ... */
   readonly transport: string;
   readonly bind: Bind;
   /**
@@ -20,11 +20,6 @@ export interface ListenerSpec {
   readonly variant?: string;
   /** Opens it; the counters (if any) are the DNS metrics of what it serves, given the bound port by the set. */
   open(): Promise<Opened>;
-}
-
-export interface Opened {
-  readonly listeners: Listeners & { setTls?(m: TlsMaterial): void };
-  readonly counters?: readonly ListenerCounters[];
 }
 
 interface Running extends Opened {
