@@ -6,8 +6,8 @@ export const doqTransport: TransportDescriptor<DnsContext> = {
   configPath: 'server.dns.quic',
   enabled: (c) => c.dns.quic.enabled,
   binds: (c) => c.dns.quic.binds,
-  // The DoQ listeners take their certificate when they open and have no setTls: a new one waits for a restart.
-  tls: { settings: (c) => ({ tls: c.dns.quic.tls, hostname: c.dns.quic.hostname }), swapsLive: false },
+  // New QUIC connections take a swapped certificate (QUICServer.updateConfig); open ones keep theirs (server.ts).
+  tls: { settings: (c) => ({ tls: c.dns.quic.tls, hostname: c.dns.quic.hostname }), swapsLive: true },
   limits: (c) => c.dns.quic.limits,
   prepare: (c, ctx) => ({
     open: async (bind) => {
