@@ -28,7 +28,20 @@ t.test('a reload that changes the suffix changes /traefik default rules', async 
 
   const file = lexa.daemon.config.source!;
   writeFileSync(file, `server {\n  lxd {\n    socket = "${LXD_SOCKET}"\n    suffix = "renamed"\n  }\n  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n  dns {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n}\n`);
-  const version = lexa.daemon.store.current.version;
+  // The new container's addresses arrive for a few seconds after launch (IPv6 by SLAAC, then their leases): wait
+  // until the snapshot holds still, so that the reload below is the only thing that changes.
+  const instance = () => lexa.daemon.store.current.instances.get(`default/${NAME}`);
+  await waitFor(() => (instance()?.interfaces[0]?.trustedIpv6.length ?? 0) > 0, { what: `${NAME}'s IPv6 address`, timeoutMs: 15_000 });
+  let version = -1;
+  await waitFor(
+    async () => {
+      const before = lexa.daemon.store.current.version;
+      await new Promise((r) => setTimeout(r, 1_000));
+      version = lexa.daemon.store.current.version;
+      return version === before;
+    },
+    { what: 'the snapshot to hold still for a second', timeoutMs: 20_000 },
+  );
   const plan = await lexa.daemon.reload(await loadConfig({ path: file }));
   t.ok(plan.live.includes('server.lxd.suffix'), 'the suffix is applied live');
   t.equal(lexa.daemon.store.current.version, version, 'the snapshot is the same one');
