@@ -5,7 +5,28 @@ import { daemonKind, toInstance, toStandaloneMember, type DaemonKind, type LxdIn
 import { readMembers } from './members.js';
 import type { ClusterMember, Instance } from './model.js';
 import { readNetworks, type LxdNetwork } from './networks.js';
+import { complete } from './refetch.js';
 import { networkFacts, withLeases, type Evidence } from './trust.js';
+
+/**
+ * A list can catch an instance that started moments ago, before its addresses arrived; no event will follow. Those
+ * that started within this window and lack addresses are re-read on the settle schedule. Bounded by recency so a
+ * host full of IPv4-only instances is not polled after every re-list.
+ */
+export const RECENT_START_MS = 30_000;
+
+/** The query naming the projects lexa watches, for the instance list and the events socket. */
+export function scopeQuery(opts: { readonly project: string; readonly allProjects: boolean }): string {
+  return opts.allProjects ? 'all-projects=true' : `project=${encodeURIComponent(opts.project)}`;
+}
+
+/** The instances of `list` running without all their addresses yet, started less than RECENT_START_MS before `now`. */
+export function recentStarts(list: ListRead, now: number): Instance[] {
+  return list.instances.filter((inst, i) => {
+    const startedAt = Date.parse(list.raw[i]?.last_used_at ?? '');
+    return inst.running && !complete(inst) && now - startedAt < RECENT_START_MS;
+  });
+}
 
 /** What one full list read of LXD. */
 export interface ListRead {

@@ -1,5 +1,6 @@
 import { describeError, type Logger } from '../log/index.js';
 import type { Clock } from './clock.js';
+import { originOf } from './failover-client.js';
 import type { LxdClient } from './lxd-client.js';
 import { toMember, type LxdMember } from './lxd-model.js';
 import { resolveMemberHosts } from './member-addresses.js';
@@ -29,6 +30,14 @@ export async function readMembers(client: LxdClient, log: Logger, signal: AbortS
   );
   client.learnMembers?.(members.map((m) => m.url).filter((u) => u !== ''));
   return members;
+}
+
+/** The member whose URL has `target`'s origin (the last such), or null (a standalone LXD, or before the first list). */
+export function memberAt(target: string, members: Iterable<ClusterMember>): string | null {
+  const origin = originOf(target);
+  let member: string | null = null;
+  for (const m of members) if (origin !== undefined && originOf(m.url) === origin) member = m.name;
+  return member;
 }
 
 export interface MemberPollerDeps {

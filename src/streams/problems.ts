@@ -4,7 +4,7 @@ import type { Instance } from './model.js';
 /**
  * Logs every config problem (an ignored service key, a bad label) of `instances`, once per problem. The
  * reflector calls it for every list, and for a single re-read only when that instance's problems changed
- * (`problemsChanged`), so a steady instance is not logged on every event about it.
+ * (`logChangedProblems`), so a steady instance is not logged on every event about it.
  */
 export function logProblems(log: Logger, instances: readonly Instance[]): void {
   for (const inst of instances) {
@@ -12,7 +12,7 @@ export function logProblems(log: Logger, instances: readonly Instance[]): void {
   }
 }
 
-/** Whether `after`'s config problems differ from those `before` (the stored copy, if any) had. */
-export function problemsChanged(before: Instance | undefined, after: Instance): boolean {
-  return after.configErrors.join() !== before?.configErrors.join();
+/** Logs `after`'s config problems if they differ from those `before` (the stored copy, if any) had. */
+export function logChangedProblems(log: Logger, before: Instance | undefined, after: Instance): void {
+  if (after.configErrors.join() !== before?.configErrors.join()) logProblems(log, [after]);
 }

@@ -2,19 +2,18 @@ import { describeError, type Logger } from '../log/index.js';
 import { realClock, sleep, type Clock } from './clock.js';
 import { reconnectDelay } from './backoff.js';
 import { EventConnection } from './connection.js';
-import { originOf } from './failover-client.js';
 import type { LxdClient } from './lxd-client.js';
 import { EventLatency } from './latency.js';
-import { readList } from './list.js';
+import { readList, recentStarts, scopeQuery } from './list.js';
 import { ListFence, type Listing } from './list-fence.js';
 import { instanceKey, type DaemonKind, type LxdEvent } from './lxd-model.js';
-import { MemberPoller } from './members.js';
+import { memberAt, MemberPoller } from './members.js';
 import type { Instance } from './model.js';
 import { toSubnets } from './networks.js';
 import { planEvent } from './plan.js';
 import { notify, type ReflectorObserver } from './observer.js';
-import { logProblems, problemsChanged } from './problems.js';
-import { complete, Refetcher } from './refetch.js';
+import { logChangedProblems, logProblems } from './problems.js';
+import { Refetcher } from './refetch.js';
 import type { SnapshotStore } from './store.js';
 
 /**
@@ -27,13 +26,6 @@ import type { SnapshotStore } from './store.js';
  * cluster member polling (members.ts), the network and lease reads of each list (networks.ts, leases.ts), the
  * event-to-snapshot timing (latency.ts) and the logging of instance config problems (problems.ts).
  */
-
-/**
- * A list can catch an instance that started moments ago, before its addresses arrived; no event will follow. Those
- * that started within this window and lack addresses are re-read on the settle schedule. Bounded by recency so a
- * host full of IPv4-only instances is not polled after every re-list.
- */
-export const RECENT_START_MS = 30_000;
 
 export interface ReflectorOptions {
   readonly project: string;
@@ -80,21 +72,15 @@ export class Reflector {
     this.#log = opts.logger;
     this.#clock = opts.clock ?? realClock;
     this.#random = opts.random ?? Math.random;
-    this.#refetcher = new Refetcher({
-      client,
-      clock: this.#clock,
-      logger: this.#log,
-      onRead: (inst) => this.#stored(inst),
-      onGone: (key) => this.#gone(key),
-    });
-    this.#members = new MemberPoller({ client, store, clock: this.#clock, logger: this.#log, resync: () => this.#resync() });
-    this.#latency = new EventLatency(opts.observer, this.#clock);
+    const [clock, logger] = [this.#clock, this.#log];
+    this.#refetcher = new Refetcher({ client, clock, logger, onRead: (inst) => this.#stored(inst), onGone: (key) => this.#gone(key) });
+    this.#members = new MemberPoller({ client, store, clock, logger, resync: () => this.#resync() });
+    this.#latency = new EventLatency(opts.observer, clock);
   }
 
   /** Starts the list-and-watch loop. Returns at once; progress shows in the store. */
   start(): void {
-    if (this.#running) return;
-    this.#running = this.#loop();
+    this.#running ??= this.#loop();
   }
 
   /** Stops watching and leaves no request, socket or timer behind; the store keeps its last snapshot. */
@@ -113,10 +99,7 @@ export class Reflector {
    */
   get watching(): { readonly target: string; readonly member: string | null } {
     const target = this.#client.target;
-    const origin = originOf(target);
-    let member: string | null = null;
-    for (const m of this.#store.current.members.values()) if (origin !== undefined && originOf(m.url) === origin) member = m.name;
-    return { target, member };
+    return { target, member: memberAt(target, this.#store.current.members.values()) };
   }
 
   get #stopped(): boolean {
@@ -152,7 +135,7 @@ export class Reflector {
     const signal = this.#connAbort.signal;
     // Buffer from the socket's creation: events that happen during the list are applied after it.
     const listing = this.#fence.begin();
-    const conn = new EventConnection(this.#client, `type=lifecycle&${this.#scope()}`, {
+    const conn = new EventConnection(this.#client, `type=lifecycle&${scopeQuery(this.#opts)}`, {
       clock: this.#clock,
       watchdogMs: this.#opts.watchdogMs,
       logger: this.#log,
@@ -164,9 +147,7 @@ export class Reflector {
       await this.#list(signal, listing);
       this.#connections++;
       this.#store.dispatch({ type: 'connection', connected: true, at: this.#clock.now() });
-      const observer = this.#opts.observer;
-      const reconnect = this.#connections > 1;
-      if (observer?.connected) notify(() => observer.connected?.(reconnect));
+      notify(() => this.#opts.observer?.connected?.(this.#connections > 1));
       this.#log.info(this.#connections === 1 ? 'lxd connected' : 'lxd reconnected', {
         target: this.#client.target,
         server: this.#daemon?.kind,
@@ -191,19 +172,14 @@ export class Reflector {
 
   #onEvent(ev: LxdEvent): void {
     const at = this.#clock.now();
-    const observer = this.#opts.observer;
-    if (observer?.event) notify(() => observer.event?.(ev?.metadata?.action ?? ''));
+    notify(() => this.#opts.observer?.event?.(ev?.metadata?.action ?? ''));
     if (!this.#fence.hold(ev, at)) this.#apply(ev, this.#connAbort.signal, at);
-  }
-
-  #scope(): string {
-    return this.#opts.allProjects ? 'all-projects=true' : `project=${encodeURIComponent(this.#opts.project)}`;
   }
 
   /** A full list (list.ts) replacing the snapshot; the instances it finds just started are re-read until settled. */
   async #list(signal: AbortSignal, listing: Listing): Promise<void> {
     const started = this.#clock.now();
-    const list = await readList(this.#client, this.#log, this.#scope(), () => this.#refetcher.evidence, signal);
+    const list = await readList(this.#client, this.#log, scopeQuery(this.#opts), () => this.#refetcher.evidence, signal);
     const { instances, members, clustered, networks } = list;
     this.#daemon = list.daemon;
     this.#refetcher.evidence = list.evidence;
@@ -211,12 +187,7 @@ export class Reflector {
     this.#store.dispatch({ type: 'listed', instances, members, clustered, keep, at: this.#clock.now() });
     if (networks !== undefined) this.#store.dispatch({ type: 'networks', subnets: toSubnets(networks), at: this.#clock.now() });
     logProblems(this.#log, instances);
-    const now = this.#clock.now();
-    for (const [i, inst] of instances.entries()) {
-      const startedAt = Date.parse(list.raw[i]?.last_used_at ?? '');
-      if (inst.running && !complete(inst) && now - startedAt < RECENT_START_MS)
-        void this.#refetcher.settle(inst.project, inst.name, inst, signal);
-    }
+    for (const inst of recentStarts(list, this.#clock.now())) void this.#refetcher.settle(inst.project, inst.name, inst, signal);
     this.#log.debug('lxd listed', { instances: instances.length, members: members.length, ms: this.#clock.now() - started });
   }
 
@@ -267,7 +238,7 @@ export class Reflector {
     const before = this.#store.current.instances.get(inst.key);
     this.#store.dispatch({ type: 'instance', instance: inst, at: this.#clock.now() });
     this.#latency.reflected(inst.key);
-    if (problemsChanged(before, inst)) logProblems(this.#log, [inst]);
+    logChangedProblems(this.#log, before, inst);
   }
 
   /** LXD answered 404 on a re-read. */
