@@ -4,6 +4,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../log/index.js';
 import { countRefusedConnection } from '../metrics/connections.js';
+import { realClock, type Clock } from '../streams/clock.js';
 
 /**
  * Fair sharing of a connection listener: what every stream and QUIC listener applies the same way, so that one
@@ -137,12 +138,14 @@ export class RefusalLog {
   constructor(
     private readonly log: Logger,
     private readonly name: string,
+    /** Whose time bounds the lines (the process's own by default). */
+    private readonly clock: Clock = realClock,
   ) {}
 
   note(why: Refusal, address: string | undefined): void {
     countRefusedConnection(this.name, why);
     this.#sinceLine++;
-    const now = Date.now();
+    const now = this.clock.now();
     if (now - this.#lastLine < REFUSAL_LOG_INTERVAL_MS) return;
     this.log.debug(`${this.name}: connection refused (${why})`, { from: address, refusedSinceLastLine: this.#sinceLine });
     this.#lastLine = now;
@@ -152,12 +155,13 @@ export class RefusalLog {
 
 /**
  * A deadline that only the caller meets: `onExpire` runs `ms` from now unless the returned function (call it when
- * a complete request arrived, or when the connection closed) runs first. Bytes trickling in do not move it.
+ * a complete request arrived, or when the connection closed) runs first. Bytes trickling in do not move it. The
+ * timer is on `clock` and unref'd: the connection, not its deadline, keeps the process alive.
  */
-export function deadline(ms: number, onExpire: () => void): () => void {
-  const timer = setTimeout(onExpire, ms);
-  timer.unref();
-  return () => clearTimeout(timer);
+export function deadline(ms: number, onExpire: () => void, clock: Clock = realClock): () => void {
+  const timer = clock.setTimeout(onExpire, ms);
+  clock.unref(timer);
+  return () => clock.clearTimeout(timer);
 }
 
 /**
@@ -166,19 +170,19 @@ export function deadline(ms: number, onExpire: () => void): () => void {
  * HTTP/2 session until its first stream. Node's own headersTimeout is not enough for the first request: it is only
  * checked every connectionsCheckingInterval, and a connection that sends nothing at all after the handshake has
  * no request for it to time out. Later requests on a kept-alive connection are bounded by headersTimeout and
- * keepAliveTimeout, which the caller sets.
+ * keepAliveTimeout, which the caller sets. The deadlines run on `clock`.
  */
-export function guardFirstRequest(server: EventEmitter, ms: number): void {
+export function guardFirstRequest(server: EventEmitter, ms: number, clock: Clock = realClock): void {
   const waiting = new WeakMap<object, () => void>();
   server.on('secureConnection', (socket: TLSSocket) => {
     if (socket.alpnProtocol === 'h2') return; // an HTTP/2 session: see 'session'
-    const met = deadline(ms, () => socket.destroy());
+    const met = deadline(ms, () => socket.destroy(), clock);
     waiting.set(socket, met);
     socket.once('close', met);
   });
   server.on('request', (req: { readonly socket: object }) => waiting.get(req.socket)?.());
   server.on('session', (session: Http2Session) => {
-    const met = deadline(ms, () => session.destroy());
+    const met = deadline(ms, () => session.destroy(), clock);
     session.once('stream', met);
     session.once('close', met);
   });

@@ -1,5 +1,8 @@
 /** LXD's networks as lexa needs them: the subnets of the managed ones (the bridges instances get addresses on). */
 
+import { describeError, type Logger } from '../log/index.js';
+import type { LxdClient } from './lxd-client.js';
+
 /** The fields lexa reads from `/1.0/networks?recursion=1`. */
 export interface LxdNetwork {
   readonly name?: string;
@@ -24,4 +27,19 @@ export function toSubnets(networks: readonly LxdNetwork[]): string[] {
     }
   }
   return [...out].sort();
+}
+
+/**
+ * Reads LXD's networks: their subnets (the reverse zones lexa derives) and which hand out addresses (trust.ts).
+ * Never rejects: a failure resolves undefined, so the caller keeps what the last list learnt (the reverse zones,
+ * the networks' facts) until the next list, and never costs the instances.
+ */
+export function readNetworks(client: LxdClient, log: Logger, signal: AbortSignal): Promise<LxdNetwork[] | undefined> {
+  return client.get<LxdNetwork[]>('/1.0/networks?recursion=1', signal).then(
+    (n) => n ?? [],
+    (err) => {
+      if (!signal.aborted) log.warn('lxd network list failed', { error: describeError(err) });
+      return undefined;
+    },
+  );
 }

@@ -5,6 +5,7 @@ import { decodeServerMessage, encodeFrame, FrameReader, MAX_LOGGED_CHARS, type A
 import { AGENT_LIMITS, startAgentServer, type AgentAction, type AgentLimits, type AgentPolicy } from '../../src/servers/agent/index.js';
 import { SnapshotStore, tokenDigest, type AgentService, type Instance } from '../../src/streams/index.js';
 import { generateSelfSigned } from '../../src/tls/index.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { waitFor } from '../helpers/lxd-cli.js';
 import { iface, instance, snapshotOf } from '../helpers/model.js';
 
@@ -21,8 +22,11 @@ const local = (over: Partial<Instance> = {}) =>
   instance('local', { interfaces: LOOPBACK, agentServices: ['*'], agentTokenDigest: tokenDigest(LOCAL), ...over });
 const hello = (credential: string): AgentMessage => ({ type: 'hello', version: 2, credential });
 
+/** How long a disconnected agent's services stay served in these tests. */
+const GRACE_MS = 60_000;
+
 /** A server over `instances`, with every dispatched action recorded. */
-async function serve(t: Test, instances: Instance[], opts: { policy?: AgentPolicy; limits?: Partial<AgentLimits> } = {}) {
+async function serve(t: Test, instances: Instance[], opts: { policy?: AgentPolicy; limits?: Partial<AgentLimits>; clock?: FakeClock } = {}) {
   const store = new SnapshotStore(snapshotOf(instances));
   const dispatched: AgentAction[] = [];
   const log = memoryLogger();
@@ -32,7 +36,8 @@ async function serve(t: Test, instances: Instance[], opts: { policy?: AgentPolic
     log,
     limits: { ...AGENT_LIMITS, ...opts.limits },
     policy: () => opts.policy ?? { token: null, services: [] },
-    graceMs: 60_000,
+    graceMs: GRACE_MS,
+    clock: opts.clock,
     registry: { snapshot: () => store.current, dispatch: (a) => (dispatched.push(a), store.dispatch(a)) },
   });
   // Peers first: closing the server waits for its connections.
@@ -205,15 +210,57 @@ t.test('without user.lexa.agent.services the server default decides; SIGHUP re-c
 });
 
 t.test('state messages are rate-limited: a burst is coalesced, the latest wins, nothing is lost', async (t) => {
-  const { store, port, dispatched } = await serve(t, [local()], { limits: { stateBurst: 2, stateRefillMs: 200 } });
+  const clock = new FakeClock();
+  const { store, port, dispatched } = await serve(t, [local()], { clock, limits: { stateBurst: 2, stateRefillMs: 200 } });
+  const applied = () => dispatched.filter((d) => d.type === 'agent-services').length;
   const a = new Peer(port);
   t.teardown(() => a.end());
   const states = Array.from({ length: 20 }, (_, i): AgentMessage => ({ type: 'state', seq: i + 1, services: [svc('https', { port: 1000 + i })] }));
-  await a.send(hello(LOCAL), ...states);
+  // The ping is answered in order, after all 20 states were read: the pong says the burst has been taken in.
+  await a.send(hello(LOCAL), ...states, { type: 'ping' });
+  await a.first('pong');
+  t.equal(applied(), 2, 'the bucket of 2 is spent; the other 18 wait while the clock stands still');
+  t.equal(store.current.serviceEndpoints('https')[0]?.service.port, 1001, 'the second state is in force meanwhile');
+  await clock.advance(199);
+  t.equal(applied(), 2, 'no token before the refill period has passed');
+  await clock.advance(1);
   await a.first('ack', (m) => m.seq === 20);
-  const applied = dispatched.filter((d) => d.type === 'agent-services').length;
-  t.ok(applied <= 3, `20 states in one burst published ${applied} snapshots (a bucket of 2, then the latest)`);
+  t.equal(applied(), 3, '20 states in one burst published 3 snapshots (a bucket of 2, then the latest)');
   t.equal(store.current.serviceEndpoints('https')[0]?.service.port, 1019, 'the last state is the one in force');
+  t.notOk(a.got.some((m) => m.type === 'ack' && m.seq > 2 && m.seq < 20), 'the states in between were coalesced, never applied');
+});
+
+t.test('timers on the clock: no hello, then silence, close the connection; services outlive it for grace', async (t) => {
+  const clock = new FakeClock();
+  const { store, port, dispatched } = await serve(t, [local()], { clock });
+
+  const mute = new Peer(port);
+  await mute.ready;
+  await waitFor(() => clock.pending === 1, { what: 'the hello timer to be set' });
+  await clock.advance(AGENT_LIMITS.helloTimeoutMs - 1);
+  t.notOk(mute.got.some((m) => m.type === 'error'), 'not closed before the hello timeout');
+  await clock.advance(1);
+  t.match((await mute.first('error')).reason, /no hello in time/);
+
+  const quiet = new Peer(port);
+  await quiet.send(hello(LOCAL));
+  await quiet.first('welcome');
+  await clock.advance(AGENT_LIMITS.idleTimeoutMs - 1);
+  t.notOk(quiet.got.some((m) => m.type === 'error'), 'not closed before the idle timeout');
+  await clock.advance(1);
+  t.match((await quiet.first('error')).reason, /silent for too long/);
+  await waitFor(() => quiet.closed, { what: 'the silent agent closed' });
+
+  const a = new Peer(port);
+  await a.send(hello(LOCAL), { type: 'state', seq: 1, services: [svc('https')] });
+  await a.first('ack');
+  a.end();
+  await waitFor(() => dispatched.some((d) => d.type === 'agent-services' && !d.connected), { what: 'the disconnect to be dispatched' });
+  await clock.advance(GRACE_MS - 1);
+  t.equal(store.current.serviceEndpoints('https').length, 1, 'still served within grace');
+  await clock.advance(1);
+  t.ok(dispatched.some((d) => d.type === 'agent-gone'), 'the agent is gone once grace ends');
+  t.equal(store.current.serviceEndpoints('https').length, 0, 'its services leave with it');
 });
 
 t.test('a refused peer cannot write its own 64 KiB into the log', async (t) => {

@@ -1,13 +1,13 @@
 import { EventEmitter } from 'node:events';
-import { mock } from 'node:test';
 import type { Request, Response } from 'express';
 import t from 'tap';
 import { answerBlocking, blockingParams, DEFAULT_WAIT_MS, JITTER_FRACTION, MAX_WAIT_MS } from '../../src/servers/rest/blocking.js';
 import { Documents, type Doc } from '../../src/servers/rest/documents.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { snapshotOf } from '../helpers/model.js';
 
 // The blocking-query wait cap (a trust check: a client cannot hold a connection slot longer than MAX_WAIT_MS,
-// whatever `?wait=` it asks for). Time is driven with node:test's mock timers, never slept.
+// whatever `?wait=` it asks for). Time is driven with a FakeClock, never slept.
 
 t.test('wait: asked-for values up to the cap are kept; longer ones are cut to the cap, jitter included', (t) => {
   const waitOf = (wait: string | undefined, random = 0) => {
@@ -25,18 +25,17 @@ t.test('wait: asked-for values up to the cap are kept; longer ones are cut to th
 });
 
 t.test('a blocking query asking to wait an hour is answered at the cap, with the unchanged document', async (t) => {
-  mock.timers.enable({ apis: ['setTimeout'] });
-  t.teardown(() => mock.timers.reset());
+  const clock = new FakeClock();
   const docs = new Documents({ render: () => '{"hosts":[]}', snapshot: () => snapshotOf([]), suffix: () => 'lexa' });
   const index = docs.get('all').index;
   const sent: Doc[] = [];
   const res = Object.assign(new EventEmitter(), { writableEnded: false, destroyed: false }) as unknown as Response;
   const req = { query: { index: String(index), wait: '1h' } } as unknown as Request;
-  answerBlocking(req, res, docs, 'all', (_res, doc) => void sent.push(doc), () => 0);
+  answerBlocking(req, res, docs, 'all', (_res, doc) => void sent.push(doc), () => 0, clock);
   t.equal(sent.length, 0, 'waiting: the index has not moved');
-  mock.timers.tick(MAX_WAIT_MS - 1);
+  await clock.advance(MAX_WAIT_MS - 1);
   t.equal(sent.length, 0, 'still waiting a millisecond before the cap');
-  mock.timers.tick(1);
+  await clock.advance(1);
   t.equal(sent.length, 1, 'answered at the cap, not after the hour asked for');
   t.equal(sent[0]?.index, index, 'with the document as it is');
 });

@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import type { Bind } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
 import { AGENT_TOKEN_KEY, refusedServices, tokenDigest as digest, type Action, type AgentService, type Snapshot } from '../../streams/index.js';
+import { realClock, type Clock } from '../../streams/clock.js';
 import type { TlsMaterial } from '../../tls/index.js';
 import type { ConnectionLimits } from '../fairness.js';
 import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
@@ -83,6 +84,8 @@ export interface AgentServerOptions {
   /** How long an agent's services outlive its connection. */
   readonly graceMs: number;
   readonly registry: AgentRegistry;
+  /** Drives the hello and idle timeouts, the state bucket and the grace (default the process's own): tests pass a FakeClock. */
+  readonly clock?: Clock;
 }
 
 /** The endpoint's listeners plus what tests and operators read. */
@@ -104,10 +107,11 @@ export interface AgentListeners extends TlsListeners {
  */
 export async function startAgentServer(opts: AgentServerOptions): Promise<AgentListeners> {
   const { log, limits, registry } = opts;
+  const clock = opts.clock ?? realClock;
   /** The live connection of each instance, by key. */
   const sessions = new Map<string, Session>();
   /** Grace timers of instances whose agent disconnected, by key. */
-  const graces = new Map<string, NodeJS.Timeout>();
+  const graces = new Map<string, unknown>();
   const refusalsLogged = new Set<string>();
   /** Set by close(): connections it ends start no grace timer (their services leave with the server). */
   let stopped = false;
@@ -141,19 +145,19 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
       closed = true;
     };
     // Cleared by an accepted hello only: trickling bytes does not extend it.
-    const helloTimer = setTimeout(() => refuse('no hello in time'), limits.helloTimeoutMs);
-    let idle: NodeJS.Timeout | undefined;
+    const helloTimer = clock.setTimeout(() => refuse('no hello in time'), limits.helloTimeoutMs);
+    let idle: unknown;
     const touch = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => refuse('silent for too long (no ping)', 'info'), limits.idleTimeoutMs);
+      clock.clearTimeout(idle);
+      idle = clock.setTimeout(() => refuse('silent for too long (no ping)', 'info'), limits.idleTimeoutMs);
     };
     // The state token bucket: `tokens` earned by `refilledAt`; `pending` is the latest state waiting for one.
     let tokens = limits.stateBurst;
-    let refilledAt = Date.now();
+    let refilledAt = clock.now();
     let pending: Extract<AgentMessage, { type: 'state' }> | undefined;
-    let refill: NodeJS.Timeout | undefined;
+    let refill: unknown;
     const earn = () => {
-      const now = Date.now();
+      const now = clock.now();
       const earned = Math.floor((now - refilledAt) / limits.stateRefillMs);
       if (earned <= 0) return;
       tokens = Math.min(limits.stateBurst, tokens + earned);
@@ -177,7 +181,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
       s.services = m.services;
       // The whole set goes to the store: the fold applies the allow list on every derivation, so a name the
       // operator allows later appears without the agent having to say it again.
-      registry.dispatch({ type: 'agent-services', key: s.key, session: s.id, services: m.services, connected: true, defaultServices: policy.services, at: Date.now() });
+      registry.dispatch({ type: 'agent-services', key: s.key, session: s.id, services: m.services, connected: true, defaultServices: policy.services, at: clock.now() });
       send(refused.length > 0 ? { type: 'ack', seq: m.seq, refused } : { type: 'ack', seq: m.seq });
     };
     const flush = () => {
@@ -185,7 +189,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
       if (closed || !session || !pending) return;
       earn();
       if (tokens < 1) {
-        refill = setTimeout(flush, limits.stateRefillMs - (Date.now() - refilledAt));
+        refill = clock.setTimeout(flush, limits.stateRefillMs - (clock.now() - refilledAt));
         return;
       }
       tokens--;
@@ -202,11 +206,11 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
         const credential = digest(m.credential);
         const bound = bindInstance(registry.snapshot(), address, credential);
         if (bound.startsWith('!')) return refuse(bound.slice(1));
-        clearTimeout(helloTimer);
+        clock.clearTimeout(helloTimer);
         session = { id: randomUUID(), key: bound, socket, address, credential, seq: -1, services: undefined };
         const previous = sessions.get(bound);
         sessions.set(bound, session);
-        clearTimeout(graces.get(bound));
+        clock.clearTimeout(graces.get(bound));
         graces.delete(bound);
         if (previous) {
           log.info('agent connection replaced by a newer one with the same credential', { instance: bound });
@@ -227,7 +231,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
         return apply(session, m);
       }
       pending = m;
-      refill ??= setTimeout(flush, Math.max(0, limits.stateRefillMs - (Date.now() - refilledAt)));
+      refill ??= clock.setTimeout(flush, Math.max(0, limits.stateRefillMs - (clock.now() - refilledAt)));
     };
 
     socket.on('data', (chunk: Buffer) => {
@@ -245,21 +249,21 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
     socket.on('error', (err) => log.debug('agent socket error', { from: address, error: clip(err.message) }));
     socket.on('close', () => {
       closed = true;
-      clearTimeout(idle);
-      clearTimeout(helloTimer);
-      clearTimeout(refill);
+      clock.clearTimeout(idle);
+      clock.clearTimeout(helloTimer);
+      clock.clearTimeout(refill);
       if (!session || sessions.get(session.key) !== session) return;
       sessions.delete(session.key);
       const { key, id, services } = session;
       log.info('agent disconnected', { instance: key, graceMs: opts.graceMs });
       // A state still waiting for the bucket was never checked against the binding: the last applied one stays.
       if (services === undefined || stopped) return;
-      registry.dispatch({ type: 'agent-services', key, session: id, services, connected: false, defaultServices: opts.policy().services, at: Date.now() });
+      registry.dispatch({ type: 'agent-services', key, session: id, services, connected: false, defaultServices: opts.policy().services, at: clock.now() });
       graces.set(
         key,
-        setTimeout(() => {
+        clock.setTimeout(() => {
           graces.delete(key);
-          registry.dispatch({ type: 'agent-gone', key, session: id, at: Date.now() });
+          registry.dispatch({ type: 'agent-gone', key, session: id, at: clock.now() });
         }, opts.graceMs),
       );
     });
@@ -273,7 +277,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
     connected: () => [...sessions.keys()],
     async close() {
       stopped = true;
-      for (const t of graces.values()) clearTimeout(t);
+      for (const t of graces.values()) clock.clearTimeout(t);
       graces.clear();
       await listeners.close();
     },

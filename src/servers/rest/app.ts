@@ -1,6 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Observable } from 'rxjs';
 import { servesEndpoint, type Snapshot } from '../../streams/index.js';
+import { realClock, type Clock } from '../../streams/clock.js';
 import type { Logger } from '../../log/index.js';
 import { answerBlocking, INDEX_HEADER } from './blocking.js';
 import { Documents, type Doc } from './documents.js';
@@ -25,6 +26,8 @@ export interface RestOptions {
   readonly metrics?: { readonly contentType: string; render(): Promise<string> };
   /** Numbers in [0, 1) for the blocking-query jitter; Math.random by default. */
   readonly random?: () => number;
+  /** Drives the blocking-query waits and the event streams' heartbeats; the process's own by default. */
+  readonly clock?: Clock;
 }
 
 /** The document keys of Documents: the list, and one host by name. */
@@ -63,7 +66,8 @@ export function restApp(opts: RestOptions): express.Express {
       return found.length === 0 ? null : JSON.stringify({ hosts: found.map((i) => hostDoc(i, suffix)) });
     },
   });
-  const streams = new EventStreams(docs, CONTAINERS);
+  const clock = opts.clock ?? realClock;
+  const streams = new EventStreams(docs, CONTAINERS, clock);
   const random = opts.random ?? Math.random;
   const subscription = opts.updates?.subscribe(() => docs.changed());
   opts.shutdown?.addEventListener('abort', () => {
@@ -101,7 +105,7 @@ export function restApp(opts: RestOptions): express.Express {
   };
 
   app.get(['/containers', '/containers/'], (req, res) => {
-    if (ready(res)) answerBlocking(req, res, docs, CONTAINERS, (r, doc) => sendDoc(r, doc, 'no document'), random);
+    if (ready(res)) answerBlocking(req, res, docs, CONTAINERS, (r, doc) => sendDoc(r, doc, 'no document'), random, clock);
   });
 
   app.get('/containers/:name', (req, res) => {
@@ -110,14 +114,14 @@ export function restApp(opts: RestOptions): express.Express {
     const suffix = `.${opts.suffix}`;
     const host = raw.endsWith(suffix) ? raw.slice(0, -suffix.length) : raw;
     const missing = `no running instance named ${JSON.stringify(host)}`;
-    answerBlocking(req, res, docs, hostKey(host), (r, doc) => sendDoc(r, doc, missing), random);
+    answerBlocking(req, res, docs, hostKey(host), (r, doc) => sendDoc(r, doc, missing), random, clock);
   });
 
   app.get('/services/:name', (req, res) => {
     if (!ready(res)) return;
     const name = String(req.params['name']).toLowerCase();
     const missing = `no running instance offers a service named ${JSON.stringify(name)}`;
-    answerBlocking(req, res, docs, serviceKey(name), (r, doc) => sendDoc(r, doc, missing), random);
+    answerBlocking(req, res, docs, serviceKey(name), (r, doc) => sendDoc(r, doc, missing), random, clock);
   });
 
   app.get('/traefik', (_req, res) => {

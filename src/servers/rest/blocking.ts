@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express';
 import { parseDuration } from '../../config/index.js';
+import type { Clock } from '../../streams/clock.js';
 import type { Doc, Documents } from './documents.js';
 
 /**
@@ -39,7 +40,7 @@ export function blockingParams(query: Request['query'], random: () => number): B
 
 /**
  * Answers `req` with document `key` through `send`, after waiting as a blocking query when it asks to. The one
- * timer a waiter holds is cleared when it is answered or its client leaves.
+ * timer a waiter holds (on `clock`) is cleared when it is answered or its client leaves.
  */
 export function answerBlocking(
   req: Request,
@@ -48,6 +49,7 @@ export function answerBlocking(
   key: string,
   send: (res: Response, doc: Doc) => void,
   random: () => number,
+  clock: Clock,
 ): void {
   const params = blockingParams(req.query, random);
   if (params === undefined) return send(res, docs.get(key));
@@ -55,19 +57,19 @@ export function answerBlocking(
     res.status(400).json({ error: params.error });
     return;
   }
-  let timer: NodeJS.Timeout | undefined;
+  let timer: unknown;
   const finish = (doc: Doc) => {
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
     res.off('close', leave);
     if (!res.writableEnded && !res.destroyed) send(res, doc);
   };
   const cancel = docs.watch(key, params.index, finish);
   const leave = () => {
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
     cancel();
   };
   if (res.writableEnded) return; // answered at once: the index had already moved
-  timer = setTimeout(() => {
+  timer = clock.setTimeout(() => {
     cancel();
     finish(docs.get(key));
   }, params.waitMs);

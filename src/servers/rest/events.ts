@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import { realClock, type Clock } from '../../streams/clock.js';
 import type { Doc, Documents } from './documents.js';
 
 /**
@@ -28,13 +29,15 @@ export class EventStreams {
   readonly #docs: Documents;
   readonly #key: string;
   readonly #streams = new Set<Stream>();
-  #heartbeat: NodeJS.Timeout | undefined;
+  readonly #clock: Clock;
+  #heartbeat: unknown;
   #closed = false;
 
-  /** Streams document `key` of `docs`. */
-  constructor(docs: Documents, key: string) {
+  /** Streams document `key` of `docs`, heartbeats and stall checks on `clock`. */
+  constructor(docs: Documents, key: string, clock: Clock = realClock) {
     this.#docs = docs;
     this.#key = key;
+    this.#clock = clock;
   }
 
   serve(req: Request, res: Response): void {
@@ -56,7 +59,7 @@ export class EventStreams {
     const send = (d: Doc) => {
       if (res.writableNeedDrain) {
         // Behind: the drain handler sends the latest document then.
-        if (stream.blockedSince === 0) stream.blockedSince = Date.now();
+        if (stream.blockedSince === 0) stream.blockedSince = this.#clock.now();
         res.once('drain', () => {
           stream.blockedSince = 0;
           if (this.#streams.has(stream)) send(this.#docs.get(this.#key));
@@ -94,16 +97,18 @@ export class EventStreams {
   /** One timer for all streams, running only while there are any. */
   #heartbeats(): void {
     if (this.#streams.size === 0) {
-      clearInterval(this.#heartbeat);
+      this.#clock.clearInterval(this.#heartbeat);
       this.#heartbeat = undefined;
       return;
     }
-    this.#heartbeat ??= setInterval(() => {
-      const now = Date.now();
+    if (this.#heartbeat !== undefined) return;
+    this.#heartbeat = this.#clock.setInterval(() => {
+      const now = this.#clock.now();
       for (const s of this.#streams) {
         if (s.blockedSince !== 0 && now - s.blockedSince > STALLED_MS) s.res.destroy();
         else if (!s.res.writableNeedDrain) s.res.write(': heartbeat\n\n');
       }
-    }, HEARTBEAT_MS).unref();
+    }, HEARTBEAT_MS);
+    this.#clock.unref(this.#heartbeat);
   }
 }
