@@ -221,10 +221,11 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
   const secrets: string[] = [];
   const kept = (secret: string): string => (secrets.push(secret), secret);
   /**
-   * A secret given inline (`key`) or in a file (`key_file`), exactly one: the file is read now, trimmed, and checked
-   * against `pattern` (a problem names the key and the file, never the content). '' when there is a problem.
+   * A secret given inline (`key`) or in a file (`key_file`), not both, and one of them when `required`: the file is
+   * read now, trimmed, and checked against `pattern` (a problem names the key and the file, never the content).
+   * '' when there is a problem; null when an optional secret is absent.
    */
-  const secretOf = <R extends boolean = true>(
+  const secretOf = (
     block: string,
     key: string,
     inline: string | null,
@@ -232,10 +233,9 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     file: string | null,
     pattern: RegExp,
     what: string,
-    required: R = true as R,
-  ): R extends true ? string : string | null => {
-    type Out = R extends true ? string : string | null;
-    if (!required && inline === null && file === null) return null as Out;
+    required: boolean,
+  ): string | null => {
+    if (!required && inline === null && file === null) return null;
     if ((inline === null) === (file === null)) {
       problems.push(`${name}: ${block}: set ${key} or ${fileKey} (${what}), ${required ? 'exactly one' : 'not both'}`);
       return '';
@@ -305,7 +305,7 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
   const key = keyBlock === null ? null : {
     name: keyBlock.name,
     algorithm: keyBlock.algorithm,
-    secret: secretOf('server.dns.transfer.key', 'secret', keyBlock.secret, 'secret_file', keyBlock.secret_file, TSIG_SECRET, 'the base64 TSIG secret'),
+    secret: secretOf('server.dns.transfer.key', 'secret', keyBlock.secret, 'secret_file', keyBlock.secret_file, TSIG_SECRET, 'the base64 TSIG secret', true) ?? '',
   };
   if (notify.length > 0 && dns.transfer.allow.length === 0)
     warnings.push('server.dns.transfer.notify is set but transfer.allow is empty: the secondaries told of changes will be refused the transfer');
