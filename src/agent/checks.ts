@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import type { ServiceHealth } from '../streams/index.js';
+import type { ServiceHealth } from '../streams/model/model.js';
 import type { CheckConfig } from './config.js';
 
 /** One probe: resolves true when the target answered as it should within `timeoutMs`. Never rejects. */

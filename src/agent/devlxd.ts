@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { clip } from './protocol.js';
-import { AGENT_TOKEN_KEY } from '../streams/agents.js';
+import { AGENT_TOKEN_KEY } from '../streams/model/agents.js';
 
 /** Where LXD's guest API answers inside every instance (unless `security.devlxd=false`). */
 export const DEVLXD_SOCKET = '/dev/lxd/sock';

@@ -1,4 +1,4 @@
-import type { AgentService, ServiceHealth, ServiceProto } from '../streams/model.js';
+import type { AgentService, ServiceHealth, ServiceProto } from '../streams/model/model.js';
 
 /**
  * The agent protocol: what the lexa agent inside a container and the server's agent endpoint say to each other

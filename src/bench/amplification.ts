@@ -14,7 +14,8 @@ import dgram from 'node:dgram';
 import dnsPacket from 'dns-packet';
 import { defaultConfig } from '../config/index.js';
 import { silentLogger } from '../log/index.js';
-import { createHandler, resolverOptions, ResponseRateLimiter, startPlainDns, type RateLimitSettings } from '../servers/dns/index.js';
+import { createHandler, resolverOptions } from '../dns/index.js';
+import { ResponseRateLimiter, startPlainDns, type RateLimitSettings } from '../servers/dns/index.js';
 import { NO_TRAEFIK_LABELS, Snapshot, type Instance } from '../streams/index.js';
 
 /** Enough instances that `*.lexa ANY` and the SRV set both fill a 4096-byte reply. */

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { silentLogger } from '../log/index.js';
 import { instrument, ListenerCounters } from '../metrics/index.js';
-import { createHandler, datagramLimit, DEFAULT_MAX_UDP_REPLY, type HandleQuery } from '../servers/dns/index.js';
+import { createHandler, datagramLimit, DEFAULT_MAX_UDP_REPLY, type HandleQuery } from '../dns/index.js';
 import { NO_TRAEFIK_LABELS, Snapshot, type Instance, type NetInterface } from '../streams/index.js';
 
 const SIZES = [100, 10_000] as const;

@@ -1,7 +1,7 @@
 /**
  * A SIMULATED LXD: the few endpoints lexa's reflector reads (`GET /1.0`, `GET /1.0/instances?recursion=2`,
  * `GET /1.0/instances/<name>?recursion=1`, `GET /1.0/networks?recursion=1` and the bridge's `/leases`, which vouch
- * for the addresses (src/streams/trust.ts), the `/1.0/events` websocket), served over a unix socket from an
+ * for the addresses (src/streams/lxd/trust.ts), the `/1.0/events` websocket), served over a unix socket from an
  * in-memory table of running containers. It exists for what a real LXD cannot do on the machines lexa is built
  * on: thousands of instances (FACTS: ~200 busybox containers fit) and event bursts at a chosen rate. Everything
  * measured against it says so. Shapes follow LXD 5.0's JSON (sync envelope, lifecycle events with `source`).

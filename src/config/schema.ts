@@ -117,7 +117,7 @@ export const configSchema = block({
       /**
        * LXD over HTTPS instead of the socket: declaring a bind block is what selects HTTPS. Repeatable: the members
        * of one LXD cluster, tried in order for the first connection; once connected, lexa also knows every member
-       * from LXD itself and fails over to any of them (streams/failover-client.ts).
+       * from LXD itself and fails over to any of them (streams/lxd/failover-client.ts).
        */
       bind: list(
         block({

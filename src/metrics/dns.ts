@@ -1,5 +1,5 @@
 import { isIPv6 } from 'node:net';
-import type { HandleQuery } from '../servers/dns/index.js';
+import type { HandleQuery } from '../dns/index.js';
 
 /**
  * DNS counters kept on the query path as plain numbers in typed arrays, one set per listener (a bind address of

@@ -1,19 +1,7 @@
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log/index.js';
-import {
-  createHandler,
-  createTransfer,
-  Notifier,
-  resolverOptions,
-  reverseZones,
-  watchZones,
-  withTsig,
-  ZoneSerials,
-  zoneOptions,
-  type HandleQuery,
-  type HandleTransfer,
-  type ResolveOptions,
-} from '../servers/dns/index.js';
+import { createHandler, resolverOptions, reverseZones, zoneOptions, type HandleQuery, type ResolveOptions } from '../dns/index.js';
+import { createTransfer, Notifier, watchZones, withTsig, ZoneSerials, type HandleTransfer } from '../replication/index.js';
 import type { Snapshot, SnapshotStore } from '../streams/index.js';
 import { transfersIn } from './reload-plan.js';
 

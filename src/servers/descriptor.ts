@@ -3,9 +3,9 @@ import type { Logger } from '../log/index.js';
 import type { DnsProto, DnsScheme, ListenerCounters, Metrics } from '../metrics/index.js';
 import type { TlsMaterial } from '../tls/index.js';
 import type { AgentPolicy, AgentRegistry } from './agent/index.js';
-import type { HandleQuery } from './dns/handler.js';
+import type { HandleQuery } from '../dns/handler.js';
 import type { RateLimitCounts } from './dns/rate-limit.js';
-import type { HandleTransfer } from './dns/transfer.js';
+import type { HandleTransfer } from '../replication/transfer.js';
 import type { RestOptions } from './rest/app.js';
 import type { Listeners } from './transport.js';
 

@@ -4,7 +4,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../log/index.js';
 import { countRefusedConnection } from '../metrics/connections.js';
-import { realClock, type Clock } from '../streams/clock.js';
+import { realClock, type Clock } from '../time/clock.js';
 
 /**
  * Fair sharing of a connection listener: what every stream and QUIC listener applies the same way, so that one

@@ -1,8 +1,8 @@
 import type { Bind } from '../config/index.js';
 import type { Logger } from '../log/index.js';
-import type { Clock } from '../streams/clock.js';
+import type { Clock } from '../time/clock.js';
 import type { TlsMaterial } from '../tls/index.js';
-import type { HandleQuery } from './dns/handler.js';
+import type { HandleQuery } from '../dns/handler.js';
 import type { ConnectionLimits } from './fairness.js';
 
 /**

@@ -1,7 +1,7 @@
 import t from 'tap';
-import { resolve, zoneOptions } from '../../src/servers/dns/resolve.js';
-import { zoneContent } from '../../src/servers/dns/zone.js';
-import { Snapshot } from '../../src/streams/snapshot.js';
+import { resolve, zoneOptions } from '../../src/dns/resolve.js';
+import { zoneContent } from '../../src/dns/zone.js';
+import { Snapshot } from '../../src/streams/state/snapshot.js';
 import { OPTS, question } from '../helpers/dns-fixture.js';
 import { iface, instance, service, snapshotOf } from '../helpers/model.js';
 

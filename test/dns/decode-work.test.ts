@@ -2,8 +2,8 @@ import { Buffer } from 'node:buffer';
 import dnsPacket, { type DecodedPacket } from 'dns-packet';
 import t from 'tap';
 import { silentLogger } from '../../src/log/index.js';
-import { createHandler } from '../../src/servers/dns/handler.js';
-import { MESSAGE_LIMIT } from '../../src/servers/dns/wire.js';
+import { createHandler } from '../../src/dns/handler.js';
+import { MESSAGE_LIMIT } from '../../src/dns/wire.js';
 import { OPTS, clustered } from '../helpers/dns-fixture.js';
 
 // A query's cost is linear in its bytes, whatever its records say. dns-packet follows compression pointers with

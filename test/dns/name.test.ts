@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { parseName, parseReverseName, type NameForm, type ReverseForm } from '../../src/servers/dns/name.js';
+import { parseName, parseReverseName, type NameForm, type ReverseForm } from '../../src/dns/name.js';
 
 // The zone's name grammar, one row per query name: the name as asked → the form it parses to. The suffix is
 // passed normalised (lower-case, no dots at either end), as the resolver does.

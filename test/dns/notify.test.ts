@@ -2,8 +2,8 @@ import { Buffer } from 'node:buffer';
 import dgram from 'node:dgram';
 import t from 'tap';
 import { memoryLogger } from '../../src/log/index.js';
-import { Notifier, NOTIFY_ATTEMPTS, NOTIFY_FIRST_RETRY_MS } from '../../src/servers/dns/notify.js';
-import { checkRequest, signMessage, type TsigKey } from '../../src/servers/dns/tsig.js';
+import { Notifier, NOTIFY_ATTEMPTS, NOTIFY_FIRST_RETRY_MS } from '../../src/replication/notify.js';
+import { checkRequest, signMessage, type TsigKey } from '../../src/replication/tsig.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
 // NOTIFY's retry and acknowledgement rules against a scripted secondary on a real UDP socket (knot.test.ts

@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import t from 'tap';
 import dnsPacket, { type Answer } from 'dns-packet';
-import { emitName, emitRecord, type NameTable } from '../../src/servers/dns/records.js';
+import { emitName, emitRecord, type NameTable } from '../../src/dns/records.js';
 import { rr, text } from '../helpers/zone.js';
 
 // The reply record encoder: exact sizes, compression pointers dns-packet decodes, and refusals to write

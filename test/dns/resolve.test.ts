@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap';
 import { silentLogger } from '../../src/log/index.js';
-import { createHandler } from '../../src/servers/dns/handler.js';
-import { checkResolveOptions, resolve, type Outcome, type ResolveOptions } from '../../src/servers/dns/resolve.js';
-import { Snapshot } from '../../src/streams/snapshot.js';
+import { createHandler } from '../../src/dns/handler.js';
+import { checkResolveOptions, resolve, type Outcome, type ResolveOptions } from '../../src/dns/resolve.js';
+import { Snapshot } from '../../src/streams/state/snapshot.js';
 import { iface, instance, seeded, SERIAL, snapshotOf } from '../helpers/model.js';
 import { rdata, rr, sortedText, text, zone } from '../helpers/zone.js';
 import { clustered, OPTS, question, SOA, standalone, standaloneUnknown, type Case } from '../helpers/dns-fixture.js';

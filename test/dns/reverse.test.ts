@@ -1,7 +1,7 @@
 import t from 'tap';
 import { addressKey, reverseZoneOf } from '../../src/net/addresses.js';
-import { reverseNameOf } from '../../src/servers/dns/reverse.js';
-import { toSubnets } from '../../src/streams/networks.js';
+import { reverseNameOf } from '../../src/dns/reverse.js';
+import { toSubnets } from '../../src/streams/lxd/networks.js';
 
 t.test('reverse zones from subnets: on the label boundary at or above the prefix', (t) => {
   const rows: [string, string | undefined][] = [

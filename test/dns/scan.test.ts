@@ -1,6 +1,6 @@
 import t from 'tap';
-import { resolve, type Outcome } from '../../src/servers/dns/resolve.js';
-import type { Instance } from '../../src/streams/model.js';
+import { resolve, type Outcome } from '../../src/dns/resolve.js';
+import type { Instance } from '../../src/streams/model/model.js';
 import { OPTS, question } from '../helpers/dns-fixture.js';
 import { iface, instance, member, service, snapshotOf } from '../helpers/model.js';
 import { scans } from '../helpers/scan.js';

@@ -2,12 +2,12 @@ import { Buffer } from 'node:buffer';
 import dnsPacket from 'dns-packet';
 import t from 'tap';
 import { silentLogger } from '../../src/log/index.js';
-import { resolve, zoneOptions, type ResolveOptions } from '../../src/servers/dns/resolve.js';
-import { ZoneSerials } from '../../src/servers/dns/serial.js';
-import { createTransfer } from '../../src/servers/dns/transfer.js';
-import { withTsig } from '../../src/servers/dns/signed.js';
-import { checkRequest, findTsig, signMessage, TSIG_BADKEY, TSIG_BADSIG, TSIG_BADTIME, type TsigKey } from '../../src/servers/dns/tsig.js';
-import { zoneContent } from '../../src/servers/dns/zone.js';
+import { resolve, zoneOptions, type ResolveOptions } from '../../src/dns/resolve.js';
+import { ZoneSerials } from '../../src/replication/serial.js';
+import { createTransfer } from '../../src/replication/transfer.js';
+import { withTsig } from '../../src/replication/signed.js';
+import { checkRequest, findTsig, signMessage, TSIG_BADKEY, TSIG_BADSIG, TSIG_BADTIME, type TsigKey } from '../../src/replication/tsig.js';
+import { zoneContent } from '../../src/dns/zone.js';
 import { iface, instance, service, snapshotOf } from '../helpers/model.js';
 import { sortedText, zone } from '../helpers/zone.js';
 

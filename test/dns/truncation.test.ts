@@ -1,8 +1,8 @@
 import { Buffer } from 'node:buffer';
 import dnsPacket, { type Answer, type DecodedPacket } from 'dns-packet';
 import t from 'tap';
-import type { Outcome } from '../../src/servers/dns/resolve.js';
-import { answerQuery, datagramLimit } from '../../src/servers/dns/wire.js';
+import type { Outcome } from '../../src/dns/resolve.js';
+import { answerQuery, datagramLimit } from '../../src/dns/wire.js';
 
 // TC when the record that overflows a UDP reply is the LAST answer (wire.ts, encodeReply): the measuring pass
 // then runs out of answers rather than out of room, so only the fitting step can say the reply was cut. Replies

@@ -2,11 +2,11 @@ import { Buffer } from 'node:buffer';
 import dnsPacket from 'dns-packet';
 import t from 'tap';
 import { memoryLogger, silentLogger } from '../../src/log/index.js';
-import { zoneOptions, type ResolveOptions } from '../../src/servers/dns/resolve.js';
-import { ZoneSerials } from '../../src/servers/dns/serial.js';
-import { withTsig } from '../../src/servers/dns/signed.js';
-import { createTransfer } from '../../src/servers/dns/transfer.js';
-import { checkRequest, checkResponse, findTsig, signMessage, TSIG_BADKEY, TSIG_BADSIG, TSIG_BADTIME, type TsigKey } from '../../src/servers/dns/tsig.js';
+import { zoneOptions, type ResolveOptions } from '../../src/dns/resolve.js';
+import { ZoneSerials } from '../../src/replication/serial.js';
+import { withTsig } from '../../src/replication/signed.js';
+import { createTransfer } from '../../src/replication/transfer.js';
+import { checkRequest, checkResponse, findTsig, signMessage, TSIG_BADKEY, TSIG_BADSIG, TSIG_BADTIME, type TsigKey } from '../../src/replication/tsig.js';
 import { iface, instance, snapshotOf } from '../helpers/model.js';
 
 // Every trust check of TSIG and zone transfers, one test each, hermetic: each of these fails when its check is

@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer';
 import dnsPacket, { type Answer } from 'dns-packet';
 import t from 'tap';
 import { silentLogger } from '../../src/log/index.js';
-import { createHandler, MESSAGE_LIMIT } from '../../src/servers/dns/index.js';
+import { createHandler, MESSAGE_LIMIT } from '../../src/dns/index.js';
 import { cacheMaxAge, decodeBase64Url, route, type DohReply } from '../../src/servers/doh/index.js';
 import { clustered, OPTS } from '../helpers/dns-fixture.js';
 import { query, stubHandler } from '../helpers/transport-stub.js';

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { frameMessage, MAX_DNS_MESSAGE } from '../../src/servers/dns/index.js';
+import { frameMessage } from '../../src/servers/dns/index.js';
+import { MAX_DNS_MESSAGE } from '../../src/dns/index.js';
 import { QueryAccumulator, checkQuery } from '../../src/servers/doq/framing.js';
 
 /** DoQ frames its messages exactly as TCP does (RFC 9250 §4.2): the one shared framer. */

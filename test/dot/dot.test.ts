@@ -7,7 +7,7 @@ import { startDot, type DotLimits } from '../../src/servers/dot/index.js';
 import type { TlsListeners } from '../../src/servers/transport.js';
 import { frameMessage } from '../../src/servers/dns/index.js';
 import { memoryLogger } from '../../src/log/index.js';
-import type { Clock } from '../../src/streams/clock.js';
+import type { Clock } from '../../src/time/clock.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { requireIPv6Loopback } from '../helpers/net.js';
 import {

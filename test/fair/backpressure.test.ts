@@ -2,7 +2,8 @@ import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import t from 'tap';
 import { memoryLogger } from '../../src/log/index.js';
-import { frameMessage, MESSAGE_LIMIT, serveStream } from '../../src/servers/dns/index.js';
+import { frameMessage, serveStream } from '../../src/servers/dns/index.js';
+import { MESSAGE_LIMIT } from '../../src/dns/index.js';
 import { waitFor } from '../helpers/lxd-cli.js';
 import { query, STREAM_LIMITS, stubHandler } from '../helpers/transport-stub.js';
 

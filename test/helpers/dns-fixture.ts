@@ -1,4 +1,4 @@
-import type { Outcome, Question, ResolveOptions } from '../../src/servers/dns/resolve.js';
+import type { Outcome, Question, ResolveOptions } from '../../src/dns/resolve.js';
 import { iface, instance, member, seeded, service, SERIAL, snapshotOf } from './model.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { Clock } from '../../src/streams/clock.js';
+import type { Clock } from '../../src/time/clock.js';
 import { AT } from './model.js';
 
 /**

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
-import { LxdError, type EventSocket, type LxdClient } from '../../src/streams/lxd-client.js';
-import type { LxdEvent, LxdInstance, LxdLease, LxdMember, LxdServerEnvironment } from '../../src/streams/lxd-model.js';
-import type { LxdNetwork } from '../../src/streams/networks.js';
+import { LxdError, type EventSocket, type LxdClient } from '../../src/streams/lxd/lxd-client.js';
+import type { LxdEvent, LxdInstance, LxdLease, LxdMember, LxdServerEnvironment } from '../../src/streams/lxd/lxd-model.js';
+import type { LxdNetwork } from '../../src/streams/lxd/networks.js';
 import type { FakeClock } from './fake-clock.js';
 
 /**
@@ -15,7 +15,7 @@ import type { FakeClock } from './fake-clock.js';
 
 /**
  * An LXD instance as `recursion=2` returns it, trimmed to what lexa reads. Its addresses are also its NIC's static
- * `ipv4.address`/`ipv6.address`, so LXD vouches for them without a lease (src/streams/trust.ts); tests of trust
+ * `ipv4.address`/`ipv6.address`, so LXD vouches for them without a lease (src/streams/lxd/trust.ts); tests of trust
  * build their own devices.
  */
 export function lxdInstance(

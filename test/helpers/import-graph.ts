@@ -14,7 +14,7 @@ export interface Edge {
   readonly kind: EdgeKind;
 }
 
-/** Every .ts file under `root`, as paths relative to `root` with forward slashes (e.g. `servers/dns/zone.ts`). */
+/** Every .ts file under `root`, as paths relative to `root` with forward slashes (e.g. `dns/zone.ts`). */
 function sourceFiles(root: string, dir = root): string[] {
   const out: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true })) {

@@ -1,6 +1,6 @@
-import type { ClusterMember, Instance, NetInterface, Service } from '../../src/streams/model.js';
-import { Snapshot } from '../../src/streams/snapshot.js';
-import { NO_TRAEFIK_LABELS } from '../../src/streams/traefik-labels.js';
+import type { ClusterMember, Instance, NetInterface, Service } from '../../src/streams/model/model.js';
+import { Snapshot } from '../../src/streams/state/snapshot.js';
+import { NO_TRAEFIK_LABELS } from '../../src/streams/model/traefik-labels.js';
 
 /** Hand-built model values for unit tests (no LXD involved). */
 

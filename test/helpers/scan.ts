@@ -1,6 +1,6 @@
-import { PersistentMap } from '../../src/streams/pmap.js';
-import { Glob } from '../../src/streams/glob.js';
-import { Snapshot } from '../../src/streams/snapshot.js';
+import { PersistentMap } from '../../src/streams/state/pmap.js';
+import { Glob } from '../../src/streams/state/glob.js';
+import { Snapshot } from '../../src/streams/state/snapshot.js';
 
 /** What a synchronous piece of code iterated while it ran. */
 export interface Scans {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dnsPacket, { type Answer } from 'dns-packet';
 import { defaultConfig } from '../../src/config/index.js';
-import type { HandleQuery, ReplyLimit } from '../../src/servers/dns/index.js';
+import type { HandleQuery, ReplyLimit } from '../../src/dns/index.js';
 import type { StreamLimits } from '../../src/servers/transport.js';
 import { generateSelfSigned, type TlsMaterial } from '../../src/tls/index.js';
 

@@ -1,10 +1,10 @@
 import t from 'tap';
-import { FailoverClient, originOf } from '../../src/streams/failover-client.js';
-import type { LxdClient } from '../../src/streams/lxd-client.js';
-import { toMember } from '../../src/streams/lxd-model.js';
-import { MEMBER_LOOKUP_TIMEOUT_MS, resolveMemberHosts } from '../../src/streams/member-addresses.js';
+import { FailoverClient, originOf } from '../../src/streams/lxd/failover-client.js';
+import type { LxdClient } from '../../src/streams/lxd/lxd-client.js';
+import { toMember } from '../../src/streams/lxd/lxd-model.js';
+import { MEMBER_LOOKUP_TIMEOUT_MS, resolveMemberHosts } from '../../src/streams/lxd/member-addresses.js';
 import { fold, Snapshot } from '../../src/streams/index.js';
-import type { ClusterMember } from '../../src/streams/model.js';
+import type { ClusterMember } from '../../src/streams/model/model.js';
 import { iface, instance } from '../helpers/model.js';
 
 // The cluster parts that need no LXD: which member the client talks to, member host names, and the policy for

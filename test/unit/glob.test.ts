@@ -1,9 +1,9 @@
 import t from 'tap';
 import dnsPacket, { type DecodedPacket } from 'dns-packet';
 import { silentLogger } from '../../src/log/index.js';
-import { createHandler } from '../../src/servers/dns/handler.js';
-import { datagramLimit } from '../../src/servers/dns/wire.js';
-import { Glob } from '../../src/streams/glob.js';
+import { createHandler } from '../../src/dns/handler.js';
+import { datagramLimit } from '../../src/dns/wire.js';
+import { Glob } from '../../src/streams/state/glob.js';
 import { iface, instance, seeded, snapshotOf } from '../helpers/model.js';
 import { OPTS } from '../helpers/dns-fixture.js';
 import { rdata } from '../helpers/zone.js';

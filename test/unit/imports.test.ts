@@ -14,7 +14,7 @@ const DIST = join(ROOT, 'dist');
 const REGISTER = join(import.meta.dirname, '..', 'fixtures', 'module-log', 'register.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'lexa-imports-'));
 /** What the server side loads and neither the agent nor check-config may. */
-const SERVER_ONLY = [/\/node_modules\/(undici|ws|rxjs)\//, /\/dist\/servers\//, /\/dist\/daemon\.js$/, /\/dist\/streams\/(reflector|lxd-client)\.js$/];
+const SERVER_ONLY = [/\/node_modules\/(undici|ws|rxjs)\//, /\/dist\/(servers|dns|replication|runtime)\//, /\/dist\/daemon\.js$/, /\/dist\/streams\/lxd\/(reflector|lxd-client)\.js$/];
 /** The agent runs (failing to reach a closed port) until it logs this, then is stopped. */
 const AGENT_STOP_AFTER = /lexa agent started/;
 
@@ -64,10 +64,44 @@ t.test('lexa agent loads no server dependency', async (t) => {
   t.same(serverModules(r.modules), []);
 });
 
-t.test('src/config, src/streams and src/agent import nothing from src/servers (nor the daemon)', async (t) => {
+/**
+ * The data path, bottom to top: each folder may import only from folders on an earlier line (and from itself).
+ * config, the model, time and addresses; the sources and state (streams); the DNS core; replication; the transports
+ * and the daemon's wiring above them all. The in-container agent stands beside the server side and shares only the
+ * bottom line.
+ */
+const LAYERS: readonly (readonly string[])[] = [
+  ['config', 'log', 'net', 'time', 'streams/model', 'version.ts'],
+  ['streams', 'tls'],
+  ['dns'],
+  ['replication'],
+  ['servers', 'metrics', 'runtime', 'bench', 'daemon.ts', 'cli.ts'],
+];
+const top = (file: string) => file.split('/')[0]!;
+/** A file's layer: the one naming its longest leading path (`streams/model` before `streams`). */
+function layerOf(file: string): number {
+  let best = -1;
+  let length = -1;
+  LAYERS.forEach((layer, i) => {
+    for (const place of layer) {
+      if ((file === place || file.startsWith(`${place}/`)) && place.length > length) [best, length] = [i, place.length];
+    }
+  });
+  return best;
+}
+
+t.test('every folder is in one layer of the data path', async (t) => {
   const { edges } = importGraph(SRC);
-  const upward = edges.filter((e) => /^(config|streams|agent|net)\//.test(e.from) && (e.to.startsWith('servers/') || e.to === 'daemon.ts'));
-  t.same(upward, []);
+  const unplaced = [...new Set(edges.flatMap((e) => [e.from, e.to]))].filter((f) => top(f) !== 'agent' && layerOf(f) < 0);
+  t.same(unplaced, []);
+});
+
+t.test('imports run one way: down the data path, never up (config, streams and the DNS core know no transport)', async (t) => {
+  const { edges } = importGraph(SRC);
+  const upward = edges.filter((e) => top(e.from) !== 'agent' && top(e.to) !== 'agent' && layerOf(e.to) > layerOf(e.from));
+  t.same(upward, [], 'imports from a higher layer');
+  const agent = edges.filter((e) => top(e.from) === 'agent' && top(e.to) !== 'agent' && layerOf(e.to) !== 0);
+  t.same(agent, [], 'the agent imports only the bottom layer');
 });
 
 t.test('no import cycle in src: none at run time, and none between folders even through types', async (t) => {

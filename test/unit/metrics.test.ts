@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import t from 'tap';
 import { silentLogger } from '../../src/log/index.js';
 import { createMetrics, instrument, ListenerCounters, TYPE_LABELS, typeSlot } from '../../src/metrics/index.js';
-import { createHandler, datagramLimit, MESSAGE_LIMIT } from '../../src/servers/dns/index.js';
+import { createHandler, datagramLimit, MESSAGE_LIMIT } from '../../src/dns/index.js';
 import { parseExposition, PROMTOOL, sample } from '../helpers/cli-process.js';
 import { iface, instance, snapshotOf } from '../helpers/model.js';
 import { query } from '../helpers/transport-stub.js';

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { PersistentMap } from '../../src/streams/pmap.js';
+import { PersistentMap } from '../../src/streams/state/pmap.js';
 import { seeded } from '../helpers/model.js';
 
 // The persistent map against a plain Map as the model: random sets and deletes (keys from a small pool, so

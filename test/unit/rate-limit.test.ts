@@ -1,7 +1,7 @@
 import dnsPacket from 'dns-packet';
 import t from 'tap';
 import { ADDRESS_BYTES, ResponseRateLimiter, writeAddress, type RateLimitSettings, type Verdict } from '../../src/servers/dns/rate-limit.js';
-import { truncatedReply } from '../../src/servers/dns/wire.js';
+import { truncatedReply } from '../../src/dns/wire.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { seeded } from '../helpers/model.js';
 

@@ -1,10 +1,10 @@
 import t, { type Test } from 'tap';
 import { memoryLogger } from '../../src/log/index.js';
-import { RECONNECT_BASE_MS, RECONNECT_MAX_MS } from '../../src/streams/backoff.js';
-import { WATCHDOG_MIN_TICK_MS } from '../../src/streams/connection.js';
+import { RECONNECT_BASE_MS, RECONNECT_MAX_MS } from '../../src/time/backoff.js';
+import { WATCHDOG_MIN_TICK_MS } from '../../src/streams/lxd/connection.js';
 import { Reflector, SnapshotStore, type ReflectorOptions } from '../../src/streams/index.js';
-import { FIRST_ADDRESS_POLL_MS, FIRST_ADDRESS_WINDOW_MS, SETTLE_DELAYS_MS } from '../../src/streams/refetch.js';
-import type { Snapshot } from '../../src/streams/snapshot.js';
+import { FIRST_ADDRESS_POLL_MS, FIRST_ADDRESS_WINDOW_MS, SETTLE_DELAYS_MS } from '../../src/streams/lxd/refetch.js';
+import type { Snapshot } from '../../src/streams/state/snapshot.js';
 import { FakeClock, settle } from '../helpers/fake-clock.js';
 import { FakeLxd, lifecycle, lxdInstance } from '../helpers/fake-lxd.js';
 import { instance, seeded } from '../helpers/model.js';

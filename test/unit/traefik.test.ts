@@ -5,7 +5,7 @@ import { lxdInstance as lxd } from '../helpers/fake-lxd.js';
 import { deepFreeze, service, snapshotOf, instance, iface } from '../helpers/model.js';
 import { traefikSchemaErrors } from '../helpers/traefik-schema.js';
 
-// /traefik: user.traefik.* labels → the model (src/streams/traefik-labels.ts), and a snapshot → Traefik's dynamic
+// /traefik: user.traefik.* labels → the model (src/streams/model/traefik-labels.ts), and a snapshot → Traefik's dynamic
 // configuration (src/servers/rest/traefik.ts). Everything here is built from LXD-shaped instances through the same
 // toInstance the reflector uses; no LXD is involved.
 

@@ -1,15 +1,15 @@
 import t from 'tap';
-import { resolve, zoneOptions, type ResolveOptions } from '../../src/servers/dns/resolve.js';
-import { zoneContent } from '../../src/servers/dns/zone.js';
+import { resolve, zoneOptions, type ResolveOptions } from '../../src/dns/resolve.js';
+import { zoneContent } from '../../src/dns/zone.js';
 import { restApp, traefikDocument } from '../../src/servers/rest/index.js';
 import { toInstance, type Instance, type LxdInstance } from '../../src/streams/index.js';
-import type { LxdLease } from '../../src/streams/lxd-model.js';
-import { eui64, inSubnet, networkFacts, NO_EVIDENCE, withLeases, type Evidence } from '../../src/streams/trust.js';
+import type { LxdLease } from '../../src/streams/lxd/lxd-model.js';
+import { eui64, inSubnet, networkFacts, NO_EVIDENCE, withLeases, type Evidence } from '../../src/streams/lxd/trust.js';
 import { deepFreeze, snapshotOf } from '../helpers/model.js';
 import { question } from '../helpers/dns-fixture.js';
 import { sortedText, zone } from '../helpers/zone.js';
 
-// Trusted addresses (src/streams/trust.ts): an address counts for agent binding, service records, SRV additionals,
+// Trusted addresses (src/streams/lxd/trust.ts): an address counts for agent binding, service records, SRV additionals,
 // PTR, /traefik and /services only when LXD vouches for it. Instances are LXD-shaped as LXD 5.0.2 reports them
 // (fields copied from a real `recursion=2` list, `/state` and `/1.0/networks/lxdbr0/leases` on the test bed);
 // no LXD is involved. test/integration/trusted-addresses.test.ts does the same against the real LXD.

@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import type { Bind } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
 import { AGENT_TOKEN_KEY, refusedServices, tokenDigest as digest, type Action, type AgentService, type Snapshot } from '../../streams/index.js';
-import { realClock, type Clock } from '../../streams/clock.js';
+import { realClock, type Clock } from '../../time/clock.js';
 import type { TlsMaterial } from '../../tls/index.js';
 import type { ConnectionLimits } from '../fairness.js';
 import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';

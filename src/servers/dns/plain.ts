@@ -1,9 +1,9 @@
 import { openEach, type Listeners } from '../listen.js';
 import type { StreamLimits, TransportOptions } from '../transport.js';
-import type { HandleQuery } from './handler.js';
+import type { HandleQuery } from '../../dns/handler.js';
 import { startTcp } from './tcp.js';
 import { startUdp, type UdpLimits } from './udp.js';
-import type { HandleTransfer } from './transfer.js';
+import type { HandleTransfer } from '../../replication/transfer.js';
 
 export type PlainDnsLimits = UdpLimits & StreamLimits;
 

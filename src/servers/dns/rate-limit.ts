@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import type { HandleQuery } from './handler.js';
-import { truncatedReply, type ReplyLimit } from './wire.js';
+import type { HandleQuery } from '../../dns/handler.js';
+import { truncatedReply, type ReplyLimit } from '../../dns/wire.js';
 
 /**
  * Response rate limiting (RRL) for DNS over UDP, as BIND's `rate-limit` and knot's `rrl` do it: UDP has no

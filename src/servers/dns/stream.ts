@@ -1,11 +1,11 @@
 import { Buffer } from 'node:buffer';
 import type net from 'node:net';
 import type { Logger } from '../../log/index.js';
-import { realClock, type Clock } from '../../streams/clock.js';
+import { realClock, type Clock } from '../../time/clock.js';
 import type { StreamLimits } from '../transport.js';
-import type { HandleQuery } from './handler.js';
-import type { HandleTransfer } from './transfer.js';
-import { asBuffer, MESSAGE_LIMIT } from './wire.js';
+import type { HandleQuery } from '../../dns/handler.js';
+import type { HandleTransfer } from '../../replication/transfer.js';
+import { asBuffer, MESSAGE_LIMIT } from '../../dns/wire.js';
 
 /**
  * DNS over a byte stream: the 2-byte big-endian length framing of RFC 1035 §4.2.2, shared by plain TCP

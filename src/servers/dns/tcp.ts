@@ -2,7 +2,7 @@ import net from 'node:net';
 import { listenStreams, type Listeners } from '../listen.js';
 import type { StreamLimits, TransportOptions } from '../transport.js';
 import { serveStream } from './stream.js';
-import type { HandleTransfer } from './transfer.js';
+import type { HandleTransfer } from '../../replication/transfer.js';
 
 /**
  * DNS over TCP (RFC 7766) on every bind address: 2-byte length framing, any number of pipelined queries per

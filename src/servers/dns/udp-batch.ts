@@ -3,9 +3,9 @@ import { fileURLToPath } from 'node:url';
 import type { Bind } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
 import type { Opened } from '../listen.js';
-import type { HandleQuery } from './handler.js';
+import type { HandleQuery } from '../../dns/handler.js';
 import { ADDRESS_BYTES, limited, type ResponseRateLimiter } from './rate-limit.js';
-import type { ReplyLimit } from './wire.js';
+import type { ReplyLimit } from '../../dns/wire.js';
 
 /**
  * The batched UDP path: native/udp_batch.c takes up to BATCH queries with one recvmmsg(2), calls back once, and

@@ -4,7 +4,7 @@ import { bindUdp, openEach, type Listeners } from '../listen.js';
 import type { TransportOptions } from '../transport.js';
 import { AddonWithoutSources, loadBatchAddon, openBatchUdp } from './udp-batch.js';
 import { ADDRESS_BYTES, limited, writeAddress, type ResponseRateLimiter } from './rate-limit.js';
-import { datagramLimit } from './wire.js';
+import { datagramLimit } from '../../dns/wire.js';
 
 export interface UdpLimits {
   /** The largest reply datagram, when the client's EDNS size asks for that much (wire.ts replySize). */

@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import { MAX_DNS_MESSAGE, MESSAGE_LIMIT, type HandleQuery } from '../dns/index.js';
+import { MAX_DNS_MESSAGE, MESSAGE_LIMIT, type HandleQuery } from '../../dns/index.js';
 import { cacheMaxAge } from './max-age.js';
 
 /**

@@ -1,4 +1,4 @@
-import { HEADER_BYTES, skipName } from '../dns/wire.js';
+import { HEADER_BYTES, skipName } from '../../dns/wire.js';
 
 /**
  * How long an HTTP cache may keep a DoH reply (RFC 8484 §5.1): the smallest TTL among the answer and authority

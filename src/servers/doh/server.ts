@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import http2 from 'node:http2';
 import type net from 'node:net';
-import { MAX_DNS_MESSAGE } from '../dns/index.js';
+import { MAX_DNS_MESSAGE } from '../../dns/index.js';
 import { guardFirstRequest, type ConnectionLimits } from '../fairness.js';
 import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
 import type { TlsTransportOptions } from '../transport.js';

@@ -1,6 +1,7 @@
 // RFC 9250 message framing: one DNS message per stream direction, preceded by
 // its length as a 2-byte big-endian integer. Pure; no QUIC here.
-import { FrameReader, MAX_DNS_MESSAGE } from '../dns/index.js';
+import { FrameReader } from '../dns/index.js';
+import { MAX_DNS_MESSAGE } from '../../dns/index.js';
 
 /** DoQ application error codes (RFC 9250 §4.3), used in CONNECTION_CLOSE and RESET_STREAM. */
 export const DoqErrorCode = {

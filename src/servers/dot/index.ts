@@ -1,5 +1,6 @@
 import tls from 'node:tls';
-import { serveStream, type HandleTransfer } from '../dns/index.js';
+import { serveStream } from '../dns/index.js';
+import { type HandleTransfer } from '../../replication/index.js';
 import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
 import type { StreamLimits, TlsTransportOptions } from '../transport.js';
 

@@ -1,7 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Observable } from 'rxjs';
 import { servesEndpoint, type Snapshot } from '../../streams/index.js';
-import { realClock, type Clock } from '../../streams/clock.js';
+import { realClock, type Clock } from '../../time/clock.js';
 import type { Logger } from '../../log/index.js';
 import { answerBlocking, INDEX_HEADER } from './blocking.js';
 import { Documents, type Doc } from './documents.js';

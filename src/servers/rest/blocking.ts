@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import { parseDuration } from '../../config/index.js';
-import type { Clock } from '../../streams/clock.js';
+import type { Clock } from '../../time/clock.js';
 import type { Doc, Documents } from './documents.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import { realClock, type Clock } from '../../streams/clock.js';
+import { realClock, type Clock } from '../../time/clock.js';
 import type { Doc, Documents } from './documents.js';
 
 /**

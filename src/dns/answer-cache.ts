@@ -1,0 +1,118 @@
+import { Buffer } from 'node:buffer';
+import type { Snapshot } from '../streams/index.js';
+import type { HandleQuery } from './handler.js';
+import { HEADER_BYTES, replySize, type ReplyLimit } from './wire.js';
+
+/**
+ * Answers computed once per snapshot: a lever on the query path's cost. Between two changes of LXD the same
+ * question always gets the same records, so the reply's bytes are kept, keyed by what they depend on (the
+ * question's bytes, the reply size limit, whether the query had EDNS and its DO bit), and a repeated query only
+ * copies them and patches its ID and RD bit. Everything else (decode, resolve, encode, fit) runs once per key
+ * and snapshot.
+ *
+ * Contract (what makes a cached reply byte-for-byte what the full path would send):
+ *   - only plain queries take this path: one question, no answer or authority records, at most one additional
+ *     that is a version-0 OPT owned by the root with nothing after it; anything else goes to `full` every time;
+ *   - the key holds the question exactly as sent (case included: owner names point at it) and the size limit as
+ *     the full path computes it, so truncation is the same;
+ *   - the whole cache is dropped when the snapshot changes (by identity), so no answer outlives the data it was
+ *     made from; SERVFAIL before the first list is cached only until then, like everything else;
+ *   - answer order is still shuffled: the first VARIANTS misses of a key each compute a fresh reply (a new random
+ *     order), later hits rotate among them (a reply with at most one answer record keeps one variant).
+ * Bounded: at most MAX_KEYS keys; past that the cache starts over (a flood of random names costs misses, never
+ * memory).
+ */
+
+/** Orders kept per question: clients (HAProxy, forwarders) see rotation among these. */
+export const VARIANTS = 4;
+/** Keys per snapshot before starting over: every name of a 10,000-instance zone twice over, ~10 MB at most. */
+const MAX_KEYS = 20_000;
+
+const TYPE_OPT = 41;
+
+interface Entry {
+  readonly variants: Buffer[];
+  /** No more variants to compute: VARIANTS of them, or one when the answer has at most one record. */
+  full: boolean;
+  next: number;
+}
+
+export function cachedAnswers(full: HandleQuery, snapshot: () => Snapshot): HandleQuery {
+  let cachedFor: Snapshot | undefined;
+  let entries = new Map<string, Entry>();
+  return (query, limit) => {
+    const key = cacheKey(query, limit);
+    if (key === undefined) return full(query, limit);
+    const snap = snapshot();
+    if (snap !== cachedFor) {
+      cachedFor = snap;
+      entries = new Map();
+    }
+    const entry = entries.get(key);
+    if (entry !== undefined && entry.full) {
+      const variant = entry.variants[entry.next]!;
+      entry.next = (entry.next + 1) % entry.variants.length;
+      return patched(variant, query);
+    }
+    const reply = full(query, limit);
+    if (reply === null) return null;
+    const stored = Buffer.from(reply);
+    if (entry === undefined) {
+      if (entries.size >= MAX_KEYS) entries = new Map();
+      const single = stored.length >= HEADER_BYTES && ((stored[6]! << 8) | stored[7]!) <= 1;
+      entries.set(key, { variants: [stored], full: single, next: 0 });
+    } else {
+      entry.variants.push(stored);
+      entry.full = entry.variants.length >= VARIANTS;
+    }
+    return reply;
+  };
+}
+
+/** A copy of `reply` carrying `query`'s ID and RD bit. */
+function patched(reply: Buffer, query: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(reply.length);
+  reply.copy(out);
+  out[0] = query[0]!;
+  out[1] = query[1]!;
+  out[2] = (out[2]! & 0xfe) | (query[2]! & 0x01);
+  return out;
+}
+
+/**
+ * The cache key of a plain query, or undefined when the query is anything else (see the contract): the question's
+ * bytes, the size limit the full path would fit the reply to, and the EDNS state (none, or present with DO 0/1).
+ */
+export function cacheKey(q: Uint8Array, limit: ReplyLimit): string | undefined {
+  const len = q.length;
+  if (len < HEADER_BYTES) return undefined;
+  // QR=0, opcode QUERY, one question, no answers or authorities, at most one additional.
+  if ((q[2]! & 0xf8) !== 0 || q[4] !== 0 || q[5] !== 1 || q[6] !== 0 || q[7] !== 0 || q[8] !== 0 || q[9] !== 0 || q[10] !== 0) return undefined;
+  const arcount = q[11]!;
+  if (arcount > 1) return undefined;
+  let i = HEADER_BYTES;
+  for (;;) {
+    if (i >= len) return undefined;
+    const l = q[i]!;
+    if (l === 0) break;
+    if (l > 63) return undefined; // compression or reserved: the full path decides
+    i += l + 1;
+  }
+  const qend = i + 5; // root byte, QTYPE, QCLASS
+  if (qend > len) return undefined;
+  let edns = 0;
+  let advertised: number | undefined;
+  if (arcount === 0) {
+    if (qend !== len) return undefined;
+  } else {
+    // OPT: root owner, TYPE 41, CLASS = payload size, TTL = extended RCODE, version, flags; RDLENGTH; options.
+    if (qend + 11 > len || q[qend] !== 0 || ((q[qend + 1]! << 8) | q[qend + 2]!) !== TYPE_OPT) return undefined;
+    if (q[qend + 6] !== 0) return undefined; // EDNS version above 0: BADVERS, the full path's job
+    const rdlen = (q[qend + 9]! << 8) | q[qend + 10]!;
+    if (qend + 11 + rdlen !== len) return undefined;
+    edns = (q[qend + 7]! & 0x80) !== 0 ? 2 : 1;
+    advertised = (q[qend + 3]! << 8) | q[qend + 4]!;
+  }
+  const size = replySize(limit, advertised);
+  return `${Buffer.from(q.buffer, q.byteOffset + HEADER_BYTES, qend - HEADER_BYTES).toString('latin1')}|${size}|${edns}`;
+}

@@ -1,0 +1,249 @@
+import { describeError, type Logger } from '../../log/index.js';
+import { sleep, type Clock } from '../../time/clock.js';
+import { LxdError, type LxdClient } from './lxd-client.js';
+import { instanceKey, leasedIpv4, primaryNic, toInstance, type LxdInstance, type LxdLease } from './lxd-model.js';
+import type { Instance } from '../model/model.js';
+import { leasingNetworks, NO_EVIDENCE, withLeases, type Evidence } from './trust.js';
+
+/**
+ * When to re-read an instance after it starts, restarts or changes (ms after the previous read). LXD emits no
+ * event when an instance gets its addresses: IPv4 arrives by DHCP ~0.1 s after start and the SLAAC IPv6 after
+ * 1–2 s. So poll densely for 3 s, then thin out to ~13 s for slow DHCP or a static address applied late. Stops
+ * early once addresses are complete.
+ */
+export const SETTLE_DELAYS_MS = [100, 150, 250, 250, 250, 250, 250, 250, 250, 250, 250, 500, 1000, 2000, 3000, 4000];
+/**
+ * Before that schedule, while the instance has no IPv4 yet (the address a new name is first asked for), it is
+ * read every FIRST_ADDRESS_POLL_MS for FIRST_ADDRESS_WINDOW_MS, together with its bridge's DHCP leases: a read
+ * costs LXD ~1–2 ms over its socket, and DHCP completes 50–150 ms after `lxc launch` returns. The lease is the
+ * earlier signal: dnsmasq holds it (and answers for it) some 20–40 ms before the container has configured the
+ * address and LXD's state shows it. So the leased IPv4 is served from then until the state shows an IPv4, as
+ * LXD's own DNS would. The period stretches with the number of instances settling at once (×N), so a mass start
+ * asks LXD no more than ~200 pairs of reads a second.
+ */
+export const FIRST_ADDRESS_POLL_MS = 5;
+export const FIRST_ADDRESS_WINDOW_MS = 400;
+
+export interface RefetchOptions {
+  readonly client: LxdClient;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Receives each instance as just read from LXD. */
+  readonly onRead: (inst: Instance) => void;
+  /** LXD answered 404 for this key: the instance is gone. */
+  readonly onGone: (key: string) => void;
+}
+
+/**
+ * Re-reads single instances when events name them, and keeps re-reading ("settles") those whose addresses are
+ * still arriving. Holds no copy of LXD: what it reads goes to `onRead`/`onGone`.
+ *
+ * Contract: at most one read per instance is in flight; requests that arrive meanwhile coalesce into one more
+ * read after it, so the last read always starts after the last request. Every read and wait ends when the
+ * `signal` passed with it aborts (the connection it belongs to ended), and nothing is stored after that.
+ */
+export class Refetcher {
+  readonly #opts: RefetchOptions;
+  readonly #log: Logger;
+  /** Reads in flight by key: `dirty` asks for one more read after this one, `settle` for a settle loop after it. */
+  readonly #fetching = new Map<string, { dirty: boolean; settle: boolean }>();
+  /** The settle loop that owns each key, by a number no other loop gets: a newer loop or a removal supersedes it. */
+  readonly #settling = new Map<string, number>();
+  #nextLoop = 0;
+  /**
+   * IPv4 addresses taken from a DHCP lease for running instances whose state does not show one yet, by key. Every
+   * read of the instance carries it until the state shows an IPv4 or the instance stops (so no read in between
+   * takes the answer away again).
+   */
+  readonly #leased = new Map<string, string>();
+  /** The primary NIC (bridge and MAC) of running instances as last read, to ask for their lease in parallel. */
+  readonly #nics = new Map<string, { network: string; hwaddr: string }>();
+  /**
+   * The lease-backed networks (trust.ts) of running instances whose last read showed an address LXD did not vouch
+   * for, by key: their next read asks for those networks' leases beside the instance, so an address whose lease
+   * lexa has not seen yet is trusted from then on.
+   */
+  readonly #unvouched = new Map<string, readonly string[]>();
+  /**
+   * What LXD last said about its networks and leases (the reflector's list sets it; the lease lists read here
+   * update it): how each read's addresses are trusted.
+   */
+  #evidence: Evidence = NO_EVIDENCE;
+
+  constructor(opts: RefetchOptions) {
+    this.#opts = opts;
+    this.#log = opts.logger;
+  }
+
+  /** Re-reads one instance (coalesced, see above); with `settle`, then settles it if it is running. */
+  refetch(project: string, name: string, settle: boolean, signal: AbortSignal): void {
+    const key = instanceKey(project, name);
+    const inflight = this.#fetching.get(key);
+    if (inflight) {
+      inflight.dirty = true;
+      inflight.settle ||= settle;
+      return;
+    }
+    const entry = { dirty: false, settle };
+    this.#fetching.set(key, entry);
+    const run = async (): Promise<void> => {
+      do {
+        entry.dirty = false;
+        const doSettle = entry.settle;
+        entry.settle = false;
+        const inst = await this.#read(project, name, signal);
+        if (doSettle && inst?.running) void this.settle(project, name, inst, signal);
+      } while (entry.dirty && !signal.aborted);
+    };
+    run()
+      .catch((err) => {
+        if (!signal.aborted) this.#log.warn('lxd instance read failed', { instance: key, error: describeError(err) });
+      })
+      .finally(() => this.#fetching.delete(key));
+  }
+
+  /**
+   * Re-reads `first`'s instance on SETTLE_DELAYS_MS until its addresses are complete, it stops running, a newer
+   * settle loop or `forget` takes the key over, or `signal` aborts. Never rejects.
+   */
+  async settle(project: string, name: string, first: Instance, signal: AbortSignal): Promise<void> {
+    const key = instanceKey(project, name);
+    const loop = ++this.#nextLoop;
+    this.#settling.set(key, loop);
+    try {
+      let prev = first;
+      const started = this.#opts.clock.now();
+      while (!hasIpv4(prev) && this.#opts.clock.now() - started < FIRST_ADDRESS_WINDOW_MS) {
+        await sleep(this.#opts.clock, FIRST_ADDRESS_POLL_MS * Math.max(1, this.#settling.size), signal);
+        if (signal.aborted || this.#settling.get(key) !== loop) return;
+        const inst = await this.#read(project, name, signal, true).catch(() => prev);
+        if (!inst?.running) return;
+        prev = inst;
+      }
+      for (const delay of SETTLE_DELAYS_MS) {
+        if (complete(prev)) return;
+        await sleep(this.#opts.clock, delay, signal);
+        if (signal.aborted || this.#settling.get(key) !== loop) return;
+        let inst: Instance | undefined;
+        try {
+          inst = await this.#read(project, name, signal);
+        } catch (err) {
+          if (!signal.aborted) this.#log.debug('lxd settle read failed', { instance: key, error: describeError(err) });
+          continue;
+        }
+        if (!inst?.running) return;
+        prev = inst;
+      }
+    } finally {
+      if (this.#settling.get(key) === loop) this.#settling.delete(key);
+    }
+  }
+
+  /** Ends any settle loop for `key`: the instance is gone, so there is nothing left to wait for. */
+  forget(key: string): void {
+    this.#settling.delete(key);
+    this.#leased.delete(key);
+    this.#nics.delete(key);
+    this.#unvouched.delete(key);
+  }
+
+  /** What LXD last said about its networks and leases (see #evidence). */
+  get evidence(): Evidence {
+    return this.#evidence;
+  }
+
+  /** A full list's evidence: its networks' facts, its lease lists merged into those read here (reflector.ts). */
+  set evidence(evidence: Evidence) {
+    this.#evidence = evidence;
+  }
+
+  /** The leases of `network` (never rejects: a failed read is no lease). */
+  #leases(network: string, project: string, signal: AbortSignal): Promise<LxdLease[] | undefined> {
+    const path = `/1.0/networks/${encodeURIComponent(network)}/leases?project=${encodeURIComponent(project)}`;
+    return this.#opts.client.get<LxdLease[]>(path, signal).catch(() => undefined);
+  }
+
+  /**
+   * Reads one instance (with state); a 404 reports it gone. With `lease`, an instance whose state shows no IPv4 yet
+   * also has its bridge's DHCP leases read, and a lease for its MAC gives it that IPv4 (see #leased). An instance
+   * whose last read showed an address LXD did not vouch for has its networks' leases read too (see #unvouched).
+   * Returns what it stored, or undefined.
+   */
+  async #read(project: string, name: string, signal: AbortSignal, lease = false): Promise<Instance | undefined> {
+    const key = instanceKey(project, name);
+    let inst: Instance;
+    let raw: LxdInstance;
+    // The leases are read beside the instance (not after it) so the lease costs no extra round trip; the bridge
+    // is the one the instance's primary NIC was on at its last read.
+    const nic = lease && !this.#leased.has(key) ? this.#nics.get(key) : undefined;
+    const networks = new Set(this.#unvouched.get(key));
+    if (nic !== undefined) networks.add(nic.network);
+    const reads = [...networks].map(async (n) => [n, await this.#leases(n, project, signal)] as const);
+    let lists: Map<string, LxdLease[] | undefined>;
+    try {
+      raw = await this.#opts.client.get<LxdInstance>(
+        `/1.0/instances/${encodeURIComponent(name)}?recursion=1&project=${encodeURIComponent(project)}`,
+        signal,
+      );
+      lists = new Map(await Promise.all(reads));
+      if (signal.aborted) return undefined;
+      for (const [n, list] of lists) if (list !== undefined) this.#evidence = withLeases(this.#evidence, project, n, list);
+      inst = toInstance({ ...raw, project: raw.project || project }, this.#evidence);
+    } catch (err) {
+      if (err instanceof LxdError && err.status === 404) {
+        this.#leased.delete(key);
+        this.#nics.delete(key);
+        this.#unvouched.delete(key);
+        if (signal.aborted) return undefined;
+        this.#opts.onGone(key);
+        return undefined;
+      }
+      throw err;
+    }
+    const current = primaryNic(raw);
+    if (current !== undefined && inst.running) this.#nics.set(key, current);
+    else this.#nics.delete(key);
+    const leasing = inst.running && unvouched(inst) ? leasingNetworks(raw.expanded_devices, this.#evidence.networks) : [];
+    if (leasing.length > 0) this.#unvouched.set(key, leasing);
+    else this.#unvouched.delete(key);
+    if (!inst.running || hasIpv4(inst)) this.#leased.delete(key);
+    else {
+      if (nic !== undefined && current !== undefined && current.hwaddr === nic.hwaddr) {
+        const ip = leasedIpv4(lists.get(nic.network), current.hwaddr);
+        if (ip !== undefined) this.#leased.set(key, ip);
+      }
+      const leased = this.#leased.get(key);
+      if (leased !== undefined) inst = withPrimaryIpv4(inst, leased);
+    }
+    this.#opts.onRead(inst);
+    return inst;
+  }
+}
+
+/**
+ * `inst` with `ip` as its primary interface's IPv4 (the instance is never modified: a copy). LXD's lease list
+ * gave it, so it is trusted.
+ */
+function withPrimaryIpv4(inst: Instance, ip: string): Instance {
+  const [primary, ...rest] = inst.interfaces;
+  if (primary === undefined) return inst;
+  return { ...inst, interfaces: [{ ...primary, ipv4: [ip], trustedIpv4: [ip] }, ...rest] };
+}
+
+/** The primary interface has a global IPv4: what `<name>.<suffix>` A answers with. */
+function hasIpv4(inst: Instance): boolean {
+  return (inst.interfaces[0]?.ipv4.length ?? 0) > 0;
+}
+
+/**
+ * Every interface of a running instance has both a global IPv4 and a global IPv6, and LXD vouches for every one
+ * of them (an address whose lease lexa has not seen yet keeps the instance settling, its leases read each time).
+ */
+export function complete(inst: Instance): boolean {
+  return inst.interfaces.length > 0 && inst.interfaces.every((i) => i.ipv4.length > 0 && i.ipv6.length > 0) && !unvouched(inst);
+}
+
+/** Some interface shows an address LXD does not vouch for (trust.ts). */
+function unvouched(inst: Instance): boolean {
+  return inst.interfaces.some((i) => i.trustedIpv4.length < i.ipv4.length || i.trustedIpv6.length < i.ipv6.length);
+}
