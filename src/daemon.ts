@@ -100,7 +100,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     },
     agentPolicy,
     // What agents' messages become: actions on the one store, checked against its current snapshot.
-    agentRegistry: { snapshot, dispatch: (action) => store.dispatch(action) },
+    agentStore: { snapshot, dispatch: (action) => store.dispatch(action) },
     metrics,
   };
   const issuer = new AgentTokenIssuer({ client, log: logger.child({ component: 'agent' }), defaults: () => agentPolicy().services });

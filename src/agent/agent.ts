@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { describeError, type Logger } from '../log/index.js';
-import { decodeServerMessage, encodeFrame, FrameReader, PROTOCOL_VERSION, type AgentMessage } from './protocol.js';
+import { decodeServerMessage, encodeFrame, AgentFrameReader, PROTOCOL_VERSION, type AgentMessage } from './protocol.js';
 import { reconnectDelay } from '../time/backoff.js';
 import type { AgentService } from '../streams/model/model.js';
 import { Check } from './checks.js';
@@ -145,7 +145,7 @@ export class Agent {
         ...(isIP(host) ? {} : { servername: host }),
       });
       this.#socket = socket;
-      const reader = new FrameReader();
+      const reader = new AgentFrameReader();
       let silence: NodeJS.Timeout | undefined;
       let ping: NodeJS.Timeout | undefined;
       const connectTimer = setTimeout(() => fail('no welcome from the server in time'), CONNECT_TIMEOUT_MS);

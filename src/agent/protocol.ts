@@ -1,4 +1,5 @@
 import type { AgentService, ServiceHealth, ServiceProto } from '../streams/model/model.js';
+import { SERVICE_LABEL } from '../streams/model/dns-label.js';
 
 /**
  * The agent protocol: what the lexa agent inside a container and the server's agent endpoint say to each other
@@ -80,7 +81,7 @@ export function encodeFrame(message: AgentMessage | ServerMessage): Buffer {
  * length prefix announces more than MAX_MESSAGE_BYTES (the stream cannot be trusted past that point). At most one
  * incomplete message is buffered, so memory per connection is bounded by MAX_MESSAGE_BYTES.
  */
-export class FrameReader {
+export class AgentFrameReader {
   #buffer: Buffer = Buffer.alloc(0);
 
   push(chunk: Buffer): { readonly bodies: Buffer[]; readonly error?: string } {
@@ -176,7 +177,6 @@ export function decodeServerMessage(body: Buffer): Decoded<ServerMessage> {
 }
 
 /** Service names and tags are DNS labels, as in `user.lexa.service.*` keys (services.ts). */
-const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const IFACE = /^[A-Za-z0-9_.@-]{1,15}$/;
 const SERVICE_KEYS = ['name', 'port', 'proto', 'tags', 'interface', 'priority', 'weight', 'health'];
 
@@ -187,10 +187,10 @@ function decodeService(raw: unknown): AgentService | string {
   if (extra) return extra;
   const { name, port, proto, tags, priority, weight, health } = o;
   const iface = o['interface'];
-  if (typeof name !== 'string' || !LABEL.test(name)) return 'name must be a lower-case DNS label';
+  if (typeof name !== 'string' || !SERVICE_LABEL.test(name)) return 'name must be a lower-case DNS label';
   if (!intIn(port, 1, 65535)) return 'port must be 1..65535';
   if (proto !== 'tcp' && proto !== 'udp') return 'proto must be "tcp" or "udp"';
-  if (!Array.isArray(tags) || tags.length > MAX_TAGS || !tags.every((t) => typeof t === 'string' && LABEL.test(t)))
+  if (!Array.isArray(tags) || tags.length > MAX_TAGS || !tags.every((t) => typeof t === 'string' && SERVICE_LABEL.test(t)))
     return `tags must be a list of at most ${MAX_TAGS} lower-case DNS labels`;
   if (new Set(tags).size !== tags.length) return 'tags must not repeat';
   if (iface !== null && (typeof iface !== 'string' || !IFACE.test(iface))) return 'interface must be an interface name or null';

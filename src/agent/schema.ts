@@ -5,9 +5,9 @@
 import { DEVLXD_SOCKET } from './devlxd.js';
 import { block, duration, int, list, oneOf, text, type Infer, type ReadContext } from '../config/builder.js';
 import { AGENT_TOKEN } from '../config/schema.js';
+import { SERVICE_LABEL } from '../streams/model/dns-label.js';
 
 /** Service names and tags are DNS labels, as in `user.lexa.service.*` keys. */
-const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const file = text(/\S/, 'a file path');
 
 const check = block({
@@ -30,10 +30,10 @@ const check = block({
 });
 
 const service = block({
-  name: text(LABEL, 'a lower-case DNS label (letters, digits, inner hyphens)').required('(the service name)'),
+  name: text(SERVICE_LABEL, 'a lower-case DNS label (letters, digits, inner hyphens)').required('(the service name)'),
   port: int(1, 65535).required('(the port the service listens on)'),
   proto: oneOf(['tcp', 'udp']).default('tcp'),
-  tags: list(text(LABEL, 'a lower-case DNS label').required('')).default([]),
+  tags: list(text(SERVICE_LABEL, 'a lower-case DNS label').required('')).default([]),
   /** Absent: the instance's primary interface (as for `user.lexa.service.*`). */
   interface: text(/^[A-Za-z0-9_.@-]{1,15}$/, 'an interface name').optional(),
   /** RFC 2782 priority, lower preferred. */

@@ -16,7 +16,8 @@ import { defaultConfig } from '../config/index.js';
 import { silentLogger } from '../log/index.js';
 import { createHandler, resolverOptions } from '../dns/index.js';
 import { ResponseRateLimiter, startPlainDns, type RateLimitSettings } from '../servers/dns/index.js';
-import { NO_TRAEFIK_LABELS, Snapshot, type Instance } from '../streams/index.js';
+import { Snapshot, type Instance } from '../streams/index.js';
+import { configService, runningContainer } from './synthetic.js';
 
 /** Enough instances that `*.lexa ANY` and the SRV set both fill a 4096-byte reply. */
 const INSTANCES = 200;
@@ -51,23 +52,7 @@ function query(id: number, name: string, type: string): Buffer {
 function snapshot(): Snapshot {
   const instances: Instance[] = [];
   for (let i = 0; i < INSTANCES; i++) {
-    const name = `amp-${i}`;
-    const v4 = `10.88.${i >> 8}.${i & 255}`;
-    const v6 = `fd88::${i.toString(16)}`;
-    instances.push({
-      key: `default/${name}`,
-      name,
-      project: 'default',
-      type: 'container',
-      status: 'Running',
-      running: true,
-      location: 'none',
-      interfaces: [{ name: 'eth0', ipv4: [v4], ipv6: [v6], trustedIpv4: [v4], trustedIpv6: [v6] }],
-      services: [{ name: 'big', port: 443, proto: 'tcp', tags: [], interface: null, priority: 1, weight: 1, source: 'config' }],
-      traefik: NO_TRAEFIK_LABELS,
-      configErrors: [],
-      profiles: [],
-    });
+    instances.push(runningContainer(`amp-${i}`, `10.88.${i >> 8}.${i & 255}`, `fd88::${i.toString(16)}`, [configService('big', 443)]));
   }
   return Snapshot.empty().withList(instances, [], false, Date.now());
 }

@@ -12,7 +12,8 @@ import dnsPacket from 'dns-packet';
 import { silentLogger } from '../log/index.js';
 import { instrument, ListenerCounters } from '../metrics/index.js';
 import { createHandler, datagramLimit, DEFAULT_MAX_UDP_REPLY, type HandleQuery } from '../dns/index.js';
-import { NO_TRAEFIK_LABELS, Snapshot, type Instance, type NetInterface } from '../streams/index.js';
+import { Snapshot, type Instance } from '../streams/index.js';
+import { configService, runningContainer } from './synthetic.js';
 
 const SIZES = [100, 10_000] as const;
 /**
@@ -89,39 +90,10 @@ console.log(`Exact and NXDOMAIN cases cycle through ${NAME_POOL} distinct names 
 function syntheticSnapshot(n: number): Snapshot {
   const instances: Instance[] = [];
   for (let i = 0; i < n; i++) {
-    const name = `web-${pad(i)}`;
-    instances.push({
-      key: `default/${name}`,
-      name,
-      project: 'default',
-      type: 'container',
-      status: 'Running',
-      running: true,
-      location: 'none',
-      interfaces: [eth0([`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`], [`fd42::${i.toString(16)}`])],
-      services: [
-        {
-          name: `app-${Math.floor(i / 10)}`,
-          port: 443,
-          proto: 'tcp',
-          tags: [],
-          interface: null,
-          priority: 1,
-          weight: 1,
-          source: 'config',
-        },
-      ],
-      traefik: NO_TRAEFIK_LABELS,
-      configErrors: [],
-      profiles: [],
-    });
+    const v4 = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    instances.push(runningContainer(`web-${pad(i)}`, v4, `fd42::${i.toString(16)}`, [configService(`app-${Math.floor(i / 10)}`, 443)]));
   }
   return Snapshot.empty().withList(instances, [], false, Date.now());
-}
-
-/** A synthetic interface whose addresses LXD vouches for (as a DHCP lease would). */
-function eth0(ipv4: string[], ipv6: string[]): NetInterface {
-  return { name: 'eth0', ipv4, ipv6, trustedIpv4: ipv4, trustedIpv6: ipv6 };
 }
 
 function measure(queries: readonly Buffer[], seconds: number, fn: (q: Buffer) => unknown): number {

@@ -28,6 +28,7 @@ import { DNS_TRANSPORTS } from '../servers/registry.js';
 import type { Listeners } from '../servers/transport.js';
 import { generateSelfSigned } from '../tls/index.js';
 import { Snapshot, toInstance, type LxdInstance } from '../streams/index.js';
+import { lxdRunningContainer } from './synthetic.js';
 
 /** Host labels are `bench-<i>`, i = 1 … N. */
 const NAME_PREFIX = 'bench-';
@@ -72,28 +73,7 @@ function zoneLines(n: number, suffix: string): string[] {
 
 /** What LXD's `GET /1.0/instances?recursion=2` reports for one running container with one managed NIC. */
 function lxdInstance(r: BenchRecord): LxdInstance {
-  return {
-    name: r.name,
-    project: 'default',
-    type: 'container',
-    status: 'Running',
-    location: 'none',
-    expanded_config: { [`user.lexa.service.${r.service}.port`]: '443' },
-    expanded_devices: { eth0: { type: 'nic', network: 'lxdbr0', name: 'eth0' } },
-    state: {
-      status: 'Running',
-      network: {
-        eth0: {
-          type: 'broadcast',
-          addresses: [
-            { family: 'inet', address: r.address, scope: 'global' },
-            { family: 'inet6', address: r.address6, scope: 'global' },
-          ],
-        },
-        lo: { type: 'loopback', addresses: [{ family: 'inet', address: '127.0.0.1', scope: 'local' }] },
-      },
-    },
-  };
+  return lxdRunningContainer(r.name, r.address, r.address6, 'lxdbr0', { [`user.lexa.service.${r.service}.port`]: '443' });
 }
 
 function records(n: number): BenchRecord[] {

@@ -14,6 +14,7 @@ import { rmSync } from 'node:fs';
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { lxdRunningContainer } from './synthetic.js';
 
 /** One simulated container: its name, its eth0's MAC and its current addresses on eth0 (all leased by the bridge). */
 interface SimInstance {
@@ -52,30 +53,7 @@ function ipv4Of(i: number, generation: number): string {
 }
 
 function lxdInstance(inst: SimInstance) {
-  return {
-    name: inst.name,
-    project: 'default',
-    type: 'container',
-    status: 'Running',
-    location: 'none',
-    profiles: ['default'],
-    last_used_at: '2026-01-01T00:00:00Z',
-    expanded_config: { 'volatile.eth0.hwaddr': inst.mac },
-    expanded_devices: { eth0: { type: 'nic', network: BRIDGE, name: 'eth0' } },
-    state: {
-      status: 'Running',
-      network: {
-        eth0: {
-          type: 'broadcast',
-          addresses: [
-            { family: 'inet', address: inst.ipv4, scope: 'global' },
-            { family: 'inet6', address: inst.ipv6, scope: 'global' },
-          ],
-        },
-        lo: { type: 'loopback', addresses: [{ family: 'inet', address: '127.0.0.1', scope: 'local' }] },
-      },
-    },
-  };
+  return { ...lxdRunningContainer(inst.name, inst.ipv4, inst.ipv6, BRIDGE, { 'volatile.eth0.hwaddr': inst.mac }), last_used_at: '2026-01-01T00:00:00Z' };
 }
 
 function sync(res: http.ServerResponse, metadata: unknown): void {

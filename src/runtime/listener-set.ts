@@ -1,6 +1,6 @@
 import type { Bind } from '../config/index.js';
 import type { ListenerCounters } from '../metrics/index.js';
-import type { Opened } from '../servers/descriptor.js';
+import type { OpenedTransport } from '../servers/descriptor.js';
 import type { TlsMaterial } from '../tls/index.js';
 
 /**
@@ -19,10 +19,10 @@ export interface ListenerSpec {
    */
   readonly variant?: string;
   /** Opens it; the counters (if any) are the DNS metrics of what it serves, given the bound port by the set. */
-  open(): Promise<Opened>;
+  open(): Promise<OpenedTransport>;
 }
 
-interface Running extends Opened {
+interface Running extends OpenedTransport {
   readonly spec: ListenerSpec;
   readonly port: number;
 }

@@ -2,7 +2,7 @@ import type { Bind, Config, TlsFiles } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import type { DnsProto, DnsScheme, ListenerCounters, Metrics } from '../metrics/index.js';
 import type { TlsMaterial } from '../tls/index.js';
-import type { AgentPolicy, AgentRegistry } from './agent/index.js';
+import type { AgentPolicy, AgentStore } from './agent/index.js';
 import type { HandleQuery } from '../dns/handler.js';
 import type { RateLimitCounts } from './dns/rate-limit.js';
 import type { HandleTransfer } from '../replication/transfer.js';
@@ -19,7 +19,7 @@ import type { Listeners } from './transport.js';
 export type TransportName = 'dns' | 'dot' | 'doh' | 'doq' | 'rest' | 'metrics' | 'agent';
 
 /** What a transport opened on one bind: its listeners, and the DNS counters of what it serves (if it answers DNS). */
-export interface Opened {
+export interface OpenedTransport {
   readonly listeners: Listeners & { setTls?(m: TlsMaterial): void };
   readonly counters?: readonly ListenerCounters[];
 }
@@ -47,7 +47,7 @@ export interface TransportContext extends DnsContext {
   readonly app: RestOptions;
   /** The agent trust settings in force: running agent listeners read them on every hello and state (SIGHUP). */
   agentPolicy(): AgentPolicy;
-  readonly agentRegistry: AgentRegistry;
+  readonly agentStore: AgentStore;
   readonly metrics: Metrics;
 }
 
@@ -69,7 +69,7 @@ export interface Prepared {
    * variant reopens them (listener-set.ts).
    */
   readonly variant?: string;
-  open(bind: Bind): Promise<Opened>;
+  open(bind: Bind): Promise<OpenedTransport>;
 }
 
 export interface TransportDescriptor<C extends DnsContext = TransportContext> {

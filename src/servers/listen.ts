@@ -49,7 +49,7 @@ export interface Listeners {
 }
 
 /** One bound listener: its port, and how to close it. */
-export interface Opened {
+export interface BoundListener {
   readonly port: number;
   close(): Promise<void>;
 }
@@ -58,8 +58,8 @@ export interface Opened {
  * Opens one listener per bind address, in order, with `open`; if one fails, closes those already opened and
  * rejects with its error. The shape every transport's start shares.
  */
-export async function openEach(binds: readonly Bind[], open: (bind: Bind) => Promise<Opened>): Promise<Listeners> {
-  const opened: Opened[] = [];
+export async function openEach(binds: readonly Bind[], open: (bind: Bind) => Promise<BoundListener>): Promise<Listeners> {
+  const opened: BoundListener[] = [];
   const close = () => Promise.allSettled(opened.splice(0).map((l) => l.close())).then(() => undefined);
   try {
     for (const bind of binds) opened.push(await open(bind));

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import tls from 'node:tls';
 import t from 'tap';
 import { loadConfig } from '../../src/config/index.js';
-import { decodeServerMessage, encodeFrame, FrameReader } from '../../src/agent/protocol.js';
+import { decodeServerMessage, encodeFrame, AgentFrameReader } from '../../src/agent/protocol.js';
 import { startLexa } from '../helpers/lexa.js';
 import { LXD_SOCKET, waitFor } from '../helpers/lxd-cli.js';
 
@@ -18,7 +18,7 @@ const block = (token: string, services: string) =>
 function refusal(port: number, token: string): Promise<string> {
   return new Promise((resolve) => {
     const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
-    const reader = new FrameReader();
+    const reader = new AgentFrameReader();
     let reason = '';
     s.on('data', (d: Buffer) => {
       for (const b of reader.push(d).bodies) {

@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import t from 'tap';
 import { Agent, type AgentConfig } from '../../src/agent/index.js';
 import { memoryLogger } from '../../src/log/index.js';
-import { decodeAgentMessage, encodeFrame, FrameReader, MAX_MESSAGE_BYTES, serviceOnWire, type AgentMessage } from '../../src/agent/protocol.js';
+import { decodeAgentMessage, encodeFrame, AgentFrameReader, MAX_MESSAGE_BYTES, serviceOnWire, type AgentMessage } from '../../src/agent/protocol.js';
 import { AGENT_LIMITS, startAgentServer } from '../../src/servers/agent/index.js';
 import { SnapshotStore, tokenDigest, type AgentService } from '../../src/streams/index.js';
 import { generateSelfSigned } from '../../src/tls/index.js';
@@ -91,13 +91,13 @@ t.test('fuzz: 20000 random and mutated messages never throw; every accepted one 
   // Framing: the same stream cut at every position gives the same messages; an oversized prefix is an error.
   const stream = Buffer.concat(valid.map((v) => { const f = Buffer.alloc(4); f.writeUInt32BE(v.length); return Buffer.concat([f, v]); }));
   for (let cut = 0; cut <= stream.length; cut++) {
-    const r = new FrameReader();
+    const r = new AgentFrameReader();
     const got = [...r.push(stream.subarray(0, cut)).bodies, ...r.push(stream.subarray(cut)).bodies];
     if (got.length !== 3 || r.pending !== 0) t.fail(`cut at ${cut}: ${got.length} messages`);
   }
   const big = Buffer.alloc(4);
   big.writeUInt32BE(MAX_MESSAGE_BYTES + 1);
-  t.match(new FrameReader().push(big).error ?? '', /exceeds/);
+  t.match(new AgentFrameReader().push(big).error ?? '', /exceeds/);
 });
 
 t.test('endpoint: bad peers are closed one at a time; a good agent stays connected and its state intact', async (t) => {

@@ -1,7 +1,7 @@
 import tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { memoryLogger } from '../../src/log/index.js';
-import { decodeServerMessage, encodeFrame, FrameReader, MAX_LOGGED_CHARS, type AgentMessage, type ServerMessage } from '../../src/agent/protocol.js';
+import { decodeServerMessage, encodeFrame, AgentFrameReader, MAX_LOGGED_CHARS, type AgentMessage, type ServerMessage } from '../../src/agent/protocol.js';
 import { AGENT_LIMITS, startAgentServer, type AgentAction, type AgentLimits, type AgentPolicy } from '../../src/servers/agent/index.js';
 import { SnapshotStore, tokenDigest, type AgentService, type Instance } from '../../src/streams/index.js';
 import { generateSelfSigned } from '../../src/tls/index.js';
@@ -59,7 +59,7 @@ class Peer {
 
   constructor(port: number) {
     this.#socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
-    const reader = new FrameReader();
+    const reader = new AgentFrameReader();
     this.#socket.on('data', (d: Buffer) => {
       for (const b of reader.push(d).bodies) {
         const m = decodeServerMessage(b);

@@ -22,7 +22,7 @@ export const agentTransport: TransportDescriptor = {
           limits,
           policy: () => ctx.agentPolicy(),
           graceMs: agent.graceMs,
-          registry: ctx.agentRegistry,
+          registry: ctx.agentStore,
         }),
       }),
     };

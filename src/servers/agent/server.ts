@@ -7,7 +7,7 @@ import { realClock, type Clock } from '../../time/clock.js';
 import type { TlsMaterial } from '../../tls/index.js';
 import type { ConnectionLimits } from '../fairness.js';
 import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
-import { clip, decodeAgentMessage, encodeFrame, FrameReader, type AgentMessage, type ServerMessage } from '../../agent/protocol.js';
+import { clip, decodeAgentMessage, encodeFrame, AgentFrameReader, type AgentMessage, type ServerMessage } from '../../agent/protocol.js';
 
 /** The agent actions this endpoint produces; it changes the store through these only. */
 export type AgentAction = Extract<Action, { type: 'agent-services' | 'agent-gone' }>;
@@ -16,7 +16,7 @@ export type AgentAction = Extract<Action, { type: 'agent-services' | 'agent-gone
  * The narrow view of the store the endpoint needs: the current snapshot (to bind a connection to the instance
  * holding its source address) and a way to hand it actions. It never sees the reflector.
  */
-export interface AgentRegistry {
+export interface AgentStore {
   snapshot(): Snapshot;
   dispatch(action: AgentAction): void;
 }
@@ -83,7 +83,7 @@ export interface AgentServerOptions {
   readonly policy: () => AgentPolicy;
   /** How long an agent's services outlive its connection. */
   readonly graceMs: number;
-  readonly registry: AgentRegistry;
+  readonly registry: AgentStore;
   /** Drives the hello and idle timeouts, the state bucket and the grace (default the process's own): tests pass a FakeClock. */
   readonly clock?: Clock;
 }
@@ -128,7 +128,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
 
   const onConnection = (socket: tls.TLSSocket) => {
     const address = plainAddress(socket.remoteAddress ?? '');
-    const reader = new FrameReader();
+    const reader = new AgentFrameReader();
     let session: Session | undefined;
     let closed = false;
     socket.setNoDelay(true);

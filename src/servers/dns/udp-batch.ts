@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Bind } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
-import type { Opened } from '../listen.js';
+import type { BoundListener } from '../listen.js';
 import type { HandleQuery } from '../../dns/handler.js';
 import { ADDRESS_BYTES, limited, type ResponseRateLimiter } from './rate-limit.js';
 import type { ReplyLimit } from '../../dns/wire.js';
@@ -70,7 +70,7 @@ export function loadBatchAddon(path: string = ADDON_PATH): BatchAddon | Error {
  * synchronously with `limit`, rate-limited by `rrl` when given), IPv6 sockets IPv6-only. Rejects like a bind
  * does (EADDRINUSE...).
  */
-export function openBatchUdp(addon: BatchAddon, bind: Bind, handle: HandleQuery, limit: ReplyLimit, log: Logger, rrl: ResponseRateLimiter | null = null): Opened {
+export function openBatchUdp(addon: BatchAddon, bind: Bind, handle: HandleQuery, limit: ReplyLimit, log: Logger, rrl: ResponseRateLimiter | null = null): BoundListener {
   const slot = Math.max(MIN_SLOT, limit.kind === 'datagram' ? limit.max : MIN_SLOT);
   let sock: BatchSocket | undefined;
   const onBatch = (count: number): void => {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { AgentService, AgentState, Instance, Service } from './model.js';
+import { SERVICE_LABEL } from './dns-label.js';
 
 /**
  * What an instance's agent may do, read from the instance's LXD config (written by someone trusted with the LXD
@@ -20,7 +21,6 @@ export const ANY_SERVICE = '*';
 /** A token shorter than this is guessable; lexa issues 32 random bytes (43 base64url characters). */
 export const MIN_AGENT_TOKEN_CHARS = 16;
 const MAX_AGENT_TOKEN_CHARS = 1024;
-const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export interface AgentKeys {
   readonly agentServices?: readonly string[];
@@ -42,7 +42,7 @@ export function parseAgentKeys(
   const list = expanded?.[AGENT_SERVICES_KEY];
   if (typeof list === 'string') {
     const names = list.split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== '');
-    const bad = names.filter((n) => n !== ANY_SERVICE && !LABEL.test(n));
+    const bad = names.filter((n) => n !== ANY_SERVICE && !SERVICE_LABEL.test(n));
     if (bad.length > 0) errors.push(`${AGENT_SERVICES_KEY}: ${bad.map((n) => JSON.stringify(n.slice(0, 64))).join(', ')} not a service name (a DNS label, or * for any); the list is ignored`);
     else out.agentServices = [...new Set(names)];
   }

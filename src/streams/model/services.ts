@@ -1,4 +1,5 @@
 import type { Service, ServiceProto } from './model.js';
+import { SERVICE_LABEL } from './dns-label.js';
 
 /**
  * Services declared in LXD config keys, on an instance or on any of its profiles (LXD merges them key by key into
@@ -18,7 +19,6 @@ export const SERVICE_PREFIX = 'user.lexa.service.';
 const LEXA_PREFIX = 'user.lexa.';
 const AGENT_PREFIX = 'user.lexa.agent.';
 
-const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const FIELDS = new Set(['port', 'proto', 'tags', 'interface', 'priority', 'weight']);
 
 export interface ParsedServices {
@@ -41,7 +41,7 @@ export function parseServiceKeys(config: Readonly<Record<string, string>> | unde
     const dot = rest.lastIndexOf('.');
     const name = rest.slice(0, dot).toLowerCase();
     const field = rest.slice(dot + 1).toLowerCase();
-    if (dot <= 0 || !LABEL.test(name)) {
+    if (dot <= 0 || !SERVICE_LABEL.test(name)) {
       errors.push(`${key}: service name must be a DNS label (letters, digits, inner hyphens)`);
       continue;
     }
@@ -76,7 +76,7 @@ export function parseServiceKeys(config: Readonly<Record<string, string>> | unde
     }
     const tagsText = f.get('tags') ?? '';
     const tags = [...new Set(tagsText.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''))];
-    const badTag = tags.find((t) => !LABEL.test(t));
+    const badTag = tags.find((t) => !SERVICE_LABEL.test(t));
     if (badTag !== undefined) {
       bad('tags', `tag "${badTag}" is not a DNS label`);
       continue;
