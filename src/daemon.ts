@@ -6,7 +6,7 @@ import { startAnswering } from './runtime/answering.js';
 import { ListenerSet } from './runtime/listener-set.js';
 import { decideReload, type ReloadPlan } from './runtime/reload-plan.js';
 import { listenerSpecs, loadCertificates, portsOf, reloadCertificates } from './runtime/transports.js';
-import type { AgentPolicy } from './servers/agent/index.js';
+import { AgentIngest, type AgentPolicy } from './streams/agents/ingest.js';
 import type { HandleQuery } from './dns/index.js';
 import type { RateLimitCounts } from './servers/dns/index.js';
 import type { TransportContext, TransportName } from './servers/descriptor.js';
@@ -74,6 +74,13 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const shutdown = new AbortController();
   const reloaded = new Subject<void>();
   const agentPolicy = (): AgentPolicy => ({ token: live.agent?.token ?? null, services: live.agent?.services ?? [] });
+  // What agents' messages become: actions on the one store, checked against its current snapshot.
+  const agents = new AgentIngest({
+    store: { snapshot, dispatch: (action) => store.dispatch(action) },
+    policy: agentPolicy,
+    graceMs: () => live.agent?.graceMs ?? 0,
+    log: logger.child({ component: 'agent' }),
+  });
   const context: TransportContext = {
     served: (scheme, proto, bind) => {
       const counters = new ListenerCounters(scheme, proto, bind.host, bind.port);
@@ -98,9 +105,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       watching: () => reflector.watching,
       log: logger.child({ component: 'rest' }),
     },
-    agentPolicy,
-    // What agents' messages become: actions on the one store, checked against its current snapshot.
-    agentStore: { snapshot, dispatch: (action) => store.dispatch(action) },
+    agents,
     metrics,
   };
   const issuer = new AgentTokenIssuer({ client, log: logger.child({ component: 'agent' }), defaults: () => agentPolicy().services });
@@ -113,6 +118,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     // Waiting requests get their answer before the sockets go; a turn of the event loop lets it be written.
     shutdown.abort();
     stopIssuing.unsubscribe();
+    agents.stop();
     answering.close();
     await new Promise((resolve) => setImmediate(resolve));
     await listeners.close();

@@ -2,7 +2,7 @@ import type { Bind, Config, TlsFiles } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import type { DnsProto, DnsScheme, ListenerCounters, Metrics } from '../metrics/index.js';
 import type { TlsMaterial } from '../tls/index.js';
-import type { AgentPolicy, AgentStore } from './agent/index.js';
+import type { AgentIngest } from '../streams/agents/ingest.js';
 import type { HandleQuery } from '../dns/handler.js';
 import type { RateLimitCounts } from './dns/rate-limit.js';
 import type { HandleTransfer } from '../replication/transfer.js';
@@ -45,9 +45,8 @@ export interface DnsContext {
 /** What every transport opens with: the DNS context, the REST application, the agent trust, the metrics. */
 export interface TransportContext extends DnsContext {
   readonly app: RestOptions;
-  /** The agent trust settings in force: running agent listeners read them on every hello and state (SIGHUP). */
-  agentPolicy(): AgentPolicy;
-  readonly agentStore: AgentStore;
+  /** Where every agent listener's connections go: one ingest, reading the trust settings in force (SIGHUP). */
+  readonly agents: AgentIngest;
   readonly metrics: Metrics;
 }
 

@@ -8,6 +8,7 @@ import { Agent, type AgentConfig } from '../../src/agent/index.js';
 import { memoryLogger } from '../../src/log/index.js';
 import { createMetrics } from '../../src/metrics/index.js';
 import { AGENT_LIMITS, startAgentServer } from '../../src/servers/agent/index.js';
+import { AgentIngest } from '../../src/streams/agents/ingest.js';
 import { startPlainDns } from '../../src/servers/dns/index.js';
 import { DOH_LIMITS, startDoh } from '../../src/servers/doh/index.js';
 import { DOQ_LIMITS, startDoq } from '../../src/servers/doq/index.js';
@@ -240,10 +241,8 @@ t.test('agent endpoint: one address holding idle connections leaves the agent of
     binds: any,
     tls: cert.tls,
     log,
-    policy: () => ({ token, services: [] }),
-    graceMs: 1_000,
     limits: { ...AGENT_LIMITS, ...FAIR },
-    registry: { snapshot: () => store.current, dispatch: (a) => store.dispatch(a) },
+    agents: new AgentIngest({ store: { snapshot: () => store.current, dispatch: (a) => store.dispatch(a) }, policy: () => ({ token, services: [] }), graceMs: () => 1_000, log }),
   });
   t.teardown(() => server.close());
   const port = server.ports[0]!;

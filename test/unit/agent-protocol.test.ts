@@ -5,6 +5,7 @@ import { Agent, type AgentConfig } from '../../src/agent/index.js';
 import { memoryLogger } from '../../src/log/index.js';
 import { decodeAgentMessage, encodeFrame, AgentFrameReader, MAX_MESSAGE_BYTES, serviceOnWire, type AgentMessage } from '../../src/agent/protocol.js';
 import { AGENT_LIMITS, startAgentServer } from '../../src/servers/agent/index.js';
+import { AgentIngest } from '../../src/streams/agents/ingest.js';
 import { SnapshotStore, tokenDigest, type AgentService } from '../../src/streams/index.js';
 import { generateSelfSigned } from '../../src/tls/index.js';
 import { fakeDevlxd } from '../helpers/fake-devlxd.js';
@@ -110,10 +111,10 @@ t.test('endpoint: bad peers are closed one at a time; a good agent stays connect
   const tlsMaterial = await generateSelfSigned('localhost', []);
   const log = memoryLogger();
   const server = await startAgentServer({
-    binds: [{ host: '127.0.0.1', port: 0 }], tls: tlsMaterial, log, policy: () => ({ token: TOKEN, services: [] }), graceMs: 300,
+    binds: [{ host: '127.0.0.1', port: 0 }], tls: tlsMaterial, log,
     // Every peer here comes from 127.0.0.1, 20 at a time: room for them all from one source.
     limits: { ...AGENT_LIMITS, helloTimeoutMs: 1000, maxPerSource: 64 },
-    registry: { snapshot: () => store.current, dispatch: (a) => store.dispatch(a) },
+    agents: new AgentIngest({ store: { snapshot: () => store.current, dispatch: (a) => store.dispatch(a) }, policy: () => ({ token: TOKEN, services: [] }), graceMs: () => 300, log }),
   });
   t.teardown(() => server.close());
   const port = server.ports[0]!;

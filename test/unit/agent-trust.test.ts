@@ -2,7 +2,8 @@ import tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { memoryLogger } from '../../src/log/index.js';
 import { decodeServerMessage, encodeFrame, AgentFrameReader, MAX_LOGGED_CHARS, type AgentMessage, type ServerMessage } from '../../src/agent/protocol.js';
-import { AGENT_LIMITS, startAgentServer, type AgentAction, type AgentLimits, type AgentPolicy } from '../../src/servers/agent/index.js';
+import { AGENT_LIMITS, startAgentServer, type AgentLimits } from '../../src/servers/agent/index.js';
+import { AgentIngest, type AgentAction, type AgentPolicy } from '../../src/streams/agents/ingest.js';
 import { SnapshotStore, tokenDigest, type AgentService, type Instance } from '../../src/streams/index.js';
 import { generateSelfSigned } from '../../src/tls/index.js';
 import { FakeClock } from '../helpers/fake-clock.js';
@@ -35,10 +36,14 @@ async function serve(t: Test, instances: Instance[], opts: { policy?: AgentPolic
     tls: await generateSelfSigned('localhost', []),
     log,
     limits: { ...AGENT_LIMITS, ...opts.limits },
-    policy: () => opts.policy ?? { token: null, services: [] },
-    graceMs: GRACE_MS,
     clock: opts.clock,
-    registry: { snapshot: () => store.current, dispatch: (a) => (dispatched.push(a), store.dispatch(a)) },
+    agents: new AgentIngest({
+      store: { snapshot: () => store.current, dispatch: (a) => (dispatched.push(a), store.dispatch(a)) },
+      policy: () => opts.policy ?? { token: null, services: [] },
+      graceMs: () => GRACE_MS,
+      log,
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    }),
   });
   // Peers first: closing the server waits for its connections.
   t.teardown(() => {
@@ -285,3 +290,33 @@ function frameOf(value: unknown): Buffer {
   body.copy(f, 4);
   return f;
 }
+
+t.test('one ingest for every agent listener: a reconnect through another bind replaces the older session, whose late close changes nothing', async (t) => {
+  // Two binds are two listeners (servers/agent/descriptor.ts opens one per bind). An agent that reconnects through
+  // the other one (its IPv6 address, say) while its old connection is still half-open must not have that old
+  // connection's close mark it disconnected and, after grace, withdraw the services the new connection announces.
+  const clock = new FakeClock();
+  const store = new SnapshotStore(snapshotOf([local()]));
+  const log = memoryLogger();
+  const agents = new AgentIngest({ store: { snapshot: () => store.current, dispatch: (a) => store.dispatch(a) }, policy: () => ({ token: null, services: [] }), graceMs: () => GRACE_MS, log, clock });
+  const tlsMaterial = await generateSelfSigned('localhost', []);
+  const open = () => startAgentServer({ binds: [{ host: '127.0.0.1', port: 0 }], tls: tlsMaterial, log, limits: AGENT_LIMITS, agents, clock });
+  const [one, two] = [await open(), await open()];
+  t.teardown(async () => {
+    for (const p of peers) p.end();
+    await Promise.all([one.close(), two.close()]);
+  });
+  const old = new Peer(one.ports[0]!);
+  await old.send(hello(LOCAL), { type: 'state', seq: 1, services: [svc('https')] });
+  await old.first('ack');
+  const fresh = new Peer(two.ports[0]!);
+  await fresh.send(hello(LOCAL), { type: 'state', seq: 1, services: [svc('https'), svc('api')] });
+  await fresh.first('ack');
+  await waitFor(() => old.closed, { what: 'the replaced connection closed' });
+  await waitFor(() => one.connected().length === 0, { what: 'the first listener let its session go' });
+  t.same(two.connected(), ['default/local']);
+  t.equal(store.current.agents.get('default/local')?.connected, true, 'still connected after the old close');
+  await clock.advance(GRACE_MS + 1);
+  t.same(store.current.serviceEndpoints('api').map((e) => e.instance.key), ['default/local'], 'the new session\'s services outlive the old one\'s grace');
+  t.same(store.current.serviceEndpoints('https').map((e) => e.instance.key), ['default/local']);
+});

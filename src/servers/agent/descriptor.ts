@@ -20,9 +20,7 @@ export const agentTransport: TransportDescriptor = {
           tls: ctx.material('agent'),
           log: ctx.log('agent'),
           limits,
-          policy: () => ctx.agentPolicy(),
-          graceMs: agent.graceMs,
-          registry: ctx.agentStore,
+          agents: ctx.agents,
         }),
       }),
     };

@@ -1,1 +1,1 @@
-export { AGENT_LIMITS, bindInstance, startAgentServer, type AgentAction, type AgentLimits, type AgentListeners, type AgentPolicy, type AgentStore, type AgentServerOptions } from './server.js';
+export { AGENT_LIMITS, startAgentServer, type AgentLimits, type AgentListeners, type AgentServerOptions } from './server.js';
