@@ -111,3 +111,20 @@ t.test('no import cycle in src: none at run time, and none between folders even 
   const crossing = importCycles(graph, new Set(['static', 'type', 'dynamic'])).filter((c) => new Set(c.map(folder)).size > 1);
   t.same(crossing, [], 'cycles through more than one folder');
 });
+
+t.test('the certificate generator (@peculiar/x509, ~20 MB) loads only when a certificate must be made', async (t) => {
+  // The daemon with its certificates kept from an earlier start (the state directory) or configured: listeners
+  // open, "lexa started" is logged, and the generator was never imported. LXD need not answer for that.
+  const state = mkdtempSync(join(tmpdir(), 'lexa-state-'));
+  // A socket path that exists but where no LXD listens: lexa starts and keeps trying to connect.
+  writeFileSync(join(dir, 'no-lxd.sock'), '');
+  const config = join(dir, 'kept.hcl');
+  writeFileSync(config, `server {\n  lxd {\n    suffix = "lexa"\n    socket = "${join(dir, 'no-lxd.sock')}"\n  }\n  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n  state_directory = "${state}"\n}\n`);
+  const x509 = (m: string[]) => m.filter((f) => f.includes('/node_modules/@peculiar/x509/') || f.endsWith('/dist/tls/generate.js'));
+  const first = await loaded([CLI, 'server', '--config', config], /lexa started/);
+  t.match(first.output, /lexa started/);
+  t.not(x509(first.modules).length, 0, 'the first start made the certificate (so the hook sees the generator)');
+  const second = await loaded([CLI, 'server', '--config', config], /lexa started/);
+  t.match(second.output, /lexa started/);
+  t.same(x509(second.modules), [], 'the kept certificate was reused without loading the generator');
+});
