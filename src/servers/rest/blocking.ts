@@ -65,17 +65,22 @@ export function answerBlocking(
     return;
   }
   let timer: unknown;
-  const finish = (doc: Doc) => {
-    clock.clearTimeout(timer);
-    res.off('close', leave);
-    if (!res.writableEnded && !res.destroyed) send(res, doc);
-  };
-  const cancel = docs.watch(key, params.index, finish);
+  // Declared before the watch: `watch` calls `finish` at once when the index has already moved (a stale index,
+  // index 0), and `finish` refers to `leave`.
+  let cancel: () => void = () => undefined;
   const leave = () => {
     clock.clearTimeout(timer);
     cancel();
   };
-  if (res.writableEnded) return; // answered at once: the index had already moved
+  let answered = false;
+  const finish = (doc: Doc) => {
+    answered = true;
+    clock.clearTimeout(timer);
+    res.off('close', leave);
+    if (!res.writableEnded && !res.destroyed) send(res, doc);
+  };
+  cancel = docs.watch(key, params.index, finish);
+  if (answered) return; // at once: the index had already moved
   timer = clock.setTimeout(() => {
     cancel();
     finish(docs.get(key));
