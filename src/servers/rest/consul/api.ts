@@ -44,10 +44,12 @@ export interface ConsulOptions {
 }
 
 /**
- * Documents remembered at once. A Consul document can be a whole catalog (a few hundred bytes per service
- * instance), and every distinct filter is its own document; 256 bounds what clients can make lexa keep.
+ * Documents remembered at once besides those someone waits on (those are bounded by the REST listener's
+ * connections). A Consul document can be large (a health row is ~1.2 KB: 1.2 MB for a service of 1,000
+ * endpoints, rendered in ~30 ms), and every distinct filter is its own document; 64 bounds what clients can make
+ * lexa keep.
  */
-export const MAX_CONSUL_DOCUMENTS = 256;
+export const MAX_CONSUL_DOCUMENTS = 64;
 /** Repeatable parameters (`tag`, `node-meta`) beyond this many are a 400: no real query names more. */
 export const MAX_REPEATS = 32;
 /** A tag or node-meta value longer than this cannot match (tags are DNS labels, meta values LXD names). */

@@ -59,8 +59,21 @@ export function nodeName(inst: Instance): string {
   return inst.project === 'default' ? inst.name : `${inst.name}.${inst.project}`;
 }
 
+/**
+ * Nodes already derived, by instance object: instances are immutable and shared from snapshot to snapshot, so an
+ * instance's node (and its UUID's SHA-256) is computed once, not on every rendering; a WeakMap forgets it with
+ * the instance.
+ */
+const NODES = new WeakMap<Instance, CatalogNode>();
+
 /** The Consul node of a running instance. */
 export function nodeOf(inst: Instance): CatalogNode {
+  let node = NODES.get(inst);
+  if (node === undefined) NODES.set(inst, (node = deriveNode(inst)));
+  return node;
+}
+
+function deriveNode(inst: Instance): CatalogNode {
   const primary = inst.interfaces.find((i) => i.trustedIpv4.length + i.trustedIpv6.length > 0);
   const ipv4 = primary?.trustedIpv4[0];
   const ipv6 = primary?.trustedIpv6[0];

@@ -74,7 +74,7 @@ export function renderConsul(q: ConsulQuery, snap: Snapshot): string {
       const keep = rowTest(q.filter, 'services');
       const tags = new Map<string, Set<string>>();
       for (const e of allEntries(snap)) {
-        if (!metaMatches(q.nodeMeta, e) || !keep(catalogServiceRow(e, q.dc))) continue;
+        if (!metaMatches(q.nodeMeta, e) || (q.filter !== null && !keep(catalogServiceRow(e, q.dc)))) continue;
         let set = tags.get(e.service.name);
         if (set === undefined) tags.set(e.service.name, (set = new Set()));
         for (const t of e.service.tags) set.add(t);
