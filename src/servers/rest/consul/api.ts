@@ -125,7 +125,8 @@ export function consulRouter(opts: ConsulOptions): express.Router {
 
   router.get('/agent/self', (req, res) => answer(req, res, { kind: 'self', dc: opts.datacenter(), node, version: opts.version }));
   router.get(['/status/leader', '/status/peers'], (req, res) => {
-    const address = `${req.socket.localAddress ?? '127.0.0.1'}:${req.socket.localPort ?? 0}`.replace(/^::ffff:/, '');
+    const host = (req.socket.localAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
+    const address = `${host.includes(':') ? `[${host}]` : host}:${req.socket.localPort ?? 0}`;
     answer(req, res, { kind: req.path.endsWith('leader') ? 'leader' : 'peers', address });
   });
   router.get('/catalog/datacenters', (req, res) => answer(req, res, { kind: 'datacenters', dc: opts.datacenter() }));
