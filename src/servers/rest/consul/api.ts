@@ -64,6 +64,7 @@ export function consulRouter(opts: ConsulOptions): express.Router {
   const node = opts.nodeName ?? hostname();
   const docs = new Documents({
     snapshot: opts.snapshot,
+    // Consul's answers name no DNS names, so the suffix never re-renders them.
     suffix: () => '',
     maxDocuments: MAX_CONSUL_DOCUMENTS,
     render: (key, snap) => renderConsul(JSON.parse(key.slice(KEY_PREFIX.length)) as ConsulQuery, snap),
