@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { curl, startLexa } from '../helpers/lexa.js';
@@ -53,6 +54,7 @@ t.test('Prometheus discovers, scrapes and drops exporters through /prometheus', 
   t.equal((await curl(`${lexa.restUrl}/prometheus?service=nope`)).body, '[]', '[] when nothing offers it');
 
   const dir = tempDir('prometheus');
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
   const file = exampleCopy('prometheus/prometheus.yml', dir, [
     ['https://127.0.0.1:18443/prometheus?service=metrics', `${lexa.restUrl}/prometheus?service=${SERVICE}`],
