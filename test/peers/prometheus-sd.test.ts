@@ -54,14 +54,16 @@ t.test('Prometheus discovers, scrapes and drops exporters through /prometheus', 
   t.equal((await curl(`${lexa.restUrl}/prometheus?service=nope`)).body, '[]', '[] when nothing offers it');
 
   const dir = tempDir('prometheus');
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
   const file = exampleCopy('prometheus/prometheus.yml', dir, [
     ['https://127.0.0.1:18443/prometheus?service=metrics', `${lexa.restUrl}/prometheus?service=${SERVICE}`],
     ['15s', '1s'],
   ]);
   const prometheus = startPeer(PROMETHEUS, [`--config.file=${file}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`]);
-  t.teardown(() => prometheus.stop());
+  t.teardown(async () => {
+    await prometheus.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
   const api = async <T>(path: string): Promise<T> => {
     const r = await fetch(`http://127.0.0.1:${port}${path}`);
     return ((await r.json()) as { data: T }).data;
