@@ -98,6 +98,9 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       get suffix() {
         return live.lxd.suffix;
       },
+      get datacenter() {
+        return live.consul.datacenter;
+      },
       snapshot,
       updates: merge(store.snapshot$, reloaded),
       shutdown: shutdown.signal,

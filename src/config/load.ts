@@ -133,7 +133,7 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
   const warnings: string[] = [];
   const name = file ?? '<defaults>';
   const base = file ? dirname(file) : process.cwd();
-  const { lxd, tls, dns, log, agent, metrics } = settings.server;
+  const { lxd, tls, dns, log, agent, metrics, consul } = settings.server;
 
   /** A configured file path, made absolute against the config file's directory and checked readable. */
   const path = (p: string | null, keyPath: string, isFile = true): string | null => {
@@ -368,6 +368,8 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     /** The agent endpoint, or null when `server.agent` is absent. */
     agent: agentConfig,
     metrics: { enabled: metrics.enabled, binds: metrics.bind },
+    /** The Consul API's names (on the REST listener). */
+    consul: { datacenter: consul.datacenter },
     /** Where generated certificates are kept across restarts, or null (generated anew at every start). */
     stateDirectory: stateDirectory(settings.server.state_directory, env, base, name, problems),
     /**

@@ -313,6 +313,17 @@ export const configSchema = block({
       bind: binds({ host: '127.0.0.1', port: 18153 }),
     }).whenAbsent({ enabled: false }),
     /**
+     * The read-only Consul HTTP API on the REST listener (`/v1/...`, docs/catalog.md). Always served there; this
+     * block only names things Consul clients read.
+     */
+    consul: block({
+      /**
+       * The datacenter lexa's catalog answers as (`?dc=` naming another is Consul's 500 "No path to datacenter").
+       * Consul's own rule for the name: lower-case letters, digits, `-` and `_`. "lexa": the zone's default name.
+       */
+      datacenter: text(/^[a-z0-9_-]{1,64}$/, 'a datacenter name of lower-case letters, digits, - and _').default('lexa'),
+    }),
+    /**
      * A directory lexa may write: generated certificates are kept there and reused across restarts (so clients
      * can pin them). Absent: $STATE_DIRECTORY (what systemd's StateDirectory= sets), else none (a new pair per start).
      */

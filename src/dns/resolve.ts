@@ -20,7 +20,8 @@ import { reverseZoneOf } from '../net/addresses.js';
  *   host         <host>.lexa                       A/AAAA of the instance's primary interface (`interfaces[0]`)
  *   iface        <if>.if.<host>.lexa               A/AAAA of interface <if>
  *   service      [<tag>.]<svc>.service.lexa        A/AAAA of every endpoint of service <svc> (with tag <tag>), on
- *                                                  the endpoint's interface
+ *                                                  the endpoint's interface; SRV as `_<svc>._tcp` (every protocol)
+ *                                                  and `_<svc>._<tag>` answer it (Consul's names answer SRV)
  *   srv          _<svc>._<proto|tag>.service.lexa  SRV; `_tcp`/`_udp` filter on the protocol, anything else on a
  *                                                  tag
  *   cluster      cluster.<instance>.lexa           the cluster member the instance runs on (see "Cluster names")
@@ -96,8 +97,12 @@ export function resolve(snapshot: Snapshot, q: Question, opts: ResolveOptions): 
       return found.length > 0 ? hostAddresses(snapshot, q, zone, found) : nodata(snapshot, zone);
     }
     case 'service': {
-      const eps = snapshot.serviceEndpoints(form.svc);
-      return addresses(snapshot, q, zone, ifacesOf(form.tag === undefined ? eps : withTag(eps, form.tag)), TRUSTED);
+      const all = snapshot.serviceEndpoints(form.svc);
+      const eps = form.tag === undefined ? all : withTag(all, form.tag);
+      // Consul answers SRV at its service names too: the same records as `_<svc>._tcp` (every protocol, here)
+      // and `_<svc>._<tag>`.
+      if (q.type === 'SRV' || q.type === 'ANY') return srvRecords(snapshot, q, zone, eps);
+      return addresses(snapshot, q, zone, ifacesOf(eps), TRUSTED);
     }
     case 'srv':
       return srv(snapshot, q, zone, form.svc, form.protoOrTag);
@@ -452,8 +457,16 @@ function srv(snapshot: Snapshot, q: Question, zone: Zone, svc: string, protoOrTa
     protoOrTag === 'tcp' || protoOrTag === 'udp'
       ? all.filter((ep) => ep.service.proto === protoOrTag)
       : withTag(all, protoOrTag);
+  if (q.type !== 'SRV' && q.type !== 'ANY') return eps.length === 0 ? nxdomain(snapshot, zone) : nodata(snapshot, zone);
+  return srvRecords(snapshot, q, zone, eps);
+}
+
+/**
+ * The SRV answer for endpoints `eps` (NXDOMAIN when there are none), as `srv` describes it; also what
+ * `[<tag>.]<svc>.service` answers to SRV (Consul's names).
+ */
+function srvRecords(snapshot: Snapshot, q: Question, zone: Zone, eps: readonly ServiceEndpoint[]): Outcome {
   if (eps.length === 0) return nxdomain(snapshot, zone);
-  if (q.type !== 'SRV' && q.type !== 'ANY') return nodata(snapshot, zone);
   const entries: { record: Answer; target: string; iface: NetInterface }[] = [];
   const seen = new Set<string>();
   for (const ep of eps) {

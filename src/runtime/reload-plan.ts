@@ -48,6 +48,8 @@ export function decideReload(running: Config, next: Config, started: Config): Re
   const transfers = transfersIn(started);
   const zoneShape = transfers ? restart : live;
   check('server.log.level', running.log.level, next.log.level, live);
+  // The REST app reads the datacenter name on every request (daemon.ts).
+  check('server.consul.datacenter', running.consul.datacenter, next.consul.datacenter, live);
   check('server.lxd.suffix', running.lxd.suffix, next.lxd.suffix, zoneShape);
   check('server.dns.ttl', running.dns.ttl, next.dns.ttl, zoneShape);
   check('server.dns.negative_ttl', running.dns.negativeTtl, next.dns.negativeTtl, zoneShape);

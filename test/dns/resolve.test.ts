@@ -114,7 +114,6 @@ table(t, 'services: A/AAAA', clustered, [
   { q: 'primary.mysql.service.lexa AAAA', kind: 'nodata' },
   // one address even though web-1 offers "dns" twice (udp and tcp)
   { q: 'dns.service.lexa A', kind: 'answer', answers: ['dns.service.lexa. 0 IN A 10.99.0.11'] },
-  { q: 'https.service.lexa SRV', kind: 'nodata' },
   { q: 'green.https.service.lexa A', kind: 'nxdomain' },
   { q: 'pg.service.lexa A', kind: 'nxdomain' }, // declared on an interface db-2 does not have
   { q: 'nope.service.lexa A', kind: 'nxdomain' },
@@ -185,6 +184,35 @@ table(t, 'services: SRV (RFC 2782), weight 256*w-1, targets in additionals', clu
     answers: ['_dns._app.service.lexa. 0 IN SRV 1 255 53 eth0.if.web-1.lexa.'],
     additionals: ['eth0.if.web-1.lexa. 0 IN A 10.99.0.11', 'eth0.if.web-1.lexa. 0 IN AAAA fd42:99::11'],
   },
+  // Consul's names answer SRV too: <svc>.service as _<svc>._tcp, <tag>.<svc>.service as _<svc>._<tag>
+  {
+    q: 'https.service.lexa SRV',
+    kind: 'answer',
+    answers: ['https.service.lexa. 0 IN SRV 1 255 443 eth0.if.web-1.lexa.', 'https.service.lexa. 0 IN SRV 2 65535 443 eth0.if.web-2.lexa.'],
+    additionals: ['eth0.if.web-1.lexa. 0 IN A 10.99.0.11', 'eth0.if.web-1.lexa. 0 IN AAAA fd42:99::11', 'eth0.if.web-2.lexa. 0 IN A 10.99.0.12'],
+  },
+  {
+    q: 'blue.https.service.lexa SRV',
+    kind: 'answer',
+    answers: ['blue.https.service.lexa. 0 IN SRV 1 255 443 eth0.if.web-1.lexa.'],
+    additionals: ['eth0.if.web-1.lexa. 0 IN A 10.99.0.11', 'eth0.if.web-1.lexa. 0 IN AAAA fd42:99::11'],
+  },
+  {
+    q: 'mysql.service.lexa ANY',
+    kind: 'answer',
+    answers: ['mysql.service.lexa. 0 IN SRV 1 255 3306 eth1.if.db-1.lexa.', 'mysql.service.lexa. 0 IN SRV 1 255 3306 eth0.if.db-2.lexa.'],
+    additionals: ['eth1.if.db-1.lexa. 0 IN A 10.100.0.21', 'eth0.if.db-2.lexa. 0 IN AAAA fd42:99::22'],
+  },
+  // every protocol: "dns" is offered on udp and tcp, one port, so one record
+  {
+    q: 'dns.service.lexa SRV',
+    kind: 'answer',
+    answers: ['dns.service.lexa. 0 IN SRV 1 255 53 eth0.if.web-1.lexa.'],
+    additionals: ['eth0.if.web-1.lexa. 0 IN A 10.99.0.11', 'eth0.if.web-1.lexa. 0 IN AAAA fd42:99::11'],
+  },
+  { q: 'green.https.service.lexa SRV', kind: 'nxdomain' },
+  { q: 'nope.service.lexa SRV', kind: 'nxdomain' },
+  { q: 'pg.service.lexa SRV', kind: 'nxdomain' },
   { q: '_https._tcp.service.lexa A', kind: 'nodata' },
   { q: '_https._udp.service.lexa SRV', kind: 'nxdomain' },
   { q: '_https._green.service.lexa SRV', kind: 'nxdomain' },

@@ -206,6 +206,27 @@ t.test('REST: one address holding idle connections leaves curl /readyz from anot
   t.equal(curl.stdout, '200', 'curl /readyz from 127.0.0.1 answered');
 });
 
+t.test('REST: Consul blocking queries hold one connection each, so one address holds at most max_per_source', async (t) => {
+  const server = await startRest({ binds: any, tls: cert.tls, log, limits: { ...REST_LIMITS, ...FAIR }, app: { suffix: 'lexa', snapshot: () => store.current } });
+  t.teardown(() => server.close());
+  const port = server.ports[0]!;
+  const first = await run('curl', ['-sk', '-D', '-', '-o', '/dev/null', '--max-time', '3', `https://127.0.0.1:${port}/v1/health/service/web`]);
+  const index = /x-consul-index: (\d+)/i.exec(first.stdout)?.[1];
+  t.ok(index, 'an X-Consul-Index to block on');
+  const waiters = Array.from({ length: FAIR.maxPerSource + 3 }, () => {
+    const s = attackerTls(port);
+    s.on('error', () => undefined);
+    s.once('secureConnect', () => s.write(`GET /v1/health/service/web?index=${index}&wait=5m HTTP/1.1\r\nHost: x\r\n\r\n`));
+    return s;
+  });
+  t.teardown(() => waiters.forEach((s) => s.destroy()));
+  await waitFor(() => waiters.filter((s) => s.destroyed || s.readableEnded).length >= 3, { what: 'the extra waiters to be refused', intervalMs: 20 });
+  await sleep(100);
+  t.equal(waiters.filter((s) => !s.destroyed && !s.readableEnded).length, FAIR.maxPerSource, `${FAIR.maxPerSource} blocking queries held, the rest closed on accept`);
+  const curl = await run('curl', ['-sk', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', `https://127.0.0.1:${port}/v1/catalog/services`]);
+  t.equal(curl.stdout, '200', 'another address is answered');
+});
+
 t.test('REST: slow-loris (a request head trickled byte by byte) is closed at the first-request deadline', async (t) => {
   const server = await startRest({
     binds: any,

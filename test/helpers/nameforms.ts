@@ -167,6 +167,19 @@ export function cases(f: Fixture): Case[] {
       additional: [`${tgt('nf-db-1')} 0 IN A ${v4['nf-db-1']}`, `${tgt('nf-db-1')} 0 IN AAAA ${v6['nf-db-1']}`],
     },
     { name: '_nfdns._tcp.service.lexa', type: 'SRV', status: 'NXDOMAIN', answer: [], authority: [SOA] },
+    // Consul's name form answers SRV as well: the same records and additionals as _nfhttp._tcp.service
+    {
+      name: 'nfhttp.service.lexa',
+      type: 'SRV',
+      status: 'NOERROR',
+      answer: [`nfhttp.service.lexa. 0 IN SRV 1 255 80 ${tgt('nf-web-2')}`, `nfhttp.service.lexa. 0 IN SRV 1 511 80 ${tgt('nf-web-1')}`],
+      additional: [
+        `${tgt('nf-web-1')} 0 IN A ${v4['nf-web-1']}`,
+        `${tgt('nf-web-1')} 0 IN AAAA ${v6['nf-web-1']}`,
+        `${tgt('nf-web-2')} 0 IN A ${v4['nf-web-2']}`,
+        `${tgt('nf-web-2')} 0 IN AAAA ${v6['nf-web-2']}`,
+      ],
+    },
     { name: 'nf-off.lexa', type: 'A', status: 'NXDOMAIN', answer: [], authority: [SOA] },
     { name: 'nope.lexa', type: 'A', status: 'NXDOMAIN', answer: [], authority: [SOA] },
     { name: 'nf-web-1.lexa', type: 'MX', status: 'NOERROR', answer: [], authority: [SOA] },

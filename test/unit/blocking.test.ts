@@ -39,3 +39,20 @@ t.test('a blocking query asking to wait an hour is answered at the cap, with the
   t.equal(sent.length, 1, 'answered at the cap, not after the hour asked for');
   t.equal(sent[0]?.index, index, 'with the document as it is');
 });
+
+t.test('a stale index (or 0) is answered at once with the current document, not an error', (t) => {
+  // Regression: `finish` referred to `leave` before it was declared, so an index that had already moved threw
+  // (a 500 for /services/<name>?index=<old>, the very request a watcher makes after a change it missed).
+  const clock = new FakeClock();
+  const docs = new Documents({ render: () => '{"hosts":[]}', snapshot: () => snapshotOf([]), suffix: () => 'lexa' });
+  const index = docs.get('all').index;
+  for (const stale of ['0', String(index - 1), String(index + 1)]) {
+    const sent: Doc[] = [];
+    const res = Object.assign(new EventEmitter(), { writableEnded: false, destroyed: false }) as unknown as Response;
+    const req = { query: { index: stale, wait: '1m' } } as unknown as Request;
+    answerBlocking(req, res, docs, 'all', (_res, doc) => void sent.push(doc), () => 0, clock);
+    t.same(sent.map((d) => d.index), [index], `index=${stale === String(index - 1) ? 'previous' : stale === '0' ? '0' : 'next'}: answered at once`);
+    t.equal(clock.pending, 0, 'no timer left behind');
+  }
+  t.end();
+});

@@ -97,6 +97,7 @@ t.test('every default, as the daemon receives it', async (t) => {
     log: { out: 'stdout', level: 'info' },
     agent: null,
     metrics: { enabled: false, binds: [{ host: '127.0.0.1', port: 18153 }] },
+    consul: { datacenter: 'lexa' },
     stateDirectory: null,
     secrets: [],
     warnings: [],
@@ -251,6 +252,7 @@ t.test('contradictions are reported', async (t) => {
   t.match((await problems('server {\n  lxd {\n    bind {\n      port = 1\n    }\n  }\n}\n')).join('\n'), /server\.lxd\.bind\.host: required/);
   t.match((await problems('server {\n  lxd {\n    certificate = "c.crt"\n  }\n}\n')).join('\n'), /server\.lxd\.certificate: only used with bind/);
   t.match((await problems('server {\n  lxd {\n    suffix = "bad_suffix!"\n  }\n}\n')).join(), /server\.lxd\.suffix: "bad_suffix!" is not a DNS name/);
+  t.match((await problems('server {\n  consul {\n    datacenter = "DC 1"\n  }\n}\n')).join(), /server\.consul\.datacenter: "DC 1" is not a datacenter name/);
   t.match((await problems('server {\n  lxd {\n    watchdog_timeout = "10ms"\n  }\n}\n')).join(), /watchdog_timeout: must be at least 1s/);
 });
 
@@ -393,6 +395,7 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
     'server.metrics.enabled': [{ metrics: { enabled: true } }, (c) => c.metrics.enabled, true],
     'server.metrics.bind.host': [{ metrics: { bind: [{ host: '::1' }] } }, (c) => c.metrics.binds[0]?.host, '::1'],
     'server.metrics.bind.port': [{ metrics: { bind: [{ port: 9 }] } }, (c) => c.metrics.binds[0]?.port, 9],
+    'server.consul.datacenter': [{ consul: { datacenter: 'dc-2' } }, (c) => c.consul.datacenter, 'dc-2'],
     'server.state_directory': [{ state_directory: dir }, (c) => c.stateDirectory, dir],
   };
   t.same(Object.keys(cases).sort(), leafPaths(configSchema).sort(), 'one case per declared key: a new key needs a case here');

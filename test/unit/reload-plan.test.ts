@@ -21,6 +21,7 @@ t.test('trust settings: which apply live, which wait for a restart', (t) => {
   t.same(planReload(base, config({ ...xfr('127.0.0.1', 'c2VjcmV0'), ...agent('another-token-of-16') })), { live: ['server.agent.token'], restart: [] }, 'a new agent token');
   t.same(planReload(base, config({ ...xfr('127.0.0.1', 'c2VjcmV0'), ...agent('a-token-of-16-chars', '1m') })), { live: [], restart: ['server.agent.grace'] }, 'a new grace');
   t.same(planReload(base, config({ ...xfr('127.0.0.1', 'c2VjcmV0'), ...agent('a-token-of-16-chars'), tls: [{ client_ca: ca }] })), { live: ['server.tls.client_ca'], restart: [] }, 'mutual TLS on');
+  t.same(planReload(base, config({ ...xfr('127.0.0.1', 'c2VjcmV0'), ...agent('a-token-of-16-chars'), consul: [{ datacenter: 'dc-2' }] })), { live: ['server.consul.datacenter'], restart: [] }, 'a new Consul datacenter name');
   t.same(planReload(base, base), { live: [], restart: [] }, 'nothing changed');
   t.end();
 });

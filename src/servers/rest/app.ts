@@ -8,6 +8,9 @@ import { Documents, type Doc } from './documents.js';
 import { EventStreams } from './events.js';
 import { hostDoc, hostsOf } from './hosts.js';
 import { traefikDocument } from './traefik.js';
+import { consulRouter } from './consul/api.js';
+import { prometheusDocument } from './prometheus-sd.js';
+import { version } from '../../version.js';
 
 export interface RestOptions {
   /** Read on every request, so a getter can change it while running (SIGHUP). */
@@ -28,7 +31,14 @@ export interface RestOptions {
   readonly random?: () => number;
   /** Drives the blocking-query waits and the event streams' heartbeats; the process's own by default. */
   readonly clock?: Clock;
+  /** The Consul API's datacenter name (`server.consul.datacenter`), read on every request; "lexa" by default. */
+  readonly datacenter?: string;
+  /** The node name the Consul API's `/v1/agent/self` reports; the host's name by default. */
+  readonly nodeName?: string;
 }
+
+/** The Consul datacenter name when none is configured (config/schema.ts declares the same default). */
+export const DEFAULT_DATACENTER = 'lexa';
 
 /** The document keys of Documents: the list, and one host by name. */
 const CONTAINERS = 'containers';
@@ -44,6 +54,8 @@ const serviceKey = (service: string) => `service:${service}`;
  *   GET /events             server-sent events: the /containers/ document on connect and on each change (events.ts)
  *   GET /metrics            Prometheus text format, when metrics are given
  *   GET /traefik            Traefik's dynamic configuration for its HTTP provider (see traefik.ts)
+ *   GET /prometheus         Prometheus HTTP service discovery (prometheus-sd.ts): `?service=<name>`, `?health=any`
+ *   /v1/...                 a read-only Consul HTTP API (consul/api.ts)
  *   GET /healthz            200 while the process is alive
  *   GET /readyz             200 once LXD has been listed, else 503; says whether LXD is connected and how old the
  *                           snapshot is
@@ -129,6 +141,41 @@ export function restApp(opts: RestOptions): express.Express {
     if (snap) res.type('application/json').send(traefikBody(snap));
   });
 
+  // Rendered once per snapshot for the whole catalog (what a Prometheus polling every few seconds asks for);
+  // one service's document is an indexed lookup, rendered per request.
+  let prometheus: { version: number; anyHealth: boolean; body: string } | undefined;
+  app.get('/prometheus', (req, res) => {
+    const snap = ready(res);
+    if (!snap) return;
+    const { service, health } = req.query;
+    if ((service !== undefined && typeof service !== 'string') || (health !== undefined && health !== 'any' && health !== 'passing')) {
+      res.status(400).json({ error: 'service must be given once; health must be "passing" (the default) or "any"' });
+      return;
+    }
+    const anyHealth = health === 'any';
+    if (service !== undefined) {
+      res.type('application/json').send(prometheusDocument(snap, { service: service.toLowerCase(), anyHealth }));
+      return;
+    }
+    if (prometheus?.version !== snap.version || prometheus.anyHealth !== anyHealth)
+      prometheus = { version: snap.version, anyHealth, body: prometheusDocument(snap, { service: null, anyHealth }) };
+    res.type('application/json').send(prometheus.body);
+  });
+
+  app.use(
+    '/v1',
+    consulRouter({
+      datacenter: () => opts.datacenter ?? DEFAULT_DATACENTER,
+      snapshot: opts.snapshot,
+      version: version(),
+      random,
+      clock,
+      ...(opts.updates ? { updates: opts.updates } : {}),
+      ...(opts.shutdown ? { shutdown: opts.shutdown } : {}),
+      ...(opts.nodeName ? { nodeName: opts.nodeName } : {}),
+    }),
+  );
+
   app.get('/events', (req, res) => {
     if (ready(res)) streams.serve(req, res);
   });
@@ -162,7 +209,7 @@ export function restApp(opts: RestOptions): express.Express {
     });
   });
 
-  const paths = ['/containers', '/containers/', '/containers/:name', '/services/:name', '/traefik', '/events', '/healthz', '/readyz', ...(metrics ? ['/metrics'] : [])];
+  const paths = ['/containers', '/containers/', '/containers/:name', '/services/:name', '/traefik', '/prometheus', '/events', '/healthz', '/readyz', ...(metrics ? ['/metrics'] : [])];
   app.all(paths, (_req, res) => {
     res.status(405).set('allow', 'GET, HEAD').json({ error: 'method not allowed; use GET' });
   });

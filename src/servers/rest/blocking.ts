@@ -23,11 +23,17 @@ export const INDEX_HEADER = 'X-Lexa-Index';
 
 export type BlockingParams = { readonly index: number; readonly waitMs: number } | { readonly error: string } | undefined;
 
+/**
+ * What `wait` without `index` means: an error (lexa's own API: the client surely meant to block), or nothing
+ * (Consul's API, which ignores it: its client libraries send it on a first, non-blocking request).
+ */
+export type WaitAlone = 'error' | 'ignore';
+
 /** Reads `index` and `wait` from the query string: undefined when not blocking, `{error}` when malformed. */
-export function blockingParams(query: Request['query'], random: () => number): BlockingParams {
+export function blockingParams(query: Request['query'], random: () => number, waitAlone: WaitAlone = 'error'): BlockingParams {
   const { index, wait } = query;
-  if (index === undefined) return wait === undefined ? undefined : { error: 'wait needs index' };
-  if (typeof index !== 'string' || !/^\d{1,16}$/.test(index)) return { error: 'index must be a whole number (from X-Lexa-Index)' };
+  if (index === undefined) return wait === undefined || waitAlone === 'ignore' ? undefined : { error: 'wait needs index' };
+  if (typeof index !== 'string' || !/^\d{1,16}$/.test(index)) return { error: 'index must be a whole number (from the index header of an earlier answer)' };
   let waitMs = DEFAULT_WAIT_MS;
   if (wait !== undefined) {
     const ms = typeof wait === 'string' ? parseDuration(/^\d+(\.\d+)?$/.test(wait) ? Number(wait) : wait) : undefined;
@@ -50,25 +56,31 @@ export function answerBlocking(
   send: (res: Response, doc: Doc) => void,
   random: () => number,
   clock: Clock,
+  waitAlone: WaitAlone = 'error',
 ): void {
-  const params = blockingParams(req.query, random);
+  const params = blockingParams(req.query, random, waitAlone);
   if (params === undefined) return send(res, docs.get(key));
   if ('error' in params) {
     res.status(400).json({ error: params.error });
     return;
   }
   let timer: unknown;
-  const finish = (doc: Doc) => {
-    clock.clearTimeout(timer);
-    res.off('close', leave);
-    if (!res.writableEnded && !res.destroyed) send(res, doc);
-  };
-  const cancel = docs.watch(key, params.index, finish);
+  // Declared before the watch: `watch` calls `finish` at once when the index has already moved (a stale index,
+  // index 0), and `finish` refers to `leave`.
+  let cancel: () => void = () => undefined;
   const leave = () => {
     clock.clearTimeout(timer);
     cancel();
   };
-  if (res.writableEnded) return; // answered at once: the index had already moved
+  let answered = false;
+  const finish = (doc: Doc) => {
+    answered = true;
+    clock.clearTimeout(timer);
+    res.off('close', leave);
+    if (!res.writableEnded && !res.destroyed) send(res, doc);
+  };
+  cancel = docs.watch(key, params.index, finish);
+  if (answered) return; // at once: the index had already moved
   timer = clock.setTimeout(() => {
     cancel();
     finish(docs.get(key));

@@ -12,8 +12,9 @@ import type { Snapshot } from '../../streams/index.js';
  * - A document is re-rendered when the snapshot or the suffix it was rendered for changed: at once when someone
  *   waits on it (`changed()`, called on every new snapshot), otherwise lazily when next read.
  * - While nothing changes, waiting costs no CPU: a waiter is one entry in its document's set and one timer.
- * - At most MAX_DOCUMENTS documents are remembered; beyond that the least recently read one nobody waits on is
- *   forgotten (its next read gives it a new, larger index: a spurious wake, never a missed change).
+ * - At most MAX_DOCUMENTS documents (or the `maxDocuments` given) are remembered; beyond that the least recently
+ *   read one nobody waits on is forgotten (its next read gives it a new, larger index: a spurious wake, never a
+ *   missed change).
  */
 
 /** Remembered documents: hosts are looked up by name, so clients could otherwise grow this without bound. */
@@ -42,6 +43,7 @@ export class Documents {
   readonly #snapshot: () => Snapshot;
   readonly #suffix: () => string;
   readonly #entries = new Map<string, Entry>();
+  readonly #max: number;
   #generation = Date.now();
   #closed = false;
 
@@ -49,7 +51,10 @@ export class Documents {
     readonly render: (key: string, snap: Snapshot, suffix: string) => string | null;
     readonly snapshot: () => Snapshot;
     readonly suffix: () => string;
+    /** How many documents to remember (MAX_DOCUMENTS by default): fewer where each can be large. */
+    readonly maxDocuments?: number;
   }) {
+    this.#max = opts.maxDocuments ?? MAX_DOCUMENTS;
     this.#render = opts.render;
     this.#snapshot = opts.snapshot;
     this.#suffix = opts.suffix;
@@ -124,11 +129,11 @@ export class Documents {
   }
 
   #evict(): void {
-    if (this.#entries.size <= MAX_DOCUMENTS) return;
+    if (this.#entries.size <= this.#max) return;
     for (const [key, entry] of this.#entries) {
       if (entry.watchers.size > 0) continue;
       this.#entries.delete(key);
-      if (this.#entries.size <= MAX_DOCUMENTS) return;
+      if (this.#entries.size <= this.#max) return;
     }
   }
 }
