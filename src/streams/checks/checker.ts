@@ -221,12 +221,13 @@ export class Checker {
     const controller = new AbortController();
     this.#running.add(controller);
     let finished = false;
-    const finish = (result: ProbeResult) => {
+    const finish = (result: ProbeResult, timedOut: boolean) => {
       if (finished) return;
       finished = true;
       this.#clock.clearTimeout(timeout);
       this.#running.delete(controller);
-      controller.abort();
+      // Only a run cut short needs telling: a settled probe holds nothing (and an abort costs a DOMException).
+      if (timedOut) controller.abort();
       this.counters.inFlight--;
       this.counters.runs++;
       c.busy = false;
@@ -234,9 +235,12 @@ export class Checker {
       this.#pump();
     };
     const what = c.check.kind === 'tcp' ? 'TCP connect' : 'HTTP GET';
-    const timeout = this.#clock.setTimeout(() => finish({ ok: false, output: `${what} ${c.target.target}: timed out after ${c.check.timeoutMs}ms` }), c.check.timeoutMs);
+    const timeout = this.#clock.setTimeout(() => finish({ ok: false, output: `${what} ${c.target.target}: timed out after ${c.check.timeoutMs}ms` }, true), c.check.timeoutMs);
     this.#clock.unref(timeout);
-    this.#probe(c.check.kind, c.target, controller.signal).then(finish, (err: unknown) => finish({ ok: false, output: `${what} ${c.target.target}: ${String(err).slice(0, 120)}` }));
+    this.#probe(c.check.kind, c.target, controller.signal).then(
+      (result) => finish(result, false),
+      (err: unknown) => finish({ ok: false, output: `${what} ${c.target.target}: ${String(err).slice(0, 120)}` }, false),
+    );
   }
 
   /** Applies one run's result to the thresholds and dispatches the state when it changed. */
