@@ -186,3 +186,19 @@ t.test('hostile names: a service named constructor inherits no state', async (t)
   const withOther = fold(s, { type: 'check', key: 'default/x', service: 'tostring', result: { target: '10.0.0.7:80', status: 'passing', output: 'ok', at: 1 }, at: 1 });
   t.equal(withOther, s, 'a result for a service the instance does not check is ignored');
 });
+
+t.test('a full re-list keeps check states; an agent cannot serve a name whose config check withholds it', async (t) => {
+  const h = harness([web(1)]);
+  await h.clock.advance(10_000);
+  t.same(h.served(), ['web-1']);
+  h.snap = deepFreeze(fold(h.snap, { type: 'listed', instances: [web(1)], members: [], clustered: false, at: 2 }));
+  t.same(h.served(), ['web-1'], 'a re-list (every reconnect) keeps it served');
+  const agent: Action = {
+    type: 'agent-services', key: 'default/web-1', session: 's', connected: true, defaultServices: ['*'], at: 3,
+    services: [{ ...service('http', { port: 8080 }), source: 'agent', health: 'passing' }],
+  };
+  const fresh = deepFreeze(fold(snapshotOf([web(1)]), agent));
+  t.same(fresh.serviceEndpoints('http'), [], 'config declares http with a check not yet passed: the agent\'s http is not served either');
+  const passed = deepFreeze(fold(h.snap, agent));
+  t.same(passed.serviceEndpoints('http').map((e) => [e.service.port, e.service.source]), [[80, 'config']], 'once it passes, the config declaration is what is served');
+});
