@@ -68,7 +68,8 @@ interface Scheduled {
   readonly service: string;
   readonly check: ServiceCheck;
   readonly target: CheckTarget;
-  readonly instance: Instance;
+  /** The instance as last observed (its location decides reach.ts rule 2). */
+  instance: Instance;
   timer: unknown;
   /** A run is in progress or waiting for a slot. */
   busy: boolean;
@@ -135,6 +136,7 @@ export class Checker {
       const existing = this.#checks.get(id);
       if (existing !== undefined) {
         if (hostChanged || existing.instance.location !== inst.location) existing.unreachable = unreachableReason(inst, target.address, host, snap);
+        existing.instance = inst;
         continue;
       }
       this.#start(id, inst, service, target, snap);
