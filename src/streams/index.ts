@@ -20,7 +20,7 @@ export { resolveMemberHosts, type HostLookup } from './lxd/member-addresses.js';
 export { unreachableHeld } from './state/unreachable.js';
 export { parseTraefikKeys, NO_TRAEFIK_LABELS, TRAEFIK_PREFIX, type TraefikLabels, type TraefikSection, type RouterLabels, type ServiceLabels, type Json, type JsonObject } from './model/traefik-labels.js';
 export type { ReflectorObserver } from './lxd/observer.js';
-export { Checker, MAX_IN_FLIGHT, type CheckCounters, type CheckerOptions } from './checks/checker.js';
+export { Checker, FIRST_RUN_WINDOW_MS, MAX_IN_FLIGHT, type CheckCounters, type CheckerOptions } from './checks/checker.js';
 export { probe, type Probe, type ProbeResult } from './checks/probes.js';
 export { hostNetworks, unreachableReason, UNREACHABLE_CODES, type HostNetworks } from './checks/reach.js';
 export { checkOf, checkServes, checkTarget, type CheckTarget } from './model/health.js';

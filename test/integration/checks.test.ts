@@ -1,4 +1,5 @@
 import t from 'tap';
+import { FIRST_RUN_WINDOW_MS } from '../../src/streams/index.js';
 import { dig } from '../helpers/dig.js';
 import { curl, hosts, since, startLexa } from '../helpers/lexa.js';
 import { deleteByPrefix, instanceState, launch, LXD_SOCKET, lxc, waitFor } from '../helpers/lxd-cli.js';
@@ -92,4 +93,18 @@ t.test('a checked service leaves DNS and every document when its server stops, a
   t.match(metrics, /^lexa_checks_failures_total [1-9]\d*$/m);
   t.match(metrics, /^lexa_checks\{status="passing"\} 2$/m);
   t.comment(`left DNS after ${leftMs} ms, back after ${backMs} ms (interval ${INTERVAL_MS} ms, failures ${FAILURES})`);
+});
+
+t.test('a restarted lexa serves a passing service within its first-run window, not an interval later', async (t) => {
+  // A 60 s interval: were first runs spread over the interval, the service would be missing for up to a minute.
+  await lxc('config', 'set', WEB, 'user.lexa.service.ckweb.check_interval=60s', 'user.lexa.service.ckweb.check_timeout=2s');
+  await lxc('exec', WEB, '--', 'sh', '-c', `pidof httpd >/dev/null || (${START_HTTPD})`);
+  const lexa = await startLexa(`    socket = "${LXD_SOCKET}"`);
+  t.teardown(() => lexa.close());
+  await waitFor(() => lexa.daemon.store.current.synced, { what: 'the first list' });
+  const listed = Date.now();
+  const q = dig(lexa.dnsPort);
+  await waitFor(async () => (await q('ckweb.service.lexa', 'A')).answer.length > 0, { what: 'ckweb in DNS', intervalMs: 50 });
+  const servedMs = since(listed);
+  t.ok(servedMs <= FIRST_RUN_WINDOW_MS + SLACK_MS, `served ${servedMs} ms after the first list (bound ${FIRST_RUN_WINDOW_MS + SLACK_MS} ms)`);
 });

@@ -14,9 +14,12 @@ import { hostNetworks, UNREACHABLE_CODES, unreachableReason, type HostNetworks }
  *
  * Contract:
  * - one scheduled check per (instance, service, target): the service's port at the first address LXD vouches
- *   for on its interface. A new check's first run falls at a random point of its interval (jitter), so a list
- *   of thousands of services, or a restart, spreads their runs evenly instead of bursting; then it runs every
- *   interval (fixed rate).
+ *   for on its interface. A new check's first run falls at a random point of its first second
+ *   (FIRST_RUN_WINDOW_MS), so a new service, or every service after lexa restarts, is served within about a
+ *   second of its server answering rather than up to an interval later. Its second run falls at a random point
+ *   of the interval after that (jitter): every check settles on a phase of its own, so thousands of services
+ *   run evenly spread over the interval instead of in step; then it runs every interval (fixed rate). The first
+ *   runs of a mass arrival are bounded by the in-flight limit below, not by time.
  * - at most `maxInFlight` runs at once (MAX_IN_FLIGHT); a turn that finds no free slot waits in line. A check
  *   whose previous run is still running or waiting when its next turn comes skips that turn (counted), so a slow
  *   target or a saturated host never stacks runs.
@@ -31,12 +34,18 @@ import { hostNetworks, UNREACHABLE_CODES, unreachableReason, type HostNetworks }
 
 /** How many checks may run at once: enough for 1,000 services at 10 s with a 2 s timeout, few enough that a mass failure (every run waiting its full timeout) holds at most this many sockets. */
 export const MAX_IN_FLIGHT = 64;
+/**
+ * A new check's first run falls within this (or its interval, when shorter): soon enough that a launched
+ * container's service, or every service after a restart, does not wait a whole interval to be served (services
+ * start critical), spread enough that a list of thousands does not start them in one instant.
+ */
+export const FIRST_RUN_WINDOW_MS = 1_000;
 
 export interface CheckerOptions {
   /** Where `check` actions go (the store's dispatch). */
   readonly dispatch: (action: Action) => void;
   readonly clock?: Clock;
-  /** Numbers in [0, 1) placing each new check's first run in its interval; Math.random by default. */
+  /** Numbers in [0, 1) placing each new check's first and second runs (jitter); Math.random by default. */
   readonly random?: () => number;
   readonly probe?: Probe;
   readonly maxInFlight?: number;
@@ -176,12 +185,24 @@ export class Checker {
       published: carried && { status: carried.status, output: carried.output },
     };
     this.#checks.set(id, c);
+    // The second turn comes a timeout plus a random part of the interval after the first: a uniformly random
+    // phase, and never before the first run could have ended.
+    const second = check.timeoutMs + Math.floor(this.#random() * check.intervalMs);
+    this.#after(c, Math.floor(this.#random() * Math.min(FIRST_RUN_WINDOW_MS, check.intervalMs)), () => {
+      this.#after(c, second, () => {
+        c.timer = this.#clock.setInterval(() => this.#turn(c), check.intervalMs);
+        this.#clock.unref(c.timer);
+      });
+    });
+  }
+
+  /** Takes check `c`'s turn after `ms`, then calls `next` (unless the check stopped meanwhile). */
+  #after(c: Scheduled, ms: number, next: () => void): void {
     c.timer = this.#clock.setTimeout(() => {
       if (c.stopped) return;
-      c.timer = this.#clock.setInterval(() => this.#turn(c), check.intervalMs);
-      this.#clock.unref(c.timer);
+      next();
       this.#turn(c);
-    }, Math.floor(this.#random() * check.intervalMs));
+    }, ms);
     this.#clock.unref(c.timer);
   }
 
