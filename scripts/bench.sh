@@ -521,7 +521,7 @@ if [[ $checks != 0 ]]; then
   echo
   echo "Server-side checks against SIMULATED targets (node dist/bench/checks.js; the checker on CPU $server_cpu, the targets on $client_cpu):"
   echo
-  taskset -c "$server_cpu" node dist/bench/checks.js --targets-cpu "$client_cpu"
+  taskset -c "$server_cpu" node --expose-gc dist/bench/checks.js --targets-cpu "$client_cpu"
 fi
 
 if [[ $real_lxd != 0 ]]; then

@@ -4,13 +4,14 @@
  * answering 200); this process holds a store of N running instances, each declaring one service on one of those
  * ports with `check = http:/` (or tcp), and runs the daemon's own Checker, probes, fold and snapshot on them.
  * Measured in this process only (the targets' CPU is the child's):
- *   - first interval: every check's first run, spread by jitter, each turning its service passing (N snapshots);
+ *   - first interval: every check's first run (within its first second, at most 64 at once), each turning its
+ *     service passing (N snapshots), then its second run at a random phase; and how long until all passed;
  *   - steady: checks passing, nothing published;
  *   - failing: the targets are killed, every run is refused and each service turns critical once;
  * for each: runs, CPU per run (process.cpuUsage, user + system), the most runs in flight and the turns skipped; and
  * RSS before the checker started and at the end.
  *
- *   node dist/bench/checks.js [--services 1000] [--interval 10] [--steady 10] [--failing 5] [--kind http|tcp]
+ *   node --expose-gc dist/bench/checks.js [--services 1000] [--interval 10] [--steady 10] [--failing 5] [--kind http|tcp]
  *                             [--targets-cpu N]   (the targets pinned to CPU N with taskset; pin this one apart)
  */
 import { spawn } from 'node:child_process';
@@ -77,11 +78,17 @@ async function main(): Promise<void> {
   store.snapshot$.subscribe(() => snapshots++);
   global.gc?.();
   const rssBefore = process.memoryUsage().rss;
+  const heapBefore = process.memoryUsage().heapUsed;
 
   const checker = new Checker({ dispatch: (a) => store.dispatch(a) });
   const scan = store.snapshot$.pipe(throttleTime(CHECK_SCAN_MS, undefined, { leading: true, trailing: true })).subscribe((s) => checker.observe(s));
   let maxInFlight = 0;
-  const sampler = setInterval(() => (maxInFlight = Math.max(maxInFlight, checker.counters.inFlight)), SAMPLE_MS);
+  const started = Date.now();
+  let allPassingMs: number | undefined;
+  const sampler = setInterval(() => {
+    maxInFlight = Math.max(maxInFlight, checker.counters.inFlight);
+    if (allPassingMs === undefined && store.current.serviceEndpoints('web').length === n) allPassingMs = Date.now() - started;
+  }, SAMPLE_MS);
 
   const phases: Phase[] = [];
   const measure = async (name: string, ms: number) => {
@@ -100,13 +107,15 @@ async function main(): Promise<void> {
   child.kill('SIGKILL');
   await measure('failing', Number(values.failing) * 1000);
   const critical = n - store.current.serviceEndpoints('web').length;
+  global.gc?.();
   const rssAfter = process.memoryUsage().rss;
+  const heapAfter = process.memoryUsage().heapUsed;
   clearInterval(sampler);
   scan.unsubscribe();
   checker.stop();
 
   console.log(`${n} services, check ${kind === 'http' ? 'http:/' : 'tcp'} every ${intervalMs / 1000} s against ${n} loopback listeners (a child process)`);
-  console.log(`passing after the first interval: ${passing}/${n}; critical after the targets died: ${critical}/${n}`);
+  console.log(`all ${n} passing ${allPassingMs ?? '(never)'} ms after the checker started; passing after the first interval: ${passing}/${n}; critical after the targets died: ${critical}/${n}`);
   console.log('phase            seconds   runs   CPU ms   µs/run   max in flight   skipped   snapshots');
   for (const p of phases) {
     const seconds = p.name === 'first interval' ? intervalMs / 1000 : p.name === 'steady' ? Number(values.steady) : Number(values.failing);
@@ -114,7 +123,9 @@ async function main(): Promise<void> {
       `${p.name.padEnd(16)} ${String(seconds).padStart(7)} ${String(p.runs).padStart(6)} ${p.cpuMs.toFixed(0).padStart(8)} ${(p.runs ? (p.cpuMs * 1000) / p.runs : 0).toFixed(1).padStart(8)} ${String(p.maxInFlight).padStart(15)} ${String(p.skipped).padStart(9)} ${String(p.snapshots).padStart(11)}`,
     );
   }
-  console.log(`RSS: ${(rssBefore / 2 ** 20).toFixed(1)} MB with the ${n} instances, ${(rssAfter / 2 ** 20).toFixed(1)} MB after the checks ran`);
+  const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+  console.log(`RSS: ${mb(rssBefore)} MB with the ${n} instances, ${mb(rssAfter)} MB after the checks ran`);
+  console.log(`heap used${global.gc ? ' after a full GC' : ' (run with --expose-gc for a full GC first)'}: ${mb(heapBefore)} MB before, ${mb(heapAfter)} MB after (${mb(heapAfter - heapBefore)} MB for ${n} checks and their states)`);
 }
 
 /** The simulated targets: `n` HTTP servers on 127.0.0.1, each answering 200 to anything; their ports go to the parent. */
