@@ -161,7 +161,7 @@ export class Snapshot {
     return this.#reindexed(this.instances.set(key, inst), old, inst, at, this.agents, checks);
   }
 
-  /** Removes one instance by key (and its agent state); unchanged if absent. */
+  /** Removes one instance by key (and its agent and check states); unchanged if absent. */
   withoutInstance(key: string, at: number = Date.now()): Snapshot {
     const old = this.instances.get(key);
     if (old === undefined) return this;
