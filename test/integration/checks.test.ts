@@ -108,3 +108,26 @@ t.test('a restarted lexa serves a passing service within its first-run window, n
   const servedMs = since(listed);
   t.ok(servedMs <= FIRST_RUN_WINDOW_MS + SLACK_MS, `served ${servedMs} ms after the first list (bound ${FIRST_RUN_WINDOW_MS + SLACK_MS} ms)`);
 });
+
+t.test('a check declared on a profile applies to the instances using it; a bad value is reported, naming the key', async (t) => {
+  const profile = `${PREFIX}checks`;
+  await lxc('profile', 'delete', profile).catch(() => undefined);
+  await lxc('profile', 'create', profile);
+  t.teardown(async () => {
+    await lxc('profile', 'remove', WEB, profile).catch(() => undefined);
+    await lxc('profile', 'delete', profile).catch(() => undefined);
+  });
+  await lxc('profile', 'set', profile, 'user.lexa.service.ckprof.port=80', 'user.lexa.service.ckprof.check=tcp', 'user.lexa.service.ckprof.check_interval=1s');
+  await lxc('exec', WEB, '--', 'sh', '-c', `pidof httpd >/dev/null || (${START_HTTPD})`);
+  const lexa = await startLexa(`    socket = "${LXD_SOCKET}"`);
+  t.teardown(() => lexa.close());
+  await lxc('profile', 'add', WEB, profile);
+  const q = dig(lexa.dnsPort);
+  await waitFor(async () => (await q('ckprof.service.lexa', 'A')).answer.length > 0, { what: 'the profile\'s checked service in DNS' });
+  t.match((await hosts(lexa.restUrl)).get(`${WEB}.lexa`)?.checks, [{ service: 'ckprof', check: 'tcp', status: 'passing' }]);
+
+  await lxc('config', 'set', WEB, 'user.lexa.service.ckprof.check_timeout=5s');
+  await waitFor(async () => (await q('ckprof.service.lexa', 'A')).answer.length === 0, { what: 'the misdeclared service to leave DNS' });
+  const problem = await waitFor(() => lexa.log.lines.find((l) => JSON.stringify(l).includes('user.lexa.service.ckprof.check_timeout')), { what: 'the problem logged' });
+  t.match(JSON.stringify(problem), /check_timeout: \\"5s\\" must be a duration of at least 100ms and below the interval \(1000ms\)/);
+});
