@@ -1,6 +1,7 @@
 import t from 'tap';
 import { Checker, fold, type Action, type CheckTarget, type HostNetworks, type Instance, type ProbeResult, type Snapshot } from '../../src/streams/index.js';
 import { checksDoc, hostDoc } from '../../src/servers/rest/hosts.js';
+import { NEW_TALLY, tally, type Outcome } from '../../src/streams/checks/tally.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { deepFreeze, iface, instance, member, seeded, service, snapshotOf } from '../helpers/model.js';
 
@@ -219,4 +220,24 @@ t.test('a full re-list keeps check states; an agent cannot serve a name whose co
   t.same(fresh.serviceEndpoints('http'), [], 'config declares http with a check not yet passed: the agent\'s http is not served either');
   const passed = deepFreeze(fold(h.snap, agent));
   t.same(passed.serviceEndpoints('http').map((e) => [e.service.port, e.service.source]), [[80, 'config']], 'once it passes, the config declaration is what is served');
+});
+
+t.test('the thresholds as a table (tally.ts, pure)', async (t) => {
+  const spec = { ...check(), failuresBeforeCritical: 2, successBeforePassing: 3 };
+  const walk = (outcomes: Outcome[]) => outcomes.reduce((s, o) => tally(s, o, spec), NEW_TALLY).status;
+  const cases: [Outcome[], string][] = [
+    [[], 'critical'],
+    [['success', 'success'], 'critical'],
+    [['success', 'success', 'success'], 'passing'],
+    [['success', 'failure', 'success', 'success'], 'critical'],
+    [['success', 'success', 'success', 'failure'], 'passing'],
+    [['success', 'success', 'success', 'failure', 'failure'], 'critical'],
+    [['success', 'success', 'success', 'failure', 'success', 'failure'], 'passing'],
+    [['unreachable'], 'unreachable'],
+    [['unreachable', 'success'], 'passing'],
+    [['unreachable', 'failure'], 'unreachable'],
+    [['unreachable', 'failure', 'failure'], 'critical'],
+    [['success', 'success', 'success', 'failure', 'unreachable', 'failure'], 'unreachable'],
+  ];
+  for (const [outcomes, status] of cases) t.equal(walk(outcomes), status, outcomes.join(',') || '(none)');
 });

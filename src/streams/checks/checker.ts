@@ -7,6 +7,7 @@ import type { Action } from '../state/fold.js';
 import type { Snapshot } from '../state/snapshot.js';
 import { probe as realProbe, type Probe, type ProbeResult } from './probes.js';
 import { hostNetworks, UNREACHABLE_CODES, unreachableReason, type HostNetworks } from './reach.js';
+import { NEW_TALLY, tally, type Outcome, type Tally } from './tally.js';
 
 /**
  * Runs the server-side checks that `user.lexa.service.<name>.check` keys declare, and turns what they see into
@@ -85,9 +86,7 @@ interface Scheduled {
   stopped: boolean;
   /** Why lexa cannot run it from here (reach.ts rules 1 and 2); undefined when it can. */
   unreachable: string | undefined;
-  status: CheckStatus;
-  successes: number;
-  failures: number;
+  tally: Tally;
   /** What was last dispatched, so unchanged runs are not. */
   published: { status: CheckStatus; output: string } | undefined;
 }
@@ -179,9 +178,7 @@ export class Checker {
       busy: false,
       stopped: false,
       unreachable: unreachableReason(inst, target.address, this.#host!, snap),
-      status: carried?.status ?? 'critical',
-      successes: 0,
-      failures: 0,
+      tally: carried === undefined ? NEW_TALLY : { status: carried.status, successes: 0, failures: 0 },
       published: carried && { status: carried.status, output: carried.output },
     };
     this.#checks.set(id, c);
@@ -221,7 +218,7 @@ export class Checker {
     }
     if (c.unreachable !== undefined) {
       this.counters.runs++;
-      this.#record(c, { ok: false, output: c.unreachable }, true);
+      this.#record(c, c.unreachable, 'unreachable');
       return;
     }
     c.busy = true;
@@ -254,7 +251,9 @@ export class Checker {
       this.counters.inFlight--;
       this.counters.runs++;
       c.busy = false;
-      if (!c.stopped) this.#record(c, result, result.code !== undefined && UNREACHABLE_CODES.has(result.code));
+      const outcome = result.ok ? 'success' : result.code !== undefined && UNREACHABLE_CODES.has(result.code) ? 'unreachable' : 'failure';
+      if (outcome === 'failure') this.counters.failures++;
+      if (!c.stopped) this.#record(c, result.output, outcome);
       this.#pump();
     };
     const what = c.check.kind === 'tcp' ? 'TCP connect' : 'HTTP GET';
@@ -266,28 +265,15 @@ export class Checker {
     );
   }
 
-  /** Applies one run's result to the thresholds and dispatches the state when it changed. */
-  #record(c: Scheduled, result: ProbeResult, unreachable: boolean): void {
-    if (unreachable) {
-      c.successes = 0;
-      c.failures = 0;
-      c.status = 'unreachable';
-    } else if (result.ok) {
-      c.failures = 0;
-      c.successes++;
-      if (c.status === 'unreachable' || (c.status === 'critical' && c.successes >= c.check.successBeforePassing)) c.status = 'passing';
-    } else {
-      this.counters.failures++;
-      c.successes = 0;
-      c.failures++;
-      if (c.status !== 'critical' && c.failures >= c.check.failuresBeforeCritical) c.status = 'critical';
-    }
-    const output = result.output;
-    if (c.published?.status === c.status && c.published.output === output) return;
-    if (c.published?.status !== c.status) this.#log?.info('check state changed', { instance: c.key, service: c.service, status: c.status, output });
-    c.published = { status: c.status, output };
+  /** Applies one run's outcome to the thresholds (tally.ts) and dispatches the state when it changed. */
+  #record(c: Scheduled, output: string, outcome: Outcome): void {
+    c.tally = tally(c.tally, outcome, c.check);
+    const status = c.tally.status;
+    if (c.published?.status === status && c.published.output === output) return;
+    if (c.published?.status !== status) this.#log?.info('check state changed', { instance: c.key, service: c.service, status, output });
+    c.published = { status, output };
     const at = this.#clock.now();
-    const state: CheckResult = { target: c.target.target, status: c.status, output, at };
+    const state: CheckResult = { target: c.target.target, status, output, at };
     this.#dispatch({ type: 'check', key: c.key, service: c.service, result: state, at });
   }
 }
