@@ -104,7 +104,7 @@ export class Checker {
   readonly #running = new Set<AbortController>();
   #instances: unknown;
   #host: HostNetworks | undefined;
-  readonly counters: CheckCounters = { runs: 0, failures: 0, skipped: 0, inFlight: 0, waiting: 0, scheduled: 0 };
+  readonly #counters: CheckCounters = { runs: 0, failures: 0, skipped: 0, inFlight: 0, waiting: 0, scheduled: 0 };
 
   constructor(opts: CheckerOptions) {
     this.#dispatch = opts.dispatch;
@@ -149,7 +149,12 @@ export class Checker {
       }
       this.#start(id, inst, service, target, snap);
     }
-    this.counters.scheduled = this.#checks.size;
+    this.#counters.scheduled = this.#checks.size;
+  }
+
+  /** The running totals and levels, live (the metrics read them at scrape time). */
+  get counters(): Readonly<CheckCounters> {
+    return this.#counters;
   }
 
   /** Stops every check; runs in progress are aborted and their results dropped. */
@@ -157,8 +162,8 @@ export class Checker {
     for (const c of this.#checks.values()) this.#stop(c);
     for (const controller of this.#running) controller.abort();
     this.#line.length = 0;
-    this.counters.waiting = 0;
-    this.counters.scheduled = 0;
+    this.#counters.waiting = 0;
+    this.#counters.scheduled = 0;
   }
 
   #start(id: string, inst: Instance, service: Service, target: CheckTarget, snap: Snapshot): void {
@@ -213,31 +218,31 @@ export class Checker {
   #turn(c: Scheduled): void {
     if (c.stopped) return;
     if (c.busy) {
-      this.counters.skipped++;
+      this.#counters.skipped++;
       return;
     }
     if (c.unreachable !== undefined) {
-      this.counters.runs++;
+      this.#counters.runs++;
       this.#record(c, c.unreachable, 'unreachable');
       return;
     }
     c.busy = true;
     this.#line.push(c);
-    this.counters.waiting = this.#line.length;
+    this.#counters.waiting = this.#line.length;
     this.#pump();
   }
 
   /** Starts waiting runs while slots are free. */
   #pump(): void {
-    while (this.counters.inFlight < this.#max && this.#line.length > 0) {
+    while (this.#counters.inFlight < this.#max && this.#line.length > 0) {
       const c = this.#line.shift()!;
       if (!c.stopped) this.#run(c);
     }
-    this.counters.waiting = this.#line.length;
+    this.#counters.waiting = this.#line.length;
   }
 
   #run(c: Scheduled): void {
-    this.counters.inFlight++;
+    this.#counters.inFlight++;
     const controller = new AbortController();
     this.#running.add(controller);
     let finished = false;
@@ -248,11 +253,11 @@ export class Checker {
       this.#running.delete(controller);
       // Only a run cut short needs telling: a settled probe holds nothing (and an abort costs a DOMException).
       if (timedOut) controller.abort();
-      this.counters.inFlight--;
-      this.counters.runs++;
+      this.#counters.inFlight--;
+      this.#counters.runs++;
       c.busy = false;
       const outcome = result.ok ? 'success' : result.code !== undefined && UNREACHABLE_CODES.has(result.code) ? 'unreachable' : 'failure';
-      if (outcome === 'failure') this.counters.failures++;
+      if (outcome === 'failure') this.#counters.failures++;
       if (!c.stopped) this.#record(c, result.output, outcome);
       this.#pump();
     };
