@@ -27,6 +27,8 @@
 #                          → name answers, lexa vs LXD's dnsmasq; lxc stop → gone) and start-up with 50 containers
 #   BENCH_GROWTH [1]       0 skips the growth benchmark (node dist/bench/growth.js: the daemon against a simulated
 #                          LXD of 10 … 10,000 instances)
+#   BENCH_CHECKS [1]       0 skips the server-side checks benchmark (node dist/bench/checks.js: 1,000 checked
+#                          services against SIMULATED targets, loopback HTTP listeners in a child process)
 #   BENCH_BUILD [1]        0 uses dist/ as it is instead of rebuilding when src/ is newer
 #   BENCH_SERVER_CPU, BENCH_CLIENT_CPU  [the first two CPUs this process may use]
 set -euo pipefail
@@ -42,6 +44,7 @@ servers=${BENCH_SERVERS:-knot dnsmasq lexa lexadgram lexabare}
 rounds=${BENCH_ROUNDS:-1}
 micro=${BENCH_MICRO:-1}
 growth=${BENCH_GROWTH:-1}
+checks=${BENCH_CHECKS:-1}
 encrypted=${BENCH_ENCRYPTED:-1}
 real_lxd=${BENCH_LXD:-1}
 build=${BENCH_BUILD:-1}
@@ -512,6 +515,13 @@ if [[ $growth != 0 ]]; then
   echo "Growth: the daemon against a SIMULATED LXD (node dist/bench/growth.js; lexa on CPU $server_cpu, the driver on $client_cpu):"
   echo
   BENCH_SERVER_CPU=$server_cpu taskset -c "$client_cpu" node dist/bench/growth.js
+fi
+
+if [[ $checks != 0 ]]; then
+  echo
+  echo "Server-side checks against SIMULATED targets (node dist/bench/checks.js; the checker on CPU $server_cpu, the targets on $client_cpu):"
+  echo
+  taskset -c "$server_cpu" node --expose-gc dist/bench/checks.js --targets-cpu "$client_cpu"
 fi
 
 if [[ $real_lxd != 0 ]]; then

@@ -10,7 +10,7 @@ import { AgentIngest, type AgentPolicy } from './streams/agents/ingest.js';
 import type { HandleQuery } from './dns/index.js';
 import type { RateLimitCounts } from './servers/dns/index.js';
 import type { TransportContext, TransportName } from './servers/descriptor.js';
-import { AgentTokenIssuer, createLxdClient, Reflector, SnapshotStore } from './streams/index.js';
+import { AgentTokenIssuer, Checker, createLxdClient, Reflector, SnapshotStore } from './streams/index.js';
 import { CertificateRegistry } from './tls/registry.js';
 import { version } from './version.js';
 
@@ -20,6 +20,12 @@ export type { TransportName } from './servers/descriptor.js';
  * new instance gets its token within about this after LXD reports it, and the scan stays off the hot path.
  */
 const ISSUE_SCAN_MS = 1_000;
+/**
+ * How often, at most, the server-side checker re-reads the running instances for checks to start or stop: a new
+ * service's check is scheduled within about this, and a burst of snapshots (a list, many check results) costs one
+ * O(N) pass.
+ */
+const CHECK_SCAN_MS = 250;
 
 /** A running lexa: the LXD watcher, its store, the one DNS handler, and every enabled server. */
 export interface Daemon {
@@ -65,7 +71,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const listeners = new ListenerSet();
   // Kept across reloads (each configuration builds its own limiter): the metric only ever rises.
   const rateLimited: RateLimitCounts = { slipped: 0, dropped: 0 };
-  const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters(), rateLimited });
+  const checker = new Checker({ dispatch: (action) => store.dispatch(action), log: logger.child({ component: 'checks' }) });
+  const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters(), rateLimited, checks: () => checker.counters });
   const client = createLxdClient(endpoint);
   const { project, allProjects, resyncIntervalMs, watchdogMs } = config.lxd;
   const reflector = new Reflector(client, store, { project, allProjects, resyncIntervalMs, watchdogMs, logger: logger.child({ component: 'lxd' }), observer: metrics.observer });
@@ -117,11 +124,17 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     if (live.agent?.issueTokens === true && s.synced) issuer.observe(s);
   });
 
+  const stopChecking = store.snapshot$
+    .pipe(throttleTime(CHECK_SCAN_MS, undefined, { leading: true, trailing: true }))
+    .subscribe((s) => checker.observe(s));
+
   const close = async () => {
     // Waiting requests get their answer before the sockets go; a turn of the event loop lets it be written.
     shutdown.abort();
     stopIssuing.unsubscribe();
     agents.stop();
+    stopChecking.unsubscribe();
+    checker.stop();
     answering.close();
     await new Promise((resolve) => setImmediate(resolve));
     await listeners.close();

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ReflectorObserver, Snapshot } from '../streams/index.js';
+import type { CheckCounters, ReflectorObserver, Snapshot } from '../streams/index.js';
 import { refusedConnections } from './connections.js';
 import { DURATION_BUCKETS, RCODE_LABELS, SIZE_BUCKETS, TYPE_LABELS, type ListenerCounters } from './dns.js';
 
@@ -24,6 +24,8 @@ export interface MetricsSources {
   readonly listeners: () => Iterable<ListenerCounters>;
   /** UDP replies rate-limited since start (servers/dns/rate-limit.ts); absent: not exported. */
   readonly rateLimited?: { readonly slipped: number; readonly dropped: number };
+  /** The server-side checker's counters (streams/checks/checker.ts); absent: not exported. */
+  readonly checks?: () => Readonly<CheckCounters>;
 }
 
 export interface Metrics {
@@ -142,6 +144,28 @@ export function createMetrics(src: MetricsSources): Metrics {
     for (const source of ['config', 'agent']) yield { labels: { source }, value: 0 };
     for (const inst of src.snapshot().running()) for (const s of inst.services) yield { labels: { source: s.source }, value: 1 };
   });
+  const checks = src.checks;
+  if (checks !== undefined) {
+    collected(registry, 'lexa_checks_runs_total', 'Server-side check runs finished (answered, timed out, or found unreachable).', 'counter', function* () {
+      yield { labels: {}, value: checks().runs };
+    });
+    collected(registry, 'lexa_checks_failures_total', 'Server-side check runs that failed (refused, timed out, bad status).', 'counter', function* () {
+      yield { labels: {}, value: checks().failures };
+    });
+    collected(registry, 'lexa_checks_skipped_total', 'Check turns skipped because the previous run was still running or waiting for a slot.', 'counter', function* () {
+      yield { labels: {}, value: checks().skipped };
+    });
+    collected(registry, 'lexa_checks_in_flight', 'Server-side check runs in progress now (bounded by the checker).', 'gauge', function* () {
+      yield { labels: {}, value: checks().inFlight };
+    });
+    collected(registry, 'lexa_checks_waiting', 'Check turns waiting for a free slot now.', 'gauge', function* () {
+      yield { labels: {}, value: checks().waiting };
+    });
+    collected(registry, 'lexa_checks', 'Server-side checks of running instances, by their last published status.', 'gauge', function* () {
+      for (const status of ['passing', 'critical', 'unreachable']) yield { labels: { status }, value: 0 };
+      for (const results of src.snapshot().checks.values()) for (const r of Object.values(results)) yield { labels: { status: r.status }, value: 1 };
+    });
+  }
   new Gauge({ name: 'lexa_build_info', help: 'Always 1; the labels say which lexa this is.', labelNames: ['version'], registers: [registry] })
     .set({ version: src.version }, 1);
 

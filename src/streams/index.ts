@@ -1,5 +1,5 @@
 export type { Action } from './state/fold.js';
-export { AGENT_SERVICES_KEY, AGENT_TOKEN_KEY, ANY_SERVICE, allowListOf, mayAnnounce, mayRunAgent, refusedServices, servedServices, tokenDigest } from './model/agents.js';
+export { AGENT_SERVICES_KEY, AGENT_TOKEN_KEY, ANY_SERVICE, allowListOf, declaredServices, mayAnnounce, mayRunAgent, refusedServices, servedServices, tokenDigest } from './model/agents.js';
 export { fold } from './state/fold.js';
 export { realClock, type Clock } from '../time/clock.js';
 export { AGENT_TOKEN_BYTES, AgentTokenIssuer, TOKEN_RETRY_MS } from './agents/agent-tokens.js';
@@ -20,3 +20,8 @@ export { resolveMemberHosts, type HostLookup } from './lxd/member-addresses.js';
 export { unreachableHeld } from './state/unreachable.js';
 export { parseTraefikKeys, NO_TRAEFIK_LABELS, TRAEFIK_PREFIX, type TraefikLabels, type TraefikSection, type RouterLabels, type ServiceLabels, type Json, type JsonObject } from './model/traefik-labels.js';
 export type { ReflectorObserver } from './lxd/observer.js';
+export { Checker, FIRST_RUN_WINDOW_MS, MAX_IN_FLIGHT, type CheckCounters, type CheckerOptions } from './checks/checker.js';
+export { probe, type Probe, type ProbeResult } from './checks/probes.js';
+export { hostNetworks, unreachableReason, UNREACHABLE_CODES, type HostNetworks } from './checks/reach.js';
+export { checkOf, checkServes, checkTarget, type CheckTarget } from './model/health.js';
+export { parseCheck, duration as checkDuration } from './model/check-keys.js';

@@ -2,6 +2,7 @@ import t from 'tap';
 import type { AgentState } from '../../src/streams/model/model.js';
 import { renderConsul, type ConsulQuery } from '../../src/servers/rest/consul/render.js';
 import { prometheusDocument } from '../../src/servers/rest/prometheus-sd.js';
+import { fold } from '../../src/streams/index.js';
 import { iface, instance, service, snapshotOf } from '../helpers/model.js';
 
 // The catalog mapping (docs/catalog.md) as hermetic cases: instances → Consul nodes, lexa services → Consul
@@ -137,5 +138,33 @@ t.test('Prometheus SD: a target group per endpoint with __meta_lexa_* labels; pa
   t.same(any.map((g) => g.labels['__meta_lexa_health']), ['critical'], 'health=any includes critical');
   t.equal(prometheusDocument(snap(), { service: 'cache', anyHealth: false }), '[]', 'nothing passing: []');
   t.equal(prometheusDocument(snapshotOf([]), { service: null, anyHealth: false }), '[]');
+  t.end();
+});
+
+t.test('a config service its server-side check withholds is listed critical, with the check output; ?passing and /prometheus leave it out', (t) => {
+  const check = { kind: 'http' as const, path: '/health', intervalMs: 10_000, timeoutMs: 2_000, failuresBeforeCritical: 1, successBeforePassing: 1 };
+  const api = (n: number) => instance(`api-${n}`, { interfaces: [iface('eth0', [`10.99.0.${40 + n}`])], services: [service('api', { port: 8080, check })] });
+  const result = (n: number, status: 'passing' | 'critical', output: string) => ({
+    type: 'check' as const,
+    key: `default/api-${n}`,
+    service: 'api',
+    result: { target: `http://10.99.0.${40 + n}:8080/health`, status, output, at: 5 },
+    at: 5,
+  });
+  let s = snapshotOf([api(1), api(2)]);
+  s = fold(s, result(1, 'passing', 'HTTP GET http://10.99.0.41:8080/health: 200'));
+  s = fold(s, result(2, 'critical', 'HTTP GET http://10.99.0.42:8080/health: 503'));
+  t.same(s.serviceEndpoints('api').map((e) => e.instance.name), ['api-1'], 'DNS serves the passing one only');
+  const rows = JSON.parse(renderConsul({ kind: 'health', name: 'api', ...base }, s)) as { Node: { Node: string }; Checks: { CheckID: string; Status: string; Output: string }[] }[];
+  t.same(rows.map((r) => r.Node.Node), ['api-1', 'api-2'], 'both are listed');
+  const serviceCheck = (r: (typeof rows)[number]) => r.Checks.find((c) => c.CheckID.startsWith('service:'))!;
+  t.match(serviceCheck(rows[0]!), { Status: 'passing', Output: 'HTTP GET http://10.99.0.41:8080/health: 200' });
+  t.match(serviceCheck(rows[1]!), { Status: 'critical', Output: 'HTTP GET http://10.99.0.42:8080/health: 503' });
+  const passing = JSON.parse(renderConsul({ kind: 'health', name: 'api', ...base, passing: true }, s)) as unknown[];
+  t.equal(passing.length, 1, '?passing leaves the withheld one out');
+  const groups = JSON.parse(prometheusDocument(s, { service: 'api', anyHealth: false })) as { labels: Record<string, string> }[];
+  t.same(groups.map((g) => g.labels['__meta_lexa_instance']), ['api-1'], '/prometheus serves the passing one only');
+  const nodeRows = JSON.parse(renderConsul({ kind: 'node', dc: 'lexa', name: 'api-2', filter: null }, s)) as { Services: Record<string, unknown> };
+  t.ok(Object.keys(nodeRows.Services).some((id) => id.startsWith('api-2:api:')), 'the node lists its withheld service too');
   t.end();
 });

@@ -67,7 +67,8 @@ t.test('instrument counts requests, rcodes, truncation, sizes and durations of t
 t.test('the rendering passes promtool and carries exact values', async (t) => {
   const udp = new ListenerCounters('dns', 'udp', '127.0.0.1', 18053);
   const tcp = new ListenerCounters('dns', 'tcp', '127.0.0.1', 18053);
-  const metrics = createMetrics({ version: '9.9.9', snapshot: () => snap, listeners: () => [udp, tcp], rateLimited: { slipped: 7, dropped: 8 } });
+  const checks = { runs: 11, failures: 4, skipped: 2, inFlight: 3, waiting: 1, scheduled: 9 };
+  const metrics = createMetrics({ version: '9.9.9', snapshot: () => snap, listeners: () => [udp, tcp], rateLimited: { slipped: 7, dropped: 8 }, checks: () => checks });
   for (let i = 0; i < 3; i++) instrument(handler, udp)(wire(query(i, 'web1.lexa', 'A')), MESSAGE_LIMIT);
   instrument(handler, tcp)(wire(query(9, 'nobody.lexa', 'A')), MESSAGE_LIMIT);
   metrics.observer.event?.('instance-started');
@@ -99,4 +100,10 @@ t.test('the rendering passes promtool and carries exact values', async (t) => {
   t.equal(sample(m, 'lexa_dns_rate_limited_total', { action: 'slip' }), 7);
   t.equal(sample(m, 'lexa_dns_rate_limited_total', { action: 'drop' }), 8);
   t.notOk(m.has('nodejs_active_handles_total'), 'the lint-failing default gauges are left out');
+  t.equal(sample(m, 'lexa_checks_runs_total'), 11);
+  t.equal(sample(m, 'lexa_checks_failures_total'), 4);
+  t.equal(sample(m, 'lexa_checks_skipped_total'), 2);
+  t.equal(sample(m, 'lexa_checks_in_flight'), 3);
+  t.equal(sample(m, 'lexa_checks_waiting'), 1);
+  t.equal(sample(m, 'lexa_checks', { status: 'critical' }), 0, 'every status is exported, zero included');
 });

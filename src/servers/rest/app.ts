@@ -1,12 +1,12 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Observable } from 'rxjs';
-import { servesEndpoint, type Snapshot } from '../../streams/index.js';
+import { servesEndpoint, type Instance, type Snapshot } from '../../streams/index.js';
 import { realClock, type Clock } from '../../time/clock.js';
 import type { Logger } from '../../log/index.js';
 import { answerBlocking, INDEX_HEADER } from './blocking.js';
 import { Documents, type Doc } from './documents.js';
 import { EventStreams } from './events.js';
-import { hostDoc, hostsOf } from './hosts.js';
+import { checksDoc, hostDoc, hostsOf, serviceHealth } from './hosts.js';
 import { traefikDocument } from './traefik.js';
 import { consulRouter } from './consul/api.js';
 import { prometheusDocument } from './prometheus-sd.js';
@@ -72,10 +72,10 @@ export function restApp(opts: RestOptions): express.Express {
     snapshot: opts.snapshot,
     suffix: () => opts.suffix,
     render: (key, snap, suffix) => {
-      if (key === CONTAINERS) return JSON.stringify({ hosts: hostsOf(snap).map((i) => hostDoc(i, suffix)) });
+      if (key === CONTAINERS) return JSON.stringify({ hosts: hostsOf(snap).map((i) => hostDoc(i, suffix, snap.checks.get(i.key))) });
       if (key.startsWith('service:')) return serviceDoc(snap, key.slice('service:'.length), suffix);
       const found = snap.hosts(key.slice('host:'.length));
-      return found.length === 0 ? null : JSON.stringify({ hosts: found.map((i) => hostDoc(i, suffix)) });
+      return found.length === 0 ? null : JSON.stringify({ hosts: found.map((i) => hostDoc(i, suffix, snap.checks.get(i.key))) });
     },
   });
   const clock = opts.clock ?? realClock;
@@ -229,6 +229,13 @@ function hostsCount(snap: Snapshot): number {
   return n;
 }
 
+/** A checked endpoint's `check` field: its check's state, as `/containers/` shows it. */
+function checkOf(snap: Snapshot, instance: Instance, name: string): { check?: ReturnType<typeof checksDoc>[number] } {
+  if (instance.declared === undefined) return {};
+  const check = checksDoc(instance, snap.checks.get(instance.key)).find((c) => c.service === name.toLowerCase());
+  return check === undefined ? {} : { check };
+}
+
 /**
  * One service's document: every endpoint DNS would answer for it (running instances, passing services, on the
  * service's interface), sorted so the bytes (and the index) move only when an endpoint does. Null: no endpoint.
@@ -249,6 +256,8 @@ function serviceDoc(snap: Snapshot, name: string, suffix: string): string | null
     priority: service.priority,
     weight: service.weight,
     source: service.source,
+    health: serviceHealth(service, snap.checks.get(instance.key)),
+    ...checkOf(snap, instance, service.name),
   }));
   const order = (r: (typeof rows)[number]) => `${r.host}\u0000${r.project}\u0000${r.proto}\u0000${r.port}\u0000${r.interface}`;
   rows.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));

@@ -62,7 +62,8 @@ interface Backend {
  * right for any instance handed to it.
  */
 export function servicePassing(service: Service): boolean {
-  // Config services have no checks (nothing says they fail); an agent's carry the health its checks gave.
+  // An agent's services carry the health its checks gave; config services withheld by their server-side checks
+  // are not in a snapshot's services at all (streams/model/agents.ts), so any config service here is served.
   return service.source !== 'agent' || (service as AgentService).health === 'passing';
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { AgentService, AgentState, Instance, Service } from './model.js';
+import { checkServes } from './health.js';
+import type { AgentService, AgentState, Instance, InstanceChecks, Service } from './model.js';
 import { SERVICE_LABEL } from './dns-label.js';
 
 /**
@@ -88,33 +89,49 @@ export function refusedServices(inst: Instance, defaults: readonly string[], ser
 }
 
 /**
- * The services an instance serves: its `user.lexa.service.*` declarations, plus its agent's passing services that
- * its allow list names.
+ * The services an instance serves: its `user.lexa.service.*` declarations whose server-side check lets them be
+ * served (health.ts: no check, passing, or unreachable), plus its agent's passing services that its allow list
+ * names.
  *
  * When both declare a service of the same name, the config declaration wins and the agent's is ignored (it is
- * still shown as the agent's state). The operator's LXD config is the higher authority: it is written by someone
- * trusted with the LXD API, while the agent speaks for whatever runs inside the container, so code inside a
- * container can never override a port, weight or tag an operator pinned (nor hide the service by failing a check),
- * nor join a service the operator did not allow it. The allow list is applied here, on every derivation, so an
- * operator removing a name from it withdraws the service at the instance's next re-read.
+ * still shown as the agent's state), even while the declaration's own check withholds it. The operator's LXD
+ * config is the higher authority: it is written by someone trusted with the LXD API, while the agent speaks for
+ * whatever runs inside the container, so code inside a container can never override a port, weight or tag an
+ * operator pinned (nor hide the service by failing a check), nor join a service the operator did not allow it.
+ * The allow list is applied here, on every derivation, so an operator removing a name from it withdraws the
+ * service at the instance's next re-read.
  *
- * Idempotent, so it can be applied to an instance already derived with it: the config services of an instance are
- * exactly its services whose source is `config`.
+ * Idempotent, so it can be applied to an instance already derived with it: its config services are kept whole in
+ * `declared` whenever a check could withhold one (declaredServices).
  */
-export function servedServices(inst: Instance, agent: AgentState | undefined): readonly Service[] {
-  const config = inst.services.filter((s) => s.source === 'config');
-  if (agent === undefined || agent.services.length === 0) return config.length === inst.services.length ? inst.services : config;
-  const pinned = new Set(config.map((s) => s.name.toLowerCase()));
+export function servedServices(inst: Instance, agent: AgentState | undefined, checks?: InstanceChecks): readonly Service[] {
+  const declared = declaredServices(inst);
+  const config = declared.some((s) => s.check !== undefined) ? declared.filter((s) => checkServes(inst, s, checks)) : declared;
+  if (agent === undefined || agent.services.length === 0) return sameServices(config, inst.services) ? inst.services : config;
+  const pinned = new Set(declared.map((s) => s.name.toLowerCase()));
   const allow = allowListOf(inst, agent.defaultServices);
   const out: Service[] = [...config];
   for (const s of agent.services) if (s.health === 'passing' && !pinned.has(s.name.toLowerCase()) && mayAnnounce(allow, s.name)) out.push(s);
   return out;
 }
 
+/** The config services `inst` declares, served or withheld by their checks. */
+export function declaredServices(inst: Instance): readonly Service[] {
+  if (inst.declared !== undefined) return inst.declared;
+  const config = inst.services.filter((s) => s.source === 'config');
+  return config.length === inst.services.length ? inst.services : config;
+}
+
 /** `inst` with its served services (servedServices); the same object when nothing changes. */
-export function withServed(inst: Instance, agent: AgentState | undefined): Instance {
-  const services = servedServices(inst, agent);
-  if (services === inst.services) return inst;
-  if (services.length === inst.services.length && services.every((s, i) => s === inst.services[i])) return inst;
-  return { ...inst, services };
+export function withServed(inst: Instance, agent: AgentState | undefined, checks?: InstanceChecks): Instance {
+  const declared = declaredServices(inst);
+  const services = servedServices(inst, agent, checks);
+  const keep = declared.some((s) => s.check !== undefined) ? declared : undefined;
+  if (sameServices(services, inst.services) && keep === inst.declared) return inst;
+  const { declared: _old, ...rest } = inst;
+  return keep === undefined ? { ...rest, services } : { ...rest, services, declared: keep };
+}
+
+function sameServices(a: readonly Service[], b: readonly Service[]): boolean {
+  return a === b || (a.length === b.length && a.every((s, i) => s === b[i]));
 }

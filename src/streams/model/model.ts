@@ -33,7 +33,52 @@ export interface Service {
   /** Relative weight 1..256, see above. */
   readonly weight: number;
   readonly source: ServiceSource;
+  /**
+   * The check lexa itself runs against this service from the host (`user.lexa.service.<name>.check`); config
+   * services only. Absent: nothing lexa runs checks it, and it is served while its instance runs.
+   */
+  readonly check?: ServiceCheck;
 }
+
+/** What a server-side check does: open a TCP connection, or GET a path over HTTP or HTTPS (2xx/3xx pass). */
+export type CheckKind = 'tcp' | 'http' | 'https';
+
+/** A server-side check as declared in `user.lexa.service.<name>.check*` keys (check-keys.ts), defaults applied. */
+export interface ServiceCheck {
+  readonly kind: CheckKind;
+  /** The path GET asks for (`/` unless declared); null for tcp. */
+  readonly path: string | null;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** Consecutive failures that turn a served service critical (the agent's `failures_before_critical`). */
+  readonly failuresBeforeCritical: number;
+  /** Consecutive successes that make a critical service passing (the agent's `success_before_passing`). */
+  readonly successBeforePassing: number;
+}
+
+/**
+ * A server-side check's state: `passing` and `critical` as Consul says them; `unreachable` when lexa cannot run the
+ * check from this host at all (checks/reach.ts): such a service is served, as if it declared no check, and the
+ * output says why.
+ */
+export type CheckStatus = 'passing' | 'critical' | 'unreachable';
+
+/** The last published state of one server-side check (checks/checker.ts). */
+export interface CheckResult {
+  /** What was checked: `address:port` for tcp, the URL for http(s). A result for another target does not count. */
+  readonly target: string;
+  readonly status: CheckStatus;
+  /** One line saying what the last run that changed anything saw, e.g. `HTTP GET http://10.99.0.5:80/: 200`. */
+  readonly output: string;
+  /**
+   * Epoch ms of the run that produced this status and output. Runs that change neither are not published, so
+   * documents and blocking queries move only when a check's state does.
+   */
+  readonly at: number;
+}
+
+/** An instance's check states by lower-cased service name; kept beside the instance in the snapshot, as agents are. */
+export type InstanceChecks = Readonly<Record<string, CheckResult>>;
 
 /**
  * One network interface inside an instance, with its global-scope addresses in the order LXD lists them.
@@ -71,6 +116,12 @@ export interface Instance {
    */
   readonly interfaces: readonly NetInterface[];
   readonly services: readonly Service[];
+  /**
+   * The config services as LXD declares them, checked or not, when any declares a check: `services` then holds
+   * only those whose check lets them be served (served.ts). Absent on an instance as read from LXD (its
+   * `services` are exactly its config services) and on instances without checks.
+   */
+  readonly declared?: readonly Service[];
   /**
    * Traefik routing declared in `user.traefik.*` keys (Traefik's label grammar), already checked against
    * `services`; see traefik-labels.ts.

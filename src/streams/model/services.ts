@@ -1,3 +1,4 @@
+import { CHECK_FIELDS, parseCheck } from './check-keys.js';
 import type { Service, ServiceProto } from './model.js';
 import { SERVICE_LABEL } from './dns-label.js';
 
@@ -11,6 +12,9 @@ import { SERVICE_LABEL } from './dns-label.js';
  *   user.lexa.service.<name>.interface = eth1          default: the instance's primary interface
  *   user.lexa.service.<name>.priority  = 10            SRV priority 0..65535, lower preferred (default 1)
  *   user.lexa.service.<name>.weight    = 3             relative weight 1..256 (default 1)
+ *   user.lexa.service.<name>.check     = http:/health  a check lexa runs from the host, with check_interval,
+ *                                                      check_timeout, check_failures_before_critical and
+ *                                                      check_success_before_passing (check-keys.ts)
  *
  * A profile can declare `port` and `tags` for every instance using it, and one instance can override just `tags`.
  * Names and tags are DNS labels (letters, digits, inner hyphens), compared case-insensitively.
@@ -19,7 +23,7 @@ export const SERVICE_PREFIX = 'user.lexa.service.';
 const LEXA_PREFIX = 'user.lexa.';
 const AGENT_PREFIX = 'user.lexa.agent.';
 
-const FIELDS = new Set(['port', 'proto', 'tags', 'interface', 'priority', 'weight']);
+const FIELDS = new Set<string>(['port', 'proto', 'tags', 'interface', 'priority', 'weight', ...CHECK_FIELDS]);
 
 export interface ParsedServices {
   readonly services: Service[];
@@ -98,8 +102,14 @@ export function parseServiceKeys(config: Readonly<Record<string, string>> | unde
       bad('weight', `"${weightText}" must be 1..256`);
       continue;
     }
+    const check = parseCheck(f, key);
+    if (typeof check === 'string') {
+      errors.push(`${check}; service "${name}" ignored`);
+      continue;
+    }
     for (const proto of protos) {
-      services.push({ name, port, proto, tags, interface: iface ?? null, priority, weight, source: 'config' });
+      const service: Service = { name, port, proto, tags, interface: iface ?? null, priority, weight, source: 'config' };
+      services.push(check === undefined ? service : { ...service, check });
     }
   }
   return { services, errors };

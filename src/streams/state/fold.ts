@@ -1,4 +1,4 @@
-import type { AgentService, ClusterMember, Instance } from '../model/model.js';
+import type { AgentService, CheckResult, ClusterMember, Instance } from '../model/model.js';
 import type { Snapshot } from './snapshot.js';
 import { unreachableHeld } from './unreachable.js';
 
@@ -49,7 +49,12 @@ export type Action =
    */
   | { readonly type: 'agent-default'; readonly services: readonly string[]; readonly at: number }
   /** Connection `session`'s grace period ended: its services leave (unless a newer connection spoke since). */
-  | { readonly type: 'agent-gone'; readonly key: string; readonly session: string; readonly at: number };
+  | { readonly type: 'agent-gone'; readonly key: string; readonly session: string; readonly at: number }
+  /**
+   * A server-side check of service `service` on instance `key` changed state (checks/checker.ts). Ignored when the
+   * instance is not running or no longer declares that check.
+   */
+  | { readonly type: 'check'; readonly key: string; readonly service: string; readonly result: CheckResult; readonly at: number };
 
 /**
  * The reducer: `scan(fold, Snapshot.empty())`. Pure, never throws; an action that changes nothing returns the
@@ -83,6 +88,8 @@ export function fold(snapshot: Snapshot, action: Action): Snapshot {
     }
     case 'agent-gone':
       return snapshot.withoutAgent(action.key, action.session, action.at);
+    case 'check':
+      return snapshot.withCheck(action.key, action.service, action.result, action.at);
     default:
       return snapshot;
   }

@@ -1,8 +1,11 @@
 import { addressKey } from '../../net/addresses.js';
-import { withServed } from '../model/agents.js';
+import { declaredServices, withServed } from '../model/agents.js';
+import { checkOf, findInterface } from '../model/health.js';
 import { Glob } from './glob.js';
-import type { AgentState, ClusterMember, Instance, NetInterface, ServiceEndpoint } from '../model/model.js';
+import type { AgentState, CheckResult, ClusterMember, Instance, InstanceChecks, NetInterface, ServiceEndpoint } from '../model/model.js';
 import { PersistentMap } from './pmap.js';
+
+export { findInterface };
 
 /**
  * An immutable view of LXD at one moment, indexed for the lookups the servers make.
@@ -62,6 +65,12 @@ export class Snapshot {
      * say: the bridges instances get addresses on. Empty until LXD's networks have been read.
      */
     readonly subnets: readonly string[],
+    /**
+     * The server-side checks' states of each running instance, by instance key (checks/checker.ts). Kept beside
+     * the instances, as agent states are, so an LXD re-read of an instance does not wipe them; an instance's
+     * `services` already leave out the config services its checks withhold (agents.ts).
+     */
+    readonly checks: PersistentMap<InstanceChecks>,
   ) {
     this.#hosts = indexes.hosts;
     this.#services = indexes.services;
@@ -71,12 +80,13 @@ export class Snapshot {
 
   static empty(): Snapshot {
     const none = PersistentMap.empty<never>();
-    return new Snapshot(none, new Map(), false, false, false, 0, Date.now(), 0, none, { hosts: none, services: none, addresses: none }, undefined, NONE);
+    return new Snapshot(none, new Map(), false, false, false, 0, Date.now(), 0, none, { hosts: none, services: none, addresses: none }, undefined, NONE, none);
   }
 
   /**
-   * A snapshot holding exactly `instances` and `members`: what a full list of LXD produces. Agent state survives
-   * for instances the list shows running, and is dropped for the rest (stopped or gone: whatever the agent said).
+   * A snapshot holding exactly `instances` and `members`: what a full list of LXD produces. Agent and check states
+   * survive for instances the list shows running, and are dropped for the rest (stopped or gone: whatever the
+   * agent said, whatever the checks saw).
    */
   withList(
     instances: readonly Instance[],
@@ -86,10 +96,13 @@ export class Snapshot {
   ): Snapshot {
     const byKey = new Map<string, Instance>();
     const agents = new Map<string, AgentState>();
+    const checks = new Map<string, InstanceChecks>();
     for (const listed of instances) {
       const agent = listed.running ? this.agents.get(listed.key) : undefined;
       if (agent) agents.set(listed.key, agent);
-      byKey.set(listed.key, withServed(listed, agent));
+      const results = listed.running ? checksOf(listed, this.checks.get(listed.key)) : undefined;
+      if (results) checks.set(listed.key, results);
+      byKey.set(listed.key, withServed(listed, agent, results));
     }
     const hosts = new Map<string, Instance[]>();
     const services = new Map<string, ServiceEndpoint[]>();
@@ -108,28 +121,51 @@ export class Snapshot {
       { hosts: PersistentMap.of(hosts), services: PersistentMap.of(services), addresses: PersistentMap.of(addresses) },
       undefined,
       this.subnets,
+      checks.size === 0 && this.checks.size === 0 ? this.checks : PersistentMap.of(checks),
     );
   }
 
   /**
    * Adds or replaces one instance (as LXD reports it: config services only; its agent's are added here). Only the
    * index entries of its old and new names and services change. An instance that is not running loses its agent
-   * state at once.
+   * and check states at once; a running one keeps the states of the checks it still declares.
    */
   withInstance(read: Instance, at: number = Date.now()): Snapshot {
     const agent = read.running ? this.agents.get(read.key) : undefined;
-    const inst = withServed(read, agent);
+    const before = this.checks.get(read.key);
+    const results = read.running ? checksOf(read, before) : undefined;
+    const inst = withServed(read, agent, results);
     const old = this.instances.get(inst.key);
     const agents = agent === undefined ? this.agents.delete(read.key) : this.agents;
-    if (old !== undefined && agents === this.agents && sameInstance(old, inst)) return this;
-    return this.#reindexed(this.instances.set(inst.key, inst), old, inst, at, agents);
+    const checks = results === before ? this.checks : results === undefined ? this.checks.delete(read.key) : this.checks.set(read.key, results);
+    if (old !== undefined && agents === this.agents && checks === this.checks && sameInstance(old, inst)) return this;
+    return this.#reindexed(this.instances.set(inst.key, inst), old, inst, at, agents, checks);
   }
 
-  /** Removes one instance by key (and its agent state); unchanged if absent. */
+  /**
+   * Records one server-side check's new state for service `service` of instance `key`. Ignored (same snapshot)
+   * when the instance is unknown, not running or no longer declares a check for that service, or when nothing
+   * changed. Costs what one instance's change costs: O(its services + log N).
+   */
+  withCheck(key: string, service: string, result: CheckResult, at: number = Date.now()): Snapshot {
+    const old = this.instances.get(key);
+    const name = service.toLowerCase();
+    if (old === undefined || !old.running || !declaredServices(old).some((s) => s.check !== undefined && s.name.toLowerCase() === name)) return this;
+    const before = this.checks.get(key);
+    const was = checkOf(before, name);
+    if (was !== undefined && was.target === result.target && was.status === result.status && was.output === result.output) return this;
+    const results: InstanceChecks = { ...before, [name]: result };
+    const checks = this.checks.set(key, results);
+    const inst = withServed(old, this.agents.get(key), results);
+    if (inst === old) return this.#with({}, at, this.agents, checks);
+    return this.#reindexed(this.instances.set(key, inst), old, inst, at, this.agents, checks);
+  }
+
+  /** Removes one instance by key (and its agent and check states); unchanged if absent. */
   withoutInstance(key: string, at: number = Date.now()): Snapshot {
     const old = this.instances.get(key);
     if (old === undefined) return this;
-    return this.#reindexed(this.instances.delete(key), old, undefined, at, this.agents.delete(key));
+    return this.#reindexed(this.instances.delete(key), old, undefined, at, this.agents.delete(key), this.checks.delete(key));
   }
 
   /**
@@ -150,9 +186,9 @@ export class Snapshot {
     )
       return this;
     const agents = this.agents.set(key, state);
-    const inst = withServed(old, state);
+    const inst = withServed(old, state, this.checks.get(key));
     const instances = inst === old ? this.instances : this.instances.set(key, inst);
-    return this.#reindexed(instances, old, inst, at, agents);
+    return this.#reindexed(instances, old, inst, at, agents, this.checks);
   }
 
   /**
@@ -165,9 +201,9 @@ export class Snapshot {
     if (state === undefined || state.session !== session) return this;
     const agents = this.agents.delete(key);
     if (old === undefined) return this.#with({}, at, agents);
-    const inst = withServed(old, undefined);
+    const inst = withServed(old, undefined, this.checks.get(key));
     const instances = inst === old ? this.instances : this.instances.set(key, inst);
-    return this.#reindexed(instances, old, inst, at, agents);
+    return this.#reindexed(instances, old, inst, at, agents, this.checks);
   }
 
   /**
@@ -205,7 +241,7 @@ export class Snapshot {
   }
 
   /** A copy with `patch` applied, the same indexes, a new time and the next version. */
-  #with(patch: Partial<Pick<Snapshot, 'members' | 'clustered' | 'connected' | 'subnets'>>, at: number, agents = this.agents): Snapshot {
+  #with(patch: Partial<Pick<Snapshot, 'members' | 'clustered' | 'connected' | 'subnets'>>, at: number, agents = this.agents, checks = this.checks): Snapshot {
     return new Snapshot(
       this.instances,
       patch.members ?? this.members,
@@ -219,6 +255,7 @@ export class Snapshot {
       { hosts: this.#hosts, services: this.#services, addresses: this.#addresses },
       this.#sortedHosts,
       patch.subnets ?? this.subnets,
+      checks,
     );
   }
 
@@ -284,6 +321,7 @@ export class Snapshot {
     neu: Instance | undefined,
     at: number,
     agents: PersistentMap<AgentState>,
+    checks: PersistentMap<InstanceChecks>,
   ) {
     let hosts = this.#hosts;
     let services = this.#services;
@@ -331,6 +369,7 @@ export class Snapshot {
       { hosts, services, addresses },
       removedName === addedName ? this.#sortedHosts : resorted(this.#sortedHosts, removedName, addedName),
       this.subnets,
+      checks,
     );
   }
 }
@@ -369,6 +408,18 @@ function ownersOf(inst: Instance): Map<string, AddressOwner[]> {
 
 function addressKeysOf(inst: Instance): Iterable<string> {
   return ownersOf(inst).keys();
+}
+
+/**
+ * The check states of `inst` still worth keeping: those of services it declares with a check (a removed service's
+ * state goes with it). The same object when all stay; undefined when none does.
+ */
+function checksOf(inst: Instance, results: InstanceChecks | undefined): InstanceChecks | undefined {
+  if (results === undefined) return undefined;
+  const names = new Set(declaredServices(inst).filter((s) => s.check !== undefined).map((s) => s.name.toLowerCase()));
+  const kept = Object.entries(results).filter(([name]) => names.has(name));
+  if (kept.length === Object.keys(results).length) return results;
+  return kept.length === 0 ? undefined : Object.fromEntries(kept);
 }
 
 /** `sorted` without `removed` and with `added` (either may be absent); undefined stays undefined (not built yet). */
@@ -432,13 +483,6 @@ export function endpointsOf(inst: Instance): ServiceEndpoint[] {
  */
 export function servesEndpoint(ep: ServiceEndpoint): boolean {
   return ep.iface.trustedIpv4.length + ep.iface.trustedIpv6.length > 0;
-}
-
-/** The named interface (case-insensitive), or the primary one when `name` is null. */
-export function findInterface(inst: Instance, name: string | null): NetInterface | undefined {
-  if (name === null) return inst.interfaces[0];
-  const lname = name.toLowerCase();
-  return inst.interfaces.find((i) => i.name.toLowerCase() === lname);
 }
 
 function lowerBound(sorted: readonly string[], key: string): number {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import {
   allowListOf,
+  checkOf,
   findInterface,
   mayAnnounce,
   servesEndpoint,
@@ -23,7 +24,9 @@ import {
  *   has, with an address LXD vouches for: what DNS and /services serve). Its ID is
  *   `<node>:<service>:<port>:<proto>` (a service may be offered on tcp and udp on one port).
  * - its health is `passing`, or `critical` for an agent service whose checks fail (kept in the snapshot's agent
- *   state: DNS does not serve it, the catalog lists it) and for a service the model marks critical.
+ *   state: DNS does not serve it, the catalog lists it) and for a config service whose server-side check withholds
+ *   it (kept in the instance's `declared` services and the snapshot's check states). A checked service's output is
+ *   its check's last line.
  * Stopped instances are not nodes: lexa serves only running ones, so a stopped instance's services leave the
  * catalog, as they leave DNS.
  */
@@ -108,9 +111,13 @@ export function instanceOfNode(snap: Snapshot, name: string): Instance | undefin
 export function serviceEntries(snap: Snapshot, name: string): CatalogEntry[] {
   const out: CatalogEntry[] = [];
   for (const ep of snap.serviceEndpoints(name)) {
-    if (servesEndpoint(ep)) out.push(entryOf(ep.instance, ep.service, ep.iface, healthOf(ep.service)));
+    if (servesEndpoint(ep)) out.push(entryOf(ep.instance, ep.service, ep.iface, healthOf(ep.service), snap));
   }
   for (const [key, agent] of snap.agents) out.push(...criticalAgentEntries(snap, key, agent, name));
+  for (const [key] of snap.checks) {
+    const inst = snap.instances.get(key);
+    if (inst !== undefined) out.push(...withheldEntries(snap, inst, name));
+  }
   return out.sort(byNodeThenId);
 }
 
@@ -119,10 +126,11 @@ export function instanceEntries(snap: Snapshot, inst: Instance): CatalogEntry[] 
   const out: CatalogEntry[] = [];
   for (const service of inst.services) {
     const iface = findInterface(inst, service.interface);
-    if (iface !== undefined && iface.trustedIpv4.length + iface.trustedIpv6.length > 0) out.push(entryOf(inst, service, iface, healthOf(service)));
+    if (iface !== undefined && iface.trustedIpv4.length + iface.trustedIpv6.length > 0) out.push(entryOf(inst, service, iface, healthOf(service), snap));
   }
   const agent = snap.agents.get(inst.key);
   if (agent !== undefined) out.push(...criticalAgentEntries(snap, inst.key, agent, undefined));
+  out.push(...withheldEntries(snap, inst, undefined));
   return out.sort(byNodeThenId);
 }
 
@@ -162,7 +170,24 @@ function criticalAgentEntries(snap: Snapshot, key: string, agent: AgentState, on
   return out;
 }
 
-function entryOf(inst: Instance, service: Service, iface: NetInterface, health: ServiceHealth): CatalogEntry {
+/**
+ * The config services of `inst` (optionally only those named `only`) that their server-side check withholds: the
+ * instance declares them (`declared`) but does not serve them (`services`). Listed critical, as Consul lists a
+ * service whose check fails.
+ */
+function withheldEntries(snap: Snapshot, inst: Instance, only: string | undefined): CatalogEntry[] {
+  if (!inst.running || inst.declared === undefined) return [];
+  const served = new Set(inst.services.filter((s) => s.source === 'config'));
+  const out: CatalogEntry[] = [];
+  for (const s of inst.declared) {
+    if (served.has(s) || (only !== undefined && s.name.toLowerCase() !== only)) continue;
+    const iface = findInterface(inst, s.interface);
+    if (iface !== undefined && iface.trustedIpv4.length + iface.trustedIpv6.length > 0) out.push(entryOf(inst, s, iface, 'critical', snap));
+  }
+  return out;
+}
+
+function entryOf(inst: Instance, service: Service, iface: NetInterface, health: ServiceHealth, snap?: Snapshot): CatalogEntry {
   const node = nodeOf(inst);
   return {
     instance: inst,
@@ -172,13 +197,17 @@ function entryOf(inst: Instance, service: Service, iface: NetInterface, health: 
     iface,
     address: iface.trustedIpv4[0] ?? iface.trustedIpv6[0] ?? '',
     health,
-    output: outputOf(inst, service, health),
+    output: outputOf(inst, service, health, snap),
   };
 }
 
-function outputOf(inst: Instance, service: Service, health: ServiceHealth): string {
+function outputOf(inst: Instance, service: Service, health: ServiceHealth, snap: Snapshot | undefined): string {
   if (service.source === 'agent')
     return health === 'passing' ? `the lexa agent in ${inst.name} reports its checks passing` : `the lexa agent in ${inst.name} reports a check failing`;
+  if (service.check !== undefined) {
+    const result = snap === undefined ? undefined : checkOf(snap.checks.get(inst.key), service.name);
+    return result?.output ?? `lexa's check of ${service.name} on ${inst.name} has not run yet (critical until its first success)`;
+  }
   if ((service as Service & { readonly health?: ServiceHealth }).health === undefined)
     return `declared in user.lexa.service.${service.name}; lexa runs no check for it: passing while ${inst.name} runs`;
   return health === 'passing' ? `lexa's check of ${service.name} on ${inst.name} passes` : `lexa's check of ${service.name} on ${inst.name} fails`;
