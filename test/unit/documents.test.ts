@@ -85,3 +85,28 @@ t.test('at most MAX_DOCUMENTS are remembered; ones with waiters are kept', async
   const again = d.get('n0');
   t.ok(again.index > kept.index, 'a forgotten document comes back with a new, larger index');
 });
+
+t.test('with `depends`, a new snapshot whose parts of a document are the same objects renders nothing; a change to them still wakes', async (t) => {
+  let s: Snapshot = snapshotOf(Array.from({ length: 50 }, (_, i) => instance(`d${i}`, { interfaces: [iface('eth0', [`10.1.0.${i + 1}`])] })));
+  const rendered: string[] = [];
+  const own = new Documents({
+    snapshot: () => s,
+    suffix: () => 'lexa',
+    render: (key, snapshot) => {
+      rendered.push(key);
+      return JSON.stringify(snapshot.hosts(key).map((i) => i.interfaces));
+    },
+    // A host's document is made of that host's instances: the snapshot keeps them when others change.
+    depends: (key, snapshot) => snapshot.hosts(key),
+  });
+  const woken: string[] = [];
+  for (let i = 0; i < 50; i++) own.watch(`d${i}`, own.get(`d${i}`).index, (d) => woken.push(d.key));
+  rendered.length = 0;
+  for (let round = 0; round < 20; round++) {
+    s = s.withInstance(instance('d7', { interfaces: [iface('eth0', [`10.2.0.${round + 1}`])] }), s.updatedAt + 1);
+    own.changed();
+  }
+  t.same(rendered, ['d7'], 'only d7 was rendered (once: its watcher left after the first wake)');
+  t.same(woken, ['d7']);
+  own.close();
+});

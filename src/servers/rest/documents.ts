@@ -10,7 +10,10 @@ import type { Snapshot } from '../../streams/index.js';
  *   repeat within a process, and a restarted lexa hands out indexes above the previous one's (unless it changed
  *   documents more than 1000 times a millisecond on average).
  * - A document is re-rendered when the snapshot or the suffix it was rendered for changed: at once when someone
- *   waits on it (`changed()`, called on every new snapshot), otherwise lazily when next read.
+ *   waits on it (`changed()`, called on every new snapshot), otherwise lazily when next read. Where the owner
+ *   says what a document is made of (`depends`: parts of the snapshot compared by identity, which persistent
+ *   structures keep when unrelated parts change), a new snapshot whose parts are all the same ones costs that
+ *   comparison only: a change to `web` renders no document about `db`.
  * - While nothing changes, waiting costs no CPU: a waiter is one entry in its document's set and one timer.
  * - At most MAX_DOCUMENTS documents (or the `maxDocuments` given) are remembered; beyond that the least recently
  *   read one nobody waits on is forgotten (its next read gives it a new, larger index: a spurious wake, never a
@@ -34,12 +37,15 @@ interface Entry {
   body: string | null;
   version: number;
   suffix: string;
+  /** What the body was rendered from (`depends`), or undefined: re-render on every new snapshot. */
+  deps: readonly unknown[] | undefined;
   /** Called once each when the index moves (or at close); they remove themselves. */
   readonly watchers: Set<(doc: Doc) => void>;
 }
 
 export class Documents {
   readonly #render: (key: string, snap: Snapshot, suffix: string) => string | null;
+  readonly #depends: ((key: string, snap: Snapshot) => readonly unknown[] | undefined) | undefined;
   readonly #snapshot: () => Snapshot;
   readonly #suffix: () => string;
   readonly #entries = new Map<string, Entry>();
@@ -53,7 +59,13 @@ export class Documents {
     readonly suffix: () => string;
     /** How many documents to remember (MAX_DOCUMENTS by default): fewer where each can be large. */
     readonly maxDocuments?: number;
+    /**
+     * The parts of `snap` document `key` is rendered from, cheap to collect (undefined: all of it). Two snapshots
+     * whose parts are identical (Object.is, element by element) must render the same body.
+     */
+    readonly depends?: (key: string, snap: Snapshot) => readonly unknown[] | undefined;
   }) {
+    this.#depends = opts.depends;
     this.#max = opts.maxDocuments ?? MAX_DOCUMENTS;
     this.#render = opts.render;
     this.#snapshot = opts.snapshot;
@@ -71,7 +83,8 @@ export class Documents {
     }
     const snap = this.#snapshot();
     const suffix = this.#suffix();
-    entry = { key, index: ++this.#generation, body: this.#render(key, snap, suffix), version: snap.version, suffix, watchers: new Set() };
+    const deps = this.#depends?.(key, snap);
+    entry = { key, index: ++this.#generation, body: this.#render(key, snap, suffix), version: snap.version, suffix, deps, watchers: new Set() };
     this.#entries.set(key, entry);
     this.#evict();
     return view(entry);
@@ -119,7 +132,11 @@ export class Documents {
     const suffix = this.#suffix();
     if (entry.version === snap.version && entry.suffix === suffix) return;
     entry.version = snap.version;
+    const deps = this.#depends?.(entry.key, snap);
+    const same = entry.suffix === suffix && deps !== undefined && entry.deps !== undefined && sameParts(deps, entry.deps);
     entry.suffix = suffix;
+    entry.deps = deps;
+    if (same) return;
     const body = this.#render(entry.key, snap, suffix);
     if (body === entry.body) return;
     entry.body = body;
@@ -141,4 +158,8 @@ export class Documents {
 /** What readers get: the document as it is now, which later changes do not alter. */
 function view(entry: Entry): Doc {
   return Object.freeze({ key: entry.key, index: entry.index, body: entry.body });
+}
+
+function sameParts(a: readonly unknown[], b: readonly unknown[]): boolean {
+  return a.length === b.length && a.every((x, i) => Object.is(x, b[i]));
 }

@@ -6,7 +6,7 @@ import type { Clock } from '../../../time/clock.js';
 import { answerBlocking } from '../blocking.js';
 import { Documents, type Doc } from '../documents.js';
 import { FilterError, parseFilter } from './filter.js';
-import { renderConsul, schemaOf, type ConsulQuery, type Pair } from './render.js';
+import { consulDependencies, renderConsul, schemaOf, type ConsulQuery, type Pair } from './render.js';
 
 /**
  * A read-only Consul HTTP API over lexa's catalog (docs/catalog.md), mounted at `/v1` of the REST app:
@@ -68,6 +68,7 @@ export function consulRouter(opts: ConsulOptions): express.Router {
     suffix: () => '',
     maxDocuments: MAX_CONSUL_DOCUMENTS,
     render: (key, snap) => renderConsul(JSON.parse(key.slice(KEY_PREFIX.length)) as ConsulQuery, snap),
+    depends: (key, snap) => consulDependencies(JSON.parse(key.slice(KEY_PREFIX.length)) as ConsulQuery, snap),
   });
   const subscription = opts.updates?.subscribe(() => docs.changed());
   opts.shutdown?.addEventListener('abort', () => {

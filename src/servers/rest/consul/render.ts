@@ -126,3 +126,38 @@ function rowTest(filter: string | null, kind: ConsulQuery['kind']): (row: unknow
   const parsed: Filter = parseFilter(filter, schemaOf(kind)!);
   return (row) => matches(parsed, row);
 }
+
+/**
+ * What the answer to `q` is made of, for Documents' `depends`: parts of the snapshot that persistent structures
+ * keep (by identity) while unrelated parts change, so a watcher of one service or node costs nothing when another
+ * changes. Undefined for the reads over everything (`services`, `nodes`): they are rendered on every change.
+ * The parts must cover everything renderConsul reads for `q`: a service's endpoints (its instances, their
+ * interfaces and served services), the agent states and check states that can add a critical entry for it.
+ */
+export function consulDependencies(q: ConsulQuery, snap: Snapshot): readonly unknown[] | undefined {
+  switch (q.kind) {
+    case 'self':
+    case 'leader':
+    case 'peers':
+    case 'datacenters':
+      return [];
+    case 'services':
+    case 'nodes':
+      return undefined;
+    case 'node': {
+      const inst = instanceOfNode(snap, q.name);
+      return inst === undefined ? [undefined] : [inst, snap.agents.get(inst.key), snap.checks.get(inst.key)];
+    }
+    case 'service':
+    case 'health': {
+      const parts: unknown[] = [snap.serviceEndpoints(q.name)];
+      const named = (services: readonly { readonly name: string }[] | undefined) => services?.some((s) => s.name.toLowerCase() === q.name) === true;
+      for (const [key, agent] of snap.agents) if (named(agent.services)) parts.push(key, agent, snap.instances.get(key));
+      for (const [key, checks] of snap.checks) {
+        const inst = snap.instances.get(key);
+        if (named(inst?.declared)) parts.push(key, inst, checks);
+      }
+      return parts;
+    }
+  }
+}
