@@ -1,5 +1,5 @@
 import type { AgentService, ServiceHealth, ServiceProto } from '../streams/model/model.js';
-import { SERVICE_LABEL } from '../streams/model/dns-label.js';
+import { INTERFACE_NAME, MAX_TAGS, PORT, PRIORITY, SERVICE_LABEL, WEIGHT } from '../streams/model/service-rules.js';
 
 /**
  * The agent protocol: what the lexa agent inside a container and the server's agent endpoint say to each other
@@ -34,8 +34,7 @@ export const PROTOCOL_VERSION = 2;
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 /** Services one agent may declare: a container offering more than this is not what an agent is for. */
 export const MAX_SERVICES = 256;
-/** Tags per service, and characters per token. */
-export const MAX_TAGS = 32;
+/** Characters per token. */
 export const MAX_TOKEN_CHARS = 1024;
 /**
  * Characters of any peer-provided text that reach a log line or an error message: enough to recognise a service
@@ -177,7 +176,6 @@ export function decodeServerMessage(body: Buffer): Decoded<ServerMessage> {
 }
 
 /** Service names and tags are DNS labels, as in `user.lexa.service.*` keys (services.ts). */
-const IFACE = /^[A-Za-z0-9_.@-]{1,15}$/;
 const SERVICE_KEYS = ['name', 'port', 'proto', 'tags', 'interface', 'priority', 'weight', 'health'];
 
 function decodeService(raw: unknown): AgentService | string {
@@ -188,14 +186,14 @@ function decodeService(raw: unknown): AgentService | string {
   const { name, port, proto, tags, priority, weight, health } = o;
   const iface = o['interface'];
   if (typeof name !== 'string' || !SERVICE_LABEL.test(name)) return 'name must be a lower-case DNS label';
-  if (!intIn(port, 1, 65535)) return 'port must be 1..65535';
+  if (!intIn(port, PORT.min, PORT.max)) return `port must be ${PORT.min}..${PORT.max}`;
   if (proto !== 'tcp' && proto !== 'udp') return 'proto must be "tcp" or "udp"';
   if (!Array.isArray(tags) || tags.length > MAX_TAGS || !tags.every((t) => typeof t === 'string' && SERVICE_LABEL.test(t)))
     return `tags must be a list of at most ${MAX_TAGS} lower-case DNS labels`;
   if (new Set(tags).size !== tags.length) return 'tags must not repeat';
-  if (iface !== null && (typeof iface !== 'string' || !IFACE.test(iface))) return 'interface must be an interface name or null';
-  if (!intIn(priority, 0, 65535)) return 'priority must be 0..65535';
-  if (!intIn(weight, 1, 256)) return 'weight must be 1..256';
+  if (iface !== null && (typeof iface !== 'string' || !INTERFACE_NAME.test(iface))) return 'interface must be an interface name or null';
+  if (!intIn(priority, PRIORITY.min, PRIORITY.max)) return `priority must be ${PRIORITY.min}..${PRIORITY.max}`;
+  if (!intIn(weight, WEIGHT.min, WEIGHT.max)) return `weight must be ${WEIGHT.min}..${WEIGHT.max}`;
   if (health !== 'passing' && health !== 'critical') return 'health must be "passing" or "critical"';
   return {
     name,

@@ -5,7 +5,7 @@
 import { DEVLXD_SOCKET } from './devlxd.js';
 import { block, duration, int, list, oneOf, text, type Infer, type ReadContext } from '../config/builder.js';
 import { AGENT_TOKEN } from '../config/schema.js';
-import { SERVICE_LABEL } from '../streams/model/dns-label.js';
+import { INTERFACE_NAME, MAX_TAGS, PORT, PRIORITY, SERVICE_LABEL, WEIGHT } from '../streams/model/service-rules.js';
 
 /** Service names and tags are DNS labels, as in `user.lexa.service.*` keys. */
 const file = text(/\S/, 'a file path');
@@ -31,15 +31,15 @@ const check = block({
 
 const service = block({
   name: text(SERVICE_LABEL, 'a lower-case DNS label (letters, digits, inner hyphens)').required('(the service name)'),
-  port: int(1, 65535).required('(the port the service listens on)'),
+  port: int(PORT.min, PORT.max).required('(the port the service listens on)'),
   proto: oneOf(['tcp', 'udp']).default('tcp'),
-  tags: list(text(SERVICE_LABEL, 'a lower-case DNS label').required('')).default([]),
+  tags: list(text(SERVICE_LABEL, 'a lower-case DNS label').required(''), MAX_TAGS).default([]),
   /** Absent: the instance's primary interface (as for `user.lexa.service.*`). */
-  interface: text(/^[A-Za-z0-9_.@-]{1,15}$/, 'an interface name').optional(),
+  interface: text(INTERFACE_NAME, 'an interface name').optional(),
   /** RFC 2782 priority, lower preferred. */
-  priority: int(0, 65535).default(1),
+  priority: int(PRIORITY.min, PRIORITY.max).default(PRIORITY.default),
   /** Relative weight, as for `user.lexa.service.*`. */
-  weight: int(1, 256).default(1),
+  weight: int(WEIGHT.min, WEIGHT.max).default(WEIGHT.default),
   /** All must pass for the service to be passing; with none, it is passing while the agent is connected. */
   check: list(check).default([]),
 });

@@ -143,15 +143,17 @@ export function oneOf<const V extends readonly string[]>(values: V): Draft<V[num
   );
 }
 
-/** A repeatable block (`bind { ... }` any number of times); the value is the list in file order. */
-export function list<T>(item: Key<T>): Draft<readonly T[]> {
+/** A repeatable block (`bind { ... }` any number of times, or at most `max`); the value is the list in file order. */
+export function list<T>(item: Key<T>, max = Infinity): Draft<readonly T[]> {
   return new Draft(
     'list',
     (value, path, cx) => {
       // HCL2 → JSON gives a repeated block as an array of bodies.
+      const items = Array.isArray(value) ? value : [value];
+      if (items.length > max) return void cx.problems.push(`${path}: ${items.length} items; at most ${max}`);
       const out: T[] = [];
       let ok = true;
-      for (const body of Array.isArray(value) ? value : [value]) {
+      for (const body of items) {
         const v = item.read(body, path, cx);
         if (v === undefined) ok = false;
         else out.push(v);

@@ -121,6 +121,8 @@ t.test('agent config errors: file:line for syntax, key paths for the rest, all a
   t.match(r, /agent\.service\[0\]\.check\[0\]: set tcp or http, exactly one/);
   t.match(r, /agent\.service\[0\]\.check\[0\]\.timeout: must not exceed interval/);
   t.match(r, /agent\.service\[1\]: service a \(tcp\) is declared twice/);
+  const many = await problems(`agent {\n  server = "h:1"\n  token = "0123456789abcdef0123"\n  fingerprint = "sha256:${'AB:'.repeat(31)}AB"\n  service {\n    name = "a"\n    port = 1\n    tags = [${Array.from({ length: 33 }, (_, i) => `"t${i}"`).join(', ')}]\n  }\n}\n`);
+  t.match(many.join(), /agent\.service(\[0\])?\.tags: 33 items; at most 32/, 'as many tags as the protocol carries, no more');
   const fp = await problems('agent {\n  server = "h:1"\n  token = "0123456789abcdef0123"\n  fingerprint = "AB:CD"\n}\n');
   t.match(fp.join(), /agent\.fingerprint: "AB:CD" is not sha256: followed by 32/);
   await t.rejects(loadAgentConfig({ path: join(dir, 'absent.hcl') }), /absent\.hcl: no such file/);

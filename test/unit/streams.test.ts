@@ -81,6 +81,8 @@ t.test('service keys', async (t) => {
     'user.lexa.services': 'x',
     'user.lexa.service.g.port': '80',
     'user.lexa.service.g.tags': 'ok,not ok',
+    'user.lexa.service.h.port': '80',
+    'user.lexa.service.h.tags': Array.from({ length: 33 }, (_, i) => `t${i}`).join(','),
   });
   t.same(bad.services, []);
   t.match(bad.errors.sort(), [
@@ -91,6 +93,7 @@ t.test('service keys', async (t) => {
     /user\.lexa\.service\.e_x\.port: service name must be a DNS label/,
     /user\.lexa\.service\.f\.colour: unknown field "colour"/,
     /user\.lexa\.service\.g\.tags: tag "not ok" is not a DNS label/,
+    /user\.lexa\.service\.h\.tags: 33 tags; at most 32/,
     /user\.lexa\.services: unknown lexa key/,
   ]);
   t.same(parseServiceKeys(null), { services: [], errors: [] });

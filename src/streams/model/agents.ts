@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { checkServes } from './health.js';
 import type { AgentService, AgentState, Instance, InstanceChecks, Service } from './model.js';
-import { SERVICE_LABEL } from './dns-label.js';
+import { SERVICE_LABEL } from './service-rules.js';
 
 /**
  * What an instance's agent may do, read from the instance's LXD config (written by someone trusted with the LXD

@@ -23,11 +23,3 @@ export function isDnsLabel(text: string): boolean {
 /** RFC 1035 §2.3.4: a label is at most 63 octets. */
 const MAX_LABEL = 63;
 
-/**
- * The names lexa itself gives meaning to: service names and tags (`[tag.]<svc>.service`, `_<svc>._tcp`) and the
- * names of agent allow lists. Stricter than isDnsLabel, since these are typed by people and matched exactly:
- * lower-case letters, digits and inner hyphens (RFC 1123), 1..63 characters. One rule for every place that reads
- * them (`user.lexa.service.*`, `user.lexa.agent.services`, the agent's HCL and its protocol), so a name one accepts
- * the others accept too.
- */
-export const SERVICE_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;

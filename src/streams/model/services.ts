@@ -1,6 +1,6 @@
 import { CHECK_FIELDS, parseCheck } from './check-keys.js';
 import type { Service, ServiceProto } from './model.js';
-import { SERVICE_LABEL } from './dns-label.js';
+import { INTERFACE_NAME, MAX_TAGS, PORT, PRIORITY, SERVICE_LABEL, WEIGHT } from './service-rules.js';
 
 /**
  * Services declared in LXD config keys, on an instance or on any of its profiles (LXD merges them key by key into
@@ -67,9 +67,9 @@ export function parseServiceKeys(config: Readonly<Record<string, string>> | unde
       bad('port', 'missing');
       continue;
     }
-    const port = intIn(portText, 1, 65535);
+    const port = intIn(portText, PORT.min, PORT.max);
     if (port === undefined) {
-      bad('port', `"${portText}" is not a port number 1..65535`);
+      bad('port', `"${portText}" is not a port number ${PORT.min}..${PORT.max}`);
       continue;
     }
     const protoText = (f.get('proto') ?? 'tcp').toLowerCase();
@@ -80,26 +80,30 @@ export function parseServiceKeys(config: Readonly<Record<string, string>> | unde
     }
     const tagsText = f.get('tags') ?? '';
     const tags = [...new Set(tagsText.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''))];
+    if (tags.length > MAX_TAGS) {
+      bad('tags', `${tags.length} tags; at most ${MAX_TAGS}`);
+      continue;
+    }
     const badTag = tags.find((t) => !SERVICE_LABEL.test(t));
     if (badTag !== undefined) {
       bad('tags', `tag "${badTag}" is not a DNS label`);
       continue;
     }
     const iface = f.get('interface');
-    if (iface !== undefined && !/^[A-Za-z0-9_.@-]{1,15}$/.test(iface)) {
+    if (iface !== undefined && !INTERFACE_NAME.test(iface)) {
       bad('interface', `"${iface}" is not an interface name`);
       continue;
     }
     const priorityText = f.get('priority');
-    const priority = priorityText === undefined ? 1 : intIn(priorityText, 0, 65535);
+    const priority = priorityText === undefined ? PRIORITY.default : intIn(priorityText, PRIORITY.min, PRIORITY.max);
     if (priority === undefined) {
-      bad('priority', `"${priorityText}" must be 0..65535`);
+      bad('priority', `"${priorityText}" must be ${PRIORITY.min}..${PRIORITY.max}`);
       continue;
     }
     const weightText = f.get('weight');
-    const weight = weightText === undefined ? 1 : intIn(weightText, 1, 256);
+    const weight = weightText === undefined ? WEIGHT.default : intIn(weightText, WEIGHT.min, WEIGHT.max);
     if (weight === undefined) {
-      bad('weight', `"${weightText}" must be 1..256`);
+      bad('weight', `"${weightText}" must be ${WEIGHT.min}..${WEIGHT.max}`);
       continue;
     }
     const check = parseCheck(f, key);
