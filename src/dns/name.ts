@@ -18,6 +18,7 @@ import { isAtOrBelow, reverseLabels } from './reverse.js';
  *   _<svc>._<proto|tag>.service.lexa     srv {svc, protoOrTag}  (the `_` stripped from both)
  *   cluster.<host>.lexa                  cluster {host}
  *   <member>.cluster.<host>.lexa         member {member, host}
+ *   <site>.lexa                          siteApex               (with named sites; see "Sites" below)
  *   any other name below lexa            none                   (in the zone, names nothing: NXDOMAIN)
  *   a name not at or below lexa          outside
  *
@@ -29,8 +30,16 @@ import { isAtOrBelow, reverseLabels } from './reverse.js';
  * Host labels (`host`, and the host of `iface`, `ifaceParent`, `cluster`, `member`) are patterns: `*` anywhere
  * matches any run of characters, and a bare `*` matches every running instance. Interface, service, tag and
  * member labels are literal.
+ *
+ * Sites (docs/sites.md): with named sites, a site's label just before the suffix scopes every form above to that
+ * site (`web.rack1.lexa` is host `web` of site `rack1`, with `site: 'rack1'`), and `<site>.lexa` itself is
+ * `siteApex` (an empty non-terminal). The last label is a site whenever it is a configured site's name: a site
+ * label shadows a host of the same name at `<name>.lexa` (that host still answers as `<name>.<its site>.lexa`).
+ * Site names cannot be the grammar's own words (`service`, `if`, `interface`, `cluster`): config/sites.ts.
  */
-export type NameForm =
+export type NameForm = BaseForm & { readonly site?: string };
+
+type BaseForm =
   | { readonly kind: 'outside' }
   | { readonly kind: 'apex' }
   | { readonly kind: 'host'; readonly pattern: string }
@@ -45,6 +54,7 @@ export type NameForm =
   | { readonly kind: 'srv'; readonly svc: string; readonly protoOrTag: string }
   | { readonly kind: 'cluster'; readonly host: string }
   | { readonly kind: 'member'; readonly member: string; readonly host: string }
+  | { readonly kind: 'siteApex' }
   | { readonly kind: 'none' };
 
 /**
@@ -86,27 +96,36 @@ export function parseReverseName(qname: string, zones: readonly string[]): Rever
   }
 }
 
-const OUTSIDE: NameForm = Object.freeze({ kind: 'outside' });
-const APEX: NameForm = Object.freeze({ kind: 'apex' });
-const NONE: NameForm = Object.freeze({ kind: 'none' });
-const SERVICE_ENT: NameForm = Object.freeze({ kind: 'serviceParent', host: null });
+const OUTSIDE: BaseForm = Object.freeze({ kind: 'outside' });
+const APEX: BaseForm = Object.freeze({ kind: 'apex' });
+const NONE: BaseForm = Object.freeze({ kind: 'none' });
+const SERVICE_ENT: BaseForm = Object.freeze({ kind: 'serviceParent', host: null });
 
 /**
  * The form of `qname` in the zone `suffix`. `suffix` must already be lower-cased with no dot at either end (the
- * resolver normalises it once per options object); `qname` is taken as asked.
+ * resolver normalises it once per options object); `qname` is taken as asked. `sites`: the configured site
+ * names (lower-case); empty for the one unnamed site, whose names carry no site label.
  */
-export function parseName(qname: string, suffix: string): NameForm {
+export function parseName(qname: string, suffix: string, sites: ReadonlySet<string> = NO_SITES): NameForm {
   const lname = lowerName(qname);
   if (lname === suffix) return APEX;
   const cut = lname.length - suffix.length - 1;
   if (cut < 0 || lname[cut] !== '.' || !lname.endsWith(suffix)) return OUTSIDE;
   // A name that is the suffix behind an empty label (`.lexa`) is the apex, as an empty relative name.
   if (cut === 0) return APEX;
-  return relative(lname.slice(0, cut).split('.'));
+  const labels = lname.slice(0, cut).split('.');
+  if (sites.size === 0) return relative(labels);
+  const site = labels[labels.length - 1]!;
+  if (!sites.has(site)) return relative(labels);
+  if (labels.length === 1) return { kind: 'siteApex', site };
+  const form = relative(labels.slice(0, -1));
+  return form.kind === 'none' ? NONE : { ...form, site };
 }
 
+const NO_SITES: ReadonlySet<string> = new Set();
+
 /** The form of the labels below the suffix (at least one; lower-cased). */
-function relative(labels: readonly string[]): NameForm {
+function relative(labels: readonly string[]): BaseForm {
   const n = labels.length;
   const l0 = labels[0]!;
   if (n >= 2 && labels[n - 1] === 'service') {

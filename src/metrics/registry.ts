@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ReflectorObserver, Snapshot } from '../streams/index.js';
+import type { ReflectorObserver, View } from '../streams/index.js';
 import { refusedConnections } from './connections.js';
 import { DURATION_BUCKETS, RCODE_LABELS, SIZE_BUCKETS, TYPE_LABELS, type ListenerCounters } from './dns.js';
 
@@ -19,7 +19,7 @@ export interface MetricsSources {
   /** lexa's version, for lexa_build_info. */
   readonly version: string;
   /** The current snapshot (read at scrape time). */
-  readonly snapshot: () => Snapshot;
+  readonly snapshot: () => View;
   /** The DNS counters of every listener running now. */
   readonly listeners: () => Iterable<ListenerCounters>;
   /** UDP replies rate-limited since start (servers/dns/rate-limit.ts); absent: not exported. */

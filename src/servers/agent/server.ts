@@ -2,7 +2,7 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import tls from 'node:tls';
 import type { Bind } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
-import { AGENT_TOKEN_KEY, refusedServices, tokenDigest as digest, type Action, type AgentService, type Snapshot } from '../../streams/index.js';
+import { AGENT_TOKEN_KEY, refusedServices, tokenDigest as digest, type Action, type AgentService, type View } from '../../streams/index.js';
 import { realClock, type Clock } from '../../time/clock.js';
 import type { TlsMaterial } from '../../tls/index.js';
 import type { ConnectionLimits } from '../fairness.js';
@@ -17,7 +17,7 @@ export type AgentAction = Extract<Action, { type: 'agent-services' | 'agent-gone
  * holding its source address) and a way to hand it actions. It never sees the reflector.
  */
 export interface AgentRegistry {
-  snapshot(): Snapshot;
+  snapshot(): View;
   dispatch(action: AgentAction): void;
 }
 
@@ -291,7 +291,7 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
  * interface) still binds the one whose token the connection proves; only two holders with one token (an
  * `lxc copy` keeps the token) are ambiguous and refused.
  */
-export function bindInstance(snapshot: Snapshot, address: string, credential: string): string {
+export function bindInstance(snapshot: View, address: string, credential: string): string {
   if (!snapshot.synced) return '!not ready: LXD has not been listed yet';
   const holders = snapshot.holders(address);
   if (holders.length === 0) return `!no running instance holds ${address}`;

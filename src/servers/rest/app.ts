@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Observable } from 'rxjs';
-import { servesEndpoint, type Snapshot } from '../../streams/index.js';
+import { servesEndpoint, type View } from '../../streams/index.js';
 import { realClock, type Clock } from '../../time/clock.js';
 import type { Logger } from '../../log/index.js';
 import { answerBlocking, INDEX_HEADER } from './blocking.js';
@@ -13,7 +13,7 @@ export interface RestOptions {
   /** Read on every request, so a getter can change it while running (SIGHUP). */
   readonly suffix: string;
   /** The latest snapshot; read synchronously on every request. */
-  readonly snapshot: () => Snapshot;
+  readonly snapshot: () => View;
   /** The LXD endpoint lexa watches now and the cluster member it is (null when unknown); shown by /readyz. */
   readonly watching?: () => { readonly target: string; readonly member: string | null };
   /** Where conflicts in `user.traefik.*` declarations are reported (once per change). */
@@ -84,7 +84,7 @@ export function restApp(opts: RestOptions): express.Express {
   // Also once per snapshot and suffix (a reload can change the suffix, which the default rules name, without a new
   // snapshot); its problems are logged when they change, not on every poll.
   let traefik: { version: number; suffix: string; body: string; problems: string } | undefined;
-  const traefikBody = (snap: Snapshot): string => {
+  const traefikBody = (snap: View): string => {
     const suffix = opts.suffix;
     if (traefik?.version !== snap.version || traefik.suffix !== suffix) {
       const doc = traefikDocument(snap, suffix);
@@ -97,7 +97,7 @@ export function restApp(opts: RestOptions): express.Express {
     return traefik.body;
   };
 
-  const ready = (res: Response): Snapshot | undefined => {
+  const ready = (res: Response): View | undefined => {
     const snap = opts.snapshot();
     if (snap.synced) return snap;
     res.status(503).set('retry-after', '1').json({ error: 'not ready: LXD has not been listed yet' });
@@ -176,7 +176,7 @@ export function restApp(opts: RestOptions): express.Express {
   return app;
 }
 
-function hostsCount(snap: Snapshot): number {
+function hostsCount(snap: View): number {
   let n = 0;
   for (const _ of snap.running()) n++;
   return n;
@@ -186,7 +186,7 @@ function hostsCount(snap: Snapshot): number {
  * One service's document: every endpoint DNS would answer for it (running instances, passing services, on the
  * service's interface), sorted so the bytes (and the index) move only when an endpoint does. Null: no endpoint.
  */
-function serviceDoc(snap: Snapshot, name: string, suffix: string): string | null {
+function serviceDoc(snap: View, name: string, suffix: string): string | null {
   // As DNS: endpoints with an address LXD vouches for, and only those addresses (NetInterface).
   const eps = snap.serviceEndpoints(name).filter(servesEndpoint);
   if (eps.length === 0) return null;

@@ -1,4 +1,4 @@
-import type { Snapshot } from '../../streams/index.js';
+import type { View } from '../../streams/index.js';
 
 /**
  * Per-document change indexes for blocking queries and server-sent events (Consul's X-Consul-Index, per
@@ -38,16 +38,16 @@ interface Entry {
 }
 
 export class Documents {
-  readonly #render: (key: string, snap: Snapshot, suffix: string) => string | null;
-  readonly #snapshot: () => Snapshot;
+  readonly #render: (key: string, snap: View, suffix: string) => string | null;
+  readonly #snapshot: () => View;
   readonly #suffix: () => string;
   readonly #entries = new Map<string, Entry>();
   #generation = Date.now();
   #closed = false;
 
   constructor(opts: {
-    readonly render: (key: string, snap: Snapshot, suffix: string) => string | null;
-    readonly snapshot: () => Snapshot;
+    readonly render: (key: string, snap: View, suffix: string) => string | null;
+    readonly snapshot: () => View;
     readonly suffix: () => string;
   }) {
     this.#render = opts.render;

@@ -1,4 +1,4 @@
-import type { Instance, Snapshot } from '../../streams/index.js';
+import type { Instance, View } from '../../streams/index.js';
 
 /**
  * The `/containers/` document, in the original lexa's shape so existing Traefik transformers keep working:
@@ -59,7 +59,7 @@ export function hostDoc(inst: Instance, suffix: string): HostDoc {
 }
 
 /** Running instances sorted by name (then project), as the document lists them. */
-export function hostsOf(snapshot: Snapshot): Instance[] {
+export function hostsOf(snapshot: View): Instance[] {
   return [...snapshot.running()].sort((a, b) => cmp(a.name, b.name) || cmp(a.project, b.project));
 }
 

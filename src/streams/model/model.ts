@@ -55,9 +55,14 @@ export interface NetInterface {
 export type InstanceStatus = string;
 
 export interface Instance {
-  /** Unique key: `<project>/<name>`. */
+  /** Unique key: `<project>/<name>`, or `<site>/<project>/<name>` in a named site. */
   readonly key: string;
   readonly name: string;
+  /**
+   * The site (a named `lxd` block) the instance belongs to; absent for the one unnamed site of a one-site
+   * configuration, whose names carry no site label (docs/sites.md).
+   */
+  readonly site?: string;
   readonly project: string;
   readonly type: 'container' | 'virtual-machine' | string;
   readonly status: InstanceStatus;

@@ -3,6 +3,7 @@ import { withServed } from '../model/agents.js';
 import { Glob } from './glob.js';
 import type { AgentState, ClusterMember, Instance, NetInterface, ServiceEndpoint } from '../model/model.js';
 import { PersistentMap } from './pmap.js';
+import type { SiteCluster, SiteStatus, View } from './view.js';
 
 /**
  * An immutable view of LXD at one moment, indexed for the lookups the servers make.
@@ -16,7 +17,7 @@ import { PersistentMap } from './pmap.js';
  * changed costs O(log N) new trie nodes, not a copy of N entries, so folding an LXD event or an agent's message
  * stays flat as a host grows to 10,000 instances.
  */
-export class Snapshot {
+export class Snapshot implements View {
   /** Running instances by lower-cased host name (several when projects reuse a name). */
   readonly #hosts: PersistentMap<readonly Instance[]>;
   /** Endpoints of running instances by lower-cased service name. */
@@ -220,6 +221,26 @@ export class Snapshot {
       this.#sortedHosts,
       patch.subnets ?? this.subnets,
     );
+  }
+
+  /** A one-site view is complete once it has listed. */
+  get complete(): boolean {
+    return this.synced;
+  }
+
+  /** The one unnamed site (View.sites). */
+  get sites(): readonly SiteStatus[] {
+    return [{ name: null, synced: this.synced, connected: this.connected, listedAt: this.listedAt, updatedAt: this.updatedAt }];
+  }
+
+  /** One site: every instance is on this snapshot's cluster. */
+  clusterOf(_inst: Instance): SiteCluster {
+    return this;
+  }
+
+  /** One unnamed site: no name is a site of it. */
+  siteSynced(_name: string): boolean {
+    return false;
   }
 
   /** Running instances named `host` (lower-cased). Usually zero or one; several only across projects. */
