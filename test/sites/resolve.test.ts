@@ -1,0 +1,123 @@
+import t, { type Test } from 'tap';
+import { parseName } from '../../src/dns/name.js';
+import { resolve, type ResolveOptions } from '../../src/dns/resolve.js';
+import { zoneContent } from '../../src/dns/zone.js';
+import { Federation } from '../../src/streams/state/federation.js';
+import { Snapshot } from '../../src/streams/state/snapshot.js';
+import type { Instance } from '../../src/streams/model/model.js';
+import { iface, instance, member, seeded, service, snapshotOf } from '../helpers/model.js';
+import { sortedText, zone } from '../helpers/zone.js';
+import { question } from '../helpers/dns-fixture.js';
+
+// Sites hermetically: the name grammar with site labels, and the resolver over a Federation of hand-built site
+// snapshots (no LXD): qualified names, unqualified failover in block order, SRV per site, not-ready sites.
+
+const SITES = new Set(['home', 'rack']);
+
+t.test('the grammar: a site label just before the suffix scopes every form', async (t) => {
+  const rows: [string, object][] = [
+    ['web.home.lexa', { kind: 'host', pattern: 'web', site: 'home' }],
+    ['eth0.if.web.rack.lexa', { kind: 'iface', iface: 'eth0', host: 'web', site: 'rack' }],
+    ['blue.http.service.home.lexa', { kind: 'service', svc: 'http', tag: 'blue', site: 'home' }],
+    ['http.service.home.lexa', { kind: 'service', svc: 'http', site: 'home' }],
+    ['_http._tcp.service.rack.lexa', { kind: 'srv', svc: 'http', protoOrTag: 'tcp', site: 'rack' }],
+    ['cluster.web.rack.lexa', { kind: 'cluster', host: 'web', site: 'rack' }],
+    ['n1.cluster.web.rack.lexa', { kind: 'member', member: 'n1', host: 'web', site: 'rack' }],
+    ['web-*.home.lexa', { kind: 'host', pattern: 'web-*', site: 'home' }],
+    ['home.lexa', { kind: 'siteApex', site: 'home' }],
+    ['HOME.LEXA.', { kind: 'siteApex', site: 'home' }],
+    ['a.b.c.d.home.lexa', { kind: 'none' }],
+    // Unqualified: as before sites.
+    ['web.lexa', { kind: 'host', pattern: 'web' }],
+    ['_http._tcp.service.lexa', { kind: 'srv', svc: 'http', protoOrTag: 'tcp' }],
+    // Only the last label before the suffix is a site: `home` further left is a host label.
+    ['home.rack.lexa', { kind: 'host', pattern: 'home', site: 'rack' }],
+    ['if.web.home.lexa', { kind: 'ifaceParent', host: 'web', site: 'home' }],
+    ['other.lexa', { kind: 'host', pattern: 'other' }],
+  ];
+  for (const [qname, form] of rows) t.strictSame(parseName(qname, 'lexa', SITES), form, qname);
+  t.strictSame(parseName('home.lexa', 'lexa'), { kind: 'host', pattern: 'home' }, 'without sites a label is a host');
+});
+
+const opts: ResolveOptions = { suffix: 'lexa', ttl: 0, soa: { minimum: 0 }, random: seeded(1), sites: ['home', 'rack'] };
+const at = (site: string, name: string, ip: string, over: Partial<Instance> = {}): Instance =>
+  instance(name, { key: `${site}/default/${name}`, site, interfaces: [iface('eth0', [ip])], ...over });
+const http = service('http', { port: 80 });
+
+const home = () => snapshotOf([at('home', 'web', '10.99.0.10', { services: [http] }), at('home', 'only-home', '10.99.0.11')], [member('h', ['10.0.0.1'])], false);
+const rack = () =>
+  snapshotOf(
+    [at('rack', 'web', '10.77.0.20', { services: [http], location: 'n1' }), at('rack', 'db', '10.77.0.21', { location: 'n2' })],
+    [member('n1', ['10.77.0.11']), member('n2', ['10.77.0.12'])],
+    true,
+  );
+const fed = (h: Snapshot = home(), r: Snapshot = rack()) => new Federation([{ name: 'home', snapshot: h }, { name: 'rack', snapshot: r }], 1);
+
+function answers(t: Test, view: Federation, q: string, want: string[] | string): void {
+  const out = resolve(view, question(q), opts);
+  if (typeof want === 'string') t.equal(out.kind, want, q);
+  else if (out.kind !== 'answer') t.fail(`${q}: ${out.kind}`);
+  else t.same(sortedText([...out.answers, ...out.additionals]), zone(...want), q);
+}
+
+t.test('qualified names answer from their site; unqualified from the first site that has the name', async (t) => {
+  const v = fed();
+  answers(t, v, 'web.home.lexa A', ['web.home.lexa. 0 IN A 10.99.0.10']);
+  answers(t, v, 'web.rack.lexa A', ['web.rack.lexa. 0 IN A 10.77.0.20']);
+  answers(t, v, 'web.lexa A', ['web.lexa. 0 IN A 10.99.0.10']);
+  answers(t, v, 'db.lexa A', ['db.lexa. 0 IN A 10.77.0.21']);
+  answers(t, v, 'db.home.lexa A', 'nxdomain');
+  answers(t, v, 'home.lexa A', 'nodata');
+  answers(t, v, '*.lexa A', ['*.lexa. 0 IN A 10.99.0.10', '*.lexa. 0 IN A 10.99.0.11']);
+  answers(t, v, '*.rack.lexa A', ['*.rack.lexa. 0 IN A 10.77.0.20', '*.rack.lexa. 0 IN A 10.77.0.21']);
+  answers(t, v, 'http.service.lexa A', ['http.service.lexa. 0 IN A 10.99.0.10']);
+  answers(t, v, '_http._tcp.service.rack.lexa SRV', [
+    '_http._tcp.service.rack.lexa. 0 IN SRV 1 255 80 eth0.if.web.rack.lexa.',
+    'eth0.if.web.rack.lexa. 0 IN A 10.77.0.20',
+  ]);
+  answers(t, v, '_http._tcp.service.lexa SRV', [
+    '_http._tcp.service.lexa. 0 IN SRV 1 255 80 eth0.if.web.home.lexa.',
+    'eth0.if.web.home.lexa. 0 IN A 10.99.0.10',
+  ]);
+  answers(t, v, 'cluster.web.rack.lexa A', ['cluster.web.rack.lexa. 0 IN A 10.77.0.11']);
+  answers(t, v, 'cluster.db.lexa A', ['cluster.db.lexa. 0 IN A 10.77.0.12']);
+  answers(t, v, 'cluster.web.home.lexa A', ['cluster.web.home.lexa. 0 IN A 10.0.0.1']);
+  answers(t, v, '10.0.99.10.in-addr.arpa PTR', 'refused');
+});
+
+t.test('failover: when the first site loses the name, the next site answers', async (t) => {
+  const stopped = snapshotOf([at('home', 'web', '10.99.0.10', { running: false, services: [http] })], [], false);
+  const v = fed(stopped);
+  answers(t, v, 'web.lexa A', ['web.lexa. 0 IN A 10.77.0.20']);
+  answers(t, v, 'web.home.lexa A', 'nxdomain');
+  answers(t, v, '_http._tcp.service.lexa SRV', [
+    '_http._tcp.service.lexa. 0 IN SRV 1 255 80 eth0.if.web.rack.lexa.',
+    'eth0.if.web.rack.lexa. 0 IN A 10.77.0.20',
+  ]);
+});
+
+t.test('a site that has not listed: its names SERVFAIL, the others answer, misses are not NXDOMAIN', async (t) => {
+  const v = fed(home(), Snapshot.empty());
+  answers(t, v, 'web.lexa A', ['web.lexa. 0 IN A 10.99.0.10']);
+  answers(t, v, 'web.rack.lexa A', 'notready');
+  answers(t, v, 'db.lexa A', 'notready');
+  answers(t, v, 'db.home.lexa A', 'nxdomain');
+  answers(t, fed(Snapshot.empty(), Snapshot.empty()), 'web.lexa A', 'notready');
+});
+
+t.test('the one zone holds every site under its label; PTR names the site', async (t) => {
+  const v = fed();
+  const z = zoneContent(v, 'lexa', { suffix: 'lexa', ttl: 0, mname: 'ns.lexa', soa: { mname: 'ns.lexa', rname: 'h.lexa', refresh: 1, retry: 1, expire: 1, minimum: 0 } });
+  const names = new Set(z.map((r) => r.name));
+  for (const n of ['web.home.lexa', 'web.rack.lexa', 'db.rack.lexa', 'http.service.home.lexa', '_http._tcp.service.rack.lexa', 'eth0.if.db.rack.lexa'])
+    t.ok(names.has(n), n);
+  t.notOk(names.has('web.lexa'), 'unqualified names are a per-question choice, not zone content');
+  const ptr = resolve(v, question('20.0.77.10.in-addr.arpa PTR'), { ...opts, reverseZones: ['0.77.10.in-addr.arpa'] });
+  t.match(ptr, { kind: 'answer', answers: [{ data: 'web.rack.lexa' }] });
+});
+
+t.test('one unnamed site: the lookups are the snapshot itself, unchanged', async (t) => {
+  const s = snapshotOf([instance('web', { interfaces: [iface('eth0', ['10.99.0.10'])] })]);
+  const out = resolve(s, question('web.lexa A'), { suffix: 'lexa', ttl: 0, soa: { minimum: 0 } });
+  t.match(out, { kind: 'answer', answers: [{ name: 'web.lexa', data: '10.99.0.10' }] });
+});
