@@ -121,8 +121,10 @@ export function createMetrics(src: MetricsSources): Metrics {
       yield { labels: { action: 'slip' }, value: limited.slipped };
       yield { labels: { action: 'drop' }, value: limited.dropped };
     });
-  collected(registry, 'lexa_lxd_connected', '1 while the LXD events connection is up (and listed), else 0.', 'gauge', function* () {
-    yield { labels: {}, value: src.snapshot().connected ? 1 : 0 };
+  collected(registry, 'lexa_lxd_connected', '1 while the LXD events connection is up (and listed), else 0; per site with named sites.', 'gauge', function* () {
+    const snap = src.snapshot();
+    if (snap.sites[0]?.name === null) yield <Sample> { labels: {}, value: snap.connected ? 1 : 0 };
+    else for (const s of snap.sites) yield { labels: { site: s.name ?? '' }, value: s.connected ? 1 : 0 };
   });
   const reconnects = new Counter({ name: 'lexa_lxd_reconnects_total', help: 'Times the LXD events connection came back after the first.', registers: [registry] });
   const events = new Counter({ name: 'lexa_lxd_events_total', help: 'LXD lifecycle events received, by action.', labelNames: ['action'], registers: [registry] });

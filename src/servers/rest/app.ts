@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Observable } from 'rxjs';
-import { servesEndpoint, type View } from '../../streams/index.js';
+import { servesEndpoint, type SiteStatus, type View } from '../../streams/index.js';
 import { realClock, type Clock } from '../../time/clock.js';
 import type { Logger } from '../../log/index.js';
 import { answerBlocking, INDEX_HEADER } from './blocking.js';
@@ -147,8 +147,9 @@ export function restApp(opts: RestOptions): express.Express {
   app.get('/readyz', (_req, res) => {
     const snap = opts.snapshot();
     const now = Date.now();
-    res.status(snap.synced ? 200 : 503).json({
-      ready: snap.synced,
+    // Ready once every site has listed (one site: once it has); the data routes answer as soon as any has.
+    res.status(snap.complete ? 200 : 503).json({
+      ready: snap.complete,
       lxdConnected: snap.connected,
       instances: snap.instances.size,
       running: hostsCount(snap),
@@ -159,6 +160,7 @@ export function restApp(opts: RestOptions): express.Express {
       // this is how long lexa has been answering from what it knew.
       staleSeconds: snap.connected || !snap.listedAt ? 0 : Math.round((now - snap.updatedAt) / 100) / 10,
       ...(opts.watching ? { lxdTarget: opts.watching().target, lxdMember: opts.watching().member } : {}),
+      ...(snap.sites[0]?.name === null ? {} : { sites: snap.sites.map((s) => siteHealth(s, now)) }),
     });
   });
 
@@ -206,4 +208,15 @@ function serviceDoc(snap: View, name: string, suffix: string): string | null {
   const order = (r: (typeof rows)[number]) => `${r.host}\u0000${r.project}\u0000${r.proto}\u0000${r.port}\u0000${r.interface}`;
   rows.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
   return JSON.stringify({ service: name, endpoints: rows });
+}
+
+/** One named site in /readyz: whether it has listed, whether its events connection is up, how stale it is. */
+function siteHealth(s: SiteStatus, now: number) {
+  return {
+    site: s.name,
+    ready: s.synced,
+    lxdConnected: s.connected,
+    lastListAt: s.listedAt ? new Date(s.listedAt).toISOString() : null,
+    staleSeconds: s.connected || !s.listedAt ? 0 : Math.round((now - s.updatedAt) / 100) / 10,
+  };
 }
