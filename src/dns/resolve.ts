@@ -1,5 +1,5 @@
 import type { Answer, SoaAnswer } from 'dns-packet';
-import { findInterface, isDnsLabel, servesEndpoint, type Instance, type NetInterface, type ServiceEndpoint, type View } from '../streams/index.js';
+import { findInterface, isDnsLabel, servesEndpoint, siteZone, type Instance, type NetInterface, type ServiceEndpoint, type View } from '../streams/index.js';
 import { parseName, parseReverseName, type NameForm, type ReverseForm } from './name.js';
 import { reverseZoneOf } from '../net/addresses.js';
 
@@ -393,13 +393,6 @@ export function hostName(inst: Instance, suffix: string): string | undefined {
   return isDnsLabel(inst.name) ? fitting(`${inst.name}.${siteZone(inst, suffix)}`.toLowerCase()) : undefined;
 }
 
-/**
- * Where an instance's own names live: `<site>.<suffix>` for an instance of a named site (so PTR, SRV targets and
- * zone transfers name its site, whichever site an unqualified question was answered from), else the suffix.
- */
-export function siteZone(inst: Instance, suffix: string): string {
-  return inst.site === undefined ? suffix : `${inst.site}.${suffix}`;
-}
 
 /**
  * `<if>.if.<host>.<suffix>` (lower-case), the name of one interface and the target of SRV records on it, or

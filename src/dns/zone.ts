@@ -1,7 +1,7 @@
 import type { Answer } from 'dns-packet';
-import { addressKey, endpointsOf, servesEndpoint, type NetInterface, type View } from '../streams/index.js';
+import { addressKey, endpointsOf, servesEndpoint, siteZone, type NetInterface, type View } from '../streams/index.js';
 import { isAtOrBelow, reverseNameOf } from './reverse.js';
-import { hostName, ifaceName, ptrTargets, siteZone } from './resolve.js';
+import { hostName, ifaceName, ptrTargets } from './resolve.js';
 
 /**
  * The transferable content of one of lexa's zones in a snapshot: every RRset a secondary can hold, apart from the

@@ -6,6 +6,7 @@ export { AGENT_TOKEN_BYTES, AgentTokenIssuer, TOKEN_RETRY_MS } from './agents/ag
 export { createLxdClient, LxdError, type EventSocket, type LxdClient } from './lxd/lxd-client.js';
 export { daemonKind, type DaemonKind } from './lxd/lxd-model.js';
 export { isDnsLabel } from './model/dns-label.js';
+export { siteZone } from './model/site.js';
 export { toSubnets, type LxdNetwork } from './lxd/networks.js';
 export { toInstance, toInterfaces, toMember, toStandaloneMember, instanceKey, type LxdEvent, type LxdInstance } from './lxd/lxd-model.js';
 export type * from './model/model.js';

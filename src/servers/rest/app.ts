@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Observable } from 'rxjs';
-import { servesEndpoint, type SiteStatus, type View } from '../../streams/index.js';
+import { servesEndpoint, siteZone, type Instance, type SiteStatus, type View } from '../../streams/index.js';
 import { realClock, type Clock } from '../../time/clock.js';
 import type { Logger } from '../../log/index.js';
 import { answerBlocking, INDEX_HEADER } from './blocking.js';
@@ -62,7 +62,7 @@ export function restApp(opts: RestOptions): express.Express {
     render: (key, snap, suffix) => {
       if (key === CONTAINERS) return JSON.stringify({ hosts: hostsOf(snap).map((i) => hostDoc(i, suffix)) });
       if (key.startsWith('service:')) return serviceDoc(snap, key.slice('service:'.length), suffix);
-      const found = snap.hosts(key.slice('host:'.length));
+      const found = hostsNamed(snap, key.slice('host:'.length));
       return found.length === 0 ? null : JSON.stringify({ hosts: found.map((i) => hostDoc(i, suffix)) });
     },
   });
@@ -193,7 +193,8 @@ function serviceDoc(snap: View, name: string, suffix: string): string | null {
   const eps = snap.serviceEndpoints(name).filter(servesEndpoint);
   if (eps.length === 0) return null;
   const rows = eps.map(({ instance, service, iface }) => ({
-    host: `${instance.name}.${suffix}`,
+    host: `${instance.name}.${siteZone(instance, suffix)}`,
+    ...(instance.site === undefined ? {} : { site: instance.site }),
     project: instance.project,
     interface: iface.name,
     ipv4: iface.trustedIpv4,
@@ -219,4 +220,15 @@ function siteHealth(s: SiteStatus, now: number) {
     lastListAt: s.listedAt ? new Date(s.listedAt).toISOString() : null,
     staleSeconds: s.connected || !s.listedAt ? 0 : Math.round((now - s.updatedAt) / 100) / 10,
   };
+}
+
+/**
+ * Running instances a `/containers/<name>` path names: `<host>` in every site (a listing, not a failover choice),
+ * or `<host>.<site>` in that site only.
+ */
+function hostsNamed(snap: View, name: string): readonly Instance[] {
+  const dot = name.lastIndexOf('.');
+  if (dot < 0) return snap.hosts(name);
+  const site = name.slice(dot + 1);
+  return snap.hosts(name.slice(0, dot)).filter((i) => i.site === site);
 }

@@ -1,9 +1,10 @@
-import type { Instance, View } from '../../streams/index.js';
+import { siteZone, type Instance, type View } from '../../streams/index.js';
 
 /**
  * The `/containers/` document, in the original lexa's shape so existing Traefik transformers keep working:
  *   {"hosts":[{"name":"<host>.<suffix>","interfaces":{"ipv4":[{"eth0":"..."}],"ipv6":[...]},"services":[...]|null}]}
- * Additions that break nobody: `project` and `location` on a host; `priority`, `weight`, `interface`, `source` and
+ * Additions that break nobody: `project` and `location` on a host, and `site` for an instance of a named site
+ * (whose name is then `<host>.<site>.<suffix>`, docs/sites.md); `priority`, `weight`, `interface`, `source` and
  * `health` on a service.
  *
  * `services` lists what DNS serves: config services, and the agent's passing ones (a critical service is not
@@ -13,6 +14,7 @@ import type { Instance, View } from '../../streams/index.js';
  */
 export interface HostDoc {
   name: string;
+  site?: string;
   project: string;
   location: string;
   interfaces: { ipv4: Record<string, string>[]; ipv6: Record<string, string>[] };
@@ -50,7 +52,8 @@ export function hostDoc(inst: Instance, suffix: string): HostDoc {
     health: s.source === 'agent' ? ('passing' as const) : ('unchecked' as const),
   }));
   return {
-    name: `${inst.name}.${suffix}`,
+    name: `${inst.name}.${siteZone(inst, suffix)}`,
+    ...(inst.site === undefined ? {} : { site: inst.site }),
     project: inst.project,
     location: inst.location,
     interfaces: { ipv4, ipv6 },
@@ -60,7 +63,7 @@ export function hostDoc(inst: Instance, suffix: string): HostDoc {
 
 /** Running instances sorted by name (then project), as the document lists them. */
 export function hostsOf(snapshot: View): Instance[] {
-  return [...snapshot.running()].sort((a, b) => cmp(a.name, b.name) || cmp(a.project, b.project));
+  return [...snapshot.running()].sort((a, b) => cmp(a.name, b.name) || cmp(a.project, b.project) || cmp(a.site ?? '', b.site ?? ''));
 }
 
 function cmp(a: string, b: string): number {
