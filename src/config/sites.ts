@@ -12,8 +12,8 @@ export const RESERVED_SITE_LABELS: ReadonlySet<string> = new Set(['service', 'if
 
 /**
  * The rules across `lxd` blocks (each problem names its block as `server.lxd[i]`): with more than one block,
- * every block names its site; names are distinct and none is a reserved word; blocks that give the suffix agree
- * (one zone holds every site).
+ * every block names its site; names are distinct and none is a reserved word nor a project a block selects;
+ * blocks that give the suffix agree (one zone holds every site).
  */
 export function siteProblems(blocks: Settings['server']['lxd']): string[] {
   const problems: string[] = [];
@@ -30,6 +30,11 @@ export function siteProblems(blocks: Settings['server']['lxd']): string[] {
     if (seen.has(b.name)) problems.push(`${at}.name: site "${b.name}" is named twice`);
     seen.add(b.name);
   });
+  // A site label is read before a project label (dns/name.ts): a site named like a project another block
+  // selects would hide that project's names behind the site's.
+  for (const b of blocks)
+    if (b.name !== null && !b.all_projects && b.project !== 'default' && blocks.some((o) => o.name === b.project))
+      problems.push(`server.lxd.project: "${b.project}" is also a site's name; a project label and a site label must differ`);
   if (suffixes.size > 1) problems.push(`server.lxd.suffix: the blocks disagree (${[...suffixes].map((s) => `"${s}"`).join(', ')}); one zone holds every site`);
   return problems;
 }

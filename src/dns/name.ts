@@ -36,8 +36,14 @@ import { isAtOrBelow, reverseLabels } from './reverse.js';
  * `siteApex` (an empty non-terminal). The last label is a site whenever it is a configured site's name: a site
  * label shadows a host of the same name at `<name>.lexa` (that host still answers as `<name>.<its site>.lexa`).
  * Site names cannot be the grammar's own words (`service`, `if`, `interface`, `cluster`): config/sites.ts.
+ *
+ * Projects: a name that is `none` by the table above may still name an instance of an LXD project:
+ * `parseProjectName` reads its last label (before the site label, if any) as a project, scoping the host forms
+ * to it (`web.p1.lexa`, `eth0.if.web.p1.rack.lexa`, `cluster.web.p1.lexa`). So a project label is read only
+ * where the name would otherwise name nothing: every form above wins over it, and names without a project label
+ * are exactly as before projects were named.
  */
-export type NameForm = BaseForm & { readonly site?: string };
+export type NameForm = BaseForm & { readonly site?: string; readonly project?: string };
 
 type BaseForm =
   | { readonly kind: 'outside' }
@@ -123,6 +129,22 @@ export function parseName(qname: string, suffix: string, sites: ReadonlySet<stri
 }
 
 const NO_SITES: ReadonlySet<string> = new Set();
+
+/**
+ * The project reading of a name `parseName` found `none` (see "Projects" above; only such a name may be passed):
+ * the host forms of the labels before the project label, with `project` set; `none` when those labels are no
+ * host form either. Service forms are not scoped by project (a service name already spans projects).
+ */
+export function parseProjectName(qname: string, suffix: string, sites: ReadonlySet<string> = NO_SITES): NameForm {
+  const lname = lowerName(qname);
+  let labels = lname.slice(0, lname.length - suffix.length - 1).split('.');
+  const site = sites.size > 0 && sites.has(labels[labels.length - 1]!) ? labels.pop() : undefined;
+  const project = labels.pop();
+  if (project === undefined || labels.length === 0) return NONE;
+  const scoped = relative(labels);
+  if (scoped.kind !== 'host' && scoped.kind !== 'iface' && scoped.kind !== 'cluster' && scoped.kind !== 'member') return NONE;
+  return site === undefined ? { ...scoped, project } : { ...scoped, project, site };
+}
 
 /** The form of the labels below the suffix (at least one; lower-cased). */
 function relative(labels: readonly string[]): BaseForm {

@@ -1,6 +1,6 @@
 import type { Answer, SoaAnswer } from 'dns-packet';
 import { findInterface, isDnsLabel, servesEndpoint, siteZone, type Instance, type NetInterface, type ServiceEndpoint, type View } from '../streams/index.js';
-import { parseName, parseReverseName, type NameForm, type ReverseForm } from './name.js';
+import { parseName, parseProjectName, parseReverseName, type NameForm, type ReverseForm } from './name.js';
 import { reverseZoneOf } from '../net/addresses.js';
 
 /**
@@ -83,9 +83,18 @@ export function resolve(snapshot: View, q: Question, opts: ResolveOptions): Outc
   if (META_TYPES.has(q.type)) return NOTIMP;
   if (form.kind === 'apex') return apex(snapshot, q, zone, zone.suffix);
   if (!snapshot.synced) return NOTREADY;
-  const site = form.site;
+  let site = form.site;
   if (site !== undefined && !snapshot.siteSynced(site)) return NOTREADY;
-  const out = forward(snapshot, q, zone, form, site);
+  let out = forward(snapshot, q, zone, form, site);
+  // A name of no form may name an instance of a project (name.ts, "Projects"): asked only on the way to NXDOMAIN.
+  if (out.kind === 'nxdomain' && form.kind === 'none') {
+    const scoped = parseProjectName(q.name, zone.suffix, zone.sites);
+    if (scoped.kind !== 'none') {
+      site = scoped.site;
+      if (site !== undefined && !snapshot.siteSynced(site)) return NOTREADY;
+      out = forward(snapshot, q, zone, scoped, site);
+    }
+  }
   // A name found in no site is surely absent only once every site has listed: never a false NXDOMAIN while a
   // site that may hold it has not (a one-site snapshot is complete once synced, so this never fires there).
   return out.kind === 'nxdomain' && site === undefined && !snapshot.complete ? NOTREADY : out;
@@ -95,13 +104,13 @@ export function resolve(snapshot: View, q: Question, opts: ResolveOptions): Outc
 function forward(snapshot: View, q: Question, zone: Zone, form: NameForm, site: string | undefined): Outcome {
   switch (form.kind) {
     case 'host':
-      return hostAddresses(snapshot, q, zone, matchHosts(snapshot, form.pattern, site));
+      return hostAddresses(snapshot, q, zone, hostsIn(snapshot, form.pattern, site, form.project));
     case 'ifaceParent':
-      return matchHosts(snapshot, form.host, site).length > 0 ? nodata(snapshot, zone) : nxdomain(snapshot, zone);
+      return hostsIn(snapshot, form.host, site, form.project).length > 0 ? nodata(snapshot, zone) : nxdomain(snapshot, zone);
     case 'iface':
-      return addresses(snapshot, q, zone, namedIfaces(matchHosts(snapshot, form.host, site), form.iface));
+      return addresses(snapshot, q, zone, namedIfaces(hostsIn(snapshot, form.host, site, form.project), form.iface));
     case 'serviceParent': {
-      const found = form.host === null ? NO_INSTANCES : matchHosts(snapshot, form.host, site);
+      const found = form.host === null ? NO_INSTANCES : hostsIn(snapshot, form.host, site, form.project);
       return found.length > 0 ? hostAddresses(snapshot, q, zone, found) : nodata(snapshot, zone);
     }
     case 'service': {
@@ -111,9 +120,9 @@ function forward(snapshot: View, q: Question, zone: Zone, form: NameForm, site: 
     case 'srv':
       return srv(snapshot, q, zone, form.svc, form.protoOrTag, site);
     case 'cluster':
-      return cluster(snapshot, q, zone, matchHosts(snapshot, form.host, site));
+      return cluster(snapshot, q, zone, hostsIn(snapshot, form.host, site, form.project));
     case 'member':
-      return member(snapshot, q, zone, matchHosts(snapshot, form.host, site), form.member);
+      return member(snapshot, q, zone, hostsIn(snapshot, form.host, site, form.project), form.member);
     case 'siteApex':
       return nodata(snapshot, zone);
     case 'none':
@@ -582,8 +591,13 @@ function memberIfaces(snapshot: View, found: readonly Instance[], locations: rea
   return out;
 }
 
-function matchHosts(snapshot: View, pattern: string, site: string | undefined): readonly Instance[] {
-  return inSite(pattern.includes('*') ? snapshot.matchHosts(pattern) : snapshot.hosts(pattern), instanceSite, site);
+/**
+ * Running instances whose name matches `pattern`, in the site `inSite` chooses; only those of LXD project
+ * `project` (compared lower-cased, as names are) when the name carries a project label.
+ */
+function hostsIn(snapshot: View, pattern: string, site: string | undefined, project: string | undefined): readonly Instance[] {
+  const found = pattern.includes('*') ? snapshot.matchHosts(pattern) : snapshot.hosts(pattern);
+  return inSite(project === undefined ? found : found.filter((i) => i.project.toLowerCase() === project), instanceSite, site);
 }
 
 /** A/AAAA of the primary interfaces of running instances; none found is NXDOMAIN. */

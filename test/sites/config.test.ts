@@ -51,6 +51,7 @@ t.test('refused: what would make names ambiguous', async (t) => {
   t.match(problemsOf({ name: 'a', suffix: 'one', socket: A }, { name: 'b', suffix: 'two', socket: B }), /server\.lxd\.suffix: the blocks disagree \("one", "two"\)/);
   t.equal(problemsOf({ name: 'a', suffix: 'one', socket: A }, { name: 'b', suffix: 'One.', socket: B }), '', 'the same suffix spelt twice agrees');
   t.match(problemsOf({ name: 'a', socket: A }, { name: 'b', project: 'p', all_projects: true, socket: B }), /server\.lxd\[1\]: set project or all_projects = true, not both/);
+  t.match(problemsOf({ name: 'a', socket: A }, { name: 'b', project: 'a', socket: B }), /server\.lxd\.project: "a" is also a site's name/);
   t.match(problemsOf({ name: 'a', socket: A }, { name: 'b', certificate: C }), /server\.lxd\[1\]\.certificate: only used with bind/, 'problems name their block');
 });
 

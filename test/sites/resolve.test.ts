@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { parseName } from '../../src/dns/name.js';
+import { parseName, parseProjectName } from '../../src/dns/name.js';
 import { resolve, type ResolveOptions } from '../../src/dns/resolve.js';
 import { zoneContent } from '../../src/dns/zone.js';
 import { Federation } from '../../src/streams/state/federation.js';
@@ -120,4 +120,21 @@ t.test('one unnamed site: the lookups are the snapshot itself, unchanged', async
   const s = snapshotOf([instance('web', { interfaces: [iface('eth0', ['10.99.0.10'])] })]);
   const out = resolve(s, question('web.lexa A'), { suffix: 'lexa', ttl: 0, soa: { minimum: 0 } });
   t.match(out, { kind: 'answer', answers: [{ name: 'web.lexa', data: '10.99.0.10' }] });
+});
+
+t.test('projects: <host>.<project>[.<site>].<suffix> where the name has no other form', async (t) => {
+  const web = (project: string, ip: string) => at('rack', 'web', ip, { project, key: `rack/${project}/web` });
+  const v = fed(home(), snapshotOf([web('default', '10.77.0.20'), web('p1', '10.77.0.30')], [], false));
+  answers(t, v, 'web.rack.lexa A', ['web.rack.lexa. 0 IN A 10.77.0.20', 'web.rack.lexa. 0 IN A 10.77.0.30']);
+  answers(t, v, 'web.p1.rack.lexa A', ['web.p1.rack.lexa. 0 IN A 10.77.0.30']);
+  answers(t, v, 'web.default.rack.lexa A', ['web.default.rack.lexa. 0 IN A 10.77.0.20']);
+  answers(t, v, 'web.p1.lexa A', ['web.p1.lexa. 0 IN A 10.77.0.30']);
+  answers(t, v, 'web.default.lexa A', ['web.default.lexa. 0 IN A 10.99.0.10']); // unqualified by site: the first site that has it
+  answers(t, v, 'eth0.if.web.p1.rack.lexa A', ['eth0.if.web.p1.rack.lexa. 0 IN A 10.77.0.30']);
+  answers(t, v, 'web.p2.lexa A', 'nxdomain');
+  answers(t, v, 'db.p1.home.lexa A', 'nxdomain');
+  // Every form of the grammar wins over a project reading: `cluster.web` is the cluster form, not project `web`.
+  t.same(parseName('cluster.web.lexa', 'lexa'), { kind: 'cluster', host: 'web' });
+  t.same(parseProjectName('web.p1.rack.lexa', 'lexa', SITES), { kind: 'host', pattern: 'web', project: 'p1', site: 'rack' });
+  t.same(parseProjectName('a.b.c.d.lexa', 'lexa', SITES), { kind: 'none' });
 });
