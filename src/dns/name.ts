@@ -131,6 +131,19 @@ export function parseName(qname: string, suffix: string, sites: ReadonlySet<stri
 const NO_SITES: ReadonlySet<string> = new Set();
 
 /**
+ * The keys under which `qname` (inside the suffix, below the apex) may be an alias (`user.lexa.alias`, see
+ * streams/model/aliases.ts): `absolute`, the whole name with a trailing dot; `relative`, the labels below the
+ * suffix, or below a site label (then `site` names it), as a host name would be.
+ */
+export function aliasKeys(qname: string, suffix: string, sites: ReadonlySet<string> = NO_SITES): { absolute: string; relative: string; site?: string } {
+  const lname = lowerName(qname);
+  const labels = lname.slice(0, lname.length - suffix.length - 1).split('.');
+  const site = labels.length > 1 && sites.has(labels[labels.length - 1]!) ? labels.pop() : undefined;
+  const relative = labels.join('.');
+  return site === undefined ? { absolute: `${lname}.`, relative } : { absolute: `${lname}.`, relative, site };
+}
+
+/**
  * The project reading of a name `parseName` found `none` (see "Projects" above; only such a name may be passed):
  * the host forms of the labels before the project label, with `project` set; `none` when those labels are no
  * host form either. Service forms are not scoped by project (a service name already spans projects).

@@ -1,6 +1,6 @@
 import type { Answer, SoaAnswer } from 'dns-packet';
 import { findInterface, isDnsLabel, servesEndpoint, siteZone, type Instance, type NetInterface, type ServiceEndpoint, type View } from '../streams/index.js';
-import { parseName, parseProjectName, parseReverseName, type NameForm, type ReverseForm } from './name.js';
+import { aliasKeys, parseName, parseProjectName, parseReverseName, type NameForm, type ReverseForm } from './name.js';
 import { reverseZoneOf } from '../net/addresses.js';
 
 /**
@@ -95,6 +95,15 @@ export function resolve(snapshot: View, q: Question, opts: ResolveOptions): Outc
       out = forward(snapshot, q, zone, scoped, site);
     }
   }
+  // Still nothing: an alias may name it. An instance's own name always wins over an alias (it answered above).
+  if (out.kind === 'nxdomain') {
+    const keys = aliasKeys(q.name, zone.suffix, zone.sites);
+    const target = aliasTarget(snapshot, keys);
+    if (target !== undefined) {
+      if (keys.site !== undefined && !snapshot.siteSynced(keys.site)) return NOTREADY;
+      return aliasAnswer(snapshot, q, zone, target);
+    }
+  }
   // A name found in no site is surely absent only once every site has listed: never a false NXDOMAIN while a
   // site that may hold it has not (a one-site snapshot is complete once synced, so this never fires there).
   return out.kind === 'nxdomain' && site === undefined && !snapshot.complete ? NOTREADY : out;
@@ -149,6 +158,37 @@ function inSite<T>(found: readonly T[], siteOf: (t: T) => string | undefined, si
 }
 
 const instanceSite = (inst: Instance): string | undefined => inst.site;
+
+/**
+ * The instance an alias names (docs/sites.md, "Aliases"): the absolute name's claimants, else the relative
+ * name's in the site the name gives or, unqualified, the first site (block order) with a claimant. Two
+ * instances claiming one alias in that site: the one with the smallest key (`<site>/<project>/<name>`) wins,
+ * the same one on every query and every restart (the daemon logs the conflict once).
+ */
+function aliasTarget(snapshot: View, keys: { absolute: string; relative: string; site?: string }): Instance | undefined {
+  let found = snapshot.aliased(keys.absolute);
+  if (found.length === 0) found = inSite(snapshot.aliased(keys.relative), instanceSite, keys.site);
+  let best: Instance | undefined;
+  for (const inst of found) if (best === undefined || inst.key < best.key) best = inst;
+  return best;
+}
+
+/**
+ * An alias: a CNAME to the instance's own name and, for an address question, that name's A/AAAA (the owner the
+ * CNAME names, as a resolver following the chain expects). An instance whose name cannot be a DNS name answers
+ * none of its aliases (NXDOMAIN would have come anyway).
+ */
+function aliasAnswer(snapshot: View, q: Question, zone: Zone, inst: Instance): Outcome {
+  const target = hostName(inst, zone.suffix);
+  if (target === undefined) return nxdomain(snapshot, zone);
+  const cname: Answer = { name: q.name, type: 'CNAME', class: 'IN', ttl: zone.ttl, data: target };
+  const iface = inst.interfaces[0];
+  if (iface === undefined || (q.type !== 'A' && q.type !== 'AAAA' && q.type !== 'ANY')) return answer([cname]);
+  const records: Answer[] = [cname];
+  if (q.type !== 'AAAA') for (const ip of iface.ipv4) records.push(addressRecord(target, 'A', zone.ttl, ip));
+  if (q.type !== 'A') for (const ip of iface.ipv6) records.push(addressRecord(target, 'AAAA', zone.ttl, ip));
+  return answer(records);
+}
 const endpointSite = (ep: ServiceEndpoint): string | undefined => ep.instance.site;
 
 /** A question as the resolver sees it: dns-packet's type and class strings ('A', 'IN'). */

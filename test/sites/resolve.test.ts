@@ -138,3 +138,51 @@ t.test('projects: <host>.<project>[.<site>].<suffix> where the name has no other
   t.same(parseProjectName('web.p1.rack.lexa', 'lexa', SITES), { kind: 'host', pattern: 'web', project: 'p1', site: 'rack' });
   t.same(parseProjectName('a.b.c.d.lexa', 'lexa', SITES), { kind: 'none' });
 });
+
+t.test('aliases: a CNAME to the instance, with its addresses; conflicts resolved one way', async (t) => {
+  const h = snapshotOf([
+    at('home', 'web', '10.99.0.10', { aliases: ['www', 'shop.www', 'store.lexa.'] }),
+    at('home', 'db', '10.99.0.12', { aliases: ['web', 'data'] }),
+    at('home', 'b-claims', '10.99.0.13', { aliases: ['both'] }),
+    at('home', 'a-claims', '10.99.0.14', { aliases: ['both'] }),
+  ], [], false);
+  const r = snapshotOf([at('rack', 'api', '10.77.0.40', { aliases: ['www', 'rackonly'] })], [], false);
+  const v = fed(h, r);
+  answers(t, v, 'www.lexa A', ['www.lexa. 0 IN CNAME web.home.lexa.', 'web.home.lexa. 0 IN A 10.99.0.10']);
+  answers(t, v, 'www.rack.lexa A', ['www.rack.lexa. 0 IN CNAME api.rack.lexa.', 'api.rack.lexa. 0 IN A 10.77.0.40']);
+  answers(t, v, 'rackonly.lexa A', ['rackonly.lexa. 0 IN CNAME api.rack.lexa.', 'api.rack.lexa. 0 IN A 10.77.0.40']);
+  answers(t, v, 'shop.www.lexa A', ['shop.www.lexa. 0 IN CNAME web.home.lexa.', 'web.home.lexa. 0 IN A 10.99.0.10']);
+  answers(t, v, 'store.lexa A', ['store.lexa. 0 IN CNAME web.home.lexa.', 'web.home.lexa. 0 IN A 10.99.0.10']);
+  answers(t, v, 'store.home.lexa A', 'nxdomain');
+  answers(t, v, 'www.lexa CNAME', ['www.lexa. 0 IN CNAME web.home.lexa.']);
+  answers(t, v, 'www.lexa MX', ['www.lexa. 0 IN CNAME web.home.lexa.']);
+  // An alias that is another instance's name: the instance's own name wins.
+  answers(t, v, 'web.lexa A', ['web.lexa. 0 IN A 10.99.0.10']);
+  answers(t, v, 'data.lexa A', ['data.lexa. 0 IN CNAME db.home.lexa.', 'db.home.lexa. 0 IN A 10.99.0.12']);
+  // Two instances claim one alias: the smaller key wins, every time.
+  for (let i = 0; i < 3; i++) answers(t, v, 'both.lexa A', ['both.lexa. 0 IN CNAME a-claims.home.lexa.', 'a-claims.home.lexa. 0 IN A 10.99.0.14']);
+  // A stopped instance's aliases leave with it.
+  const stopped = snapshotOf([at('home', 'web', '10.99.0.10', { running: false, aliases: ['www'] })], [], false);
+  answers(t, fed(stopped, r), 'www.lexa A', ['www.lexa. 0 IN CNAME api.rack.lexa.', 'api.rack.lexa. 0 IN A 10.77.0.40']);
+});
+
+t.test('aliases: what the key accepts', async (t) => {
+  const { parseAliases, MAX_ALIASES } = await import('../../src/streams/model/aliases.js');
+  t.same(parseAliases({ 'user.lexa.alias': ' WWW, shop.www ,,store.lexa., www' }), { aliases: ['www', 'shop.www', 'store.lexa.'], errors: [] });
+  t.match(parseAliases({ 'user.lexa.alias': 'ok,*,a..b,bad name,' + 'x'.repeat(64) }), { aliases: ['ok'], errors: [/"\*"/, /"a\.\.b"/, /"bad name"/, /is not a DNS name/] });
+  const many = Array.from({ length: MAX_ALIASES + 5 }, (_, i) => `a${i}`).join(',');
+  const out = parseAliases({ 'user.lexa.alias': many });
+  t.equal(out.aliases.length, MAX_ALIASES, 'bounded');
+  t.match(out.errors, [/more than 16 names/]);
+  t.same(parseAliases({}), { aliases: [], errors: [] });
+});
+
+t.test('aliases: the snapshot index follows changes', async (t) => {
+  let s = snapshotOf([instance('web', { aliases: ['www'], interfaces: [iface('eth0', ['10.0.0.1'])] })]);
+  t.equal(s.aliased('www').length, 1);
+  s = s.withInstance(instance('web', { aliases: ['w2'], interfaces: [iface('eth0', ['10.0.0.1'])] }));
+  t.equal(s.aliased('www').length, 0, 'a dropped alias leaves the index');
+  t.equal(s.aliased('w2').length, 1);
+  s = s.withoutInstance('default/web');
+  t.equal(s.aliased('w2').length, 0, 'and a deleted instance');
+});

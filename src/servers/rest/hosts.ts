@@ -15,6 +15,8 @@ import { siteZone, type Instance, type View } from '../../streams/index.js';
 export interface HostDoc {
   name: string;
   site?: string;
+  /** `user.lexa.alias` names, as the instance gives them (docs/sites.md); absent when it gives none. */
+  aliases?: string[];
   project: string;
   location: string;
   interfaces: { ipv4: Record<string, string>[]; ipv6: Record<string, string>[] };
@@ -54,6 +56,7 @@ export function hostDoc(inst: Instance, suffix: string): HostDoc {
   return {
     name: `${inst.name}.${siteZone(inst, suffix)}`,
     ...(inst.site === undefined ? {} : { site: inst.site }),
+    ...(inst.aliases === undefined ? {} : { aliases: [...inst.aliases] }),
     project: inst.project,
     location: inst.location,
     interfaces: { ipv4, ipv6 },

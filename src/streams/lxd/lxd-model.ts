@@ -1,3 +1,4 @@
+import { parseAliases } from '../model/aliases.js';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { ClusterMember, Instance, NetInterface } from '../model/model.js';
 import { parseAgentKeys } from '../model/agents.js';
@@ -78,6 +79,7 @@ export function toInstance(raw: LxdInstance, evidence: Evidence = NO_EVIDENCE, s
   const routing = parseTraefikKeys(raw.expanded_config, parsed.services);
   const { errors: agentErrors, ...agent } = parseAgentKeys(raw.expanded_config, raw.config);
   const interfaces = toInterfaces(raw.expanded_devices, st?.network, raw.expanded_config, project, evidence);
+  const named = parseAliases(raw.expanded_config);
   return {
     key: instanceKey(project, name, site),
     name,
@@ -90,9 +92,10 @@ export function toInstance(raw: LxdInstance, evidence: Evidence = NO_EVIDENCE, s
     interfaces,
     services: parsed.services,
     traefik: routing.traefik,
-    configErrors: [...parsed.errors, ...routing.errors, ...agentErrors, ...unnamedInterfaces(interfaces)],
+    configErrors: [...parsed.errors, ...routing.errors, ...agentErrors, ...named.errors, ...unnamedInterfaces(interfaces)],
     profiles: (raw.profiles ?? []).filter((p) => typeof p === 'string'),
     ...agent,
+    ...(named.aliases.length > 0 ? { aliases: named.aliases } : {}),
   };
 }
 

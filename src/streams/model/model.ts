@@ -101,6 +101,11 @@ export interface Instance {
    * digest is kept, so no snapshot reader (REST, logs, tests) ever holds the secret. Undefined when unset.
    */
   readonly agentTokenDigest?: string;
+  /**
+   * Extra names from `user.lexa.alias` (aliases.ts): relative (`www`) or absolute with a trailing dot
+   * (`www.lexa.`), answered as CNAMEs to the instance's own name. Absent when the key is.
+   */
+  readonly aliases?: readonly string[];
 }
 
 /**

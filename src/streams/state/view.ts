@@ -52,6 +52,8 @@ export interface View extends SiteCluster {
   readonly sites: readonly SiteStatus[];
   hosts(host: string): readonly Instance[];
   hasHost(host: string): boolean;
+  /** Running instances claiming alias `name` (Snapshot.aliased), in block order. */
+  aliased(name: string): readonly Instance[];
   matchHosts(pattern: string): Instance[];
   serviceEndpoints(name: string): readonly ServiceEndpoint[];
   addressOwners(ip: string): readonly AddressOwner[];
