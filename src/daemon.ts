@@ -10,7 +10,7 @@ import type { AgentPolicy } from './servers/agent/index.js';
 import type { HandleQuery } from './dns/index.js';
 import type { RateLimitCounts } from './servers/dns/index.js';
 import type { TransportContext, TransportName } from './servers/descriptor.js';
-import { AgentTokenIssuer, createLxdClient, FederatedStore, Reflector, SnapshotStore, type LxdClient, type ViewStore } from './streams/index.js';
+import { AgentTokenIssuer, aliasConflicts, createLxdClient, FederatedStore, Reflector, SnapshotStore, type LxdClient, type ViewStore } from './streams/index.js';
 import type { SiteConfig } from './config/types.js';
 import { CertificateRegistry } from './tls/registry.js';
 import { version } from './version.js';
@@ -125,10 +125,19 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     });
   });
 
+  // Alias conflicts are logged once each when they appear (a scan of O(N), at most once a second).
+  let conflicts = new Set<string>();
+  const stopConflicts = store.snapshot$.pipe(throttleTime(ISSUE_SCAN_MS, undefined, { leading: true, trailing: true })).subscribe((s) => {
+    const now = new Set(aliasConflicts(s));
+    for (const c of now) if (!conflicts.has(c)) logger.warn('alias conflict', { problem: c });
+    conflicts = now;
+  });
+
   const close = async () => {
     // Waiting requests get their answer before the sockets go; a turn of the event loop lets it be written.
     shutdown.abort();
     for (const s of issuing) s.unsubscribe();
+    stopConflicts.unsubscribe();
     answering.close();
     await new Promise((resolve) => setImmediate(resolve));
     await listeners.close();

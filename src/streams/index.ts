@@ -17,6 +17,7 @@ export { addressKey } from '../net/addresses.js';
 export { Snapshot, endpointsOf, findInterface, servesEndpoint, type AddressOwner } from './state/snapshot.js';
 export { SnapshotStore } from './state/store.js';
 export { Federation, FederatedStore, type SitePicture } from './state/federation.js';
+export { aliasConflicts } from './state/alias-conflicts.js';
 export type { SiteCluster, SiteStatus, Table, View, ViewStore } from './state/view.js';
 export { FailoverClient, originOf } from './lxd/failover-client.js';
 export { resolveMemberHosts, type HostLookup } from './lxd/member-addresses.js';

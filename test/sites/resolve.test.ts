@@ -186,3 +186,16 @@ t.test('aliases: the snapshot index follows changes', async (t) => {
   s = s.withoutInstance('default/web');
   t.equal(s.aliased('w2').length, 0, 'and a deleted instance');
 });
+
+t.test('alias conflicts: each said once, in words that name the winner', async (t) => {
+  const { aliasConflicts } = await import('../../src/streams/state/alias-conflicts.js');
+  const v = fed(
+    snapshotOf([at('home', 'web', '10.99.0.10'), at('home', 'db', '10.99.0.12', { aliases: ['web'] }), at('home', 'b', '10.99.0.13', { aliases: ['x'] }), at('home', 'a', '10.99.0.14', { aliases: ['x'] })], [], false),
+    snapshotOf([at('rack', 'c', '10.77.0.10', { aliases: ['x'] })], [], false),
+  );
+  t.same(aliasConflicts(v), [
+    'alias "web" in site home is also an instance\'s name; the instance answers (claimed by home/default/db)',
+    'alias "x" in site home is claimed by home/default/a, home/default/b; home/default/a answers',
+  ]);
+  t.same(aliasConflicts(fed()), [], 'none without aliases');
+});
