@@ -175,6 +175,8 @@ t.test('aliases: what the key accepts', async (t) => {
   t.equal(out.aliases.length, MAX_ALIASES, 'bounded');
   t.match(out.errors, [/more than 16 names/]);
   t.same(parseAliases({}), { aliases: [], errors: [] });
+  const { parseServiceKeys } = await import('../../src/streams/model/services.js');
+  t.same(parseServiceKeys({ 'user.lexa.alias': 'www' }).errors, [], 'not an unknown key to the service parser');
 });
 
 t.test('aliases: the snapshot index follows changes', async (t) => {
