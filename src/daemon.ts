@@ -78,7 +78,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   // Kept across reloads (each configuration builds its own limiter): the metric only ever rises.
   const rateLimited: RateLimitCounts = { slipped: 0, dropped: 0 };
   const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters(), rateLimited });
-  const sites = config.sites.map((site) => startSite(site, logger, metrics.observer));
+  const sites = config.sites.map((site) => watchSite(site, logger, metrics.observer));
   const reflector = sites[0]!.reflector;
   // One unnamed site is served from its own store, exactly as before sites existed; named sites are combined.
   const store: ViewStore = config.sites[0]!.name === null ? sites[0]!.store : new FederatedStore(sites.map((s) => ({ name: s.name!, store: s.store })));
@@ -203,8 +203,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   };
 }
 
-/** A site's client, store and reflector (not started). A named site's log lines and instances carry its name. */
-function startSite(site: SiteConfig, logger: Logger, observer: Metrics['observer']): Site {
+/** A site's client, store and reflector (started by the caller). A named site's log lines and instances carry its name. */
+function watchSite(site: SiteConfig, logger: Logger, observer: Metrics['observer']): Site {
   const client = createLxdClient(site.endpoint);
   const store = new SnapshotStore();
   const { project, allProjects, resyncIntervalMs, watchdogMs } = site;
