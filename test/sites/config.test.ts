@@ -64,3 +64,15 @@ t.test('a reload that changes the sites waits for a restart', async (t) => {
   t.ok(plan.restart.includes('server.lxd (further sites)'), 'another endpoint');
   t.same(apply.sites, a.sites, 'the running sites stay');
 });
+
+t.test('check-config prints the sites as a list, each with the one suffix; one unnamed block as before', async (t) => {
+  const { effectiveSettings } = await import('../../src/config/effective.js');
+  const two = effectiveSettings(sites({ name: 'home', socket: A, suffix: 'zone' }, { name: 'lab', socket: B, watchdog_timeout: '3s' })) as { server: { lxd: unknown } };
+  t.match(two.server.lxd, [
+    { name: 'home', socket: A, suffix: 'zone', watchdog_timeout: '25s' },
+    { name: 'lab', socket: B, suffix: 'zone', watchdog_timeout: '3s' },
+  ]);
+  const one = effectiveSettings(sites({ socket: A })) as { server: { lxd: unknown } };
+  t.match(one.server.lxd, { name: null, socket: A, suffix: 'lexa' });
+  t.notOk(Array.isArray(one.server.lxd), 'one block, not a list');
+});
