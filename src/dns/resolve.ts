@@ -96,7 +96,8 @@ export function resolve(snapshot: View, q: Question, opts: ResolveOptions): Outc
     }
   }
   // Still nothing: an alias may name it. An instance's own name always wins over an alias (it answered above).
-  if (out.kind === 'nxdomain') {
+  // Without any alias in the view a miss costs nothing more (a flood of random names stays as cheap as before).
+  if (out.kind === 'nxdomain' && snapshot.hasAliases) {
     const keys = aliasKeys(q.name, zone.suffix, zone.sites);
     const target = aliasTarget(snapshot, keys);
     if (target !== undefined) {

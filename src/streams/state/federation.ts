@@ -85,6 +85,10 @@ export class Federation implements View {
     return this.#concat((s) => s.hosts(host));
   }
 
+  get hasAliases(): boolean {
+    return this.#sites.some((s) => s.snapshot.hasAliases);
+  }
+
   aliased(name: string): readonly Instance[] {
     return this.#concat((s) => s.aliased(name));
   }

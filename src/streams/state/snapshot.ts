@@ -252,6 +252,10 @@ export class Snapshot implements View {
     return this.#hosts.get(host) ?? NONE;
   }
 
+  get hasAliases(): boolean {
+    return this.#aliases.size > 0;
+  }
+
   /**
    * Running instances claiming alias `name` (`user.lexa.alias`, as aliases.ts stores it: `www`, or `www.lexa.`
    * for an absolute one). A hash lookup.

@@ -52,6 +52,8 @@ export interface View extends SiteCluster {
   readonly sites: readonly SiteStatus[];
   hosts(host: string): readonly Instance[];
   hasHost(host: string): boolean;
+  /** Whether any running instance claims an alias: lets a miss skip the alias lookup (and its name parse). */
+  readonly hasAliases: boolean;
   /** Running instances claiming alias `name` (Snapshot.aliased), in block order. */
   aliased(name: string): readonly Instance[];
   matchHosts(pattern: string): Instance[];
