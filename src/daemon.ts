@@ -10,7 +10,8 @@ import { AgentIngest, type AgentPolicy } from './streams/agents/ingest.js';
 import type { HandleQuery } from './dns/index.js';
 import type { RateLimitCounts } from './servers/dns/index.js';
 import type { TransportContext, TransportName } from './servers/descriptor.js';
-import { AgentTokenIssuer, Checker, createLxdClient, Reflector, SnapshotStore } from './streams/index.js';
+import { AgentTokenIssuer, aliasConflicts, Checker, createLxdClient, FederatedStore, Reflector, SnapshotStore, type LxdClient, type ViewStore } from './streams/index.js';
+import type { SiteConfig } from './config/types.js';
 import { CertificateRegistry } from './tls/registry.js';
 import { version } from './version.js';
 
@@ -29,8 +30,12 @@ const CHECK_SCAN_MS = 250;
 
 /** A running lexa: the LXD watcher, its store, the one DNS handler, and every enabled server. */
 export interface Daemon {
-  readonly store: SnapshotStore;
+  /** What every reader sees: the one site's store, or the sites combined (streams/state/federation.ts). */
+  readonly store: ViewStore;
+  /** The first site's reflector. */
   readonly reflector: Reflector;
+  /** Every site's watch, in block order. */
+  readonly sites: readonly Site[];
   /** The handler every DNS transport wraps (it follows reloads). */
   readonly handle: HandleQuery;
   /** Bound ports of each transport, in the order of its binds; empty when it is disabled. Follows reloads. */
@@ -52,6 +57,14 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
+/** One site at run time: its LXD client, its own store and the reflector that keeps it equal to LXD. */
+export interface Site {
+  readonly name: string | null;
+  readonly client: LxdClient;
+  readonly store: SnapshotStore;
+  readonly reflector: Reflector;
+}
+
 /**
  * Wires config into running parts: the reflector starts filling the store at once; one handler answers every
  * DNS transport from the store (SERVFAIL / 503 until the first list); every transport of the registry
@@ -61,21 +74,23 @@ export interface Daemon {
 export async function startDaemon(config: Config, logger: Logger): Promise<Daemon> {
   logger.hide(config.secrets);
   for (const w of config.warnings) logger.warn('config', { problem: w });
-  const endpoint = config.lxd.endpoint;
-  if (endpoint.kind === 'https' && endpoint.serverCertificate === null)
-    logger.warn('lxd server certificate is not verified; set server.lxd.server_certificate to pin it');
+  for (const site of config.sites)
+    if (site.endpoint.kind === 'https' && site.endpoint.serverCertificate === null)
+      logger.warn('lxd server certificate is not verified; set server.lxd.server_certificate to pin it', site.name === null ? {} : { site: site.name });
 
   let live = config;
-  const store = new SnapshotStore();
   const snapshot = () => store.current;
   const listeners = new ListenerSet();
   // Kept across reloads (each configuration builds its own limiter): the metric only ever rises.
   const rateLimited: RateLimitCounts = { slipped: 0, dropped: 0 };
-  const checker = new Checker({ dispatch: (action) => store.dispatch(action), log: logger.child({ component: 'checks' }) });
-  const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters(), rateLimited, checks: () => checker.counters });
-  const client = createLxdClient(endpoint);
-  const { project, allProjects, resyncIntervalMs, watchdogMs } = config.lxd;
-  const reflector = new Reflector(client, store, { project, allProjects, resyncIntervalMs, watchdogMs, logger: logger.child({ component: 'lxd' }), observer: metrics.observer });
+  let checker: Checker | undefined;
+  const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters(), rateLimited, checks: () => checker!.counters });
+  const sites = config.sites.map((site) => watchSite(site, logger, metrics.observer));
+  const reflector = sites[0]!.reflector;
+  // One unnamed site is served from its own store, exactly as before sites existed; named sites are combined.
+  const store: ViewStore = config.sites[0]!.name === null ? sites[0]!.store : new FederatedStore(sites.map((s) => ({ name: s.name!, store: s.store })));
+  // Server-side checks run from this host for every site; each result goes to its instance's site (FederatedStore).
+  checker = new Checker({ dispatch: (action) => store.dispatch(action), log: logger.child({ component: 'checks' }) });
   const answering = startAnswering(config, store, logger);
   const certificates = new CertificateRegistry(logger, config.stateDirectory);
   const shutdown = new AbortController();
@@ -118,10 +133,21 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     agents,
     metrics,
   };
-  const issuer = new AgentTokenIssuer({ client, log: logger.child({ component: 'agent' }), defaults: () => agentPolicy().services });
-  // Looking through every running instance costs O(N); agents' states alone may publish a snapshot a second each.
-  const stopIssuing = store.snapshot$.pipe(throttleTime(ISSUE_SCAN_MS, undefined, { leading: true, trailing: true })).subscribe((s) => {
-    if (live.agent?.issueTokens === true && s.synced) issuer.observe(s);
+  // Each site's tokens are written through its own client. Looking through every running instance costs O(N);
+  // agents' states alone may publish a snapshot a second each.
+  const issuing = sites.map((site) => {
+    const issuer = new AgentTokenIssuer({ client: site.client, log: logger.child({ component: 'agent' }), defaults: () => agentPolicy().services });
+    return site.store.snapshot$.pipe(throttleTime(ISSUE_SCAN_MS, undefined, { leading: true, trailing: true })).subscribe((s) => {
+      if (live.agent?.issueTokens === true && s.synced) issuer.observe(s);
+    });
+  });
+
+  // Alias conflicts are logged once each when they appear (a scan of O(N), at most once a second).
+  let conflicts = new Set<string>();
+  const stopConflicts = store.snapshot$.pipe(throttleTime(ISSUE_SCAN_MS, undefined, { leading: true, trailing: true })).subscribe((s) => {
+    const now = new Set(aliasConflicts(s));
+    for (const c of now) if (!conflicts.has(c)) logger.warn('alias conflict', { problem: c });
+    conflicts = now;
   });
 
   const stopChecking = store.snapshot$
@@ -131,15 +157,16 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const close = async () => {
     // Waiting requests get their answer before the sockets go; a turn of the event loop lets it be written.
     shutdown.abort();
-    stopIssuing.unsubscribe();
+    for (const s of issuing) s.unsubscribe();
+    stopConflicts.unsubscribe();
     agents.stop();
     stopChecking.unsubscribe();
     checker.stop();
     answering.close();
     await new Promise((resolve) => setImmediate(resolve));
     await listeners.close();
-    await reflector.stop();
-    await client.close();
+    await Promise.all(sites.map((s) => s.reflector.stop()));
+    await Promise.all(sites.map((s) => s.client.close()));
   };
 
   try {
@@ -177,11 +204,16 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     reloading = run.then(() => undefined, () => undefined);
     return run;
   };
-  reflector.start();
-  logger.info('lexa started', { lxd: client.target, suffix: config.lxd.suffix, config: config.source ?? 'defaults' });
+  for (const s of sites) s.reflector.start();
+  logger.info('lexa started', {
+    lxd: sites.length === 1 ? sites[0]!.client.target : sites.map((s) => `${s.name}=${s.client.target}`),
+    suffix: config.lxd.suffix,
+    config: config.source ?? 'defaults',
+  });
   return {
     store,
     reflector,
+    sites,
     handle: answering.handle,
     ports: portsOf(listeners),
     certificates,
@@ -193,4 +225,22 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     reload,
     close,
   };
+}
+
+/** A site's client, store and reflector (started by the caller). A named site's log lines and instances carry its name. */
+function watchSite(site: SiteConfig, logger: Logger, observer: Metrics['observer']): Site {
+  const client = createLxdClient(site.endpoint);
+  const store = new SnapshotStore();
+  const { project, allProjects, resyncIntervalMs, watchdogMs } = site;
+  const log = logger.child(site.name === null ? { component: 'lxd' } : { component: 'lxd', site: site.name });
+  const reflector = new Reflector(client, store, {
+    ...(site.name === null ? {} : { site: site.name }),
+    project,
+    allProjects,
+    resyncIntervalMs,
+    watchdogMs,
+    logger: log,
+    observer,
+  });
+  return { name: site.name, client, store, reflector };
 }

@@ -7,7 +7,8 @@ import { reverseZoneOf } from '../net/addresses.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AGENT_TOKEN, readSettings, TSIG_SECRET, type Settings } from './schema.js';
-import type { Config, LxdEndpoint, TlsFiles } from './types.js';
+import type { Config, LxdEndpoint, SiteConfig, TlsFiles } from './types.js';
+import { DEFAULT_SUFFIX, siteProblems } from './sites.js';
 
 /** A configuration that cannot be used. `problems` each name the file and line/column or the key path. */
 export class ConfigError extends Error {
@@ -157,28 +158,9 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
     return { certificate, key };
   };
 
-  let endpoint: LxdEndpoint;
-  if (lxd.bind.length > 0) {
-    if (lxd.socket !== null)
-      problems.push(`${name}: server.lxd: set either socket (local LXD) or bind (LXD over HTTPS), not both`);
-    const certificate = path(lxd.certificate, 'server.lxd.certificate');
-    const key = path(lxd.key, 'server.lxd.key');
-    if (certificate === null || key === null)
-      problems.push(`${name}: server.lxd: LXD over HTTPS needs certificate and key (a client certificate LXD trusts)`);
-    endpoint = {
-      kind: 'https',
-      binds: lxd.bind,
-      certificate: certificate ?? '',
-      key: key ?? '',
-      serverCertificate: path(lxd.server_certificate, 'server.lxd.server_certificate'),
-    };
-  } else {
-    for (const k of ['certificate', 'key', 'server_certificate'] as const)
-      if (lxd[k] !== null) problems.push(`${name}: server.lxd.${k}: only used with bind (LXD over HTTPS)`);
-    endpoint = { kind: 'unix', socket: path(lxd.socket, 'server.lxd.socket', false) ?? defaultSocket(env) };
-  }
-  if (given.has('server.lxd.project') && lxd.all_projects)
-    problems.push(`${name}: server.lxd: set project or all_projects = true, not both`);
+  const sites = lxd.map((site, i) => siteOf(site, lxd.length === 1 ? 'server.lxd' : `server.lxd[${i}]`, path, problems, name, given, env));
+  problems.push(...siteProblems(lxd).map((p) => `${name}: ${p}`));
+  const suffix = lxd.find((site) => site.suffix !== null)?.suffix ?? DEFAULT_SUFFIX;
   if (tls.so_reuse_port !== null || tls.so_resue_port !== null)
     warnings.push('server.tls.so_reuse_port is accepted but ignored: Node 20 has no SO_REUSEPORT for TCP');
 
@@ -312,15 +294,13 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
   const config = {
     /** The file this came from, or null when running on defaults. */
     source: file,
-    lxd: {
-      endpoint,
-      suffix: lxd.suffix,
-      /** Ignored when allProjects. */
-      project: lxd.project,
-      allProjects: lxd.all_projects,
-      resyncIntervalMs: lxd.resync_interval,
-      watchdogMs: lxd.watchdog_timeout,
-    },
+    /** The first site and the one zone's suffix: what a one-site file configures, read as before. */
+    lxd: { ...omitName(sites[0]!), suffix },
+    /**
+     * Every site, in block order (the order unqualified names fail over in). One unnamed site is today's single
+     * LXD; with several, each has its label.
+     */
+    sites: sites as readonly SiteConfig[],
     rest: {
       enabled: tls.enabled,
       binds: tls.bind,
@@ -383,6 +363,59 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
   if (problems.length > 0) throw new ConfigError(problems);
   checked.set(config, settings);
   return config;
+}
+
+type LxdSettings = Settings['server']['lxd'][number];
+
+/**
+ * One `lxd` block → the site lexa watches: the socket or the HTTPS members with their certificates, the project
+ * selection, the intervals. `keyPath` names the block in problems (`server.lxd[1]` when there are several).
+ */
+function siteOf(
+  lxd: LxdSettings,
+  keyPath: string,
+  path: (p: string | null, keyPath: string, isFile?: boolean) => string | null,
+  problems: string[],
+  name: string,
+  given: ReadonlySet<string>,
+  env: NodeJS.ProcessEnv,
+): SiteConfig {
+  let endpoint: LxdEndpoint;
+  if (lxd.bind.length > 0) {
+    if (lxd.socket !== null) problems.push(`${name}: ${keyPath}: set either socket (local LXD) or bind (LXD over HTTPS), not both`);
+    const certificate = path(lxd.certificate, `${keyPath}.certificate`);
+    const key = path(lxd.key, `${keyPath}.key`);
+    if (certificate === null || key === null)
+      problems.push(`${name}: ${keyPath}: LXD over HTTPS needs certificate and key (a client certificate LXD trusts)`);
+    endpoint = {
+      kind: 'https',
+      binds: lxd.bind,
+      certificate: certificate ?? '',
+      key: key ?? '',
+      serverCertificate: path(lxd.server_certificate, `${keyPath}.server_certificate`),
+    };
+  } else {
+    for (const k of ['certificate', 'key', 'server_certificate'] as const)
+      if (lxd[k] !== null) problems.push(`${name}: ${keyPath}.${k}: only used with bind (LXD over HTTPS)`);
+    endpoint = { kind: 'unix', socket: path(lxd.socket, `${keyPath}.socket`, false) ?? defaultSocket(env) };
+  }
+  // With one block, a project given at all (even "default") conflicts; `given` cannot tell blocks apart, so with
+  // several the project must differ from the default to count as given.
+  const projectGiven = keyPath === 'server.lxd' ? given.has('server.lxd.project') : lxd.project !== 'default';
+  if (projectGiven && lxd.all_projects) problems.push(`${name}: ${keyPath}: set project or all_projects = true, not both`);
+  return {
+    name: lxd.name,
+    endpoint,
+    project: lxd.project,
+    allProjects: lxd.all_projects,
+    resyncIntervalMs: lxd.resync_interval,
+    watchdogMs: lxd.watchdog_timeout,
+  };
+}
+
+/** The site without its label: `config.lxd` keeps today's shape. */
+function omitName({ name: _, ...rest }: SiteConfig): Omit<SiteConfig, 'name'> {
+  return rest;
 }
 
 /** The checked, defaulted file behind each Config toConfig made (what `lexa check-config` prints). */

@@ -104,48 +104,67 @@ const encrypted = (bind: { readonly host: string; readonly port: number }, limit
     hostname: text().default('localhost'),
   }).whenAbsent({ enabled: false });
 
+/**
+ * A site's label: a lower-case DNS label (names carry it as `<host>.<site>.<suffix>`), never one of the zone's
+ * own words (`service`, `if`, `interface`, `cluster`), which would make names ambiguous (load.ts).
+ */
+export const SITE_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/** One `lxd { ... }` block: a site. */
+const lxdSite = block({
+  /**
+   * DNS zone and REST name suffix; lower-cased, trailing dot dropped. One zone for every site: blocks that give
+   * it must agree (load.ts); absent from every block, "lexa".
+   */
+  suffix: text(DNS_NAME, 'a DNS name such as "lexa" or "lxd.example.com"')
+    .map((s) => s.toLowerCase().replace(/\.$/, ''))
+    .optional(),
+  /** The site's label in names; required when there is more than one block (load.ts). */
+  name: text(SITE_LABEL, 'a lower-case DNS label such as "rack1"').optional(),
+  /** LXD's local socket. Absent: found in the environment (load.ts: $LXD_DIR, then the standard places). */
+  socket: file.optional(),
+  /**
+   * LXD over HTTPS instead of the socket: declaring a bind block is what selects HTTPS. Repeatable: the members
+   * of one LXD cluster, tried in order for the first connection; once connected, lexa also knows every member
+   * from LXD itself and fails over to any of them (streams/lxd/failover-client.ts).
+   */
+  bind: list(
+    block({
+      host: text(/\S/).required('to reach LXD over HTTPS'),
+      /** LXD's own default HTTPS port (core.https_address without a port). */
+      port: port.default(8443),
+    }),
+  ).default([]),
+  /** Client certificate and key LXD trusts; only with bind. */
+  certificate: file.optional(),
+  key: file.optional(),
+  /** LXD's server certificate to pin; absent, any is accepted (and that is logged as a warning). */
+  server_certificate: file.optional(),
+  /** LXD's own default project. Ignored (and an error if given) with all_projects. */
+  project: text(/^[A-Za-z0-9_.-]+$/, 'an LXD project name').default('default'),
+  all_projects: bool().default(false),
+  /** Full re-list period. Events carry every change; the re-list only repairs what a lost event left wrong. */
+  resync_interval: duration()
+    .refine((ms) => (ms === 0 || ms >= 1000 ? undefined : 'must be 0 (off) or at least 1s'))
+    .default(5 * 60_000),
+  /**
+   * Reconnect when nothing (event, ping, pong) arrives for this long. LXD pings every events websocket every
+   * 10 s; missing two and a half of those pings means the daemon is gone or hung.
+   */
+  watchdog_timeout: duration()
+    .refine((ms) => (ms >= 1000 ? undefined : 'must be at least 1s'))
+    .default(25_000),
+});
+
 /** The whole file. Spellings of lexa 0.2 (the original lexa) are accepted as they were. */
 export const configSchema = block({
   server: block({
-    lxd: block({
-      /** DNS zone and REST name suffix; lower-cased, trailing dot dropped. */
-      suffix: text(DNS_NAME, 'a DNS name such as "lexa" or "lxd.example.com"')
-        .map((s) => s.toLowerCase().replace(/\.$/, ''))
-        .default('lexa'),
-      /** LXD's local socket. Absent: found in the environment (load.ts: $LXD_DIR, then the standard places). */
-      socket: file.optional(),
-      /**
-       * LXD over HTTPS instead of the socket: declaring a bind block is what selects HTTPS. Repeatable: the members
-       * of one LXD cluster, tried in order for the first connection; once connected, lexa also knows every member
-       * from LXD itself and fails over to any of them (streams/lxd/failover-client.ts).
-       */
-      bind: list(
-        block({
-          host: text(/\S/).required('to reach LXD over HTTPS'),
-          /** LXD's own default HTTPS port (core.https_address without a port). */
-          port: port.default(8443),
-        }),
-      ).default([]),
-      /** Client certificate and key LXD trusts; only with bind. */
-      certificate: file.optional(),
-      key: file.optional(),
-      /** LXD's server certificate to pin; absent, any is accepted (and that is logged as a warning). */
-      server_certificate: file.optional(),
-      /** LXD's own default project. Ignored (and an error if given) with all_projects. */
-      project: text(/^[A-Za-z0-9_.-]+$/, 'an LXD project name').default('default'),
-      all_projects: bool().default(false),
-      /** Full re-list period. Events carry every change; the re-list only repairs what a lost event left wrong. */
-      resync_interval: duration()
-        .refine((ms) => (ms === 0 || ms >= 1000 ? undefined : 'must be 0 (off) or at least 1s'))
-        .default(5 * 60_000),
-      /**
-       * Reconnect when nothing (event, ping, pong) arrives for this long. LXD pings every events websocket every
-       * 10 s; missing two and a half of those pings means the daemon is gone or hung.
-       */
-      watchdog_timeout: duration()
-        .refine((ms) => (ms >= 1000 ? undefined : 'must be at least 1s'))
-        .default(25_000),
-    }),
+    /**
+     * One block per site (an LXD or Incus server or cluster lexa watches), in the order unqualified names fail
+     * over in (docs/sites.md). One block without a name is today's single LXD; load.ts checks the rules across
+     * blocks (names, one suffix).
+     */
+    lxd: list(lxdSite).default([lxdSite.absent('server.lxd', { problems: [], given: new Set() })!]),
     /** The REST API (HTTPS). */
     tls: block({
       enabled: bool().default(true),

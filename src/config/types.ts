@@ -32,3 +32,15 @@ export type LxdEndpoint =
 
 export type LogConfig = Config['log'];
 export type LogLevel = LogConfig['level'];
+
+/** One site: an LXD or Incus server (or cluster) lexa watches, from one `lxd` block. */
+export interface SiteConfig {
+  /** The site's label in names (`<host>.<site>.<suffix>`); null for the one unnamed block of a one-site file. */
+  readonly name: string | null;
+  readonly endpoint: LxdEndpoint;
+  /** Ignored when allProjects. */
+  readonly project: string;
+  readonly allProjects: boolean;
+  readonly resyncIntervalMs: number;
+  readonly watchdogMs: number;
+}

@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import type { Snapshot } from '../streams/index.js';
+import type { View } from '../streams/index.js';
 import type { HandleQuery } from './handler.js';
 import { HEADER_BYTES, replySize, type ReplyLimit } from './wire.js';
 
@@ -37,8 +37,8 @@ interface Entry {
   next: number;
 }
 
-export function cachedAnswers(full: HandleQuery, snapshot: () => Snapshot): HandleQuery {
-  let cachedFor: Snapshot | undefined;
+export function cachedAnswers(full: HandleQuery, snapshot: () => View): HandleQuery {
+  let cachedFor: View | undefined;
   let entries = new Map<string, Entry>();
   return (query, limit) => {
     const key = cacheKey(query, limit);

@@ -1,4 +1,4 @@
-import type { Snapshot } from '../streams/index.js';
+import type { View } from '../streams/index.js';
 import type { Logger } from '../log/index.js';
 import { checkResolveOptions, resolve, type ResolveOptions } from './resolve.js';
 import { cachedAnswers } from './answer-cache.js';
@@ -15,7 +15,7 @@ export type HandleQuery = (query: Uint8Array, limit: ReplyLimit) => Uint8Array |
 
 export interface HandlerOptions {
   /** The current snapshot, read once per query (the store's synchronous `current`). */
-  readonly snapshot: () => Snapshot;
+  readonly snapshot: () => View;
   readonly resolver: ResolveOptions;
   /**
    * The UDP payload size our EDNS OPT advertises on every transport (`server.dns.edns_udp_size`). It does not
@@ -60,6 +60,11 @@ export function createHandler(opts: HandlerOptions): HandleQuery {
 }
 
 /** Resolver options from configuration: one object for the process, so derived values are computed once. */
-export function resolverOptions(suffix: string, dns: { readonly ttl: number; readonly negativeTtl: number }): ResolveOptions {
-  return { suffix, ttl: dns.ttl, soa: { minimum: dns.negativeTtl } };
+export function resolverOptions(
+  suffix: string,
+  dns: { readonly ttl: number; readonly negativeTtl: number },
+  sites: readonly { readonly name: string | null }[] = [],
+): ResolveOptions {
+  const named = sites.flatMap((s) => (s.name === null ? [] : [s.name]));
+  return { suffix, ttl: dns.ttl, soa: { minimum: dns.negativeTtl }, ...(named.length > 0 ? { sites: named } : {}) };
 }

@@ -18,6 +18,7 @@ import { isAtOrBelow, reverseLabels } from './reverse.js';
  *   _<svc>._<proto|tag>.service.lexa     srv {svc, protoOrTag}  (the `_` stripped from both)
  *   cluster.<host>.lexa                  cluster {host}
  *   <member>.cluster.<host>.lexa         member {member, host}
+ *   <site>.lexa                          siteApex               (with named sites; see "Sites" below)
  *   any other name below lexa            none                   (in the zone, names nothing: NXDOMAIN)
  *   a name not at or below lexa          outside
  *
@@ -29,8 +30,22 @@ import { isAtOrBelow, reverseLabels } from './reverse.js';
  * Host labels (`host`, and the host of `iface`, `ifaceParent`, `cluster`, `member`) are patterns: `*` anywhere
  * matches any run of characters, and a bare `*` matches every running instance. Interface, service, tag and
  * member labels are literal.
+ *
+ * Sites (docs/sites.md): with named sites, a site's label just before the suffix scopes every form above to that
+ * site (`web.rack1.lexa` is host `web` of site `rack1`, with `site: 'rack1'`), and `<site>.lexa` itself is
+ * `siteApex` (an empty non-terminal). The last label is a site whenever it is a configured site's name: a site
+ * label shadows a host of the same name at `<name>.lexa` (that host still answers as `<name>.<its site>.lexa`).
+ * Site names cannot be the grammar's own words (`service`, `if`, `interface`, `cluster`): config/sites.ts.
+ *
+ * Projects: a name that is `none` by the table above may still name an instance of an LXD project:
+ * `parseProjectName` reads its last label (before the site label, if any) as a project, scoping the host forms
+ * to it (`web.p1.lexa`, `eth0.if.web.p1.rack.lexa`, `cluster.web.p1.lexa`). So a project label is read only
+ * where the name would otherwise name nothing: every form above wins over it, and names without a project label
+ * are exactly as before projects were named.
  */
-export type NameForm =
+export type NameForm = BaseForm & { readonly site?: string; readonly project?: string };
+
+type BaseForm =
   | { readonly kind: 'outside' }
   | { readonly kind: 'apex' }
   | { readonly kind: 'host'; readonly pattern: string }
@@ -45,6 +60,7 @@ export type NameForm =
   | { readonly kind: 'srv'; readonly svc: string; readonly protoOrTag: string }
   | { readonly kind: 'cluster'; readonly host: string }
   | { readonly kind: 'member'; readonly member: string; readonly host: string }
+  | { readonly kind: 'siteApex' }
   | { readonly kind: 'none' };
 
 /**
@@ -86,27 +102,65 @@ export function parseReverseName(qname: string, zones: readonly string[]): Rever
   }
 }
 
-const OUTSIDE: NameForm = Object.freeze({ kind: 'outside' });
-const APEX: NameForm = Object.freeze({ kind: 'apex' });
-const NONE: NameForm = Object.freeze({ kind: 'none' });
-const SERVICE_ENT: NameForm = Object.freeze({ kind: 'serviceParent', host: null });
+const OUTSIDE: BaseForm = Object.freeze({ kind: 'outside' });
+const APEX: BaseForm = Object.freeze({ kind: 'apex' });
+const NONE: BaseForm = Object.freeze({ kind: 'none' });
+const SERVICE_ENT: BaseForm = Object.freeze({ kind: 'serviceParent', host: null });
 
 /**
  * The form of `qname` in the zone `suffix`. `suffix` must already be lower-cased with no dot at either end (the
- * resolver normalises it once per options object); `qname` is taken as asked.
+ * resolver normalises it once per options object); `qname` is taken as asked. `sites`: the configured site
+ * names (lower-case); empty for the one unnamed site, whose names carry no site label.
  */
-export function parseName(qname: string, suffix: string): NameForm {
+export function parseName(qname: string, suffix: string, sites: ReadonlySet<string> = NO_SITES): NameForm {
   const lname = lowerName(qname);
   if (lname === suffix) return APEX;
   const cut = lname.length - suffix.length - 1;
   if (cut < 0 || lname[cut] !== '.' || !lname.endsWith(suffix)) return OUTSIDE;
   // A name that is the suffix behind an empty label (`.lexa`) is the apex, as an empty relative name.
   if (cut === 0) return APEX;
-  return relative(lname.slice(0, cut).split('.'));
+  const labels = lname.slice(0, cut).split('.');
+  if (sites.size === 0) return relative(labels);
+  const site = labels[labels.length - 1]!;
+  if (!sites.has(site)) return relative(labels);
+  if (labels.length === 1) return { kind: 'siteApex', site };
+  const form = relative(labels.slice(0, -1));
+  return form.kind === 'none' ? NONE : { ...form, site };
+}
+
+const NO_SITES: ReadonlySet<string> = new Set();
+
+/**
+ * The keys under which `qname` (inside the suffix, below the apex) may be an alias (`user.lexa.alias`, see
+ * streams/model/aliases.ts): `absolute`, the whole name with a trailing dot; `relative`, the labels below the
+ * suffix, or below a site label (then `site` names it), as a host name would be.
+ */
+export function aliasKeys(qname: string, suffix: string, sites: ReadonlySet<string> = NO_SITES): { absolute: string; relative: string; site?: string } {
+  const lname = lowerName(qname);
+  const labels = lname.slice(0, lname.length - suffix.length - 1).split('.');
+  const site = labels.length > 1 && sites.has(labels[labels.length - 1]!) ? labels.pop() : undefined;
+  const relative = labels.join('.');
+  return site === undefined ? { absolute: `${lname}.`, relative } : { absolute: `${lname}.`, relative, site };
+}
+
+/**
+ * The project reading of a name `parseName` found `none` (see "Projects" above; only such a name may be passed):
+ * the host forms of the labels before the project label, with `project` set; `none` when those labels are no
+ * host form either. Service forms are not scoped by project (a service name already spans projects).
+ */
+export function parseProjectName(qname: string, suffix: string, sites: ReadonlySet<string> = NO_SITES): NameForm {
+  const lname = lowerName(qname);
+  let labels = lname.slice(0, lname.length - suffix.length - 1).split('.');
+  const site = sites.size > 0 && sites.has(labels[labels.length - 1]!) ? labels.pop() : undefined;
+  const project = labels.pop();
+  if (project === undefined || labels.length === 0) return NONE;
+  const scoped = relative(labels);
+  if (scoped.kind !== 'host' && scoped.kind !== 'iface' && scoped.kind !== 'cluster' && scoped.kind !== 'member') return NONE;
+  return site === undefined ? { ...scoped, project } : { ...scoped, project, site };
 }
 
 /** The form of the labels below the suffix (at least one; lower-cased). */
-function relative(labels: readonly string[]): NameForm {
+function relative(labels: readonly string[]): BaseForm {
   const n = labels.length;
   const l0 = labels[0]!;
   if (n >= 2 && labels[n - 1] === 'service') {

@@ -1,10 +1,10 @@
 import type { Answer, SoaAnswer } from 'dns-packet';
-import { findInterface, isDnsLabel, servesEndpoint, type Instance, type NetInterface, type ServiceEndpoint, type Snapshot } from '../streams/index.js';
-import { parseName, parseReverseName, type ReverseForm } from './name.js';
+import { findInterface, isDnsLabel, servesEndpoint, siteZone, type Instance, type NetInterface, type ServiceEndpoint, type View } from '../streams/index.js';
+import { aliasKeys, parseName, parseProjectName, parseReverseName, type NameForm, type ReverseForm } from './name.js';
 import { reverseZoneOf } from '../net/addresses.js';
 
 /**
- * The one resolver every DNS transport shares: Snapshot × Question → Outcome. Pure and synchronous: it reads the
+ * The one resolver every DNS transport shares: View × Question → Outcome. Pure and synchronous: it reads the
  * snapshot it is given and nothing else (the only state is a memo of values derived from `opts` and the last SOA).
  * Owner names are the question name exactly as asked (HAProxy discards records whose owner differs); lookups are
  * case-insensitive.
@@ -75,45 +75,127 @@ import { reverseZoneOf } from '../net/addresses.js';
  * order of the answers, so when a reply must shed additionals, the ones kept belong to the first answers.
  * Duplicate records (a service offered on tcp and udp, one address in two projects) are sent once.
  */
-export function resolve(snapshot: Snapshot, q: Question, opts: ResolveOptions): Outcome {
+export function resolve(snapshot: View, q: Question, opts: ResolveOptions): Outcome {
   const zone = zoneOf(opts);
   if (q.class !== 'IN') return REFUSED;
-  const form = parseName(q.name, zone.suffix);
+  const form = parseName(q.name, zone.suffix, zone.sites);
   if (form.kind === 'outside') return reverse(snapshot, q, zone, parseReverseName(q.name, reverseZones(snapshot, opts)));
   if (q.type === 'AXFR' || q.type === 'IXFR') return REFUSED;
   if (META_TYPES.has(q.type)) return NOTIMP;
   if (form.kind === 'apex') return apex(snapshot, q, zone, zone.suffix);
   if (!snapshot.synced) return NOTREADY;
+  let site = form.site;
+  if (site !== undefined && !snapshot.siteSynced(site)) return NOTREADY;
+  let out = forward(snapshot, q, zone, form, site);
+  // A name of no form may name an instance of a project (name.ts, "Projects"): asked only on the way to NXDOMAIN.
+  if (out.kind === 'nxdomain' && form.kind === 'none') {
+    const scoped = parseProjectName(q.name, zone.suffix, zone.sites);
+    if (scoped.kind !== 'none') {
+      site = scoped.site;
+      if (site !== undefined && !snapshot.siteSynced(site)) return NOTREADY;
+      out = forward(snapshot, q, zone, scoped, site);
+    }
+  }
+  // Still nothing: an alias may name it. An instance's own name always wins over an alias (it answered above).
+  // Without any alias in the view a miss costs nothing more (a flood of random names stays as cheap as before).
+  if (out.kind === 'nxdomain' && snapshot.hasAliases) {
+    const keys = aliasKeys(q.name, zone.suffix, zone.sites);
+    const target = aliasTarget(snapshot, keys);
+    if (target !== undefined) {
+      if (keys.site !== undefined && !snapshot.siteSynced(keys.site)) return NOTREADY;
+      return aliasAnswer(snapshot, q, zone, target);
+    }
+  }
+  // A name found in no site is surely absent only once every site has listed: never a false NXDOMAIN while a
+  // site that may hold it has not (a one-site snapshot is complete once synced, so this never fires there).
+  return out.kind === 'nxdomain' && site === undefined && !snapshot.complete ? NOTREADY : out;
+}
 
+/** A name below the suffix, once the view has synced: see the table above. */
+function forward(snapshot: View, q: Question, zone: Zone, form: NameForm, site: string | undefined): Outcome {
   switch (form.kind) {
     case 'host':
-      return hostAddresses(snapshot, q, zone, matchHosts(snapshot, form.pattern));
+      return hostAddresses(snapshot, q, zone, hostsIn(snapshot, form.pattern, site, form.project));
     case 'ifaceParent':
-      return matchHosts(snapshot, form.host).length > 0 ? nodata(snapshot, zone) : nxdomain(snapshot, zone);
+      return hostsIn(snapshot, form.host, site, form.project).length > 0 ? nodata(snapshot, zone) : nxdomain(snapshot, zone);
     case 'iface':
-      return addresses(snapshot, q, zone, namedIfaces(matchHosts(snapshot, form.host), form.iface));
+      return addresses(snapshot, q, zone, namedIfaces(hostsIn(snapshot, form.host, site, form.project), form.iface));
     case 'serviceParent': {
-      const found = form.host === null ? NO_INSTANCES : matchHosts(snapshot, form.host);
+      const found = form.host === null ? NO_INSTANCES : hostsIn(snapshot, form.host, site, form.project);
       return found.length > 0 ? hostAddresses(snapshot, q, zone, found) : nodata(snapshot, zone);
     }
     case 'service': {
       const all = snapshot.serviceEndpoints(form.svc);
-      const eps = form.tag === undefined ? all : withTag(all, form.tag);
+      const eps = inSite(form.tag === undefined ? all : withTag(all, form.tag), endpointSite, site);
       // Consul answers SRV at its service names too: the same records as `_<svc>._tcp` (every protocol, here)
       // and `_<svc>._<tag>`.
       if (q.type === 'SRV' || q.type === 'ANY') return srvRecords(snapshot, q, zone, eps);
       return addresses(snapshot, q, zone, ifacesOf(eps), TRUSTED);
     }
     case 'srv':
-      return srv(snapshot, q, zone, form.svc, form.protoOrTag);
+      return srv(snapshot, q, zone, form.svc, form.protoOrTag, site);
     case 'cluster':
-      return cluster(snapshot, q, zone, matchHosts(snapshot, form.host));
+      return cluster(snapshot, q, zone, hostsIn(snapshot, form.host, site, form.project));
     case 'member':
-      return member(snapshot, q, zone, matchHosts(snapshot, form.host), form.member);
+      return member(snapshot, q, zone, hostsIn(snapshot, form.host, site, form.project), form.member);
+    case 'siteApex':
+      return nodata(snapshot, zone);
     case 'none':
+    case 'apex':
+    case 'outside':
       return nxdomain(snapshot, zone);
   }
 }
+
+/**
+ * The part of `found` a name answers with (docs/sites.md): the results of site `site` when the name names one;
+ * otherwise those of the first site, in block order, that has any (a View returns results in block order, so
+ * that is the first result's site): local first, the others as failover, as a Consul prepared query does. A
+ * wildcard and an SRV set behave the same: all their matches from that one site, none from the others. With the
+ * one unnamed site nothing carries a site and `found` is returned as it is.
+ */
+function inSite<T>(found: readonly T[], siteOf: (t: T) => string | undefined, site: string | undefined): readonly T[] {
+  if (found.length === 0) return found;
+  const want = site ?? siteOf(found[0]!);
+  if (want === undefined) return found;
+  let all = true;
+  for (const t of found) if (siteOf(t) !== want) all = false;
+  return all ? found : found.filter((t) => siteOf(t) === want);
+}
+
+const instanceSite = (inst: Instance): string | undefined => inst.site;
+
+/**
+ * The instance an alias names (docs/sites.md, "Aliases"): the absolute name's claimants, else the relative
+ * name's in the site the name gives or, unqualified, the first site (block order) with a claimant. Two
+ * instances claiming one alias in that site: the one with the smallest key (`<site>/<project>/<name>`) wins,
+ * the same one on every query and every restart (the daemon logs the conflict once).
+ */
+function aliasTarget(snapshot: View, keys: { absolute: string; relative: string; site?: string }): Instance | undefined {
+  let found = snapshot.aliased(keys.absolute);
+  if (found.length === 0) found = inSite(snapshot.aliased(keys.relative), instanceSite, keys.site);
+  let best: Instance | undefined;
+  for (const inst of found) if (best === undefined || inst.key < best.key) best = inst;
+  return best;
+}
+
+/**
+ * An alias: a CNAME to the instance's own name and, for an address question, that name's A/AAAA (the owner the
+ * CNAME names, as a resolver following the chain expects). An instance whose name cannot be a DNS name answers
+ * none of its aliases (NXDOMAIN would have come anyway).
+ */
+function aliasAnswer(snapshot: View, q: Question, zone: Zone, inst: Instance): Outcome {
+  const target = hostName(inst, zone.suffix);
+  if (target === undefined) return nxdomain(snapshot, zone);
+  const cname: Answer = { name: q.name, type: 'CNAME', class: 'IN', ttl: zone.ttl, data: target };
+  const iface = inst.interfaces[0];
+  if (iface === undefined || (q.type !== 'A' && q.type !== 'AAAA' && q.type !== 'ANY')) return answer([cname]);
+  const records: Answer[] = [cname];
+  if (q.type !== 'AAAA') for (const ip of iface.ipv4) records.push(addressRecord(target, 'A', zone.ttl, ip));
+  if (q.type !== 'A') for (const ip of iface.ipv6) records.push(addressRecord(target, 'AAAA', zone.ttl, ip));
+  return answer(records);
+}
+const endpointSite = (ep: ServiceEndpoint): string | undefined => ep.instance.site;
 
 /** A question as the resolver sees it: dns-packet's type and class strings ('A', 'IN'). */
 export interface Question {
@@ -157,7 +239,12 @@ export interface ResolveOptions {
    * in seconds. The daemon passes serial.ts's, which moves exactly when the zone's transferable content changes,
    * so the SOA every query sees agrees with what a zone transfer gives.
    */
-  readonly serial?: (zone: string, snapshot: Snapshot) => number;
+  readonly serial?: (zone: string, snapshot: View) => number;
+  /**
+   * The named sites (docs/sites.md), in block order; absent or empty for the one unnamed site. A site's label
+   * before the suffix scopes a name to it (name.ts).
+   */
+  readonly sites?: readonly string[];
 }
 
 /**
@@ -198,9 +285,11 @@ interface Zone {
   readonly retry: number;
   readonly expire: number;
   readonly random: () => number;
-  readonly serial: ((zone: string, snapshot: Snapshot) => number) | undefined;
+  readonly serial: ((zone: string, snapshot: View) => number) | undefined;
+  /** The named sites, for the name grammar. */
+  readonly sites: ReadonlySet<string>;
   /** The SOA built per zone name and snapshot (weakly held: no old snapshot is kept alive by it). */
-  readonly soas: Map<string, WeakMap<Snapshot, SoaAnswer>>;
+  readonly soas: Map<string, WeakMap<View, SoaAnswer>>;
 }
 
 /** Derived values per options object: pass the same ResolveOptions object to every call (resolved once). */
@@ -244,6 +333,7 @@ function zoneOf(opts: ResolveOptions): Zone {
       expire: opts.soa.expire ?? DEFAULT_EXPIRE,
       random: opts.random ?? Math.random,
       serial: opts.serial,
+      sites: new Set(opts.sites ?? []),
       soas: new Map(),
     };
     zones.set(opts, zone);
@@ -255,7 +345,7 @@ function zoneOf(opts: ResolveOptions): Zone {
  * The SOA of zone `name` (the suffix or a reverse zone) for this snapshot, built once per snapshot and zone. The
  * serial is `opts.serial`'s, or else the snapshot's update time in seconds (monotonic across restarts).
  */
-function soaOf(snapshot: Snapshot, zone: Zone, name: string = zone.suffix): SoaAnswer {
+function soaOf(snapshot: View, zone: Zone, name: string = zone.suffix): SoaAnswer {
   let memo = zone.soas.get(name);
   if (memo === undefined) zone.soas.set(name, (memo = new WeakMap()));
   let soa = memo.get(snapshot);
@@ -264,7 +354,7 @@ function soaOf(snapshot: Snapshot, zone: Zone, name: string = zone.suffix): SoaA
 }
 
 /** The SOA of zone `zoneName` owned by `owner` (the question name as asked, at the apex). */
-function soaRecord(owner: string, zone: Zone, snapshot: Snapshot, zoneName: string): SoaAnswer {
+function soaRecord(owner: string, zone: Zone, snapshot: View, zoneName: string): SoaAnswer {
   const serial = zone.serial?.(zoneName, snapshot) ?? Math.floor(snapshot.updatedAt / 1000);
   return {
     name: owner,
@@ -283,11 +373,11 @@ function soaRecord(owner: string, zone: Zone, snapshot: Snapshot, zoneName: stri
   };
 }
 
-function nodata(snapshot: Snapshot, zone: Zone, name?: string): Outcome {
+function nodata(snapshot: View, zone: Zone, name?: string): Outcome {
   return { kind: 'nodata', soa: soaOf(snapshot, zone, name) };
 }
 
-function nxdomain(snapshot: Snapshot, zone: Zone, name?: string): Outcome {
+function nxdomain(snapshot: View, zone: Zone, name?: string): Outcome {
   return { kind: 'nxdomain', soa: soaOf(snapshot, zone, name) };
 }
 
@@ -297,7 +387,7 @@ function answer(answers: readonly Answer[], additionals: readonly Answer[] = NO_
 
 const NO_RECORDS: readonly Answer[] = Object.freeze([]);
 
-function apex(snapshot: Snapshot, q: Question, zone: Zone, name: string): Outcome {
+function apex(snapshot: View, q: Question, zone: Zone, name: string): Outcome {
   switch (q.type) {
     case 'SOA':
     case 'ANY':
@@ -315,7 +405,7 @@ function apex(snapshot: Snapshot, q: Question, zone: Zone, name: string): Outcom
  * `<if>.if.<host>.<suffix>` for another, so each PTR target answers that address back), NXDOMAIN when none does;
  * partial names (empty non-terminals) are NODATA without a lookup, as `service.<suffix>` is.
  */
-function reverse(snapshot: Snapshot, q: Question, zone: Zone, form: ReverseForm): Outcome {
+function reverse(snapshot: View, q: Question, zone: Zone, form: ReverseForm): Outcome {
   if (form.kind === 'outside') return REFUSED;
   if (q.type === 'AXFR' || q.type === 'IXFR') return REFUSED;
   if (META_TYPES.has(q.type)) return NOTIMP;
@@ -341,7 +431,7 @@ function reverse(snapshot: Snapshot, q: Question, zone: Zone, form: ReverseForm)
  * label (dns-label.ts) names nothing, so an address held only there has no PTR (NXDOMAIN), as the zone says.
  * O(holders of `ip`): a hash lookup, then one name per holder.
  */
-export function ptrTargets(snapshot: Snapshot, ip: string, suffix: string): string[] {
+export function ptrTargets(snapshot: View, ip: string, suffix: string): string[] {
   const out = new Set<string>();
   for (const { instance, iface } of snapshot.addressOwners(ip)) {
     const name = iface === instance.interfaces[0] ? hostName(instance, suffix) : ifaceName(instance, iface, suffix);
@@ -355,8 +445,9 @@ export function ptrTargets(snapshot: Snapshot, ip: string, suffix: string): stri
  * would be longer than DNS allows: such a name is never offered (zone, PTR), so it never reaches the encoder.
  */
 export function hostName(inst: Instance, suffix: string): string | undefined {
-  return isDnsLabel(inst.name) ? fitting(`${inst.name}.${suffix}`.toLowerCase()) : undefined;
+  return isDnsLabel(inst.name) ? fitting(`${inst.name}.${siteZone(inst, suffix)}`.toLowerCase()) : undefined;
 }
+
 
 /**
  * `<if>.if.<host>.<suffix>` (lower-case), the name of one interface and the target of SRV records on it, or
@@ -366,7 +457,7 @@ export function hostName(inst: Instance, suffix: string): string | undefined {
  */
 export function ifaceName(inst: Instance, iface: NetInterface, suffix: string): string | undefined {
   if (!isDnsLabel(iface.name) || !isDnsLabel(inst.name)) return undefined;
-  return fitting(`${iface.name}.if.${inst.name}.${suffix}`.toLowerCase());
+  return fitting(`${iface.name}.if.${inst.name}.${siteZone(inst, suffix)}`.toLowerCase());
 }
 
 /** DNS's limit on a name in text without the trailing dot (255 bytes on the wire). */
@@ -383,7 +474,7 @@ const derivedZones = new WeakMap<readonly string[], readonly string[]>();
  * The reverse zones lexa serves for this snapshot: the configured ones, or one per subnet of LXD's managed
  * networks (deduplicated, sorted).
  */
-export function reverseZones(snapshot: Snapshot, opts: ResolveOptions): readonly string[] {
+export function reverseZones(snapshot: View, opts: ResolveOptions): readonly string[] {
   if (opts.reverseZones !== undefined && opts.reverseZones !== null) return opts.reverseZones;
   let zones = derivedZones.get(snapshot.subnets);
   if (zones === undefined) {
@@ -405,7 +496,7 @@ const TRUSTED: AddressPick = (iface, v4) => (v4 ? iface.trustedIpv4 : iface.trus
  * with the addresses `pick` takes from each. The caller has established the name; an empty set means it matched
  * nothing (NXDOMAIN).
  */
-function addresses(snapshot: Snapshot, q: Question, zone: Zone, ifaces: readonly NetInterface[], pick: AddressPick = ALL): Outcome {
+function addresses(snapshot: View, q: Question, zone: Zone, ifaces: readonly NetInterface[], pick: AddressPick = ALL): Outcome {
   if (ifaces.length === 0) return nxdomain(snapshot, zone);
   let type = q.type;
   if (type === 'ANY') type = ifaces.some((i) => pick(i, true).length > 0) ? 'A' : 'AAAA';
@@ -451,12 +542,15 @@ function addressRecord(owner: string, type: 'A' | 'AAAA', ttl: number, ip: strin
  * (`servesEndpoint`), target `<if>.if.<host>.<suffix>` (lower-case), weight `256 * weight - 1` (see
  * Service.weight), and the targets' trusted addresses as additionals. Endpoints exist but none vouched: NODATA.
  */
-function srv(snapshot: Snapshot, q: Question, zone: Zone, svc: string, protoOrTag: string): Outcome {
+function srv(snapshot: View, q: Question, zone: Zone, svc: string, protoOrTag: string, site: string | undefined): Outcome {
   const all = snapshot.serviceEndpoints(svc);
-  const eps =
+  const eps = inSite(
     protoOrTag === 'tcp' || protoOrTag === 'udp'
       ? all.filter((ep) => ep.service.proto === protoOrTag)
-      : withTag(all, protoOrTag);
+      : withTag(all, protoOrTag),
+    endpointSite,
+    site,
+  );
   if (q.type !== 'SRV' && q.type !== 'ANY') return eps.length === 0 ? nxdomain(snapshot, zone) : nodata(snapshot, zone);
   return srvRecords(snapshot, q, zone, eps);
 }
@@ -465,7 +559,7 @@ function srv(snapshot: Snapshot, q: Question, zone: Zone, svc: string, protoOrTa
  * The SRV answer for endpoints `eps` (NXDOMAIN when there are none), as `srv` describes it; also what
  * `[<tag>.]<svc>.service` answers to SRV (Consul's names).
  */
-function srvRecords(snapshot: Snapshot, q: Question, zone: Zone, eps: readonly ServiceEndpoint[]): Outcome {
+function srvRecords(snapshot: View, q: Question, zone: Zone, eps: readonly ServiceEndpoint[]): Outcome {
   if (eps.length === 0) return nxdomain(snapshot, zone);
   const entries: { record: Answer; target: string; iface: NetInterface }[] = [];
   const seen = new Set<string>();
@@ -504,7 +598,7 @@ function srvRecords(snapshot: Snapshot, q: Question, zone: Zone, eps: readonly S
   return answer(answers, additionals);
 }
 
-function cluster(snapshot: Snapshot, q: Question, zone: Zone, found: readonly Instance[]): Outcome {
+function cluster(snapshot: View, q: Question, zone: Zone, found: readonly Instance[]): Outcome {
   if (found.length === 0) return nxdomain(snapshot, zone);
   const locations = [...new Set(found.map((i) => locationOf(snapshot, i)).filter((l) => l !== undefined))];
   // The name exists (the instance runs) even when lexa does not know where: NODATA, not NXDOMAIN.
@@ -514,15 +608,15 @@ function cluster(snapshot: Snapshot, q: Question, zone: Zone, found: readonly In
     if (single === undefined) return nodata(snapshot, zone);
     return answer([{ name: q.name, type: 'CNAME', class: 'IN', ttl: zone.ttl, data: single }]);
   }
-  const ifaces = memberIfaces(snapshot, locations);
+  const ifaces = memberIfaces(snapshot, found, locations);
   // The name exists (the instance runs) even if lexa has no address for its member: NODATA, not NXDOMAIN.
   return ifaces.length === 0 ? nodata(snapshot, zone) : addresses(snapshot, q, zone, ifaces);
 }
 
-function member(snapshot: Snapshot, q: Question, zone: Zone, found: readonly Instance[], name: string): Outcome {
+function member(snapshot: View, q: Question, zone: Zone, found: readonly Instance[], name: string): Outcome {
   const location = found.map((i) => locationOf(snapshot, i)).find((l) => l?.toLowerCase() === name);
   if (location === undefined) return nxdomain(snapshot, zone);
-  const ifaces = memberIfaces(snapshot, [location]);
+  const ifaces = memberIfaces(snapshot, found, [location]);
   // The member exists (an instance runs on it) even if lexa has no address for it: NODATA, not NXDOMAIN.
   return ifaces.length === 0 ? nodata(snapshot, zone) : addresses(snapshot, q, zone, ifaces);
 }
@@ -531,29 +625,37 @@ function member(snapshot: Snapshot, q: Question, zone: Zone, found: readonly Ins
  * The member an instance runs on: its `location` in a cluster; on a standalone LXD, the server itself (the one
  * member the reflector records), or undefined when lexa has no record of it.
  */
-function locationOf(snapshot: Snapshot, inst: Instance): string | undefined {
-  if (snapshot.clustered) return inst.location;
-  if (snapshot.members.size !== 1) return undefined;
-  return snapshot.members.keys().next().value;
+function locationOf(snapshot: View, inst: Instance): string | undefined {
+  const cluster = snapshot.clusterOf(inst);
+  if (cluster.clustered) return inst.location;
+  if (cluster.members.size !== 1) return undefined;
+  return cluster.members.keys().next().value;
 }
 
 /** Cluster members' addresses, shaped as interfaces so `addresses` can answer for them. */
-function memberIfaces(snapshot: Snapshot, locations: readonly string[]): NetInterface[] {
+function memberIfaces(snapshot: View, found: readonly Instance[], locations: readonly string[]): NetInterface[] {
   const out: NetInterface[] = [];
+  // The matches are of one site (inSite), so its members are theirs.
+  const members = found.length === 0 ? snapshot.members : snapshot.clusterOf(found[0]!).members;
   for (const loc of locations) {
-    const m = snapshot.members.get(loc);
+    const m = members.get(loc);
     // Members' addresses come from LXD's own member list: LXD vouches for them.
     if (m !== undefined) out.push({ name: m.name, ipv4: m.ipv4, ipv6: m.ipv6, trustedIpv4: m.ipv4, trustedIpv6: m.ipv6 });
   }
   return out;
 }
 
-function matchHosts(snapshot: Snapshot, pattern: string): readonly Instance[] {
-  return pattern.includes('*') ? snapshot.matchHosts(pattern) : snapshot.hosts(pattern);
+/**
+ * Running instances whose name matches `pattern`, in the site `inSite` chooses; only those of LXD project
+ * `project` (compared lower-cased, as names are) when the name carries a project label.
+ */
+function hostsIn(snapshot: View, pattern: string, site: string | undefined, project: string | undefined): readonly Instance[] {
+  const found = pattern.includes('*') ? snapshot.matchHosts(pattern) : snapshot.hosts(pattern);
+  return inSite(project === undefined ? found : found.filter((i) => i.project.toLowerCase() === project), instanceSite, site);
 }
 
 /** A/AAAA of the primary interfaces of running instances; none found is NXDOMAIN. */
-function hostAddresses(snapshot: Snapshot, q: Question, zone: Zone, found: readonly Instance[]): Outcome {
+function hostAddresses(snapshot: View, q: Question, zone: Zone, found: readonly Instance[]): Outcome {
   return found.length === 0 ? nxdomain(snapshot, zone) : addresses(snapshot, q, zone, primaryIfaces(found));
 }
 

@@ -1,5 +1,5 @@
 import type { Answer } from 'dns-packet';
-import { addressKey, endpointsOf, servesEndpoint, type NetInterface, type Snapshot } from '../streams/index.js';
+import { addressKey, endpointsOf, servesEndpoint, siteZone, type NetInterface, type View } from '../streams/index.js';
 import { isAtOrBelow, reverseNameOf } from './reverse.js';
 import { hostName, ifaceName, ptrTargets } from './resolve.js';
 
@@ -11,14 +11,15 @@ import { hostName, ifaceName, ptrTargets } from './resolve.js';
  * The forward zone `<suffix>` holds: the apex NS; `<host>` A/AAAA (primary interface); `<if>.if.<host>` A/AAAA
  * for every interface; `<svc>.service` and `<tag>.<svc>.service` A/AAAA (trusted addresses only);
  * `_<svc>._<proto>.service` and `_<svc>._<tag>.service` SRV for endpoints with a trusted address, with targets
- * `<if>.if.<host>` (which the zone holds). It does NOT hold what the
- * resolver synthesizes per query: wildcard host patterns (`web-*`), the `interface` synonym of `if`, and the
+ * `<if>.if.<host>` (which the zone holds). With named sites (docs/sites.md) one zone holds every site, each
+ * name above with its site's label before the suffix (`web.rack1.lexa`). It does NOT hold what the
+ * resolver synthesizes per query: the unqualified names of sites (a failover choice made per question), wildcard host patterns (`web-*`), the `interface` synonym of `if`, and the
  * `cluster.` names (a CNAME and addresses at one owner, which no zone may hold). A reverse zone holds its apex NS
  * and a PTR per trusted address of a running instance inside it, as the resolver answers.
  *
  * Records are lower-case, deduplicated and sorted (by owner, type, rdata), so equal content gives equal lists.
  */
-export function zoneContent(snapshot: Snapshot, zone: string, opts: ContentOptions): Answer[] {
+export function zoneContent(snapshot: View, zone: string, opts: ContentOptions): Answer[] {
   const out = new Map<string, Answer>();
   const add = (rec: Answer): void => {
     out.set(recordKey(rec), rec);
@@ -40,7 +41,7 @@ export interface ContentOptions {
   readonly soa: { readonly mname: string; readonly rname: string; readonly refresh: number; readonly retry: number; readonly expire: number; readonly minimum: number };
 }
 
-function forward(snapshot: Snapshot, suffix: string, ttl: number, add: (r: Answer) => void): void {
+function forward(snapshot: View, suffix: string, ttl: number, add: (r: Answer) => void): void {
   const address = (name: string, v4: readonly string[], v6: readonly string[]) => {
     for (const ip of v4) add({ name, type: 'A', class: 'IN', ttl, data: ip });
     for (const ip of v6) add({ name, type: 'AAAA', class: 'IN', ttl, data: ip });
@@ -63,18 +64,19 @@ function forward(snapshot: Snapshot, suffix: string, ttl: number, add: (r: Answe
       if (!servesEndpoint(ep)) continue;
       const s = ep.service;
       const svc = s.name.toLowerCase();
-      const base = `${svc}.service.${suffix}`;
+      const zone = siteZone(inst, suffix);
+      const base = `${svc}.service.${zone}`;
       const target = ifaceName(inst, ep.iface, suffix);
       const srv = (name: string): void => {
         if (target !== undefined)
           add({ name, type: 'SRV', class: 'IN', ttl, data: { priority: s.priority, weight: 256 * s.weight - 1, port: s.port, target } });
       };
       trustedAddresses(base, ep.iface);
-      srv(`_${svc}._${s.proto}.service.${suffix}`);
+      srv(`_${svc}._${s.proto}.service.${zone}`);
       for (const tag of s.tags) {
         const t = tag.toLowerCase();
         trustedAddresses(`${t}.${base}`, ep.iface);
-        srv(`_${svc}._${t}.service.${suffix}`);
+        srv(`_${svc}._${t}.service.${zone}`);
       }
     }
   }
@@ -84,7 +86,7 @@ function forward(snapshot: Snapshot, suffix: string, ttl: number, add: (r: Answe
  * One PTR set per address in the zone. Each address is looked up once however many interfaces hold it: a lookup
  * per holder made the zone O(N²) when N instances copy one address (a tenant can do that to its own containers).
  */
-function reverse(snapshot: Snapshot, zone: string, suffix: string, ttl: number, add: (r: Answer) => void): void {
+function reverse(snapshot: View, zone: string, suffix: string, ttl: number, add: (r: Answer) => void): void {
   const done = new Set<string>();
   for (const inst of snapshot.running()) {
     for (const iface of inst.interfaces) {

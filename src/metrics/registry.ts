@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CheckCounters, ReflectorObserver, Snapshot } from '../streams/index.js';
+import type { CheckCounters, ReflectorObserver, View } from '../streams/index.js';
 import { refusedConnections } from './connections.js';
 import { DURATION_BUCKETS, RCODE_LABELS, SIZE_BUCKETS, TYPE_LABELS, type ListenerCounters } from './dns.js';
 
@@ -19,7 +19,7 @@ export interface MetricsSources {
   /** lexa's version, for lexa_build_info. */
   readonly version: string;
   /** The current snapshot (read at scrape time). */
-  readonly snapshot: () => Snapshot;
+  readonly snapshot: () => View;
   /** The DNS counters of every listener running now. */
   readonly listeners: () => Iterable<ListenerCounters>;
   /** UDP replies rate-limited since start (servers/dns/rate-limit.ts); absent: not exported. */
@@ -123,8 +123,10 @@ export function createMetrics(src: MetricsSources): Metrics {
       yield { labels: { action: 'slip' }, value: limited.slipped };
       yield { labels: { action: 'drop' }, value: limited.dropped };
     });
-  collected(registry, 'lexa_lxd_connected', '1 while the LXD events connection is up (and listed), else 0.', 'gauge', function* () {
-    yield { labels: {}, value: src.snapshot().connected ? 1 : 0 };
+  collected(registry, 'lexa_lxd_connected', '1 while the LXD events connection is up (and listed), else 0; per site with named sites.', 'gauge', function* () {
+    const snap = src.snapshot();
+    if (snap.sites[0]?.name === null) yield <Sample> { labels: {}, value: snap.connected ? 1 : 0 };
+    else for (const s of snap.sites) yield { labels: { site: s.name ?? '' }, value: s.connected ? 1 : 0 };
   });
   const reconnects = new Counter({ name: 'lexa_lxd_reconnects_total', help: 'Times the LXD events connection came back after the first.', registers: [registry] });
   const events = new Counter({ name: 'lexa_lxd_events_total', help: 'LXD lifecycle events received, by action.', labelNames: ['action'], registers: [registry] });

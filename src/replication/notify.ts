@@ -5,7 +5,7 @@ import { isIPv6 } from 'node:net';
 import type { Observable, Subscription } from 'rxjs';
 import type { Logger } from '../log/index.js';
 import { realClock, type Clock } from '../time/clock.js';
-import type { Snapshot } from '../streams/index.js';
+import type { View } from '../streams/index.js';
 import type { ZoneSerials } from './serial.js';
 import { emitName } from '../dns/records.js';
 import { checkResponse, signMessage, type TsigKey } from './tsig.js';
@@ -191,9 +191,9 @@ export const ZONE_PASS_SPACING = 2;
  * lexa tells its secondaries where it is). Returns a stop function.
  */
 export function watchZones(
-  snapshots: Observable<Snapshot>,
-  current: () => Snapshot,
-  zones: (s: Snapshot) => readonly string[],
+  snapshots: Observable<View>,
+  current: () => View,
+  zones: (s: View) => readonly string[],
   serials: ZoneSerials,
   notifier: Notifier,
   log: Logger,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Answer, SoaAnswer } from 'dns-packet';
-import type { Snapshot } from '../streams/index.js';
+import type { View } from '../streams/index.js';
 import { recordKey, zoneContent, type ContentOptions } from '../dns/zone.js';
 
 /** One version of a zone: its transferable records (zone.ts) and the serial they go by. */
@@ -26,7 +26,7 @@ export class ZoneSerials {
   readonly #opts: ContentOptions;
   readonly #now: () => number;
   /** Per zone: the latest numbered version, the snapshot it is of, and its content hash. */
-  readonly #current = new Map<string, ZoneVersion & { readonly of: Snapshot; readonly hash: string }>();
+  readonly #current = new Map<string, ZoneVersion & { readonly of: View; readonly hash: string }>();
 
   constructor(opts: ContentOptions, now: () => number = Date.now) {
     this.#opts = opts;
@@ -34,7 +34,7 @@ export class ZoneSerials {
   }
 
   /** Numbers the zone's content in `snapshot` (once per snapshot) and makes it the zone's latest version. */
-  refresh(zone: string, snapshot: Snapshot): ZoneVersion {
+  refresh(zone: string, snapshot: View): ZoneVersion {
     const last = this.#current.get(zone);
     if (last !== undefined && last.of === snapshot) return last;
     const records = zoneContent(snapshot, zone, this.#opts);
@@ -51,7 +51,7 @@ export class ZoneSerials {
   }
 
   /** The zone's serial: its latest numbered version's (numbering `snapshot` if the zone has none yet). */
-  serial(zone: string, snapshot: Snapshot): number {
+  serial(zone: string, snapshot: View): number {
     return (this.#current.get(zone) ?? this.refresh(zone, snapshot)).serial;
   }
 

@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { BlockList, isIPv6 } from 'node:net';
 import type { Answer } from 'dns-packet';
-import type { Snapshot } from '../streams/index.js';
+import type { View } from '../streams/index.js';
 import type { Logger } from '../log/index.js';
 import { emitRecord, type NameTable } from '../dns/records.js';
 import { skippedRecords } from '../dns/skipped.js';
@@ -25,7 +25,7 @@ import { asBuffer, HEADER_BYTES, RCODE_FORMERR, RCODE_REFUSED, RCODE_SERVFAIL, s
 export type HandleTransfer = (query: Uint8Array, peer: string) => readonly Uint8Array[] | undefined;
 
 export interface TransferOptions {
-  readonly snapshot: () => Snapshot;
+  readonly snapshot: () => View;
   readonly resolver: ResolveOptions;
   readonly serials: ZoneSerials;
   /** Addresses or CIDR prefixes allowed to transfer. Empty: nobody. */

@@ -2,7 +2,7 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import { createHandler, resolverOptions, reverseZones, zoneOptions, type HandleQuery, type ResolveOptions } from '../dns/index.js';
 import { createTransfer, Notifier, watchZones, withTsig, ZoneSerials, type HandleTransfer } from '../replication/index.js';
-import type { Snapshot, SnapshotStore } from '../streams/index.js';
+import type { View, ViewStore } from '../streams/index.js';
 import { transfersIn } from './reload-plan.js';
 
 /**
@@ -23,10 +23,10 @@ export interface Answering {
  * zone's shape (suffix, TTLs, reverse zones) is then fixed at start (reload-plan.ts keeps it), so queries and
  * transfers never disagree. Who may transfer, the key, and whom to NOTIFY follow reloads.
  */
-export function startAnswering(config: Config, store: SnapshotStore, logger: Logger): Answering {
+export function startAnswering(config: Config, store: ViewStore, logger: Logger): Answering {
   const snapshot = () => store.current;
   const transfers = transfersIn(config);
-  const resolverOf = (c: Config): ResolveOptions => ({ ...resolverOptions(c.lxd.suffix, c.dns), reverseZones: c.dns.reverseZones });
+  const resolverOf = (c: Config): ResolveOptions => ({ ...resolverOptions(c.lxd.suffix, c.dns, c.sites), reverseZones: c.dns.reverseZones });
   const serials = new ZoneSerials(zoneOptions(resolverOf(config)));
   const withSerials = (r: ResolveOptions): ResolveOptions => (transfers ? { ...r, serial: (zone, n) => serials.serial(zone, n) } : r);
   const resolver = withSerials(resolverOf(config));
@@ -41,7 +41,7 @@ export function startAnswering(config: Config, store: SnapshotStore, logger: Log
   let handleTransfer = transferOf(config);
   const xfr = config.dns.transfer;
   const notifier = new Notifier(xfr.notify, xfr.key, logger.child({ component: 'dns/notify' }));
-  const zones = (s: Snapshot) => [resolver.suffix, ...reverseZones(s, resolver)];
+  const zones = (s: View) => [resolver.suffix, ...reverseZones(s, resolver)];
   const stopWatching = transfers ? watchZones(store.snapshot$, snapshot, zones, serials, notifier, log) : () => undefined;
   return {
     // One indirection each, so that a reload swaps the resolver options, allow list and key under every listener.

@@ -77,6 +77,9 @@ export function decideReload(running: Config, next: Config, started: Config): Re
   check('server.lxd.project', [running.lxd.project, running.lxd.allProjects], [next.lxd.project, next.lxd.allProjects], restart);
   check('server.lxd.resync_interval', running.lxd.resyncIntervalMs, next.lxd.resyncIntervalMs, restart);
   check('server.lxd.watchdog_timeout', running.lxd.watchdogMs, next.lxd.watchdogMs, restart);
+  // Each site has its own reflector, started once: adding, removing, renaming or changing a site waits.
+  check('server.lxd.name', running.sites.map((s) => s.name), next.sites.map((s) => s.name), restart);
+  check('server.lxd (further sites)', running.sites.slice(1), next.sites.slice(1), restart);
   check('server.dns.tcp_idle_timeout', running.dns.tcpIdleTimeoutMs, next.dns.tcpIdleTimeoutMs, restart);
   check('server.dns.max_tcp_connections', running.dns.maxTcpConnections, next.dns.maxTcpConnections, restart);
   check('server.dns.max_udp_reply', running.dns.maxUdpReply, next.dns.maxUdpReply, restart);
@@ -104,6 +107,7 @@ export function decideReload(running: Config, next: Config, started: Config): Re
       resyncIntervalMs: running.lxd.resyncIntervalMs,
       watchdogMs: running.lxd.watchdogMs,
     },
+    sites: running.sites,
     dns: { ...next.dns, ttl: zone.ttl, negativeTtl: zone.negativeTtl, reverseZones: running.dns.reverseZones, transfer: transferFrozen ? running.dns.transfer : next.dns.transfer },
     log: { ...next.log, out: running.log.out },
     stateDirectory: running.stateDirectory,

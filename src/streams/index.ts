@@ -6,6 +6,7 @@ export { AGENT_TOKEN_BYTES, AgentTokenIssuer, TOKEN_RETRY_MS } from './agents/ag
 export { createLxdClient, LxdError, type EventSocket, type LxdClient } from './lxd/lxd-client.js';
 export { daemonKind, type DaemonKind } from './lxd/lxd-model.js';
 export { isDnsLabel } from './model/dns-label.js';
+export { siteZone } from './model/site.js';
 export { toSubnets, type LxdNetwork } from './lxd/networks.js';
 export { toInstance, toInterfaces, toMember, toStandaloneMember, instanceKey, type LxdEvent, type LxdInstance } from './lxd/lxd-model.js';
 export type * from './model/model.js';
@@ -15,6 +16,9 @@ export { parseServiceKeys, SERVICE_PREFIX } from './model/services.js';
 export { addressKey } from '../net/addresses.js';
 export { Snapshot, endpointsOf, findInterface, servesEndpoint, type AddressOwner } from './state/snapshot.js';
 export { SnapshotStore } from './state/store.js';
+export { Federation, FederatedStore, type SitePicture } from './state/federation.js';
+export { aliasConflicts } from './state/alias-conflicts.js';
+export type { SiteCluster, SiteStatus, Table, View, ViewStore } from './state/view.js';
 export { FailoverClient, originOf } from './lxd/failover-client.js';
 export { resolveMemberHosts, type HostLookup } from './lxd/member-addresses.js';
 export { unreachableHeld } from './state/unreachable.js';

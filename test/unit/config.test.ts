@@ -68,6 +68,16 @@ t.test('every default, as the daemon receives it', async (t) => {
       resyncIntervalMs: 300_000,
       watchdogMs: 25_000,
     },
+    sites: [
+      {
+        name: null,
+        endpoint: { kind: 'unix', socket: '/srv/lxd/unix.socket' },
+        project: 'default',
+        allProjects: false,
+        resyncIntervalMs: 300_000,
+        watchdogMs: 25_000,
+      },
+    ],
     rest: { enabled: true, binds: [{ host: '127.0.0.1', port: 18443 }], tls: none, limits: { ...limits(256, 32, 64, 10_000, 5_000), handshakeTimeoutMs: 5_000 }, clientCa: null },
     dns: {
       enabled: true,
@@ -213,7 +223,8 @@ t.test('semantic errors name the key path, all of them at once', async (t) => {
 
 t.test('unknown top-level and misplaced blocks', async (t) => {
   t.match((await problems('client {\n}\n'))[0], /client: unknown key \(known here: server\)/);
-  t.match((await problems('server {\n  lxd {\n  }\n  lxd {\n  }\n}\n'))[0], /server\.lxd: block is declared 2 times/);
+  // Two lxd blocks are two sites (docs/sites.md): each must name its site.
+  t.match((await problems('server {\n  lxd {\n  }\n  lxd {\n  }\n}\n'))[0], /server\.lxd\[0\]\.name: required when there is more than one lxd block/);
   t.match((await problems('server {\n  lxd = "x"\n}\n'))[0], /server\.lxd: must be a block/);
 });
 
@@ -327,6 +338,7 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
       (c) => c.lxd.endpoint.kind === 'https' && c.lxd.endpoint.serverCertificate,
       certFile,
     ],
+    'server.lxd.name': [{ lxd: { name: 'rack1' } }, (c) => c.sites[0]?.name, 'rack1'],
     'server.lxd.project': [{ lxd: { project: 'p1' } }, (c) => c.lxd.project, 'p1'],
     'server.lxd.all_projects': [{ lxd: { all_projects: true } }, (c) => c.lxd.allProjects, true],
     'server.lxd.resync_interval': [{ lxd: { resync_interval: '0s' } }, (c) => c.lxd.resyncIntervalMs, 0],

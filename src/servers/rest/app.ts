@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Observable } from 'rxjs';
-import { servesEndpoint, type Instance, type Snapshot } from '../../streams/index.js';
+import { servesEndpoint, siteZone, type Instance, type SiteStatus, type View } from '../../streams/index.js';
 import { realClock, type Clock } from '../../time/clock.js';
 import type { Logger } from '../../log/index.js';
 import { answerBlocking, INDEX_HEADER } from './blocking.js';
@@ -16,7 +16,7 @@ export interface RestOptions {
   /** Read on every request, so a getter can change it while running (SIGHUP). */
   readonly suffix: string;
   /** The latest snapshot; read synchronously on every request. */
-  readonly snapshot: () => Snapshot;
+  readonly snapshot: () => View;
   /** The LXD endpoint lexa watches now and the cluster member it is (null when unknown); shown by /readyz. */
   readonly watching?: () => { readonly target: string; readonly member: string | null };
   /** Where conflicts in `user.traefik.*` declarations are reported (once per change). */
@@ -74,7 +74,7 @@ export function restApp(opts: RestOptions): express.Express {
     render: (key, snap, suffix) => {
       if (key === CONTAINERS) return JSON.stringify({ hosts: hostsOf(snap).map((i) => hostDoc(i, suffix, snap.checks.get(i.key))) });
       if (key.startsWith('service:')) return serviceDoc(snap, key.slice('service:'.length), suffix);
-      const found = snap.hosts(key.slice('host:'.length));
+      const found = hostsNamed(snap, key.slice('host:'.length));
       return found.length === 0 ? null : JSON.stringify({ hosts: found.map((i) => hostDoc(i, suffix, snap.checks.get(i.key))) });
     },
   });
@@ -96,7 +96,7 @@ export function restApp(opts: RestOptions): express.Express {
   // Also once per snapshot and suffix (a reload can change the suffix, which the default rules name, without a new
   // snapshot); its problems are logged when they change, not on every poll.
   let traefik: { version: number; suffix: string; body: string; problems: string } | undefined;
-  const traefikBody = (snap: Snapshot): string => {
+  const traefikBody = (snap: View): string => {
     const suffix = opts.suffix;
     if (traefik?.version !== snap.version || traefik.suffix !== suffix) {
       const doc = traefikDocument(snap, suffix);
@@ -109,7 +109,7 @@ export function restApp(opts: RestOptions): express.Express {
     return traefik.body;
   };
 
-  const ready = (res: Response): Snapshot | undefined => {
+  const ready = (res: Response): View | undefined => {
     const snap = opts.snapshot();
     if (snap.synced) return snap;
     res.status(503).set('retry-after', '1').json({ error: 'not ready: LXD has not been listed yet' });
@@ -194,8 +194,9 @@ export function restApp(opts: RestOptions): express.Express {
   app.get('/readyz', (_req, res) => {
     const snap = opts.snapshot();
     const now = Date.now();
-    res.status(snap.synced ? 200 : 503).json({
-      ready: snap.synced,
+    // Ready once every site has listed (one site: once it has); the data routes answer as soon as any has.
+    res.status(snap.complete ? 200 : 503).json({
+      ready: snap.complete,
       lxdConnected: snap.connected,
       instances: snap.instances.size,
       running: hostsCount(snap),
@@ -206,6 +207,7 @@ export function restApp(opts: RestOptions): express.Express {
       // this is how long lexa has been answering from what it knew.
       staleSeconds: snap.connected || !snap.listedAt ? 0 : Math.round((now - snap.updatedAt) / 100) / 10,
       ...(opts.watching ? { lxdTarget: opts.watching().target, lxdMember: opts.watching().member } : {}),
+      ...(snap.sites[0]?.name === null ? {} : { sites: snap.sites.map((s) => siteHealth(s, now)) }),
     });
   });
 
@@ -223,14 +225,14 @@ export function restApp(opts: RestOptions): express.Express {
   return app;
 }
 
-function hostsCount(snap: Snapshot): number {
+function hostsCount(snap: View): number {
   let n = 0;
   for (const _ of snap.running()) n++;
   return n;
 }
 
 /** A checked endpoint's `check` field: its check's state, as `/containers/` shows it. */
-function checkOf(snap: Snapshot, instance: Instance, name: string): { check?: ReturnType<typeof checksDoc>[number] } {
+function checkOf(snap: View, instance: Instance, name: string): { check?: ReturnType<typeof checksDoc>[number] } {
   if (instance.declared === undefined) return {};
   const check = checksDoc(instance, snap.checks.get(instance.key)).find((c) => c.service === name.toLowerCase());
   return check === undefined ? {} : { check };
@@ -240,12 +242,13 @@ function checkOf(snap: Snapshot, instance: Instance, name: string): { check?: Re
  * One service's document: every endpoint DNS would answer for it (running instances, passing services, on the
  * service's interface), sorted so the bytes (and the index) move only when an endpoint does. Null: no endpoint.
  */
-function serviceDoc(snap: Snapshot, name: string, suffix: string): string | null {
+function serviceDoc(snap: View, name: string, suffix: string): string | null {
   // As DNS: endpoints with an address LXD vouches for, and only those addresses (NetInterface).
   const eps = snap.serviceEndpoints(name).filter(servesEndpoint);
   if (eps.length === 0) return null;
   const rows = eps.map(({ instance, service, iface }) => ({
-    host: `${instance.name}.${suffix}`,
+    host: `${instance.name}.${siteZone(instance, suffix)}`,
+    ...(instance.site === undefined ? {} : { site: instance.site }),
     project: instance.project,
     interface: iface.name,
     ipv4: iface.trustedIpv4,
@@ -262,4 +265,26 @@ function serviceDoc(snap: Snapshot, name: string, suffix: string): string | null
   const order = (r: (typeof rows)[number]) => `${r.host}\u0000${r.project}\u0000${r.proto}\u0000${r.port}\u0000${r.interface}`;
   rows.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
   return JSON.stringify({ service: name, endpoints: rows });
+}
+
+/** One named site in /readyz: whether it has listed, whether its events connection is up, how stale it is. */
+function siteHealth(s: SiteStatus, now: number) {
+  return {
+    site: s.name,
+    ready: s.synced,
+    lxdConnected: s.connected,
+    lastListAt: s.listedAt ? new Date(s.listedAt).toISOString() : null,
+    staleSeconds: s.connected || !s.listedAt ? 0 : Math.round((now - s.updatedAt) / 100) / 10,
+  };
+}
+
+/**
+ * Running instances a `/containers/<name>` path names: `<host>` in every site (a listing, not a failover choice),
+ * or `<host>.<site>` in that site only.
+ */
+function hostsNamed(snap: View, name: string): readonly Instance[] {
+  const dot = name.lastIndexOf('.');
+  if (dot < 0) return snap.hosts(name);
+  const site = name.slice(dot + 1);
+  return snap.hosts(name.slice(0, dot)).filter((i) => i.site === site);
 }

@@ -1,4 +1,4 @@
-import type { Snapshot } from '../../streams/index.js';
+import type { View } from '../../streams/index.js';
 
 /**
  * Per-document change indexes for blocking queries and server-sent events (Consul's X-Consul-Index, per
@@ -44,9 +44,9 @@ interface Entry {
 }
 
 export class Documents {
-  readonly #render: (key: string, snap: Snapshot, suffix: string) => string | null;
-  readonly #depends: ((key: string, snap: Snapshot) => readonly unknown[] | undefined) | undefined;
-  readonly #snapshot: () => Snapshot;
+  readonly #render: (key: string, snap: View, suffix: string) => string | null;
+  readonly #depends: ((key: string, snap: View) => readonly unknown[] | undefined) | undefined;
+  readonly #snapshot: () => View;
   readonly #suffix: () => string;
   readonly #entries = new Map<string, Entry>();
   readonly #max: number;
@@ -54,8 +54,8 @@ export class Documents {
   #closed = false;
 
   constructor(opts: {
-    readonly render: (key: string, snap: Snapshot, suffix: string) => string | null;
-    readonly snapshot: () => Snapshot;
+    readonly render: (key: string, snap: View, suffix: string) => string | null;
+    readonly snapshot: () => View;
     readonly suffix: () => string;
     /** How many documents to remember (MAX_DOCUMENTS by default): fewer where each can be large. */
     readonly maxDocuments?: number;
@@ -63,7 +63,7 @@ export class Documents {
      * The parts of `snap` document `key` is rendered from, cheap to collect (undefined: all of it). Two snapshots
      * whose parts are identical (Object.is, element by element) must render the same body.
      */
-    readonly depends?: (key: string, snap: Snapshot) => readonly unknown[] | undefined;
+    readonly depends?: (key: string, snap: View) => readonly unknown[] | undefined;
   }) {
     this.#depends = opts.depends;
     this.#max = opts.maxDocuments ?? MAX_DOCUMENTS;

@@ -1,9 +1,10 @@
-import { checkOf, checkTarget, declaredServices, type CheckResult, type Instance, type InstanceChecks, type Service, type ServiceCheck, type Snapshot } from '../../streams/index.js';
+import { checkOf, checkTarget, declaredServices, siteZone, type CheckResult, type Instance, type InstanceChecks, type Service, type ServiceCheck, type View } from '../../streams/index.js';
 
 /**
  * The `/containers/` document, in the original lexa's shape so existing Traefik transformers keep working:
  *   {"hosts":[{"name":"<host>.<suffix>","interfaces":{"ipv4":[{"eth0":"..."}],"ipv6":[...]},"services":[...]|null}]}
- * Additions that break nobody: `project` and `location` on a host; `priority`, `weight`, `interface`, `source` and
+ * Additions that break nobody: `project` and `location` on a host, and `site` for an instance of a named site
+ * (whose name is then `<host>.<site>.<suffix>`, docs/sites.md); `priority`, `weight`, `interface`, `source` and
  * `health` on a service.
  *
  * `services` lists what DNS serves: config services (those with a server-side check only while it lets them be
@@ -17,6 +18,9 @@ import { checkOf, checkTarget, declaredServices, type CheckResult, type Instance
  */
 export interface HostDoc {
   name: string;
+  site?: string;
+  /** `user.lexa.alias` names, as the instance gives them (docs/sites.md); absent when it gives none. */
+  aliases?: string[];
   project: string;
   location: string;
   interfaces: { ipv4: Record<string, string>[]; ipv6: Record<string, string>[] };
@@ -71,7 +75,9 @@ export function hostDoc(inst: Instance, suffix: string, checks?: InstanceChecks)
   }));
   const declared = checksDoc(inst, checks);
   return {
-    name: `${inst.name}.${suffix}`,
+    name: `${inst.name}.${siteZone(inst, suffix)}`,
+    ...(inst.site === undefined ? {} : { site: inst.site }),
+    ...(inst.aliases === undefined ? {} : { aliases: [...inst.aliases] }),
     project: inst.project,
     location: inst.location,
     interfaces: { ipv4, ipv6 },
@@ -115,8 +121,8 @@ export function checksDoc(inst: Instance, checks: InstanceChecks | undefined): C
 }
 
 /** Running instances sorted by name (then project), as the document lists them. */
-export function hostsOf(snapshot: Snapshot): Instance[] {
-  return [...snapshot.running()].sort((a, b) => cmp(a.name, b.name) || cmp(a.project, b.project));
+export function hostsOf(snapshot: View): Instance[] {
+  return [...snapshot.running()].sort((a, b) => cmp(a.name, b.name) || cmp(a.project, b.project) || cmp(a.site ?? '', b.site ?? ''));
 }
 
 function cmp(a: string, b: string): number {

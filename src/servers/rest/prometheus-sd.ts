@@ -1,4 +1,4 @@
-import type { Snapshot } from '../../streams/index.js';
+import type { View } from '../../streams/index.js';
 import { allEntries, serviceEntries, type CatalogEntry } from './consul/catalog.js';
 
 /**
@@ -26,7 +26,7 @@ export interface PrometheusQuery {
   readonly anyHealth: boolean;
 }
 
-export function prometheusDocument(snap: Snapshot, q: PrometheusQuery): string {
+export function prometheusDocument(snap: View, q: PrometheusQuery): string {
   const entries = q.service === null ? allEntries(snap) : serviceEntries(snap, q.service);
   const groups = entries
     .filter((e) => q.anyHealth || e.health === 'passing')

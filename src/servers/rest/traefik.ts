@@ -1,4 +1,4 @@
-import { endpointsOf, type AgentService, type Instance, type Json, type JsonObject, type Service, type Snapshot } from '../../streams/index.js';
+import { endpointsOf, type AgentService, type Instance, type Json, type JsonObject, type Service, type View } from '../../streams/index.js';
 
 /**
  * The Traefik HTTP provider document served at `GET /traefik`: Traefik's dynamic configuration
@@ -67,7 +67,7 @@ export function servicePassing(service: Service): boolean {
   return service.source !== 'agent' || (service as AgentService).health === 'passing';
 }
 
-export function traefikDocument(snap: Snapshot, suffix: string): TraefikDocument {
+export function traefikDocument(snap: View, suffix: string): TraefikDocument {
   const problems: string[] = [];
   const routers: Record<Proto, Map<string, Declared>> = { http: new Map(), tcp: new Map() };
   const backends: Record<Proto, Map<string, Backend>> = { http: new Map(), tcp: new Map() };

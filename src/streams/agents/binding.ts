@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { AGENT_TOKEN_KEY } from '../model/agents.js';
-import type { Snapshot } from '../state/snapshot.js';
+import type { View } from '../state/view.js';
 
 /**
  * The key of the running instance that holds `address` in `snapshot` AND whose `user.lexa.agent.token` digests
@@ -9,7 +9,7 @@ import type { Snapshot } from '../state/snapshot.js';
  * interface) still binds the one whose token the connection proves; only two holders with one token (an
  * `lxc copy` keeps the token) are ambiguous and refused.
  */
-export function bindInstance(snapshot: Snapshot, address: string, credential: string): string {
+export function bindInstance(snapshot: View, address: string, credential: string): string {
   if (!snapshot.synced) return '!not ready: LXD has not been listed yet';
   const holders = snapshot.holders(address);
   if (holders.length === 0) return `!no running instance holds ${address}`;

@@ -4,7 +4,7 @@ import { realClock, type Clock } from '../../time/clock.js';
 import { refusedServices, tokenDigest } from '../model/agents.js';
 import type { AgentService } from '../model/model.js';
 import type { Action } from '../state/fold.js';
-import type { Snapshot } from '../state/snapshot.js';
+import type { View } from '../state/view.js';
 import { bindInstance, sameSecret } from './binding.js';
 
 /** The agent actions the ingest produces; agents change the store through these only. */
@@ -15,7 +15,7 @@ export type AgentAction = Extract<Action, { type: 'agent-services' | 'agent-gone
  * holding its source address) and a way to hand it actions. It never sees the reflector.
  */
 export interface AgentStore {
-  snapshot(): Snapshot;
+  snapshot(): View;
   dispatch(action: AgentAction): void;
 }
 

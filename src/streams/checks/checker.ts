@@ -4,7 +4,7 @@ import { declaredServices } from '../model/agents.js';
 import { checkOf, checkTarget, type CheckTarget } from '../model/health.js';
 import type { CheckResult, CheckStatus, Instance, Service, ServiceCheck } from '../model/model.js';
 import type { Action } from '../state/fold.js';
-import type { Snapshot } from '../state/snapshot.js';
+import type { View } from '../state/view.js';
 import { probe as realProbe, type Probe, type ProbeResult } from './probes.js';
 import { hostNetworks, UNREACHABLE_CODES, unreachableReason, type HostNetworks } from './reach.js';
 import { NEW_TALLY, tally, type Outcome, type Tally } from './tally.js';
@@ -121,7 +121,7 @@ export class Checker {
    * state stays in the snapshot until the instance drops it). O(running instances + services); returns at once
    * when the instances have not changed since the last call, so it can follow every snapshot.
    */
-  observe(snap: Snapshot): void {
+  observe(snap: View): void {
     if (!snap.synced || snap.instances === this.#instances) return;
     this.#instances = snap.instances;
     const host = this.#hostNetworks();
@@ -143,7 +143,7 @@ export class Checker {
     for (const [id, { inst, service, target }] of wanted) {
       const existing = this.#checks.get(id);
       if (existing !== undefined) {
-        if (hostChanged || existing.instance.location !== inst.location) existing.unreachable = unreachableReason(inst, target.address, host, snap);
+        if (hostChanged || existing.instance.location !== inst.location) existing.unreachable = unreachableReason(inst, target.address, host, snap.clusterOf(inst));
         existing.instance = inst;
         continue;
       }
@@ -166,7 +166,7 @@ export class Checker {
     this.#counters.scheduled = 0;
   }
 
-  #start(id: string, inst: Instance, service: Service, target: CheckTarget, snap: Snapshot): void {
+  #start(id: string, inst: Instance, service: Service, target: CheckTarget, snap: View): void {
     const check = service.check!;
     const name = service.name.toLowerCase();
     // A check replaced (its interval changed, say) carries on from the state the snapshot holds for its target.
@@ -182,7 +182,7 @@ export class Checker {
       timer: undefined,
       busy: false,
       stopped: false,
-      unreachable: unreachableReason(inst, target.address, this.#host!, snap),
+      unreachable: unreachableReason(inst, target.address, this.#host!, snap.clusterOf(inst)),
       tally: carried === undefined ? NEW_TALLY : { status: carried.status, successes: 0, failures: 0 },
       published: carried && { status: carried.status, output: carried.output },
     };

@@ -58,6 +58,8 @@ export async function readList(
   scope: string,
   known: () => Evidence,
   signal: AbortSignal,
+  /** The site the instances belong to (lxd-model.ts `toInstance`); absent for the unnamed one. */
+  site?: string,
 ): Promise<ListRead> {
   const [server, listed, networks] = await Promise.all([
     client.get<{ environment?: LxdServerEnvironment }>('/1.0', signal),
@@ -76,6 +78,6 @@ export async function readList(
   signal.throwIfAborted();
   let evidence: Evidence = { networks: facts, leases: known().leases };
   for (const read of leases) evidence = withLeases(evidence, read.project, read.network, read.leases);
-  const instances = raw.map((r) => toInstance(r, evidence));
+  const instances = raw.map((r) => toInstance(r, evidence, site));
   return { daemon, clustered, members, raw, instances, networks, evidence };
 }

@@ -1,3 +1,4 @@
+import { parseAliases } from '../model/aliases.js';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { ClusterMember, Instance, NetInterface } from '../model/model.js';
 import { parseAgentKeys } from '../model/agents.js';
@@ -57,15 +58,19 @@ export interface LxdEvent {
   metadata?: { action?: string; source?: string; context?: Record<string, unknown> | null; name?: string; project?: string };
 }
 
-export function instanceKey(project: string, name: string): string {
-  return `${project}/${name}`;
+/**
+ * An instance's unique key: `<project>/<name>`, and `<site>/<project>/<name>` for an instance of a named site
+ * (docs/sites.md), so the instances of several sites never share a key.
+ */
+export function instanceKey(project: string, name: string, site?: string): string {
+  return site === undefined ? `${project}/${name}` : `${site}/${project}/${name}`;
 }
 
 /**
  * The model of one LXD instance, from its `recursion=2` record (which carries its state). `evidence` is what LXD last said about its networks and leases, which decides the interfaces' trusted addresses
  * (trust.ts); without it only device-configured addresses and NICs off lease-backed networks are trusted.
  */
-export function toInstance(raw: LxdInstance, evidence: Evidence = NO_EVIDENCE): Instance {
+export function toInstance(raw: LxdInstance, evidence: Evidence = NO_EVIDENCE, site?: string): Instance {
   const name = raw.name ?? '';
   const project = raw.project || 'default';
   const st = raw.state;
@@ -74,9 +79,11 @@ export function toInstance(raw: LxdInstance, evidence: Evidence = NO_EVIDENCE): 
   const routing = parseTraefikKeys(raw.expanded_config, parsed.services);
   const { errors: agentErrors, ...agent } = parseAgentKeys(raw.expanded_config, raw.config);
   const interfaces = toInterfaces(raw.expanded_devices, st?.network, raw.expanded_config, project, evidence);
+  const named = parseAliases(raw.expanded_config);
   return {
-    key: instanceKey(project, name),
+    key: instanceKey(project, name, site),
     name,
+    ...(site === undefined ? {} : { site }),
     project,
     type: raw.type ?? 'container',
     status,
@@ -85,9 +92,10 @@ export function toInstance(raw: LxdInstance, evidence: Evidence = NO_EVIDENCE): 
     interfaces,
     services: parsed.services,
     traefik: routing.traefik,
-    configErrors: [...parsed.errors, ...routing.errors, ...agentErrors, ...unnamedInterfaces(interfaces)],
+    configErrors: [...parsed.errors, ...routing.errors, ...agentErrors, ...named.errors, ...unnamedInterfaces(interfaces)],
     profiles: (raw.profiles ?? []).filter((p) => typeof p === 'string'),
     ...agent,
+    ...(named.aliases.length > 0 ? { aliases: named.aliases } : {}),
   };
 }
 

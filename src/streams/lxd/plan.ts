@@ -26,18 +26,19 @@ const NOTHING: EventPlan = { remove: [], refetch: [], settle: false, members: fa
 /** Actions after which an instance's addresses are still arriving. */
 const SETTLING = new Set(['instance-started', 'instance-restarted', 'instance-updated', 'instance-resumed']);
 
-export function planEvent(ev: LxdEvent): EventPlan {
+/** `site`: the named site the event comes from, which its instance keys carry (lxd-model.ts `instanceKey`). */
+export function planEvent(ev: LxdEvent, site?: string): EventPlan {
   if (ev?.type !== 'lifecycle') return NOTHING;
   const action = ev.metadata?.action ?? '';
   if (action.startsWith('instance-') && !action.startsWith('instance-snapshot') && !action.startsWith('instance-backup')) {
     const target = eventInstance(ev);
     if (!target) return NOTHING;
-    if (action === 'instance-deleted') return { ...NOTHING, remove: [instanceKey(target.project, target.name)] };
+    if (action === 'instance-deleted') return { ...NOTHING, remove: [instanceKey(target.project, target.name, site)] };
     if (action === 'instance-renamed') {
       const old = ev.metadata?.context?.['old_name'];
       return {
         ...NOTHING,
-        remove: typeof old === 'string' && old !== target.name ? [instanceKey(target.project, old)] : [],
+        remove: typeof old === 'string' && old !== target.name ? [instanceKey(target.project, old, site)] : [],
         refetch: [target],
         settle: false,
       };

@@ -32,6 +32,8 @@ export interface RefetchOptions {
   readonly onRead: (inst: Instance) => void;
   /** LXD answered 404 for this key: the instance is gone. */
   readonly onGone: (key: string) => void;
+  /** The named site the instances belong to; absent for the unnamed one. */
+  readonly site?: string;
 }
 
 /**
@@ -77,7 +79,7 @@ export class Refetcher {
 
   /** Re-reads one instance (coalesced, see above); with `settle`, then settles it if it is running. */
   refetch(project: string, name: string, settle: boolean, signal: AbortSignal): void {
-    const key = instanceKey(project, name);
+    const key = instanceKey(project, name, this.#opts.site);
     const inflight = this.#fetching.get(key);
     if (inflight) {
       inflight.dirty = true;
@@ -107,7 +109,7 @@ export class Refetcher {
    * settle loop or `forget` takes the key over, or `signal` aborts. Never rejects.
    */
   async settle(project: string, name: string, first: Instance, signal: AbortSignal): Promise<void> {
-    const key = instanceKey(project, name);
+    const key = instanceKey(project, name, this.#opts.site);
     const loop = ++this.#nextLoop;
     this.#settling.set(key, loop);
     try {
@@ -170,7 +172,7 @@ export class Refetcher {
    * Returns what it stored, or undefined.
    */
   async #read(project: string, name: string, signal: AbortSignal, lease = false): Promise<Instance | undefined> {
-    const key = instanceKey(project, name);
+    const key = instanceKey(project, name, this.#opts.site);
     let inst: Instance;
     let raw: LxdInstance;
     // The leases are read beside the instance (not after it) so the lease costs no extra round trip; the bridge
@@ -188,7 +190,7 @@ export class Refetcher {
       lists = new Map(await Promise.all(reads));
       if (signal.aborted) return undefined;
       for (const [n, list] of lists) if (list !== undefined) this.#evidence = withLeases(this.#evidence, project, n, list);
-      inst = toInstance({ ...raw, project: raw.project || project }, this.#evidence);
+      inst = toInstance({ ...raw, project: raw.project || project }, this.#evidence, this.#opts.site);
     } catch (err) {
       if (err instanceof LxdError && err.status === 404) {
         this.#leased.delete(key);

@@ -28,6 +28,11 @@ import type { SnapshotStore } from '../state/store.js';
  */
 
 export interface ReflectorOptions {
+  /**
+   * The named site this reflector watches (docs/sites.md): its instances carry it (`Instance.site`) and their
+   * keys start with it. Absent for the one unnamed site.
+   */
+  readonly site?: string;
   readonly project: string;
   readonly allProjects: boolean;
   /** How often to re-list while connected; 0 turns it off. */
@@ -73,7 +78,7 @@ export class Reflector {
     this.#clock = opts.clock ?? realClock;
     this.#random = opts.random ?? Math.random;
     const [clock, logger] = [this.#clock, this.#log];
-    this.#refetcher = new Refetcher({ client, clock, logger, onRead: (inst) => this.#stored(inst), onGone: (key) => this.#gone(key) });
+    this.#refetcher = new Refetcher({ client, clock, logger, site: opts.site, onRead: (inst) => this.#stored(inst), onGone: (key) => this.#gone(key) });
     this.#members = new MemberPoller({ client, store, clock, logger, resync: () => this.#resync() });
     this.#latency = new EventLatency(opts.observer, clock);
   }
@@ -179,7 +184,7 @@ export class Reflector {
   /** A full list (list.ts) replacing the snapshot; the instances it finds just started are re-read until settled. */
   async #list(signal: AbortSignal, listing: Listing): Promise<void> {
     const started = this.#clock.now();
-    const list = await readList(this.#client, this.#log, scopeQuery(this.#opts), () => this.#refetcher.evidence, signal);
+    const list = await readList(this.#client, this.#log, scopeQuery(this.#opts), () => this.#refetcher.evidence, signal, this.#opts.site);
     const { instances, members, clustered, networks } = list;
     this.#daemon = list.daemon;
     this.#refetcher.evidence = list.evidence;
@@ -212,7 +217,7 @@ export class Reflector {
 
   /** Applies one event that arrived at `arrived`. */
   #apply(ev: LxdEvent, signal: AbortSignal, arrived: number): void {
-    const plan = planEvent(ev);
+    const plan = planEvent(ev, this.#opts.site);
     const at = this.#clock.now();
     for (const key of plan.remove) {
       this.#refetcher.forget(key);
@@ -220,7 +225,7 @@ export class Reflector {
       this.#latency.reflected(key, arrived);
     }
     for (const t of plan.refetch) {
-      this.#latency.awaitRead(instanceKey(t.project, t.name), arrived);
+      this.#latency.awaitRead(instanceKey(t.project, t.name, this.#opts.site), arrived);
       this.#refetcher.refetch(t.project, t.name, plan.settle, signal);
     }
     if (plan.profile) {

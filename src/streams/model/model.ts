@@ -100,9 +100,14 @@ export interface NetInterface {
 export type InstanceStatus = string;
 
 export interface Instance {
-  /** Unique key: `<project>/<name>`. */
+  /** Unique key: `<project>/<name>`, or `<site>/<project>/<name>` in a named site. */
   readonly key: string;
   readonly name: string;
+  /**
+   * The site (a named `lxd` block) the instance belongs to; absent for the one unnamed site of a one-site
+   * configuration, whose names carry no site label (docs/sites.md).
+   */
+  readonly site?: string;
   readonly project: string;
   readonly type: 'container' | 'virtual-machine' | string;
   readonly status: InstanceStatus;
@@ -147,6 +152,11 @@ export interface Instance {
    * digest is kept, so no snapshot reader (REST, logs, tests) ever holds the secret. Undefined when unset.
    */
   readonly agentTokenDigest?: string;
+  /**
+   * Extra names from `user.lexa.alias` (aliases.ts): relative (`www`) or absolute with a trailing dot
+   * (`www.lexa.`), answered as CNAMEs to the instance's own name. Absent when the key is.
+   */
+  readonly aliases?: readonly string[];
 }
 
 /**

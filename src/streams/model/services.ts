@@ -1,4 +1,5 @@
 import { CHECK_FIELDS, parseCheck } from './check-keys.js';
+import { ALIAS_KEY } from './aliases.js';
 import type { Service, ServiceProto } from './model.js';
 import { INTERFACE_NAME, MAX_TAGS, PORT, PRIORITY, SERVICE_LABEL, WEIGHT } from './service-rules.js';
 
@@ -36,7 +37,7 @@ export function parseServiceKeys(config: Readonly<Record<string, string>> | unde
   const errors: string[] = [];
   const fields = new Map<string, Map<string, string>>();
   for (const [key, value] of Object.entries(config ?? {})) {
-    if (!key.startsWith(LEXA_PREFIX) || key.startsWith(AGENT_PREFIX)) continue; // agent keys: agents.ts
+    if (!key.startsWith(LEXA_PREFIX) || key.startsWith(AGENT_PREFIX) || key === ALIAS_KEY) continue; // agents.ts, aliases.ts
     if (!key.startsWith(SERVICE_PREFIX)) {
       errors.push(`${key}: unknown lexa key (services are declared as ${SERVICE_PREFIX}<name>.<field>)`);
       continue;

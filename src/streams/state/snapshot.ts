@@ -4,6 +4,7 @@ import { checkOf, findInterface } from '../model/health.js';
 import { Glob } from './glob.js';
 import type { AgentState, CheckResult, ClusterMember, Instance, InstanceChecks, NetInterface, ServiceEndpoint } from '../model/model.js';
 import { PersistentMap } from './pmap.js';
+import type { SiteCluster, SiteStatus, View } from './view.js';
 
 export { findInterface };
 
@@ -19,7 +20,7 @@ export { findInterface };
  * changed costs O(log N) new trie nodes, not a copy of N entries, so folding an LXD event or an agent's message
  * stays flat as a host grows to 10,000 instances.
  */
-export class Snapshot {
+export class Snapshot implements View {
   /** Running instances by lower-cased host name (several when projects reuse a name). */
   readonly #hosts: PersistentMap<readonly Instance[]>;
   /** Endpoints of running instances by lower-cased service name. */
@@ -29,6 +30,8 @@ export class Snapshot {
    * agent's connection comes from, and what a reverse (PTR) lookup names. Only addresses LXD vouches for count.
    */
   readonly #addresses: PersistentMap<readonly AddressOwner[]>;
+  /** Running instances by each of their `user.lexa.alias` names (as aliases.ts stores them). */
+  readonly #aliases: PersistentMap<readonly Instance[]>;
   /**
    * Running host names, sorted: built on the first wildcard lookup after a full list, then carried from snapshot
    * to snapshot, a name added or removed by one binary-search splice (a copy of N pointers at fold time) so no
@@ -75,12 +78,13 @@ export class Snapshot {
     this.#hosts = indexes.hosts;
     this.#services = indexes.services;
     this.#addresses = indexes.addresses;
+    this.#aliases = indexes.aliases;
     this.#sortedHosts = sortedHosts;
   }
 
   static empty(): Snapshot {
     const none = PersistentMap.empty<never>();
-    return new Snapshot(none, new Map(), false, false, false, 0, Date.now(), 0, none, { hosts: none, services: none, addresses: none }, undefined, NONE, none);
+    return new Snapshot(none, new Map(), false, false, false, 0, Date.now(), 0, none, { hosts: none, services: none, addresses: none, aliases: none }, undefined, NONE, none);
   }
 
   /**
@@ -107,7 +111,8 @@ export class Snapshot {
     const hosts = new Map<string, Instance[]>();
     const services = new Map<string, ServiceEndpoint[]>();
     const addresses = new Map<string, AddressOwner[]>();
-    for (const inst of byKey.values()) indexInstance(hosts, services, addresses, inst);
+    const aliases = new Map<string, Instance[]>();
+    for (const inst of byKey.values()) indexInstance(hosts, services, addresses, aliases, inst);
     return new Snapshot(
       PersistentMap.of(byKey),
       new Map(members.map((m) => [m.name, m])),
@@ -118,7 +123,7 @@ export class Snapshot {
       at,
       this.version + 1,
       agents.size === this.agents.size ? this.agents : PersistentMap.of(agents),
-      { hosts: PersistentMap.of(hosts), services: PersistentMap.of(services), addresses: PersistentMap.of(addresses) },
+      { hosts: PersistentMap.of(hosts), services: PersistentMap.of(services), addresses: PersistentMap.of(addresses), aliases: PersistentMap.of(aliases) },
       undefined,
       this.subnets,
       checks.size === 0 && this.checks.size === 0 ? this.checks : PersistentMap.of(checks),
@@ -252,16 +257,48 @@ export class Snapshot {
       at,
       this.version + 1,
       agents,
-      { hosts: this.#hosts, services: this.#services, addresses: this.#addresses },
+      { hosts: this.#hosts, services: this.#services, addresses: this.#addresses, aliases: this.#aliases },
       this.#sortedHosts,
       patch.subnets ?? this.subnets,
       checks,
     );
   }
 
+  /** A one-site view is complete once it has listed. */
+  get complete(): boolean {
+    return this.synced;
+  }
+
+  /** The one unnamed site (View.sites). */
+  get sites(): readonly SiteStatus[] {
+    return [{ name: null, synced: this.synced, connected: this.connected, listedAt: this.listedAt, updatedAt: this.updatedAt }];
+  }
+
+  /** One site: every instance is on this snapshot's cluster. */
+  clusterOf(_inst: Instance): SiteCluster {
+    return this;
+  }
+
+  /** One unnamed site: no name is a site of it. */
+  siteSynced(_name: string): boolean {
+    return false;
+  }
+
   /** Running instances named `host` (lower-cased). Usually zero or one; several only across projects. */
   hosts(host: string): readonly Instance[] {
     return this.#hosts.get(host) ?? NONE;
+  }
+
+  get hasAliases(): boolean {
+    return this.#aliases.size > 0;
+  }
+
+  /**
+   * Running instances claiming alias `name` (`user.lexa.alias`, as aliases.ts stores it: `www`, or `www.lexa.`
+   * for an absolute one). A hash lookup.
+   */
+  aliased(name: string): readonly Instance[] {
+    return this.#aliases.get(name) ?? NONE;
   }
 
   /** Whether any running instance has this exact (lower-cased) host name. */
@@ -326,6 +363,7 @@ export class Snapshot {
     let hosts = this.#hosts;
     let services = this.#services;
     let addresses = this.#addresses;
+    let aliases = this.#aliases;
     // The sorted names survive unless the set of names changes: an instance replaced under the same name (its
     // addresses or services changed) removes its name and adds it back.
     let removedName: string | undefined;
@@ -345,6 +383,10 @@ export class Snapshot {
         const restIp = (addresses.get(ip) ?? NONE).filter((o) => o.instance.key !== old.key);
         addresses = restIp.length === 0 ? addresses.delete(ip) : addresses.set(ip, restIp);
       }
+      for (const alias of old.aliases ?? NONE) {
+        const restAlias = (aliases.get(alias) ?? NONE).filter((i) => i.key !== old.key);
+        aliases = restAlias.length === 0 ? aliases.delete(alias) : aliases.set(alias, restAlias);
+      }
     }
     if (neu?.running) {
       const lname = neu.name.toLowerCase();
@@ -355,6 +397,7 @@ export class Snapshot {
         services = services.set(svc, [...(services.get(svc) ?? NONE), ep]);
       }
       for (const [ip, owners] of ownersOf(neu)) addresses = addresses.set(ip, [...(addresses.get(ip) ?? NONE), ...owners]);
+      for (const alias of neu.aliases ?? NONE) aliases = aliases.set(alias, [...(aliases.get(alias) ?? NONE), neu]);
     }
     return new Snapshot(
       instances,
@@ -366,7 +409,7 @@ export class Snapshot {
       at,
       this.version + 1,
       agents,
-      { hosts, services, addresses },
+      { hosts, services, addresses, aliases },
       removedName === addedName ? this.#sortedHosts : resorted(this.#sortedHosts, removedName, addedName),
       this.subnets,
       checks,
@@ -379,6 +422,7 @@ interface Indexes {
   readonly hosts: PersistentMap<readonly Instance[]>;
   readonly services: PersistentMap<readonly ServiceEndpoint[]>;
   readonly addresses: PersistentMap<readonly AddressOwner[]>;
+  readonly aliases: PersistentMap<readonly Instance[]>;
 }
 
 /** An interface of a running instance that holds a given address. */
@@ -443,9 +487,15 @@ function indexInstance(
   hosts: Map<string, Instance[]>,
   services: Map<string, ServiceEndpoint[]>,
   addresses: Map<string, AddressOwner[]>,
+  aliases: Map<string, Instance[]>,
   inst: Instance,
 ): void {
   if (!inst.running) return;
+  for (const alias of inst.aliases ?? NONE) {
+    const list = aliases.get(alias);
+    if (list) list.push(inst);
+    else aliases.set(alias, [inst]);
+  }
   for (const [ip, owners] of ownersOf(inst)) {
     const list = addresses.get(ip);
     if (list) list.push(...owners);

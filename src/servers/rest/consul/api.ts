@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import express, { type Request, type Response } from 'express';
 import type { Observable } from 'rxjs';
-import type { Snapshot } from '../../../streams/index.js';
+import type { View } from '../../../streams/index.js';
 import type { Clock } from '../../../time/clock.js';
 import { answerBlocking } from '../blocking.js';
 import { Documents, type Doc } from '../documents.js';
@@ -32,7 +32,7 @@ import { consulDependencies, renderConsul, schemaOf, type ConsulQuery, type Pair
 export interface ConsulOptions {
   /** The configured datacenter name, read on every request (a reload can change it). */
   readonly datacenter: () => string;
-  readonly snapshot: () => Snapshot;
+  readonly snapshot: () => View;
   /** lexa's version, reported in `/v1/agent/self`. */
   readonly version: string;
   readonly updates?: Observable<unknown>;

@@ -10,7 +10,7 @@ import {
   type NetInterface,
   type Service,
   type ServiceHealth,
-  type Snapshot,
+  type View,
 } from '../../../streams/index.js';
 
 /**
@@ -91,12 +91,12 @@ function deriveNode(inst: Instance): CatalogNode {
 }
 
 /** Every node (running instance), sorted by name. */
-export function nodesOf(snap: Snapshot): CatalogNode[] {
+export function nodesOf(snap: View): CatalogNode[] {
   return [...snap.running()].map(nodeOf).sort((a, b) => cmp(a.name, b.name));
 }
 
 /** The running instance a node name names, if any (a hash lookup by host name). */
-export function instanceOfNode(snap: Snapshot, name: string): Instance | undefined {
+export function instanceOfNode(snap: View, name: string): Instance | undefined {
   const lname = name.toLowerCase();
   const dot = lname.indexOf('.');
   const host = dot < 0 ? lname : lname.slice(0, dot);
@@ -108,7 +108,7 @@ export function instanceOfNode(snap: Snapshot, name: string): Instance | undefin
  * Every catalog entry of service `name` (lower-cased), passing and critical, sorted by node then ID. Costs the
  * service's endpoints plus one pass over the agent states (critical agent services are not indexed by name).
  */
-export function serviceEntries(snap: Snapshot, name: string): CatalogEntry[] {
+export function serviceEntries(snap: View, name: string): CatalogEntry[] {
   const out: CatalogEntry[] = [];
   for (const ep of snap.serviceEndpoints(name)) {
     if (servesEndpoint(ep)) out.push(entryOf(ep.instance, ep.service, ep.iface, healthOf(ep.service), snap));
@@ -122,7 +122,7 @@ export function serviceEntries(snap: Snapshot, name: string): CatalogEntry[] {
 }
 
 /** Every catalog entry of one instance (a node), sorted by ID. */
-export function instanceEntries(snap: Snapshot, inst: Instance): CatalogEntry[] {
+export function instanceEntries(snap: View, inst: Instance): CatalogEntry[] {
   const out: CatalogEntry[] = [];
   for (const service of inst.services) {
     const iface = findInterface(inst, service.interface);
@@ -135,7 +135,7 @@ export function instanceEntries(snap: Snapshot, inst: Instance): CatalogEntry[] 
 }
 
 /** Every catalog entry of every running instance, sorted by node then ID: O(instances + services). */
-export function allEntries(snap: Snapshot): CatalogEntry[] {
+export function allEntries(snap: View): CatalogEntry[] {
   const out: CatalogEntry[] = [];
   for (const inst of snap.running()) out.push(...instanceEntries(snap, inst));
   return out.sort(byNodeThenId);
@@ -155,7 +155,7 @@ export function healthOf(service: Service): ServiceHealth {
  * those the instance may announce and no config declaration of the same name pins (the rules of servedServices,
  * agents.ts, with health left out).
  */
-function criticalAgentEntries(snap: Snapshot, key: string, agent: AgentState, only: string | undefined): CatalogEntry[] {
+function criticalAgentEntries(snap: View, key: string, agent: AgentState, only: string | undefined): CatalogEntry[] {
   const inst = snap.instances.get(key);
   if (inst === undefined || !inst.running) return [];
   const pinned = new Set(inst.services.filter((s) => s.source === 'config').map((s) => s.name.toLowerCase()));
@@ -175,7 +175,7 @@ function criticalAgentEntries(snap: Snapshot, key: string, agent: AgentState, on
  * instance declares them (`declared`) but does not serve them (`services`). Listed critical, as Consul lists a
  * service whose check fails.
  */
-function withheldEntries(snap: Snapshot, inst: Instance, only: string | undefined): CatalogEntry[] {
+function withheldEntries(snap: View, inst: Instance, only: string | undefined): CatalogEntry[] {
   if (!inst.running || inst.declared === undefined) return [];
   const served = new Set(inst.services.filter((s) => s.source === 'config'));
   const out: CatalogEntry[] = [];
@@ -187,7 +187,7 @@ function withheldEntries(snap: Snapshot, inst: Instance, only: string | undefine
   return out;
 }
 
-function entryOf(inst: Instance, service: Service, iface: NetInterface, health: ServiceHealth, snap?: Snapshot): CatalogEntry {
+function entryOf(inst: Instance, service: Service, iface: NetInterface, health: ServiceHealth, snap?: View): CatalogEntry {
   const node = nodeOf(inst);
   return {
     instance: inst,
@@ -201,7 +201,7 @@ function entryOf(inst: Instance, service: Service, iface: NetInterface, health: 
   };
 }
 
-function outputOf(inst: Instance, service: Service, health: ServiceHealth, snap: Snapshot | undefined): string {
+function outputOf(inst: Instance, service: Service, health: ServiceHealth, snap: View | undefined): string {
   if (service.source === 'agent')
     return health === 'passing' ? `the lexa agent in ${inst.name} reports its checks passing` : `the lexa agent in ${inst.name} reports a check failing`;
   if (service.check !== undefined) {

@@ -1,4 +1,4 @@
-import type { Snapshot } from '../../../streams/index.js';
+import type { View } from '../../../streams/index.js';
 import { allEntries, instanceEntries, instanceOfNode, nodeOf, nodesOf, serviceEntries, type CatalogEntry } from './catalog.js';
 import { matches, parseFilter, type Filter, type Schema } from './filter.js';
 import { CATALOG_SERVICE_SCHEMA, catalogServiceRow, healthRow, HEALTH_SCHEMA, NODE_SCHEMA, nodeRow, SERVICE_SCHEMA, serviceRow } from './rows.js';
@@ -56,7 +56,7 @@ export function schemaOf(kind: ConsulQuery['kind']): Schema | undefined {
  * object keys in a fixed order). The filter must have been checked against `schemaOf(q.kind)` already (the route
  * answers 400 before any document exists).
  */
-export function renderConsul(q: ConsulQuery, snap: Snapshot): string {
+export function renderConsul(q: ConsulQuery, snap: View): string {
   switch (q.kind) {
     case 'self':
       return JSON.stringify({
@@ -134,7 +134,7 @@ function rowTest(filter: string | null, kind: ConsulQuery['kind']): (row: unknow
  * The parts must cover everything renderConsul reads for `q`: a service's endpoints (its instances, their
  * interfaces and served services), the agent states and check states that can add a critical entry for it.
  */
-export function consulDependencies(q: ConsulQuery, snap: Snapshot): readonly unknown[] | undefined {
+export function consulDependencies(q: ConsulQuery, snap: View): readonly unknown[] | undefined {
   switch (q.kind) {
     case 'self':
     case 'leader':
