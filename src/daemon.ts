@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import { merge, Subject, throttleTime } from 'rxjs';
 import type { Config } from './config/index.js';
 import type { Logger } from './log/index.js';
@@ -67,8 +68,10 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const rateLimited: RateLimitCounts = { slipped: 0, dropped: 0 };
   const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters(), rateLimited });
   const client = createLxdClient(endpoint);
-  const { project, allProjects, resyncIntervalMs, watchdogMs } = config.lxd;
-  const reflector = new Reflector(client, store, { project, allProjects, resyncIntervalMs, watchdogMs, logger: logger.child({ component: 'lxd' }), observer: metrics.observer });
+  const { project, allProjects, resyncIntervalMs, watchdogMs, watchLeases } = config.lxd;
+  // LXD's directory holds its socket and its bridges' lease files (networks/<bridge>/dnsmasq.leases).
+  const leaseDirectory = endpoint.kind === 'unix' && watchLeases ? dirname(endpoint.socket) : undefined;
+  const reflector = new Reflector(client, store, { project, allProjects, resyncIntervalMs, watchdogMs, leaseDirectory, logger: logger.child({ component: 'lxd' }), observer: metrics.observer });
   const answering = startAnswering(config, store, logger);
   const certificates = new CertificateRegistry(logger, config.stateDirectory);
   const shutdown = new AbortController();

@@ -320,6 +320,8 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       allProjects: lxd.all_projects,
       resyncIntervalMs: lxd.resync_interval,
       watchdogMs: lxd.watchdog_timeout,
+      /** Only with the unix socket: the lease files are on LXD's own host. */
+      watchLeases: lxd.watch_leases,
     },
     rest: {
       enabled: tls.enabled,

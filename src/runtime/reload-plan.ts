@@ -75,6 +75,7 @@ export function decideReload(running: Config, next: Config, started: Config): Re
   check('server.lxd.project', [running.lxd.project, running.lxd.allProjects], [next.lxd.project, next.lxd.allProjects], restart);
   check('server.lxd.resync_interval', running.lxd.resyncIntervalMs, next.lxd.resyncIntervalMs, restart);
   check('server.lxd.watchdog_timeout', running.lxd.watchdogMs, next.lxd.watchdogMs, restart);
+  check('server.lxd.watch_leases', running.lxd.watchLeases, next.lxd.watchLeases, restart);
   check('server.dns.tcp_idle_timeout', running.dns.tcpIdleTimeoutMs, next.dns.tcpIdleTimeoutMs, restart);
   check('server.dns.max_tcp_connections', running.dns.maxTcpConnections, next.dns.maxTcpConnections, restart);
   check('server.dns.max_udp_reply', running.dns.maxUdpReply, next.dns.maxUdpReply, restart);

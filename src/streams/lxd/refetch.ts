@@ -32,6 +32,12 @@ export interface RefetchOptions {
   readonly onRead: (inst: Instance) => void;
   /** LXD answered 404 for this key: the instance is gone. */
   readonly onGone: (key: string) => void;
+  /**
+   * The DHCP leases dnsmasq wrote for a network (lease-watch.ts), where lexa reads LXD's local socket; undefined
+   * for a network whose lease file is not read (remote LXD, no such file), whose instances keep the polled path.
+   * A lease found here counts as one LXD's lease list shows (see #leased): it is the file that list is read from.
+   */
+  readonly leaseFiles?: { leases(network: string): readonly LxdLease[] | undefined };
 }
 
 /**
@@ -56,6 +62,11 @@ export class Refetcher {
    * takes the answer away again).
    */
   readonly #leased = new Map<string, string>();
+  /**
+   * Running instances without an IPv4 yet, as last read (with the signal of the read): a lease file change
+   * (`leaseFileChanged`) that brings the lease of one's primary NIC gives it that IPv4 at once, without a read.
+   */
+  readonly #awaiting = new Map<string, { inst: Instance; signal: AbortSignal }>();
   /** The primary NIC (bridge and MAC) of running instances as last read, to ask for their lease in parallel. */
   readonly #nics = new Map<string, { network: string; hwaddr: string }>();
   /**
@@ -145,6 +156,23 @@ export class Refetcher {
     this.#leased.delete(key);
     this.#nics.delete(key);
     this.#unvouched.delete(key);
+    this.#awaiting.delete(key);
+  }
+
+  /**
+   * `network`'s lease file was read anew: every instance awaiting its first IPv4 whose primary NIC's MAC holds a
+   * lease there is stored with that IPv4 now (a copy of its last read; the next read keeps it, see #leased).
+   */
+  leaseFileChanged(network: string): void {
+    for (const [key, { inst, signal }] of this.#awaiting) {
+      const nic = this.#nics.get(key);
+      if (signal.aborted || nic?.network !== network) continue;
+      const ip = leasedIpv4(this.#opts.leaseFiles?.leases(network), nic.hwaddr);
+      if (ip === undefined) continue;
+      this.#awaiting.delete(key);
+      this.#leased.set(key, ip);
+      this.#opts.onRead(withPrimaryIpv4(inst, ip));
+    }
   }
 
   /** What LXD last said about its networks and leases (see #evidence). */
@@ -194,6 +222,7 @@ export class Refetcher {
         this.#leased.delete(key);
         this.#nics.delete(key);
         this.#unvouched.delete(key);
+        this.#awaiting.delete(key);
         if (signal.aborted) return undefined;
         this.#opts.onGone(key);
         return undefined;
@@ -212,9 +241,16 @@ export class Refetcher {
         const ip = leasedIpv4(lists.get(nic.network), current.hwaddr);
         if (ip !== undefined) this.#leased.set(key, ip);
       }
+      // The lease file costs no request, so every such read looks there (not only the first-address polls).
+      if (!this.#leased.has(key) && current !== undefined) {
+        const ip = leasedIpv4(this.#opts.leaseFiles?.leases(current.network), current.hwaddr);
+        if (ip !== undefined) this.#leased.set(key, ip);
+      }
       const leased = this.#leased.get(key);
       if (leased !== undefined) inst = withPrimaryIpv4(inst, leased);
     }
+    if (inst.running && !hasIpv4(inst) && current !== undefined) this.#awaiting.set(key, { inst, signal });
+    else this.#awaiting.delete(key);
     this.#opts.onRead(inst);
     return inst;
   }
