@@ -113,6 +113,7 @@ export class LeaseWatch {
       this.#opts.logger.debug('lxd lease file not watched; polling leases', { network, directory: dir, error: describeError(err) });
       return w;
     }
+    this.#opts.logger.debug('lxd lease file watched', { network, directory: dir });
     this.#read(network, w);
     return w;
   }
