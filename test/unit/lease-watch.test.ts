@@ -6,6 +6,7 @@ import t, { type Test } from 'tap';
 import { memoryLogger } from '../../src/log/index.js';
 import { LeaseWatch, MAX_LEASE_FILE_BYTES, MIN_READ_GAP_MS, RETRY_WATCH_MS } from '../../src/streams/lxd/lease-watch.js';
 import { Reflector, SnapshotStore } from '../../src/streams/index.js';
+import { FIRST_ADDRESS_POLL_MS, WATCHED_POLL_MS } from '../../src/streams/lxd/refetch.js';
 import { FakeClock, settle } from '../helpers/fake-clock.js';
 import { FakeLxd, lifecycle, lxdInstance } from '../helpers/fake-lxd.js';
 
@@ -186,4 +187,25 @@ t.test('without a lease file (remote-like, or another layout), the polled lease 
   lxd.leases.set('lxdbr0', [{ hostname: 'web-1', hwaddr: MAC1, address: '10.99.0.8', type: 'dynamic' }]);
   await clock.advance(50);
   t.same(ipv4('web-1'), ['10.99.0.8']);
+});
+
+t.test('with its lease file watched, a standalone instance is polled every WATCHED_POLL_MS; a cluster member\'s densely', async (t) => {
+  const { dir, write } = leaseDir(t);
+  write(line('00:16:3e:00:00:99', '10.99.0.99'));
+  const { clock, lxd, connect } = rig(t, dir);
+  const clustered = (raw: ReturnType<typeof lxdInstance>) => ({ ...raw, location: 'node2' });
+  lxd.put(lxdInstance('solo', { status: 'Stopped', config: { 'volatile.eth0.hwaddr': MAC1 } }));
+  lxd.put(clustered(lxdInstance('member', { status: 'Stopped', config: { 'volatile.eth0.hwaddr': MAC2 } })));
+  await connect();
+  lxd.put(lxdInstance('solo', { config: { 'volatile.eth0.hwaddr': MAC1 } }));
+  lxd.put(clustered(lxdInstance('member', { config: { 'volatile.eth0.hwaddr': MAC2 } })));
+  lxd.socket.send(lifecycle('instance-started', '/1.0/instances/solo'));
+  lxd.socket.send(lifecycle('instance-started', '/1.0/instances/member'));
+  await settle();
+  const [solo, member] = [lxd.reads('solo'), lxd.reads('member')];
+  await clock.advance(WATCHED_POLL_MS - 1);
+  t.equal(lxd.reads('solo'), solo, 'no poll of the standalone instance before WATCHED_POLL_MS');
+  t.ok(lxd.reads('member') - member >= (WATCHED_POLL_MS - 1) / (2 * FIRST_ADDRESS_POLL_MS) - 1, 'the cluster member\'s instance is polled densely');
+  await clock.advance(1);
+  t.equal(lxd.reads('solo'), solo + 1, 'then one poll');
 });

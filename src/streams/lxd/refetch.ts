@@ -23,6 +23,14 @@ export const SETTLE_DELAYS_MS = [100, 150, 250, 250, 250, 250, 250, 250, 250, 25
  */
 export const FIRST_ADDRESS_POLL_MS = 5;
 export const FIRST_ADDRESS_WINDOW_MS = 400;
+/**
+ * The first-address poll period instead, for an instance of a standalone LXD whose bridge's lease file is watched
+ * (lease-watch.ts): the file brings the lease the moment dnsmasq writes it, so the polls only catch what no lease
+ * shows (an address the container sets itself) and a lost file event. Each read costs LXD 15–30 ms of a busy
+ * host's CPU, which dnsmasq and the starting container need too. In a cluster the instance may lease from another
+ * member's dnsmasq, whose file is not on this host: those keep FIRST_ADDRESS_POLL_MS.
+ */
+export const WATCHED_POLL_MS = 50;
 
 export interface RefetchOptions {
   readonly client: LxdClient;
@@ -125,7 +133,8 @@ export class Refetcher {
       let prev = first;
       const started = this.#opts.clock.now();
       while (!hasIpv4(prev) && this.#opts.clock.now() - started < FIRST_ADDRESS_WINDOW_MS) {
-        await sleep(this.#opts.clock, FIRST_ADDRESS_POLL_MS * Math.max(1, this.#settling.size), signal);
+        const period = this.#fileLeased(key, prev) ? WATCHED_POLL_MS : FIRST_ADDRESS_POLL_MS * Math.max(1, this.#settling.size);
+        await sleep(this.#opts.clock, period, signal);
         if (signal.aborted || this.#settling.get(key) !== loop) return;
         const inst = await this.#read(project, name, signal, true).catch(() => prev);
         if (!inst?.running) return;
@@ -183,6 +192,12 @@ export class Refetcher {
   /** A full list's evidence: its networks' facts, its lease lists merged into those read here (reflector.ts). */
   set evidence(evidence: Evidence) {
     this.#evidence = evidence;
+  }
+
+  /** Whether `inst` (of a standalone LXD) leases on a bridge whose lease file is watched (see WATCHED_POLL_MS). */
+  #fileLeased(key: string, inst: Instance): boolean {
+    const nic = this.#nics.get(key);
+    return inst.location === 'none' && nic !== undefined && this.#opts.leaseFiles?.leases(nic.network) !== undefined;
   }
 
   /** The leases of `network` (never rejects: a failed read is no lease). */
