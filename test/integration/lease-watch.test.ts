@@ -38,7 +38,7 @@ t.test('with the lease file watched (the default on the local socket)', async (t
   t.teardown(() => lexa.close());
   await launchAnswers(t, lexa, `${PREFIX}1`);
   t.same(logged(lexa, 'lxd lease file watched').map((l) => l['network']), [DAEMON.bridge], `${DAEMON.bridge}'s lease file was found beside the socket and watched`);
-  t.same(logged(lexa, 'lxd lease file not watched; polling leases'), []);
+  t.same(logged(lexa, 'lxd lease file not watched; polling leases'), [], 'no fallback');
 });
 
 t.test('with watch_leases = false: polling only, and the name still answers', async (t) => {
@@ -57,6 +57,6 @@ t.test('a socket whose directory has no lease files: said at debug level, and th
   t.teardown(() => lexa.close());
   await launchAnswers(t, lexa, `${PREFIX}3`);
   const missed = logged(lexa, 'lxd lease file not watched; polling leases');
-  t.equal(missed[0]?.['network'], DAEMON.bridge);
-  t.equal(missed[0]?.['level'], 'debug');
+  t.equal(missed[0]?.['network'], DAEMON.bridge, 'the missing lease file is named');
+  t.equal(missed[0]?.['level'], 'debug', 'at debug level only');
 });
