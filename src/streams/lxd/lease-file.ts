@@ -15,10 +15,10 @@ import type { LxdLease } from './lxd-model.js';
  */
 
 /**
- * Lines looked at per file: the shortest well-formed lease line is 32 bytes, so the 1 MiB lease-watch.ts reads
- * holds at most ~33,000; a file of empty or junk lines stops here instead of costing a million iterations.
+ * Lines looked at per file: the shortest well-formed lease line is 32 bytes, so the 256 KiB lease-watch.ts reads
+ * holds at most ~8,200; a file of empty or junk lines stops here instead of costing 256 Ki iterations.
  */
-export const MAX_LEASE_LINES = 40_000;
+export const MAX_LEASE_LINES = 10_000;
 
 /** A dnsmasq MAC for Ethernet: six hex octets (other hardware types are written `<type>-<octets>`: not a NIC's). */
 const MAC = /^[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}$/;

@@ -15,14 +15,17 @@ import type { LxdLease } from './lxd-model.js';
  * A network whose directory cannot be watched or whose file cannot be read has no leases here (`leases` answers
  * undefined) and its instances keep the polled path; that is logged at debug level only, since every remote or
  * non-bridge network is such a case. Work is bounded: at most MAX_WATCHED_NETWORKS directories, at most
- * MAX_LEASE_FILE_BYTES read per file, and reads of one file at least MIN_READ_GAP_MS apart.
+ * MAX_LEASE_FILE_BYTES read per file, and reads of one file at least MIN_READ_GAP_MS (and READ_COST_FACTOR times
+ * the last read's duration) apart.
  */
 
 /**
- * The bytes of a lease file read: a lease line is ~70 bytes, so 1 MiB holds some 15,000 leases (dnsmasq's own
- * default cap is 1,000), and reading it whole takes ~1 ms (see readBounded).
+ * The bytes of a lease file read. A lease line is ~70 bytes: LXD's default /24 bridge holds at most 253 leases
+ * (~18 KB, read and parsed in well under a millisecond), and 256 KiB ~3,700, more than a /22. Reading and parsing
+ * is synchronous (see readBounded): 1 MiB took 8–21 ms on the busy 2-core test host, a stall no query should wait
+ * behind, so the cap is a quarter of that.
  */
-export const MAX_LEASE_FILE_BYTES = 1024 * 1024;
+export const MAX_LEASE_FILE_BYTES = 256 * 1024;
 /** Bridges watched at once: a host has a handful; each costs one inotify watch. */
 export const MAX_WATCHED_NETWORKS = 64;
 /**
@@ -30,6 +33,11 @@ export const MAX_WATCHED_NETWORKS = 64;
  * nothing); a container flooding dnsmasq with DHCP requests makes lexa read the file at most 100 times a second.
  */
 export const MIN_READ_GAP_MS = 10;
+/**
+ * And at least this many times the last read's own duration: however large the file and slow the host, reading
+ * it takes at most about a tenth of the event loop, which answers queries.
+ */
+export const READ_COST_FACTOR = 10;
 /** After a directory could not be watched, it is tried again on a later ask at most this often (a bridge created later). */
 export const RETRY_WATCH_MS = 30_000;
 /** The file dnsmasq keeps its leases in, in each network's directory (LXD's `networks/<name>/`). */
@@ -53,6 +61,8 @@ interface NetworkWatch {
   failedAt: number;
   leases: readonly LxdLease[] | undefined;
   lastRead: number;
+  /** How long the last read (with its parse) took, ms. */
+  readCost: number;
   /** A read waiting for MIN_READ_GAP_MS to pass. */
   timer: unknown;
 }
@@ -68,7 +78,8 @@ export class LeaseWatch {
 
   /**
    * The unexpired IPv4 leases in `network`'s lease file as last read (lease-file.ts), or undefined when that file
-   * is not watched or not (yet) read. The first ask starts watching it; its leases follow with `onChange`.
+   * is not watched or not (yet) read. The first ask starts watching it and reads it at once; each later read
+   * (after a change) is announced with `onChange`.
    * What this returns must not be modified.
    */
   leases(network: string): readonly LxdLease[] | undefined {
@@ -96,7 +107,7 @@ export class LeaseWatch {
   }
 
   #start(network: string): NetworkWatch {
-    const w: NetworkWatch = { watcher: undefined, failedAt: 0, leases: undefined, lastRead: -Infinity, timer: undefined };
+    const w: NetworkWatch = { watcher: undefined, failedAt: 0, leases: undefined, lastRead: -Infinity, readCost: 0, timer: undefined };
     this.#networks.set(network, w);
     const dir = join(this.#opts.directory, 'networks', network);
     try {
@@ -118,10 +129,10 @@ export class LeaseWatch {
     return w;
   }
 
-  /** The file may have changed: read it now, or once MIN_READ_GAP_MS has passed since the last read. */
+  /** The file may have changed: read it now, or once the gap after the last read (see READ_COST_FACTOR) has passed. */
   #changed(network: string, w: NetworkWatch): void {
     if (this.#closed || this.#networks.get(network) !== w || w.timer !== undefined) return;
-    const wait = w.lastRead + MIN_READ_GAP_MS - this.#opts.clock.now();
+    const wait = w.lastRead + Math.max(MIN_READ_GAP_MS, READ_COST_FACTOR * w.readCost) - this.#opts.clock.now();
     if (wait > 0) {
       w.timer = this.#opts.clock.setTimeout(() => {
         w.timer = undefined;
@@ -135,6 +146,7 @@ export class LeaseWatch {
   /** Reads `network`'s lease file into `w`; true when its leases were replaced. */
   #read(network: string, w: NetworkWatch): boolean {
     const file = join(this.#opts.directory, 'networks', network, LEASE_FILE);
+    const began = performance.now();
     try {
       const text = readBounded(file);
       // dnsmasq rewrites the file in place (truncate, then write): an empty read is the middle of a rewrite
@@ -142,6 +154,7 @@ export class LeaseWatch {
       if (text === '' && w.leases !== undefined) return false;
       w.lastRead = this.#opts.clock.now();
       w.leases = parseLeaseFile(text, Math.floor(w.lastRead / 1000));
+      w.readCost = performance.now() - began;
       return true;
     } catch (err) {
       // Gone or unreadable: the leases last read stay (the next change reads again); never read: polling.
@@ -157,8 +170,8 @@ export class LeaseWatch {
  * read short. Opened without following a symlink and without blocking (a FIFO put there cannot hang it).
  *
  * Synchronous on purpose: the asynchronous open, stat, read and close are four trips through libuv's thread pool,
- * which took 3–22 ms on this busy 2-core host (most of the time lexa was behind dnsmasq), while reading a file of a
- * few hundred leases takes some tens of microseconds and the cap bounds the worst case to ~1 ms.
+ * which took 3–22 ms on the busy 2-core test host (most of the time lexa was still behind dnsmasq), while a file of
+ * a few hundred leases is read in some tens of microseconds; the cap and READ_COST_FACTOR bound the worst case.
  */
 function readBounded(path: string): string {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);

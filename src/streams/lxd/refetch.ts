@@ -26,8 +26,8 @@ export const FIRST_ADDRESS_WINDOW_MS = 400;
 /**
  * The first-address poll period instead, for an instance of a standalone LXD whose bridge's lease file is watched
  * (lease-watch.ts): the file brings the lease the moment dnsmasq writes it, so the polls only catch what no lease
- * shows (an address the container sets itself) and a lost file event. Each read costs LXD 15–30 ms of a busy
- * host's CPU, which dnsmasq and the starting container need too. In a cluster the instance may lease from another
+ * shows (an address the container sets itself) and a lost file event. Each read took 15–30 ms on the busy 2-core
+ * test host, back to back, and LXD's work for it is CPU that dnsmasq and the starting container need too. In a cluster the instance may lease from another
  * member's dnsmasq, whose file is not on this host: those keep FIRST_ADDRESS_POLL_MS.
  */
 export const WATCHED_POLL_MS = 50;
