@@ -32,8 +32,8 @@ npm run build
 npm run typecheck   # src and test, strict
 
 # The integration tests that run a second time against Incus (LEXA_TEST_DAEMON=incus, see test/helpers/lxd-cli.ts).
-# Skipped when the caller names its own files.
-INCUS_SET=(test/integration/lxd-watch.test.ts test/integration/traefik.test.ts)
+# Skipped when the caller names its own files. lease-watch: Incus keeps its lease files under /var/lib/incus.
+INCUS_SET=(test/integration/lxd-watch.test.ts test/integration/traefik.test.ts test/integration/lease-watch.test.ts)
 
 # Runs tap with "$@"; adds its counts (tap closes with a line like "# { total: 80, pass: 78, fail: 1, skip: 1 }")
 # to the totals, and its exit status to $status. A run that prints no summary counts as failed.

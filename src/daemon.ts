@@ -1,3 +1,4 @@
+import { dirname } from 'node:path';
 import { merge, Subject, throttleTime } from 'rxjs';
 import type { Config } from './config/index.js';
 import type { Logger } from './log/index.js';
@@ -231,7 +232,9 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
 function watchSite(site: SiteConfig, logger: Logger, observer: Metrics['observer']): Site {
   const client = createLxdClient(site.endpoint);
   const store = new SnapshotStore();
-  const { project, allProjects, resyncIntervalMs, watchdogMs } = site;
+  const { project, allProjects, resyncIntervalMs, watchdogMs, watchLeases } = site;
+  // LXD's directory holds its socket and its bridges' lease files (networks/<bridge>/dnsmasq.leases).
+  const leaseDirectory = site.endpoint.kind === 'unix' && watchLeases ? dirname(site.endpoint.socket) : undefined;
   const log = logger.child(site.name === null ? { component: 'lxd' } : { component: 'lxd', site: site.name });
   const reflector = new Reflector(client, store, {
     ...(site.name === null ? {} : { site: site.name }),
@@ -239,6 +242,7 @@ function watchSite(site: SiteConfig, logger: Logger, observer: Metrics['observer
     allProjects,
     resyncIntervalMs,
     watchdogMs,
+    leaseDirectory,
     logger: log,
     observer,
   });

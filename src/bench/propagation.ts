@@ -4,7 +4,9 @@
  * address), polled together in one loop so both see the same launch; and how soon after `lxc stop` returns the
  * name is gone from lexa. Median over a few launches; the ratio is lexa's time over dnsmasq's.
  *
- *   node dist/bench/propagation.js [--launches 5] [--bridge 10.99.0.1] [--image lexa-busybox]
+ *   node dist/bench/propagation.js [--launches 5] [--bridge 10.99.0.1] [--image lexa-busybox] [--poll-leases]
+ *
+ * `--poll-leases` turns the lease file watch off (`server.lxd.watch_leases = false`): leases only from LXD's API.
  */
 import { execFile, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -64,12 +66,18 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { launches: { type: 'string', default: '5' }, bridge: { type: 'string', default: '10.99.0.1' }, image: { type: 'string', default: 'lexa-busybox' } },
+    options: {
+      launches: { type: 'string', default: '5' },
+      bridge: { type: 'string', default: '10.99.0.1' },
+      image: { type: 'string', default: 'lexa-busybox' },
+      'poll-leases': { type: 'boolean', default: false },
+    },
   });
   const launches = Number(values.launches);
   const dir = mkdtempSync(join(tmpdir(), 'lexa-prop-'));
   const config = join(dir, 'lexa.hcl');
-  writeFileSync(config, 'server {\n  tls {\n    enabled = false\n  }\n  dns {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n}\n');
+  const lxd = values['poll-leases'] ? '  lxd {\n    watch_leases = false\n  }\n' : '';
+  writeFileSync(config, 'server {\n' + lxd + '  tls {\n    enabled = false\n  }\n  dns {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n}\n');
   const child = spawn(process.execPath, [CLI, 'server', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
   let log = '';
   child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
@@ -86,7 +94,8 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 20));
     }
     for (const old of (await lxc('list', '-c', 'n', '-f', 'csv')).split('\n').filter((n) => n.startsWith(PREFIX))) await lxc('delete', '-f', old);
-    console.log(`Propagation on the real LXD (${launches} launches of ${values.image}; lexa and LXD's dnsmasq at ${values.bridge} polled every ${POLL_MS} ms):\n`);
+    const how = values['poll-leases'] ? 'leases polled from LXD only' : 'lease file watched';
+    console.log(`Propagation on the real LXD (${launches} launches of ${values.image}, ${how}; lexa and LXD's dnsmasq at ${values.bridge} polled every ${POLL_MS} ms):\n`);
     const lexaMs: number[] = [];
     const dnsmasqMs: number[] = [];
     const stopMs: number[] = [];

@@ -410,6 +410,7 @@ function siteOf(
     allProjects: lxd.all_projects,
     resyncIntervalMs: lxd.resync_interval,
     watchdogMs: lxd.watchdog_timeout,
+    watchLeases: lxd.watch_leases,
   };
 }
 

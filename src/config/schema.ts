@@ -154,6 +154,12 @@ const lxdSite = block({
   watchdog_timeout: duration()
     .refine((ms) => (ms >= 1000 ? undefined : 'must be at least 1s'))
     .default(25_000),
+  /**
+   * With the local socket: learn a new instance's DHCP lease from its bridge's dnsmasq lease file (beside the
+   * socket) the moment dnsmasq writes it, instead of at the next poll of LXD's lease API (streams/lxd/lease-watch.ts).
+   * On by default: it only reads what LXD's own lease API reads, and falls back to polling where there is no file.
+   */
+  watch_leases: bool().default(true),
 });
 
 /** The whole file. Spellings of lexa 0.2 (the original lexa) are accepted as they were. */

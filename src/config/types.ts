@@ -43,4 +43,6 @@ export interface SiteConfig {
   readonly allProjects: boolean;
   readonly resyncIntervalMs: number;
   readonly watchdogMs: number;
+  /** Only with the unix socket: the lease files are on LXD's own host (streams/lxd/lease-watch.ts). */
+  readonly watchLeases: boolean;
 }

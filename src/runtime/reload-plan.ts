@@ -80,6 +80,7 @@ export function decideReload(running: Config, next: Config, started: Config): Re
   // Each site has its own reflector, started once: adding, removing, renaming or changing a site waits.
   check('server.lxd.name', running.sites.map((s) => s.name), next.sites.map((s) => s.name), restart);
   check('server.lxd (further sites)', running.sites.slice(1), next.sites.slice(1), restart);
+  check('server.lxd.watch_leases', running.sites.map((s) => s.watchLeases), next.sites.map((s) => s.watchLeases), restart);
   check('server.dns.tcp_idle_timeout', running.dns.tcpIdleTimeoutMs, next.dns.tcpIdleTimeoutMs, restart);
   check('server.dns.max_tcp_connections', running.dns.maxTcpConnections, next.dns.maxTcpConnections, restart);
   check('server.dns.max_udp_reply', running.dns.maxUdpReply, next.dns.maxUdpReply, restart);

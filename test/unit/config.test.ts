@@ -67,6 +67,7 @@ t.test('every default, as the daemon receives it', async (t) => {
       allProjects: false,
       resyncIntervalMs: 300_000,
       watchdogMs: 25_000,
+      watchLeases: true,
     },
     sites: [
       {
@@ -76,6 +77,7 @@ t.test('every default, as the daemon receives it', async (t) => {
         allProjects: false,
         resyncIntervalMs: 300_000,
         watchdogMs: 25_000,
+        watchLeases: true,
       },
     ],
     rest: { enabled: true, binds: [{ host: '127.0.0.1', port: 18443 }], tls: none, limits: { ...limits(256, 32, 64, 10_000, 5_000), handshakeTimeoutMs: 5_000 }, clientCa: null },
@@ -343,6 +345,7 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
     'server.lxd.all_projects': [{ lxd: { all_projects: true } }, (c) => c.lxd.allProjects, true],
     'server.lxd.resync_interval': [{ lxd: { resync_interval: '0s' } }, (c) => c.lxd.resyncIntervalMs, 0],
     'server.lxd.watchdog_timeout': [{ lxd: { watchdog_timeout: '1m' } }, (c) => c.lxd.watchdogMs, 60_000],
+    'server.lxd.watch_leases': [{ lxd: { watch_leases: false } }, (c) => c.lxd.watchLeases, false],
     'server.tls.enabled': [{ tls: { enabled: false } }, (c) => c.rest.enabled, false],
     'server.tls.bind.host': [{ tls: { bind: [{ host: '::' }] } }, (c) => c.rest.binds[0]?.host, '::'],
     'server.tls.bind.port': [{ tls: { bind: [{ port: 1 }] } }, (c) => c.rest.binds[0]?.port, 1],

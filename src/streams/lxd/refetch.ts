@@ -23,6 +23,14 @@ export const SETTLE_DELAYS_MS = [100, 150, 250, 250, 250, 250, 250, 250, 250, 25
  */
 export const FIRST_ADDRESS_POLL_MS = 5;
 export const FIRST_ADDRESS_WINDOW_MS = 400;
+/**
+ * The first-address poll period instead, for an instance of a standalone LXD whose bridge's lease file is watched
+ * (lease-watch.ts): the file brings the lease the moment dnsmasq writes it, so the polls only catch what no lease
+ * shows (an address the container sets itself) and a lost file event. Each read took 15–30 ms on the busy 2-core
+ * test host, back to back, and LXD's work for it is CPU that dnsmasq and the starting container need too. In a cluster the instance may lease from another
+ * member's dnsmasq, whose file is not on this host: those keep FIRST_ADDRESS_POLL_MS.
+ */
+export const WATCHED_POLL_MS = 50;
 
 export interface RefetchOptions {
   readonly client: LxdClient;
@@ -34,6 +42,12 @@ export interface RefetchOptions {
   readonly onGone: (key: string) => void;
   /** The named site the instances belong to; absent for the unnamed one. */
   readonly site?: string;
+  /**
+   * The DHCP leases dnsmasq wrote for a network (lease-watch.ts), where lexa reads LXD's local socket; undefined
+   * for a network whose lease file is not read (remote LXD, no such file), whose instances keep the polled path.
+   * A lease found here counts as one LXD's lease list shows (see #leased): it is the file that list is read from.
+   */
+  readonly leaseFiles?: { leases(network: string): readonly LxdLease[] | undefined };
 }
 
 /**
@@ -58,6 +72,11 @@ export class Refetcher {
    * takes the answer away again).
    */
   readonly #leased = new Map<string, string>();
+  /**
+   * Running instances without an IPv4 yet, as last read (with the signal of the read): a lease file change
+   * (`leaseFileChanged`) that brings the lease of one's primary NIC gives it that IPv4 at once, without a read.
+   */
+  readonly #awaiting = new Map<string, { inst: Instance; signal: AbortSignal }>();
   /** The primary NIC (bridge and MAC) of running instances as last read, to ask for their lease in parallel. */
   readonly #nics = new Map<string, { network: string; hwaddr: string }>();
   /**
@@ -116,7 +135,8 @@ export class Refetcher {
       let prev = first;
       const started = this.#opts.clock.now();
       while (!hasIpv4(prev) && this.#opts.clock.now() - started < FIRST_ADDRESS_WINDOW_MS) {
-        await sleep(this.#opts.clock, FIRST_ADDRESS_POLL_MS * Math.max(1, this.#settling.size), signal);
+        const period = this.#fileLeased(key, prev) ? WATCHED_POLL_MS : FIRST_ADDRESS_POLL_MS * Math.max(1, this.#settling.size);
+        await sleep(this.#opts.clock, period, signal);
         if (signal.aborted || this.#settling.get(key) !== loop) return;
         const inst = await this.#read(project, name, signal, true).catch(() => prev);
         if (!inst?.running) return;
@@ -147,6 +167,23 @@ export class Refetcher {
     this.#leased.delete(key);
     this.#nics.delete(key);
     this.#unvouched.delete(key);
+    this.#awaiting.delete(key);
+  }
+
+  /**
+   * `network`'s lease file was read anew: every instance awaiting its first IPv4 whose primary NIC's MAC holds a
+   * lease there is stored with that IPv4 now (a copy of its last read; the next read keeps it, see #leased).
+   */
+  leaseFileChanged(network: string): void {
+    for (const [key, { inst, signal }] of this.#awaiting) {
+      const nic = this.#nics.get(key);
+      if (signal.aborted || nic?.network !== network) continue;
+      const ip = leasedIpv4(this.#opts.leaseFiles?.leases(network), nic.hwaddr);
+      if (ip === undefined) continue;
+      this.#awaiting.delete(key);
+      this.#leased.set(key, ip);
+      this.#opts.onRead(withPrimaryIpv4(inst, ip));
+    }
   }
 
   /** What LXD last said about its networks and leases (see #evidence). */
@@ -157,6 +194,12 @@ export class Refetcher {
   /** A full list's evidence: its networks' facts, its lease lists merged into those read here (reflector.ts). */
   set evidence(evidence: Evidence) {
     this.#evidence = evidence;
+  }
+
+  /** Whether `inst` (of a standalone LXD) leases on a bridge whose lease file is watched (see WATCHED_POLL_MS). */
+  #fileLeased(key: string, inst: Instance): boolean {
+    const nic = this.#nics.get(key);
+    return inst.location === 'none' && nic !== undefined && this.#opts.leaseFiles?.leases(nic.network) !== undefined;
   }
 
   /** The leases of `network` (never rejects: a failed read is no lease). */
@@ -196,6 +239,7 @@ export class Refetcher {
         this.#leased.delete(key);
         this.#nics.delete(key);
         this.#unvouched.delete(key);
+        this.#awaiting.delete(key);
         if (signal.aborted) return undefined;
         this.#opts.onGone(key);
         return undefined;
@@ -214,9 +258,16 @@ export class Refetcher {
         const ip = leasedIpv4(lists.get(nic.network), current.hwaddr);
         if (ip !== undefined) this.#leased.set(key, ip);
       }
+      // The lease file costs no request, so every such read looks there (not only the first-address polls).
+      if (!this.#leased.has(key) && current !== undefined) {
+        const ip = leasedIpv4(this.#opts.leaseFiles?.leases(current.network), current.hwaddr);
+        if (ip !== undefined) this.#leased.set(key, ip);
+      }
       const leased = this.#leased.get(key);
       if (leased !== undefined) inst = withPrimaryIpv4(inst, leased);
     }
+    if (inst.running && !hasIpv4(inst) && current !== undefined) this.#awaiting.set(key, { inst, signal });
+    else this.#awaiting.delete(key);
     this.#opts.onRead(inst);
     return inst;
   }

@@ -4,6 +4,7 @@ import { reconnectDelay } from '../../time/backoff.js';
 import { EventConnection } from './connection.js';
 import type { LxdClient } from './lxd-client.js';
 import { EventLatency } from './latency.js';
+import { LeaseWatch } from './lease-watch.js';
 import { readList, recentStarts, scopeQuery } from './list.js';
 import { ListFence, type Listing } from './list-fence.js';
 import { instanceKey, type DaemonKind, type LxdEvent } from './lxd-model.js';
@@ -46,6 +47,11 @@ export interface ReflectorOptions {
   readonly random?: () => number;
   /** Told about events, connections and how soon events show in the snapshot (metrics); none by default. */
   readonly observer?: ReflectorObserver;
+  /**
+   * LXD's directory on this host (where its unix socket is), when its bridges' dnsmasq lease files should be
+   * watched for new instances' leases (lease-watch.ts); absent: leases are only polled from LXD's API.
+   */
+  readonly leaseDirectory?: string;
 }
 
 export class Reflector {
@@ -69,6 +75,7 @@ export class Reflector {
   readonly #fence = new ListFence();
   readonly #members: MemberPoller;
   readonly #latency: EventLatency;
+  readonly #leaseWatch: LeaseWatch | undefined;
 
   constructor(client: LxdClient, store: SnapshotStore, opts: ReflectorOptions) {
     this.#client = client;
@@ -78,7 +85,10 @@ export class Reflector {
     this.#clock = opts.clock ?? realClock;
     this.#random = opts.random ?? Math.random;
     const [clock, logger] = [this.#clock, this.#log];
-    this.#refetcher = new Refetcher({ client, clock, logger, site: opts.site, onRead: (inst) => this.#stored(inst), onGone: (key) => this.#gone(key) });
+    const directory = opts.leaseDirectory;
+    this.#leaseWatch = directory === undefined ? undefined : new LeaseWatch({ directory, clock, logger, onChange: (n) => this.#refetcher.leaseFileChanged(n) });
+    const [onRead, onGone] = [(inst: Instance) => this.#stored(inst), (key: string) => this.#gone(key)];
+    this.#refetcher = new Refetcher({ client, clock, logger, site: opts.site, onRead, onGone, leaseFiles: this.#leaseWatch });
     this.#members = new MemberPoller({ client, store, clock, logger, resync: () => this.#resync() });
     this.#latency = new EventLatency(opts.observer, clock);
   }
@@ -95,6 +105,7 @@ export class Reflector {
     this.#conn?.close();
     this.#clock.clearInterval(this.#resyncTimer);
     this.#members.stop();
+    this.#leaseWatch?.close();
     await this.#running;
   }
 
