@@ -23,18 +23,14 @@ const PIPE_BYTES = 1 << 16;
 /** Lines a child logs at once: ~2.4 MB, more than the queue bound and a pipe (64 KiB) together. */
 const FLOOD = 20_000;
 
-/**
- * Runs argv[1:] as a shell or a service manager would: stdout in blocking mode and without tap's NODE_OPTIONS (tap
- * adds them to every child it sees spawned; its hooks touch process.stdout, which makes Node switch a pipe to
- * non-blocking mode and would hide a logger that fails to do so itself).
- */
-const PLAIN_EXEC = "import os, sys; os.environ.pop('NODE_OPTIONS', None); os.set_blocking(1, True); os.execv(sys.argv[1], sys.argv[1:])";
 
 /** The child's script: `createLogger` imported, then `body`; its stdout is `stdout` (an fd), else ignored. */
 function startChild(body: string, stdout: number | 'ignore' = 'ignore') {
   const script = join(dir, `child-${Math.random().toString(36).slice(2)}.mjs`);
   writeFileSync(script, `import { writeFileSync } from 'node:fs';\nimport { createLogger } from ${JSON.stringify(LOG)};\n${body}\n`);
-  const child = spawn('python3', ['-c', PLAIN_EXEC, process.execPath, script], { stdio: ['ignore', stdout, 'inherit'] });
+  // Through env(1), without tap's NODE_OPTIONS: tap adds them to every child it sees spawned, and its hooks touch
+  // process.stdout, which makes Node switch a pipe to non-blocking mode and would hide a logger that fails to.
+  const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, script], { stdio: ['ignore', stdout, 'inherit'] });
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const killer = setTimeout(() => child.kill('SIGKILL'), NEVER_MS);
   void exited.then(() => clearTimeout(killer));
@@ -118,6 +114,15 @@ t.test('a file that cannot be opened is a clear error at creation', async (t) =>
 catch (err) { writeFileSync(${JSON.stringify(join(dir, 'open-error'))}, err.code); }`);
   t.same(await exited, { code: 0, signal: null });
   t.equal(readFileSync(join(dir, 'open-error'), 'utf8'), 'ENOENT');
+});
+
+t.test('a FIFO nobody has open as log.out fails at once instead of blocking start-up', async (t) => {
+  const fifo = join(dir, 'no-reader.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const { exited } = startChild(`try { createLogger({ out: ${JSON.stringify(fifo)}, level: 'info' }); }
+catch (err) { writeFileSync(${JSON.stringify(join(dir, 'fifo-error'))}, err.code); }`);
+  t.same(await exited, { code: 0, signal: null }, 'exited by itself: the open did not wait for a reader');
+  t.equal(readFileSync(join(dir, 'fifo-error'), 'utf8'), 'ENXIO');
 });
 
 t.test('a pipe nobody reads: the event loop turns, lines past the bound are dropped, and the process exits', async (t) => {
