@@ -25,6 +25,8 @@
 #   BENCH_ENCRYPTED [1]    0 skips DoT/DoH/DoQ: lexa's against dnsdist fronting knot, each over UDP on the same server
 #   BENCH_LXD [1]          0 skips the two figures that need the real LXD of scripts/testbed.sh: propagation (lxc launch
 #                          → name answers, lexa vs LXD's dnsmasq; lxc stop → gone) and start-up with 50 containers
+#   BENCH_PMAP [1]         0 skips the persistent-map comparison (node dist/bench/pmap.js: lexa's pmap vs immutable's
+#                          Map on the snapshot's operations, the figures behind keeping pmap.ts)
 #   BENCH_GROWTH [1]       0 skips the growth benchmark (node dist/bench/growth.js: the daemon against a simulated
 #                          LXD of 10 … 10,000 instances)
 #   BENCH_CHECKS [1]       0 skips the server-side checks benchmark (node dist/bench/checks.js: 1,000 checked
@@ -43,6 +45,7 @@ outstanding=${BENCH_OUTSTANDING:-100}
 servers=${BENCH_SERVERS:-knot dnsmasq lexa lexadgram lexabare}
 rounds=${BENCH_ROUNDS:-1}
 micro=${BENCH_MICRO:-1}
+pmap=${BENCH_PMAP:-1}
 growth=${BENCH_GROWTH:-1}
 checks=${BENCH_CHECKS:-1}
 encrypted=${BENCH_ENCRYPTED:-1}
@@ -103,10 +106,11 @@ if (( ${#need[@]} > 0 )); then
   done
 fi
 
-# npm packages only when there are none (a clean clone); an existing node_modules is left as it is.
-if [[ ! -d node_modules ]]; then npm ci --no-audit --no-fund; fi
+# npm packages when there are none (a clean clone) or they predate immutable (a dev dependency only the pmap
+# comparison uses); an existing complete node_modules is left as it is.
+if [[ ! -d node_modules/immutable ]]; then npm ci --no-audit --no-fund; fi
 # Rebuild when dist/ is missing or any source is newer than the bench server it holds.
-if [[ $build != 0 ]] && { [[ ! -f dist/bench/server.js || ! -f dist/bench/dns.js ]] ||
+if [[ $build != 0 ]] && { [[ ! -f dist/bench/server.js || ! -f dist/bench/dns.js || ! -f dist/bench/pmap.js ]] ||
     [[ -n $(find src -name '*.ts' -newer dist/bench/server.js -print -quit) ]]; }; then
   npm run build --silent || die "npm run build failed (BENCH_BUILD=0 benchmarks the dist/ that is there)"
 fi
@@ -508,6 +512,13 @@ if [[ $micro != 0 ]]; then
   echo "In-process micro-benchmark of the handler (node dist/bench/dns.js, on CPU $server_cpu):"
   echo
   taskset -c "$server_cpu" node dist/bench/dns.js
+fi
+
+if [[ $pmap != 0 ]]; then
+  echo
+  echo "Persistent maps, in process (node dist/bench/pmap.js, on CPU $server_cpu):"
+  echo
+  taskset -c "$server_cpu" node dist/bench/pmap.js
 fi
 
 if [[ $growth != 0 ]]; then

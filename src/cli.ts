@@ -32,6 +32,14 @@ Exit codes: 0 clean stop (or a valid configuration), 1 runtime failure, 2 usage 
 
 /** How long a clean shutdown may take before the process exits anyway (with 1). */
 const SHUTDOWN_GRACE_MS = 5_000;
+/**
+ * How long the exit waits for the log's last lines to be written. Lines reach a destination that keeps up within
+ * milliseconds; one that does not read (a full pipe) would otherwise hold the process forever.
+ */
+const LOG_FLUSH_MS = 1_000;
+
+/** Waits, at most `ms`, for the lines logged so far to be written: set once a command has its logger. */
+let flushLog: (ms: number) => Promise<boolean> = () => Promise.resolve(true);
 
 function printProblems(err: ConfigError): void {
   process.stderr.write(`lexa: configuration error:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
@@ -77,7 +85,14 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const logger = createLogger(config.log);
+  let logger;
+  try {
+    logger = createLogger(config.log);
+  } catch (err) {
+    process.stderr.write(`lexa: log.out: ${(err as Error).message}\n`);
+    return 1;
+  }
+  flushLog = logger.flush;
   let daemon;
   try {
     const { startDaemon } = await import('./daemon.js');
@@ -154,7 +169,9 @@ async function runAgent(path: string | undefined): Promise<number> {
     }
     throw err;
   }
-  const logger = createLogger({ out: 'stdout', level: 'info' }).child({ component: 'agent' });
+  const root = createLogger({ out: 'stdout', level: 'info' });
+  flushLog = root.flush;
+  const logger = root.child({ component: 'agent' });
   if (config.token !== null) logger.hide([config.token]);
   const agent = new Agent(config, logger);
   agent.start();
@@ -171,7 +188,7 @@ async function runAgent(path: string | undefined): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => flushLog(LOG_FLUSH_MS).then(() => process.exit(code)),
   (err: unknown) => {
     process.stderr.write(`lexa: ${(err as Error)?.stack ?? String(err)}\n`);
     process.exit(1);

@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { Snapshot, toInstance, type Instance } from '../streams/index.js';
 import { startSimLxd, type SimLxd } from './sim-lxd.js';
+import { portFrom } from './logged-port.js';
 import { readyz } from './readyz.js';
 
 const CLI = new URL('../cli.js', import.meta.url).pathname;
@@ -250,18 +251,6 @@ function load(client: dgram.Socket, port: number, names: string[], total: number
   });
 }
 
-function portFrom(log: string, msg: string): number | undefined {
-  for (const line of log.split('\n')) {
-    if (!line.includes(`"${msg}"`)) continue;
-    try {
-      const port = (JSON.parse(line) as { port?: number }).port;
-      if (port) return port;
-    } catch {
-      // partial line
-    }
-  }
-  return undefined;
-}
 
 async function until<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, pollMs = 10): Promise<T> {
   const deadline = performance.now() + timeoutMs;

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import dnsPacket from 'dns-packet';
+import { portFrom } from './logged-port.js';
 
 const CLI = new URL('../cli.js', import.meta.url).pathname;
 /** Poll period while waiting for a name: well below the times measured. */
@@ -89,8 +90,7 @@ async function main(): Promise<void> {
     let port = 0;
     while (!log.includes('"lxd connected"') || port === 0) {
       if (Date.now() > deadline) throw new Error(`lexa did not start: ${log}`);
-      const m = /"dns\/udp: listening".*?"port":(\d+)/.exec(log);
-      if (m) port = Number(m[1]);
+      port = portFrom(log, 'dns/udp: listening') ?? 0;
       await new Promise((r) => setTimeout(r, 20));
     }
     for (const old of (await lxc('list', '-c', 'n', '-f', 'csv')).split('\n').filter((n) => n.startsWith(PREFIX))) await lxc('delete', '-f', old);

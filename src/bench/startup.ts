@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import dnsPacket from 'dns-packet';
+import { portFrom } from './logged-port.js';
 import { readyz } from './readyz.js';
 
 const CLI = new URL('../cli.js', import.meta.url).pathname;
@@ -80,8 +81,8 @@ async function main(): Promise<void> {
         let readyAt: number | undefined;
         for (;;) {
           if (performance.now() - t0 > GIVE_UP_MS) throw new Error(`lexa not ready: ${log.slice(-500)}`);
-          restPort ||= Number(/"rest: listening".*?"port":(\d+)/.exec(log)?.[1] ?? 0);
-          dnsPort ||= Number(/"dns\/udp: listening".*?"port":(\d+)/.exec(log)?.[1] ?? 0);
+          restPort ||= portFrom(log, 'rest: listening') ?? 0;
+          dnsPort ||= portFrom(log, 'dns/udp: listening') ?? 0;
           if (restPort && readyAt === undefined && (await readyz(restPort)) === 200) readyAt = performance.now() - t0;
           if (readyAt !== undefined && dnsPort && (await answering(dnsPort, names.map((x) => `${x}.lexa`))) === n) {
             ready.push(readyAt);

@@ -11,7 +11,7 @@ export function requireIPv6Loopback(): void {
 }
 
 /**
- * The port a lexa process reported for a listener, from its JSON log (`{"msg":"<name>: listening","port":N}`):
+ * The port a lexa process reported for a listener, from its JSON log (`{...,"port":N,...,"msg":"<name>: listening"}`):
  * lets tests run lexa with port 0 everywhere instead of fixed ports another process may hold.
  */
 export function loggedPort(log: string, name: string): number | undefined {

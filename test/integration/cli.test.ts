@@ -54,7 +54,8 @@ t.test('a taken port fails start-up with exit 1 and a clear log line', async (t)
   await new Promise((r) => blocker.stdout.once('data', r));
   const r = await run('server', '--config', file);
   t.equal(r.code, 1);
-  t.match(r.stdout, /"msg":"start-up failed".*EADDRINUSE/);
+  const failed = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'start-up failed');
+  t.match(failed?.['error'], /EADDRINUSE/);
 });
 
 t.test('runs from ./lexa.hcl, serves REST, stops cleanly on SIGTERM', async (t) => {

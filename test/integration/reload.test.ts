@@ -130,5 +130,6 @@ t.test('a configured certificate that is not PEM fails start-up with exit 1', as
     child.on('exit', (code) => resolve({ code, log }));
   });
   t.equal(out.code, 1);
-  t.match(out.log, /"start-up failed".*live\.crt: not a PEM certificate/);
+  const failed = out.log.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'start-up failed');
+  t.match(failed?.['error'], /live\.crt: not a PEM certificate/);
 });

@@ -123,7 +123,7 @@ t.test('SIGHUP under load applies suffix, TTLs, log level and listener changes w
   const reloaded = lexa.lines(/configuration reloaded/).at(-1)!;
   t.match(reloaded['applied'], ['server.log.level', 'server.lxd.suffix', 'server.dns.ttl', 'server.dns.negative_ttl', 'server.dns.bind', 'server.dns.dot.bind']);
   await badHandshake();
-  t.match(lexa.log, /"level":"debug","msg":"rest: TLS handshake failed"/, 'the new log level (debug) is in force');
+  t.ok(lexa.lines(/^rest: TLS handshake failed$/).some((l) => l['level'] === 'debug'), 'the new log level (debug) is in force');
 });
 
 t.test('SIGHUP with an invalid file keeps the running configuration and logs every problem', async (t) => {
@@ -155,5 +155,5 @@ t.test('SIGTERM under load: every query sent before it is answered, then lexa ex
   // The one query that may be outstanding when the socket closes is the only one that can go unanswered.
   t.ok(traffic.stats.sent - traffic.stats.answered <= 1, `sent ${traffic.stats.sent}, answered ${traffic.stats.answered}`);
   t.ok(traffic.stats.lastAnswerAt >= sent - 50, 'queries were being answered up to the signal');
-  t.match(lexa.log, /"stopping","signal":"SIGTERM"/);
+  t.ok(lexa.lines(/^stopping$/).some((l) => l['signal'] === 'SIGTERM'), 'the stop is logged');
 });
