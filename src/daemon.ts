@@ -1,33 +1,24 @@
-import { dirname } from 'node:path';
-import { merge, Subject, throttleTime } from 'rxjs';
+import { Subject } from 'rxjs';
 import type { Config } from './config/index.js';
 import type { Logger } from './log/index.js';
-import { createMetrics, instrument, ListenerCounters, type Metrics } from './metrics/index.js';
+import { createMetrics, type Metrics } from './metrics/index.js';
 import { startAnswering } from './runtime/answering.js';
+import { transportContext } from './runtime/context.js';
 import { ListenerSet } from './runtime/listener-set.js';
 import { decideReload, type ReloadPlan } from './runtime/reload-plan.js';
+import { watchSites, type Site } from './runtime/sites.js';
 import { listenerSpecs, loadCertificates, portsOf, reloadCertificates } from './runtime/transports.js';
+import { startWatchers } from './runtime/watchers.js';
 import { AgentIngest, type AgentPolicy } from './streams/agents/ingest.js';
 import type { HandleQuery } from './dns/index.js';
 import type { RateLimitCounts } from './servers/dns/index.js';
-import type { TransportContext, TransportName } from './servers/descriptor.js';
-import { AgentTokenIssuer, aliasConflicts, Checker, createLxdClient, FederatedStore, Reflector, SnapshotStore, type LxdClient, type ViewStore } from './streams/index.js';
-import type { SiteConfig } from './config/types.js';
+import type { TransportName } from './servers/descriptor.js';
+import { Checker, type Reflector, type ViewStore } from './streams/index.js';
 import { CertificateRegistry } from './tls/registry.js';
 import { version } from './version.js';
 
 export type { TransportName } from './servers/descriptor.js';
-/**
- * How often, at most, the agent-token issuer looks through the running instances for one that needs a token: a
- * new instance gets its token within about this after LXD reports it, and the scan stays off the hot path.
- */
-const ISSUE_SCAN_MS = 1_000;
-/**
- * How often, at most, the server-side checker re-reads the running instances for checks to start or stop: a new
- * service's check is scheduled within about this, and a burst of snapshots (a list, many check results) costs one
- * O(N) pass.
- */
-const CHECK_SCAN_MS = 250;
+export type { Site } from './runtime/sites.js';
 
 /** A running lexa: the LXD watcher, its store, the one DNS handler, and every enabled server. */
 export interface Daemon {
@@ -58,14 +49,6 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-/** One site at run time: its LXD client, its own store and the reflector that keeps it equal to LXD. */
-export interface Site {
-  readonly name: string | null;
-  readonly client: LxdClient;
-  readonly store: SnapshotStore;
-  readonly reflector: Reflector;
-}
-
 /**
  * Wires config into running parts: the reflector starts filling the store at once; one handler answers every
  * DNS transport from the store (SERVFAIL / 503 until the first list); every transport of the registry
@@ -75,99 +58,44 @@ export interface Site {
 export async function startDaemon(config: Config, logger: Logger): Promise<Daemon> {
   logger.hide(config.secrets);
   for (const w of config.warnings) logger.warn('config', { problem: w });
-  for (const site of config.sites)
-    if (site.endpoint.kind === 'https' && site.endpoint.serverCertificate === null)
-      logger.warn('lxd server certificate is not verified; set server.lxd.server_certificate to pin it', site.name === null ? {} : { site: site.name });
 
   let live = config;
-  const snapshot = () => store.current;
   const listeners = new ListenerSet();
   // Kept across reloads (each configuration builds its own limiter): the metric only ever rises.
   const rateLimited: RateLimitCounts = { slipped: 0, dropped: 0 };
-  let checker: Checker | undefined;
-  const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters(), rateLimited, checks: () => checker!.counters });
-  const sites = config.sites.map((site) => watchSite(site, logger, metrics.observer));
-  const reflector = sites[0]!.reflector;
-  // One unnamed site is served from its own store, exactly as before sites existed; named sites are combined.
-  const store: ViewStore = config.sites[0]!.name === null ? sites[0]!.store : new FederatedStore(sites.map((s) => ({ name: s.name!, store: s.store })));
   // Server-side checks run from this host for every site; each result goes to its instance's site (FederatedStore).
-  checker = new Checker({ dispatch: (action) => store.dispatch(action), log: logger.child({ component: 'checks' }) });
+  const checker = new Checker({ dispatch: (action) => store.dispatch(action), log: logger.child({ component: 'checks' }) });
+  const snapshot = () => store.current;
+  const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters(), rateLimited, checks: () => checker.counters });
+  const sites = watchSites(config, logger, metrics.observer);
+  const { store } = sites;
+  const reflector = sites.sites[0]!.reflector;
   const answering = startAnswering(config, store, logger);
   const certificates = new CertificateRegistry(logger, config.stateDirectory);
   const shutdown = new AbortController();
   const reloaded = new Subject<void>();
   const agentPolicy = (): AgentPolicy => ({ token: live.agent?.token ?? null, services: live.agent?.services ?? [] });
   // What agents' messages become: actions on the one store, checked against its current snapshot.
-  const agents = new AgentIngest({
-    store: { snapshot, dispatch: (action) => store.dispatch(action) },
-    policy: agentPolicy,
-    graceMs: () => live.agent?.graceMs ?? 0,
-    log: logger.child({ component: 'agent' }),
+  const agents = new AgentIngest({ store: { snapshot, dispatch: (a) => store.dispatch(a) }, policy: agentPolicy, graceMs: () => live.agent?.graceMs ?? 0, log: logger.child({ component: 'agent' }) });
+  const context = transportContext({ live: () => live, answering, certificates, store, reloaded, shutdown: shutdown.signal, watching: () => reflector.watching, agents, rateLimited, metrics, logger });
+  const stopWatchers = startWatchers({
+    sites: sites.sites,
+    views: store.snapshot$,
+    checker,
+    issueTokens: () => live.agent?.issueTokens === true,
+    defaultServices: () => agentPolicy().services,
+    logger,
   });
-  const context: TransportContext = {
-    served: (scheme, proto, bind) => {
-      const counters = new ListenerCounters(scheme, proto, bind.host, bind.port);
-      return { handle: instrument(answering.handle, counters), counters: [counters] };
-    },
-    transfer: answering.transfer,
-    log: (name) => logger.child({ component: name }),
-    material: (name) => {
-      const m = certificates.current.get(name);
-      if (!m) throw new Error(`no certificate loaded for ${name}`);
-      return m;
-    },
-    rateLimited,
-    app: {
-      get suffix() {
-        return live.lxd.suffix;
-      },
-      get datacenter() {
-        return live.consul.datacenter;
-      },
-      snapshot,
-      updates: merge(store.snapshot$, reloaded),
-      shutdown: shutdown.signal,
-      metrics,
-      watching: () => reflector.watching,
-      log: logger.child({ component: 'rest' }),
-    },
-    agents,
-    metrics,
-  };
-  // Each site's tokens are written through its own client. Looking through every running instance costs O(N);
-  // agents' states alone may publish a snapshot a second each.
-  const issuing = sites.map((site) => {
-    const issuer = new AgentTokenIssuer({ client: site.client, log: logger.child({ component: 'agent' }), defaults: () => agentPolicy().services });
-    return site.store.snapshot$.pipe(throttleTime(ISSUE_SCAN_MS, undefined, { leading: true, trailing: true })).subscribe((s) => {
-      if (live.agent?.issueTokens === true && s.synced) issuer.observe(s);
-    });
-  });
-
-  // Alias conflicts are logged once each when they appear (a scan of O(N), at most once a second).
-  let conflicts = new Set<string>();
-  const stopConflicts = store.snapshot$.pipe(throttleTime(ISSUE_SCAN_MS, undefined, { leading: true, trailing: true })).subscribe((s) => {
-    const now = new Set(aliasConflicts(s));
-    for (const c of now) if (!conflicts.has(c)) logger.warn('alias conflict', { problem: c });
-    conflicts = now;
-  });
-
-  const stopChecking = store.snapshot$
-    .pipe(throttleTime(CHECK_SCAN_MS, undefined, { leading: true, trailing: true }))
-    .subscribe((s) => checker.observe(s));
 
   const close = async () => {
     // Waiting requests get their answer before the sockets go; a turn of the event loop lets it be written.
     shutdown.abort();
-    for (const s of issuing) s.unsubscribe();
-    stopConflicts.unsubscribe();
+    stopWatchers();
     agents.stop();
-    stopChecking.unsubscribe();
-    checker.stop();
     answering.close();
     await new Promise((resolve) => setImmediate(resolve));
     await listeners.close();
-    await Promise.all(sites.map((s) => s.reflector.stop()));
-    await Promise.all(sites.map((s) => s.client.close()));
+    await sites.stop();
   };
 
   try {
@@ -205,16 +133,12 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     reloading = run.then(() => undefined, () => undefined);
     return run;
   };
-  for (const s of sites) s.reflector.start();
-  logger.info('lexa started', {
-    lxd: sites.length === 1 ? sites[0]!.client.target : sites.map((s) => `${s.name}=${s.client.target}`),
-    suffix: config.lxd.suffix,
-    config: config.source ?? 'defaults',
-  });
+  sites.start();
+  logger.info('lexa started', { lxd: sites.targets, suffix: config.lxd.suffix, config: config.source ?? 'defaults' });
   return {
     store,
     reflector,
-    sites,
+    sites: sites.sites,
     handle: answering.handle,
     ports: portsOf(listeners),
     certificates,
@@ -226,25 +150,4 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     reload,
     close,
   };
-}
-
-/** A site's client, store and reflector (started by the caller). A named site's log lines and instances carry its name. */
-function watchSite(site: SiteConfig, logger: Logger, observer: Metrics['observer']): Site {
-  const client = createLxdClient(site.endpoint);
-  const store = new SnapshotStore();
-  const { project, allProjects, resyncIntervalMs, watchdogMs, watchLeases } = site;
-  // LXD's directory holds its socket and its bridges' lease files (networks/<bridge>/dnsmasq.leases).
-  const leaseDirectory = site.endpoint.kind === 'unix' && watchLeases ? dirname(site.endpoint.socket) : undefined;
-  const log = logger.child(site.name === null ? { component: 'lxd' } : { component: 'lxd', site: site.name });
-  const reflector = new Reflector(client, store, {
-    ...(site.name === null ? {} : { site: site.name }),
-    project,
-    allProjects,
-    resyncIntervalMs,
-    watchdogMs,
-    leaseDirectory,
-    logger: log,
-    observer,
-  });
-  return { name: site.name, client, store, reflector };
 }

@@ -5,6 +5,7 @@ import { EventConnection } from './connection.js';
 import type { LxdClient } from './lxd-client.js';
 import { EventLatency } from './latency.js';
 import { LeaseWatch } from './lease-watch.js';
+import type { ReflectorOptions } from './reflector-options.js';
 import { readList, recentStarts, scopeQuery } from './list.js';
 import { ListFence, type Listing } from './list-fence.js';
 import { instanceKey, type DaemonKind, type LxdEvent } from './lxd-model.js';
@@ -12,7 +13,7 @@ import { memberAt, MemberPoller } from './members.js';
 import type { Instance } from '../model/model.js';
 import { toSubnets } from './networks.js';
 import { planEvent } from './plan.js';
-import { notify, type ReflectorObserver } from './observer.js';
+import { notify } from './observer.js';
 import { logChangedProblems, logProblems } from './problems.js';
 import { Refetcher } from './refetch.js';
 import type { SnapshotStore } from '../state/store.js';
@@ -28,31 +29,7 @@ import type { SnapshotStore } from '../state/store.js';
  * event-to-snapshot timing (latency.ts) and the logging of instance config problems (problems.ts).
  */
 
-export interface ReflectorOptions {
-  /**
-   * The named site this reflector watches (docs/sites.md): its instances carry it (`Instance.site`) and their
-   * keys start with it. Absent for the one unnamed site.
-   */
-  readonly site?: string;
-  readonly project: string;
-  readonly allProjects: boolean;
-  /** How often to re-list while connected; 0 turns it off. */
-  readonly resyncIntervalMs: number;
-  /** Silence on the events socket longer than this means LXD is gone or hung: reconnect. */
-  readonly watchdogMs: number;
-  readonly logger: Logger;
-  /** Source of time for every delay and timestamp; the real clock by default. Tests pass a fake. */
-  readonly clock?: Clock;
-  /** Numbers in [0, 1) for the reconnect jitter; Math.random by default. */
-  readonly random?: () => number;
-  /** Told about events, connections and how soon events show in the snapshot (metrics); none by default. */
-  readonly observer?: ReflectorObserver;
-  /**
-   * LXD's directory on this host (where its unix socket is), when its bridges' dnsmasq lease files should be
-   * watched for new instances' leases (lease-watch.ts); absent: leases are only polled from LXD's API.
-   */
-  readonly leaseDirectory?: string;
-}
+export type { ReflectorOptions } from './reflector-options.js';
 
 export class Reflector {
   readonly #client: LxdClient;
