@@ -2,8 +2,8 @@
 //
 // Why: tap starts every test file in its own node process, and its TypeScript loader (ts-node, transpile-only)
 // transpiles every imported file again in each one: ~2 s of CPU per test file before the first assertion
-// (test/dns/resolve.test.ts: 2.9 s user transpiled by the loader, 0.8 s run as compiled JavaScript), which across
-// the 47 files of `npm run test:unit` was most of its time. Here a file's JavaScript is kept under CACHE_DIR, named
+// (`node --import <loader> test/dns/resolve.test.ts`: 3.1 s user with ts-node transpile-only, 1.0 s with this cache
+// warm), which across the 47 files of `npm run test:unit` was most of its time. Here a file's JavaScript is kept under CACHE_DIR, named
 // by a hash of everything the output depends on, so each version of a file is transpiled once for all processes.
 //
 // The output is what ts-node's transpile-only mode gives (TypeScript's transpileModule with the project's
@@ -17,7 +17,10 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TSCONFIG = join(ROOT, 'tsconfig.json');
-/** Inside the repository and ignored by git; deleting it only costs the next run one transpile per file. */
+/**
+ * Inside the repository and ignored by git. Entries are never pruned (a few MB per version of the whole tree);
+ * deleting the folder at any time only costs the next run one transpile per file.
+ */
 const CACHE_DIR = join(ROOT, '.cache', 'ts');
 /** Bump when this file changes what it writes, so old entries stop matching. */
 const FORMAT = 'lexa-ts-cache-1';
