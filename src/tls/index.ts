@@ -18,7 +18,7 @@ export interface TlsMaterial {
  * a year is ample and keeps clients that check dates happy. */
 const GENERATED_VALIDITY_DAYS = 365;
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto);
 
 /**
  * The configured certificate and key, or a self-signed ECDSA P-256 pair for `hostname` and the bind addresses
@@ -42,7 +42,7 @@ export async function tlsMaterial(files: TlsFiles, hostname: string, binds: read
 
 export async function generateSelfSigned(hostname: string, binds: readonly Bind[]): Promise<TlsMaterial> {
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const names = new Set<string>([hostname, 'localhost']);
   const ips = new Set<string>(['127.0.0.1', '::1']);
   for (const b of binds) {
