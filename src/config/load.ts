@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { Buffer } from 'node:buffer';
 import { reverseZoneOf } from '../net/addresses.js';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { hclChildArgs } from './hcl-child.js';
 import { AGENT_TOKEN, readSettings, TSIG_SECRET, type Settings } from './schema.js';
 import type { Config, LxdEndpoint, SiteConfig, TlsFiles } from './types.js';
 import { DEFAULT_SUFFIX, siteProblems } from './sites.js';
@@ -72,16 +72,10 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 /** Parses one HCL2 file into JSON in a child process (hcl-child.ts); throws ConfigError with `file:line,col` problems. */
 export async function parseHcl(file: string): Promise<unknown> {
-  // Compiled, the child is hcl-child.js beside this file. Run from source (tests), it is the .ts file, run with
-  // this process's loader flags.
-  const compiled = fileURLToPath(new URL('./hcl-child.js', import.meta.url));
-  const args = existsSync(compiled)
-    ? [compiled, file]
-    : [...process.execArgv, fileURLToPath(new URL('./hcl-child.ts', import.meta.url)), file];
   const stdout = await new Promise<string>((resolveOut, reject) => {
     execFile(
       process.execPath,
-      args,
+      hclChildArgs(file),
       { timeout: HCL_PARSE_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
       (err, out, errOut) => {
         if (err && !out) reject(new ConfigError([`${file}: could not run the HCL parser: ${errOut || err.message}`]));

@@ -9,12 +9,12 @@ import type { TlsMaterial } from './index.js';
  * a year is ample and keeps clients that check dates happy. */
 const GENERATED_VALIDITY_DAYS = 365;
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto);
 
 /** See generateSelfSigned (index.ts), the only caller. */
 export async function selfSigned(hostname: string, binds: readonly Bind[]): Promise<TlsMaterial> {
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const names = new Set<string>([hostname, 'localhost']);
   const ips = new Set<string>(['127.0.0.1', '::1']);
   for (const b of binds) {

@@ -8,8 +8,10 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import dnsPacket, { type DecodedPacket } from 'dns-packet';
 import t from 'tap';
-import { DOH_LIMITS, startDoh, type DohLimits } from '../../src/servers/doh/index.js';
+import { DOH_LIMITS, LINGER_MS, startDoh, type DohLimits } from '../../src/servers/doh/index.js';
 import type { TlsListeners } from '../../src/servers/transport.js';
+import type { Clock } from '../../src/time/clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { requireIPv6Loopback } from '../helpers/net.js';
 import { memoryLogger } from '../../src/log/index.js';
 import { BIG_ANSWERS, printedId, query, run, sleep, stubHandler, testCertificate, type Run } from '../helpers/transport-stub.js';
@@ -27,10 +29,10 @@ const dir = mkdtempSync(join(os.tmpdir(), 'lexa-doh-'));
 
 type Reply = DecodedPacket & { rcode: string };
 
-/** DoH on 127.0.0.1 with the daemon's limits, some overridden, on the default path or `path`. */
-function start(limits: Partial<DohLimits> = {}, path?: string): Promise<TlsListeners> {
+/** DoH on 127.0.0.1 with the daemon's limits, some overridden, on the default path or `path`, lexa's deadlines on `clock`. */
+function start(limits: Partial<DohLimits> = {}, path?: string, clock?: Clock): Promise<TlsListeners> {
   const binds = [{ host: '127.0.0.1', port: 0 }];
-  return startDoh({ binds, tls: cert.tls, handle: stub.handle, log, limits: { ...DOH_LIMITS, ...limits }, ...(path ? { path } : {}) });
+  return startDoh({ binds, tls: cert.tls, handle: stub.handle, log, limits: { ...DOH_LIMITS, ...limits }, ...(path ? { path } : {}), clock });
 }
 
 const b64url = (buf: Uint8Array) => Buffer.from(buf).toString('base64url');
@@ -359,53 +361,88 @@ t.test('HTTP/1.1: a client still sending a refused body reads the 413 (lingering
     for (let i = 0; i < 5; i++) statuses.push((await curl('--http1.1', ...args)).status);
     t.same(statuses, Array(5).fill(413), `curl, ${name}: 413 five times out of five`);
   }
+});
+
+t.test('HTTP/1.1 lingering close on a fake clock: half-closed after the 413 until LINGER_MS, then closed', async (t) => {
   // The mechanism, deterministically: a client that keeps sending after the 413 (and does not close its side)
-  // finds the connection half-closed, still accepting its bytes, for about 2 s, not reset at once.
+  // finds the connection half-closed, still accepting its bytes, until LINGER_MS on the server's clock.
+  const clock = new FakeClock();
+  const s = await start({}, undefined, clock);
+  t.teardown(() => s.close());
   const halfOpen = { allowHalfOpen: true } as tls.ConnectionOptions; // works at run time; @types/node omits it
-  const socket = tls.connect({ host: '127.0.0.1', port, ca: cert.tls.cert, servername: 'localhost', ALPNProtocols: ['http/1.1'], ...halfOpen });
+  const socket = tls.connect({ host: '127.0.0.1', port: s.ports[0]!, ca: cert.tls.cert, servername: 'localhost', ALPNProtocols: ['http/1.1'], ...halfOpen });
   socket.on('error', () => {});
   let received = '';
-  let refusedAt = 0;
-  socket.on('data', (c: Buffer) => {
-    received += c.toString('latin1');
-    if (refusedAt === 0 && / 413 /.test(received)) refusedAt = Date.now();
-  });
+  const refused = new Promise<void>((resolve) =>
+    socket.on('data', (c: Buffer) => {
+      received += c.toString('latin1');
+      if (/ 413 /.test(received)) resolve();
+    }),
+  );
+  let isClosed = false;
   const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  void closed.then(() => (isClosed = true));
   await new Promise((resolve) => socket.once('secureConnect', resolve));
   socket.write('POST /dns-query HTTP/1.1\r\nhost: x\r\ncontent-type: application/dns-message\r\ntransfer-encoding: chunked\r\n\r\n');
   const chunk = `10000\r\n${'a'.repeat(0x10000)}\r\n`; // 64 KiB chunks, every 20 ms
   const sending = setInterval(() => socket.writable && socket.write(chunk), 20);
-  await closesWithin(closed, 5000);
-  clearInterval(sending);
+  t.teardown(() => clearInterval(sending));
+  await refused;
   t.match(received, /^HTTP\/1\.1 413 [^]*connection: close\r\n/i, '413 with connection: close');
-  const lingered = Date.now() - refusedAt;
-  t.ok(lingered >= 1500 && lingered < 4000, `the connection lingered ${lingered} ms after the 413 while the client kept sending`);
+  await clock.advance(LINGER_MS - 1);
+  await sleep(50); // time for a close to reach the client, were there one
+  t.equal(isClosed, false, 'still open (half-closed, reading) a millisecond before LINGER_MS, the client still sending');
+  await clock.advance(1);
+  // Within half of LINGER_MS of real time: the close comes of the fake clock, not of a real timer.
+  await closesWithin(closed, LINGER_MS / 2);
+  t.pass('closed at LINGER_MS');
 });
 
-t.test('a request body that does not arrive in time gets 408, and the stream or connection ends', async (t) => {
-  const slow = await start({ requestTimeoutMs: 300 });
+t.test('a request body that does not arrive in time gets 408 (fake clock), and the stream or connection ends', async (t) => {
+  // The request deadline is lexa's, on the fake clock; Node's own HTTP/1.1 request timeout (the same 10 s, real)
+  // is not reached while the test runs.
+  const clock = new FakeClock();
+  const slow = await start({}, undefined, clock);
   t.teardown(() => slow.close());
   const p = slow.ports[0]!;
+  const requestMs = DOH_LIMITS.requestTimeoutMs;
+  const get = (session: http2.ClientHttp2Session, id: number) => h2request(session, { ':path': `/dns-query?dns=${b64url(query(id, 'web.test'))}` });
   // HTTP/2: headers and 10 of the 50 announced bytes, then nothing
   const session = await h2connect(p);
   const stream = session.request({ ':method': 'POST', ':path': '/dns-query', 'content-type': 'application/dns-message', 'content-length': '50' });
   stream.on('error', () => {});
   const streamClosed = new Promise((resolve) => stream.on('close', resolve));
+  let status = 0;
+  const responded = new Promise<void>((resolve) => stream.on('response', (h) => resolve(void (status = Number(h[':status'])))));
   stream.resume(); // read the 408's body, or the stream never ends
   stream.write(Buffer.alloc(10));
-  const started = Date.now();
-  const status = await new Promise<number>((resolve) => stream.on('response', (h) => resolve(Number(h[':status']))));
-  t.equal(status, 408, `HTTP/2: 408 after ${Date.now() - started} ms`);
+  // A later stream's reply comes after anything the server sent on this one: a barrier, not a wait.
+  t.equal((await get(session, 14)).status, 200, 'HTTP/2: the server has the slow stream (a later one is answered)');
+  await clock.advance(requestMs - 1);
+  t.equal((await get(session, 15)).status, 200, 'HTTP/2: the session answers meanwhile');
+  t.equal(status, 0, 'HTTP/2: no reply a millisecond before the request deadline');
+  await clock.advance(1);
+  await closesWithin(responded, 3000);
+  t.equal(status, 408, 'HTTP/2: 408 at the request deadline');
   await closesWithin(streamClosed, 2000);
   t.pass('HTTP/2: the stream was closed');
-  t.equal((await h2request(session, { ':path': `/dns-query?dns=${b64url(query(14, 'web.test'))}` })).status, 200, 'HTTP/2: the session goes on');
+  t.equal((await get(session, 16)).status, 200, 'HTTP/2: the session goes on');
   session.close();
-  // HTTP/1.1
+  // HTTP/1.1: after the 408 the connection closes (lingering, on the same clock)
   const raw = rawTls(p);
   await raw.secure;
   raw.socket.write('POST /dns-query HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/dns-message\r\ncontent-length: 50\r\n\r\n0123456789');
-  const waited = await closesWithin(raw.closed, 3000);
-  t.match(raw.received(), /^HTTP\/1\.1 408 /, `HTTP/1.1: 408, connection closed after ${waited} ms`);
+  await sleep(50); // the request's real way over loopback and TLS
+  await clock.advance(requestMs - 1);
+  await sleep(50); // time for a reply to reach the client, were there one
+  t.equal(raw.received(), '', 'HTTP/1.1: no reply a millisecond before the request deadline');
+  const replied = new Promise<void>((resolve) => raw.socket.on('data', () => / 408 /.test(raw.received()) && resolve()));
+  await clock.advance(1);
+  await closesWithin(replied, 3000);
+  t.match(raw.received(), /^HTTP\/1\.1 408 [^]*connection: close\r\n/i, 'HTTP/1.1: 408 at the request deadline');
+  await clock.advance(LINGER_MS);
+  await closesWithin(raw.closed, 3000);
+  t.pass('HTTP/1.1: the connection closed after lingering');
 });
 
 t.test('a client trickling HTTP/1.1 headers is disconnected', async (t) => {

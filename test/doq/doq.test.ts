@@ -3,7 +3,7 @@
 // A 192.0.2.1 for every name: these tests are about the transport (RFC 9250
 // framing, ALPN, stream handling, connection errors), not lexa's resolver.
 
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -14,6 +14,8 @@ import t from 'tap';
 import { memoryLogger } from '../../src/log/index.js';
 import { DOQ_LIMITS, startDoq, type DoqLimits } from '../../src/servers/doq/index.js';
 import type { Listeners } from '../../src/servers/transport.js';
+import type { Clock } from '../../src/time/clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { waitFor } from '../helpers/lxd-cli.js';
 import { stubHandler } from '../helpers/transport-stub.js';
 
@@ -32,9 +34,9 @@ execFileSync('openssl', [
 const stub = stubHandler();
 const log = memoryLogger();
 const tls = { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8'), fingerprint: '', generated: false };
-/** DoQ on 127.0.0.1:0 with the daemon's limits, some overridden. */
-const startOn = (limits: Partial<DoqLimits> = {}) =>
-  startDoq({ binds: [{ host: '127.0.0.1', port: 0 }], tls, handle: stub.handle, log, limits: { ...DOQ_LIMITS, ...limits } });
+/** DoQ on 127.0.0.1:0 with the daemon's limits, some overridden, lexa's own deadlines on `clock`. */
+const startOn = (limits: Partial<DoqLimits> = {}, clock?: Clock) =>
+  startDoq({ binds: [{ host: '127.0.0.1', port: 0 }], tls, handle: stub.handle, log, limits: { ...DOQ_LIMITS, ...limits }, clock });
 
 type Run = { code: number; stdout: string; stderr: string; ms: number };
 let client = '';
@@ -218,6 +220,32 @@ t.test('idleTimeoutMs: the server forgets a connection idle for longer', async (
   t.equal(summary(slow), 'queries=2 ok=1 failed=1', 'a longer one loses it');
   // Forgotten silently by QUIC's idle timeout, or closed (DOQ_NO_ERROR) by the idle deadline: whichever fires first.
   t.match(slow.stdout, /query 1: (deadline exceeded|server closed the connection)/);
+});
+
+t.test('idle deadline on a fake clock: a connection that opens no query stream for idleTimeoutMs is closed', async (t) => {
+  // QUIC's own idle timeout (the library's, real: min(30 s, the client's 10 s)) is not reached during the client's
+  // 1 s pause; lexa's idle deadline, on the fake clock, is moved past (or just short of) while the client pauses.
+  const clock = new FakeClock();
+  const s = await startOn({}, clock);
+  t.teardown(() => s.close());
+  const sPort = s.ports[0]!;
+  /** The client asks twice, pausing 1 s between; once its first reply is in, the clock moves `advanceMs`. */
+  const pausedAfterOne = (advanceMs: number) =>
+    new Promise<string>((done) => {
+      const child = spawn(client, ['-insecure', '-server', `127.0.0.1:${sPort}`, '-name', 'web.test', '-count', '2', '-pause', '1s']);
+      let stdout = '';
+      let advanced: Promise<void> | undefined;
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (advanced === undefined && /query 0: rcode/.test(stdout)) advanced = clock.advance(advanceMs);
+      });
+      child.once('close', () => void Promise.resolve(advanced).then(() => done(stdout)));
+    });
+  const kept = await pausedAfterOne(DOQ_LIMITS.idleTimeoutMs - 1);
+  t.match(kept, /queries=2 ok=2 failed=0\n$/, 'a millisecond short of the idle deadline, the connection is kept');
+  const dropped = await pausedAfterOne(DOQ_LIMITS.idleTimeoutMs);
+  t.match(dropped, /queries=2 ok=1 failed=1\n$/, 'at the idle deadline it is closed');
+  t.match(dropped, /query 1: server closed the connection with DoQ error 0x0\b/, 'quietly: DOQ_NO_ERROR');
 });
 
 t.test('idleTimeoutMs must be positive (the library reads 0 as "never")', async (t) => {

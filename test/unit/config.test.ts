@@ -6,8 +6,7 @@ import { ConfigError, defaultConfig, defaultSocket, fromParsed, loadConfig, LXD_
 import { configSchema } from '../../src/config/schema.js';
 import { leafPaths } from '../../src/config/builder.js';
 
-// loadConfig parses HCL in a child process running the compiled dist/config/hcl-child.js, so these tests need
-// `npm run build` first (the test script does it).
+// loadConfig parses HCL in a child process (src/config/hcl-child.ts): each case below costs one such process.
 
 const dir = mkdtempSync(join(tmpdir(), 'lexa-config-'));
 const write = (name: string, text: string): string => {

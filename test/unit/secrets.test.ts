@@ -11,8 +11,8 @@ import { configSchema } from '../../src/config/schema.js';
 import { memoryLogger } from '../../src/log/index.js';
 
 // Secrets stay secret: the schema declares which keys are secrets (`.secret()`), and every printer (check-config's
-// effective settings, configuration problems, the logger) hides their values. Hermetic; loadConfig's HCL parser
-// runs the compiled dist/config/hcl-child.js (`npm run build` first).
+// effective settings, configuration problems, the logger) hides their values. Hermetic; loadConfig parses HCL in a
+// child process (src/config/hcl-child.ts).
 
 const dir = mkdtempSync(join(tmpdir(), 'lexa-secrets-'));
 const write = (name: string, text: string): string => {

@@ -2,6 +2,7 @@ import { Buffer } from 'node:buffer';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import { MAX_DNS_MESSAGE } from '../../dns/index.js';
+import { realClock, type Clock } from '../../time/clock.js';
 import { guardFirstRequest, type ConnectionLimits } from '../fairness.js';
 import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
 import type { TlsTransportOptions } from '../transport.js';
@@ -64,16 +65,21 @@ const HTTP1_CHECK_INTERVAL_MS = 1_000;
  * After refusing the rest of an HTTP/1.1 body, how long the half-closed connection goes on discarding what the
  * client still sends, so that it reads our reply instead of a reset (see lingerOnClose).
  */
-const LINGER_MS = 2_000;
+export const LINGER_MS = 2_000;
 
 export interface DohOptions extends TlsTransportOptions<DohLimits> {
   /** The one path queries are served on; default /dns-query (RFC 8484's example, and what dig and kdig use). */
   readonly path?: string;
 }
 
-/** Starts DoH on every bind address. On a bind failure, closes what it opened and rejects. */
+/**
+ * Starts DoH on every bind address. On a bind failure, closes what it opened and rejects. The deadlines lexa keeps
+ * itself (a request's body, the first request, lingering after a refused body) run on `opts.clock`; those Node
+ * keeps (handshake, idle, HTTP/1.1 headers and request) on the process's timers.
+ */
 export function startDoh(opts: DohOptions): Promise<TlsListeners> {
   const { handle, log, limits } = opts;
+  const clock = opts.clock ?? realClock;
   const path = opts.path ?? DEFAULT_DOH_PATH;
   const idleMs = limits.idleTimeoutMs;
   const requestMs = limits.requestTimeoutMs;
@@ -94,7 +100,7 @@ export function startDoh(opts: DohOptions): Promise<TlsListeners> {
       // HTTP/1.1 has no way to refuse the rest of a body but to close the connection once the reply is out.
       if (unread && !h2) {
         headers.connection = 'close';
-        lingerOnClose(req.socket);
+        lingerOnClose(req.socket, clock);
       }
       res.writeHead(reply.status, headers);
       res.end(reply.body);
@@ -117,10 +123,10 @@ export function startDoh(opts: DohOptions): Promise<TlsListeners> {
     const finish = (reply: DohReply, unread: boolean) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
       send(req, res, reply, unread);
     };
-    const timer = setTimeout(() => finish(timedOut(), true), requestMs);
+    const timer = clock.setTimeout(() => finish(timedOut(), true), requestMs);
     req.on('data', (chunk: Buffer) => {
       if (settled) return;
       size += chunk.length;
@@ -132,7 +138,7 @@ export function startDoh(opts: DohOptions): Promise<TlsListeners> {
     });
     res.on('close', () => {
       settled = true;
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
     });
   };
 
@@ -177,7 +183,7 @@ export function startDoh(opts: DohOptions): Promise<TlsListeners> {
       requestTimeout: requestMs,
       connectionsCheckingInterval: HTTP1_CHECK_INTERVAL_MS,
     });
-    guardFirstRequest(server, limits.firstRequestTimeoutMs);
+    guardFirstRequest(server, limits.firstRequestTimeoutMs, clock);
     server.on('sessionError', (err) => log.debug('doh: session error', { error: err.message }));
     server.on('request', (req, res) => onRequest(req, res));
     // Without this listener Node sends 100 Continue itself, inviting a body we may be about to refuse (413, 415).
@@ -193,10 +199,10 @@ export function startDoh(opts: DohOptions): Promise<TlsListeners> {
  * client's receive buffer before it reads it (curl: "Send failure: Broken pipe", no status). Instead the connection
  * lingers (RFC 9112 §9.6): half-closed after the reply, input still read and discarded, destroyed LINGER_MS later.
  */
-function lingerOnClose(socket: net.Socket): void {
+function lingerOnClose(socket: net.Socket, clock: Clock): void {
   socket.destroySoon = () => {
     socket.end();
-    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    clock.unref(clock.setTimeout(() => socket.destroy(), LINGER_MS));
   };
 }
 

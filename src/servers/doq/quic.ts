@@ -45,6 +45,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { QUICConnection, QUICServer, QUICSocket, events } from '@matrixai/quic';
 import type { QUICServerCrypto, QUICStream } from '@matrixai/quic';
+import type { Clock } from '../../time/clock.js';
 import { deadline, SourceGate, type ConnectionLimits, type RefusalLog } from '../fairness.js';
 import { DoqErrorCode } from './framing.js';
 
@@ -142,6 +143,8 @@ export type DoqQuicServerOptions = ConstructorParameters<typeof QUICServer>[0] &
    */
   firstRequestMs: number;
   idleMs: number;
+  /** Times firstRequestMs and idleMs. */
+  clock: Clock;
   /** Called for every stream the peer opens, with the stream's EventError already handled. */
   onStream: (connection: QUICConnection, stream: QUICStream) => void;
   onError: (error: unknown, where: string) => void;
@@ -155,7 +158,7 @@ export class DoqQuicServer extends QUICServer {
   private readonly gate: SourceGate;
   private readonly refusals: RefusalLog;
 
-  constructor({ limits, refusals, firstRequestMs, idleMs, onStream, onError, ...options }: DoqQuicServerOptions) {
+  constructor({ limits, refusals, firstRequestMs, idleMs, clock, onStream, onError, ...options }: DoqQuicServerOptions) {
     super(options);
     this.gate = new SourceGate(limits);
     this.refusals = refusals;
@@ -178,7 +181,7 @@ export class DoqQuicServer extends QUICServer {
           return;
         }
         // Re-armed by each new query stream: only queries keep a connection, not PINGs or trickled bytes.
-        let disarm = deadline(firstRequestMs, () => shut(connection));
+        let disarm = deadline(firstRequestMs, () => shut(connection), clock);
         void connection.closedP.then(() => {
           disarm();
           release();
@@ -188,7 +191,7 @@ export class DoqQuicServer extends QUICServer {
         connection.addEventListener(events.EventQUICConnectionStream.name, (e: Event) => {
           const stream = (e as events.EventQUICConnectionStream).detail;
           disarm();
-          disarm = deadline(idleMs, () => shut(connection));
+          disarm = deadline(idleMs, () => shut(connection), clock);
           stream.addEventListener(EVENT_ERROR, (se: Event) => onError((se as CustomEvent).detail, 'stream'));
           // This event fires inside processStreams(), before it calls stream.read();
           // a stream cancelled synchronously here makes that read() throw. So hand

@@ -9,6 +9,7 @@ import type { Bind } from '../../config/index.js';
 import { describeError } from '../../log/index.js';
 import { frameMessage } from '../dns/index.js';
 import { MAX_DNS_MESSAGE, MESSAGE_LIMIT } from '../../dns/index.js';
+import { realClock } from '../../time/clock.js';
 import { RefusalLog, type ConnectionLimits } from '../fairness.js';
 import { openEach } from '../listen.js';
 import type { TlsListeners, TlsTransportOptions } from '../transport.js';
@@ -97,9 +98,14 @@ class DoqStreamError extends Error {
   }
 }
 
+/**
+ * One DoQ server. The deadlines lexa keeps itself (first query stream, idle between streams, reading a query) run
+ * on `options.clock`; QUIC's own idle and handshake timeouts are the library's, on the process's timers.
+ */
 function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqLimits>): DoqServer {
   assertLibraryShape();
   const { handle, log: logger } = options;
+  const clock = options.clock ?? realClock;
   const { limits } = options;
   const { idleTimeoutMs } = limits;
   if (!(idleTimeoutMs > 0)) throw new Error('DoQ idleTimeoutMs must be > 0 (the library treats 0 as "never")');
@@ -139,6 +145,7 @@ function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqL
     refusals: new RefusalLog(logger, 'doq'),
     firstRequestMs: limits.firstRequestTimeoutMs,
     idleMs: idleTimeoutMs,
+    clock,
     onError,
     onStream: (connection, stream) => void serveStream(connection, stream),
   });
@@ -162,13 +169,13 @@ function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqL
   /** Serves one stream: read one query to FIN, answer, FIN. Never rejects. */
   async function serveStream(connection: QUICConnection, stream: QUICStream): Promise<void> {
     if (stream.type === 'uni') return protocolError(connection, stream, 'client opened a unidirectional stream');
-    const timer = setTimeout(
+    const timer = clock.setTimeout(
       () => cancel(stream, new DoqStreamError(DoqErrorCode.ProtocolError, 'query not received in time')),
       QUERY_READ_TIMEOUT_MS,
     );
     try {
       const query = await readQuery(stream);
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
       if (typeof query === 'string') return protocolError(connection, stream, framingMessages[query]);
       let reply: Uint8Array | null;
       try {
@@ -187,7 +194,7 @@ function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqL
       await writer.close(); // FIN after the one reply (RFC 9250 §4.2)
     } catch (error) {
       // The peer reset or stopped the stream, or the connection went away.
-      clearTimeout(timer);
+      clock.clearTimeout(timer);
       logger.debug('doq: stream ended early', { peer: peer(connection), error: describeError(error) });
     }
   }
