@@ -114,7 +114,16 @@ t.test('agents in real containers feed DNS and REST; checks, grace, restarts, an
     ['ctl', 'udp', 9000, 'agent', 'passing'],
   ], '/containers/ shows source and health; http (not allowed) is not there');
   t.same(ours((await ask()('_http._tcp.service.lexa', 'SRV')).answer), [], 'http, not in user.lexa.agent.services, is not served');
-  await waitFor(async () => /services refused by the server.*http.*not in the instance's user\.lexa\.agent\.services/.test(await agentLog(A)), { what: 'the agent to log the refusal' });
+  // The agent's log is JSON lines (fields in any order): the refusal line names http and why.
+  const refusal = (line: string) => {
+    try {
+      const l = JSON.parse(line) as { msg?: string; refused?: unknown };
+      return l.msg === 'services refused by the server' && /http.*not in the instance's user\.lexa\.agent\.services/.test(JSON.stringify(l.refused));
+    } catch {
+      return false;
+    }
+  };
+  await waitFor(async () => (await agentLog(A)).split('\n').some(refusal), { what: 'the agent to log the refusal' });
   t.pass('the agent was told, and logged it');
   t.equal(lexa.log.lines.filter((l) => l['msg'] === 'agent service refused' && l['instance'] === `default/${A}`).length, 1, 'the server logged it once');
   // The operator allows http on A: served at LXD's next event, the agent says nothing new.
