@@ -50,6 +50,8 @@ function groupOf(e: CatalogEntry) {
       __meta_lexa_tags: `,${e.service.tags.join(',')},`,
       __meta_lexa_health: e.health,
       __meta_lexa_source: e.service.source,
+      // The site (docs/sites.md) of a named site's instance; an unnamed site's instances carry none.
+      ...(e.instance.site === undefined ? {} : { __meta_lexa_site: e.instance.site }),
     },
   };
 }

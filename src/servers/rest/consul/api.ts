@@ -15,7 +15,8 @@ import { consulDependencies, renderConsul, schemaOf, type ConsulQuery, type Pair
  *   GET /v1/catalog/services, /v1/catalog/service/<name>, /v1/catalog/nodes, /v1/catalog/node/<node>
  *   GET /v1/health/service/<name>
  *
- * with `?dc=` (only the configured datacenter answers; another is Consul's 500 "No path to datacenter"),
+ * with `?dc=` (the configured datacenter answers for every site, a site's name for that site alone; anything else
+ * is Consul's 500 "No path to datacenter"),
  * `?tag=` (repeatable: every tag must be present), `?node-meta=key:value` (repeatable), `?passing`, `?filter=`
  * (filter.ts), and blocking queries on every read: `X-Consul-Index`, `?index=&wait=` (blocking.ts: default 5 min,
  * at most 10, plus up to wait/16 of jitter). `wait` without `index` is ignored, as Consul does. Each distinct read
@@ -89,11 +90,20 @@ export function consulRouter(opts: ConsulOptions): express.Router {
   router.use((req, res, next) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return error(res, 403, READ_ONLY);
     const dc = req.query['dc'];
-    if (dc !== undefined && dc !== '' && dc !== opts.datacenter()) return error(res, 500, 'No path to datacenter');
+    if (dc !== undefined && dc !== '' && scopeOf(dc) === undefined) return error(res, 500, 'No path to datacenter');
     if (!opts.snapshot().synced) return error(res, 503, 'not ready: LXD has not been listed yet');
     next();
   });
 
+  /**
+   * What `?dc=` names: the configured datacenter (every site: null), or one named site (docs/sites.md), which
+   * Consul clients see as a datacenter of its own; undefined for anything else.
+   */
+  const scopeOf = (dc: unknown): { readonly dc: string; readonly site: string | null } | undefined => {
+    if (dc === undefined || dc === '' || dc === opts.datacenter()) return { dc: opts.datacenter(), site: null };
+    return typeof dc === 'string' && siteNames().includes(dc) ? { dc, site: dc } : undefined;
+  };
+  const siteNames = () => opts.snapshot().sites.flatMap((s) => (s.name === null ? [] : [s.name]));
   /** Answers read `q` (after checking its filter), blocking when asked to. */
   const answer = (req: Request, res: Response, q: ConsulQuery) => {
     const filter = 'filter' in q ? q.filter : null;
@@ -110,8 +120,10 @@ export function consulRouter(opts: ConsulOptions): express.Router {
   /** The query's parameters, or a 400 answered (undefined). */
   const params = (req: Request, res: Response) => {
     try {
+      const { dc, site } = scopeOf(req.query['dc'])!;
       return {
-        dc: opts.datacenter(),
+        dc,
+        site,
         tags: repeated(req, 'tag').map((t) => t.toLowerCase()),
         nodeMeta: repeated(req, 'node-meta').map(pairOf),
         filter: single(req, 'filter'),
@@ -131,10 +143,10 @@ export function consulRouter(opts: ConsulOptions): express.Router {
     const address = `${host.includes(':') ? `[${host}]` : host}:${req.socket.localPort ?? 0}`;
     answer(req, res, { kind: req.path.endsWith('leader') ? 'leader' : 'peers', address });
   });
-  router.get('/catalog/datacenters', (req, res) => answer(req, res, { kind: 'datacenters', dc: opts.datacenter() }));
+  router.get('/catalog/datacenters', (req, res) => answer(req, res, { kind: 'datacenters', dc: opts.datacenter(), sites: siteNames() }));
   router.get(['/catalog/services', '/catalog/nodes'], (req, res) => {
     const p = params(req, res);
-    if (p) answer(req, res, { kind: req.path.endsWith('services') ? 'services' : 'nodes', dc: p.dc, nodeMeta: p.nodeMeta, filter: p.filter });
+    if (p) answer(req, res, { kind: req.path.endsWith('services') ? 'services' : 'nodes', dc: p.dc, site: p.site, nodeMeta: p.nodeMeta, filter: p.filter });
   });
   router.get('/catalog/service/:name', (req, res) => {
     const p = params(req, res);
@@ -146,7 +158,7 @@ export function consulRouter(opts: ConsulOptions): express.Router {
   });
   router.get('/catalog/node/:name', (req, res) => {
     const p = params(req, res);
-    if (p) answer(req, res, { kind: 'node', dc: p.dc, name: name(req), filter: p.filter });
+    if (p) answer(req, res, { kind: 'node', dc: p.dc, site: p.site, name: name(req), filter: p.filter });
   });
   router.use((req, res) => error(res, 404, `no such endpoint in lexa's read-only Consul API: ${req.method} /v1${req.path}`));
   return router;

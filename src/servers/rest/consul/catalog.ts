@@ -16,10 +16,10 @@ import {
 /**
  * lexa's catalog in Consul's terms, one pure function of a snapshot (docs/catalog.md, "The mapping"):
  *
- * - a Consul node is a running instance. Its name is the instance's name in the default project and
- *   `<name>.<project>` elsewhere (LXD instance names hold no dot, so the two never collide); its address is the
- *   first address LXD vouches for on its primary interface (IPv4 before IPv6), else on any later interface;
- *   its meta is `{location, project, type}` as LXD says.
+ * - a Consul node is a running instance. Its name is the instance's name, then `.<project>` outside the default
+ *   project and `.<site>` in a named site, as its DNS name reads (LXD instance names hold no dot, so names never
+ *   collide); its address is the first address LXD vouches for on its primary interface (IPv4 before IPv6), else
+ *   on any later interface; its meta is `{location, project, type}` as LXD says, and `site` in a named site.
  * - a Consul service instance is a lexa service endpoint on that node (a service on an interface the instance
  *   has, with an address LXD vouches for: what DNS and /services serve). Its ID is
  *   `<node>:<service>:<port>:<proto>` (a service may be offered on tcp and udp on one port).
@@ -59,7 +59,8 @@ export interface CatalogEntry {
 
 /** The node name of an instance; see the mapping above. */
 export function nodeName(inst: Instance): string {
-  return inst.project === 'default' ? inst.name : `${inst.name}.${inst.project}`;
+  const project = inst.project === 'default' ? '' : `.${inst.project}`;
+  return `${inst.name}${project}${inst.site === undefined ? '' : `.${inst.site}`}`;
 }
 
 /**
@@ -86,22 +87,20 @@ function deriveNode(inst: Instance): CatalogNode {
     address: ipv4 ?? ipv6 ?? '',
     ipv4,
     ipv6,
-    meta: { location: inst.location, project: inst.project, type: inst.type },
+    meta: { location: inst.location, project: inst.project, type: inst.type, ...(inst.site === undefined ? {} : { site: inst.site }) },
   };
 }
 
-/** Every node (running instance), sorted by name. */
-export function nodesOf(snap: View): CatalogNode[] {
-  return [...snap.running()].map(nodeOf).sort((a, b) => cmp(a.name, b.name));
+/** Every node (running instance; those `keep` keeps), sorted by name. */
+export function nodesOf(snap: View, keep: (inst: Instance) => boolean = () => true): CatalogNode[] {
+  return [...snap.running()].filter(keep).map(nodeOf).sort((a, b) => cmp(a.name, b.name));
 }
 
 /** The running instance a node name names, if any (a hash lookup by host name). */
 export function instanceOfNode(snap: View, name: string): Instance | undefined {
   const lname = name.toLowerCase();
   const dot = lname.indexOf('.');
-  const host = dot < 0 ? lname : lname.slice(0, dot);
-  const project = dot < 0 ? 'default' : lname.slice(dot + 1);
-  return snap.hosts(host).find((i) => i.project.toLowerCase() === project);
+  return snap.hosts(dot < 0 ? lname : lname.slice(0, dot)).find((i) => nodeName(i).toLowerCase() === lname);
 }
 
 /**

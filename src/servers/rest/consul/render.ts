@@ -1,4 +1,4 @@
-import type { View } from '../../../streams/index.js';
+import type { Instance, View } from '../../../streams/index.js';
 import { allEntries, instanceEntries, instanceOfNode, nodeOf, nodesOf, serviceEntries, type CatalogEntry } from './catalog.js';
 import { matches, parseFilter, type Filter, type Schema } from './filter.js';
 import { CATALOG_SERVICE_SCHEMA, catalogServiceRow, healthRow, HEALTH_SCHEMA, NODE_SCHEMA, nodeRow, SERVICE_SCHEMA, serviceRow } from './rows.js';
@@ -11,11 +11,12 @@ import { CATALOG_SERVICE_SCHEMA, catalogServiceRow, healthRow, HEALTH_SCHEMA, NO
 export type ConsulQuery =
   | { readonly kind: 'self'; readonly dc: string; readonly node: string; readonly version: string }
   | { readonly kind: 'leader' | 'peers'; readonly address: string }
-  | { readonly kind: 'datacenters'; readonly dc: string }
-  | { readonly kind: 'services' | 'nodes'; readonly dc: string; readonly nodeMeta: readonly Pair[]; readonly filter: string | null }
+  | { readonly kind: 'datacenters'; readonly dc: string; readonly sites: readonly string[] }
+  | { readonly kind: 'services' | 'nodes'; readonly dc: string; readonly site?: Scope; readonly nodeMeta: readonly Pair[]; readonly filter: string | null }
   | {
       readonly kind: 'service' | 'health';
       readonly dc: string;
+      readonly site?: Scope;
       readonly name: string;
       readonly tags: readonly string[];
       readonly nodeMeta: readonly Pair[];
@@ -23,7 +24,16 @@ export type ConsulQuery =
       /** Only `health`: leave out entries with a critical check. */
       readonly passing: boolean;
     }
-  | { readonly kind: 'node'; readonly dc: string; readonly name: string; readonly filter: string | null };
+  | { readonly kind: 'node'; readonly dc: string; readonly site?: Scope; readonly name: string; readonly filter: string | null };
+
+/**
+ * The site a read is limited to (`?dc=<site>`: Consul clients see each named site as a datacenter), or null: the
+ * configured datacenter, every site.
+ */
+export type Scope = string | null;
+
+/** Whether `inst` is in `scope`. */
+const inScope = (scope: Scope | undefined, inst: Instance) => scope == null || inst.site === scope;
 
 /** A `node-meta=key:value` condition. */
 export type Pair = readonly [key: string, value: string];
@@ -69,12 +79,12 @@ export function renderConsul(q: ConsulQuery, snap: View): string {
     case 'peers':
       return JSON.stringify([q.address]);
     case 'datacenters':
-      return JSON.stringify([q.dc]);
+      return JSON.stringify([q.dc, ...q.sites]);
     case 'services': {
       const keep = rowTest(q.filter, 'services');
       const tags = new Map<string, Set<string>>();
       for (const e of allEntries(snap)) {
-        if (!metaMatches(q.nodeMeta, e) || (q.filter !== null && !keep(catalogServiceRow(e, q.dc)))) continue;
+        if (!inScope(q.site, e.instance) || !metaMatches(q.nodeMeta, e) || (q.filter !== null && !keep(catalogServiceRow(e, q.dc)))) continue;
         let set = tags.get(e.service.name);
         if (set === undefined) tags.set(e.service.name, (set = new Set()));
         for (const t of e.service.tags) set.add(t);
@@ -85,7 +95,7 @@ export function renderConsul(q: ConsulQuery, snap: View): string {
     }
     case 'nodes': {
       const keep = rowTest(q.filter, 'nodes');
-      const rows = nodesOf(snap)
+      const rows = nodesOf(snap, (i) => inScope(q.site, i))
         .filter((n) => q.nodeMeta.every(([k, v]) => (n.meta as Record<string, string>)[k] === v))
         .map((n) => nodeRow(n, q.dc))
         .filter(keep);
@@ -93,7 +103,7 @@ export function renderConsul(q: ConsulQuery, snap: View): string {
     }
     case 'node': {
       const inst = instanceOfNode(snap, q.name);
-      if (inst === undefined) return 'null';
+      if (inst === undefined || !inScope(q.site, inst)) return 'null';
       const keep = rowTest(q.filter, 'node');
       const services: Record<string, ReturnType<typeof serviceRow>> = {};
       for (const e of instanceEntries(snap, inst)) {
@@ -107,7 +117,7 @@ export function renderConsul(q: ConsulQuery, snap: View): string {
       const keep = rowTest(q.filter, q.kind);
       const rows: unknown[] = [];
       for (const e of serviceEntries(snap, q.name)) {
-        if (q.passing && e.health !== 'passing') continue;
+        if ((q.passing && e.health !== 'passing') || !inScope(q.site, e.instance)) continue;
         if (!q.tags.every((t) => e.service.tags.includes(t)) || !metaMatches(q.nodeMeta, e)) continue;
         const row = q.kind === 'service' ? catalogServiceRow(e, q.dc) : healthRow(e, q.dc);
         if (keep(row)) rows.push(row);
