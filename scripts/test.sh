@@ -12,7 +12,7 @@ bash scripts/cluster-bed.sh
 bash scripts/incus.sh   # Incus 6 beside LXD: the core lifecycle set runs against it too (below)
 if [[ -f scripts/doq-client.sh ]]; then bash scripts/doq-client.sh; fi
 bash scripts/agent-runtime.sh   # node for the agent tests, bind-mounted into busybox containers
-sh scripts/promtool.sh >/dev/null   # the Prometheus text-format checker the metrics tests run
+sh scripts/prometheus-bin.sh promtool >/dev/null   # the Prometheus text-format checker the metrics tests run
 bash scripts/dns-peers.sh   # knot, unbound, dnsdist
 sh scripts/catalog-peers.sh >/dev/null   # python3-consul and the prometheus server (Consul API, HTTP SD tests)
 

@@ -6,7 +6,7 @@ import { loggedPort } from './net.js';
 
 /** The built CLI (`npm run build`), run as a user would. */
 export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
-/** Prometheus's own text-format checker, put there by scripts/promtool.sh. */
+/** Prometheus's own text-format checker, put there by scripts/prometheus-bin.sh. */
 export const PROMTOOL = join(TESTBED_DIR, 'promtool');
 
 /** A `lexa server` process: its log as it grows, the ports it reported, signals, and its exit. */
