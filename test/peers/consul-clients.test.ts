@@ -60,6 +60,10 @@ t.test('python3-consul and npm consul read the catalog and block on one service'
   const lexa = await startLexa(`    socket = "${LXD_SOCKET}"`);
   t.teardown(() => lexa.close());
   await waitFor(async () => (await passing(lexa, 'ccweb')).length === 2 && (await passing(lexa, 'ccdb')).length === 1, { what: 'both services with addresses', timeoutMs: 20_000 });
+  // Each container's IPv6 address (SLAAC, then vouched for) arrives a second or two after its IPv4 and changes its
+  // rows (TaggedAddresses): wait for all of them, so that the watches below see only the changes the test makes.
+  const hasIpv6 = (name: string) => (lexa.daemon.store.current.instances.get(`default/${name}`)?.interfaces[0]?.trustedIpv6.length ?? 0) > 0;
+  await waitFor(() => [`${PREFIX}web-1`, `${PREFIX}web-2`, `${PREFIX}db-1`].every(hasIpv6), { what: 'every container\'s IPv6 address', timeoutMs: 20_000 });
 
   // python3-consul: the catalog, one service, its passing health.
   const read = await python('read', String(restPort(lexa)), 'ccweb');
