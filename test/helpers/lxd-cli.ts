@@ -47,7 +47,8 @@ const DAEMONS: Record<'lxd' | 'incus', TestDaemon> = {
     v4Prefix: '10.99.0.',
     v6Prefix: 'fd42:99::',
     setupScript: 'scripts/testbed.sh',
-    daemonPattern: '^lxd --group root',
+    // The test bed's own daemon (scripts/testbed.sh starts it with this log file), not the cluster bed's two.
+    daemonPattern: '^lxd --group root --logfile /var/log/lxd/lxd\\.log$',
   },
   incus: {
     kind: 'incus',
