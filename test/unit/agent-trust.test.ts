@@ -31,22 +31,25 @@ async function serve(t: Test, instances: Instance[], opts: { policy?: AgentPolic
   const store = new SnapshotStore(snapshotOf(instances));
   const dispatched: AgentAction[] = [];
   const log = memoryLogger();
+  const agents = new AgentIngest({
+    store: { snapshot: () => store.current, dispatch: (a) => (dispatched.push(a), store.dispatch(a)) },
+    policy: () => opts.policy ?? { token: null, services: [] },
+    graceMs: () => GRACE_MS,
+    log,
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  });
   const server = await startAgentServer({
     binds: [{ host: '127.0.0.1', port: 0 }],
     tls: await generateSelfSigned('localhost', []),
     log,
     limits: { ...AGENT_LIMITS, ...opts.limits },
     clock: opts.clock,
-    agents: new AgentIngest({
-      store: { snapshot: () => store.current, dispatch: (a) => (dispatched.push(a), store.dispatch(a)) },
-      policy: () => opts.policy ?? { token: null, services: [] },
-      graceMs: () => GRACE_MS,
-      log,
-      ...(opts.clock ? { clock: opts.clock } : {}),
-    }),
+    agents,
   });
-  // Peers first: closing the server waits for its connections.
+  // As the daemon stops: the ingest first (the connections closing below start no grace timer, which would keep
+  // this process alive for GRACE_MS on the real clock), then the peers, then the server (it waits for them).
   t.teardown(() => {
+    agents.stop();
     for (const p of peers) p.end();
     return server.close();
   });
