@@ -69,7 +69,8 @@ t.test('agents in real containers feed DNS and REST; checks, grace, restarts, an
   await Promise.all([launchAgentContainer(A), launchAgentContainer(B)]);
   const launchMs = since(launched);
   await lxc('config', 'set', B, 'user.lexa.agent.services', ALLOWED);
-  await lxc('config', 'set', B, 'user.lexa.agent.token', B_TOKEN);
+  // key=value: a base64url token may begin with '-', which lxc would read as a flag.
+  await lxc('config', 'set', B, `user.lexa.agent.token=${B_TOKEN}`);
   const [ipA, ipB] = await Promise.all([ipv4Of(A), ipv4Of(B)]);
   t.pass(`two agent containers launched (node, dist, node_modules bind-mounted) in ${launchMs} ms; ${A}=${ipA} ${B}=${ipB}`);
 
