@@ -1,10 +1,9 @@
 // Helpers for test/cluster: the real 2-member LXD cluster that scripts/cluster-bed.sh forms (see its header for
 // the layout). Member 1 (lexa-c1) holds the only database voter; member 2 (lexa-c2) is the one tests may kill.
 
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLIENT_CERT, CLIENT_KEY, IMAGE, LxcError } from './lxd-cli.js';
+import { CLIENT_CERT, CLIENT_KEY, IMAGE, runCli } from './lxd-cli.js';
 import { startLexa, type TestLexa } from './lexa.js';
 
 export const CLUSTER_DIR = process.env['LEXA_CLUSTER_DIR'] || '/var/lib/lexa-cluster';
@@ -17,19 +16,9 @@ export const MEMBERS = {
 export type MemberNo = keyof typeof MEMBERS;
 const BED = new URL('../../scripts/cluster-bed.sh', import.meta.url).pathname;
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { env, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new LxcError(args, stderr || err.message, err.code ?? err.signal ?? null));
-      else resolve(stdout);
-    });
-    child.stdin?.end();
-  });
-}
-
 /** `lxc ...args` against the cluster through member `via`'s unix socket. */
 export function clxc(via: MemberNo, ...args: string[]): Promise<string> {
-  return run('lxc', args, { ...process.env, LXD_DIR: MEMBERS[via].dir });
+  return runCli('lxc', args, { ...process.env, LXD_DIR: MEMBERS[via].dir });
 }
 
 /** Creates and starts `name` on member `on` (through member 1, or 2 when 1 is not the target's peer). */
@@ -54,7 +43,7 @@ export function killMember(n: MemberNo): void {
 
 /** Starts member `n`'s daemon again in its namespace (it rejoins by itself); resolves once it answers. */
 export async function startMember(n: MemberNo): Promise<void> {
-  await run('bash', [BED, 'start', String(n)]);
+  await runCli('bash', [BED, 'start', String(n)]);
 }
 
 /** Cluster members' status by name, as LXD reports them (through member `via`). */

@@ -97,6 +97,24 @@ export class LxcError extends Error {
 }
 
 /**
+ * Runs a daemon's command-line client (`lxc`, `incus`) with `env`; rejects with an LxcError carrying its stderr.
+ * Shared by the helpers for the standalone daemon, the cluster bed and the sites tests.
+ */
+export function runCli(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, { env, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new LxcError(args, stderr || err.message, err.code ?? err.signal ?? null));
+      else resolve(stdout);
+    });
+    child.stdin?.end();
+  });
+}
+
+/** The standalone LXD's and Incus's own clients, whichever daemon LEXA_TEST_DAEMON picks (the sites tests use both). */
+export const standaloneLxc = (...args: string[]) => runCli('lxc', args, { ...process.env, LXD_DIR: '/var/lib/lxd' });
+export const incusCli = (...args: string[]) => runCli('incus', args);
+
+/**
  * Runs `lxc ...args` (or `incus ...args` under LEXA_TEST_DAEMON=incus: the two clients take the same arguments for
  * everything the tests do) and resolves with its stdout. Rejects with an LxcError carrying stderr
  * if lxc exits non-zero or runs longer than 2 minutes.

@@ -1,8 +1,7 @@
-import { execFile } from 'node:child_process';
 import t from 'tap';
 import { dig } from '../helpers/dig.js';
 import { curl, startLexa, type TestLexa } from '../helpers/lexa.js';
-import { IMAGE, waitFor } from '../helpers/lxd-cli.js';
+import { IMAGE, incusCli, standaloneLxc, waitFor } from '../helpers/lxd-cli.js';
 
 // Projects and aliases against the real LXD (site `home`, all projects) beside Incus (site `lab`), with dig
 // (docs/sites.md). LXD refuses to start two instances of one name on one bridge even across projects, so the
@@ -15,14 +14,8 @@ const NETWORK = 'fs-br18';
 const NETWORK_V4 = '10.93.18.1/24';
 const PROFILE = 'fs-alias';
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { env, timeout: 120_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)));
-    child.stdin?.end();
-  });
-}
-const lxc = (...args: string[]) => run('lxc', args, { ...process.env, LXD_DIR: '/var/lib/lxd' });
-const incus = (...args: string[]) => run('incus', args);
+const lxc = standaloneLxc;
+const incus = incusCli;
 const quiet = (p: Promise<unknown>) => p.catch(() => undefined);
 
 async function cleanUp(): Promise<void> {

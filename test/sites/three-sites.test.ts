@@ -1,9 +1,8 @@
-import { execFile } from 'node:child_process';
 import t from 'tap';
 import { CLUSTER_CERT, deleteClusterPrefix, launchOn, MEMBERS } from '../helpers/cluster.js';
 import { dig } from '../helpers/dig.js';
 import { curl, startLexa, type TestLexa } from '../helpers/lexa.js';
-import { CLIENT_CERT, CLIENT_KEY, IMAGE, waitFor } from '../helpers/lxd-cli.js';
+import { CLIENT_CERT, CLIENT_KEY, IMAGE, incusCli, runCli, standaloneLxc, waitFor } from '../helpers/lxd-cli.js';
 
 // The real daemons of the test bed as three sites of one lexa (docs/sites.md): the standalone LXD
 // (scripts/testbed.sh) first, the 2-member LXD cluster (scripts/cluster-bed.sh) second, Incus (scripts/incus.sh)
@@ -19,15 +18,8 @@ const SERVICE = { 'user.lexa.service.fsweb.port': '80' };
 /** Incus's watchdog in this test: short, so the frozen daemon is noticed (and logged) within the test. */
 const INCUS_WATCHDOG = '3s';
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { env, timeout: 120_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)));
-    child.stdin?.end();
-  });
-}
-/** The standalone LXD's client (LXD_DIR unset: its default socket). */
-const lxc = (...args: string[]) => run('lxc', args, { ...process.env, LXD_DIR: '/var/lib/lxd' });
-const incus = (...args: string[]) => run('incus', args);
+const lxc = standaloneLxc;
+const incus = incusCli;
 const withConfig = (args: string[], config: Record<string, string>) => [...args, ...Object.entries(config).flatMap(([k, v]) => ['--config', `${k}=${v}`])];
 
 async function deleteAll(): Promise<void> {
@@ -104,7 +96,7 @@ t.test('three sites of one lexa: LXD, an LXD cluster and Incus', async (t) => {
   t.same((await ask('_fsweb._tcp.service.lexa', 'SRV')).answer, ['_fsweb._tcp.service.lexa. 0 IN SRV 1 255 80 eth0.if.fs-web.rack.lexa.'], 'and the SRV set');
 
   // A frozen site: Incus hangs (SIGSTOP); the others answer, REST answers, Incus's last picture stays.
-  const pids = (await run('pgrep', ['-f', INCUSD])).trim().split('\n').filter(Boolean).map(Number);
+  const pids = (await runCli('pgrep', ['-f', INCUSD])).trim().split('\n').filter(Boolean).map(Number);
   t.ok(pids.length > 0, 'found incusd');
   const thaw = () => {
     for (const pid of pids) {
