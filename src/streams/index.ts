@@ -2,7 +2,7 @@ export type { Action } from './state/fold.js';
 export { AGENT_SERVICES_KEY, AGENT_TOKEN_KEY, ANY_SERVICE, allowListOf, declaredServices, mayAnnounce, mayRunAgent, refusedServices, servedServices, tokenDigest } from './model/agents.js';
 export { fold } from './state/fold.js';
 export { realClock, type Clock } from '../time/clock.js';
-export { AGENT_TOKEN_BYTES, AgentTokenIssuer, TOKEN_RETRY_MS } from './agents/agent-tokens.js';
+export { AGENT_TOKEN_BYTES, AGENT_TOKEN_PREFIX, AgentTokenIssuer, newAgentToken, TOKEN_RETRY_MS } from './agents/agent-tokens.js';
 export { createLxdClient, LxdError, type EventSocket, type LxdClient } from './lxd/lxd-client.js';
 export { daemonKind, type DaemonKind } from './lxd/lxd-model.js';
 export { isDnsLabel } from './model/dns-label.js';

@@ -8,6 +8,16 @@ import type { Snapshot } from '../state/snapshot.js';
 /** Random bytes in an issued token: 256 bits, base64url (43 characters), beyond guessing. */
 export const AGENT_TOKEN_BYTES = 32;
 /**
+ * Every token lexa issues starts with this: base64url may begin with '-', which `lxc config set` and shells then read
+ * as an option when an operator copies the token (one token in 64); a fixed prefix also lets secret scanners find it.
+ */
+export const AGENT_TOKEN_PREFIX = 'lexa_';
+
+/** A fresh token: the prefix, then AGENT_TOKEN_BYTES random bytes in base64url. */
+export function newAgentToken(): string {
+  return AGENT_TOKEN_PREFIX + randomBytes(AGENT_TOKEN_BYTES).toString('base64url');
+}
+/**
  * An instance written to (or whose write failed) is not written again for this long: LXD's `instance-updated`
  * brings the token into the snapshot within milliseconds, and a credential that may not write (a read-only
  * trust) must cost one log line a minute, not one request per snapshot.
@@ -59,7 +69,7 @@ export class AgentTokenIssuer {
       const current = await client.get<{ config?: Record<string, string> }>(path);
       if (typeof current.config?.[AGENT_TOKEN_KEY] === 'string') return; // set meanwhile (by the operator): theirs
       if (!client.patch) throw new Error('this LXD client cannot write');
-      await client.patch(path, { config: { [AGENT_TOKEN_KEY]: randomBytes(AGENT_TOKEN_BYTES).toString('base64url') } });
+      await client.patch(path, { config: { [AGENT_TOKEN_KEY]: newAgentToken() } });
       log.info('agent token issued', { instance: inst.key, key: AGENT_TOKEN_KEY });
     } catch (err) {
       log.warn('agent token not issued; retrying later (set server.agent.issue_tokens = false if lexa may not write)', {
