@@ -104,6 +104,12 @@ async function main(argv: string[]): Promise<number> {
   // A reload reads the file the daemon started from (found once, at start), or none when it runs on defaults.
   const source = config.source;
   const reload = async () => {
+    // First, whatever else the reload does: a log file rotated away by renaming is replaced by a new one at its path.
+    try {
+      if (logger.reopen()) logger.info('log file reopened', { signal: 'SIGHUP', file: config.log.out });
+    } catch (err) {
+      logger.error('log file not reopened; still writing to the one open before', { file: config.log.out, error: (err as Error).message });
+    }
     if (source === null) {
       logger.warn('SIGHUP: running on defaults (no configuration file); re-reading certificates only');
       await daemon.reloadCertificates();

@@ -39,6 +39,8 @@ export interface DestinationLogger extends Logger {
   flush(ms: number): Promise<boolean>;
   /** Lines dropped so far because the destination did not keep up (each drop is also reported in the log). */
   readonly dropped: number;
+  /** A file destination opens its path again (after log rotation; see Destination.reopen); false for stdout/stderr. */
+  reopen(): boolean;
 }
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -57,6 +59,7 @@ export function createLogger(cfg: LogConfig): DestinationLogger {
   return Object.defineProperties(logger as DestinationLogger, {
     flush: { value: (ms: number) => destination.flush(ms) },
     dropped: { get: () => destination.dropped },
+    reopen: { value: () => destination.reopen() },
   });
 }
 

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,4 +142,43 @@ t.test('a file destination holds every line up to the last after SIGTERM', async
   t.equal(lines.filter((l) => l['msg'] === 'rest: TLS handshake failed').length, 200, 'every handshake line');
   t.ok(lines.some((l) => l['msg'] === 'stopping' && l['signal'] === 'SIGTERM'), 'the line logged on SIGTERM');
   t.notOk(lines.some((l) => l['msg'] === 'log: lines dropped, the destination did not keep up'), 'a file keeps up: nothing dropped');
+});
+
+t.test('SIGHUP reopens a log file rotated away by renaming: no line lost, later lines in the new file', async (t) => {
+  const out = join(dir, 'rotated.log');
+  const file = join(dir, 'rotated.hcl');
+  writeFileSync(file, config(out));
+  const child = spawn(process.execPath, [CLI, 'server', '--config', file], { stdio: 'ignore' });
+  const exited = exitOf(child);
+  t.teardown(() => void child.kill('SIGKILL'));
+  const read = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : '');
+  for (let waited = 0; loggedPort(read(out), 'rest') === undefined; waited += 25) {
+    if (waited > NEVER_MS || child.exitCode !== null) throw new Error(`no REST port logged:\n${read(out)}`);
+    await sleep(25);
+  }
+  const port = loggedPort(read(out), 'rest')!;
+  await badHandshakes(port, 100);
+  // logrotate's default: rename the file, then signal the daemon.
+  renameSync(out, `${out}.1`);
+  child.kill('SIGHUP');
+  for (let waited = 0; !read(out).includes('"log file reopened"'); waited += 25) {
+    if (waited > NEVER_MS || child.exitCode !== null) throw new Error(`no new log file after SIGHUP:\n${read(`${out}.1`)}`);
+    await sleep(25);
+  }
+  await badHandshakes(port, 100);
+  child.kill('SIGTERM');
+  t.same(await exited, { code: 0, signal: null });
+  const parse = (text: string) =>
+    text
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const before = parse(read(`${out}.1`));
+  const after = parse(read(out));
+  const handshakes = (lines: Record<string, unknown>[]) => lines.filter((l) => l['msg'] === 'rest: TLS handshake failed').length;
+  t.equal(handshakes(before), 100, 'the rotated file holds every line from before the rotation');
+  t.equal(handshakes(after), 100, 'the new file holds every line from after it');
+  t.ok(after[0]?.['msg'] === 'log file reopened', 'the new file starts with the reopen line');
+  t.ok(after.some((l) => l['msg'] === 'reloading configuration'), 'the rest of the reload goes on after the reopen');
+  t.ok(after.some((l) => l['msg'] === 'stopping'), 'the last lines go to the new file');
 });
