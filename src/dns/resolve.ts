@@ -280,7 +280,12 @@ const META_TYPES: ReadonlySet<string> = new Set(['OPT', 'TKEY', 'TSIG', 'UNKNOWN
 
 const DEFAULT_REFRESH = 3600;
 const DEFAULT_RETRY = 600;
-const DEFAULT_EXPIRE = 86400;
+/**
+ * How long a secondary keeps answering lexa's zone while it cannot reach lexa: a week, as lexa itself keeps
+ * answering its last snapshot while LXD is away. One day made Zonemaster warn (ZONE05 wants at least 604800;
+ * RFC 1912 §2.2 suggests 2–4 weeks); a secondary is refreshed by NOTIFY long before either matters.
+ */
+const DEFAULT_EXPIRE = 604800;
 
 /** Everything derived from ResolveOptions once, plus the last SOA built (it changes only with the snapshot). */
 interface Zone {

@@ -9,7 +9,7 @@ import { deleteByPrefix, instanceState, launch, lxc, waitFor } from './lxd-cli.j
  */
 
 export const PREFIX = 'nf-';
-const SOA = 'lexa. 0 IN SOA ns.lexa. hostmaster.lexa. SERIAL 3600 600 86400 0';
+const SOA = 'lexa. 0 IN SOA ns.lexa. hostmaster.lexa. SERIAL 3600 600 604800 0';
 
 /** Services use names no other test or demo container uses, so answers are exactly the fixture's. */
 const CONTAINERS: Record<string, Record<string, string>> = {
