@@ -1,7 +1,7 @@
+import { isIPv4 } from 'node:net';
 import type { Answer, SoaAnswer } from 'dns-packet';
 import { findInterface, isDnsLabel, servesEndpoint, siteZone, type Instance, type NetInterface, type ServiceEndpoint, type View } from '../streams/index.js';
 import { aliasKeys, parseName, parseProjectName, parseReverseName, type NameForm, type ReverseForm } from './name.js';
-import { isIPv4 } from 'node:net';
 import { addressKey, reverseZoneOf } from '../net/addresses.js';
 
 /**
