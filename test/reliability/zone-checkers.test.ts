@@ -45,10 +45,11 @@ function ip(...args: string[]): Promise<string> {
   });
 }
 
-/** `dig` in the namespace: the records of `section` (ANSWER, ADDITIONAL) as `owner ttl class type rdata` lines. */
+/** `dig` in the namespace, non-recursive: its whole output. */
 async function dig(server: string, ...args: string[]): Promise<string> {
   return inNs('dig', [`@${server}`, '+norec', '+nocookie', '+time=2', '+tries=2', ...args], 10_000);
 }
+/** The records of one section of dig's output (`ANSWER`, `ADDITIONAL`) as `owner ttl class type rdata` lines. */
 function section(out: string, name: string): string[] {
   const lines = out.split('\n');
   const start = lines.indexOf(`;; ${name} SECTION:`);
