@@ -9,6 +9,7 @@ import { hclChildArgs } from './hcl-child.js';
 import { AGENT_TOKEN, readSettings, TSIG_SECRET, type Settings } from './schema.js';
 import type { Config, LxdEndpoint, SiteConfig, TlsFiles } from './types.js';
 import { DEFAULT_SUFFIX, siteProblems } from './sites.js';
+import { nameServerAddresses } from './name-server.js';
 
 /** A configuration that cannot be used. `problems` each name the file and line/column or the key path. */
 export class ConfigError extends Error {
@@ -259,6 +260,10 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       problems.push(`${name}: server.dns.reverse_zones: "${z}" is neither a subnet (prefix /8 or longer for IPv4, /4 for IPv6) nor a zone below in-addr.arpa or ip6.arpa`);
     return zone ?? '';
   });
+  const nameServer = nameServerAddresses(dns.ns_addresses, dns.bind.map((b) => b.host));
+  for (const p of nameServer.problems) problems.push(`${name}: ${p}`);
+  if (dns.enabled && nameServer.fromBinds && nameServer.addresses.length === 0)
+    warnings.push('server.dns.bind names no specific address, so the zone\'s name server (the apex NS) has no address: set server.dns.ns_addresses to the addresses clients reach lexa by');
   const notify = dns.transfer.notify.map((n) => {
     const m = /^(?:\[([^\]]+)\]|([0-9.]+))(?::(\d+))?$/.exec(n);
     const host = m?.[1] ?? m?.[2] ?? '';
@@ -327,6 +332,8 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
             },
       /** Plain TCP's fair sharing and deadlines (with tcpIdleTimeoutMs and maxTcpConnections folded in). */
       limits: dnsStream(limitsOf(dns.limits), 'server.dns.limits'),
+      /** The addresses `ns.<suffix>` (the apex NS) answers: server.dns.ns_addresses, or the specific DNS binds. */
+      nsAddresses: nameServer.addresses,
       /** Reverse zone names (CIDRs converted), or null to derive them from LXD's managed networks. */
       reverseZones: reverseZones as readonly string[] | null,
       transfer: {

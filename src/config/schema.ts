@@ -216,6 +216,14 @@ export const configSchema = block({
        */
       reverse_zones: list(text(/^[0-9A-Za-z:./-]+$/, 'a subnet such as "10.99.0.0/24" or a zone such as "0.99.10.in-addr.arpa"').required('')).optional(),
       /**
+       * The addresses of the zone's name server name, `ns.<suffix>` (the apex NS target and the SOA MNAME): the
+       * apex NS answer carries them as additional records and `ns.<suffix>` answers them as A/AAAA (and in zone
+       * transfers), so a checker or a resolver following the NS finds its server. Absent: the specific addresses
+       * `server.dns.bind` listens on (a wildcard 0.0.0.0 or :: names no address: lexa cannot know which of the
+       * host's addresses clients reach it by); `[]`: none, and `ns.<suffix>` is an ordinary host name again.
+       */
+      ns_addresses: list(text(/^[0-9A-Fa-f:.]+$/, 'an IPv4 or IPv6 address such as "10.99.0.1"').required('')).optional(),
+      /**
        * The UDP payload size our EDNS OPT advertises: 1232, DNS Flag Day 2020's size that crosses any path
        * (the IPv6 minimum MTU, 1280) unfragmented. Up to 4096, the largest any common resolver uses.
        */

@@ -62,9 +62,16 @@ export function createHandler(opts: HandlerOptions): HandleQuery {
 /** Resolver options from configuration: one object for the process, so derived values are computed once. */
 export function resolverOptions(
   suffix: string,
-  dns: { readonly ttl: number; readonly negativeTtl: number },
+  dns: { readonly ttl: number; readonly negativeTtl: number; readonly nsAddresses?: readonly string[] },
   sites: readonly { readonly name: string | null }[] = [],
 ): ResolveOptions {
   const named = sites.flatMap((s) => (s.name === null ? [] : [s.name]));
-  return { suffix, ttl: dns.ttl, soa: { minimum: dns.negativeTtl }, ...(named.length > 0 ? { sites: named } : {}) };
+  const ns = dns.nsAddresses ?? [];
+  return {
+    suffix,
+    ttl: dns.ttl,
+    soa: { minimum: dns.negativeTtl },
+    ...(ns.length > 0 ? { nameServerAddresses: ns } : {}),
+    ...(named.length > 0 ? { sites: named } : {}),
+  };
 }

@@ -1,7 +1,8 @@
+import { isIPv4 } from 'node:net';
 import type { Answer, SoaAnswer } from 'dns-packet';
 import { findInterface, isDnsLabel, servesEndpoint, siteZone, type Instance, type NetInterface, type ServiceEndpoint, type View } from '../streams/index.js';
 import { aliasKeys, parseName, parseProjectName, parseReverseName, type NameForm, type ReverseForm } from './name.js';
-import { reverseZoneOf } from '../net/addresses.js';
+import { addressKey, reverseZoneOf } from '../net/addresses.js';
 
 /**
  * The one resolver every DNS transport shares: View × Question → Outcome. Pure and synchronous: it reads the
@@ -13,10 +14,13 @@ import { reverseZoneOf } from '../net/addresses.js';
  * (case, the trailing dot, the `interface` synonym, which form wins when they overlap, what is `none`) is the
  * grammar in name.ts; this is what each form answers:
  *
- *   apex         lexa                              SOA, NS (NS target = SOA MNAME, default `ns.<suffix>`, no
- *                                                  glue: lexa cannot know which of its addresses a client reaches
- *                                                  it by, and no client we serve follows NS; `ns.<suffix>` itself
- *                                                  is an ordinary host name)
+ *   apex         lexa                              SOA, NS (NS target = SOA MNAME, default `ns.<suffix>`), with
+ *                                                  the name server's addresses as additionals when it has any
+ *   name server  ns.lexa                           A/AAAA of `opts.nameServerAddresses` (server.dns.ns_addresses,
+ *                                                  default the DNS binds' specific addresses): it wins over an
+ *                                                  instance named `ns` and, like the apex, answers before the
+ *                                                  snapshot has synced. Without addresses it is an ordinary host
+ *                                                  name (an instance `ns`, or NXDOMAIN)
  *   host         <host>.lexa                       A/AAAA of the instance's primary interface (`interfaces[0]`)
  *   iface        <if>.if.<host>.lexa               A/AAAA of interface <if>
  *   service      [<tag>.]<svc>.service.lexa        A/AAAA of every endpoint of service <svc> (with tag <tag>), on
@@ -83,6 +87,7 @@ export function resolve(snapshot: View, q: Question, opts: ResolveOptions): Outc
   if (q.type === 'AXFR' || q.type === 'IXFR') return REFUSED;
   if (META_TYPES.has(q.type)) return NOTIMP;
   if (form.kind === 'apex') return apex(snapshot, q, zone, zone.suffix);
+  if (zone.nameServer !== undefined && isName(q.name, zone.nameServer.name)) return nameServer(snapshot, q, zone, zone.nameServer);
   if (!snapshot.synced) return NOTREADY;
   let site = form.site;
   if (site !== undefined && !snapshot.siteSynced(site)) return NOTREADY;
@@ -245,6 +250,11 @@ export interface ResolveOptions {
    * before the suffix scopes a name to it (name.ts).
    */
   readonly sites?: readonly string[];
+  /**
+   * The addresses of the name server name (the SOA MNAME, when it is inside the suffix): `ns.<suffix>` answers
+   * them and the apex NS carries them as additionals. Absent or empty: the name has no address of lexa's.
+   */
+  readonly nameServerAddresses?: readonly string[];
 }
 
 /**
@@ -270,7 +280,12 @@ const META_TYPES: ReadonlySet<string> = new Set(['OPT', 'TKEY', 'TSIG', 'UNKNOWN
 
 const DEFAULT_REFRESH = 3600;
 const DEFAULT_RETRY = 600;
-const DEFAULT_EXPIRE = 86400;
+/**
+ * How long a secondary keeps answering lexa's zone while it cannot reach lexa: a week, as lexa itself keeps
+ * answering its last snapshot while LXD is away. One day made Zonemaster warn (ZONE05 wants at least 604800;
+ * RFC 1912 §2.2 suggests 2–4 weeks); a secondary is refreshed by NOTIFY long before either matters.
+ */
+const DEFAULT_EXPIRE = 604800;
 
 /** Everything derived from ResolveOptions once, plus the last SOA built (it changes only with the snapshot). */
 interface Zone {
@@ -290,6 +305,14 @@ interface Zone {
   readonly sites: ReadonlySet<string>;
   /** The SOA built per zone name and snapshot (weakly held: no old snapshot is kept alive by it). */
   readonly soas: Map<string, WeakMap<View, SoaAnswer>>;
+  /** The name server name and its address records, when it is inside the suffix and has addresses. */
+  readonly nameServer: NameServer | undefined;
+}
+
+/** `ns.<suffix>` (the MNAME), lower-case, and its A then AAAA records owned by it: the apex NS's additionals. */
+interface NameServer {
+  readonly name: string;
+  readonly glue: readonly Answer[];
 }
 
 /** Derived values per options object: pass the same ResolveOptions object to every call (resolved once). */
@@ -314,6 +337,9 @@ export function checkResolveOptions(opts: ResolveOptions): string[] {
   }
   if (!isTtl(opts.ttl)) problems.push(`dns: ttl ${opts.ttl} is not an integer in 0..2147483647`);
   if (!isTtl(opts.soa.minimum)) problems.push(`dns: negative ttl ${opts.soa.minimum} is not an integer in 0..2147483647`);
+  for (const ip of opts.nameServerAddresses ?? []) {
+    if (addressKey(ip) === undefined) problems.push(`dns: name server address "${ip}" is not an IPv4 or IPv6 address`);
+  }
   return problems;
 }
 
@@ -321,12 +347,13 @@ function zoneOf(opts: ResolveOptions): Zone {
   let zone = zones.get(opts);
   if (zone === undefined) {
     const suffix = trimDots(opts.suffix).toLowerCase();
+    const mname = trimDots(opts.soa.mname ?? `ns.${suffix}`);
     zone = {
       suffix,
       dotSuffix: `.${suffix}`,
       ttl: opts.ttl,
       minimum: opts.soa.minimum,
-      mname: trimDots(opts.soa.mname ?? `ns.${suffix}`),
+      mname,
       rname: trimDots(opts.soa.rname ?? `hostmaster.${suffix}`),
       refresh: opts.soa.refresh ?? DEFAULT_REFRESH,
       retry: opts.soa.retry ?? DEFAULT_RETRY,
@@ -335,6 +362,7 @@ function zoneOf(opts: ResolveOptions): Zone {
       serial: opts.serial,
       sites: new Set(opts.sites ?? []),
       soas: new Map(),
+      nameServer: nameServerOf(mname.toLowerCase(), suffix, opts.ttl, opts.nameServerAddresses ?? []),
     };
     zones.set(opts, zone);
   }
@@ -393,10 +421,41 @@ function apex(snapshot: View, q: Question, zone: Zone, name: string): Outcome {
     case 'ANY':
       return answer([soaRecord(q.name, zone, snapshot, name)]);
     case 'NS':
-      return answer([{ name: q.name, type: 'NS', class: 'IN', ttl: zone.ttl, data: zone.mname }]);
+      return answer([{ name: q.name, type: 'NS', class: 'IN', ttl: zone.ttl, data: zone.mname }], zone.nameServer?.glue);
     default:
       return nodata(snapshot, zone, name);
   }
+}
+
+/**
+ * The name server name's records (`nameServerOf`), or undefined when it has none of lexa's: no address, or an
+ * MNAME outside the forward zone (its addresses are then another zone's to publish).
+ */
+function nameServerOf(name: string, suffix: string, ttl: number, ips: readonly string[]): NameServer | undefined {
+  if (ips.length === 0 || !name.endsWith(`.${suffix}`)) return undefined;
+  const glue: Answer[] = [];
+  for (const ip of ips) if (isIPv4(ip)) glue.push(addressRecord(name, 'A', ttl, ip));
+  for (const ip of ips) if (!isIPv4(ip)) glue.push(addressRecord(name, 'AAAA', ttl, ip));
+  return { name, glue };
+}
+
+/**
+ * `ns.<suffix>` itself: its A or AAAA records owned by the question name as asked; ANY gives the first RRset it
+ * holds (A, else AAAA, as ANY does everywhere here); any other type, or a family it lacks, NODATA.
+ */
+function nameServer(snapshot: View, q: Question, zone: Zone, ns: NameServer): Outcome {
+  const hasA = ns.glue.some((r) => r.type === 'A');
+  const want = q.type === 'ANY' ? (hasA ? 'A' : 'AAAA') : q.type;
+  const records = ns.glue.filter((r) => r.type === want).map((r) => ({ ...r, name: q.name }) as Answer);
+  return records.length > 0 ? answer(records) : nodata(snapshot, zone);
+}
+
+/** Whether `qname` (as asked: any case, an optional trailing dot) is `name` (lower-case, no trailing dot). */
+function isName(qname: string, name: string): boolean {
+  const n = qname.length;
+  if (n !== name.length && n !== name.length + 1) return false;
+  const lower = qname.toLowerCase();
+  return lower === name || lower === `${name}.`;
 }
 
 /**
@@ -723,8 +782,9 @@ export function zoneOptions(opts: ResolveOptions): {
   readonly ttl: number;
   readonly mname: string;
   readonly soa: { readonly mname: string; readonly rname: string; readonly refresh: number; readonly retry: number; readonly expire: number; readonly minimum: number };
+  readonly nameServerRecords: readonly Answer[];
 } {
   const z = zoneOf(opts);
   const soa = { mname: z.mname, rname: z.rname, refresh: z.refresh, retry: z.retry, expire: z.expire, minimum: z.minimum };
-  return { suffix: z.suffix, ttl: z.ttl, mname: z.mname, soa };
+  return { suffix: z.suffix, ttl: z.ttl, mname: z.mname, soa, nameServerRecords: z.nameServer?.glue ?? NO_RECORDS };
 }

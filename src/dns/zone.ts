@@ -8,7 +8,8 @@ import { hostName, ifaceName, ptrTargets } from './resolve.js';
  * SOA (serial.ts numbers the content; transfer.ts wraps it in the SOA). Pure; O(N) in the running instances, so
  * it runs once per snapshot and zone (serial.ts memoises it), never per query.
  *
- * The forward zone `<suffix>` holds: the apex NS; `<host>` A/AAAA (primary interface); `<if>.if.<host>` A/AAAA
+ * The forward zone `<suffix>` holds: the apex NS; the name server's A/AAAA at `ns.<suffix>` when it has addresses
+ * (then an instance named `ns` has no record there, as the resolver answers); `<host>` A/AAAA (primary interface); `<if>.if.<host>` A/AAAA
  * for every interface; `<svc>.service` and `<tag>.<svc>.service` A/AAAA (trusted addresses only);
  * `_<svc>._<proto>.service` and `_<svc>._<tag>.service` SRV for endpoints with a trusted address, with targets
  * `<if>.if.<host>` (which the zone holds). With named sites (docs/sites.md) one zone holds every site, each
@@ -24,9 +25,15 @@ export function zoneContent(snapshot: View, zone: string, opts: ContentOptions):
   const add = (rec: Answer): void => {
     out.set(recordKey(rec), rec);
   };
-  const { suffix, ttl, mname } = opts;
+  const { suffix, ttl, mname, nameServerRecords } = opts;
   add({ name: zone, type: 'NS', class: 'IN', ttl, data: mname });
-  if (zone === suffix) forward(snapshot, suffix, ttl, add);
+  if (zone === suffix) {
+    for (const rec of nameServerRecords) add(rec);
+    const nameServer = nameServerRecords[0]?.name;
+    forward(snapshot, suffix, ttl, (rec) => {
+      if (rec.name !== nameServer) add(rec);
+    });
+  }
   else reverse(snapshot, zone, suffix, ttl, add);
   return [...out.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
 }
@@ -37,6 +44,8 @@ export interface ContentOptions {
   readonly ttl: number;
   /** The NS target (the SOA MNAME). */
   readonly mname: string;
+  /** The name server name's A/AAAA records (owned by it, lower-case); empty when it has no address of lexa's. */
+  readonly nameServerRecords: readonly Answer[];
   /** The SOA fields other than the serial, as the resolver writes them. */
   readonly soa: { readonly mname: string; readonly rname: string; readonly refresh: number; readonly retry: number; readonly expire: number; readonly minimum: number };
 }

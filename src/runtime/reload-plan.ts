@@ -53,6 +53,9 @@ export function decideReload(running: Config, next: Config, started: Config): Re
   check('server.lxd.suffix', running.lxd.suffix, next.lxd.suffix, zoneShape);
   check('server.dns.ttl', running.dns.ttl, next.dns.ttl, zoneShape);
   check('server.dns.negative_ttl', running.dns.negativeTtl, next.dns.negativeTtl, zoneShape);
+  // The name server's addresses are zone content (ns.<suffix> A/AAAA): resolved, so a bind change that moves the
+  // default shows here too.
+  check('server.dns.ns_addresses', running.dns.nsAddresses, next.dns.nsAddresses, zoneShape);
   // The handler is rebuilt on every reload; the UDP ceiling and the rate limiter are handed to listeners as they open.
   check('server.dns.edns_udp_size', running.dns.ednsUdpSize, next.dns.ednsUdpSize, live);
   // A listener set reopens exactly the binds that changed (listener-set.ts).
@@ -96,7 +99,8 @@ export function decideReload(running: Config, next: Config, started: Config): Re
 
   // What waits for a restart keeps its running value. Limits, the UDP ceiling and the rate limit are not kept:
   // running listeners keep theirs, and listeners opened by this reload (new binds) take the new ones.
-  const zone = transfers ? { suffix: running.lxd.suffix, ttl: running.dns.ttl, negativeTtl: running.dns.negativeTtl } : { suffix: next.lxd.suffix, ttl: next.dns.ttl, negativeTtl: next.dns.negativeTtl };
+  const zoneOf = (c: Config) => ({ suffix: c.lxd.suffix, ttl: c.dns.ttl, negativeTtl: c.dns.negativeTtl, nsAddresses: c.dns.nsAddresses });
+  const zone = zoneOf(transfers ? running : next);
   const apply: Config = {
     ...next,
     lxd: {
@@ -109,7 +113,7 @@ export function decideReload(running: Config, next: Config, started: Config): Re
       watchdogMs: running.lxd.watchdogMs,
     },
     sites: running.sites,
-    dns: { ...next.dns, ttl: zone.ttl, negativeTtl: zone.negativeTtl, reverseZones: running.dns.reverseZones, transfer: transferFrozen ? running.dns.transfer : next.dns.transfer },
+    dns: { ...next.dns, ttl: zone.ttl, negativeTtl: zone.negativeTtl, nsAddresses: zone.nsAddresses, reverseZones: running.dns.reverseZones, transfer: transferFrozen ? running.dns.transfer : next.dns.transfer },
     log: { ...next.log, out: running.log.out },
     stateDirectory: running.stateDirectory,
   };

@@ -398,7 +398,7 @@ t.test('options are checked once, at start', (t) => {
 // Reverse zones: derived from the snapshot's subnets unless configured.
 const withSubnets = () => clustered().withSubnets(['10.99.0.1/24', '10.100.0.1/24', 'fd42:99::1/64'], 1_700_000_000_000);
 const V6Z = '0.0.0.0.0.0.0.0.9.9.0.0.2.4.d.f.ip6.arpa';
-const REV_SOA = (zone: string) => `${zone}. 5 IN SOA ns.lexa. hostmaster.lexa. ${SERIAL} 3600 600 86400 5`;
+const REV_SOA = (zone: string) => `${zone}. 5 IN SOA ns.lexa. hostmaster.lexa. ${SERIAL} 3600 600 604800 5`;
 table(t, 'PTR in the reverse zones derived from the subnets', withSubnets, [
   { q: '11.0.99.10.in-addr.arpa PTR', kind: 'answer', answers: ['11.0.99.10.in-addr.arpa. 0 IN PTR web-1.lexa.'] },
   { q: '11.0.100.10.in-addr.arpa PTR', kind: 'answer', answers: ['11.0.100.10.in-addr.arpa. 0 IN PTR eth1.if.web-1.lexa.'] },

@@ -61,7 +61,7 @@ export const standaloneUnknown = () =>
   );
 
 export const OPTS: ResolveOptions = { suffix: 'lexa', ttl: 0, soa: { minimum: 5 }, random: seeded(1) };
-export const SOA = `lexa. 5 IN SOA ns.lexa. hostmaster.lexa. ${SERIAL} 3600 600 86400 5`;
+export const SOA = `lexa. 5 IN SOA ns.lexa. hostmaster.lexa. ${SERIAL} 3600 600 604800 5`;
 
 /** "name TYPE [CLASS]" → Question. */
 export function question(text: string): Question {

@@ -9,7 +9,7 @@ import { deleteByPrefix, instanceState, launch, lxc, waitFor } from './lxd-cli.j
  */
 
 export const PREFIX = 'nf-';
-const SOA = 'lexa. 0 IN SOA ns.lexa. hostmaster.lexa. SERIAL 3600 600 86400 0';
+const SOA = 'lexa. 0 IN SOA ns.lexa. hostmaster.lexa. SERIAL 3600 600 604800 0';
 
 /** Services use names no other test or demo container uses, so answers are exactly the fixture's. */
 const CONTAINERS: Record<string, Record<string, string>> = {
@@ -190,7 +190,10 @@ export function cases(f: Fixture): Case[] {
     { name: 'elsewhere.cluster.nf-db-1.lexa', type: 'A', status: 'NXDOMAIN', answer: [], authority: [SOA] },
     { name: 'service.lexa', type: 'A', status: 'NOERROR', answer: [], authority: [SOA] },
     { name: 'lexa', type: 'SOA', status: 'NOERROR', answer: [SOA] },
-    { name: 'lexa', type: 'NS', status: 'NOERROR', answer: ['lexa. 0 IN NS ns.lexa.'] },
+    // Every test that runs this table starts lexa on 127.0.0.1 (helpers/lexa.ts): the name server's default address.
+    { name: 'lexa', type: 'NS', status: 'NOERROR', answer: ['lexa. 0 IN NS ns.lexa.'], additional: ['ns.lexa. 0 IN A 127.0.0.1'] },
+    { name: 'ns.lexa', type: 'A', status: 'NOERROR', answer: ['ns.lexa. 0 IN A 127.0.0.1'] },
+    { name: 'ns.lexa', type: 'AAAA', status: 'NOERROR', answer: [], authority: [SOA] },
     { name: 'nf-web-1.lexa', type: 'ANY', status: 'NOERROR', answer: [`nf-web-1.lexa. 0 IN A ${v4['nf-web-1']}`] },
     { name: 'example.com', type: 'A', status: 'REFUSED', aa: false, answer: [] },
     { name: '.', type: 'NS', status: 'REFUSED', aa: false, answer: [] },

@@ -107,7 +107,7 @@ t.test('a site that has not listed: its names SERVFAIL, the others answer, misse
 
 t.test('the one zone holds every site under its label; PTR names the site', async (t) => {
   const v = fed();
-  const z = zoneContent(v, 'lexa', { suffix: 'lexa', ttl: 0, mname: 'ns.lexa', soa: { mname: 'ns.lexa', rname: 'h.lexa', refresh: 1, retry: 1, expire: 1, minimum: 0 } });
+  const z = zoneContent(v, 'lexa', { suffix: 'lexa', ttl: 0, mname: 'ns.lexa', soa: { mname: 'ns.lexa', rname: 'h.lexa', refresh: 1, retry: 1, expire: 1, minimum: 0 }, nameServerRecords: [] });
   const names = new Set(z.map((r) => r.name));
   for (const n of ['web.home.lexa', 'web.rack.lexa', 'db.rack.lexa', 'http.service.home.lexa', '_http._tcp.service.rack.lexa', 'eth0.if.db.rack.lexa'])
     t.ok(names.has(n), n);

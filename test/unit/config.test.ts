@@ -102,6 +102,7 @@ t.test('every default, as the daemon receives it', async (t) => {
       dot: encrypted(18853),
       doh: encrypted(18855),
       quic: encrypted(18854),
+      nsAddresses: ['127.0.0.1'],
       reverseZones: null,
       transfer: { allow: [], notify: [], key: null },
     },
@@ -377,6 +378,7 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
       (c) => c.dns.reverseZones,
       ['0.99.10.in-addr.arpa', '0.0.0.0.0.0.0.0.9.9.0.0.2.4.d.f.ip6.arpa', '1.10.in-addr.arpa'],
     ],
+    'server.dns.ns_addresses': [{ dns: { ns_addresses: ['10.99.0.1', 'fd42:99::1'] } }, (c) => c.dns.nsAddresses, ['10.99.0.1', 'fd42:99::1']],
     'server.dns.transfer.allow': [{ dns: { transfer: { allow: ['127.0.0.1', '10.0.0.0/8', '::1'] } } }, (c) => c.dns.transfer.allow, ['127.0.0.1', '10.0.0.0/8', '::1']],
     'server.dns.transfer.notify': [
       { dns: { transfer: { notify: ['10.0.0.2', '10.0.0.3:5353', '[fd00::1]:54'] } } },
