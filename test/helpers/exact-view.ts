@@ -138,7 +138,7 @@ function digMany(port: number, questions: readonly [string, string][]): Promise<
   const args = ['@127.0.0.1', '-p', String(port), '+norecurse', '+time=5', '+tries=2', ...questions.flat()];
   return new Promise((resolve, reject) => {
     execFile('dig', args, { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`dig: ${stderr || err.message}`)) : resolve(stdout));
+      err ? reject(new Error(`dig exited ${String(err.code ?? err.signal)}: ${stderr}\n${stdout.slice(-2000)}`)) : resolve(stdout));
   });
 }
 
