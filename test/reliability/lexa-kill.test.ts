@@ -14,8 +14,10 @@ import { faultDeletePrefix, faultLaunch, faultLxdBlock, faultQuery, flxc, startF
 // The built CLI against the fault bed (scripts/fault-bed.sh). LEXA_FAULT_SEED replays a run.
 
 const PREFIX = 'flt-k';
-/** From the restarted lexa's spawn to the deciding comparison: start-up, one list, the address re-reads. */
+/** From the restarted lexa listening to the deciding comparison: one list, the address re-reads, a busy machine. */
 const SETTLE_MS = 12_000;
+/** How long the process may take to listen at all (Node, the HCL parser, keys) on a busy 2-core machine. */
+const STARTUP_BOUND_MS = 30_000;
 /** Kill moments are drawn below these: start-up takes ~0.5–1.5 s here, a burst ~3–6 s. */
 const STARTUP_WINDOW_MS = 1_500;
 const BURST_WINDOW_MS = 3_000;
@@ -77,19 +79,27 @@ async function killAt(lexa: LexaProcess, ms: number): Promise<void> {
   if (exit.signal !== 'SIGKILL') throw new Error(`lexa ended by itself before the kill: ${exit.code}\n${lexa.log}`);
 }
 
-/** Restarts lexa and makes the deciding comparison at the bound after the restart. */
+/**
+ * Restarts lexa and makes the deciding comparison at the bound after it listens. The bound starts there, not at
+ * the spawn: the process's own start-up (Node, the HCL parser, key generation) took 1–8 s on the shared machine
+ * and says nothing about recovery; it is printed beside the result.
+ */
 async function restartedEqualsLxd(t: Test, what: string): Promise<void> {
-  const from = Date.now();
+  const spawned = Date.now();
   const lexa = spawnLexa(t);
-  await lexa.waitLog(/"rest: listening"/, SETTLE_MS);
-  const view = { restUrl: `https://127.0.0.1:${lexa.port('rest')}`, dnsPort: lexa.port('dns/udp') };
+  await lexa.waitLog(/"rest: listening"/, STARTUP_BOUND_MS);
+  const from = Date.now();
+  // The port TCP reported: UDP shares it. With port 0 lexa may log a first "dns/udp: listening" on a port it then
+  // gives up because TCP could not have it (servers/dns/plain.ts retries on a new port).
+  const view = { restUrl: `https://127.0.0.1:${lexa.port('rest')}`, dnsPort: lexa.port('dns/tcp') };
   const { comparison, firstEqualMs } = await compareAfterSettle(view, [bed], {
     from,
     boundMs: SETTLE_MS,
     alsoAsk: names.map((n) => `${n}.lexa`),
     alsoServices: ['lexa http tcp'],
   });
-  t.ok(comparison.rest.length === 0 && comparison.dns.length === 0, `${what}: the restarted lexa equals LXD at ${SETTLE_MS} ms (first equal ${firstEqualMs ?? '-'} ms after spawn)`, {
+  const startup = from - spawned;
+  t.ok(comparison.rest.length === 0 && comparison.dns.length === 0, `${what}: the restarted lexa equals LXD ${SETTLE_MS} ms after it listened (first equal after ${firstEqualMs ?? '-'} ms; start-up ${startup} ms)`, {
     diff: describeComparison(comparison),
   });
   lexa.kill();
@@ -107,7 +117,7 @@ t.test('SIGKILL during start-up, twice, then a restart', async (t) => {
 
 t.test('SIGKILL during a burst of changes, then a restart', async (t) => {
   const lexa = spawnLexa(t);
-  await lexa.waitLog(/"lxd connected"/, SETTLE_MS);
+  await lexa.waitLog(/"lxd connected"/, STARTUP_BOUND_MS);
   const burst = (async () => {
     await faultLaunch(names[1]!, { 'user.lexa.service.http.port': '8080' });
     await flxc('config', 'set', names[0]!, 'user.lexa.service.http.tags', 'after-kill');
