@@ -13,9 +13,6 @@ export const FAULT_HOST = '10.76.0.11';
 export const FAULT_PORT = 8443;
 /** Its self-signed server certificate, to pin it (copied here by the bed script). */
 export const FAULT_SERVER_CERT = join(FAULT_DIR, 'server.crt');
-/** Its instance bridge's IPv4 and IPv6 prefixes. */
-export const FAULT_V4_PREFIX = '10.75.0.';
-export const FAULT_V6_PREFIX = 'fd42:75::';
 const BED = new URL('../../scripts/fault-bed.sh', import.meta.url).pathname;
 /** The name the bed gives lexa's client certificate in the trust store. */
 const TRUST_NAME = 'lexa-testbed';
@@ -79,7 +76,7 @@ export async function trustClient(): Promise<void> {
 }
 
 /** The SHA-256 fingerprint of lexa's test client certificate, as LXD names it in /1.0/certificates. */
-export function clientFingerprint(): string {
+function clientFingerprint(): string {
   const pem = readFileSync(CLIENT_CERT, 'utf8');
   const der = Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
   return createHash('sha256').update(der).digest('hex');
