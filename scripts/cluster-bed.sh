@@ -36,9 +36,14 @@ name() { echo "lexa-c$1"; }
 dir() { echo "$STATE/m$1"; }
 mlxc() { local n=$1; shift; LXD_DIR=$(dir "$n") timeout 60 lxc "$@"; }
 answers() { [[ -S $(dir "$1")/unix.socket ]] && LXD_DIR=$(dir "$1") timeout 10 lxc query /1.0 >/dev/null 2>&1; }
+# A SIGKILLed member daemon is reparented to PID 1, which on some machines reaps late: `kill -0` still succeeds
+# on the zombie, and `start N` would wait for a daemon that is gone. A zombie (state Z) counts as dead.
 daemon_pid() {
-  local f; f="$(dir "$1")/daemon.pid"
-  [[ -s $f ]] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"
+  local f pid state; f="$(dir "$1")/daemon.pid"
+  [[ -s $f ]] || return 1
+  pid=$(cat "$f")
+  state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z ]] && echo "$pid"
 }
 
 mkdir -p "$STATE"

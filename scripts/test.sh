@@ -9,6 +9,8 @@ cd "$here/.."
 bash scripts/testbed.sh
 # test/cluster: a real 2-member LXD cluster beside the standalone LXD (own LXD_DIRs, namespaces, bridge).
 bash scripts/cluster-bed.sh
+# test/reliability: a standalone LXD of its own that the fault tests may kill, freeze and untrust.
+bash scripts/fault-bed.sh
 bash scripts/incus.sh   # Incus 6 beside LXD: the core lifecycle set runs against it too (below)
 if [[ -f scripts/doq-client.sh ]]; then bash scripts/doq-client.sh; fi
 bash scripts/agent-runtime.sh   # node for the agent tests, bind-mounted into busybox containers

@@ -34,7 +34,15 @@ export class CertificateRegistry {
     const material = kept ? await keptSelfSigned(this.#stateDirectory!, name, hostname, binds) : await tlsMaterial(files, hostname, binds);
     const user = this.#entries.get(name)?.user;
     this.#entries.set(name, { files, material, user });
-    if ('reused' in material && material.reused)
+    if ('notKept' in material && material.notKept !== undefined)
+      this.#log.warn('generated a self-signed certificate but could not keep it; it will change at the next start', {
+        server: name,
+        hostname,
+        sha256: material.fingerprint,
+        dir: this.#stateDirectory,
+        error: material.notKept,
+      });
+    else if ('reused' in material && material.reused)
       this.#log.info('reusing a kept self-signed certificate', { server: name, hostname, sha256: material.fingerprint, dir: this.#stateDirectory });
     else if (material.generated)
       this.#log.info('generated a self-signed certificate', { server: name, hostname, sha256: material.fingerprint, ...(kept ? { dir: this.#stateDirectory } : {}) });

@@ -1,5 +1,5 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Bind } from '../config/types.js';
@@ -14,14 +14,29 @@ import { generateSelfSigned, type TlsMaterial } from './index.js';
 /** A kept certificate this close to expiry is replaced at start rather than left to lapse while running. */
 const RENEW_BEFORE_MS = 30 * 86_400_000;
 
-export async function keptSelfSigned(dir: string, server: string, hostname: string, binds: readonly Bind[]): Promise<TlsMaterial & { readonly reused: boolean }> {
+/**
+ * The certificate for `server`: the kept one when it still fits, else a new one, kept when the directory takes it.
+ * A directory that cannot take it (full, or turned read-only since start-up) does not stop lexa: the new
+ * certificate is served anyway and `notKept` says why it was not kept (it changes at the next start; the caller
+ * logs it). Serving DNS matters more than a stable fingerprint, and plain DNS needs no certificate at all.
+ */
+export async function keptSelfSigned(
+  dir: string,
+  server: string,
+  hostname: string,
+  binds: readonly Bind[],
+): Promise<TlsMaterial & { readonly reused: boolean; readonly notKept?: string }> {
   const certFile = join(dir, `${server}.crt`);
   const keyFile = join(dir, `${server}.key`);
   const kept = readKept(certFile, keyFile, hostname, binds);
   if (kept) return { ...kept, reused: true };
   const made = await generateSelfSigned(hostname, binds);
-  writeAtomically(keyFile, made.key, 0o600);
-  writeAtomically(certFile, made.cert, 0o644);
+  try {
+    writeAtomically(keyFile, made.key, 0o600);
+    writeAtomically(certFile, made.cert, 0o644);
+  } catch (err) {
+    return { ...made, reused: false, notKept: (err as Error).message };
+  }
   return { ...made, reused: false };
 }
 
@@ -44,8 +59,14 @@ function readKept(certFile: string, keyFile: string, hostname: string, binds: re
   }
 }
 
+/** Writes `file` whole or not at all; a failed write leaves no partial temporary file behind. */
 function writeAtomically(file: string, text: string, mode: number): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode });
-  renameSync(tmp, file);
+  try {
+    writeFileSync(tmp, text, { mode });
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }

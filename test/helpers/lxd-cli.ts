@@ -30,10 +30,6 @@ export interface TestDaemon {
   /** The bridge's IPv4 /24 and IPv6 /64 as address prefixes ("10.99.0.", "fd42:99::"). */
   readonly v4Prefix: string;
   readonly v6Prefix: string;
-  /** The script that installs, starts and initialises it (idempotently). */
-  readonly setupScript: string;
-  /** `pgrep -f` pattern matching the daemon process itself (not container monitors or helpers). */
-  readonly daemonPattern: string;
 }
 
 const DAEMONS: Record<'lxd' | 'incus', TestDaemon> = {
@@ -46,9 +42,6 @@ const DAEMONS: Record<'lxd' | 'incus', TestDaemon> = {
     bridge: 'lxdbr0',
     v4Prefix: '10.99.0.',
     v6Prefix: 'fd42:99::',
-    setupScript: 'scripts/testbed.sh',
-    // The test bed's own daemon (scripts/testbed.sh starts it with this log file), not the cluster bed's two.
-    daemonPattern: '^lxd --group root --logfile /var/log/lxd/lxd\\.log$',
   },
   incus: {
     kind: 'incus',
@@ -59,8 +52,6 @@ const DAEMONS: Record<'lxd' | 'incus', TestDaemon> = {
     bridge: 'incusbr0',
     v4Prefix: '10.98.0.',
     v6Prefix: 'fd42:98::',
-    setupScript: 'scripts/incus.sh',
-    daemonPattern: '^/usr/libexec/incus/incusd --group root',
   },
 };
 
