@@ -334,3 +334,21 @@ t.test('plain DNS: UDP and TCP share each bind port; an explicit port TCP cannot
   t.equal(udpAgain.ports[0], held, 'the UDP port was released');
   await udpAgain.close();
 });
+
+t.test('plain DNS announces its UDP port only once TCP holds it too: a port given up is never logged', async (t) => {
+  // TCP holds a port whose UDP side is free: startPlainDns binds UDP there, fails on TCP and gives the port up.
+  const holder = net.createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => holder.close());
+  const port = (holder.address() as net.AddressInfo).port;
+  const own = memoryLogger();
+  await t.rejects(
+    startPlainDns({ binds: [{ host: '127.0.0.1', port }], handle, log: own, limits: { ...UDP_LIMITS, ...STREAM } }),
+    { code: 'EADDRINUSE' },
+  );
+  t.same(own.lines.filter((l) => l['msg'] === 'dns/udp: listening'), [], 'no listening line for the UDP socket closed again');
+  const served = await startPlainDns({ binds: [{ host: '127.0.0.1', port: 0 }], handle, log: own, limits: { ...UDP_LIMITS, ...STREAM } });
+  t.teardown(() => served.close());
+  const lines = own.lines.filter((l) => l['msg'] === 'dns/udp: listening');
+  t.same(lines.map((l) => l['port']), [served.ports[0]], 'the port that serves is announced, once');
+});

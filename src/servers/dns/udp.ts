@@ -20,12 +20,17 @@ export interface UdpLimits {
   readonly addonPath?: string;
 }
 
+/** How a UDP listener is announced once bound: by default the `dns/udp: listening` log line. */
+export type AnnounceUdp = (host: string, port: number, io: 'recvmmsg' | 'dgram') => void;
+
 /**
  * DNS over UDP on every bind address: each datagram is one query, answered synchronously from the current
- * snapshot with the datagram limit. On a bind failure, closes what it opened and rejects.
+ * snapshot with the datagram limit. On a bind failure, closes what it opened and rejects. `announce` is called
+ * for each bound socket (plain.ts delays the log line until TCP has the same port too).
  */
-export function startUdp(opts: TransportOptions<UdpLimits>): Promise<Listeners> {
+export function startUdp(opts: TransportOptions<UdpLimits>, announce?: AnnounceUdp): Promise<Listeners> {
   const { handle, log } = opts;
+  const announced: AnnounceUdp = announce ?? ((host, port, io) => log.info('dns/udp: listening', { host, port, io }));
   const limit = datagramLimit(opts.limits.maxReply);
   const rrl = opts.limits.rateLimiter ?? null;
   const addon = opts.limits.batch === false ? undefined : loadBatchAddon(opts.limits.addonPath);
@@ -34,7 +39,7 @@ export function startUdp(opts: TransportOptions<UdpLimits>): Promise<Listeners> 
     if (addon !== undefined && !(addon instanceof Error)) {
       try {
         const opened = openBatchUdp(addon, b, handle, limit, log, rrl);
-        log.info('dns/udp: listening', { host: b.host, port: opened.port, io: 'recvmmsg' });
+        announced(b.host, opened.port, 'recvmmsg');
         return opened;
       } catch (err) {
         if (!(err instanceof AddonWithoutSources)) throw err;
@@ -53,7 +58,7 @@ export function startUdp(opts: TransportOptions<UdpLimits>): Promise<Listeners> 
     });
     const port = await bindUdp(socket, b);
     socket.on('error', (err) => log.warn('dns/udp: socket error', { host: b.host, error: err.message }));
-    log.info('dns/udp: listening', { host: b.host, port, io: 'dgram' });
+    announced(b.host, port, 'dgram');
     let closed: Promise<void> | undefined;
     return { port, close: () => (closed ??= new Promise<void>((resolve) => socket.close(() => resolve()))) };
   });
