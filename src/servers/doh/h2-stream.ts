@@ -6,13 +6,15 @@ import type { Clock } from '../../time/clock.js';
 import { answerBody, expectationFailed, methodNotAllowed, route, timedOut, tooLarge, type DohReply } from './exchange.js';
 
 /**
- * DoH over HTTP/2 on node:http2's stream API: a stream's headers in, `stream.respond()` and `stream.end(body)` out,
+ * DoH over HTTP/2 on node:http2's stream API: a stream's headers in, `stream.respond()` and the body out,
  * with none of the compatibility layer's per-request objects (a request and a response stream wrapping the
- * HTTP/2 stream, five listeners each). Measured with h2load (10 connections × 10 streams, POST) on one core:
- * the compatibility layer cost 45–51 µs of server CPU per query, this path 33–37 µs (docs/performance.md).
+ * HTTP/2 stream, with listeners of their own). Measured with h2load (10 connections × 10 streams, POST), server
+ * CPU per query on a busy 2-core machine: the compatibility layer 47–60 µs, this path 33–38 µs, a bare node:http2
+ * server answering a fixed body 28 µs (docs/performance.md, "DoH").
  *
- * Per request this allocates what node:http2 itself needs (the stream, its header objects), the reply, and for
- * a POST one PendingBody and the timer of its deadline; every listener is created once per server.
+ * Per request this allocates what node:http2 itself needs (the stream, its header objects), the reply and its
+ * header object, the body write's callback (AFTER_WRITE), and for a POST one PendingBody and its deadline's timer;
+ * the stream's listeners are created once per server.
  */
 
 const { HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_LENGTH, HTTP2_METHOD_CONNECT, HTTP2_METHOD_HEAD, HTTP_STATUS_CONTINUE, NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR } =
