@@ -415,6 +415,7 @@ fi
 # UDP on the same server, measured the same way (dnsperf -m udp|dot|doh, the server side's own CPU; for
 # dnsdist + knot both processes; DoH through h2load, see enc_measure). DoQ: dnsperf has none; the Go client (scripts/doq-client.sh) sends 10 connections
 # of 2000 queries one after another, so its rate is the client's, and lexa's CPU per query is what compares.
+# Beside lexa's DoH, node:http2's floor: a bare stream server answering a fixed body (src/bench/h2-floor.ts).
 # enc_measure NAME MODE PORT PIDS...: one dnsperf run of query set a; prints "CPU µs/query QPS".
 enc_measure() {
   local name=$1 mode=$2 port=$3; shift 3
@@ -481,6 +482,20 @@ EOF
     [[ $mode == udp ]] && lexa_udp=$cpu
     printf '%-22s %14s %10s %14s\n' "lexa $mode" "$cpu" "$qps" "$(awk -v a="$cpu" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')"
   done
+  # The floor under lexa's DoH: a bare node:http2 stream server answering a fixed body (src/bench/h2-floor.ts),
+  # driven the same way; what lexa's DoH costs above it is lexa's.
+  taskset -c "$server_cpu" node dist/bench/h2-floor.js >"$tmp/h2floor.out" 2>"$tmp/h2floor.log" &
+  pid_h2floor=$!; children+=("$pid_h2floor")
+  waited=0
+  until grep -q '^ready ' "$tmp/h2floor.out"; do
+    kill -0 "$pid_h2floor" 2>/dev/null || die "h2-floor exited: $(cat "$tmp/h2floor.log")"
+    (( waited++ < START_TIMEOUT_S * 10 )) || die "h2-floor not ready after ${START_TIMEOUT_S}s"
+    sleep 0.1
+  done
+  floor_port=$(sed -n 's/^ready .*port=\([0-9]*\).*/\1/p' "$tmp/h2floor.out")
+  read -r cpu qps < <(enc_measure h2floor doh "$floor_port" "$pid_h2floor")
+  printf '%-22s %14s %10s %14s\n' "node:http2 floor doh" "$cpu" "$qps" "$(awk -v a="$cpu" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')"
+  stop_pid "$pid_h2floor"
   # DoQ: 10 connections × 2000 queries, one after another on each (the Go client's shape).
   doq_client=$(bash scripts/doq-client.sh 2>/dev/null | tail -1)
   if [[ -x $doq_client ]]; then
