@@ -133,11 +133,12 @@ export function streamListener(s: StreamServing): (stream: http2.ServerHttp2Stre
     this[PENDING] = undefined;
   }
 
+  /** A stream's 'error' (a reset with an error code, a broken session) with no listener would end the process. */
   function onStreamError(this: Stream, err: Error): void {
     log.debug('doh: stream error', { error: err.message });
   }
 
-  /** Reads a POST body; the one closure per request is its deadline's. */
+  /** Reads a POST body: its PendingBody and its deadline's closure are all it allocates. */
   const readBody = (stream: Stream, expectsContinue: boolean) => {
     const body: PendingBody = { first: undefined, rest: undefined, size: 0, timer: undefined, settled: false };
     body.timer = clock.setTimeout(() => body.settled || settle(stream, body, timedOut(), true), requestMs);
