@@ -54,6 +54,8 @@ build=${BENCH_BUILD:-1}
 
 # How long a server may take to answer its first query after start.
 START_TIMEOUT_S=20
+# How long h2load may run past its duration (connecting, draining the last streams) before it is killed.
+H2LOAD_GRACE_S=30
 # How long a server may take to exit after SIGTERM before it gets SIGKILL.
 STOP_TIMEOUT_S=5
 
@@ -91,6 +93,7 @@ command -v knotd >/dev/null || need+=(knot)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 command -v dig >/dev/null || need+=(bind9-dnsutils)
 command -v dnsdist >/dev/null || need+=(dnsdist)
+command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v shuf >/dev/null || need+=(coreutils)
 if (( ${#need[@]} > 0 )); then
@@ -410,17 +413,20 @@ fi
 # ---------------------------------------------------------------------------------------------------------------
 # Encrypted transports: lexa's DoT, DoH and DoQ beside dnsdist 1.7 (DoT, DoH) fronting knot, each as a ratio to
 # UDP on the same server, measured the same way (dnsperf -m udp|dot|doh, the server side's own CPU; for
-# dnsdist + knot both processes; DoH through doh-load.js, see enc_measure). DoQ: dnsperf has none; the Go client (scripts/doq-client.sh) sends 10 connections
+# dnsdist + knot both processes; DoH through h2load, see enc_measure). DoQ: dnsperf has none; the Go client (scripts/doq-client.sh) sends 10 connections
 # of 2000 queries one after another, so its rate is the client's, and lexa's CPU per query is what compares.
+# Beside lexa's DoH, node:http2's floor: a bare stream server answering a fixed body (src/bench/h2-floor.ts).
 # enc_measure NAME MODE PORT PIDS...: one dnsperf run of query set a; prints "CPU µs/query QPS".
 enc_measure() {
   local name=$1 mode=$2 port=$3; shift 3
   local pids=("$@") t0=0 t1=0 pid u k out completed qps
-  # dnsperf 2.10 (Debian) completes only a query or two over DoH against any server here; doh-load.js drives DoH.
+  # dnsperf 2.10 (Debian) completes only a query or two over DoH against any server here; h2load (nghttp2, C) drives
+  # DoH as issue 19 measures it: HTTP/2 POST, 10 connections x 10 streams, for a fixed time (one query: h2load sends
+  # one body), bounded by `timeout` should it hang.
   run_load() {
     if [[ $mode == doh ]]; then
-      taskset -c "$client_cpu" node dist/bench/doh-load.js --url "https://127.0.0.1:$port/dns-query" --queries "$tmp/queries-a" \
-        --seconds "$1"
+      timeout $(( $1 + H2LOAD_GRACE_S )) taskset -c "$client_cpu" h2load -D "$1" -c 10 -m 10 -d "$tmp/query-a.bin" \
+        -H 'content-type: application/dns-message' "https://127.0.0.1:$port/dns-query" 2>&1
     else
       taskset -c "$client_cpu" dnsperf -m "$mode" -s 127.0.0.1 -p "$port" -d "$tmp/queries-a" -c "$clients" \
         -q "$outstanding" -l "$1" 2>&1
@@ -431,7 +437,8 @@ enc_measure() {
   out=$(run_load "$seconds") || die "$name $mode: load failed: $out"
   for pid in "${pids[@]}"; do read -r u k < <(cpu_ticks "$pid"); t1=$(( t1 + u + k )); done
   if [[ $mode == doh ]]; then
-    completed=$(sed -n 's/.*"completed":\([0-9]*\).*/\1/p' <<<"$out"); qps=$(sed -n 's/.*"qps":\([0-9]*\).*/\1/p' <<<"$out")
+    completed=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' <<<"$out")
+    qps=$(sed -n 's/^finished in [0-9.]*s, \([0-9.]*\) req\/s.*/\1/p' <<<"$out")
   else
     completed=$(sed -n 's/^ *Queries completed: *\([0-9]*\).*/\1/p' <<<"$out")
     qps=$(sed -n 's/^ *Queries per second: *\([0-9.]*\).*/\1/p' <<<"$out")
@@ -440,6 +447,9 @@ enc_measure() {
   awk -v t=$(( t1 - t0 )) -v hz="$clk_tck" -v c="$completed" -v q="$qps" 'BEGIN { printf "%.2f %.0f\n", t / hz * 1e6 / c, q }'
 }
 if [[ $encrypted != 0 ]]; then
+  # The DoH query (h2load POSTs one body): the first name's A, as dnsperf's set a asks, recursion desired.
+  node -e 'process.stdout.write(require("dns-packet").encode({ type: "query", id: 0, flags: 256,
+    questions: [{ name: process.argv[1], type: "A" }] }))' "$(awk 'NR == 1 { print $1 }' "$tmp/records")" >"$tmp/query-a.bin"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
     -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout "$tmp/tls.key" -out "$tmp/tls.crt" >/dev/null 2>&1 ||
     die "openssl could not make a certificate for dnsdist"
@@ -462,7 +472,8 @@ EOF
     verify dnsdist "$pid_dnsdist" "$dd_udp"
   fi
   echo
-  echo "Encrypted transports (query set a, dnsperf -c $clients -q $outstanding -l $seconds; server side on CPU $server_cpu):"
+  echo "Encrypted transports (query set a, dnsperf -c $clients -q $outstanding -l $seconds; DoH: h2load -c 10 -m 10 -D $seconds,"
+  echo "POST of one A query; server side on CPU $server_cpu):"
   echo
   printf '%-22s %14s %10s %14s\n' "server / transport" "CPU µs/query" QPS "× its UDP"
   for mode in udp dot doh; do
@@ -471,6 +482,20 @@ EOF
     [[ $mode == udp ]] && lexa_udp=$cpu
     printf '%-22s %14s %10s %14s\n' "lexa $mode" "$cpu" "$qps" "$(awk -v a="$cpu" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')"
   done
+  # The floor under lexa's DoH: a bare node:http2 stream server answering a fixed body (src/bench/h2-floor.ts),
+  # driven the same way; what lexa's DoH costs above it is lexa's.
+  taskset -c "$server_cpu" node dist/bench/h2-floor.js >"$tmp/h2floor.out" 2>"$tmp/h2floor.log" &
+  pid_h2floor=$!; children+=("$pid_h2floor")
+  waited=0
+  until grep -q '^ready ' "$tmp/h2floor.out"; do
+    kill -0 "$pid_h2floor" 2>/dev/null || die "h2-floor exited: $(cat "$tmp/h2floor.log")"
+    (( waited++ < START_TIMEOUT_S * 10 )) || die "h2-floor not ready after ${START_TIMEOUT_S}s"
+    sleep 0.1
+  done
+  floor_port=$(sed -n 's/^ready .*port=\([0-9]*\).*/\1/p' "$tmp/h2floor.out")
+  read -r cpu qps < <(enc_measure h2floor doh "$floor_port" "$pid_h2floor")
+  printf '%-22s %14s %10s %14s\n' "node:http2 floor doh" "$cpu" "$qps" "$(awk -v a="$cpu" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')"
+  stop_pid "$pid_h2floor"
   # DoQ: 10 connections × 2000 queries, one after another on each (the Go client's shape).
   doq_client=$(bash scripts/doq-client.sh 2>/dev/null | tail -1)
   if [[ -x $doq_client ]]; then

@@ -52,8 +52,17 @@ export function route(head: RequestHead, path: string, handle: HandleQuery): Rou
       if (head.contentLength !== undefined && Number(head.contentLength) > MAX_DNS_MESSAGE) return tooLarge();
       return 'read-body';
     default:
-      return text(405, 'method not allowed: use GET or POST', { allow: ALLOW });
+      return methodNotAllowed();
   }
+}
+
+export function methodNotAllowed(): DohReply {
+  return text(405, 'method not allowed: use GET or POST', { allow: ALLOW });
+}
+
+/** An `expect` other than 100-continue (RFC 9110 §10.1.1: a server that cannot meet it answers 417). */
+export function expectationFailed(): DohReply {
+  return text(417, 'expectation failed: only "100-continue" is understood');
 }
 
 /** Answers the body of a POST; the caller stops reading at MAX_DNS_MESSAGE bytes (tooLarge). */

@@ -7,11 +7,13 @@ import { guardFirstRequest, type ConnectionLimits } from '../fairness.js';
 import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
 import type { TlsTransportOptions } from '../transport.js';
 import { answerBody, route, timedOut, tooLarge, type DohReply } from './exchange.js';
+import { streamListener } from './h2-stream.js';
 
 /**
  * DNS over HTTPS (RFC 8484) on node:http2's secure server, which speaks HTTP/2 and, on the same port, HTTP/1.1
- * (ALPN `h2` or `http/1.1`; a client offering neither ALPN is served HTTP/1.1). This file moves bytes and enforces
- * resource limits; what a request means is exchange.ts.
+ * (ALPN `h2` or `http/1.1`; a client offering neither ALPN is served HTTP/1.1). This file sets the server up,
+ * enforces the connection limits and serves HTTP/1.1 through Node's request/response objects; HTTP/2 streams are
+ * served by h2-stream.ts on the stream API; what a request means is exchange.ts.
  */
 
 export const DEFAULT_DOH_PATH = '/dns-query';
@@ -84,29 +86,24 @@ export function startDoh(opts: DohOptions): Promise<TlsListeners> {
   const idleMs = limits.idleTimeoutMs;
   const requestMs = limits.requestTimeoutMs;
 
-  /** Drops a request whose reply cannot be sent: resets its HTTP/2 stream, or closes its HTTP/1.1 connection. */
+  /** Drops an HTTP/1.1 request whose reply cannot be sent: its connection is closed. */
   const abort = (req: http2.Http2ServerRequest, err: unknown) => {
     log.warn('doh: request failed', { error: err instanceof Error ? err.message : String(err) });
-    if (req.httpVersionMajor === 2) req.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-    else req.socket.destroy();
+    req.socket.destroy();
   };
 
-  /** Sends `reply`; when the request still has a body we will not read, ends the request too. Never throws. */
+  /** Sends `reply`; when the request still has a body we will not read, closes the connection after it. Never throws. */
   const send = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, reply: DohReply, unread: boolean) => {
     if (res.headersSent || res.writableEnded) return;
     try {
-      const h2 = req.httpVersionMajor === 2;
       const headers: Record<string, string> = { ...reply.headers, 'content-length': String(reply.body.length) };
       // HTTP/1.1 has no way to refuse the rest of a body but to close the connection once the reply is out.
-      if (unread && !h2) {
+      if (unread) {
         headers.connection = 'close';
         lingerOnClose(req.socket, clock);
       }
       res.writeHead(reply.status, headers);
       res.end(reply.body);
-      // HTTP/2 (RFC 9113 §8.1): a complete response may end the stream early; RST_STREAM(NO_ERROR) tells the
-      // client to stop sending. Node sends it once the response is flushed.
-      if (unread && h2) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
     } catch (err) {
       return abort(req, err); // nothing above should throw; if it does, lose this request, not the process
     }
@@ -142,7 +139,10 @@ export function startDoh(opts: DohOptions): Promise<TlsListeners> {
     });
   };
 
-  /** `expectsContinue`: the client waits for 100 Continue before sending its body (and gets it only if wanted). */
+  /**
+   * An HTTP/1.1 request (HTTP/2 streams never come here: see servedByStreams). `expectsContinue`: the client waits
+   * for 100 Continue before sending its body (and gets it only if wanted).
+   */
   const onRequest = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, expectsContinue = false) => {
     try {
       req.on('error', (err) => log.debug('doh: request error', { error: err.message }));
@@ -164,6 +164,7 @@ export function startDoh(opts: DohOptions): Promise<TlsListeners> {
       abort(req, err); // nothing above should throw; if it does, lose this request, not the process
     }
   };
+  const onStream = streamListener({ path, handle, log, clock, requestMs });
 
   const create = () => {
     const server = http2.createSecureServer({
@@ -188,6 +189,7 @@ export function startDoh(opts: DohOptions): Promise<TlsListeners> {
     server.on('request', (req, res) => onRequest(req, res));
     // Without this listener Node sends 100 Continue itself, inviting a body we may be about to refuse (413, 415).
     server.on('checkContinue', (req, res) => onRequest(req, res, true));
+    servedByStreams(server, onStream);
     return server;
   };
   return listenTls(opts.binds, create, limits, log, 'doh');
@@ -206,9 +208,23 @@ function lingerOnClose(socket: net.Socket, clock: Clock): void {
   };
 }
 
-/** Whether the request has a body still to come (one we will not read if we reply now). */
+/**
+ * Serves HTTP/2 streams with `onStream` alone. node:http2 puts its compatibility layer (a request and a response
+ * object around every stream) on the server's 'stream' event as soon as anything listens to 'request', which
+ * HTTP/1.1 needs here (allowHTTP1 delivers HTTP/1.1 only as 'request'): that listener is taken off again, so
+ * HTTP/2 streams reach `onStream` only and 'request' carries HTTP/1.1 only. Call it after every 'request'
+ * listener is attached. Throws if Node attached anything else, so a Node that changes this fails at start-up
+ * rather than answering every HTTP/2 stream twice.
+ */
+function servedByStreams(server: http2.Http2SecureServer, onStream: (s: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders) => void): void {
+  const compat = server.listeners('stream');
+  if (compat.length !== 1) throw new Error(`doh: expected node:http2's one compatibility 'stream' listener, found ${compat.length}`);
+  server.removeAllListeners('stream');
+  server.on('stream', onStream);
+}
+
+/** Whether an HTTP/1.1 request has a body still to come (one we will not read if we reply now). */
 function hasBody(req: http2.Http2ServerRequest): boolean {
-  if (req.httpVersionMajor === 2) return !req.stream.endAfterHeaders && !req.readableEnded;
   const length = req.headers['content-length'];
   return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
