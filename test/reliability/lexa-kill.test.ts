@@ -89,8 +89,7 @@ async function restartedEqualsLxd(t: Test, what: string): Promise<void> {
   const lexa = spawnLexa(t);
   await lexa.waitLog(/"rest: listening"/, STARTUP_BOUND_MS);
   const from = Date.now();
-  // The port TCP reported: UDP shares it. With port 0 lexa may log a first "dns/udp: listening" on a port it then
-  // gives up because TCP could not have it (servers/dns/plain.ts retries on a new port).
+  // The port TCP reported: UDP shares it (servers/dns/plain.ts).
   const view = { restUrl: `https://127.0.0.1:${lexa.port('rest')}`, dnsPort: lexa.port('dns/tcp') };
   const { comparison, firstEqualMs } = await compareAfterSettle(view, [bed], {
     from,

@@ -71,7 +71,7 @@ async function serving(t: Test, file: string): Promise<LexaProcess> {
   const lexa = new LexaProcess(['server', '--config', file]);
   t.teardown(() => lexa.kill());
   await lexa.waitLog(/"rest: listening"/, 30_000);
-  // TCP's port: UDP shares it (a first "dns/udp: listening" may name a port given up, servers/dns/plain.ts).
+  // TCP's port: UDP shares it (servers/dns/plain.ts).
   t.equal((await dig(lexa.port('dns/tcp'))('lexa', 'SOA')).status, 'NOERROR', 'DNS answers');
   t.equal((await curl(`https://127.0.0.1:${lexa.port('rest')}/healthz`)).status, 200, 'REST answers');
   return lexa;
