@@ -12,6 +12,10 @@
  * wildcard matching 10 names.
  *
  *   node dist/bench/growth.js [--sizes 10,100,1000,10000] [--queries 20000] [--events 50] [--burst 500]
+ *
+ * lexa runs with the V8 flags the shipped systemd unit gives it (its `Environment=NODE_OPTIONS=`, see
+ * examples/systemd/lexa.service), so the RSS is what an installed daemon holds; bare Node (an empty program, the
+ * same flags) is measured in the same run as the peer of the RSS rows.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -24,6 +28,7 @@ import { Snapshot, toInstance, type Instance } from '../streams/index.js';
 import { startSimLxd, type SimLxd } from './sim-lxd.js';
 import { portFrom } from './logged-port.js';
 import { readyz } from './readyz.js';
+import { recordRow } from './rows.js';
 
 const CLI = new URL('../cli.js', import.meta.url).pathname;
 /** A daemon that is not ready by then is reported as failed, not waited for forever. */
@@ -31,6 +36,15 @@ const READY_TIMEOUT_MS = 60_000;
 /** An event whose new address is not answered by then counts as lost. */
 const ANSWER_TIMEOUT_MS = 10_000;
 const CLK_TCK = 100;
+/** The unit whose NODE_OPTIONS the daemon runs with here. */
+const UNIT = new URL('../../examples/systemd/lexa.service', import.meta.url).pathname;
+/** How long bare Node idles before its RSS is read: past its start-up, as lexa is once ready. */
+const BARE_SETTLE_MS = 500;
+
+/** The NODE_OPTIONS the systemd unit sets (`Environment=NODE_OPTIONS=...`), or "" when it sets none. */
+function unitNodeOptions(): string {
+  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(UNIT, 'utf8'))?.[1]?.trim() ?? '';
+}
 
 interface Row {
   n: number;
@@ -57,8 +71,15 @@ async function main(): Promise<void> {
   const sizes = values.sizes.split(',').map(Number);
   console.log('lexa growth benchmark: the daemon against a SIMULATED LXD (src/bench/sim-lxd.ts), N running containers;');
   console.log(`Node ${process.version}; ${values.queries} UDP queries for CPU, ${values.events} single events, bursts of ${values.burst}.\n`);
+  const nodeOptions = unitNodeOptions();
+  console.log(`lexa runs with NODE_OPTIONS="${nodeOptions}" (examples/systemd/lexa.service).`);
+  const bareMb = await bareNodeRss(nodeOptions);
+  console.log(`Bare Node (an idle empty program, the same NODE_OPTIONS): RSS ${bareMb.toFixed(1)} MB.\n`);
   const rows: Row[] = [];
-  for (const n of sizes) rows.push(await measure(n, Number(values.queries), Number(values.events), Number(values.burst)));
+  for (const n of sizes) rows.push(await measure(n, Number(values.queries), Number(values.events), Number(values.burst), nodeOptions));
+  for (const r of rows) {
+    if (r.n === 10 || r.n === 10_000) recordRow(`rss-${r.n}`, `RSS once ready, N = ${r.n.toLocaleString('en')} (SIMULATED LXD)`, `${r.rssMb.toFixed(1)} MB`, `bare Node ${bareMb.toFixed(1)} MB`, r.rssMb / bareMb);
+  }
   const head = ['N', 'start→ready ms', 'RSS MB', 'event→answer p50/p99 ms', 'burst ms', 'CPU µs/query', 'fold p50/p99 µs', 'wildcard µs'];
   const lines = rows.map((r) => [
     String(r.n),
@@ -78,7 +99,16 @@ async function main(): Promise<void> {
   console.log(`\nCPU per query at N=${rows.at(-1)!.n} over N=${base.n}: ${(rows.at(-1)!.cpuUsPerQuery / base.cpuUsPerQuery).toFixed(2)}×`);
 }
 
-async function measure(n: number, queries: number, events: number, burst: number): Promise<Row> {
+/** RSS (MB) of an idle `node` running nothing, with `nodeOptions`: the floor every Node daemon starts from. */
+async function bareNodeRss(nodeOptions: string): Promise<number> {
+  const child = spawn(process.execPath, ['-e', `setTimeout(() => {}, ${BARE_SETTLE_MS * 4})`], { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: nodeOptions } });
+  await new Promise((r) => setTimeout(r, BARE_SETTLE_MS));
+  const kb = rss(child.pid!);
+  await stop(child);
+  return kb / 1024;
+}
+
+async function measure(n: number, queries: number, events: number, burst: number, nodeOptions: string): Promise<Row> {
   const dir = mkdtempSync(join(tmpdir(), 'lexa-growth-'));
   const sim = await startSimLxd(join(dir, 'lxd.socket'), n);
   const config = join(dir, 'lexa.hcl');
@@ -112,7 +142,7 @@ async function measure(n: number, queries: number, events: number, burst: number
   const [cmd, args] = cpu
     ? ['taskset', ['-c', cpu, process.execPath, CLI, 'server', '--config', config]]
     : [process.execPath, [CLI, 'server', '--config', config]];
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: nodeOptions } });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   try {
