@@ -17,7 +17,7 @@
  * examples/systemd/lexa.service), so the RSS is what an installed daemon holds; bare Node (an empty program, the
  * same flags) is measured in the same run as the peer of the RSS rows.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,13 +29,13 @@ import { startSimLxd, type SimLxd } from './sim-lxd.js';
 import { portFrom } from './logged-port.js';
 import { readyz } from './readyz.js';
 import { recordRow } from './rows.js';
+import { CLK_TCK, cpuTicks, load, rss, stop, until } from './daemon-run.js';
 
 const CLI = new URL('../cli.js', import.meta.url).pathname;
 /** A daemon that is not ready by then is reported as failed, not waited for forever. */
 const READY_TIMEOUT_MS = 60_000;
 /** An event whose new address is not answered by then counts as lost. */
 const ANSWER_TIMEOUT_MS = 10_000;
-const CLK_TCK = 100;
 /** The unit whose NODE_OPTIONS the daemon runs with here. */
 const UNIT = new URL('../../examples/systemd/lexa.service', import.meta.url).pathname;
 /** How long bare Node idles before its RSS is read: past its start-up, as lexa is once ready. */
@@ -251,57 +251,10 @@ function askFn(client: dgram.Socket, port: number): Ask {
     });
 }
 
-/** Sends `total` queries for `names` with `window` in flight; resolves when every one is answered or lost. */
-function load(client: dgram.Socket, port: number, names: string[], total: number, window: number): Promise<void> {
-  const packets = names.map((name, k) => dnsPacket.encode({ type: 'query', id: k, questions: [{ name, type: 'A' }] }));
-  return new Promise((resolve) => {
-    let sent = 0;
-    let done = 0;
-    const send = () => {
-      client.send(packets[sent % packets.length]!, port, '127.0.0.1');
-      sent++;
-    };
-    const onReply = () => {
-      done++;
-      if (sent < total) send();
-      else if (done >= total) finish();
-    };
-    // A lost datagram must not stall the window: a watchdog tops it up.
-    const watchdog = setInterval(() => {
-      if (sent >= total) return finish();
-      for (let k = 0; k < window / 4 && sent < total; k++) send();
-    }, 200);
-    const finish = () => {
-      clearInterval(watchdog);
-      client.off('message', onReply);
-      resolve();
-    };
-    client.on('message', onReply);
-    for (let k = 0; k < window; k++) send();
-  });
-}
 
 
-async function until<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, pollMs = 10): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`growth: timed out waiting for ${what}`);
-    if (pollMs > 0) await new Promise((r) => setTimeout(r, pollMs));
-  }
-}
 
-function rss(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : 0;
-}
 
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
-}
 
 function pct(xs: number[], p: number): number {
   if (xs.length === 0) return NaN;
@@ -309,14 +262,6 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
 
 void main().catch((err: unknown) => {
   console.error(`growth: ${err instanceof Error ? err.message : String(err)}`);
