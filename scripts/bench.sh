@@ -31,7 +31,14 @@
 #                          LXD of 10 … 10,000 instances)
 #   BENCH_CHECKS [1]       0 skips the server-side checks benchmark (node dist/bench/checks.js: 1,000 checked
 #                          services against SIMULATED targets, loopback HTTP listeners in a child process)
+#   BENCH_WAKEUP [1]       0 skips the wake-up benchmark (node dist/bench/wakeup.js: one change with 10,000 blocking
+#                          queries and 10,000 SSE streams waiting, in process against a SIMULATED snapshot)
+#   BENCH_SITES [1]        0 skips three sites against SIMULATED LXDs (node dist/bench/sites.js: start → ready,
+#                          RSS and CPU per query, against one site measured the same way)
 #   BENCH_BUILD [1]        0 uses dist/ as it is instead of rebuilding when src/ is newer
+#
+# The run ends with one table (issue 19): each figure for lexa, its peer and their ratio, all from this run; every
+# section records its rows in $BENCH_ROWS (`id|figure|lexa|peer|ratio`, src/bench/rows.ts), a skipped one says so.
 #   BENCH_SERVER_CPU, BENCH_CLIENT_CPU  [the first two CPUs this process may use]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,6 +57,8 @@ growth=${BENCH_GROWTH:-1}
 checks=${BENCH_CHECKS:-1}
 encrypted=${BENCH_ENCRYPTED:-1}
 real_lxd=${BENCH_LXD:-1}
+wakeup=${BENCH_WAKEUP:-1}
+sites=${BENCH_SITES:-1}
 build=${BENCH_BUILD:-1}
 
 # How long a server may take to answer its first query after start.
@@ -65,6 +74,13 @@ die() { echo "bench: $*" >&2; exit 1; }
 # Child processes: every one we start is recorded here and ended by pid on exit, whatever the exit.
 children=()
 tmp=$(mktemp -d /tmp/lexa-bench.XXXXXX)
+# The table's rows, appended by every section (row below; the node benchmarks through src/bench/rows.ts).
+export BENCH_ROWS=$tmp/rows
+: >"$BENCH_ROWS"
+# row ID FIGURE LEXA PEER RATIO: one row of the final table.
+row() { local IFS='|'; echo "$*" >>"$BENCH_ROWS"; }
+# ratio A B: A / B to two decimals with "×", or nothing when either is missing.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b + 0 > 0) printf "%.2f×", a / b }'; }
 stop_pid() {
   local pid=$1 waited=0
   kill -0 "$pid" 2>/dev/null || return 0
@@ -382,6 +398,12 @@ awk -v rounds="$rounds" -v order="$servers" -v scpu="$server_cpu" '
     }
   }' "$tmp/results-$set"
 done
+# The table's UDP row: the mean CPU per query over the rounds of set a, lexa and knot.
+mean_cpu() { awk -v s="$1" '$1 == s { c += $5; n++ } END { if (n) printf "%.2f", c / n }' "$tmp/results-a"; }
+udp_lexa=$(mean_cpu lexa); udp_knot=$(mean_cpu knot)
+if [[ -n $udp_lexa && -n $udp_knot ]]; then
+  row udp "UDP CPU per query, $instances names, A (mean of $rounds)" "$udp_lexa µs" "knot $udp_knot µs" "$(ratio "$udp_lexa" "$udp_knot")"
+fi
 echo
 echo "QPS and lost % are dnsperf's. CPU µs/query = the server's utime + stime (all its threads, /proc/<pid>/stat) over"
 echo "the measured run / queries completed; user and sys split it. Server CPU = that time over the run's wall time:"
@@ -480,6 +502,7 @@ EOF
     case $mode in udp) p=$port_lexaenc ;; dot) p=$enc_dot ;; doh) p=$enc_doh ;; esac
     read -r cpu qps < <(enc_measure lexa "$mode" "$p" "$pid_lexaenc")
     [[ $mode == udp ]] && lexa_udp=$cpu
+    [[ $mode == doh ]] && lexa_doh=$cpu
     printf '%-22s %14s %10s %14s\n' "lexa $mode" "$cpu" "$qps" "$(awk -v a="$cpu" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')"
   done
   # The floor under lexa's DoH: a bare node:http2 stream server answering a fixed body (src/bench/h2-floor.ts),
@@ -507,6 +530,7 @@ EOF
     if (( ${doq_ok:-0} > 0 )); then
       cpu=$(awk -v t=$(( u1 + k1 - u0 - k0 )) -v hz="$clk_tck" -v c="$doq_ok" 'BEGIN { printf "%.2f", t / hz * 1e6 / c }')
       printf '%-22s %14s %10s %14s\n' "lexa doq" "$cpu" "($doq_ok ok)" "$(awk -v a="$cpu" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')"
+      row doq "DoQ CPU per query (Go client, 10 conns × 2000), × lexa's UDP" "$cpu µs" "lexa UDP $lexa_udp µs" "$(ratio "$cpu" "$lexa_udp")"
     else
       echo "lexa doq: the Go client reported: $doq_out"
     fi
@@ -518,9 +542,16 @@ EOF
       case $mode in udp) p=$dd_udp ;; dot) p=$dd_dot ;; doh) p=$dd_doh ;; esac
       read -r cpu qps < <(enc_measure dnsdist "$mode" "$p" "$pid_dnsdist" "$pid_knot")
       [[ $mode == udp ]] && dd_udp_cpu=$cpu
+      [[ $mode == doh ]] && dd_doh_cpu=$cpu
       printf '%-22s %14s %10s %14s\n' "dnsdist+knot $mode" "$cpu" "$qps" "$(awk -v a="$cpu" -v b="$dd_udp_cpu" 'BEGIN { printf "%.2f", a / b }')"
     done
     stop_pid "$pid_dnsdist"
+  fi
+  if [[ -n ${lexa_doh:-} ]]; then
+    lexa_x=$(awk -v a="$lexa_doh" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')
+    dd_x=${dd_doh_cpu:+$(awk -v a="$dd_doh_cpu" -v b="$dd_udp_cpu" 'BEGIN { printf "%.2f", a / b }')}
+    row doh "DoH CPU per query (HTTP/2 POST), × its own UDP" "$lexa_doh µs = ${lexa_x}× UDP" \
+      "${dd_x:+dnsdist+knot ${dd_x}× UDP}" "$(ratio "$lexa_x" "${dd_x:-}")"
   fi
   stop_pid "$pid_lexaenc"
 fi
@@ -574,3 +605,56 @@ if [[ $real_lxd != 0 ]]; then
     echo "Propagation and start-up: not measured (no LXD with the lexa-busybox image here; sudo bash scripts/testbed.sh sets it up)"
   fi
 fi
+
+if [[ $wakeup != 0 ]]; then
+  echo
+  echo "Wake-up of waiting readers, in process against a SIMULATED snapshot (node dist/bench/wakeup.js, on CPU $server_cpu):"
+  echo
+  BENCH_CLIENT_CPU=$client_cpu taskset -c "$server_cpu" node --expose-gc dist/bench/wakeup.js
+fi
+
+if [[ $sites != 0 ]]; then
+  echo
+  echo "Three sites against SIMULATED LXDs (node dist/bench/sites.js; lexa on CPU $server_cpu, the driver on $client_cpu):"
+  echo
+  BENCH_SERVER_CPU=$server_cpu taskset -c "$client_cpu" node dist/bench/sites.js
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+# The table: one row per figure of issue 19 (and the rows measured beside them), in this order, each from this run.
+# TABLE entries: id|figure when not measured|the variable that skips its section.
+TABLE=(
+  "propagation|\`lxc launch\` returns → A answers|BENCH_LXD"
+  "doh|DoH CPU per query, × its own UDP|BENCH_ENCRYPTED"
+  "doq|DoQ CPU per query, × lexa's UDP|BENCH_ENCRYPTED"
+  "udp|UDP CPU per query|BENCH_SERVERS"
+  "rss-10|RSS once ready, N = 10|BENCH_GROWTH"
+  "rss-10000|RSS once ready, N = 10,000|BENCH_GROWTH"
+  "wake-blocking|blocking queries woken by one change|BENCH_WAKEUP"
+  "wake-sse|SSE streams woken by one change|BENCH_WAKEUP"
+  "sites-ready|three sites (SIMULATED): start → ready|BENCH_SITES"
+  "sites-rss|three sites (SIMULATED): RSS once ready|BENCH_SITES"
+  "sites-cpu|three sites (SIMULATED): CPU per query|BENCH_SITES"
+)
+declare -A skipped_by=([BENCH_LXD]=$real_lxd [BENCH_ENCRYPTED]=$encrypted [BENCH_GROWTH]=$growth [BENCH_WAKEUP]=$wakeup
+  [BENCH_SITES]=$sites [BENCH_SERVERS]=1)
+echo
+echo "The table (issue 19): lexa, its peer and the ratio, every figure from this run (on a machine others may share:"
+echo "see each section's interference notes):"
+echo
+echo "| figure | lexa | peer | ratio |"
+echo "|---|---|---|---|"
+for entry in "${TABLE[@]}"; do
+  IFS='|' read -r id figure flag <<<"$entry"
+  line=$(awk -F'|' -v id="$id" '$1 == id { line = $0 } END { print line }' "$BENCH_ROWS")
+  if [[ -n $line ]]; then
+    IFS='|' read -r _ figure lexa peer ratio_cell <<<"$line"
+    echo "| $figure | $lexa | $peer | $ratio_cell |"
+  elif [[ ${skipped_by[$flag]} == 0 ]]; then
+    echo "| $figure | not measured ($flag=0) | | |"
+  elif [[ $flag == BENCH_SERVERS ]]; then
+    echo "| $figure | not measured (BENCH_SERVERS=\"$servers\" lacks knot or lexa) | | |"
+  else
+    echo "| $figure | not measured (its section above says why) | | |"
+  fi
+done

@@ -12,8 +12,12 @@
  * wildcard matching 10 names.
  *
  *   node dist/bench/growth.js [--sizes 10,100,1000,10000] [--queries 20000] [--events 50] [--burst 500]
+ *
+ * lexa runs with the V8 flags the shipped systemd unit gives it (its `Environment=NODE_OPTIONS=`, see
+ * examples/systemd/lexa.service), so the RSS is what an installed daemon holds; bare Node (an empty program, the
+ * same flags) is measured in the same run as the peer of the RSS rows.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,13 +28,23 @@ import { Snapshot, toInstance, type Instance } from '../streams/index.js';
 import { startSimLxd, type SimLxd } from './sim-lxd.js';
 import { portFrom } from './logged-port.js';
 import { readyz } from './readyz.js';
+import { recordRow } from './rows.js';
+import { CLK_TCK, cpuTicks, load, rss, stop, until } from './daemon-run.js';
 
 const CLI = new URL('../cli.js', import.meta.url).pathname;
 /** A daemon that is not ready by then is reported as failed, not waited for forever. */
 const READY_TIMEOUT_MS = 60_000;
 /** An event whose new address is not answered by then counts as lost. */
 const ANSWER_TIMEOUT_MS = 10_000;
-const CLK_TCK = 100;
+/** The unit whose NODE_OPTIONS the daemon runs with here. */
+const UNIT = new URL('../../examples/systemd/lexa.service', import.meta.url).pathname;
+/** How long bare Node idles before its RSS is read: past its start-up, as lexa is once ready. */
+const BARE_SETTLE_MS = 500;
+
+/** The NODE_OPTIONS the systemd unit sets (`Environment=NODE_OPTIONS=...`), or "" when it sets none. */
+function unitNodeOptions(): string {
+  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(UNIT, 'utf8'))?.[1]?.trim() ?? '';
+}
 
 interface Row {
   n: number;
@@ -57,8 +71,15 @@ async function main(): Promise<void> {
   const sizes = values.sizes.split(',').map(Number);
   console.log('lexa growth benchmark: the daemon against a SIMULATED LXD (src/bench/sim-lxd.ts), N running containers;');
   console.log(`Node ${process.version}; ${values.queries} UDP queries for CPU, ${values.events} single events, bursts of ${values.burst}.\n`);
+  const nodeOptions = unitNodeOptions();
+  console.log(`lexa runs with NODE_OPTIONS="${nodeOptions}" (examples/systemd/lexa.service).`);
+  const bareMb = await bareNodeRss(nodeOptions);
+  console.log(`Bare Node (an idle empty program, the same NODE_OPTIONS): RSS ${bareMb.toFixed(1)} MB.\n`);
   const rows: Row[] = [];
-  for (const n of sizes) rows.push(await measure(n, Number(values.queries), Number(values.events), Number(values.burst)));
+  for (const n of sizes) rows.push(await measure(n, Number(values.queries), Number(values.events), Number(values.burst), nodeOptions));
+  for (const r of rows) {
+    if (r.n === 10 || r.n === 10_000) recordRow(`rss-${r.n}`, `RSS once ready, N = ${r.n.toLocaleString('en')} (SIMULATED LXD)`, `${r.rssMb.toFixed(1)} MB`, `bare Node ${bareMb.toFixed(1)} MB`, r.rssMb / bareMb);
+  }
   const head = ['N', 'start→ready ms', 'RSS MB', 'event→answer p50/p99 ms', 'burst ms', 'CPU µs/query', 'fold p50/p99 µs', 'wildcard µs'];
   const lines = rows.map((r) => [
     String(r.n),
@@ -78,7 +99,16 @@ async function main(): Promise<void> {
   console.log(`\nCPU per query at N=${rows.at(-1)!.n} over N=${base.n}: ${(rows.at(-1)!.cpuUsPerQuery / base.cpuUsPerQuery).toFixed(2)}×`);
 }
 
-async function measure(n: number, queries: number, events: number, burst: number): Promise<Row> {
+/** RSS (MB) of an idle `node` running nothing, with `nodeOptions`: the floor every Node daemon starts from. */
+async function bareNodeRss(nodeOptions: string): Promise<number> {
+  const child = spawn(process.execPath, ['-e', `setTimeout(() => {}, ${BARE_SETTLE_MS * 4})`], { stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: nodeOptions } });
+  await new Promise((r) => setTimeout(r, BARE_SETTLE_MS));
+  const kb = rss(child.pid!);
+  await stop(child);
+  return kb / 1024;
+}
+
+async function measure(n: number, queries: number, events: number, burst: number, nodeOptions: string): Promise<Row> {
   const dir = mkdtempSync(join(tmpdir(), 'lexa-growth-'));
   const sim = await startSimLxd(join(dir, 'lxd.socket'), n);
   const config = join(dir, 'lexa.hcl');
@@ -112,7 +142,7 @@ async function measure(n: number, queries: number, events: number, burst: number
   const [cmd, args] = cpu
     ? ['taskset', ['-c', cpu, process.execPath, CLI, 'server', '--config', config]]
     : [process.execPath, [CLI, 'server', '--config', config]];
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: nodeOptions } });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   try {
@@ -221,57 +251,10 @@ function askFn(client: dgram.Socket, port: number): Ask {
     });
 }
 
-/** Sends `total` queries for `names` with `window` in flight; resolves when every one is answered or lost. */
-function load(client: dgram.Socket, port: number, names: string[], total: number, window: number): Promise<void> {
-  const packets = names.map((name, k) => dnsPacket.encode({ type: 'query', id: k, questions: [{ name, type: 'A' }] }));
-  return new Promise((resolve) => {
-    let sent = 0;
-    let done = 0;
-    const send = () => {
-      client.send(packets[sent % packets.length]!, port, '127.0.0.1');
-      sent++;
-    };
-    const onReply = () => {
-      done++;
-      if (sent < total) send();
-      else if (done >= total) finish();
-    };
-    // A lost datagram must not stall the window: a watchdog tops it up.
-    const watchdog = setInterval(() => {
-      if (sent >= total) return finish();
-      for (let k = 0; k < window / 4 && sent < total; k++) send();
-    }, 200);
-    const finish = () => {
-      clearInterval(watchdog);
-      client.off('message', onReply);
-      resolve();
-    };
-    client.on('message', onReply);
-    for (let k = 0; k < window; k++) send();
-  });
-}
 
 
-async function until<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, pollMs = 10): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`growth: timed out waiting for ${what}`);
-    if (pollMs > 0) await new Promise((r) => setTimeout(r, pollMs));
-  }
-}
 
-function rss(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : 0;
-}
 
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
-}
 
 function pct(xs: number[], p: number): number {
   if (xs.length === 0) return NaN;
@@ -279,14 +262,6 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
 
 void main().catch((err: unknown) => {
   console.error(`growth: ${err instanceof Error ? err.message : String(err)}`);

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { portFrom } from './logged-port.js';
+import { recordRow } from './rows.js';
 
 const CLI = new URL('../cli.js', import.meta.url).pathname;
 /** Poll period while waiting for a name: well below the times measured. */
@@ -130,6 +131,7 @@ async function main(): Promise<void> {
     }
     console.log('\n| what | lexa | LXD dnsmasq | ratio |\n|---|---|---|---|');
     console.log(`| \`lxc launch\` returns → A answers (median of ${launches}) | ${median(lexaMs).toFixed(0)} ms | ${median(dnsmasqMs).toFixed(0)} ms | ${(median(lexaMs) / median(dnsmasqMs)).toFixed(2)} |`);
+    recordRow('propagation', `\`lxc launch\` returns → A answers, median of ${launches}`, `${median(lexaMs).toFixed(0)} ms`, `LXD's dnsmasq ${median(dnsmasqMs).toFixed(0)} ms`, median(lexaMs) / median(dnsmasqMs));
     console.log(`| \`lxc stop\` returns → name gone (median of ${launches}) | ${median(stopMs).toFixed(0)} ms | (keeps answering: its lease outlives the stop) | |`);
   } finally {
     sock.close();

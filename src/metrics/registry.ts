@@ -1,41 +1,18 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CheckCounters, ReflectorObserver, View } from '../streams/index.js';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { refusedConnections } from './connections.js';
-import { DURATION_BUCKETS, RCODE_LABELS, SIZE_BUCKETS, TYPE_LABELS, type ListenerCounters } from './dns.js';
+import { DURATION_BUCKETS, RCODE_LABELS, SIZE_BUCKETS, TYPE_LABELS } from './dns.js';
+import { EVENT_TO_ANSWER_BUCKETS, type LxdCounters } from './lxd.js';
+import type { MetricsSources } from './metrics.js';
 
 /**
- * lexa's Prometheus metrics: the only file that knows prom-client. Names follow CoreDNS's (`coredns_dns_*` →
- * `lexa_dns_*`) so existing dashboards translate by a prefix. DNS counters live as plain numbers on the query
- * path (dns.ts) and are read here at scrape time; LXD and snapshot figures are read from the store then too.
+ * lexa's Prometheus registry: the only file that knows prom-client, imported at the first scrape only (metrics.ts).
+ * Names follow CoreDNS's (`coredns_dns_*` → `lexa_dns_*`) so existing dashboards translate by a prefix. DNS and LXD
+ * counters live as plain numbers where they are counted (dns.ts, lxd.ts) and are read here at scrape time;
+ * snapshot figures are read from the store then too.
  */
-
-/** Buckets of event → snapshot latency: a removal is immediate, a re-read takes one LXD round trip (~15 ms). */
-const EVENT_TO_ANSWER_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** prom-client default metrics that break Prometheus naming rules (see createMetrics). */
 const LINT_FAILING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
-
-export interface MetricsSources {
-  /** lexa's version, for lexa_build_info. */
-  readonly version: string;
-  /** The current snapshot (read at scrape time). */
-  readonly snapshot: () => View;
-  /** The DNS counters of every listener running now. */
-  readonly listeners: () => Iterable<ListenerCounters>;
-  /** UDP replies rate-limited since start (servers/dns/rate-limit.ts); absent: not exported. */
-  readonly rateLimited?: { readonly slipped: number; readonly dropped: number };
-  /** The server-side checker's counters (streams/checks/checker.ts); absent: not exported. */
-  readonly checks?: () => Readonly<CheckCounters>;
-}
-
-export interface Metrics {
-  /** Feeds LXD event, reconnect and latency figures; give it to the Reflector. */
-  readonly observer: ReflectorObserver;
-  /** The Content-Type of `render`'s text (Prometheus text format 0.0.4). */
-  readonly contentType: string;
-  /** Every metric in Prometheus text format. */
-  render(): Promise<string>;
-}
 
 type Labels = Record<string, string>;
 interface Sample {
@@ -80,7 +57,11 @@ function* histogram(name: string, labels: Labels, buckets: readonly number[], co
   yield { metricName: `${name}_count`, labels, value: cumulative };
 }
 
-export function createMetrics(src: MetricsSources): Metrics {
+/**
+ * The registry of every lexa metric, read from `src` and `lxd` at each scrape. Node's default metrics (GC, event
+ * loop lag, ...) are collected from this call on, so from the first scrape.
+ */
+export function buildRegistry(src: MetricsSources, lxd: LxdCounters): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   // Gauges named like counters, which `promtool check metrics` rejects; each is the sum of the same metric without
@@ -128,13 +109,15 @@ export function createMetrics(src: MetricsSources): Metrics {
     if (snap.sites[0]?.name === null) yield <Sample> { labels: {}, value: snap.connected ? 1 : 0 };
     else for (const s of snap.sites) yield { labels: { site: s.name ?? '' }, value: s.connected ? 1 : 0 };
   });
-  const reconnects = new Counter({ name: 'lexa_lxd_reconnects_total', help: 'Times the LXD events connection came back after the first.', registers: [registry] });
-  const events = new Counter({ name: 'lexa_lxd_events_total', help: 'LXD lifecycle events received, by action.', labelNames: ['action'], registers: [registry] });
-  const eventToAnswer = new Histogram({
-    name: 'lexa_lxd_event_to_answer_seconds',
-    help: 'From an LXD event arriving to the snapshot that reflects it being published (answers use it from then).',
-    buckets: EVENT_TO_ANSWER_BUCKETS,
-    registers: [registry],
+  collected(registry, 'lexa_lxd_reconnects_total', 'Times the LXD events connection came back after the first.', 'counter', function* () {
+    yield { labels: {}, value: lxd.reconnects };
+  });
+  collected(registry, 'lexa_lxd_events_total', 'LXD lifecycle events received, by action.', 'counter', function* () {
+    for (const [action, value] of lxd.events) yield { labels: { action }, value };
+  });
+  const eventToAnswer = 'lexa_lxd_event_to_answer_seconds';
+  collected(registry, eventToAnswer, 'From an LXD event arriving to the snapshot that reflects it being published (answers use it from then).', 'histogram', function* () {
+    yield* histogram(eventToAnswer, {}, EVENT_TO_ANSWER_BUCKETS, lxd.eventToAnswerCounts, 0, lxd.eventToAnswerSum);
   });
   collected(registry, 'lexa_snapshot_instances', 'Instances in the current snapshot, by LXD status (lower-cased).', 'gauge', function* () {
     for (const inst of src.snapshot().instances.values()) yield { labels: { status: inst.status.toLowerCase() }, value: 1 };
@@ -170,14 +153,5 @@ export function createMetrics(src: MetricsSources): Metrics {
   }
   new Gauge({ name: 'lexa_build_info', help: 'Always 1; the labels say which lexa this is.', labelNames: ['version'], registers: [registry] })
     .set({ version: src.version }, 1);
-
-  return {
-    observer: {
-      event: (action) => events.inc({ action: action || 'unknown' }),
-      connected: (reconnect) => reconnect && reconnects.inc(),
-      eventApplied: (ms) => eventToAnswer.observe(ms / 1000),
-    },
-    contentType: registry.contentType,
-    render: () => registry.metrics(),
-  };
+  return registry;
 }

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Bind, TlsFiles } from '../config/types.js';
+import { selfSigned } from './generate.js';
 
 /** A certificate chain and key in PEM, ready for tls.createServer. */
 export interface TlsMaterial {
@@ -32,11 +33,10 @@ export async function tlsMaterial(files: TlsFiles, hostname: string, binds: read
 }
 
 /**
- * A self-signed ECDSA P-256 certificate for `hostname`, `localhost` and the bind addresses (generate.ts). The
- * generator is loaded on first use only: @peculiar/x509 and its Reflect polyfill cost ~20 MB of RSS, which a
- * daemon with configured certificates, or with generated ones kept from an earlier start (state.ts), never needs.
+ * A self-signed ECDSA P-256 certificate for `hostname`, `localhost` and the bind addresses (generate.ts). It is
+ * made in a child process: @peculiar/x509 and its Reflect polyfill cost ~10–20 MB of RSS that this process would
+ * keep for its lifetime, for one certificate.
  */
-export async function generateSelfSigned(hostname: string, binds: readonly Bind[]): Promise<TlsMaterial> {
-  const { selfSigned } = await import('./generate.js');
+export function generateSelfSigned(hostname: string, binds: readonly Bind[]): Promise<TlsMaterial> {
   return selfSigned(hostname, binds);
 }

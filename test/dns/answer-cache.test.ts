@@ -49,7 +49,7 @@ t.test('a cached reply is the full path reply, byte for byte, with the asker ID 
   let mismatches = 0;
   let multiRecordHits = 0;
   const wrongMisses: string[] = [];
-  const seen = new Set<string | undefined>(); // some cases share a key (a message transport ignores the EDNS size)
+  const seen = new Set<number | undefined>(); // some cases share a key (a message transport ignores the EDNS size)
   for (const [query, limit] of cases) {
     const before = misses;
     const key = cacheKey(query, limit);
@@ -100,4 +100,28 @@ t.test('a new snapshot drops every cached answer; order still rotates', async (t
   const orders = new Set(Array.from({ length: 40 }, () => a('w-*.lexa').join()));
   t.ok(orders.size > 1 && orders.size <= 4, `${orders.size} orders over 40 queries: rotation among a few kept variants`);
   for (const o of orders) t.equal(o.split(',').sort().join(), ['10.0.1.0', '10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4', '10.0.1.5'].join(), 'each the whole set');
+});
+
+t.test('two questions whose keys hash alike each get their own answer (a collision costs a miss, never a wrong answer)', async (t) => {
+  // Keys are found by a 32-bit hash: search scrambled names for two that collide (a birthday search, ~80,000 names
+  // for even odds; the names and the hash are fixed, so the pair is the same on every run).
+  const byHash = new Map<number, string>();
+  let pair: [string, string] | undefined;
+  for (let i = 0; pair === undefined && i < 400_000; i++) {
+    const name = `w${(Math.imul(i, 0x9e3779b1) >>> 0).toString(36)}.lexa`;
+    const hash = cacheKey(q(name, 'A'), UDP)!;
+    const other = byHash.get(hash);
+    if (other !== undefined) pair = [other, name];
+    else byHash.set(hash, name);
+  }
+  if (pair === undefined) throw new Error('no colliding pair among 400,000 names');
+  const [a, b] = pair;
+  const snap = snapshotOf([instance(a.replace('.lexa', ''), { interfaces: [iface('eth0', ['10.0.0.1'])] }), instance(b.replace('.lexa', ''), { interfaces: [iface('eth0', ['10.0.0.2'])] })]);
+  const full = createHandler({ snapshot: () => snap, resolver: fixed, log: silentLogger, cache: false });
+  const cached = cachedAnswers(full, () => snap);
+  for (const name of [a, a, b, b, a, b]) {
+    const reply = dnsPacket.decode(Buffer.from(cached(q(name, 'A'), UDP)!));
+    t.equal(reply.questions?.[0]?.name, name, `${name}: the reply is to its own question`);
+    t.same(reply.answers?.map((r) => (r.type === 'A' ? r.data : r.type)), [name === a ? '10.0.0.1' : '10.0.0.2'], `${name}: its own address`);
+  }
 });

@@ -72,7 +72,9 @@ t.test('lexa runs as the unit runs it: unprivileged, port 53 by CAP_NET_BIND_SER
   );
   t.match(readFileSync(config, 'utf8'), /port = 53\b/, 'the example binds DNS on port 53');
   const serverArgs = args.map((a) => (a === '/etc/lexa/lexa.hcl' ? config : a));
-  const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', STATE_DIRECTORY: stateDir };
+  // Environment= lines as systemd sets them (NODE_OPTIONS: the V8 flags the unit runs lexa with).
+  const unitEnv = Object.fromEntries(unitValues('Environment').map((v) => [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)]));
+  const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', STATE_DIRECTORY: stateDir, ...unitEnv };
   const setpriv = (caps: string) => [
     'setpriv', `--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', '--no-new-privs',
     `--inh-caps=-all${caps}`, `--ambient-caps=-all${caps}`, `--bounding-set=-all${caps}`,

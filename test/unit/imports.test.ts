@@ -3,7 +3,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { Agent, request } from 'undici';
 import { CLI } from '../helpers/cli-process.js';
+import { loggedPort } from '../helpers/net.js';
 import { importCycles, importGraph } from '../helpers/import-graph.js';
 
 // Data flows one way (STYLE.md): config and the model at the bottom, servers above, and the in-container agent and
@@ -18,21 +20,38 @@ const SERVER_ONLY = [/\/node_modules\/(undici|ws|rxjs)\//, /\/dist\/(servers|dns
 /** The agent runs (failing to reach a closed port) until it logs this, then is stopped. */
 const AGENT_STOP_AFTER = /lexa agent started/;
 
-/** Runs node with the module log hook; `until` (a log pattern) makes it wait for that line, then SIGTERM it. */
-function loaded(args: string[], until?: RegExp): Promise<{ modules: string[]; output: string }> {
+/**
+ * Runs node with the module log hook; `until` (a log pattern) makes it wait for that line, then run `meanwhile`
+ * (given the output so far and the modules loaded so far) and SIGTERM it.
+ */
+function loaded(
+  args: string[],
+  until?: RegExp,
+  meanwhile: (output: string, modules: () => string[]) => Promise<void> = async () => {},
+): Promise<{ modules: string[]; output: string }> {
   const log = join(dir, `modules-${Math.random().toString(36).slice(2)}.log`);
   writeFileSync(log, '');
+  const modules = () => readFileSync(log, 'utf8').split('\n').filter(Boolean);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', REGISTER, ...args], { cwd: dir, env: { ...process.env, LEXA_MODULE_LOG: log } });
     let output = '';
+    let reached = false;
     const seen = (d: Buffer) => {
       output += d.toString();
-      if (until?.test(output)) child.kill('SIGTERM');
+      if (reached || !until?.test(output)) return;
+      reached = true;
+      meanwhile(output, modules).then(
+        () => child.kill('SIGTERM'),
+        (err: unknown) => {
+          child.kill('SIGTERM');
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
     };
     child.stdout.on('data', seen);
     child.stderr.on('data', seen);
     child.once('error', reject);
-    child.once('exit', () => resolve({ modules: readFileSync(log, 'utf8').split('\n').filter(Boolean), output }));
+    child.once('exit', () => resolve({ modules: modules(), output }));
   });
 }
 
@@ -112,19 +131,43 @@ t.test('no import cycle in src: none at run time, and none between folders even 
   t.same(crossing, [], 'cycles through more than one folder');
 });
 
-t.test('the certificate generator (@peculiar/x509, ~20 MB) loads only when a certificate must be made', async (t) => {
-  // The daemon with its certificates kept from an earlier start (the state directory) or configured: listeners
-  // open, "lexa started" is logged, and the generator was never imported. LXD need not answer for that.
+t.test('the certificate generator (@peculiar/x509, ~10–20 MB) never loads into the daemon: a child process makes the certificate', async (t) => {
+  // The daemon with no certificate configured: the first start makes one (in a child process) and keeps it in the
+  // state directory, the second reuses it; listeners open, "lexa started" is logged, and the daemon itself never
+  // imported the generator. LXD need not answer for that.
   const state = mkdtempSync(join(tmpdir(), 'lexa-state-'));
   // A socket path that exists but where no LXD listens: lexa starts and keeps trying to connect.
   writeFileSync(join(dir, 'no-lxd.sock'), '');
   const config = join(dir, 'kept.hcl');
   writeFileSync(config, `server {\n  lxd {\n    suffix = "lexa"\n    socket = "${join(dir, 'no-lxd.sock')}"\n  }\n  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n  state_directory = "${state}"\n}\n`);
-  const x509 = (m: string[]) => m.filter((f) => f.includes('/node_modules/@peculiar/x509/') || f.endsWith('/dist/tls/generate.js'));
+  const x509 = (m: string[]) => m.filter((f) => f.includes('/node_modules/@peculiar/x509/') || f.includes('/node_modules/reflect-metadata/'));
   const first = await loaded([CLI, 'server', '--config', config], /lexa started/);
   t.match(first.output, /lexa started/);
-  t.not(x509(first.modules).length, 0, 'the first start made the certificate (so the hook sees the generator)');
+  const made = readFileSync(join(state, 'rest.crt'), 'utf8');
+  t.match(made, /^-----BEGIN CERTIFICATE-----/, 'the first start made the certificate');
+  t.same(x509(first.modules), [], 'without loading the generator into the daemon');
   const second = await loaded([CLI, 'server', '--config', config], /lexa started/);
   t.match(second.output, /lexa started/);
-  t.same(x509(second.modules), [], 'the kept certificate was reused without loading the generator');
+  t.equal(readFileSync(join(state, 'rest.crt'), 'utf8'), made, 'the second start reused it');
+  t.same(x509(second.modules), []);
+});
+
+t.test('prom-client (~13 MB) loads at the first scrape of /metrics, not before', async (t) => {
+  writeFileSync(join(dir, 'no-lxd.sock'), '');
+  const config = join(dir, 'metrics.hcl');
+  writeFileSync(config, `server {\n  lxd {\n    socket = "${join(dir, 'no-lxd.sock')}"\n  }\n  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n}\n`);
+  const promClient = (m: string[]) => m.filter((f) => f.includes('/node_modules/prom-client/'));
+  let before: string[] = [];
+  let scrape = '';
+  const r = await loaded([CLI, 'server', '--config', config], /lexa started/, async (output, modules) => {
+    before = promClient(modules());
+    const port = loggedPort(output, 'rest');
+    const res = await request(`https://127.0.0.1:${port}/metrics`, { dispatcher: new Agent({ connect: { rejectUnauthorized: false } }) });
+    scrape = `${res.statusCode} ${String(res.headers['content-type'])}\n${await res.body.text()}`;
+  });
+  t.same(before, [], 'started and listening without prom-client');
+  t.match(scrape, /^200 text\/plain; version=0\.0\.4/, `/metrics answered: ${r.output.slice(-500)}`);
+  t.match(scrape, /\nlexa_build_info\{version="[^"]+"\} 1\n/);
+  t.match(scrape, /\nnodejs_heap_size_total_bytes \d+/, "Node's default metrics too");
+  t.not(promClient(r.modules).length, 0, 'the scrape loaded it (so the hook sees it)');
 });

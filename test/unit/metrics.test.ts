@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import t from 'tap';
 import { silentLogger } from '../../src/log/index.js';
-import { createMetrics, instrument, ListenerCounters, TYPE_LABELS, typeSlot } from '../../src/metrics/index.js';
+import { createMetrics, instrument, ListenerCounters, PROMETHEUS_TEXT, TYPE_LABELS, typeSlot } from '../../src/metrics/index.js';
 import { createHandler, datagramLimit, MESSAGE_LIMIT } from '../../src/dns/index.js';
 import { parseExposition, PROMTOOL, sample } from '../helpers/cli-process.js';
 import { iface, instance, snapshotOf } from '../helpers/model.js';
@@ -106,4 +106,10 @@ t.test('the rendering passes promtool and carries exact values', async (t) => {
   t.equal(sample(m, 'lexa_checks_in_flight'), 3);
   t.equal(sample(m, 'lexa_checks_waiting'), 1);
   t.equal(sample(m, 'lexa_checks', { status: 'critical' }), 0, 'every status is exported, zero included');
+});
+
+t.test("the Content-Type named before prom-client loads is prom-client's own", async (t) => {
+  const { Registry } = await import('prom-client');
+  t.equal(PROMETHEUS_TEXT, Registry.PROMETHEUS_CONTENT_TYPE);
+  t.equal(createMetrics({ version: '1', snapshot: () => snap, listeners: () => [] }).contentType, new Registry().contentType);
 });

@@ -2,6 +2,7 @@ import t from 'tap';
 import {
   daemonKind,
   fold,
+  NO_TRAEFIK_LABELS,
   parseServiceKeys,
   planEvent,
   Snapshot,
@@ -17,6 +18,18 @@ import { deepFreeze } from '../helpers/model.js';
 import { scans } from '../helpers/scan.js';
 
 const inst = (name: string, opts?: Parameters<typeof lxd>[1]): Instance => deepFreeze(toInstance(lxd(name, opts)));
+
+t.test('toInstance keeps small records: what most instances have in common is shared, not copied (docs/performance.md, memory)', async (t) => {
+  const a = toInstance(lxd('web-1', { v4: '10.0.0.2', v6: 'fd42::2' }));
+  const b = toInstance(lxd('web-2', { v4: '10.0.0.3', v6: 'fd42::3' }));
+  t.equal(a.traefik, NO_TRAEFIK_LABELS, 'no user.traefik.* key: the one frozen value');
+  t.equal(a.configErrors, b.configErrors, 'no problem: one shared empty list');
+  t.equal(a.interfaces[0]!.trustedIpv4, a.interfaces[0]!.ipv4, 'every IPv4 trusted: the same array');
+  t.equal(a.interfaces[0]!.trustedIpv6, a.interfaces[0]!.ipv6, 'every IPv6 trusted: the same array');
+  const labelled = toInstance(lxd('web-3', { config: { 'user.traefik.enable': 'false' } }));
+  t.not(labelled.traefik, NO_TRAEFIK_LABELS);
+  t.same(labelled.traefik, { ...NO_TRAEFIK_LABELS, enabled: false }, 'a declared key is still read');
+});
 
 t.test('toInstance: primary interface, global addresses only, loopback skipped', async (t) => {
   const i = toInstance(lxd('web-1', { v4: '10.0.0.2', v6: 'fd42::2' }));

@@ -1,4 +1,5 @@
 import { parseAliases } from '../model/aliases.js';
+import { exact } from '../model/arrays.js';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { ClusterMember, Instance, NetInterface } from '../model/model.js';
 import { parseAgentKeys } from '../model/agents.js';
@@ -92,8 +93,8 @@ export function toInstance(raw: LxdInstance, evidence: Evidence = NO_EVIDENCE, s
     interfaces,
     services: parsed.services,
     traefik: routing.traefik,
-    configErrors: [...parsed.errors, ...routing.errors, ...agentErrors, ...named.errors, ...unnamedInterfaces(interfaces)],
-    profiles: (raw.profiles ?? []).filter((p) => typeof p === 'string'),
+    configErrors: exact([...parsed.errors, ...routing.errors, ...agentErrors, ...named.errors, ...unnamedInterfaces(interfaces)]),
+    profiles: exact((raw.profiles ?? []).filter((p) => typeof p === 'string')),
     ...agent,
     ...(named.aliases.length > 0 ? { aliases: named.aliases } : {}),
   };
@@ -146,7 +147,9 @@ export function toInterfaces(
     const trusted = trustTest(nic?.conf, nic?.mac, project, evidence);
     const ipv4 = global('inet', isIPv4);
     const ipv6 = global('inet6', isIPv6);
-    return { name: ifname, ipv4, ipv6, trustedIpv4: ipv4.filter(trusted), trustedIpv6: ipv6.filter(trusted) };
+    // Usually every address is trusted: the same array then, not a copy per instance.
+    const trustedOf = (all: readonly string[]) => (all.every(trusted) ? all : exact(all.filter(trusted)));
+    return { name: ifname, ipv4, ipv6, trustedIpv4: trustedOf(ipv4), trustedIpv6: trustedOf(ipv6) };
   });
 }
 

@@ -125,6 +125,8 @@ export function parseTraefikKeys(
   config: Readonly<Record<string, string>> | undefined | null,
   services: readonly Service[],
 ): ParsedTraefik {
+  // Most instances declare no key: they share one frozen value instead of holding four empty objects each.
+  if (!Object.keys(config ?? {}).some((key) => key.toLowerCase().startsWith(TRAEFIK_PREFIX))) return { traefik: NO_TRAEFIK_LABELS, errors: [] };
   const errors: string[] = [];
   let enabled = true;
   let agents = false;
