@@ -31,21 +31,35 @@
 // be unhandled. That is a local fault, not something a peer can cause.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { QUICConnection, QUICServer, QUICSocket, events } from '@matrixai/quic';
+import { QUICConnection, QUICServer, QUICSocket, errors, events } from '@matrixai/quic';
 import type { QUICServerCrypto } from '@matrixai/quic';
 import type { Clock } from '../../time/clock.js';
 import { deadline, SourceGate, type ConnectionLimits, type RefusalLog } from '../fairness.js';
 import { DoqErrorCode } from './framing.js';
 import { QueryStreams, type Answer, type QuicheStreams } from './streams.js';
 
-/** The internal members of QUICConnection lexa's stream path uses (see STREAMS). */
+/** The internal members of QUICConnection lexa's stream and packet paths use (see STREAMS and PACKETS). */
 type ConnectionInternals = {
   /** Called by recv() after quiche took a datagram, once established, right before send(). */
   processStreams(): void;
   send(): Promise<void>;
+  /** Called at the end of every send(): arms the timer that drives quiche's loss recovery, idle timeout and close. */
+  setConnTimeoutTimer(): void;
+  /** Serialises recv() (with its send()) against itself. */
+  recvLock: { withF(f: () => Promise<void>): Promise<void> };
+  resolveClosedP(): void;
   /** quiche's connection (native); set in the constructor. */
-  conn: QuicheStreams;
+  conn: QuicheStreams & QuicheTimers;
 };
+
+/** quiche's timer calls (native/types.d.ts). */
+interface QuicheTimers {
+  /** Milliseconds until onTimeout() is due, or null when no timer is needed. */
+  timeout(): number | null;
+  onTimeout(): void;
+  isClosed(): boolean;
+  isTimedOut(): boolean;
+}
 
 /** Listens for the library's EventError under its name (the class is in @matrixai/events, not a dependency of ours). */
 const EVENT_ERROR = 'EventError';
@@ -68,13 +82,70 @@ export function assertLibraryShape(): void {
   }
 }
 
-/** quiche's stream calls on a connection, checked: throws if the native object lacks them. */
-function quicheOf(connection: QUICConnection): QuicheStreams {
-  const conn = (connection as unknown as Partial<ConnectionInternals>).conn;
-  for (const call of ['readable', 'writable', 'streamRecv', 'streamSend', 'streamShutdown'] as const) {
+/** The connection's internals, checked: throws if the library or the native object lacks what lexa replaces or calls. */
+function internalsOf(connection: QUICConnection): ConnectionInternals {
+  const internals = connection as unknown as Partial<ConnectionInternals>;
+  const conn = internals.conn;
+  const native = ['readable', 'writable', 'streamRecv', 'streamSend', 'streamShutdown', 'timeout', 'onTimeout', 'isClosed', 'isTimedOut'] as const;
+  for (const call of native) {
     if (typeof conn?.[call] !== 'function') throw new Error(`@matrixai/quic changed: the native connection has no ${call}()`);
   }
-  return conn!;
+  if (typeof internals.recvLock?.withF !== 'function' || typeof internals.resolveClosedP !== 'function') {
+    throw new Error('@matrixai/quic changed: QUICConnection has no recvLock.withF or resolveClosedP');
+  }
+  return internals as ConnectionInternals;
+}
+
+/**
+ * PACKETS: the per-datagram machinery of a connection, made lean. Profiled (docs/performance.md, DoQ), after the
+ * streams the library's costs per datagram were its recv lock (each acquisition builds a timed, cancellable promise
+ * with a timeout error whose stack is captured, an AbortController and a Timer) and its connection timer (a new
+ * @matrixai/timer Timer, with its promise and AbortController, re-created or cancelled on every send).
+ *
+ * - The lock: recv() holds it across quiche's recv, processStreams() and send(). With lexa's configuration that
+ *   body never yields: processStreams() is synchronous (streams.ts), and send() only awaits when a custom
+ *   verifyCallback is set with verifyPeer (lexa sets neither; `assertServerConfig` checks). A lock that is never
+ *   contended can be a plain call.
+ * - The timer: one Node timer per connection, re-armed to quiche's timeout() after every send(), doing what the
+ *   library's handler does when it fires: quiche's onTimeout(), then either resolve closedP (reporting an idle
+ *   timeout as the library does) or send() what the timeout produced (which re-arms).
+ */
+function leanPacketPath(connection: QUICConnection, internals: ConnectionInternals, onError: (error: unknown, where: string) => void): void {
+  const conn = internals.conn;
+  internals.recvLock = { withF: (f) => f() };
+  let timer: NodeJS.Timeout | undefined;
+  /** True when quiche has closed the connection: closedP resolves, as the library's timer handler does it. */
+  const closed = () => {
+    if (!conn.isClosed()) return false;
+    internals.resolveClosedP();
+    if (conn.isTimedOut()) {
+      connection.dispatchEvent(new events.EventQUICConnectionError({ detail: new errors.ErrorQUICConnectionIdleTimeout() }));
+    }
+    return true;
+  };
+  const fire = () => {
+    timer = undefined;
+    conn.onTimeout();
+    if (!closed()) internals.send().catch((error) => onError(error, 'connection send'));
+  };
+  internals.setConnTimeoutTimer = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    const timeout = conn.timeout();
+    if (timeout === null) {
+      closed();
+      return;
+    }
+    // +1 ms as the library does: quiche's timeout() is rounded down, and firing early would do nothing.
+    timer = setTimeout(fire, timeout + 1);
+  };
+}
+
+/** PACKETS relies on these: no custom certificate verification (it would make send() yield inside the lock). */
+export function assertServerConfig(config: { verifyPeer?: boolean; verifyCallback?: unknown }): void {
+  if (config.verifyPeer === true || config.verifyCallback != null) {
+    throw new Error('DoQ: verifyPeer/verifyCallback are not supported: src/servers/doq/quic.ts (PACKETS) assumes send() never yields');
+  }
 }
 
 /**
@@ -166,6 +237,7 @@ export class DoqQuicServer extends QUICServer {
   private readonly refusals: RefusalLog;
 
   constructor({ limits, refusals, firstRequestMs, idleMs, clock, answer, queryReadMs, onProtocolError, onError, ...options }: DoqQuicServerOptions) {
+    assertServerConfig(options.config);
     super(options);
     this.gate = new SourceGate(limits);
     this.refusals = refusals;
@@ -181,7 +253,7 @@ export class DoqQuicServer extends QUICServer {
       if (evt.detail instanceof events.EventQUICConnectionStart && !live.has(connection)) {
         live.add(connection);
         const release = this.gate.admit(connection.remoteHost);
-        const internals = connection as unknown as ConnectionInternals;
+        const internals = internalsOf(connection);
         if (typeof release === 'string') {
           this.refusals.note(release, connection.remoteHost);
           internals.processStreams = () => {}; // a refused connection's queries get no answer
@@ -191,7 +263,8 @@ export class DoqQuicServer extends QUICServer {
         }
         // Re-armed by each new query stream: only queries keep a connection, not PINGs or trickled bytes.
         let disarm = deadline(firstRequestMs, () => shut(connection), clock);
-        const streams = new QueryStreams(quicheOf(connection), {
+        leanPacketPath(connection, internals, onError);
+        const streams = new QueryStreams(internals.conn, {
           answer,
           clock,
           readTimeoutMs: queryReadMs,
