@@ -48,12 +48,15 @@ type ConnectionInternals = {
   /** Serialises recv() (with its send()) against itself. */
   recvLock: { withF(f: () => Promise<void>): Promise<void> };
   resolveClosedP(): void;
+  config: { maxSendUdpPayloadSize: number };
   /** quiche's connection (native); set in the constructor. */
   conn: QuicheStreams & QuicheTimers;
 };
 
-/** quiche's timer calls (native/types.d.ts). */
+/** quiche's calls for sending and timing (native/types.d.ts). */
 interface QuicheTimers {
+  /** Writes the next datagram into `out`: its length and where it goes, or null when there is nothing to send. */
+  send(out: Uint8Array): [number, { to: { host: string; port: number } }] | null;
   /** Milliseconds until onTimeout() is due, or null when no timer is needed. */
   timeout(): number | null;
   onTimeout(): void;
@@ -86,7 +89,7 @@ export function assertLibraryShape(): void {
 function internalsOf(connection: QUICConnection): ConnectionInternals {
   const internals = connection as unknown as Partial<ConnectionInternals>;
   const conn = internals.conn;
-  const native = ['readable', 'writable', 'streamRecv', 'streamSend', 'streamShutdown', 'timeout', 'onTimeout', 'isClosed', 'isTimedOut'] as const;
+  const native = ['readable', 'writable', 'streamRecv', 'streamSend', 'streamShutdown', 'send', 'timeout', 'onTimeout', 'isClosed', 'isTimedOut'] as const;
   for (const call of native) {
     if (typeof conn?.[call] !== 'function') throw new Error(`@matrixai/quic changed: the native connection has no ${call}()`);
   }
@@ -109,10 +112,35 @@ function internalsOf(connection: QUICConnection): ConnectionInternals {
  * - The timer: one Node timer per connection, re-armed to quiche's timeout() after every send(), doing what the
  *   library's handler does when it fires: quiche's onTimeout(), then either resolve closedP (reporting an idle
  *   timeout as the library does) or send() what the timeout produced (which re-arms).
+ * - Sending: the library wraps each datagram in an event, dispatched through an EventTarget to an async handler that
+ *   sends through a promisified dgram send. Ours writes quiche's datagrams straight to the UDP socket, then runs the
+ *   library's send(), which finds nothing left to send and does the rest of its work (the timer, noticing that the
+ *   peer closed the connection).
  */
-function leanPacketPath(connection: QUICConnection, internals: ConnectionInternals, onError: (error: unknown, where: string) => void): void {
+function leanPacketPath(
+  connection: QUICConnection,
+  internals: ConnectionInternals,
+  socket: GuardedSocket,
+  onError: (error: unknown, where: string) => void,
+): void {
   const conn = internals.conn;
   internals.recvLock = { withF: (f) => f() };
+  const librarySend = QUICConnection.prototype as unknown as Pick<ConnectionInternals, 'send'>;
+  const size = internals.config.maxSendUdpPayloadSize;
+  internals.send = () => {
+    for (;;) {
+      const out = Buffer.allocUnsafe(size); // held by dgram until sent: one per datagram
+      let next: ReturnType<QuicheTimers['send']>;
+      try {
+        next = conn.send(out);
+      } catch {
+        break; // the library's send() below meets the same failure and reports it as it always has
+      }
+      if (next === null) break;
+      socket.sendDatagram(out, next[0], next[1].to.port, next[1].to.host);
+    }
+    return librarySend.send.call(connection);
+  };
   let timer: NodeJS.Timeout | undefined;
   /** True when quiche has closed the connection: closedP resolves, as the library's timer handler does it. */
   const closed = () => {
@@ -194,6 +222,22 @@ export class GuardedSocket extends QUICSocket {
     this.addEventListener(EVENT_ERROR, (evt: Event) => onError((evt as CustomEvent).detail));
   }
 
+  /**
+   * Sends one datagram straight on the UDP socket (PACKETS): no event, promise or address check per datagram. A
+   * failed send is a lost datagram, which QUIC's loss recovery repairs: it is reported, never thrown.
+   */
+  sendDatagram(data: Uint8Array, length: number, port: number, host: string): void {
+    try {
+      this.socket.send(data, 0, length, port, host, this.afterSend);
+    } catch (error) {
+      this.onError(error); // the socket is closed
+    }
+  }
+
+  private readonly afterSend = (error: Error | null) => {
+    if (error) this.onError(error);
+  };
+
   override async start(options?: Parameters<QUICSocket['start']>[0]): Promise<void> {
     await super.start(options);
     // The library listens for the UDP socket's 'error' only while binding; an
@@ -239,6 +283,7 @@ export class DoqQuicServer extends QUICServer {
   constructor({ limits, refusals, firstRequestMs, idleMs, clock, answer, queryReadMs, onProtocolError, onError, ...options }: DoqQuicServerOptions) {
     assertServerConfig(options.config);
     super(options);
+    const socket = options.socket;
     this.gate = new SourceGate(limits);
     this.refusals = refusals;
     const live = new WeakSet<QUICConnection>();
@@ -263,7 +308,7 @@ export class DoqQuicServer extends QUICServer {
         }
         // Re-armed by each new query stream: only queries keep a connection, not PINGs or trickled bytes.
         let disarm = deadline(firstRequestMs, () => shut(connection), clock);
-        leanPacketPath(connection, internals, onError);
+        leanPacketPath(connection, internals, socket, onError);
         const streams = new QueryStreams(internals.conn, {
           answer,
           clock,
