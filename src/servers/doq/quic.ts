@@ -89,7 +89,7 @@ export function assertLibraryShape(): void {
 function internalsOf(connection: QUICConnection): ConnectionInternals {
   const internals = connection as unknown as Partial<ConnectionInternals>;
   const conn = internals.conn;
-  const native = ['readable', 'writable', 'streamRecv', 'streamSend', 'streamShutdown', 'send', 'timeout', 'onTimeout', 'isClosed', 'isTimedOut'] as const;
+  const native = ['readable', 'streamReadable', 'streamRecv', 'streamSend', 'streamShutdown', 'send', 'timeout', 'onTimeout', 'isClosed', 'isTimedOut'] as const;
   for (const call of native) {
     if (typeof conn?.[call] !== 'function') throw new Error(`@matrixai/quic changed: the native connection has no ${call}()`);
   }
