@@ -75,7 +75,7 @@ const SERVER_CONN_ID_LENGTH = native.quiche.MAX_CONN_ID_LEN;
 /** Listens for the library's EventError under its name (the class is in @matrixai/events, not a dependency of ours). */
 const EVENT_ERROR = 'EventError';
 
-/** Fails loudly if this library version lacks what the stream path relies on. */
+/** Fails loudly if this library version lacks what STREAMS and PACKETS rely on (each connection is checked too). */
 export function assertLibraryShape(): void {
   // recv() itself is wrapped by a decorator (its source is not the library's), so check the method it calls: the
   // one place the library turns quiche's readable streams into QUICStreams.
@@ -97,8 +97,8 @@ export function assertLibraryShape(): void {
 function internalsOf(connection: QUICConnection): ConnectionInternals {
   const internals = connection as unknown as Partial<ConnectionInternals>;
   const conn = internals.conn;
-  const native = ['readable', 'streamReadable', 'streamRecv', 'streamSend', 'streamShutdown', 'send', 'timeout', 'onTimeout', 'isClosed', 'isTimedOut'] as const;
-  for (const call of native) {
+  const calls = ['readable', 'streamReadable', 'streamRecv', 'streamSend', 'streamShutdown', 'send', 'timeout', 'onTimeout', 'isClosed', 'isTimedOut'] as const;
+  for (const call of calls) {
     if (typeof conn?.[call] !== 'function') throw new Error(`@matrixai/quic changed: the native connection has no ${call}()`);
   }
   if (typeof internals.recvLock?.withF !== 'function' || typeof internals.resolveClosedP !== 'function') {

@@ -49,7 +49,7 @@ export const DOQ_LIMITS: DoqLimits = Object.freeze({
 });
 /** A query is one small message followed by FIN; a stream that has not delivered it in this time is reset. */
 const QUERY_READ_TIMEOUT_MS = 10_000;
-/** Concurrent query streams per connection; the library re-grants credit as streams finish. */
+/** Concurrent query streams per connection; quiche re-grants credit as streams finish. */
 const MAX_STREAMS = 100;
 /** Per-stream receive window: a client can never send more than one framed DNS message of bytes. */
 const STREAM_WINDOW = MAX_FRAMED_MESSAGE;
@@ -123,9 +123,9 @@ function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqL
       // seen and told DOQ_PROTOCOL_ERROR (RFC 9250 §4.2) rather than blocked.
       initialMaxStreamsUni: 1,
       initialMaxStreamDataUni: 64,
-      readableChunkSize: 2048,
     },
-    // Streams the library resets on its own (connection stopping) carry no reason: DOQ_NO_ERROR.
+    // The library resets streams itself only when a connection fails to start (the handshake deadline passed, an
+    // error as the reason: DOQ_INTERNAL_ERROR); streams.ts resets all others with its own codes.
     reasonToCode: (_type, reason) => (reason == null ? DoqErrorCode.NoError : DoqErrorCode.InternalError),
     minIdleTimeout: limits.handshakeTimeoutMs,
     logger: silentLibraryLogger,
