@@ -1,4 +1,4 @@
-// Everything that knows @matrixai/quic's internals lives in this file. The
+// Everything that knows @matrixai/quic's internals lives in this file and packets.ts. The
 // package is pinned to an exact version (2.0.9); `assertLibraryShape` fails
 // loudly at start-up if an upgrade removes what the replacement below needs.
 //
@@ -25,46 +25,21 @@
 // exception unless someone listens for EventError, and QUICSocket's async UDP
 // 'message' handler lets rejections escape as unhandled. We listen for
 // EventError on the socket, server and every connection, catch the message
-// handler's rejections, and listen for the UDP socket's 'error'.
-// One path remains out of reach: a connection's timers (idle/loss, keep-alive)
-// call `send()`, and if quiche's native send itself failed the rejection would
-// be unhandled. That is a local fault, not something a peer can cause.
+// handler's rejections, and listen for the UDP socket's 'error'; the
+// connection timer's sends (packets.ts) catch their failures too.
+//
+// PACKETS (packets.ts): the per-datagram work of a connection without the
+// library's lock, timer objects and send events; here, the socket's routing of
+// 1-RTT datagrams and its direct sends.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { QUICConnection, QUICServer, QUICSocket, errors, events, native } from '@matrixai/quic';
+import { QUICConnection, QUICServer, QUICSocket, events, native } from '@matrixai/quic';
 import type { QUICServerCrypto } from '@matrixai/quic';
 import type { Clock } from '../../time/clock.js';
 import { deadline, SourceGate, type ConnectionLimits, type RefusalLog } from '../fairness.js';
 import { DoqErrorCode } from './framing.js';
-import { QueryStreams, type Answer, type QuicheStreams } from './streams.js';
-
-/** The internal members of QUICConnection lexa's stream and packet paths use (see STREAMS and PACKETS). */
-type ConnectionInternals = {
-  /** Feeds one datagram to quiche, then processStreams() and send() (behind a decorator that checks the state). */
-  recv(data: Uint8Array, remote: { host: string; port: number }): Promise<void>;
-  /** Called by recv() after quiche took a datagram, once established, right before send(). */
-  processStreams(): void;
-  send(): Promise<void>;
-  /** Called at the end of every send(): arms the timer that drives quiche's loss recovery, idle timeout and close. */
-  setConnTimeoutTimer(): void;
-  /** Serialises recv() (with its send()) against itself. */
-  recvLock: { withF(f: () => Promise<void>): Promise<void> };
-  resolveClosedP(): void;
-  config: { maxSendUdpPayloadSize: number };
-  /** quiche's connection (native); set in the constructor. */
-  conn: QuicheStreams & QuicheTimers;
-};
-
-/** quiche's calls for sending and timing (native/types.d.ts). */
-interface QuicheTimers {
-  /** Writes the next datagram into `out`: its length and where it goes, or null when there is nothing to send. */
-  send(out: Uint8Array): [number, { to: { host: string; port: number } }] | null;
-  /** Milliseconds until onTimeout() is due, or null when no timer is needed. */
-  timeout(): number | null;
-  onTimeout(): void;
-  isClosed(): boolean;
-  isTimedOut(): boolean;
-}
+import { assertServerConfig, internalsOf, leanPacketPath, type ConnectionInternals } from './packets.js';
+import { QueryStreams, type Answer } from './streams.js';
 
 /** RFC 9000 §17: the header form bit (long = 1) and the fixed bit (always 1) of a packet's first byte. */
 const HEADER_FORM_FIXED_BITS = 0xc0;
@@ -75,7 +50,7 @@ const SERVER_CONN_ID_LENGTH = native.quiche.MAX_CONN_ID_LEN;
 /** Listens for the library's EventError under its name (the class is in @matrixai/events, not a dependency of ours). */
 const EVENT_ERROR = 'EventError';
 
-/** Fails loudly if this library version lacks what STREAMS and PACKETS rely on (each connection is checked too). */
+/** Fails loudly if this library version lacks what STREAMS and PACKETS (packets.ts) rely on; internalsOf checks each connection. */
 export function assertLibraryShape(): void {
   // recv() itself is wrapped by a decorator (its source is not the library's), so check the method it calls: the
   // one place the library turns quiche's readable streams into QUICStreams.
@@ -93,96 +68,6 @@ export function assertLibraryShape(): void {
   }
 }
 
-/** The connection's internals, checked: throws if the library or the native object lacks what lexa replaces or calls. */
-function internalsOf(connection: QUICConnection): ConnectionInternals {
-  const internals = connection as unknown as Partial<ConnectionInternals>;
-  const conn = internals.conn;
-  const calls = ['readable', 'streamReadable', 'streamRecv', 'streamSend', 'streamShutdown', 'send', 'timeout', 'onTimeout', 'isClosed', 'isTimedOut'] as const;
-  for (const call of calls) {
-    if (typeof conn?.[call] !== 'function') throw new Error(`@matrixai/quic changed: the native connection has no ${call}()`);
-  }
-  if (typeof internals.recvLock?.withF !== 'function' || typeof internals.resolveClosedP !== 'function') {
-    throw new Error('@matrixai/quic changed: QUICConnection has no recvLock.withF or resolveClosedP');
-  }
-  return internals as ConnectionInternals;
-}
-
-/**
- * PACKETS: the per-datagram machinery of a connection, made lean. Profiled (docs/performance.md, DoQ), after the
- * streams the library's costs per datagram were its recv lock (each acquisition builds a timed, cancellable promise
- * with a timeout error whose stack is captured, an AbortController and a Timer) and its connection timer (a new
- * @matrixai/timer Timer, with its promise and AbortController, re-created or cancelled on every send).
- *
- * - The lock: recv() holds it across quiche's recv, processStreams() and send(). With lexa's configuration that
- *   body never yields: processStreams() is synchronous (streams.ts), and send() only awaits when a custom
- *   verifyCallback is set with verifyPeer (lexa sets neither; `assertServerConfig` checks). A lock that is never
- *   contended can be a plain call.
- * - The timer: one Node timer per connection, re-armed to quiche's timeout() after every send(), doing what the
- *   library's handler does when it fires: quiche's onTimeout(), then either resolve closedP (reporting an idle
- *   timeout as the library does) or send() what the timeout produced (which re-arms).
- * - Sending: the library wraps each datagram in an event, dispatched through an EventTarget to an async handler that
- *   sends through a promisified dgram send. Ours writes quiche's datagrams straight to the UDP socket, then runs the
- *   library's send(), which finds nothing left to send and does the rest of its work (the timer, noticing that the
- *   peer closed the connection).
- */
-function leanPacketPath(
-  connection: QUICConnection,
-  internals: ConnectionInternals,
-  socket: GuardedSocket,
-  onError: (error: unknown, where: string) => void,
-): void {
-  const conn = internals.conn;
-  internals.recvLock = { withF: (f) => f() };
-  const librarySend = QUICConnection.prototype as unknown as Pick<ConnectionInternals, 'send'>;
-  const size = internals.config.maxSendUdpPayloadSize;
-  internals.send = () => {
-    for (;;) {
-      const out = Buffer.allocUnsafe(size); // held by dgram until sent: one per datagram
-      let next: ReturnType<QuicheTimers['send']>;
-      try {
-        next = conn.send(out);
-      } catch {
-        break; // the library's send() below meets the same failure and reports it as it always has
-      }
-      if (next === null) break;
-      socket.sendDatagram(out, next[0], next[1].to.port, next[1].to.host);
-    }
-    return librarySend.send.call(connection);
-  };
-  let timer: NodeJS.Timeout | undefined;
-  /** True when quiche has closed the connection: closedP resolves, as the library's timer handler does it. */
-  const closed = () => {
-    if (!conn.isClosed()) return false;
-    internals.resolveClosedP();
-    if (conn.isTimedOut()) {
-      connection.dispatchEvent(new events.EventQUICConnectionError({ detail: new errors.ErrorQUICConnectionIdleTimeout() }));
-    }
-    return true;
-  };
-  const fire = () => {
-    timer = undefined;
-    conn.onTimeout();
-    if (!closed()) internals.send().catch((error) => onError(error, 'connection send'));
-  };
-  internals.setConnTimeoutTimer = () => {
-    if (timer !== undefined) clearTimeout(timer);
-    timer = undefined;
-    const timeout = conn.timeout();
-    if (timeout === null) {
-      closed();
-      return;
-    }
-    // +1 ms as the library does: quiche's timeout() is rounded down, and firing early would do nothing.
-    timer = setTimeout(fire, timeout + 1);
-  };
-}
-
-/** PACKETS relies on these: no custom certificate verification (it would make send() yield inside the lock). */
-export function assertServerConfig(config: { verifyPeer?: boolean; verifyCallback?: unknown }): void {
-  if (config.verifyPeer === true || config.verifyCallback != null) {
-    throw new Error('DoQ: verifyPeer/verifyCallback are not supported: src/servers/doq/quic.ts (PACKETS) assumes send() never yields');
-  }
-}
 
 /**
  * Retry-token signing for QUICServer (it sends a stateless Retry before every
@@ -241,7 +126,7 @@ export class GuardedSocket extends QUICSocket {
   }
 
   /**
-   * PACKETS: the connection a 1-RTT datagram (RFC 9000 §17.3: short header) is for, found from its destination
+   * PACKETS (packets.ts): the connection a 1-RTT datagram (RFC 9000 §17.3: short header) is for, found from its destination
    * connection ID without the library's header parse (quiche's Header.fromSlice builds an object of buffers per
    * datagram: ~10 µs here). Anything else (long headers, unknown IDs, not QUIC) takes the library's route.
    */
@@ -252,7 +137,7 @@ export class GuardedSocket extends QUICSocket {
   }
 
   /**
-   * Sends one datagram straight on the UDP socket (PACKETS): no event, promise or address check per datagram. A
+   * Sends one datagram straight on the UDP socket (PACKETS, packets.ts): no event, promise or address check per datagram. A
    * failed send is a lost datagram, which QUIC's loss recovery repairs: it is reported, never thrown.
    */
   sendDatagram(data: Uint8Array, length: number, port: number, host: string): void {
@@ -337,7 +222,7 @@ export class DoqQuicServer extends QUICServer {
         }
         // Re-armed by each new query stream: only queries keep a connection, not PINGs or trickled bytes.
         let disarm = deadline(firstRequestMs, () => shut(connection), clock);
-        leanPacketPath(connection, internals, socket, onError);
+        leanPacketPath(connection, internals, (...datagram) => socket.sendDatagram(...datagram), onError);
         const streams = new QueryStreams(internals.conn, {
           answer,
           clock,
