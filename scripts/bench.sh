@@ -436,7 +436,8 @@ fi
 # Encrypted transports: lexa's DoT, DoH and DoQ beside dnsdist 1.7 (DoT, DoH) fronting knot, each as a ratio to
 # UDP on the same server, measured the same way (dnsperf -m udp|dot|doh, the server side's own CPU; for
 # dnsdist + knot both processes; DoH through h2load, see enc_measure). DoQ: dnsperf has none; the Go client (scripts/doq-client.sh) sends 10 connections
-# of 2000 queries one after another, so its rate is the client's, and lexa's CPU per query is what compares.
+# of 2000 queries, each connection one query after another, so its rate is the client's, and lexa's CPU per query
+# is what compares.
 # Beside lexa's DoH, node:http2's floor: a bare stream server answering a fixed body (src/bench/h2-floor.ts).
 # enc_measure NAME MODE PORT PIDS...: one dnsperf run of query set a; prints "CPU µs/query QPS".
 enc_measure() {
@@ -519,21 +520,39 @@ EOF
   read -r cpu qps < <(enc_measure h2floor doh "$floor_port" "$pid_h2floor")
   printf '%-22s %14s %10s %14s\n' "node:http2 floor doh" "$cpu" "$qps" "$(awk -v a="$cpu" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')"
   stop_pid "$pid_h2floor"
-  # DoQ: 10 connections × 2000 queries, one after another on each (the Go client's shape).
+  # DoQ: 10 connections × 2000 queries, each connection one query after another (the Go client's shape): first all
+  # 10 connections at once (10 queries in flight, the nearest the client comes to dnsperf's load), then one
+  # connection after another (1 in flight: every query pays a wake-up of both processes, which for plain UDP alone
+  # costs several times its batched figure here; docs/performance.md, DoQ).
+  # The same one-at-a-time shape over plain UDP (src/bench/udp-serial.ts): the base for the "1 in flight" ratio.
+  read -r u0 k0 < <(cpu_ticks "$pid_lexaenc")
+  serial_out=$(taskset -c "$client_cpu" node dist/bench/udp-serial.js --port "$port_lexaenc" --name bench-1.lexa --count 20000)
+  read -r u1 k1 < <(cpu_ticks "$pid_lexaenc")
+  serial_ok=$(sed -n 's/.*"completed":\([0-9]*\).*/\1/p' <<<"$serial_out")
+  (( ${serial_ok:-0} > 0 )) || die "udp-serial: no reply: $serial_out"
+  udp_serial=$(awk -v t=$(( u1 + k1 - u0 - k0 )) -v hz="$clk_tck" -v c="$serial_ok" 'BEGIN { printf "%.2f", t / hz * 1e6 / c }')
+  printf '%-22s %14s %10s %14s\n' "lexa udp 1 in flight" "$udp_serial" "($serial_ok ok)" "$(awk -v a="$udp_serial" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')"
   doq_client=$(bash scripts/doq-client.sh 2>/dev/null | tail -1)
   if [[ -x $doq_client ]]; then
-    read -r u0 k0 < <(cpu_ticks "$pid_lexaenc")
-    doq_out=$(taskset -c "$client_cpu" "$doq_client" -insecure -q -server "127.0.0.1:$enc_doq" -name bench-1.lexa \
-      -conns 10 -count 2000 2>&1 | tail -1)
-    read -r u1 k1 < <(cpu_ticks "$pid_lexaenc")
-    doq_ok=$(sed -n 's/.*ok=\([0-9]*\).*/\1/p' <<<"$doq_out")
-    if (( ${doq_ok:-0} > 0 )); then
-      cpu=$(awk -v t=$(( u1 + k1 - u0 - k0 )) -v hz="$clk_tck" -v c="$doq_ok" 'BEGIN { printf "%.2f", t / hz * 1e6 / c }')
-      printf '%-22s %14s %10s %14s\n' "lexa doq" "$cpu" "($doq_ok ok)" "$(awk -v a="$cpu" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')"
-      row doq "DoQ CPU per query (Go client, 10 conns × 2000), × lexa's UDP" "$cpu µs" "lexa UDP $lexa_udp µs" "$(ratio "$cpu" "$lexa_udp")"
-    else
-      echo "lexa doq: the Go client reported: $doq_out"
-    fi
+    for shape in parallel sequential; do
+      label="lexa doq"; flag=-parallel
+      [[ $shape == sequential ]] && { label="lexa doq 1 in flight"; flag=; }
+      read -r u0 k0 < <(cpu_ticks "$pid_lexaenc")
+      doq_out=$(taskset -c "$client_cpu" "$doq_client" $flag -insecure -q -server "127.0.0.1:$enc_doq" -name bench-1.lexa \
+        -conns 10 -count 2000 2>&1 | tail -1)
+      read -r u1 k1 < <(cpu_ticks "$pid_lexaenc")
+      doq_ok=$(sed -n 's/.*ok=\([0-9]*\).*/\1/p' <<<"$doq_out")
+      if (( ${doq_ok:-0} > 0 )); then
+        cpu=$(awk -v t=$(( u1 + k1 - u0 - k0 )) -v hz="$clk_tck" -v c="$doq_ok" 'BEGIN { printf "%.2f", t / hz * 1e6 / c }')
+        printf '%-22s %14s %10s %14s\n' "$label" "$cpu" "($doq_ok ok)" "$(awk -v a="$cpu" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')"
+        [[ $shape == parallel ]] &&
+          row doq "DoQ CPU per query (Go client, 10 conns × 2000 at once), × lexa's UDP" "$cpu µs" "lexa UDP $lexa_udp µs" "$(ratio "$cpu" "$lexa_udp")"
+        [[ $shape == sequential ]] && printf '%-22s %14s %10s %14s\n' "  × udp 1 in flight" "" "" \
+          "$(awk -v a="$cpu" -v b="$udp_serial" 'BEGIN { printf "%.2f", a / b }')"
+      else
+        echo "$label: the Go client reported: $doq_out"
+      fi
+    done
   else
     echo "lexa doq: not measured (scripts/doq-client.sh could not build the Go DoQ client)"
   fi

@@ -16,7 +16,7 @@ cd "$here/.."
 # test/doh/doh.test.ts (kdig, dig, curl), test/doq/doq.test.ts (the DoQ client), test/fair/listeners.test.ts (kdig,
 # dig); test/integration, test/peers and test/cluster need LXD or the peers throughout.
 NOT_HERMETIC=(test/dns/rate-limit.test.ts)
-TIER=(test/unit/*.test.ts test/dns/*.test.ts test/doh/exchange.test.ts test/doq/framing.test.ts test/fair/backpressure.test.ts)
+TIER=(test/unit/*.test.ts test/dns/*.test.ts test/doh/exchange.test.ts test/doq/framing.test.ts test/doq/streams.test.ts test/fair/backpressure.test.ts)
 
 files=("$@")
 if [[ ${#files[@]} -eq 0 ]]; then

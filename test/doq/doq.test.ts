@@ -1,5 +1,5 @@
-// The DoQ transport against an independent client (quic-go + miekg/dns, built
-// by scripts/doq-client.sh). The DNS handler here is a stub that answers
+// The DoQ transport against two independent clients: quic-go + miekg/dns (built
+// by scripts/doq-client.sh) and kdig +quic (Knot 3.2: ngtcp2 + GnuTLS). The DNS handler here is a stub that answers
 // A 192.0.2.1 for every name: these tests are about the transport (RFC 9250
 // framing, ALPN, stream handling, connection errors), not lexa's resolver.
 
@@ -15,6 +15,7 @@ import { memoryLogger } from '../../src/log/index.js';
 import { DOQ_LIMITS, startDoq, type DoqLimits } from '../../src/servers/doq/index.js';
 import type { Listeners } from '../../src/servers/transport.js';
 import type { Clock } from '../../src/time/clock.js';
+import { kdigQuic } from '../helpers/dig.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { waitFor } from '../helpers/lxd-cli.js';
 import { stubHandler } from '../helpers/transport-stub.js';
@@ -92,6 +93,21 @@ t.test('20 new connections with 3 queries each are all answered', async (t) => {
   t.equal(summary(run), 'queries=60 ok=60 failed=0');
   t.equal(answers(run), 60);
   t.comment(`20 connections × 3 queries: ${run.ms} ms wall, client says ${run.stdout.match(/elapsed (\d+ms)/)?.[1]}`);
+});
+
+t.test('10 connections at once, 50 queries each: all answered', async (t) => {
+  const run = await runClient('-insecure', '-parallel', '-conns', '10', '-count', '50');
+  t.equal(summary(run), 'queries=500 ok=500 failed=0', 'streams of concurrent connections interleave on one socket');
+});
+
+t.test('kdig +quic (ngtcp2 + GnuTLS), certificate verified: the stub answer', async (t) => {
+  const ask = kdigQuic(port, [`+tls-ca=${certFile}`, '+tls-hostname=localhost']);
+  for (const name of ['web.test', 'second.web.test']) {
+    const reply = await ask(name, 'A');
+    t.equal(reply.status, 'NOERROR', name);
+    t.same(reply.answer, [`${name}. 60 IN A 192.0.2.1`], `${name}: the answer`);
+  }
+  await t.rejects(kdigQuic(port, ['+tls-ca=/etc/ssl/certs/ca-certificates.crt', '+tls-hostname=localhost'])('web.test', 'A'), 'CAs that did not sign the certificate: no answer');
 });
 
 t.test('the certificate verifies against its CA file, by IP and by name', async (t) => {

@@ -45,6 +45,20 @@ export function kdig(port: number, extra: string[] = []): DnsClient {
     parse(await run('kdig', ['@127.0.0.1', '-p', String(port), name, type, '+norecurse', '+time=5', '+retry=0', ...extra]));
 }
 
+/**
+ * kdig +quic (Knot 3.2.6: ngtcp2 0.12 + GnuTLS, a QUIC stack independent of lexa's and of the Go client's) against
+ * 127.0.0.1:port. `+quic` goes after `extra` because kdig's +tls-* options select DoT when they follow it. Rejects
+ * unless kdig reports a QUIC session, so a reply that came some other way never passes for DoQ.
+ */
+export function kdigQuic(port: number, extra: string[] = []): DnsClient {
+  const ask = kdig(port, [...extra, '+quic']);
+  return async (name, type) => {
+    const reply = await ask(name, type);
+    if (!/^;; QUIC session \(QUICv1\)/m.test(reply.raw)) throw new Error(`kdig +quic printed no QUIC session line:\n${reply.raw}`);
+    return reply;
+  };
+}
+
 export function parse(out: string): DnsReply {
   const status = /^;;.*?opcode: QUERY[,;] status: ([A-Z]+)/m.exec(out)?.[1] ?? 'NONE';
   const flagsText = /;; [Ff]lags: ([a-z ]*)[;\n]/.exec(out)?.[1] ?? '';

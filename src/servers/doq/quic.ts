@@ -1,78 +1,73 @@
-// Everything that knows @matrixai/quic's internals lives in this file. The
+// Everything that knows @matrixai/quic's internals lives in this file and packets.ts. The
 // package is pinned to an exact version (2.0.9); `assertLibraryShape` fails
-// loudly at start-up if an upgrade removes what the work-around below needs.
+// loudly at start-up if an upgrade removes what the replacement below needs.
 //
-// THE DEFECT (@matrixai/quic 2.0.9, dist/QUICConnection.js):
-// A server connection is created by QUICServer.acceptConnection and then
-// `start()`ed; `start()` feeds the client's packets to `recv()` and resolves
-// once the handshake is done. `recv()` calls `processStreams()` as soon as the
-// handshake completes, inside the very `recv()` that completes it. But the
-// connection only counts as running (`this[startStop.running]`, set by the
-// @matrixai/async-init StartStop wrapper) after `start()` has returned, a few
-// microtasks later. `processStreams()` treats "not running" as "stopping":
+// STREAMS: lexa serves a connection's streams itself (streams.ts, directly on
+// quiche's streamRecv/streamSend) instead of through the library's QUICStream
+// (web streams, promises, events and errors per stream: the largest cost per
+// DoQ query in the profile, see docs/performance.md). Each server connection
+// gets an own-property `processStreams`, the method the library's `recv()`
+// calls after feeding quiche a datagram once the handshake is done, and just
+// before its `send()`; ours reads, answers and writes there, so the reply
+// leaves in the same turn. No QUICStream is ever created for a peer's stream.
 //
-//     if (this[startStop.running] === false || this[startStop.status] === 'stopping') {
-//         // We should reject new connections when stopping
-//         this.conn.streamShutdown(streamId, Shutdown.Write, ...);
-//         this.conn.streamShutdown(streamId, Shutdown.Read, ...);
-//
-// so every stream whose data arrives in the datagram that completes the
-// handshake is reset (RESET_STREAM + STOP_SENDING). quic-go sends its first
-// 1-RTT packet (the first query) coalesced with the handshake-completing packet:
-// without the fix below, the first query failed on 200 of 200 new connections
-// here. Streams in later datagrams were fine: by then `start()` had returned.
-//
-// THE FIX (no change to node_modules): until the connection has started, we
-// defer `processStreams()` instead of letting it reject: each server connection
-// gets an own-property `processStreams` that only records that streams are
-// waiting, and on EventQUICConnectionStarted (dispatched right after `running`
-// becomes true) we remove it and run the library's `processStreams()` once,
-// then `send()`. quiche keeps the streams' data buffered meanwhile, so nothing
-// is lost. We reach each connection before its first `recv()` through
-// QUICServer's protected `handleEventQUICConnection`, which sees the
-// connection's EventQUICConnectionStart (dispatched before `start()` runs).
+// THE DEFECT this also removes (@matrixai/quic 2.0.9, dist/QUICConnection.js):
+// the library's `processStreams()` treats a connection that has not finished
+// `start()` as stopping and resets every stream whose data arrives in the
+// datagram that completes the handshake (RESET_STREAM + STOP_SENDING); quic-go
+// sends its first query coalesced with that datagram, so the first query
+// failed on 200 of 200 new connections. Our `processStreams` serves those
+// streams like any other: the connection is established (recv() calls it only
+// then), and quiche has the bytes.
 //
 // The same hook keeps peers from crashing the process through the library:
 // Evented objects re-throw any listener error (EventError) as an uncaught
 // exception unless someone listens for EventError, and QUICSocket's async UDP
 // 'message' handler lets rejections escape as unhandled. We listen for
-// EventError on the socket, server, every connection and every stream, catch
-// the message handler's rejections, and listen for the UDP socket's 'error'.
-// One path remains out of reach: a connection's timers (idle/loss, keep-alive)
-// call `send()`, and if quiche's native send itself failed the rejection would
-// be unhandled. That is a local fault, not something a peer can cause.
+// EventError on the socket, server and every connection, catch the message
+// handler's rejections, and listen for the UDP socket's 'error'; the
+// connection timer's sends (packets.ts) catch their failures too.
+//
+// PACKETS (packets.ts): the per-datagram work of a connection without the
+// library's lock, timer objects and send events; here, the socket's routing of
+// 1-RTT datagrams and its direct sends.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { QUICConnection, QUICServer, QUICSocket, events } from '@matrixai/quic';
-import type { QUICServerCrypto, QUICStream } from '@matrixai/quic';
+import { QUICConnection, QUICServer, QUICSocket, events, native } from '@matrixai/quic';
+import type { QUICServerCrypto } from '@matrixai/quic';
 import type { Clock } from '../../time/clock.js';
 import { deadline, SourceGate, type ConnectionLimits, type RefusalLog } from '../fairness.js';
 import { DoqErrorCode } from './framing.js';
+import { assertServerConfig, internalsOf, leanPacketPath, type ConnectionInternals } from './packets.js';
+import { QueryStreams, type Answer } from './streams.js';
 
-/** The internal members of QUICConnection the work-around uses (see THE FIX). */
-type ConnectionInternals = {
-  processStreams(): void;
-  send(): Promise<void>;
-};
+/** RFC 9000 §17: the header form bit (long = 1) and the fixed bit (always 1) of a packet's first byte. */
+const HEADER_FORM_FIXED_BITS = 0xc0;
+const SHORT_HEADER = 0x40;
+/** QUICServer.acceptConnection gives every server connection an ID of quiche's maximum length. */
+const SERVER_CONN_ID_LENGTH = native.quiche.MAX_CONN_ID_LEN;
 
 /** Listens for the library's EventError under its name (the class is in @matrixai/events, not a dependency of ours). */
 const EVENT_ERROR = 'EventError';
 
-/** Fails loudly if this library version lacks what the work-around relies on. */
+/** Fails loudly if this library version lacks what STREAMS and PACKETS (packets.ts) rely on; internalsOf checks each connection. */
 export function assertLibraryShape(): void {
+  // recv() itself is wrapped by a decorator (its source is not the library's), so check the method it calls: the
+  // one place the library turns quiche's readable streams into QUICStreams.
   const connection = QUICConnection.prototype as unknown as Partial<ConnectionInternals>;
   const server = QUICServer.prototype as unknown as { acceptConnection?: unknown };
   if (
     typeof connection.processStreams !== 'function' ||
     typeof connection.send !== 'function' ||
     typeof server.acceptConnection !== 'function' ||
-    !String(connection.processStreams).includes('running')
+    !String(connection.processStreams).includes('this.conn.readable()')
   ) {
     throw new Error(
-      '@matrixai/quic changed: QUICConnection.processStreams/send or QUICServer.acceptConnection are not what src/servers/doq/quic.ts works around; re-check the defect described there',
+      '@matrixai/quic changed: QUICConnection.processStreams/send or QUICServer.acceptConnection are not what src/servers/doq/quic.ts replaces (STREAMS); re-check it',
     );
   }
 }
+
 
 /**
  * Retry-token signing for QUICServer (it sends a stateless Retry before every
@@ -106,19 +101,56 @@ export const silentLibraryLogger = (() => {
 
 /** A QUICSocket whose UDP message handler cannot leak a rejection. */
 export class GuardedSocket extends QUICSocket {
+  private readonly serverConnections: Map<string, QUICConnection>;
+
   constructor(private readonly onError: (error: unknown) => void) {
     super({ logger: silentLibraryLogger });
+    // The library's map of server connections by hex connection ID (QUICConnectionMap, internal).
+    const connections = (this as unknown as { connectionMap?: { serverConnections?: unknown } }).connectionMap?.serverConnections;
+    if (!(connections instanceof Map) || typeof SERVER_CONN_ID_LENGTH !== 'number') {
+      throw new Error('@matrixai/quic changed: QUICSocket.connectionMap.serverConnections or quiche.MAX_CONN_ID_LEN is gone');
+    }
+    this.serverConnections = connections as Map<string, QUICConnection>;
     const route = this.handleSocketMessage;
     if (typeof route !== 'function') throw new Error('@matrixai/quic changed: QUICSocket.handleSocketMessage is gone');
     this.handleSocketMessage = async (data, remoteInfo) => {
       try {
-        await route(data, remoteInfo);
+        const connection = this.shortHeaderConnection(data);
+        if (connection !== undefined) await connection.recv(data, { host: remoteInfo.address, port: remoteInfo.port });
+        else await route(data, remoteInfo);
       } catch (error) {
         onError(error);
       }
     };
     this.addEventListener(EVENT_ERROR, (evt: Event) => onError((evt as CustomEvent).detail));
   }
+
+  /**
+   * PACKETS (packets.ts): the connection a 1-RTT datagram (RFC 9000 §17.3: short header) is for, found from its destination
+   * connection ID without the library's header parse (quiche's Header.fromSlice builds an object of buffers per
+   * datagram: ~10 µs here). Anything else (long headers, unknown IDs, not QUIC) takes the library's route.
+   */
+  private shortHeaderConnection(data: Buffer): Pick<ConnectionInternals, 'recv'> | undefined {
+    if (((data[0] ?? 0) & HEADER_FORM_FIXED_BITS) !== SHORT_HEADER || data.byteLength <= 1 + SERVER_CONN_ID_LENGTH) return undefined;
+    const connection = this.serverConnections.get(data.toString('hex', 1, 1 + SERVER_CONN_ID_LENGTH));
+    return connection as unknown as Pick<ConnectionInternals, 'recv'> | undefined;
+  }
+
+  /**
+   * Sends one datagram straight on the UDP socket (PACKETS, packets.ts): no event, promise or address check per datagram. A
+   * failed send is a lost datagram, which QUIC's loss recovery repairs: it is reported, never thrown.
+   */
+  sendDatagram(data: Uint8Array, length: number, port: number, host: string): void {
+    try {
+      this.socket.send(data, 0, length, port, host, this.afterSend);
+    } catch (error) {
+      this.onError(error); // the socket is closed
+    }
+  }
+
+  private readonly afterSend = (error: Error | null) => {
+    if (error) this.onError(error);
+  };
 
   override async start(options?: Parameters<QUICSocket['start']>[0]): Promise<void> {
     await super.start(options);
@@ -145,21 +177,27 @@ export type DoqQuicServerOptions = ConstructorParameters<typeof QUICServer>[0] &
   idleMs: number;
   /** Times firstRequestMs and idleMs. */
   clock: Clock;
-  /** Called for every stream the peer opens, with the stream's EventError already handled. */
-  onStream: (connection: QUICConnection, stream: QUICStream) => void;
+  /** Answers one complete query (streams.ts); called synchronously while the library is inside recv(). */
+  answer: Answer;
+  /** A stream whose query has not fully arrived by then is reset. */
+  queryReadMs: number;
+  /** The peer broke RFC 9250 on `connection`; called outside the library's recv(), so the connection may stop. */
+  onProtocolError: (connection: QUICConnection, why: string) => void;
   onError: (error: unknown, where: string) => void;
 };
 
 /**
- * QUICServer with the stream work-around, a connection limit, and every
+ * QUICServer with lexa's stream path (STREAMS above), a connection limit, and every
  * library error routed to `onError` instead of the process.
  */
 export class DoqQuicServer extends QUICServer {
   private readonly gate: SourceGate;
   private readonly refusals: RefusalLog;
 
-  constructor({ limits, refusals, firstRequestMs, idleMs, clock, onStream, onError, ...options }: DoqQuicServerOptions) {
+  constructor({ limits, refusals, firstRequestMs, idleMs, clock, answer, queryReadMs, onProtocolError, onError, ...options }: DoqQuicServerOptions) {
+    assertServerConfig(options.config);
     super(options);
+    const socket = options.socket;
     this.gate = new SourceGate(limits);
     this.refusals = refusals;
     const live = new WeakSet<QUICConnection>();
@@ -174,30 +212,36 @@ export class DoqQuicServer extends QUICServer {
       if (evt.detail instanceof events.EventQUICConnectionStart && !live.has(connection)) {
         live.add(connection);
         const release = this.gate.admit(connection.remoteHost);
+        const internals = internalsOf(connection);
         if (typeof release === 'string') {
           this.refusals.note(release, connection.remoteHost);
+          internals.processStreams = () => {}; // a refused connection's queries get no answer
           forward(evt);
           queueMicrotask(() => shut(connection));
           return;
         }
         // Re-armed by each new query stream: only queries keep a connection, not PINGs or trickled bytes.
         let disarm = deadline(firstRequestMs, () => shut(connection), clock);
+        leanPacketPath(connection, internals, (...datagram) => socket.sendDatagram(...datagram), onError);
+        const streams = new QueryStreams(internals.conn, {
+          answer,
+          clock,
+          readTimeoutMs: queryReadMs,
+          onStream: () => {
+            disarm();
+            disarm = deadline(idleMs, () => shut(connection), clock);
+          },
+          // The library is inside recv() here; stopping a connection from within it is not safe.
+          protocolError: (why) => queueMicrotask(() => onProtocolError(connection, why)),
+          flush: () => void internals.send().catch((error) => onError(error, 'connection send')),
+        });
+        internals.processStreams = () => streams.process();
         void connection.closedP.then(() => {
+          streams.close();
           disarm();
           release();
         });
         connection.addEventListener(EVENT_ERROR, (e: Event) => onError((e as CustomEvent).detail, 'connection'));
-        deferStreamsUntilStarted(connection, onError);
-        connection.addEventListener(events.EventQUICConnectionStream.name, (e: Event) => {
-          const stream = (e as events.EventQUICConnectionStream).detail;
-          disarm();
-          disarm = deadline(idleMs, () => shut(connection), clock);
-          stream.addEventListener(EVENT_ERROR, (se: Event) => onError((se as CustomEvent).detail, 'stream'));
-          // This event fires inside processStreams(), before it calls stream.read();
-          // a stream cancelled synchronously here makes that read() throw. So hand
-          // the stream over only after processStreams() has returned.
-          queueMicrotask(() => onStream(connection, stream));
-        });
       }
       forward(evt);
     };
@@ -219,30 +263,6 @@ export class DoqQuicServer extends QUICServer {
       .acceptConnection;
     return accept.apply(this, args);
   }
-}
-
-/** THE FIX: see the comment at the top of this file. */
-function deferStreamsUntilStarted(connection: QUICConnection, onError: (error: unknown, where: string) => void): void {
-  const internals = connection as unknown as ConnectionInternals;
-  const processStreams = internals.processStreams;
-  let deferred = false;
-  internals.processStreams = () => {
-    deferred = true;
-  };
-  connection.addEventListener(
-    events.EventQUICConnectionStarted.name,
-    () => {
-      delete (internals as Partial<ConnectionInternals>).processStreams; // back to the prototype's
-      if (!deferred) return;
-      try {
-        processStreams.call(connection);
-        internals.send().catch((error) => onError(error, 'connection send'));
-      } catch (error) {
-        onError(error, 'connection processStreams');
-      }
-    },
-    { once: true },
-  );
 }
 
 function bytes(data: ArrayBuffer | ArrayBufferView): Uint8Array {

@@ -1,10 +1,10 @@
 // DNS over QUIC (RFC 9250). This transport only moves bytes: it takes one
-// length-prefixed query per client-initiated bidirectional stream, passes the
+// length-prefixed query per client-initiated bidirectional stream (streams.ts), passes the
 // message to lexa's shared handler, and writes the reply back on the same
 // stream. Protocol violations close the connection with DOQ_PROTOCOL_ERROR.
 
 import tls from 'node:tls';
-import type { QUICConnection, QUICStream } from '@matrixai/quic';
+import type { QUICConnection } from '@matrixai/quic';
 import type { Bind } from '../../config/index.js';
 import { describeError } from '../../log/index.js';
 import { frameMessage } from '../dns/index.js';
@@ -14,7 +14,7 @@ import { RefusalLog, type ConnectionLimits } from '../fairness.js';
 import { openEach } from '../listen.js';
 import type { TlsListeners, TlsTransportOptions } from '../transport.js';
 import type { TlsMaterial } from '../../tls/index.js';
-import { DoqErrorCode, MAX_FRAMED_MESSAGE, QueryAccumulator, type FramingError } from './framing.js';
+import { DoqErrorCode, MAX_FRAMED_MESSAGE } from './framing.js';
 import { DoqQuicServer, GuardedSocket, assertLibraryShape, hmacCrypto, silentLibraryLogger } from './quic.js';
 
 /** RFC 9250 §4.1: the ALPN token for DoQ. A client offering anything else fails the TLS handshake. */
@@ -49,7 +49,7 @@ export const DOQ_LIMITS: DoqLimits = Object.freeze({
 });
 /** A query is one small message followed by FIN; a stream that has not delivered it in this time is reset. */
 const QUERY_READ_TIMEOUT_MS = 10_000;
-/** Concurrent query streams per connection; the library re-grants credit as streams finish. */
+/** Concurrent query streams per connection; quiche re-grants credit as streams finish. */
 const MAX_STREAMS = 100;
 /** Per-stream receive window: a client can never send more than one framed DNS message of bytes. */
 const STREAM_WINDOW = MAX_FRAMED_MESSAGE;
@@ -88,16 +88,6 @@ interface DoqServer {
   close(): Promise<void>;
 }
 
-/** A stream-level failure, carrying the DoQ code sent in RESET_STREAM / STOP_SENDING. */
-class DoqStreamError extends Error {
-  constructor(
-    readonly code: DoqErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /**
  * One DoQ server. The deadlines lexa keeps itself (first query stream, idle between streams, reading a query) run
  * on `options.clock`; QUIC's own idle and handshake timeouts are the library's, on the process's timers.
@@ -133,12 +123,10 @@ function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqL
       // seen and told DOQ_PROTOCOL_ERROR (RFC 9250 §4.2) rather than blocked.
       initialMaxStreamsUni: 1,
       initialMaxStreamDataUni: 64,
-      readableChunkSize: 2048,
     },
-    // Streams the library resets on its own (connection stopping) carry no reason: DOQ_NO_ERROR.
-    reasonToCode: (_type, reason) =>
-      reason instanceof DoqStreamError ? reason.code : reason == null ? DoqErrorCode.NoError : DoqErrorCode.InternalError,
-    codeToReason: (type, code) => new DoqStreamError(code as DoqErrorCode, `peer ${type === 'read' ? 'reset' : 'stopped'} the stream with code ${code}`),
+    // The library resets streams itself only when a connection fails to start (the handshake deadline passed, an
+    // error as the reason: DOQ_INTERNAL_ERROR); streams.ts resets all others with its own codes.
+    reasonToCode: (_type, reason) => (reason == null ? DoqErrorCode.NoError : DoqErrorCode.InternalError),
     minIdleTimeout: limits.handshakeTimeoutMs,
     logger: silentLibraryLogger,
     limits,
@@ -147,65 +135,33 @@ function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqL
     idleMs: idleTimeoutMs,
     clock,
     onError,
-    onStream: (connection, stream) => void serveStream(connection, stream),
+    answer,
+    queryReadMs: QUERY_READ_TIMEOUT_MS,
+    onProtocolError: protocolError,
   });
 
   const peer = (c: QUICConnection) => `${c.remoteHost}:${c.remotePort}`;
 
-  /**
-   * RFC 9250 §4.3.3: a protocol violation is fatal to the connection. The
-   * offending stream is reset with the same code first: the library resets
-   * every open stream when it stops a connection, and this way the client sees
-   * DOQ_PROTOCOL_ERROR whichever frame it reads first.
-   */
-  function protocolError(connection: QUICConnection, stream: QUICStream, why: string): void {
+  /** RFC 9250 §4.3.3: a protocol violation is fatal to the connection (streams.ts has reset the offending stream). */
+  function protocolError(connection: QUICConnection, why: string): void {
     logger.info('doq: closing connection on protocol error', { peer: peer(connection), why });
-    cancel(stream, new DoqStreamError(DoqErrorCode.ProtocolError, why));
     connection
       .stop({ isApp: true, errorCode: DoqErrorCode.ProtocolError, reason: new TextEncoder().encode(why), force: true })
       .catch((error) => onError(error, 'connection stop'));
   }
 
-  /** Serves one stream: read one query to FIN, answer, FIN. Never rejects. */
-  async function serveStream(connection: QUICConnection, stream: QUICStream): Promise<void> {
-    if (stream.type === 'uni') return protocolError(connection, stream, 'client opened a unidirectional stream');
-    const timer = clock.setTimeout(
-      () => cancel(stream, new DoqStreamError(DoqErrorCode.ProtocolError, 'query not received in time')),
-      QUERY_READ_TIMEOUT_MS,
-    );
+  /** One complete query: the framed reply, or the DoQ code its stream is reset with. Never throws. */
+  function answer(query: Uint8Array): Uint8Array | DoqErrorCode {
+    let reply: Uint8Array | null;
     try {
-      const query = await readQuery(stream);
-      clock.clearTimeout(timer);
-      if (typeof query === 'string') return protocolError(connection, stream, framingMessages[query]);
-      let reply: Uint8Array | null;
-      try {
-        reply = handle(query, MESSAGE_LIMIT);
-      } catch (error) {
-        logger.warn('doq: handler threw', { error: describeError(error) });
-        return cancel(stream, new DoqStreamError(DoqErrorCode.InternalError, 'handler failed'));
-      }
-      if (reply === null || reply.byteLength > MAX_DNS_MESSAGE) {
-        const why = reply === null ? 'not answered' : 'reply longer than 65535 bytes';
-        const code = reply === null ? DoqErrorCode.RequestCancelled : DoqErrorCode.InternalError;
-        return cancel(stream, new DoqStreamError(code, why));
-      }
-      const writer = stream.writable.getWriter();
-      await writer.write(frameMessage(reply));
-      await writer.close(); // FIN after the one reply (RFC 9250 §4.2)
+      reply = handle(query, MESSAGE_LIMIT);
     } catch (error) {
-      // The peer reset or stopped the stream, or the connection went away.
-      clock.clearTimeout(timer);
-      logger.debug('doq: stream ended early', { peer: peer(connection), error: describeError(error) });
+      logger.warn('doq: handler threw', { error: describeError(error) });
+      return DoqErrorCode.InternalError;
     }
-  }
-
-  /** Resets both directions of a stream with the error's code. */
-  function cancel(stream: QUICStream, reason: DoqStreamError): void {
-    try {
-      stream.cancel(reason);
-    } catch (error) {
-      onError(error, 'stream cancel');
-    }
+    if (reply === null) return DoqErrorCode.RequestCancelled;
+    if (reply.byteLength > MAX_DNS_MESSAGE) return DoqErrorCode.InternalError;
+    return frameMessage(reply);
   }
 
   let listening = false;
@@ -234,24 +190,3 @@ function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqL
   };
 }
 
-const framingMessages: Record<FramingError, string> = {
-  'too-long': 'more than one length-prefixed message on the stream',
-  truncated: 'stream ended before the announced message length',
-  'too-short': 'message shorter than a DNS header',
-  'nonzero-id': 'query message ID is not 0',
-};
-
-/** Reads the stream to FIN: the query, or the framing error (bounded to one DNS message of memory). */
-async function readQuery(stream: QUICStream): Promise<Uint8Array | FramingError> {
-  const accumulator = new QueryAccumulator();
-  const reader = stream.readable.getReader();
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return accumulator.finish();
-    const error = accumulator.push(value);
-    if (error !== undefined) {
-      await reader.cancel(new DoqStreamError(DoqErrorCode.ProtocolError, error)).catch(() => {});
-      return error;
-    }
-  }
-}

@@ -1,8 +1,8 @@
 // doq-client: an independent DNS-over-QUIC (RFC 9250) client used by lexa's
 // tests. It is built on quic-go and miekg/dns, and shares no code with lexa.
 //
-// Each of -conns connections sends -count queries one after the other, each on
-// a new bidirectional stream: 2-byte length prefix, message ID 0 (unless -id),
+// Each of -conns connections (one after another, or all at once with -parallel)
+// sends -count queries one after the other, each on a new bidirectional stream: 2-byte length prefix, message ID 0 (unless -id),
 // then FIN. It prints every answer in dig-like presentation and ends with
 // "queries=N ok=N failed=N"; it exits 1 if any query failed.
 package main
@@ -41,6 +41,7 @@ var (
 	quiet      = flag.Bool("q", false, "print only failures and the summary")
 	pause      = flag.Duration("pause", 0, "wait this long between queries on a connection")
 	full       = flag.Bool("full", false, "print each whole reply (header, flags, every section) in dig's format")
+	parallel   = flag.Bool("parallel", false, "run the -conns connections at the same time instead of one after another")
 )
 
 // query sends one message on a new stream of conn and returns the parsed reply.
@@ -93,6 +94,48 @@ func query(conn quic.Connection, msg []byte) (*dns.Msg, error) {
 	return m, nil
 }
 
+// runConn opens connection c and sends -count queries on it, one after another; it returns how many were answered
+// and how many failed.
+func runConn(c int, tlsConf *tls.Config, quicConf *quic.Config, msg []byte) (ok, failed int) {
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	conn, err := quic.DialAddr(ctx, *server, tlsConf, quicConf)
+	cancel()
+	if err != nil {
+		fmt.Printf(";; conn %d: connect failed: %v\n", c, err)
+		return 0, *count
+	}
+	for i := 0; i < *count; i++ {
+		if i > 0 {
+			time.Sleep(*pause)
+		}
+		m, err := query(conn, msg)
+		var appErr *quic.ApplicationError
+		var streamErr *quic.StreamError
+		if errors.As(err, &appErr) && appErr.Remote {
+			fmt.Printf(";; conn %d query %d: server closed the connection with DoQ error 0x%x\n", c, i, uint64(appErr.ErrorCode))
+		} else if errors.As(err, &streamErr) && streamErr.Remote {
+			fmt.Printf(";; conn %d query %d: server reset the stream with DoQ error 0x%x\n", c, i, uint64(streamErr.ErrorCode))
+		} else if err != nil {
+			fmt.Printf(";; conn %d query %d: %v\n", c, i, err)
+		}
+		if err != nil {
+			failed++
+			continue
+		}
+		ok++
+		if *full {
+			fmt.Println(m.String())
+		} else if !*quiet {
+			fmt.Printf(";; conn %d query %d: rcode %s, %d answers\n", c, i, dns.RcodeToString[m.Rcode], len(m.Answer))
+			for _, rr := range m.Answer {
+				fmt.Println(rr.String())
+			}
+		}
+	}
+	conn.CloseWithError(0, "") // DOQ_NO_ERROR
+	return ok, failed
+}
+
 func main() {
 	flag.Parse()
 	t, ok := dns.StringToType[*qtype]
@@ -124,44 +167,25 @@ func main() {
 	}
 	quicConf := &quic.Config{HandshakeIdleTimeout: *timeout, MaxIdleTimeout: 2 * *timeout}
 	okN, failed, start := 0, 0, time.Now()
-	for c := 0; c < *conns; c++ {
-		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-		conn, err := quic.DialAddr(ctx, *server, tlsConf, quicConf)
-		cancel()
-		if err != nil {
-			fmt.Printf(";; conn %d: connect failed: %v\n", c, err)
-			failed += *count
-			continue
+	if *parallel {
+		// Every connection at once, each still one query after another: -conns queries in flight.
+		type tally struct{ ok, failed int }
+		done := make(chan tally)
+		for c := 0; c < *conns; c++ {
+			go func(c int) {
+				ok, bad := runConn(c, tlsConf, quicConf, msg)
+				done <- tally{ok, bad}
+			}(c)
 		}
-		for i := 0; i < *count; i++ {
-			if i > 0 {
-				time.Sleep(*pause)
-			}
-			m, err := query(conn, msg)
-			var appErr *quic.ApplicationError
-			var streamErr *quic.StreamError
-			if errors.As(err, &appErr) && appErr.Remote {
-				fmt.Printf(";; conn %d query %d: server closed the connection with DoQ error 0x%x\n", c, i, uint64(appErr.ErrorCode))
-			} else if errors.As(err, &streamErr) && streamErr.Remote {
-				fmt.Printf(";; conn %d query %d: server reset the stream with DoQ error 0x%x\n", c, i, uint64(streamErr.ErrorCode))
-			} else if err != nil {
-				fmt.Printf(";; conn %d query %d: %v\n", c, i, err)
-			}
-			if err != nil {
-				failed++
-				continue
-			}
-			okN++
-			if *full {
-				fmt.Println(m.String())
-			} else if !*quiet {
-				fmt.Printf(";; conn %d query %d: rcode %s, %d answers\n", c, i, dns.RcodeToString[m.Rcode], len(m.Answer))
-				for _, rr := range m.Answer {
-					fmt.Println(rr.String())
-				}
-			}
+		for c := 0; c < *conns; c++ {
+			t := <-done
+			okN, failed = okN+t.ok, failed+t.failed
 		}
-		conn.CloseWithError(0, "") // DOQ_NO_ERROR
+	} else {
+		for c := 0; c < *conns; c++ {
+			ok, bad := runConn(c, tlsConf, quicConf, msg)
+			okN, failed = okN+ok, failed+bad
+		}
 	}
 	fmt.Printf(";; elapsed %dms\n", time.Since(start).Milliseconds())
 	fmt.Printf("queries=%d ok=%d failed=%d\n", *count**conns, okN, failed)
