@@ -1,0 +1,59 @@
+import { Buffer } from 'node:buffer';
+import dnsPacket from 'dns-packet';
+import t from 'tap';
+import { silentLogger } from '../../src/log/index.js';
+import { zoneOptions, type ResolveOptions } from '../../src/dns/resolve.js';
+import { ZoneSerials } from '../../src/replication/serial.js';
+import { createTransfer } from '../../src/replication/transfer.js';
+import { withTsig } from '../../src/replication/signed.js';
+import { signMessage, type TsigKey } from '../../src/replication/tsig.js';
+import { iface, instance, snapshotOf } from '../helpers/model.js';
+
+// Defects `npm run fuzz` found (docs/reliability.md, "Bad input"), each reduced to the input that showed it.
+
+const OPTS: ResolveOptions = { suffix: 'lexa', ttl: 0, soa: { minimum: 5 } };
+const KEY: TsigKey = { name: 'lexa-xfr', algorithm: 'hmac-sha256', secret: Buffer.from('0123456789abcdef0123456789abcdef') };
+const NOW = 1_700_000_000;
+const snap = snapshotOf([instance('web-1', { interfaces: [iface('eth0', ['10.99.0.11'])] })]);
+
+/** A query for `type` whose question name is `labels` labels of 63 `a`s and then `lexa` (4 labels: 261 bytes). */
+function longNameQuery(type: number, labels: number): Buffer {
+  const parts = [Buffer.from([0x12, 0x34, 0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, 0])];
+  for (let i = 0; i < labels; i++) parts.push(Buffer.from([63]), Buffer.alloc(63, 0x61));
+  parts.push(Buffer.from([4]), Buffer.from('lexa'), Buffer.from([0, type >> 8, type & 0xff, 0, 1]));
+  return Buffer.concat(parts);
+}
+
+t.test('a transfer query whose name is longer than 255 bytes is not a transfer: no reply echoes the bad name', (t) => {
+  // Found by the fuzzer (dns target, seed 1, case 5093): the reply copied a 2,000-byte question name, a message no
+  // client can decode (RFC 1035 §3.1: names are at most 255 bytes). The handler answers it FORMERR instead.
+  const serials = new ZoneSerials(zoneOptions(OPTS), () => NOW * 1000);
+  const xfr = createTransfer({ snapshot: () => snap, resolver: OPTS, serials, allow: ['127.0.0.1'], key: null, log: silentLogger });
+  for (const type of [252, 251]) {
+    t.equal(xfr(longNameQuery(type, 4), '127.0.0.1'), undefined, `type ${type}: a 261-byte name is left to the handler`);
+    const fits = xfr(longNameQuery(type, 3), '127.0.0.1');
+    t.ok(fits !== undefined, `type ${type}: a 197-byte name is still a transfer query`);
+    for (const m of fits ?? []) t.doesNotThrow(() => dnsPacket.decode(Buffer.from(m)), 'and its replies decode');
+  }
+  t.end();
+});
+
+t.test('a response carrying a TSIG record is dropped, never answered (two servers would answer each other)', (t) => {
+  // Found by the fuzzer (dns target, seed 1, case 4549): a message with QR set and a TSIG record that fails the
+  // check got a NOTAUTH reply, itself a response with a TSIG record: sent with a spoofed source to another lexa,
+  // the two would answer each other's replies. Every response is dropped (wire.ts), signed or not.
+  // The inner handler as wire.ts's: a response (QR) is dropped, a query gets a header back.
+  const inner = withTsig((q) => ((q[2]! & 0x80) !== 0 ? null : q.subarray(0, 12)), [KEY], () => NOW * 1000);
+  const query = dnsPacket.encode({ type: 'query', id: 9, questions: [{ type: 'A', name: 'web-1.lexa' }] });
+  const good = signMessage(query, KEY, { timeSigned: NOW }).message;
+  const response = Buffer.from(good);
+  response[2] = response[2]! | 0x80;
+  t.equal(inner(response, { kind: 'message' }), null, 'a signed response: dropped');
+  const badMac = Buffer.from(response);
+  badMac[badMac.length - 10] = badMac[badMac.length - 10]! ^ 0xff;
+  t.equal(inner(badMac, { kind: 'message' }), null, 'a response whose MAC fails: dropped, not NOTAUTH');
+  const wrongKey = signMessage(query, { ...KEY, name: 'other-key' }, { timeSigned: NOW }).message;
+  wrongKey[2] = wrongKey[2]! | 0x80;
+  t.equal(inner(wrongKey, { kind: 'message' }), null, 'a response signed with an unknown key: dropped, not BADKEY');
+  t.end();
+});
