@@ -1,9 +1,11 @@
 import type { HandleQuery } from '../dns/handler.js';
 import { checkRequest, signMessage, type TsigKey } from './tsig.js';
-import { HEADER_BYTES } from '../dns/wire.js';
+import { HEADER_BYTES, MIN_UDP_PAYLOAD, skipName, type ReplyLimit } from '../dns/wire.js';
 
 /** QR in the flags' high byte. */
 const FLAG_QR_HIGH = 0x80;
+/** TC in the flags (RFC 1035 §4.1.1). */
+const FLAG_TC = 0x0200;
 
 /**
  * Wraps the one-reply handler with TSIG (RFC 8945) for ordinary queries: a signed query (a secondary's SOA
@@ -24,11 +26,26 @@ export function withTsig(handle: HandleQuery, keys: readonly TsigKey[], now: () 
       case 'malformed':
         return handle(query, limit);
       case 'rejected':
-        return check.reply;
+        return fitted(check.reply, limit);
       case 'ok': {
         const reply = handle(check.stripped, limit);
         return reply === null ? null : signMessage(reply, check.key, { requestMac: check.mac, timeSigned: seconds }).message;
       }
     }
   };
+}
+
+/**
+ * A TSIG error reply as a datagram can carry it: it echoes the question and the key and algorithm names (up to
+ * 255 bytes each), so it can pass 512 bytes, the size every client takes (the query's EDNS size is not read on
+ * this path). Over that on a datagram transport: the header and question alone with TC set, no TSIG record, and
+ * the client asks again over TCP, where the whole reply goes.
+ */
+function fitted(reply: Buffer, limit: ReplyLimit): Buffer {
+  if (limit.kind === 'message' || reply.length <= MIN_UDP_PAYLOAD) return reply;
+  const end = reply.readUInt16BE(4) === 1 ? skipName(reply, HEADER_BYTES) + 4 : HEADER_BYTES;
+  const out = Buffer.from(reply.subarray(0, end));
+  out.writeUInt16BE(out.readUInt16BE(2) | FLAG_TC, 2);
+  out.writeUInt16BE(0, 10);
+  return out;
 }

@@ -14,6 +14,7 @@ import { iface, instance, snapshotOf } from '../helpers/model.js';
 const OPTS: ResolveOptions = { suffix: 'lexa', ttl: 0, soa: { minimum: 5 } };
 const KEY: TsigKey = { name: 'lexa-xfr', algorithm: 'hmac-sha256', secret: Buffer.from('0123456789abcdef0123456789abcdef') };
 const NOW = 1_700_000_000;
+const NOTAUTH = 9;
 const snap = snapshotOf([instance('web-1', { interfaces: [iface('eth0', ['10.99.0.11'])] })]);
 
 /** A query for `type` whose question name is `labels` labels of 63 `a`s and then `lexa` (4 labels: 261 bytes). */
@@ -55,5 +56,46 @@ t.test('a response carrying a TSIG record is dropped, never answered (two server
   const wrongKey = signMessage(query, { ...KEY, name: 'other-key' }, { timeSigned: NOW }).message;
   wrongKey[2] = wrongKey[2]! | 0x80;
   t.equal(inner(wrongKey, { kind: 'message' }), null, 'a response signed with an unknown key: dropped, not BADKEY');
+  t.end();
+});
+
+t.test('a rejected TSIG reply echoes only a question it can decode, and fits a datagram', (t) => {
+  // Found by the fuzzer (dns target, seed 2, cases 11923, 42762, 24847): a signed query failing its check got a
+  // NOTAUTH reply copying the question as it came: a name over 255 bytes or a compression pointer (which then
+  // points elsewhere in the shorter reply) made the reply undecodable, and an 8 KiB question went back over UDP
+  // to a client that can take 512 bytes.
+  const handle = withTsig((q) => q.subarray(0, 12), [KEY], () => NOW * 1000);
+  const udp = { kind: 'datagram', max: 4096 } as const;
+  const signedWith = (question: Buffer, key: TsigKey = KEY): Buffer => {
+    const head = Buffer.from([0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    const signed = signMessage(Buffer.concat([head, question]), key, { timeSigned: NOW }).message;
+    signed[signed.length - 10] = signed[signed.length - 10]! ^ 0xff; // inside the MAC: BADSIG
+    return signed;
+  };
+  const label = (n: number) => Buffer.concat([Buffer.from([63]), Buffer.alloc(63, n)]);
+  const long = Buffer.concat([label(0x61), label(0x62), label(0x63), label(0x64), label(0x65), Buffer.from([0, 0, 1, 0, 1])]);
+  const pointer = Buffer.from([4, 0x6c, 0x65, 0x78, 0x61, 0xc0, 0x13, 0, 1, 0, 1]);
+  for (const [what, question] of [['a 321-byte name', long], ['a compression pointer', pointer]] as const) {
+    const reply = handle(signedWith(question), udp);
+    t.ok(reply !== null && reply.length <= 512, `${what}: a reply of at most 512 bytes (${reply?.length})`);
+    t.doesNotThrow(() => dnsPacket.decode(Buffer.from(reply!)), `${what}: the reply decodes`);
+    t.equal(Buffer.from(reply!).readUInt16BE(4), 0, `${what}: without the question`);
+  }
+  // A plain question is echoed as before, and the BADSIG reply carries its TSIG record.
+  const plain = handle(signedWith(Buffer.from([5, 0x77, 0x65, 0x62, 0x2d, 0x31, 4, 0x6c, 0x65, 0x78, 0x61, 0, 0, 1, 0, 1])), udp)!;
+  const decoded = dnsPacket.decode(Buffer.from(plain));
+  t.same([decoded.questions?.[0]?.name, plain[3]! & 0xf, decoded.additionals?.[0]?.type], ['web-1.lexa', NOTAUTH, 'TSIG']);
+  // An unknown key name of 250 bytes and a 249-byte question: the BADKEY reply echoes it; over UDP past 512 bytes, it is truncated (TC)
+  // to the header and question, so the client asks again over TCP, where it fits.
+  const bigKey = { ...KEY, name: Array.from({ length: 5 }, () => 'k'.repeat(49)).join('.') };
+  const q250 = Buffer.concat([label(0x61), label(0x62), label(0x63), Buffer.from([50]), Buffer.alloc(50, 0x64), Buffer.from([4, 0x6c, 0x65, 0x78, 0x61, 0, 0, 1, 0, 1])]);
+  const badKey = signMessage(Buffer.concat([Buffer.from([0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]), q250]), bigKey, { timeSigned: NOW }).message;
+  const overUdp = handle(badKey, udp)!;
+  t.ok(overUdp.length <= 512, `BADKEY over UDP: ${overUdp.length} bytes`);
+  t.ok((overUdp[2]! & 0x02) !== 0, 'with TC set');
+  t.doesNotThrow(() => dnsPacket.decode(Buffer.from(overUdp)));
+  t.equal(overUdp[3]! & 0xf, NOTAUTH);
+  const overTcp = handle(badKey, { kind: 'message' })!;
+  t.ok(overTcp.length > 512 && dnsPacket.decode(Buffer.from(overTcp)).additionals?.[0]?.type === 'TSIG', 'over TCP: the whole BADKEY reply');
   t.end();
 });
