@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { Finding, FuzzLog, type CaseContext, type OpenTarget } from './harness.js';
+import { Finding, FuzzLog, within, type CaseContext, type OpenTarget } from './harness.js';
 import { caseRng } from './random.js';
 import { TARGETS } from './targets/index.js';
 import type { FromWorker, WorkerPlan } from './runner.js';
@@ -12,6 +12,9 @@ import type { FromWorker, WorkerPlan } from './runner.js';
 
 /** Findings reported per target at most: past that the same defect is usually being found again. */
 const MAX_FINDINGS_PER_TARGET = 20;
+/** A target that has not opened in this long (a daemon that never syncs) is reported, and skipped. */
+const OPEN_DEADLINE_MS = 120_000;
+const OPEN_HEARTBEAT_MS = 1_000;
 /** Cases between yields to the event loop (timers, sockets and the runner's messages need it). */
 const YIELD_EVERY = 256;
 
@@ -35,11 +38,16 @@ for (const [t, step] of plan.steps.entries()) {
   const target = TARGETS.find((x) => x.name === step.target)!;
   const started = performance.now();
   let opened: OpenTarget;
+  // Opening (a daemon's start, its first LXD list) is not a case: its heartbeat keeps the watchdog quiet, and its
+  // own deadline bounds it.
+  const opening = setInterval(() => Atomics.add(shared, 2, 1), OPEN_HEARTBEAT_MS);
   try {
-    opened = await target.open(ctx);
+    opened = await within(OPEN_DEADLINE_MS, `opening ${step.target}`, target.open(ctx));
   } catch (err) {
     post({ kind: 'finding', target: step.target, index: -1, message: `could not open: ${(err as Error).stack ?? String(err)}`, input: null });
     continue;
+  } finally {
+    clearInterval(opening);
   }
   log.take();
   let findings = 0;

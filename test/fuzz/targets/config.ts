@@ -38,7 +38,7 @@ function checkProblems(err: unknown, file: string): void {
  */
 export const configTarget: Target = {
   name: 'config',
-  weight: 2,
+  weight: 1,
   covers: 'src/config (HCL parse errors, schema, builder, cross-key rules), src/agent/config.ts; `lexa check-config` (dist/cli.js)',
   async open(ctx) {
     const texts = EXAMPLES.map((f) => readFileSync(join(ROOT, f), 'utf8'));

@@ -60,7 +60,7 @@ function event(rng: Rng, names: readonly string[]): Buffer {
  */
 export const lxdTarget: Target = {
   name: 'lxd',
-  weight: 5,
+  weight: 1,
   covers: 'src/streams/lxd (reflector, list, refetch, plan, lxd-model, members, leases, networks, lease-file) against a scripted fake LXD',
   async open(ctx) {
     return {

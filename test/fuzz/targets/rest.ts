@@ -31,7 +31,7 @@ const HEADERS = [
   'Host:', 'Connection: keep-alive', 'Cookie: a=b', 'Origin: http://evil',
 ];
 
-function requestText(rng: Rng): { raw: Buffer; target: string; blocking: boolean; events: boolean; head: boolean } {
+export function requestText(rng: Rng): { raw: Buffer; target: string; blocking: boolean; events: boolean; head: boolean } {
   let target = rng.pick(PATHS);
   const params: string[] = [];
   for (let n = rng.int(3); n > 0; n--) params.push(rng.pick(QUERIES));
@@ -47,10 +47,13 @@ function requestText(rng: Rng): { raw: Buffer; target: string; blocking: boolean
   return { raw, target, blocking: /index=/.test(target), events: target.startsWith('/events'), head: method === 'HEAD' };
 }
 
-/** Sends one raw request and reads the reply head and (up to a bound) body; resolves when the server closes. */
-function exchange(port: number, raw: Buffer, allowHold: boolean): Promise<{ status: number; headers: string; body: Buffer } | 'held' | 'closed'> {
+/**
+ * Sends one raw request on the socket `connect` opens and reads the reply head and (up to a bound) body; resolves
+ * when the server closes.
+ */
+export function exchange(connect: () => net.Socket, raw: Buffer, allowHold: boolean): Promise<{ status: number; headers: string; body: Buffer } | 'held' | 'closed'> {
   return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1');
+    const s = connect();
     const parts: Buffer[] = [];
     let size = 0;
     const done = (v: Awaited<ReturnType<typeof exchange>>) => {
@@ -90,6 +93,21 @@ function exchange(port: number, raw: Buffer, allowHold: boolean): Promise<{ stat
   });
 }
 
+/** The REST oracle (see restTarget). */
+export function checkRestReply(req: ReturnType<typeof requestText>, reply: Awaited<ReturnType<typeof exchange>>): void {
+  if (reply === 'held' || reply === 'closed') return;
+  // The one 5xx by design: Consul answers an unknown `?dc=` with 500 "No path to datacenter", and so does /v1.
+  const noSuchDc = reply.status === 500 && /[?&]dc=/.test(req.target) && (req.head || reply.body.toString('utf8') === 'No path to datacenter');
+  check((reply.status >= 200 && reply.status < 500) || noSuchDc, `status ${reply.status}: ${reply.body.toString('utf8').slice(0, 200)}`);
+  if (/content-type: application\/json/i.test(reply.headers) && !req.head && !/transfer-encoding: chunked/i.test(reply.headers)) {
+    try {
+      JSON.parse(reply.body.toString('utf8'));
+    } catch {
+      throw new Finding(`a JSON reply that does not parse: ${reply.body.toString('utf8').slice(0, 120)}`);
+    }
+  }
+}
+
 /**
  * The REST API (servers/rest: lexa's documents, /traefik, /prometheus, /events, the Consul /v1 API with its filter
  * grammar and blocking queries) as an Express app over the hand-built cluster snapshot, on a real loopback HTTP
@@ -111,25 +129,16 @@ export const restTarget: Target = {
     server.headersTimeout = REPLY_DEADLINE_MS;
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as net.AddressInfo).port;
+    const connect = () => net.connect(port, '127.0.0.1');
     return {
       async run(rng) {
         const req = requestText(rng);
         ctx.note(req.raw.toString('latin1'));
-        const reply = await exchange(port, req.raw, req.blocking || req.events);
-        if (reply === 'held' || reply === 'closed') return;
-        // The one 5xx by design: Consul answers an unknown `?dc=` with 500 "No path to datacenter", and so does /v1.
-        const noSuchDc = reply.status === 500 && /[?&]dc=/.test(req.target) && (req.head || reply.body.toString('utf8') === 'No path to datacenter');
-        check((reply.status >= 200 && reply.status < 500) || noSuchDc, `status ${reply.status}: ${reply.body.toString('utf8').slice(0, 200)}`);
-        if (/content-type: application\/json/i.test(reply.headers) && !req.head && !/transfer-encoding: chunked/i.test(reply.headers)) {
-          try {
-            JSON.parse(reply.body.toString('utf8'));
-          } catch {
-            throw new Finding(`a JSON reply that does not parse: ${reply.body.toString('utf8').slice(0, 120)}`);
-          }
-        }
+        const reply = await exchange(connect, req.raw, req.blocking || req.events);
+        checkRestReply(req, reply);
       },
       async alive() {
-        const r = await exchange(port, Buffer.from('GET /containers/web-1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), false);
+        const r = await exchange(connect, Buffer.from('GET /containers/web-1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), false);
         check(typeof r === 'object' && r.status === 200, 'GET /containers/web-1 is not 200 after the cases');
       },
       async close() {
