@@ -69,11 +69,13 @@ export type FromWorker =
 /** How often the watchdog looks at the heartbeat. */
 const WATCH_INTERVAL_MS = 250;
 
-/** Splits `count` among the targets by weight, each at least one case. */
+/** Splits `count` among the targets by weight, exactly (the rounding's remainder to the first), each at least one case. */
 export function planSteps(count: number, names: readonly string[]): WorkerStep[] {
   const chosen = TARGETS.filter((t) => names.includes(t.name));
   const total = chosen.reduce((s, t) => s + t.weight, 0);
-  return chosen.map((t) => ({ target: t.name, from: 0, to: Math.max(1, Math.round((count * t.weight) / total)) }));
+  const shares = chosen.map((t) => Math.max(1, Math.floor((count * t.weight) / total)));
+  shares[0] = Math.max(1, shares[0]! + count - shares.reduce((a, b) => a + b, 0));
+  return chosen.map((t, i) => ({ target: t.name, from: 0, to: shares[i]! }));
 }
 
 export async function runFuzz(opts: FuzzOptions): Promise<FuzzSummary> {
