@@ -28,7 +28,8 @@ export function withTsig(handle: HandleQuery, keys: readonly TsigKey[], now: () 
       case 'rejected':
         return fitted(check.reply, limit);
       case 'ok': {
-        const reply = handle(check.stripped, limit);
+        // On a datagram the reply must fit the client with its TSIG record: the handler leaves room for it.
+        const reply = handle(check.stripped, limit.kind === 'datagram' ? { ...limit, reserve: (limit.reserve ?? 0) + tsigBytes(check.key) } : limit);
         return reply === null ? null : signMessage(reply, check.key, { requestMac: check.mac, timeSigned: seconds }).message;
       }
     }
@@ -48,4 +49,16 @@ function fitted(reply: Buffer, limit: ReplyLimit): Buffer {
   out.writeUInt16BE(out.readUInt16BE(2) | FLAG_TC, 2);
   out.writeUInt16BE(0, 10);
   return out;
+}
+
+const tsigSizes = new WeakMap<TsigKey, number>();
+
+/** The size of the TSIG record `key` signs a reply with (fixed per key: its name, algorithm and MAC length). */
+function tsigBytes(key: TsigKey): number {
+  let n = tsigSizes.get(key);
+  if (n === undefined) {
+    n = signMessage(Buffer.alloc(HEADER_BYTES), key, { requestMac: Buffer.alloc(0), timeSigned: 0 }).message.length - HEADER_BYTES;
+    tsigSizes.set(key, n);
+  }
+  return n;
 }
