@@ -233,16 +233,18 @@ export const socketsTarget: Target = {
     const dot = () => tls.connect({ host: '127.0.0.1', port: ports.dot[0]!, rejectUnauthorized: false });
     const rest = () => tls.connect({ host: '127.0.0.1', port: ports.rest[0]!, rejectUnauthorized: false });
     const soa = dnsPacket.encode({ type: 'query', id: 4242, questions: [{ type: 'SOA', name: 'lexa' }] });
-    // Synced: the apex SOA is NOERROR (SERVFAIL until LXD has been listed).
+    // Synced: a name below the apex that no instance has is NXDOMAIN (SERVFAIL until LXD has been listed; the
+    // apex answers either way, so it cannot tell).
+    const probe = dnsPacket.encode({ type: 'query', id: 4243, questions: [{ type: 'A', name: 'fz-nowhere.lexa' }] });
     const started = Date.now();
     for (;;) {
       const r = await new Promise<Buffer | undefined>((resolve) => {
         const s = dgram.createSocket('udp4');
         const timer = setTimeout(() => (s.close(), resolve(undefined)), 500);
         s.once('message', (m) => (clearTimeout(timer), s.close(), resolve(m)));
-        s.send(soa, dns, '127.0.0.1');
+        s.send(probe, dns, '127.0.0.1');
       });
-      if (r !== undefined && (r[3]! & 0xf) === 0) break;
+      if (r !== undefined && (r[3]! & 0xf) === 3) break;
       if (Date.now() - started > SYNC_DEADLINE_MS) throw new Error(`the daemon did not sync with ${LXD_SOCKET} in ${SYNC_DEADLINE_MS} ms`);
       await new Promise((r) => setTimeout(r, 200));
     }
