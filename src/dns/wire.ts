@@ -127,8 +127,8 @@ export type ReplyLimit =
 /**
  * The largest reply a query may get, given the transport's limit and the client's EDNS payload size (undefined
  * without EDNS): any DNS message (65535) on a message transport; on a datagram transport the client's size
- * clamped to 512..limit.max, 512 without EDNS, less what the caller reserves. So a UDP reply is never larger than both what the client said it
- * can reassemble and the server's own ceiling. The one rule: answerQuery fits replies to it and answer-cache.ts
+ * clamped to 512..limit.max, 512 without EDNS, less what the caller reserves. So a UDP reply (with what the
+ * caller appends) is never larger than both what the client said it can reassemble and the server's own ceiling. The one rule: answerQuery fits replies to it and answer-cache.ts
  * keys cached replies by it, and the cache is correct only while both agree.
  */
 export function replySize(limit: ReplyLimit, clientPayload: number | undefined): number {
