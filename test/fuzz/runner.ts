@@ -64,10 +64,13 @@ export interface WorkerPlan {
 export type FromWorker =
   | { readonly kind: 'finding'; readonly target: string; readonly index: number; readonly message: string; readonly input: unknown }
   | ({ readonly kind: 'step-done' } & StepResult)
+  | { readonly kind: 'started' }
   | { readonly kind: 'all-done' };
 
 /** How often the watchdog looks at the heartbeat. */
 const WATCH_INTERVAL_MS = 250;
+/** A worker that has not loaded its modules by then will not: the run ends with that as its finding. */
+const START_DEADLINE_MS = 180_000;
 
 /** Splits `count` among the targets by weight, exactly (the rounding's remainder to the first), each at least one case. */
 export function planSteps(count: number, names: readonly string[]): WorkerStep[] {
@@ -104,7 +107,16 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzSummary> {
     const stopped = await new Promise<{ step: number; index: number } | undefined>((resolve) => {
       let beat = -1;
       let still = 0;
+      let started = false;
+      const begun = performance.now();
       const watch = setInterval(() => {
+        if (!started) {
+          if (performance.now() - begun < START_DEADLINE_MS) return;
+          record(current[0]!.target, -1, `the fuzz worker did not start within ${START_DEADLINE_MS} ms`, null);
+          clearInterval(watch);
+          void worker.terminate().then(() => resolve(undefined));
+          return;
+        }
         const now = Atomics.load(view, 2);
         still = now === beat ? still + WATCH_INTERVAL_MS : 0;
         beat = now;
@@ -115,7 +127,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzSummary> {
         void worker.terminate().then(() => resolve(at));
       }, WATCH_INTERVAL_MS);
       worker.on('message', (m: FromWorker) => {
-        if (m.kind === 'finding') record(m.target, m.index, m.message, m.input);
+        if (m.kind === 'started') started = true;
+        else if (m.kind === 'finding') record(m.target, m.index, m.message, m.input);
         else if (m.kind === 'step-done') {
           results.push(m);
           opts.progress?.(`${m.target}: ${m.cases} cases in ${(m.ms / 1000).toFixed(1)} s (${Math.round(m.cases / (m.ms / 1000))}/s), ${m.findings} finding(s)`);
@@ -126,6 +139,11 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzSummary> {
       });
       worker.on('error', (err) => {
         clearInterval(watch);
+        if (!started) {
+          // It failed while loading: every new worker would too.
+          record(current[0]!.target, -1, `the fuzz worker failed to start: ${err.stack ?? err.message}`, null);
+          return resolve(undefined);
+        }
         const at = { step: Atomics.load(view, 0), index: Atomics.load(view, 1) };
         record(current[at.step]!.target, at.index, `crash: ${err.stack ?? err.message}`, null);
         resolve(at);

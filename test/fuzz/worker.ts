@@ -34,6 +34,9 @@ function shown(i: typeof input): unknown {
   return Buffer.isBuffer(i) ? { hex: i.toString('hex') } : i;
 }
 
+// Loaded (its imports transpiled and run, seconds on a busy machine): the watchdog starts counting from here.
+post({ kind: 'started' });
+
 for (const [t, step] of plan.steps.entries()) {
   const target = TARGETS.find((x) => x.name === step.target)!;
   const started = performance.now();
