@@ -6,7 +6,7 @@ import { runFuzz } from '../fuzz/runner.js';
 import { TARGETS } from '../fuzz/targets/index.js';
 
 // The short form of `npm run fuzz` (docs/reliability.md, "Bad input"): 50,000 cases shared among every target by
-// weight (~17 s of CPU; 45-75 s on the shared 2-core machine), through the same runner, watchdog and oracles as
+// weight (~17 s of CPU; 37-75 s on the shared 2-core machine), through the same runner, watchdog and oracles as
 // the million. Any finding fails the test, with the command that replays it. The seed is fixed so CI is repeatable; LEXA_FUZZ_SEED picks another.
 // Needs dist (the check-config share), the real LXD and the Go DoQ client (the sockets target), as .ci/run has.
 const COUNT = 50_000;
