@@ -220,6 +220,7 @@ export const socketsTarget: Target = {
   weight: 1,
   covers: 'the running daemon: UDP, TCP, DoT, DoH, DoQ (Go client), REST (TLS), agent endpoint, on loopback, watching the real LXD',
   async open(ctx) {
+    if (!existsSync(DOQ_CLIENT)) throw new Error(`no Go DoQ client at ${DOQ_CLIENT}: run scripts/doq-client.sh (as scripts/test.sh does)`);
     const dir = mkdtempSync(join(tmpdir(), 'fz-daemon-'));
     const file = join(dir, 'lexa.hcl');
     writeFileSync(file, HCL);
@@ -253,7 +254,7 @@ export const socketsTarget: Target = {
       async run(rng, index) {
         const query = mutate(rng, rng.pick(corpus), corpus, DNS_MUTATORS);
         const pick = rng.int(100);
-        if (index % DOQ_EVERY === DOQ_EVERY - 1 && existsSync(DOQ_CLIENT)) {
+        if (index % DOQ_EVERY === DOQ_EVERY - 1) {
           ctx.note({ transport: 'doq' });
           return doqCase(ports.doq[0]!, rng);
         }
@@ -279,12 +280,10 @@ export const socketsTarget: Target = {
           https.get({ host: '127.0.0.1', port: ports.doh[0]!, path: `/dns-query?dns=${soa.toString('base64url')}`, rejectUnauthorized: false }, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', () => resolve(0)),
         );
         check(doh === 200, `DoH answered ${doh}`);
-        if (existsSync(DOQ_CLIENT)) {
-          const code = await new Promise<number>((resolve) =>
-            execFile(DOQ_CLIENT, ['-server', `127.0.0.1:${ports.doq[0]}`, '-insecure', '-timeout', '3s', '-name', 'lexa.', '-type', 'SOA'], (err) => resolve(err === null ? 0 : 1)),
-          );
-          check(code === 0, 'the Go DoQ client got no answer');
-        }
+        const code = await new Promise<number>((resolve) =>
+          execFile(DOQ_CLIENT, ['-server', `127.0.0.1:${ports.doq[0]}`, '-insecure', '-timeout', '3s', '-name', 'lexa.', '-type', 'SOA'], (err) => resolve(err === null ? 0 : 1)),
+        );
+        check(code === 0, 'the Go DoQ client got no answer');
       },
       async close() {
         await daemon.close();
