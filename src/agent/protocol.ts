@@ -162,14 +162,14 @@ export function decodeServerMessage(body: Buffer): Decoded<ServerMessage> {
       if (!Array.isArray(refused) || refused.length > MAX_SERVICES) return fail(`ack: refused must be a list of at most ${MAX_SERVICES}`);
       const list = refused.map((r: unknown) => {
         const o = (typeof r === 'object' && r !== null ? r : {}) as Record<string, unknown>;
-        return { name: clip(String(o['name'] ?? '')), reason: clip(String(o['reason'] ?? '')) };
+        return { name: clip(asText(o['name'])), reason: clip(asText(o['reason'])) };
       });
       return { ok: true, message: { type: 'ack', seq: obj['seq'] as number, refused: list } };
     }
     case 'pong':
       return { ok: true, message: { type: 'pong' } };
     case 'error':
-      return { ok: true, message: { type: 'error', reason: clip(String(obj['reason'] ?? '')) } };
+      return { ok: true, message: { type: 'error', reason: clip(asText(obj['reason'])) } };
     default:
       return fail(`unknown message type ${clip(JSON.stringify(obj['type']) ?? 'none')}`);
   }
@@ -243,6 +243,14 @@ function unknownKeys(obj: Record<string, unknown>, known: readonly string[]): st
 export function clip(text: string, max: number = MAX_LOGGED_CHARS): string {
   const cut = text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text;
   return cut.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * A JSON value as text for a message: a string as is, anything else as its JSON ('' when absent). Not String():
+ * a parsed object whose "toString" is no function makes String() throw, and the decoder must not.
+ */
+function asText(v: unknown): string {
+  return typeof v === 'string' ? v : v === undefined || v === null ? '' : (JSON.stringify(v) ?? '');
 }
 
 function secret(v: unknown): v is string {

@@ -143,14 +143,19 @@ export function oneOf<const V extends readonly string[]>(values: V): Draft<V[num
   );
 }
 
-/** A repeatable block (`bind { ... }` any number of times, or at most `max`); the value is the list in file order. */
-export function list<T>(item: Key<T>, max = Infinity): Draft<readonly T[]> {
+/**
+ * A repeatable block (`bind { ... }` any number of times, or from `min` to `max` times); the value is the list in
+ * file order. `min` matters for an attribute written as an empty list (`lxd = []`), which HCL allows where a
+ * block is expected.
+ */
+export function list<T>(item: Key<T>, max = Infinity, min = 0): Draft<readonly T[]> {
   return new Draft(
     'list',
     (value, path, cx) => {
       // HCL2 → JSON gives a repeated block as an array of bodies.
       const items = Array.isArray(value) ? value : [value];
       if (items.length > max) return void cx.problems.push(`${path}: ${items.length} items; at most ${max}`);
+      if (items.length < min) return void cx.problems.push(`${path}: ${items.length} items; at least ${min}`);
       const out: T[] = [];
       let ok = true;
       for (const body of items) {

@@ -170,7 +170,7 @@ export const configSchema = block({
      * over in (docs/sites.md). One block without a name is today's single LXD; load.ts checks the rules across
      * blocks (names, one suffix).
      */
-    lxd: list(lxdSite).default([lxdSite.absent('server.lxd', { problems: [], given: new Set() })!]),
+    lxd: list(lxdSite, Infinity, 1).default([lxdSite.absent('server.lxd', { problems: [], given: new Set() })!]),
     /** The REST API (HTTPS). */
     tls: block({
       enabled: bool().default(true),

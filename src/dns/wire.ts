@@ -112,19 +112,29 @@ export function answerQuery(
  *   - `datagram`: UDP. A reply must fit what the client said it can receive (its EDNS payload size, 512 without
  *     EDNS), and never more than `max`, the server's own ceiling.
  */
-export type ReplyLimit = { readonly kind: 'message' } | { readonly kind: 'datagram'; readonly max: number };
+export type ReplyLimit =
+  | { readonly kind: 'message' }
+  | {
+      readonly kind: 'datagram';
+      readonly max: number;
+      /**
+       * Bytes the caller appends to the reply after the handler (a TSIG record, replication/signed.ts): the reply
+       * is fitted to leave room for them. Default 0.
+       */
+      readonly reserve?: number;
+    };
 
 /**
  * The largest reply a query may get, given the transport's limit and the client's EDNS payload size (undefined
  * without EDNS): any DNS message (65535) on a message transport; on a datagram transport the client's size
- * clamped to 512..limit.max, 512 without EDNS. So a UDP reply is never larger than both what the client said it
- * can reassemble and the server's own ceiling. The one rule: answerQuery fits replies to it and answer-cache.ts
+ * clamped to 512..limit.max, 512 without EDNS, less what the caller reserves. So a UDP reply (with what the
+ * caller appends) is never larger than both what the client said it can reassemble and the server's own ceiling. The one rule: answerQuery fits replies to it and answer-cache.ts
  * keys cached replies by it, and the cache is correct only while both agree.
  */
 export function replySize(limit: ReplyLimit, clientPayload: number | undefined): number {
   if (limit.kind === 'message') return MAX_DNS_MESSAGE;
-  if (clientPayload === undefined) return MIN_UDP_PAYLOAD;
-  return Math.max(MIN_UDP_PAYLOAD, Math.min(clientPayload, clampPayload(limit.max)));
+  const fits = clientPayload === undefined ? MIN_UDP_PAYLOAD : Math.max(MIN_UDP_PAYLOAD, Math.min(clientPayload, clampPayload(limit.max)));
+  return fits - (limit.reserve ?? 0);
 }
 
 /** The limit of every message transport (TCP, DoT, DoH, DoQ). */

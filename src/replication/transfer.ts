@@ -44,6 +44,8 @@ const MAX_MESSAGE_BYTES = 16 * 1024;
 const TYPE_AXFR = 252;
 const TYPE_IXFR = 251;
 const TYPE_SOA = 6;
+/** The longest name on the wire, its root label included (RFC 1035 §3.1). */
+const MAX_NAME_BYTES = 255;
 
 export function createTransfer(opts: TransferOptions): HandleTransfer {
   const allow = new BlockList();
@@ -140,7 +142,8 @@ function transferQuestion(query: Uint8Array): TransferQuestion | undefined {
     if (len === undefined || len > 63) return undefined;
     off++;
     if (len === 0) break;
-    if (off + len > buf.length) return undefined;
+    // A name is at most 255 bytes (RFC 1035 §3.1): a longer one is no zone, and a reply echoing it would not decode.
+    if (off + len > buf.length || off + len - HEADER_BYTES > MAX_NAME_BYTES - 1) return undefined;
     labels.push(buf.toString('latin1', off, off + len).toLowerCase());
     off += len;
   }

@@ -211,20 +211,36 @@ function digestMessage(stripped: Buffer, originalId: number): Buffer {
   return copy;
 }
 
-/** A header-and-question reply to `request` (stripped of TSIG) with `rcode`, QR set, no records. */
+/**
+ * A header-and-question reply to `request` (stripped of TSIG) with `rcode`, QR set, no records. The question is
+ * echoed only when it is one uncompressed name of at most 255 bytes that ends inside the message: a name that runs
+ * longer, or a compression pointer (which would point elsewhere in this shorter reply), would make the reply
+ * undecodable, so such a request gets the header alone.
+ */
 function responseHeader(request: Buffer, rcode: number): Buffer {
-  let end = HEADER_BYTES;
-  const qd = request.readUInt16BE(4);
-  for (let i = 0; i < qd && end >= 0; i++) {
-    end = skipName(request, end);
-    if (end >= 0) end += 4;
-  }
-  const out = Buffer.from(request.subarray(0, end < 0 || end > request.length ? HEADER_BYTES : end));
+  const end = request.readUInt16BE(4) === 1 ? plainQuestionEnd(request) : -1;
+  const out = Buffer.from(request.subarray(0, end < 0 ? HEADER_BYTES : end));
   out.writeUInt16BE(0x8000 | (request.readUInt16BE(2) & 0x7900) | rcode, 2);
-  out.writeUInt16BE(end < 0 || end > request.length ? 0 : qd, 4);
+  out.writeUInt16BE(end < 0 ? 0 : 1, 4);
   out.writeUInt32BE(0, 6);
   out.writeUInt16BE(0, 10);
   return out;
+}
+
+/** The longest name on the wire, its root label included (RFC 1035 §3.1). */
+const MAX_NAME_BYTES = 255;
+
+/** The offset after the first question when its name is uncompressed and at most 255 bytes, else -1. */
+function plainQuestionEnd(buf: Buffer): number {
+  let off = HEADER_BYTES;
+  for (;;) {
+    if (off >= buf.length || off - HEADER_BYTES >= MAX_NAME_BYTES) return -1;
+    const len = buf[off]!;
+    if (len === 0) break;
+    if (len > 63) return -1;
+    off += 1 + len;
+  }
+  return off + 5 <= buf.length ? off + 5 : -1;
 }
 
 /** BADKEY / BADSIG: NOTAUTH with a TSIG record carrying the error and an empty MAC (unsigned, §5.2.1–2). */

@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import t from 'tap';
 import { Agent, type AgentConfig } from '../../src/agent/index.js';
 import { memoryLogger } from '../../src/log/index.js';
-import { decodeAgentMessage, encodeFrame, AgentFrameReader, MAX_MESSAGE_BYTES, serviceOnWire, type AgentMessage } from '../../src/agent/protocol.js';
+import { decodeAgentMessage, decodeServerMessage, encodeFrame, AgentFrameReader, MAX_MESSAGE_BYTES, serviceOnWire, type AgentMessage, type ServerMessage } from '../../src/agent/protocol.js';
 import { AGENT_LIMITS, startAgentServer } from '../../src/servers/agent/index.js';
 import { AgentIngest } from '../../src/streams/agents/ingest.js';
 import { SnapshotStore, tokenDigest, type AgentService } from '../../src/streams/index.js';
@@ -62,6 +62,22 @@ t.test('decoder refuses what is wrong, with a reason', async (t) => {
     if (!d.ok) t.match(d.reason, why);
   }
   t.notOk(decodeAgentMessage(Buffer.from([0xff, 0xfe, 0x7b])).ok, 'not UTF-8');
+});
+
+t.test('the agent\'s decoder never throws on text fields that are objects without a string form', async (t) => {
+  // Found by `npm run fuzz` (agent target, seed 1): String() of a JSON object whose "toString" is not a function
+  // threw inside decodeServerMessage, on the agent's socket 'data' handler: any server answer like this ended the
+  // agent process. Each such field is now written as its JSON.
+  const odd = { toString: 1 };
+  const cases: [unknown, (m: ServerMessage) => boolean][] = [
+    [{ type: 'error', reason: odd }, (m) => m.type === 'error' && m.reason === '{"toString":1}'],
+    [{ type: 'ack', seq: 1, refused: [{ name: odd, reason: { valueOf: [] } }] }, (m) => m.type === 'ack' && m.refused?.[0]?.name === '{"toString":1}'],
+  ];
+  for (const [value, expect] of cases) {
+    let d: ReturnType<typeof decodeServerMessage> | undefined;
+    t.doesNotThrow(() => (d = decodeServerMessage(Buffer.from(JSON.stringify(value)))), JSON.stringify(value));
+    t.ok(d?.ok && expect(d.message), 'decoded, the field as its JSON');
+  }
 });
 
 t.test('fuzz: 20000 random and mutated messages never throw; every accepted one round-trips', async (t) => {

@@ -200,6 +200,17 @@ t.test('syntax errors name file, line and column', async (t) => {
   t.match(oneLine[0], /\.hcl:3,\d+: .+/, "the original README's one-line blocks are rejected with a position");
 });
 
+t.test('an empty list where blocks are expected (`lxd = []`) is a problem, not a crash', async (t) => {
+  // Found by `npm run fuzz` (config target): `lxd = []` read as zero lxd blocks, and building the config from the
+  // first one threw a TypeError, which `lexa check-config` printed as a stack trace.
+  const dir = mkdtempSync(join(tmpdir(), 'lexa-cfg-'));
+  const file = join(dir, 'lexa.hcl');
+  writeFileSync(file, 'server {\n  lxd = []\n}\n');
+  const err = await loadConfig({ path: file }).then(() => undefined, (e: unknown) => e);
+  t.ok(err instanceof ConfigError, 'a ConfigError');
+  t.same((err as ConfigError).problems, [`${file}: server.lxd: 0 items; at least 1`]);
+});
+
 t.test('semantic errors name the key path, all of them at once', async (t) => {
   const p = await problems(`server {
   lxd {

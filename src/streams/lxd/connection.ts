@@ -2,6 +2,7 @@ import type { Logger } from '../../log/index.js';
 import type { Clock } from '../../time/clock.js';
 import { LxdError, type EventSocket, type LxdClient } from './lxd-client.js';
 import type { LxdEvent } from './lxd-model.js';
+import { lxdEventOf } from './wire-shapes.js';
 
 /** The watchdog looks four times per timeout, but no more often than this: a tick is a timer and maybe a ping. */
 export const WATCHDOG_MIN_TICK_MS = 250;
@@ -78,7 +79,7 @@ export class EventConnection {
       this.#lastSeen = clock.now();
       let ev: LxdEvent;
       try {
-        ev = JSON.parse(data.toString()) as LxdEvent;
+        ev = lxdEventOf(JSON.parse(data.toString()));
       } catch {
         logger.warn('lxd sent an unreadable event', { bytes: String(data).length });
         return;

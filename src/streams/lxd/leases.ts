@@ -1,6 +1,7 @@
 import { describeError, type Logger } from '../../log/index.js';
 import type { LxdClient } from './lxd-client.js';
 import type { LxdInstance, LxdLease } from './lxd-model.js';
+import { lxdLeasesOf } from './wire-shapes.js';
 import { leaseScope, leasingNetworks, type Evidence } from './trust.js';
 
 /** One network's DHCP lease list, as read for one project. */
@@ -32,9 +33,9 @@ export async function readLeases(
   const lists = await Promise.all(
     [...scopes.values()].map(({ project, network }) =>
       client
-        .get<LxdLease[]>(`/1.0/networks/${encodeURIComponent(network)}/leases?project=${encodeURIComponent(project)}`, signal)
+        .get<unknown>(`/1.0/networks/${encodeURIComponent(network)}/leases?project=${encodeURIComponent(project)}`, signal)
         .then(
-          (leases) => ({ project, network, leases }),
+          (leases) => ({ project, network, leases: lxdLeasesOf(leases) }),
           (err) => {
             if (!signal.aborted) log.warn('lxd lease list failed', { network, project, error: describeError(err) });
             return undefined;

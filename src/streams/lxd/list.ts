@@ -1,7 +1,8 @@
 import type { Logger } from '../../log/index.js';
 import type { LxdClient } from './lxd-client.js';
 import { readLeases } from './leases.js';
-import { daemonKind, toInstance, toStandaloneMember, type DaemonKind, type LxdInstance, type LxdServerEnvironment } from './lxd-model.js';
+import { daemonKind, toInstance, toStandaloneMember, type DaemonKind, type LxdInstance } from './lxd-model.js';
+import { lxdEnvironmentOf, lxdInstancesOf } from './wire-shapes.js';
 import { readMembers } from './members.js';
 import type { ClusterMember, Instance } from '../model/model.js';
 import { readNetworks, type LxdNetwork } from './networks.js';
@@ -62,16 +63,17 @@ export async function readList(
   site?: string,
 ): Promise<ListRead> {
   const [server, listed, networks] = await Promise.all([
-    client.get<{ environment?: LxdServerEnvironment }>('/1.0', signal),
-    client.get<LxdInstance[]>(`/1.0/instances?recursion=2&${scope}`, signal),
+    client.get<unknown>('/1.0', signal),
+    client.get<unknown>(`/1.0/instances?recursion=2&${scope}`, signal),
     readNetworks(client, log, signal),
   ]);
-  const raw = listed ?? [];
-  const daemon = daemonKind(server?.environment, client.target);
-  const clustered = server?.environment?.server_clustered === true;
+  const raw = lxdInstancesOf(listed);
+  const environment = lxdEnvironmentOf((server as { environment?: unknown } | null)?.environment);
+  const daemon = daemonKind(environment, client.target);
+  const clustered = environment?.server_clustered === true;
   const facts = networks === undefined ? known().networks : networkFacts(networks);
   const [members, leases] = await Promise.all([
-    clustered ? readMembers(client, log, signal) : [toStandaloneMember(server?.environment)],
+    clustered ? readMembers(client, log, signal) : [toStandaloneMember(environment)],
     readLeases(client, log, raw, facts, signal),
   ]);
   // The lease reads never reject: a list whose connection ended meanwhile must not land.

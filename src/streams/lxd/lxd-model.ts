@@ -258,10 +258,8 @@ export function eventInstance(ev: LxdEvent): { project: string; name: string } |
   const m = /^\/1\.0\/(?:instances|containers|virtual-machines)\/([^/?]+)(?:\?(.*))?$/.exec(source);
   if (!m) return undefined;
   const params = new URLSearchParams(m[2] ?? '');
-  return {
-    name: decodeURIComponent(m[1]!),
-    project: params.get('project') || ev.project || ev.metadata?.project || 'default',
-  };
+  const name = decodedComponent(m[1]!);
+  return name === undefined ? undefined : { name, project: params.get('project') || ev.project || ev.metadata?.project || 'default' };
 }
 
 /** The profile name an event's `source` refers to, with its project. */
@@ -269,5 +267,15 @@ export function eventProfile(ev: LxdEvent): { project: string; name: string } | 
   const m = /^\/1\.0\/profiles\/([^/?]+)(?:\?(.*))?$/.exec(ev.metadata?.source ?? '');
   if (!m) return undefined;
   const params = new URLSearchParams(m[2] ?? '');
-  return { name: decodeURIComponent(m[1]!), project: params.get('project') || ev.project || 'default' };
+  const name = decodedComponent(m[1]!);
+  return name === undefined ? undefined : { name, project: params.get('project') || ev.project || 'default' };
+}
+
+/** A percent-encoded path segment decoded; undefined when it is not valid percent-encoding (decodeURIComponent throws). */
+function decodedComponent(s: string): string | undefined {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return undefined;
+  }
 }

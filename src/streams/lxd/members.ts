@@ -2,7 +2,8 @@ import { describeError, type Logger } from '../../log/index.js';
 import type { Clock } from '../../time/clock.js';
 import { originOf } from './failover-client.js';
 import type { LxdClient } from './lxd-client.js';
-import { toMember, type LxdMember } from './lxd-model.js';
+import { toMember } from './lxd-model.js';
+import { lxdMembersOf } from './wire-shapes.js';
 import { resolveMemberHosts } from './member-addresses.js';
 import type { ClusterMember } from '../model/model.js';
 import type { SnapshotStore } from '../state/store.js';
@@ -24,7 +25,7 @@ export const MEMBER_RETURN_RESYNC_MS = 10_000;
  * candidates.
  */
 export async function readMembers(client: LxdClient, log: Logger, signal: AbortSignal): Promise<ClusterMember[]> {
-  const raw = (await client.get<LxdMember[]>('/1.0/cluster/members?recursion=1', signal)) ?? [];
+  const raw = lxdMembersOf(await client.get<unknown>('/1.0/cluster/members?recursion=1', signal));
   const members = await resolveMemberHosts(raw.map(toMember), undefined, (member, host, error) =>
     log.warn('cluster member host name does not resolve', { member, host, error }),
   );

@@ -2,6 +2,7 @@
 
 import { describeError, type Logger } from '../../log/index.js';
 import type { LxdClient } from './lxd-client.js';
+import { lxdNetworksOf } from './wire-shapes.js';
 
 /** The fields lexa reads from `/1.0/networks?recursion=1`. */
 export interface LxdNetwork {
@@ -35,8 +36,8 @@ export function toSubnets(networks: readonly LxdNetwork[]): string[] {
  * the networks' facts) until the next list, and never costs the instances.
  */
 export function readNetworks(client: LxdClient, log: Logger, signal: AbortSignal): Promise<LxdNetwork[] | undefined> {
-  return client.get<LxdNetwork[]>('/1.0/networks?recursion=1', signal).then(
-    (n) => n ?? [],
+  return client.get<unknown>('/1.0/networks?recursion=1', signal).then(
+    (n) => lxdNetworksOf(n),
     (err) => {
       if (!signal.aborted) log.warn('lxd network list failed', { error: describeError(err) });
       return undefined;

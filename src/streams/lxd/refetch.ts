@@ -2,6 +2,7 @@ import { describeError, type Logger } from '../../log/index.js';
 import { sleep, type Clock } from '../../time/clock.js';
 import { LxdError, type LxdClient } from './lxd-client.js';
 import { instanceKey, leasedIpv4, primaryNic, toInstance, type LxdInstance, type LxdLease } from './lxd-model.js';
+import { lxdInstanceOf, lxdLeasesOf } from './wire-shapes.js';
 import type { Instance } from '../model/model.js';
 import { leasingNetworks, NO_EVIDENCE, withLeases, type Evidence } from './trust.js';
 
@@ -205,7 +206,7 @@ export class Refetcher {
   /** The leases of `network` (never rejects: a failed read is no lease). */
   #leases(network: string, project: string, signal: AbortSignal): Promise<LxdLease[] | undefined> {
     const path = `/1.0/networks/${encodeURIComponent(network)}/leases?project=${encodeURIComponent(project)}`;
-    return this.#opts.client.get<LxdLease[]>(path, signal).catch(() => undefined);
+    return this.#opts.client.get<unknown>(path, signal).then(lxdLeasesOf, () => undefined);
   }
 
   /**
@@ -226,10 +227,10 @@ export class Refetcher {
     const reads = [...networks].map(async (n) => [n, await this.#leases(n, project, signal)] as const);
     let lists: Map<string, LxdLease[] | undefined>;
     try {
-      raw = await this.#opts.client.get<LxdInstance>(
+      raw = lxdInstanceOf(await this.#opts.client.get<unknown>(
         `/1.0/instances/${encodeURIComponent(name)}?recursion=1&project=${encodeURIComponent(project)}`,
         signal,
-      );
+      ));
       lists = new Map(await Promise.all(reads));
       if (signal.aborted) return undefined;
       for (const [n, list] of lists) if (list !== undefined) this.#evidence = withLeases(this.#evidence, project, n, list);
