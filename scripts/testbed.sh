@@ -67,7 +67,7 @@ lxd_answers() { timeout 10 lxc query /1.0 >/dev/null 2>&1; }
 # PIDs of the daemon itself: "lxd" with options only. Container monitors ("[lxc monitor] ...")
 # and helpers ("lxd forkstart ...") have the same process name, so `pkill -x lxd` would hit them. The cluster
 # bed's two daemons (scripts/cluster-bed.sh, logging under /var/lib/lexa-cluster) are other LXDs, not this one.
-lxd_daemon_pids() { pgrep -a -x lxd 2>/dev/null | awk '$2 ~ /(^|\/)lxd$/ && (NF == 2 || $3 ~ /^-/) && !/lexa-cluster/ {print $1}' || true; }
+lxd_daemon_pids() { pgrep -a -x lxd 2>/dev/null | awk '$2 ~ /(^|\/)lxd$/ && (NF == 2 || $3 ~ /^-/) && !/lexa-cluster/ && !/lexa-faultbed/ {print $1}' || true; }
 
 start_lxd() {
   if lxd_answers; then return 0; fi
