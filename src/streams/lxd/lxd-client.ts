@@ -4,6 +4,7 @@ import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import type { LxdEndpoint } from '../../config/types.js';
 import { FailoverClient } from './failover-client.js';
+import { deadline } from '../../time/deadline.js';
 
 /**
  * A minimal LXD REST client: GETs that return the `metadata` of a sync response, and the events websocket.
@@ -112,42 +113,48 @@ function makeClient(
   return {
     target,
     async get<T>(path: string, signal?: AbortSignal): Promise<T> {
-      const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
-      const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-      let res;
+      const limit = deadline(signal, REQUEST_TIMEOUT_MS);
       try {
-        res = await request(`${origin}${path}`, { dispatcher: agent, signal: combined });
-      } catch (err) {
-        throw new LxdError(`GET ${path}: ${(err as Error).message}`, 0);
+        let res;
+        try {
+          res = await request(`${origin}${path}`, { dispatcher: agent, signal: limit.signal });
+        } catch (err) {
+          throw new LxdError(`GET ${path}: ${(err as Error).message}`, 0);
+        }
+        let body: LxdResponse;
+        try {
+          body = (await res.body.json()) as LxdResponse;
+        } catch (err) {
+          throw new LxdError(`GET ${path}: unreadable reply (HTTP ${res.statusCode}): ${(err as Error).message}`, res.statusCode);
+        }
+        if (res.statusCode >= 400 || body.type === 'error')
+          throw new LxdError(`GET ${path}: ${body.error ?? `HTTP ${res.statusCode}`}`, body.error_code ?? res.statusCode);
+        return body.metadata as T;
+      } finally {
+        limit.done();
       }
-      let body: LxdResponse;
-      try {
-        body = (await res.body.json()) as LxdResponse;
-      } catch (err) {
-        throw new LxdError(`GET ${path}: unreadable reply (HTTP ${res.statusCode}): ${(err as Error).message}`, res.statusCode);
-      }
-      if (res.statusCode >= 400 || body.type === 'error')
-        throw new LxdError(`GET ${path}: ${body.error ?? `HTTP ${res.statusCode}`}`, body.error_code ?? res.statusCode);
-      return body.metadata as T;
     },
     async patch(path: string, body: unknown, signal?: AbortSignal): Promise<void> {
-      const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
-      const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-      let res;
+      const limit = deadline(signal, REQUEST_TIMEOUT_MS);
       try {
-        res = await request(`${origin}${path}`, {
-          method: 'PATCH',
-          dispatcher: agent,
-          signal: combined,
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(body),
-        });
-      } catch (err) {
-        throw new LxdError(`PATCH ${path}: ${(err as Error).message}`, 0);
+        let res;
+        try {
+          res = await request(`${origin}${path}`, {
+            method: 'PATCH',
+            dispatcher: agent,
+            signal: limit.signal,
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+          });
+        } catch (err) {
+          throw new LxdError(`PATCH ${path}: ${(err as Error).message}`, 0);
+        }
+        const reply = (await res.body.json().catch(() => ({}))) as LxdResponse;
+        if (res.statusCode >= 400 || reply.type === 'error')
+          throw new LxdError(`PATCH ${path}: ${reply.error ?? `HTTP ${res.statusCode}`}`, reply.error_code ?? res.statusCode);
+      } finally {
+        limit.done();
       }
-      const reply = (await res.body.json().catch(() => ({}))) as LxdResponse;
-      if (res.statusCode >= 400 || reply.type === 'error')
-        throw new LxdError(`PATCH ${path}: ${reply.error ?? `HTTP ${res.statusCode}`}`, reply.error_code ?? res.statusCode);
     },
     events(query: string): WebSocket {
       return openSocket(`/1.0/events?${query}`);

@@ -1,0 +1,68 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { getEventListeners } from 'node:events';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { deadline } from '../../src/time/deadline.js';
+import { createLxdClient } from '../../src/streams/lxd/lxd-client.js';
+
+// The deadline every LXD request carries (src/time/deadline.ts), and the client's use of it: requests that hang
+// off one long-lived connection signal must leave nothing registered with it once they end.
+
+/** Signals Node keeps registered with `signal` for AbortSignal.any (an internal set; absent on Node versions without it). */
+function dependants(signal: AbortSignal): number {
+  const key = Object.getOwnPropertySymbols(signal).find((s) => s.description === 'kDependantSignals');
+  const set = key === undefined ? undefined : (signal as unknown as Record<symbol, { size?: number } | undefined>)[key];
+  return set?.size ?? 0;
+}
+
+t.test('aborts with the parent, and with a timeout error after ms', async (t) => {
+  const parent = new AbortController();
+  const a = deadline(parent.signal, 60_000);
+  parent.abort(new Error('connection ended'));
+  t.ok(a.signal.aborted, 'the parent aborting aborts it');
+  t.equal((a.signal.reason as Error).message, 'connection ended', "with the parent's reason");
+  a.done();
+  const already = deadline(parent.signal, 60_000);
+  t.ok(already.signal.aborted, 'an already aborted parent: aborted at once');
+  already.done();
+  const b = deadline(undefined, 10);
+  // The deadline's timer does not hold the process open (as AbortSignal.timeout's does not): this one does meanwhile.
+  const keepAlive = setTimeout(() => undefined, 10_000);
+  await new Promise((resolve) => b.signal.addEventListener('abort', resolve, { once: true }));
+  clearTimeout(keepAlive);
+  t.equal((b.signal.reason as DOMException).name, 'TimeoutError', 'the timeout aborts it with a TimeoutError');
+  b.done();
+});
+
+t.test('done() lets go of the parent: no listener is left behind', async (t) => {
+  const parent = new AbortController();
+  for (let i = 0; i < 1000; i++) deadline(parent.signal, 60_000).done();
+  t.equal(getEventListeners(parent.signal, 'abort').length, 0, 'no abort listener left on the parent');
+  const late = deadline(parent.signal, 60_000);
+  t.equal(getEventListeners(parent.signal, 'abort').length, 1, 'one while a request is in flight');
+  late.done();
+});
+
+t.test('1,000 LXD requests on one connection signal leave nothing registered with it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lexa-deadline-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const socket = join(dir, 'lxd.sock');
+  const server = http.createServer((_req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ type: 'sync', status_code: 200, metadata: { ok: true } }));
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  const client = createLxdClient({ kind: 'unix', socket });
+  t.teardown(async () => {
+    await client.close();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  const connection = new AbortController();
+  let answered = 0;
+  for (let i = 0; i < 1000; i++) if ((await client.get<{ ok?: boolean }>('/1.0', connection.signal)).ok === true) answered++;
+  t.equal(answered, 1000, 'every request answered');
+  t.equal(getEventListeners(connection.signal, 'abort').length, 0, 'no abort listener left');
+  t.equal(dependants(connection.signal), 0, 'no derived signal kept by the connection signal (AbortSignal.any kept 1,000)');
+});
