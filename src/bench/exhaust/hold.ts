@@ -1,0 +1,120 @@
+import net from 'node:net';
+import tls from 'node:tls';
+
+/**
+ * Holding connections open from a set of attacker addresses, as an exhaustion attacker does: `count` slots, slot i
+ * from addresses[i mod n]; a connection lexa closes (refused, or past a deadline) is opened again RECONNECT_MS later,
+ * so the pressure lasts, until stop() or until `maxAttempts` connections were opened in all (every loop bounded).
+ */
+export interface Holder {
+  /** The most held at once (open for HELD_MS or longer). */
+  readonly peakHeld: number;
+  /** Connections opened so far. */
+  readonly attempts: number;
+  /** Closes every connection and opens no more. */
+  stop(): void;
+}
+
+/**
+ * A connection counts as held once it has stayed open this long: a plain TCP connection is connected before lexa's
+ * accept refuses it, and must not count for the moment in between.
+ */
+export const HELD_MS = 300;
+
+/** Long enough that refused connections, reopened, cost lexa little; short enough to refill a freed slot at once. */
+export const RECONNECT_MS = 1_000;
+
+/**
+ * What one attacking connection does once open; returns the socket (plain or TLS) whose close ends it. `address`
+ * is the attacker's own address, `port` lexa's.
+ */
+export type Behaviour = (address: string, port: number) => net.Socket;
+
+export function hold(opts: {
+  readonly port: number;
+  readonly addresses: readonly string[];
+  readonly count: number;
+  readonly maxAttempts: number;
+  readonly behaviour: Behaviour;
+  readonly reconnectMs?: number;
+}): Holder {
+  const open = new Set<net.Socket>();
+  let stopped = false;
+  let attempts = 0;
+  let peakHeld = 0;
+  const timers = new Set<NodeJS.Timeout>();
+  const start = (slot: number) => {
+    if (stopped || attempts >= opts.maxAttempts) return;
+    attempts++;
+    const socket = opts.behaviour(opts.addresses[slot % opts.addresses.length]!, opts.port);
+    socket.on('error', () => undefined);
+    socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (socket.destroyed || socket.readableEnded) return;
+        open.add(socket);
+        peakHeld = Math.max(peakHeld, open.size);
+      }, HELD_MS);
+      timers.add(timer);
+    });
+    socket.once('close', () => {
+      if (stopped) return;
+      open.delete(socket);
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        start(slot);
+      }, opts.reconnectMs ?? RECONNECT_MS);
+      timers.add(timer);
+    });
+  };
+  for (let slot = 0; slot < opts.count; slot++) start(slot);
+  return {
+    get peakHeld() {
+      return peakHeld;
+    },
+    get attempts() {
+      return attempts;
+    },
+    stop() {
+      stopped = true;
+      for (const t of timers) clearTimeout(t);
+      for (const s of open) s.destroy();
+    },
+  };
+}
+
+/** A plain TCP connection from `address`. */
+export const tcpFrom = (address: string, port: number): net.Socket => net.connect({ host: '127.0.0.1', port, localAddress: address });
+
+/** A TLS connection from `address` (node:tls takes no localAddress: over a TCP socket bound there). */
+export const tlsFrom = (address: string, port: number, alpn?: string): tls.TLSSocket =>
+  tls.connect({ socket: tcpFrom(address, port), rejectUnauthorized: false, ...(alpn === undefined ? {} : { ALPNProtocols: [alpn] }) });
+
+/**
+ * Writes one byte of `text` (then of its last character, for ever) to each socket every TRICKLE_MS: a slow-loris
+ * that never completes what it started. One timer for every socket it is given.
+ */
+export const TRICKLE_MS = 500;
+
+export class Trickler {
+  readonly #sockets = new Map<net.Socket, { text: string; at: number }>();
+  readonly #timer = setInterval(() => {
+    for (const [socket, state] of this.#sockets) {
+      if (socket.destroyed) {
+        this.#sockets.delete(socket);
+        continue;
+      }
+      socket.write(state.text[Math.min(state.at, state.text.length - 1)]!);
+      state.at++;
+    }
+  }, TRICKLE_MS);
+
+  add(socket: net.Socket, text: string): void {
+    this.#sockets.set(socket, { text, at: 0 });
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#sockets.clear();
+  }
+}
