@@ -18,6 +18,8 @@ const { values } = parseArgs({
     socket: { type: 'string', default: process.env['LEXA_LXD_SOCKET'] ?? '/var/lib/lxd/unix.socket' },
   },
 });
+// Ctrl-C or a kill: end through process.exit, so that the lexa this started is stopped too (run.ts).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 const scale = Number(values.scale);
 const sizes = Object.fromEntries(Object.entries(FULL).map(([k, v]) => [k, Math.max(1, Math.round(v * scale))])) as unknown as Sizes;
 const results = await runExhaust({
@@ -32,7 +34,7 @@ process.stdout.write('\nattack | listener | opened | held (allowed) | peak RSS (
 for (const r of results) {
   const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
   process.stdout.write(
-    `${r.attack.name} | ${r.attack.listener} | ${r.outcome.attempts} | ${r.outcome.peakHeld} (${r.allowed}) | ${mb(r.peakRss)} MB (${mb(r.baselineRss)}, ${mb(r.rssBound)}) | ` +
+    `${r.attack.name} | ${r.attack.listener} | ${r.outcome.attempts} | ${r.outcome.held} (${r.allowed}) | ${mb(r.peakRss)} MB (${mb(r.baselineRss)}, ${mb(r.rssBound)}) | ` +
       `${r.latencies.length}/${r.latencies.length + r.failures.length} | ${r.p99.toFixed(0)} ms\n`,
   );
 }

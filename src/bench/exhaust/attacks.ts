@@ -14,8 +14,8 @@ export interface AttackRun {
 }
 
 export interface AttackOutcome {
-  /** The most connections the attacker held at once. */
-  readonly peakHeld: number;
+  /** Connections lexa still held at the attack's end, once the attacker stopped opening new ones (Holder.settle). */
+  readonly held: number;
   /** Connections (or, for request floods, requests) the attacker opened. */
   readonly attempts: number;
   /** What lexa answered, beyond holding or refusing connections (e.g. HTTP statuses of refused bodies). */
@@ -40,12 +40,17 @@ export function allowedHeld(limits: ConnectionLimits, addresses: number): number
   return Math.min(addresses * perSource, limits.maxConnections - reservedSlots(limits.maxConnections) + addresses);
 }
 
-const outcomeOf = (h: Holder, answers: Record<string, number> = {}): AttackOutcome => ({ peakHeld: h.peakHeld, attempts: h.attempts, answers });
+/** Settles and stops `h`: what lexa held at the end, and how many it was offered. */
+async function outcomeOf(h: Holder, answers: Record<string, number> = {}): Promise<AttackOutcome> {
+  const held = await h.settle();
+  h.stop();
+  return { held, attempts: h.attempts, answers };
+}
 
 /** Idle connections that send nothing at all: plain TCP (DNS), or TLS that finishes its handshake and stops. */
 export function idle(ctx: AttackContext, tls: false | { alpn?: string }): AttackRun {
   const h = hold({ ...ctx, count: ctx.size, behaviour: (a, p) => (tls === false ? tcpFrom(a, p) : tlsFrom(a, p, tls.alpn)) });
-  return { stop: async () => (h.stop(), outcomeOf(h)) };
+  return { stop: () => outcomeOf(h) };
 }
 
 /**
@@ -72,7 +77,7 @@ export function slowLoris(ctx: AttackContext, path: string): AttackRun {
       return s;
     },
   });
-  return { stop: async () => (trickler.stop(), h.stop(), outcomeOf(h)) };
+  return { stop: () => outcomeOf(h).finally(() => trickler.stop()) };
 }
 
 /**
@@ -122,9 +127,9 @@ export function oversizedDoh(ctx: AttackContext): AttackRun {
   return {
     stop: async () => {
       stopped = true;
-      h.stop();
+      const { held } = await outcomeOf(h);
       for (const s of sessions) s.destroy();
-      return { peakHeld: h.peakHeld, attempts: requests, answers };
+      return { held, attempts: requests, answers };
     },
   };
 }
@@ -148,7 +153,7 @@ export function blockingReaders(ctx: AttackContext): AttackRun {
       return s;
     },
   });
-  return { stop: async () => (h.stop(), outcomeOf(h)) };
+  return { stop: () => outcomeOf(h) };
 }
 
 /**
@@ -179,5 +184,5 @@ export function agentFlood(ctx: AttackContext): AttackRun {
       return s;
     },
   });
-  return { stop: async () => (h.stop(), outcomeOf(h)) };
+  return { stop: () => outcomeOf(h) };
 }

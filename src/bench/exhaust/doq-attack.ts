@@ -61,9 +61,9 @@ export function quicFlood(ctx: AttackContext): AttackRun {
   return {
     stop: async () => {
       await wave;
-      const peakHeld = clients.length;
+      const held = clients.length;
       await Promise.allSettled(clients.map((c) => c.destroy({ force: true })));
-      return { peakHeld, attempts, answers: { 'streams opened': opened, 'streams refused': refusedStreams } };
+      return { held, attempts, answers: { 'streams opened': opened, 'streams refused': refusedStreams } };
     },
   };
 }

@@ -7,8 +7,8 @@ import tls from 'node:tls';
  * so the pressure lasts, until stop() or until `maxAttempts` connections were opened in all (every loop bounded).
  */
 export interface Holder {
-  /** The most held at once (open for HELD_MS or longer). */
-  readonly peakHeld: number;
+  /** Opens no more connections, waits SETTLE_MS, and counts the ones lexa has neither refused nor closed. */
+  settle(): Promise<number>;
   /** Connections opened so far. */
   readonly attempts: number;
   /** Closes every connection and opens no more. */
@@ -16,10 +16,10 @@ export interface Holder {
 }
 
 /**
- * A connection counts as held once it has stayed open this long: a plain TCP connection is connected before lexa's
- * accept refuses it, and must not count for the moment in between.
+ * How long settle() opens nothing new before counting what lexa still holds: a plain TCP connection is connected
+ * (in the kernel's accept queue) before lexa accepts and refuses it, and lexa must have worked through that queue.
  */
-export const HELD_MS = 300;
+export const SETTLE_MS = 1_500;
 
 /** Long enough that refused connections, reopened, cost lexa little; short enough to refill a freed slot at once. */
 export const RECONNECT_MS = 1_000;
@@ -41,22 +41,14 @@ export function hold(opts: {
   const open = new Set<net.Socket>();
   let stopped = false;
   let attempts = 0;
-  let peakHeld = 0;
+  let paused = false;
   const timers = new Set<NodeJS.Timeout>();
   const start = (slot: number) => {
-    if (stopped || attempts >= opts.maxAttempts) return;
+    if (stopped || paused || attempts >= opts.maxAttempts) return;
     attempts++;
     const socket = opts.behaviour(opts.addresses[slot % opts.addresses.length]!, opts.port);
     socket.on('error', () => undefined);
-    socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        if (socket.destroyed || socket.readableEnded) return;
-        open.add(socket);
-        peakHeld = Math.max(peakHeld, open.size);
-      }, HELD_MS);
-      timers.add(timer);
-    });
+    socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => open.add(socket));
     socket.once('close', () => {
       if (stopped) return;
       open.delete(socket);
@@ -69,8 +61,10 @@ export function hold(opts: {
   };
   for (let slot = 0; slot < opts.count; slot++) start(slot);
   return {
-    get peakHeld() {
-      return peakHeld;
+    async settle() {
+      paused = true;
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
+      return [...open].filter((s) => !s.destroyed && !s.readableEnded).length;
     },
     get attempts() {
       return attempts;

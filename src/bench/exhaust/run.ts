@@ -111,6 +111,8 @@ export interface AttackResult {
 }
 
 const PROBE_GAP_MS = 50;
+/** Each slot of an attack reopens at most this many times (at one reopening per RECONNECT_MS: ~10 s of pressure). */
+const MAX_ATTEMPTS_PER_SLOT = 10;
 /** Time the attack has to take every slot it can before the good client starts asking. */
 const RAMP_MS = 2_000;
 /** Time lexa gets after an attack to close what it left, before the next baseline. */
@@ -131,7 +133,7 @@ export async function runExhaust(opts: RunOptions): Promise<AttackResult[]> {
       const baselineRss = rssBytes(lexa.pid);
       const sampler = new RssSampler(lexa.pid);
       const [cpu0, wall0] = [cpuSeconds(lexa.pid), performance.now()];
-      const run = attack.start({ port, addresses: ATTACKERS, size, maxAttempts: size * 50, index });
+      const run = attack.start({ port, addresses: ATTACKERS, size, maxAttempts: size * MAX_ATTEMPTS_PER_SLOT, index });
       await sleep(RAMP_MS);
       const target: Target = { port, name: 'lexa', type: 'SOA' };
       const seen = await probeLoop(attack.probe(target, opts.probeTimeoutMs), opts.probes, PROBE_GAP_MS);
@@ -166,7 +168,7 @@ const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MB`;
 export function describe(r: AttackResult): string {
   const answers = Object.entries(r.outcome.answers).map(([k, v]) => `${k}: ${v}`).join(', ');
   return (
-    `${r.attack.name} [${r.attack.listener}]: ${r.outcome.attempts} opened, at most ${r.outcome.peakHeld} held (limits allow ${r.allowed})` +
+    `${r.attack.name} [${r.attack.listener}]: ${r.outcome.attempts} opened, ${r.outcome.held} held at the end (limits allow ${r.allowed})` +
     `${answers ? `; ${answers}` : ''}; RSS ${mb(r.baselineRss)} → peak ${mb(r.peakRss)} (bound ${mb(r.rssBound)}); ` +
     `lexa CPU ${r.cpu.attack.toFixed(1)} s in ${r.cpu.wall.toFixed(1)} s; good client ${r.latencies.length}/${r.latencies.length + r.failures.length} answered, p99 ${r.p99.toFixed(0)} ms` +
     (r.failures.length > 0 ? `; failures: ${[...new Set(r.failures)].slice(0, 3).join(' | ')}` : '')
@@ -202,6 +204,8 @@ async function startLexa(lxdSocket: string): Promise<RunningLexa> {
   child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // However this process ends (Ctrl-C included), the lexa it started ends with it.
+  process.once('exit', () => child.kill());
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
