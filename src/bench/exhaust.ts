@@ -34,7 +34,7 @@ process.stdout.write('\nattack | listener | opened | held (allowed) | peak RSS (
 for (const r of results) {
   const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
   process.stdout.write(
-    `${r.attack.name} | ${r.attack.listener} | ${r.outcome.attempts} | ${r.outcome.held} (${r.allowed}) | ${mb(r.peakRss)} MB (${mb(r.baselineRss)}, ${mb(r.rssBound)}) | ` +
+    `${r.attack.name} | ${r.attack.listener} | ${r.outcome.attempts} | ${r.held} (${r.allowed}) | ${mb(r.peakRss)} MB (${mb(r.baselineRss)}, ${mb(r.rssBound)}) | ` +
       `${r.latencies.length}/${r.latencies.length + r.failures.length} | ${r.p99.toFixed(0)} ms\n`,
   );
 }

@@ -9,13 +9,13 @@ import { hold, tcpFrom, tlsFrom, Trickler, type Holder } from './hold.js';
  * stopped; `size` is how many connections (or requests) it keeps trying to hold, `maxAttempts` bounds every loop.
  */
 export interface AttackRun {
-  /** Stops the attack; what lexa let it have. */
+  /** Connections lexa holds for the attacker now (Holder.count: once the accept queue is worked through). */
+  held(): Promise<number>;
+  /** Stops the attack; what lexa answered it. */
   stop(): Promise<AttackOutcome>;
 }
 
 export interface AttackOutcome {
-  /** Connections lexa still held at the attack's end, once the attacker stopped opening new ones (Holder.settle). */
-  readonly held: number;
   /** Connections (or, for request floods, requests) the attacker opened. */
   readonly attempts: number;
   /** What lexa answered, beyond holding or refusing connections (e.g. HTTP statuses of refused bodies). */
@@ -40,17 +40,16 @@ export function allowedHeld(limits: ConnectionLimits, addresses: number): number
   return Math.min(addresses * perSource, limits.maxConnections - reservedSlots(limits.maxConnections) + addresses);
 }
 
-/** Settles and stops `h`: what lexa held at the end, and how many it was offered. */
-async function outcomeOf(h: Holder, answers: Record<string, number> = {}): Promise<AttackOutcome> {
-  const held = await h.settle();
+/** Stops `h`: how many connections it opened. */
+function outcomeOf(h: Holder, answers: Record<string, number> = {}): AttackOutcome {
   h.stop();
-  return { held, attempts: h.attempts, answers };
+  return { attempts: h.attempts, answers };
 }
 
 /** Idle connections that send nothing at all: plain TCP (DNS), or TLS that finishes its handshake and stops. */
 export function idle(ctx: AttackContext, tls: false | { alpn?: string }): AttackRun {
   const h = hold({ ...ctx, count: ctx.size, behaviour: (a, p) => (tls === false ? tcpFrom(a, p) : tlsFrom(a, p, tls.alpn)) });
-  return { stop: () => outcomeOf(h) };
+  return { held: () => h.count(), stop: async () => outcomeOf(h) };
 }
 
 /**
@@ -77,7 +76,7 @@ export function slowLoris(ctx: AttackContext, path: string): AttackRun {
       return s;
     },
   });
-  return { stop: () => outcomeOf(h).finally(() => trickler.stop()) };
+  return { held: () => h.count(), stop: async () => (trickler.stop(), outcomeOf(h)) };
 }
 
 /**
@@ -125,11 +124,12 @@ export function oversizedDoh(ctx: AttackContext): AttackRun {
     },
   });
   return {
+    held: () => h.count(),
     stop: async () => {
       stopped = true;
-      const { held } = await outcomeOf(h);
+      h.stop();
       for (const s of sessions) s.destroy();
-      return { held, attempts: requests, answers };
+      return { attempts: requests, answers };
     },
   };
 }
@@ -153,7 +153,7 @@ export function blockingReaders(ctx: AttackContext): AttackRun {
       return s;
     },
   });
-  return { stop: () => outcomeOf(h) };
+  return { held: () => h.count(), stop: async () => outcomeOf(h) };
 }
 
 /**
@@ -184,5 +184,5 @@ export function agentFlood(ctx: AttackContext): AttackRun {
       return s;
     },
   });
-  return { stop: () => outcomeOf(h) };
+  return { held: () => h.count(), stop: async () => outcomeOf(h) };
 }

@@ -59,11 +59,12 @@ export function quicFlood(ctx: AttackContext): AttackRun {
   const total = Math.min(ctx.size, ctx.maxAttempts);
   const wave = Promise.allSettled(Array.from({ length: total }, (_, i) => connect(ctx.addresses[i % ctx.addresses.length]!)));
   return {
+    // Refused connections never finish their handshake: every client that did is one lexa holds.
+    held: async () => (await wave, clients.length),
     stop: async () => {
       await wave;
-      const held = clients.length;
       await Promise.allSettled(clients.map((c) => c.destroy({ force: true })));
-      return { held, attempts, answers: { 'streams opened': opened, 'streams refused': refusedStreams } };
+      return { attempts, answers: { 'streams opened': opened, 'streams refused': refusedStreams } };
     },
   };
 }

@@ -7,8 +7,11 @@ import tls from 'node:tls';
  * so the pressure lasts, until stop() or until `maxAttempts` connections were opened in all (every loop bounded).
  */
 export interface Holder {
-  /** Opens no more connections, waits SETTLE_MS, and counts the ones lexa has neither refused nor closed. */
-  settle(): Promise<number>;
+  /**
+   * Opens nothing new for SETTLE_MS, counts the connections lexa has neither refused nor closed, then goes on (the
+   * slots closed meanwhile reopen at once).
+   */
+  count(): Promise<number>;
   /** Connections opened so far. */
   readonly attempts: number;
   /** Closes every connection and opens no more. */
@@ -16,7 +19,7 @@ export interface Holder {
 }
 
 /**
- * How long settle() opens nothing new before counting what lexa still holds: a plain TCP connection is connected
+ * How long count() opens nothing new before counting what lexa still holds: a plain TCP connection is connected
  * (in the kernel's accept queue) before lexa accepts and refuses it, and lexa must have worked through that queue.
  */
 export const SETTLE_MS = 1_500;
@@ -42,9 +45,12 @@ export function hold(opts: {
   let stopped = false;
   let attempts = 0;
   let paused = false;
+  /** Slots whose connection closed while paused. */
+  const waiting: number[] = [];
   const timers = new Set<NodeJS.Timeout>();
   const start = (slot: number) => {
-    if (stopped || paused || attempts >= opts.maxAttempts) return;
+    if (paused) return void waiting.push(slot);
+    if (stopped || attempts >= opts.maxAttempts) return;
     attempts++;
     const socket = opts.behaviour(opts.addresses[slot % opts.addresses.length]!, opts.port);
     socket.on('error', () => undefined);
@@ -61,10 +67,13 @@ export function hold(opts: {
   };
   for (let slot = 0; slot < opts.count; slot++) start(slot);
   return {
-    async settle() {
+    async count() {
       paused = true;
       await new Promise((r) => setTimeout(r, SETTLE_MS));
-      return [...open].filter((s) => !s.destroyed && !s.readableEnded).length;
+      const held = [...open].filter((s) => !s.destroyed && !s.readableEnded).length;
+      paused = false;
+      for (const slot of waiting.splice(0)) start(slot);
+      return held;
     },
     get attempts() {
       return attempts;

@@ -97,6 +97,8 @@ export interface AttackResult {
   readonly attack: Attack;
   readonly size: number;
   readonly outcome: AttackOutcome;
+  /** What lexa held for the attacker once the attack had ramped up (AttackRun.held). */
+  readonly held: number;
   /** What the limits allow the attacker addresses to hold at once. */
   readonly allowed: number;
   readonly baselineRss: number;
@@ -111,8 +113,11 @@ export interface AttackResult {
 }
 
 const PROBE_GAP_MS = 50;
-/** Each slot of an attack reopens at most this many times (at one reopening per RECONNECT_MS: ~10 s of pressure). */
-const MAX_ATTEMPTS_PER_SLOT = 10;
+/**
+ * Each slot of an attack opens at most this many connections: at one reopening per RECONNECT_MS, a refused slot
+ * keeps up the pressure for ~60 s, longer than the good client's questions take here.
+ */
+const MAX_ATTEMPTS_PER_SLOT = 60;
 /** Time the attack has to take every slot it can before the good client starts asking. */
 const RAMP_MS = 2_000;
 /** Time lexa gets after an attack to close what it left, before the next baseline. */
@@ -135,6 +140,7 @@ export async function runExhaust(opts: RunOptions): Promise<AttackResult[]> {
       const [cpu0, wall0] = [cpuSeconds(lexa.pid), performance.now()];
       const run = attack.start({ port, addresses: ATTACKERS, size, maxAttempts: size * MAX_ATTEMPTS_PER_SLOT, index });
       await sleep(RAMP_MS);
+      const held = await run.held();
       const target: Target = { port, name: 'lexa', type: 'SOA' };
       const seen = await probeLoop(attack.probe(target, opts.probeTimeoutMs), opts.probes, PROBE_GAP_MS);
       const outcome = await run.stop();
@@ -144,6 +150,7 @@ export async function runExhaust(opts: RunOptions): Promise<AttackResult[]> {
         attack,
         size,
         outcome,
+        held,
         allowed: allowedHeld(attack.limits, ATTACKERS.length),
         baselineRss,
         peakRss,
@@ -168,7 +175,7 @@ const mb = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MB`;
 export function describe(r: AttackResult): string {
   const answers = Object.entries(r.outcome.answers).map(([k, v]) => `${k}: ${v}`).join(', ');
   return (
-    `${r.attack.name} [${r.attack.listener}]: ${r.outcome.attempts} opened, ${r.outcome.held} held at the end (limits allow ${r.allowed})` +
+    `${r.attack.name} [${r.attack.listener}]: ${r.outcome.attempts} opened, ${r.held} held (limits allow ${r.allowed})` +
     `${answers ? `; ${answers}` : ''}; RSS ${mb(r.baselineRss)} → peak ${mb(r.peakRss)} (bound ${mb(r.rssBound)}); ` +
     `lexa CPU ${r.cpu.attack.toFixed(1)} s in ${r.cpu.wall.toFixed(1)} s; good client ${r.latencies.length}/${r.latencies.length + r.failures.length} answered, p99 ${r.p99.toFixed(0)} ms` +
     (r.failures.length > 0 ? `; failures: ${[...new Set(r.failures)].slice(0, 3).join(' | ')}` : '')
