@@ -9,8 +9,11 @@ import { hold, tcpFrom, tlsFrom, Trickler, type Holder } from './hold.js';
  * stopped; `size` is how many connections (or requests) it keeps trying to hold, `maxAttempts` bounds every loop.
  */
 export interface AttackRun {
-  /** Connections lexa holds for the attacker now (Holder.count: once the accept queue is worked through). */
-  held(): Promise<number>;
+  /**
+   * Connections lexa holds for the attacker now: `lexaOpen` (lexa's own count) once the attacker paused for the
+   * accept queue to be worked through (Holder.count); or, where lexa's count cannot tell, the attacker's.
+   */
+  held(lexaOpen: () => number): Promise<number>;
   /** Stops the attack; what lexa answered it. */
   stop(): Promise<AttackOutcome>;
 }
@@ -49,7 +52,7 @@ function outcomeOf(h: Holder, answers: Record<string, number> = {}): AttackOutco
 /** Idle connections that send nothing at all: plain TCP (DNS), or TLS that finishes its handshake and stops. */
 export function idle(ctx: AttackContext, tls: false | { alpn?: string }): AttackRun {
   const h = hold({ ...ctx, count: ctx.size, behaviour: (a, p) => (tls === false ? tcpFrom(a, p) : tlsFrom(a, p, tls.alpn)) });
-  return { held: () => h.count(), stop: async () => outcomeOf(h) };
+  return { held: (lexaOpen) => h.count(lexaOpen), stop: async () => outcomeOf(h) };
 }
 
 /**
@@ -76,7 +79,7 @@ export function slowLoris(ctx: AttackContext, path: string): AttackRun {
       return s;
     },
   });
-  return { held: () => h.count(), stop: async () => (trickler.stop(), outcomeOf(h)) };
+  return { held: (lexaOpen) => h.count(lexaOpen), stop: async () => (trickler.stop(), outcomeOf(h)) };
 }
 
 /**
@@ -124,7 +127,7 @@ export function oversizedDoh(ctx: AttackContext): AttackRun {
     },
   });
   return {
-    held: () => h.count(),
+    held: (lexaOpen) => h.count(lexaOpen),
     stop: async () => {
       stopped = true;
       h.stop();
@@ -153,7 +156,7 @@ export function blockingReaders(ctx: AttackContext): AttackRun {
       return s;
     },
   });
-  return { held: () => h.count(), stop: async () => outcomeOf(h) };
+  return { held: (lexaOpen) => h.count(lexaOpen), stop: async () => outcomeOf(h) };
 }
 
 /**
@@ -184,5 +187,5 @@ export function agentFlood(ctx: AttackContext): AttackRun {
       return s;
     },
   });
-  return { held: () => h.count(), stop: async () => outcomeOf(h) };
+  return { held: (lexaOpen) => h.count(lexaOpen), stop: async () => outcomeOf(h) };
 }

@@ -59,7 +59,8 @@ export function quicFlood(ctx: AttackContext): AttackRun {
   const total = Math.min(ctx.size, ctx.maxAttempts);
   const wave = Promise.allSettled(Array.from({ length: total }, (_, i) => connect(ctx.addresses[i % ctx.addresses.length]!)));
   return {
-    // Refused connections never finish their handshake: every client that did is one lexa holds.
+    // QUIC connections share lexa's one UDP socket, so its descriptors cannot count them; but a refused connection
+    // never finishes its handshake: every client that did is one lexa holds.
     held: async () => (await wave, clients.length),
     stop: async () => {
       await wave;

@@ -8,10 +8,10 @@ import tls from 'node:tls';
  */
 export interface Holder {
   /**
-   * Opens nothing new for SETTLE_MS, counts the connections lexa has neither refused nor closed, then goes on (the
-   * slots closed meanwhile reopen at once).
+   * Opens nothing new for SETTLE_MS, then reads `measure` (how many connections lexa holds, counted on its side)
+   * and goes on (the slots closed meanwhile reopen at once).
    */
-  count(): Promise<number>;
+  count(measure: () => number): Promise<number>;
   /** Connections opened so far. */
   readonly attempts: number;
   /** Closes every connection and opens no more. */
@@ -19,8 +19,10 @@ export interface Holder {
 }
 
 /**
- * How long count() opens nothing new before counting what lexa still holds: a plain TCP connection is connected
- * (in the kernel's accept queue) before lexa accepts and refuses it, and lexa must have worked through that queue.
+ * How long count() opens nothing new before lexa's connections are counted: lexa must have worked through the
+ * accept queue (a connection refused on accept is open for a moment first). The count is lexa's own (its open
+ * descriptors), not the attacker's: a connection waiting in the kernel's accept queue is connected as far as the
+ * attacker can tell, but lexa holds nothing for it yet.
  */
 export const SETTLE_MS = 1_500;
 
@@ -67,10 +69,10 @@ export function hold(opts: {
   };
   for (let slot = 0; slot < opts.count; slot++) start(slot);
   return {
-    async count() {
+    async count(measure) {
       paused = true;
       await new Promise((r) => setTimeout(r, SETTLE_MS));
-      const held = [...open].filter((s) => !s.destroyed && !s.readableEnded).length;
+      const held = measure();
       paused = false;
       for (const slot of waiting.splice(0)) start(slot);
       return held;
@@ -89,9 +91,20 @@ export function hold(opts: {
 /** A plain TCP connection from `address`. */
 export const tcpFrom = (address: string, port: number): net.Socket => net.connect({ host: '127.0.0.1', port, localAddress: address });
 
+/**
+ * One client context for every attacking TLS connection: without it each tls.connect builds its own (~1 ms of CPU),
+ * and thousands of reconnections a second would cost the attacking process more than lexa.
+ */
+let clientContext: tls.SecureContext | undefined;
+
 /** A TLS connection from `address` (node:tls takes no localAddress: over a TCP socket bound there). */
 export const tlsFrom = (address: string, port: number, alpn?: string): tls.TLSSocket =>
-  tls.connect({ socket: tcpFrom(address, port), rejectUnauthorized: false, ...(alpn === undefined ? {} : { ALPNProtocols: [alpn] }) });
+  tls.connect({
+    socket: tcpFrom(address, port),
+    secureContext: (clientContext ??= tls.createSecureContext()),
+    rejectUnauthorized: false,
+    ...(alpn === undefined ? {} : { ALPNProtocols: [alpn] }),
+  });
 
 /**
  * Writes one byte of `text` (then of its last character, for ever) to each socket every TRICKLE_MS: a slow-loris

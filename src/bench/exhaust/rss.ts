@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** A process's resident set size now, in bytes (VmRSS of /proc/<pid>/status), or 0 once it is gone. */
 export function rssBytes(pid: number): number {
@@ -44,6 +44,15 @@ export function cpuSeconds(pid: number): number {
     // Fields after the command name (which may hold spaces): state is the 3rd field, utime the 14th, stime the 15th.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+/** Open file descriptors of `pid` (every accepted connection holds one), or 0 once it is gone. */
+export function openDescriptors(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
   } catch {
     return 0;
   }

@@ -10,7 +10,7 @@ import { portFrom } from '../logged-port.js';
 import { agentFlood, allowedHeld, blockingReaders, idle, oversizedDoh, slowLoris, type AttackContext, type AttackOutcome, type AttackRun } from './attacks.js';
 import { quicFlood } from './doq-attack.js';
 import { percentile, probeLoop, probes, type Probe, type Target } from './good-client.js';
-import { cpuSeconds, rssBytes, RssSampler } from './rss.js';
+import { cpuSeconds, openDescriptors, rssBytes, RssSampler } from './rss.js';
 
 /**
  * The exhaustion runs: a real `lexa server` (dist/cli.js, a child process whose RSS is sampled) on the real LXD,
@@ -136,11 +136,12 @@ export async function runExhaust(opts: RunOptions): Promise<AttackResult[]> {
       const size = opts.sizes[attack.sizeKey];
       note(`${attack.name}: ${size} from ${ATTACKERS.length} addresses against ${attack.listener} :${port}`);
       const baselineRss = rssBytes(lexa.pid);
+      const baselineFds = openDescriptors(lexa.pid);
       const sampler = new RssSampler(lexa.pid);
       const [cpu0, wall0] = [cpuSeconds(lexa.pid), performance.now()];
       const run = attack.start({ port, addresses: ATTACKERS, size, maxAttempts: size * MAX_ATTEMPTS_PER_SLOT, index });
       await sleep(RAMP_MS);
-      const held = await run.held();
+      const held = await run.held(() => openDescriptors(lexa.pid) - baselineFds);
       const target: Target = { port, name: 'lexa', type: 'SOA' };
       const seen = await probeLoop(attack.probe(target, opts.probeTimeoutMs), opts.probes, PROBE_GAP_MS);
       const outcome = await run.stop();
