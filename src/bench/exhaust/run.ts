@@ -141,7 +141,7 @@ export async function runExhaust(opts: RunOptions): Promise<AttackResult[]> {
       const [cpu0, wall0] = [cpuSeconds(lexa.pid), performance.now()];
       const run = attack.start({ port, addresses: ATTACKERS, size, maxAttempts: size * MAX_ATTEMPTS_PER_SLOT, index });
       await sleep(RAMP_MS);
-      const held = await run.held(() => openDescriptors(lexa.pid) - baselineFds);
+      const held = await run.held(() => Math.max(0, openDescriptors(lexa.pid) - baselineFds));
       const target: Target = { port, name: 'lexa', type: 'SOA' };
       const seen = await probeLoop(attack.probe(target, opts.probeTimeoutMs), opts.probes, PROBE_GAP_MS);
       const outcome = await run.stop();
