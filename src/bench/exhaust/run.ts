@@ -42,7 +42,7 @@ export interface Attack {
   readonly buffers: number;
   readonly probe: (t: Target, timeoutMs: number) => Probe;
   readonly start: (ctx: AttackContext) => AttackRun;
-  /** Whether the attack reconnects (its held count is bounded by the limits) or is one wave. */
+  /** Which of the run's sizes is this attack's. */
   readonly sizeKey: keyof Sizes;
 }
 
