@@ -31,6 +31,13 @@ export interface AgentLimits extends ConnectionLimits {
   readonly stateRefillMs: number;
 }
 
+/**
+ * Replies (pongs, acks) an agent may leave unread before lexa stops reading from it, as the DNS stream transports
+ * do (MAX_BUFFERED_BYTES): without it, an agent that sends pings and never reads made lexa queue a pong for every
+ * ping, without end. Reading goes on when the agent has read them. A healthy agent's replies are a few bytes each.
+ */
+export const MAX_UNREAD_REPLY_BYTES = 64 * 1024;
+
 /** The defaults the configuration declares (config/schema.ts, server.agent.limits), for tests. */
 export const AGENT_LIMITS: AgentLimits = Object.freeze({
   maxConnections: 8192,
@@ -172,6 +179,10 @@ export async function startAgentServer(opts: AgentServerOptions): Promise<AgentL
         onMessage(decoded.message);
       }
       if (error && !closed) refuse(error);
+      if (!closed && socket.writableLength > MAX_UNREAD_REPLY_BYTES && !socket.isPaused()) {
+        socket.pause();
+        socket.once('drain', () => socket.resume());
+      }
     });
     socket.on('error', (err) => log.debug('agent socket error', { from: address, error: clip(err.message) }));
     socket.on('close', () => {
