@@ -14,6 +14,7 @@ if [[ -f scripts/doq-client.sh ]]; then bash scripts/doq-client.sh; fi
 bash scripts/agent-runtime.sh   # node for the agent tests, bind-mounted into busybox containers
 sh scripts/prometheus-bin.sh promtool >/dev/null   # the Prometheus text-format checker the metrics tests run
 bash scripts/dns-peers.sh   # knot, unbound, dnsdist
+bash scripts/load-tools.sh   # dnsperf: test/reliability drives lexa with it
 sh scripts/catalog-peers.sh >/dev/null   # python3-consul and the prometheus server (Consul API, HTTP SD tests)
 
 # npm ci when the lock file changed since the last install (or there is none): a clean clone always installs.
