@@ -38,6 +38,8 @@ const SETTLE_TIMEOUT_MS = 45_000;
 const ADDRESSES_TIMEOUT_MS = 60_000;
 const LXC_TIMEOUT_MS = 120_000;
 const SCRAPE_TIMEOUT_MS = 10_000;
+/** The first sample under load is taken once every generator has connected. */
+const SAMPLE_WARMUP_MS = 2_000;
 
 const bind = '    bind {\n      host = "127.0.0.1"\n      port = 0\n    }';
 /** Every listener the load reaches, plus the plain-HTTP metrics listener the sampler scrapes. */
@@ -207,16 +209,22 @@ export function phaseFailures(p: PhaseResult): string[] {
 
 const UNITS: Record<Series, [string, number]> = { rss: ['MiB', 1 << 20], heap: ['MiB', 1 << 20], fds: ['', 1], handles: ['', 1], timers: ['', 1] };
 
-/** The table `npm run soak` prints: per series first, last, peak and slope per hour. */
+/**
+ * The table `npm run soak` prints: per series first, last and peak, and the least-squares slope per hour over every
+ * sample and over the second half (after the warm-up: V8's heap and the allocator grow to their working size first).
+ */
 export function describeSamples(samples: readonly Sample[]): string[] {
+  if (samples.length === 0) return ['  no samples (a run shorter than the warm-up)'];
   const t0 = samples[0]!.at;
   const hours = samples.map((s) => (s.at - t0) / 3_600_000);
-  const lines = ['| series | first | last | peak | least-squares slope per hour |', '|---|---|---|---|---|'];
+  const half = Math.floor(samples.length / 2);
+  const lines = ['| series | first | last | peak | slope per hour, whole run | slope per hour, second half |', '|---|---|---|---|---|---|'];
   for (const k of SERIES) {
     const [unit, div] = UNITS[k];
     const ys = samples.map((s) => s[k] / div);
     const f = (x: number) => `${x.toFixed(div === 1 ? 0 : 1)}${unit ? ` ${unit}` : ''}`;
-    lines.push(`| ${k} | ${f(ys[0]!)} | ${f(ys.at(-1)!)} | ${f(Math.max(...ys))} | ${slopePerHour(hours, ys).toFixed(2)}${unit ? ` ${unit}` : ''}/h |`);
+    const slope = (from: number) => `${slopePerHour(hours.slice(from), ys.slice(from)).toFixed(2)}${unit ? ` ${unit}` : ''}/h`;
+    lines.push(`| ${k} | ${f(ys[0]!)} | ${f(ys.at(-1)!)} | ${f(Math.max(...ys))} | ${slope(0)} | ${slope(half)} |`);
   }
   return lines;
 }
@@ -242,9 +250,12 @@ async function main(): Promise<void> {
     const kindsBefore = fdKinds(bed.lexa.pid);
     console.log(`soak: ${minutes} min; UDP ${rates.udpQps}, TCP ${rates.tcpQps}, DoT ${rates.dotQps}, DoH ${rates.dohQps} QPS, REST ${rates.restPerSecond}/s,`);
     console.log(`  ${rates.blocking} blocking queries, ${rates.sse} SSE readers, one start/stop of ${containers} containers every ${rates.churnEveryMs / 1000} s; sampled every ${every} s`);
-    const samples: Sample[] = [before];
+    // The series cover the load only; `before` (idle, settled) is compared with the settled state after it.
+    const samples: Sample[] = [];
     let running = true;
     const sampler = (async () => {
+      await sleep(SAMPLE_WARMUP_MS);
+      await bed.sample().then((s) => samples.push(s), (err: Error) => console.log(`  sample failed: ${err.message}`));
       while (running) {
         await sleep(every * 1000);
         // A failed scrape is reported and the run goes on: the series just has a gap.
