@@ -2,7 +2,8 @@
  * The soak, on the REAL LXD of scripts/testbed.sh: lexa (the built CLI, a child process) under moderate mixed load
  * and steady churn (soak-load.ts) for `--minutes`, its resources sampled every `--sample-seconds` from its own
  * /metrics (prom-client's default metrics: resident memory, V8 heap used, open file descriptors, active handles,
- * and active timers, `nodejs_active_resources{type="Timeout"}`). Prints each series' first, last and peak and
+ * and active timers, `nodejs_active_resources{type="Timeout"}`; and the event loop's longest delay between two
+ * samples, which says whether a client's timeout met a stalled lexa). Prints each series' first, last and peak and
  * its least-squares slope per hour; then, once the load has ended and lexa has settled, the counts against the
  * ones before the load.
  *
@@ -22,7 +23,7 @@ import { startLexaChild, type LexaChild } from './lexa-child.js';
 import { loadPhase, SOAK_RATES, type PhaseResult, type Ports, type SoakRates } from './soak-load.js';
 
 /** The series sampled, each from lexa's /metrics. */
-export const SERIES = ['rss', 'heap', 'fds', 'handles', 'timers'] as const;
+export const SERIES = ['rss', 'heap', 'fds', 'handles', 'timers', 'loopDelayMax'] as const;
 export type Series = (typeof SERIES)[number];
 export type Sample = Readonly<Record<Series, number>> & { readonly at: number };
 
@@ -90,6 +91,9 @@ export async function sample(metricsPort: number): Promise<Sample> {
     fds: metric(text, 'process_open_fds'),
     handles: metric(text, 'nodejs_active_handles'),
     timers: metric(text, 'nodejs_active_resources', 'type="Timeout"'),
+    // The longest the event loop waited since the previous scrape (prom-client resets it each scrape), ms: not a
+    // leak series, but what a client that timed out would have met.
+    loopDelayMax: metric(text, 'nodejs_eventloop_lag_max_seconds') * 1000,
   };
 }
 
@@ -207,7 +211,7 @@ export function phaseFailures(p: PhaseResult): string[] {
   return out;
 }
 
-const UNITS: Record<Series, [string, number]> = { rss: ['MiB', 1 << 20], heap: ['MiB', 1 << 20], fds: ['', 1], handles: ['', 1], timers: ['', 1] };
+const UNITS: Record<Series, [string, number]> = { rss: ['MiB', 1 << 20], heap: ['MiB', 1 << 20], fds: ['', 1], handles: ['', 1], timers: ['', 1], loopDelayMax: ['ms', 1] };
 
 /**
  * The table `npm run soak` prints: per series first, last and peak, and the least-squares slope per hour over every
