@@ -12,7 +12,7 @@
  * Each sample is one scrape over a new connection (closed after), so every sample counts that one connection.
  */
 import http from 'node:http';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,7 +23,7 @@ import { startLexaChild, type LexaChild } from './lexa-child.js';
 import { loadPhase, SOAK_RATES, type PhaseResult, type Ports, type SoakRates } from './soak-load.js';
 
 /** The series sampled, each from lexa's /metrics. */
-export const SERIES = ['rss', 'heap', 'fds', 'handles', 'timers', 'loopDelayMax'] as const;
+export const SERIES = ['rss', 'heap', 'fds', 'handles', 'timers', 'loopDelayMax', 'runQueueWait'] as const;
 export type Series = (typeof SERIES)[number];
 export type Sample = Readonly<Record<Series, number>> & { readonly at: number };
 
@@ -82,7 +82,21 @@ export function metric(text: string, name: string, labels = ''): number {
   return sum;
 }
 
-export async function sample(metricsPort: number): Promise<Sample> {
+/** How long process `pid`'s threads have waited for a CPU while runnable, ms (/proc/<pid>/schedstat). */
+function runQueueWaitMs(pid: number): number {
+  let total = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[1]) / 1e6;
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return total;
+}
+
+/** One sample of lexa (`pid`) from its /metrics on `metricsPort`; `runQueueWait` is cumulative since it started. */
+export async function sample(metricsPort: number, pid: number): Promise<Sample> {
   const text = await scrape(metricsPort);
   return {
     at: performance.now(),
@@ -94,6 +108,8 @@ export async function sample(metricsPort: number): Promise<Sample> {
     // The longest the event loop waited since the previous scrape (prom-client resets it each scrape), ms: not a
     // leak series, but what a client that timed out would have met.
     loopDelayMax: metric(text, 'nodejs_eventloop_lag_max_seconds') * 1000,
+    // Time lexa was runnable but off the CPU (the machine's doing, not lexa's): set against loopDelayMax.
+    runQueueWait: runQueueWaitMs(pid),
   };
 }
 
@@ -174,7 +190,7 @@ export async function startSoakBed(containers: number, prefix: string, cpu?: num
   writeFileSync(queryFile, names.flatMap((n) => [`${n}.lexa A`, `${n}.lexa AAAA`]).join('\n') + '\nlexa SOA\n');
   const lexa = await startLexaChild(CONFIG, ['dns/udp', 'dot', 'doh', 'rest', 'metrics'], cpu);
   const ports = { dns: lexa.port('dns/udp'), dot: lexa.port('dot'), doh: lexa.port('doh'), rest: lexa.port('rest'), metrics: lexa.port('metrics') };
-  const take = () => sample(ports.metrics);
+  const take = () => sample(ports.metrics, lexa.pid);
   return {
     lexa,
     ports,
@@ -211,7 +227,15 @@ export function phaseFailures(p: PhaseResult): string[] {
   return out;
 }
 
-const UNITS: Record<Series, [string, number]> = { rss: ['MiB', 1 << 20], heap: ['MiB', 1 << 20], fds: ['', 1], handles: ['', 1], timers: ['', 1], loopDelayMax: ['ms', 1] };
+const UNITS: Record<Series, [string, number]> = {
+  rss: ['MiB', 1 << 20],
+  heap: ['MiB', 1 << 20],
+  fds: ['', 1],
+  handles: ['', 1],
+  timers: ['', 1],
+  loopDelayMax: ['ms', 1],
+  runQueueWait: ['ms', 1],
+};
 
 /**
  * The table `npm run soak` prints: per series first, last and peak, and the least-squares slope per hour over every
@@ -272,6 +296,12 @@ async function main(): Promise<void> {
     const after = await bed.settle();
     console.log(`  queries: UDP ${phase.udp.completed}, TCP ${phase.tcp.completed}, DoT ${phase.dot.completed}; HTTP requests ${phase.http.ok}; ${phase.churned} starts and stops`);
     for (const line of describeSamples(samples)) console.log(line);
+    const waits = samples.slice(1).map((s, i) => s.runQueueWait - samples[i]!.runQueueWait);
+    if (samples.length > 1) {
+      console.log(`  lexa runnable but off the CPU: ${((samples.at(-1)!.runQueueWait - samples[0]!.runQueueWait) / 1000).toFixed(1)} s in all; at most ${Math.max(0, ...waits).toFixed(0)} ms in one ${every} s interval`);
+      const worst = waits.reduce((w, _, i) => (samples[i + 1]!.loopDelayMax > samples[w + 1]!.loopDelayMax ? i : w), 0);
+      console.log(`  the longest event-loop delay, ${samples[worst + 1]!.loopDelayMax.toFixed(0)} ms, was in an interval where lexa waited ${waits[worst]!.toFixed(0)} ms for a CPU`);
+    }
     const kindsAfter = fdKinds(bed.lexa.pid);
     console.log(`  settled after the load: fds ${before.fds} → ${after.fds}, handles ${before.handles} → ${after.handles}, timers ${before.timers} → ${after.timers}`);
     console.log(`  descriptors opened and kept: ${JSON.stringify(addedKinds(kindsBefore, kindsAfter))}, closed: ${JSON.stringify(addedKinds(kindsAfter, kindsBefore))}`);
