@@ -309,6 +309,9 @@ async function main(): Promise<void> {
     for (const f of failures) console.log(`  FAIL ${f}`);
     process.exitCode = failures.length === 0 ? 0 : 1;
   } finally {
+    const { exitCode, signalCode } = bed.lexa.child;
+    // lexa ending during the run is the finding itself: say how, with the end of its log.
+    if (exitCode !== null || signalCode !== null) console.log(`  lexa exited during the run (code ${exitCode}, signal ${signalCode}); its log ends:\n${bed.lexa.log().split('\n').slice(-30).join('\n')}`);
     await bed.close();
   }
 }

@@ -8,9 +8,9 @@ import { addedKinds, fdKinds, phaseFailures, startSoakBed, type Sample } from '.
 // followed by a settle. The assertions are exact, not timed: once the load has ended and lexa has settled, its
 // open file descriptors, active handles and active timers (from its own /metrics) are the same after every
 // cycle, so none grows with the number of cycles; and against the counts before the first load, the only
-// difference is one descriptor the test can name: the inotify instance of the lease-file watch
-// (src/streams/lxd/lease-watch.ts), opened at the first instance start lexa sees and kept for its life (one for
-// every bridge: libuv shares one inotify instance per loop).
+// difference allowed is one descriptor the test can name: the inotify instance of the lease-file watch
+// (src/streams/lxd/lease-watch.ts), opened at the first instance start lexa sees (before the baseline or during
+// cycle 1) and kept for its life (one for every bridge: libuv shares one inotify instance per loop).
 
 const CYCLES = 3;
 const PHASE_SECONDS = 6;
@@ -40,7 +40,11 @@ t.test('after each cycle of load and churn, fds, handles and timers return to th
     t.same(after[c]!.counts, after[0]!.counts, `cycle ${c + 1} ends with the counts of cycle 1`);
     t.same(after[c]!.kinds, after[0]!.kinds, `cycle ${c + 1} ends with the descriptors of cycle 1`);
   }
-  t.same({ ...after[0]!.counts, fds: after[0]!.counts.fds - 1 }, before.counts, 'cycle 1 ends with the counts before the load, one descriptor more:');
-  t.same(addedKinds(before.kinds, after[0]!.kinds), ['anon_inode:inotify'], 'the lease-file watch');
+  // The lease-file watch opens when lexa first polls a starting instance's lease: during cycle 1, or already
+  // before the baseline when lexa started while a container's addresses were still arriving.
+  const added = addedKinds(before.kinds, after[0]!.kinds);
+  t.same(added.filter((k) => k !== 'anon_inode:inotify'), [], `cycle 1 kept no descriptor but the lease-file watch's (${JSON.stringify(added)})`);
+  t.ok(added.length <= 1, 'and at most that one');
+  t.same({ ...after[0]!.counts, fds: after[0]!.counts.fds - added.length }, before.counts, 'cycle 1 ends with the counts before the load, but for it');
   t.same(addedKinds(after[0]!.kinds, before.kinds), [], 'and none closed');
 });
