@@ -4,7 +4,9 @@
 // with the headers Node ships (scripts/build-native.mjs), never downloaded. lexa falls back to dgram without it.
 //
 // Contract with JavaScript (src/servers/dns/udp-batch.ts):
-//   open(host, port, ipv6, batch, slot, onBatch) -> { port, input, inputLengths, output, outputLengths, sources, handle }
+//   open(host, port, ipv6, batch, slot, onBatch[, receiveBuffer])
+//     -> { port, receiveBuffer, input, inputLengths, output, outputLengths, sources, handle }
+//     receiveBuffer > 0 sets SO_RCVBUF (SO_RCVBUFFORCE where permitted); the result's is what the kernel granted.
 //     `input` holds batch slots of `slot` bytes (the queries); `inputLengths[i]` their sizes; `sources` 16 bytes
 //     per slot, each query's source address (IPv6, or IPv4 as IPv4-mapped IPv6: rate limiting). onBatch(count) is
 //     called with queries 0..count-1 in place; it writes reply i into output slot i and its size into
@@ -15,6 +17,7 @@
 #define NAPI_VERSION 8
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <node_api.h>
 #include <stdio.h>
@@ -194,11 +197,11 @@ static void finalize_socket(napi_env env, void *data, void *hint) {
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 6) {
-    napi_throw_type_error(env, NULL, "open(host, port, ipv6, batch, slot, onBatch)");
+    napi_throw_type_error(env, NULL, "open(host, port, ipv6, batch, slot, onBatch[, receiveBuffer])");
     return NULL;
   }
   char host[64];
@@ -209,6 +212,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_get_value_bool(env, argv[2], &ipv6);
   napi_get_value_uint32(env, argv[3], &batch);
   napi_get_value_uint32(env, argv[4], &slot);
+  uint32_t rcvbuf = 0;  // optional: 0 keeps the kernel's default
+  if (argc >= 7) napi_get_value_uint32(env, argv[6], &rcvbuf);
   if (port > 65535 || batch < 1 || batch > 1024 || slot < 512 || slot > 65535) {
     napi_throw_range_error(env, NULL, "udp_batch: port, batch (1..1024) or slot (512..65535) out of range");
     return NULL;
@@ -244,6 +249,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   if (ipv6) {
     int one = 1;
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);  // as lexa's other sockets: `::` beside 0.0.0.0
+  }
+  if (rcvbuf > 0) {
+    // Past net.core.rmem_max where permitted (CAP_NET_ADMIN), else up to it: the caller logs what was granted.
+    int size = rcvbuf > INT_MAX / 2 ? INT_MAX / 2 : (int)rcvbuf;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   }
   if (bind(fd, (struct sockaddr *)&addr, addrlen) != 0) {
     int e = errno;
@@ -301,6 +311,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_create_object(env, &result);
   napi_create_uint32(env, bound_port, &v);
   napi_set_named_property(env, result, "port", v);
+  int granted = 0;
+  socklen_t grantedlen = sizeof granted;
+  getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &grantedlen);
+  napi_create_uint32(env, (uint32_t)granted, &v);
+  napi_set_named_property(env, result, "receiveBuffer", v);
   napi_value in_ab = external_buffer(env, s->in, (size_t)batch * slot);
   napi_value out_ab = external_buffer(env, s->out, (size_t)batch * slot);
   napi_value in_len_ab = external_buffer(env, s->in_len, batch * sizeof(int32_t));

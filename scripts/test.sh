@@ -17,6 +17,7 @@ bash scripts/agent-runtime.sh   # node for the agent tests, bind-mounted into bu
 sh scripts/prometheus-bin.sh promtool >/dev/null   # the Prometheus text-format checker the metrics tests run
 bash scripts/dns-peers.sh   # knot, unbound, dnsdist
 bash scripts/zone-checkers.sh   # Zonemaster and DNSViz (test/reliability/zone-checkers.test.ts)
+bash scripts/load-tools.sh   # dnsperf: test/reliability drives lexa with it
 sh scripts/catalog-peers.sh >/dev/null   # python3-consul and the prometheus server (Consul API, HTTP SD tests)
 
 # npm ci when the lock file changed since the last install (or there is none): a clean clone always installs.

@@ -317,6 +317,8 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       maxTcpConnections: dns.max_tcp_connections,
       ednsUdpSize: dns.edns_udp_size,
       maxUdpReply: dns.max_udp_reply,
+      /** SO_RCVBUF of each UDP socket, bytes; 0: the kernel's default. */
+      udpReceiveBuffer: dns.udp_receive_buffer,
       /** Response rate limiting for UDP, or null when off (responses_per_second = 0). */
       rateLimit:
         dns.rate_limit.responses_per_second === 0

@@ -87,6 +87,7 @@ export function decideReload(running: Config, next: Config, started: Config): Re
   check('server.dns.tcp_idle_timeout', running.dns.tcpIdleTimeoutMs, next.dns.tcpIdleTimeoutMs, restart);
   check('server.dns.max_tcp_connections', running.dns.maxTcpConnections, next.dns.maxTcpConnections, restart);
   check('server.dns.max_udp_reply', running.dns.maxUdpReply, next.dns.maxUdpReply, restart);
+  check('server.dns.udp_receive_buffer', running.dns.udpReceiveBuffer, next.dns.udpReceiveBuffer, restart);
   check('server.dns.rate_limit', running.dns.rateLimit, next.dns.rateLimit, restart);
   // Each listener takes its limits when it opens; running ones keep theirs.
   const limits = (c: Config) => TRANSPORTS.map((t) => t.limits(c));

@@ -89,6 +89,7 @@ t.test('every default, as the daemon receives it', async (t) => {
       maxTcpConnections: 256,
       ednsUdpSize: 1232,
       maxUdpReply: 4096,
+      udpReceiveBuffer: 4 * 1024 * 1024,
       rateLimit: {
         responsesPerSecond: 200,
         slip: 2,
@@ -374,6 +375,7 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
     'server.dns.max_tcp_connections': [{ dns: { max_tcp_connections: 8 } }, (c) => c.dns.maxTcpConnections, 8],
     'server.dns.edns_udp_size': [{ dns: { edns_udp_size: 4096 } }, (c) => c.dns.ednsUdpSize, 4096],
     'server.dns.max_udp_reply': [{ dns: { max_udp_reply: 1232 } }, (c) => c.dns.maxUdpReply, 1232],
+    'server.dns.udp_receive_buffer': [{ dns: { udp_receive_buffer: 0 } }, (c) => c.dns.udpReceiveBuffer, 0],
     'server.dns.rate_limit.responses_per_second': [{ dns: { rate_limit: { responses_per_second: 0 } } }, (c) => c.dns.rateLimit, null],
     'server.dns.rate_limit.slip': [{ dns: { rate_limit: { slip: 0 } } }, (c) => c.dns.rateLimit?.slip, 0],
     'server.dns.rate_limit.window': [{ dns: { rate_limit: { window: '1m' } } }, (c) => c.dns.rateLimit?.windowMs, 60_000],

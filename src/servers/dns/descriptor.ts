@@ -14,7 +14,7 @@ export const dnsTransport: TransportDescriptor<DnsContext> = {
     const { dns } = c;
     // One limiter for every UDP bind of this configuration: a prefix's rate is the same whichever address it asks.
     const rateLimiter = dns.rateLimit === null ? null : new ResponseRateLimiter(dns.rateLimit, Date.now, ctx.rateLimited);
-    const limits = { ...dns.limits, maxReply: dns.maxUdpReply, rateLimiter };
+    const limits = { ...dns.limits, maxReply: dns.maxUdpReply, receiveBuffer: dns.udpReceiveBuffer, rateLimiter };
     return {
       open: async (bind) => {
         const udp = ctx.served('dns', 'udp', bind);

@@ -41,7 +41,7 @@ export function startPlainDns(opts: PlainDnsOptions): Promise<Listeners> {
         if (retry) continue;
         throw err;
       }
-      if (bound !== undefined) opts.log.info('dns/udp: listening', { host: bound[0], port: bound[1], io: bound[2] });
+      if (bound !== undefined) opts.log.info('dns/udp: listening', { host: bound[0], port: bound[1], io: bound[2], receiveBuffer: bound[3] });
       return { port, close: () => Promise.all([udp.close(), tcp.close()]).then(() => undefined) };
     }
   });

@@ -30,11 +30,14 @@ interface BatchSocket {
   readonly outputLengths: Int32Array;
   /** Each query's source address, ADDRESS_BYTES per slot (IPv4 as IPv4-mapped IPv6). */
   readonly sources: Uint8Array;
+  /** SO_RCVBUF as the kernel reports it after open (absent from an addon built before it was asked for). */
+  readonly receiveBuffer?: number;
   readonly handle: object;
 }
 
 interface BatchAddon {
-  open(host: string, port: number, ipv6: boolean, batch: number, slot: number, onBatch: (count: number) => void): BatchSocket;
+  /** `receiveBuffer` > 0 sets SO_RCVBUF (SO_RCVBUFFORCE where permitted); 0 keeps the kernel's default. */
+  open(host: string, port: number, ipv6: boolean, batch: number, slot: number, onBatch: (count: number) => void, receiveBuffer: number): BatchSocket;
   close(handle: object): void;
 }
 
@@ -68,9 +71,18 @@ export function loadBatchAddon(path: string = ADDON_PATH): BatchAddon | Error {
 /**
  * One batched UDP socket on `bind`: the same contract as the dgram path (each datagram one query, answered
  * synchronously with `limit`, rate-limited by `rrl` when given), IPv6 sockets IPv6-only. Rejects like a bind
- * does (EADDRINUSE...).
+ * does (EADDRINUSE...). `receiveBuffer` (bytes, 0: the kernel's default) is the socket's SO_RCVBUF; the listener
+ * reports what the kernel granted.
  */
-export function openBatchUdp(addon: BatchAddon, bind: Bind, handle: HandleQuery, limit: ReplyLimit, log: Logger, rrl: ResponseRateLimiter | null = null): BoundListener {
+export function openBatchUdp(
+  addon: BatchAddon,
+  bind: Bind,
+  handle: HandleQuery,
+  limit: ReplyLimit,
+  log: Logger,
+  rrl: ResponseRateLimiter | null = null,
+  receiveBuffer = 0,
+): BoundListener & { readonly receiveBuffer: number | undefined } {
   const slot = Math.max(MIN_SLOT, limit.kind === 'datagram' ? limit.max : MIN_SLOT);
   let sock: BatchSocket | undefined;
   const onBatch = (count: number): void => {
@@ -93,7 +105,7 @@ export function openBatchUdp(addon: BatchAddon, bind: Bind, handle: HandleQuery,
       s.outputLengths[i] = reply.length;
     }
   };
-  sock = addon.open(bind.host, bind.port, bind.host.includes(':'), BATCH, slot, onBatch);
+  sock = addon.open(bind.host, bind.port, bind.host.includes(':'), BATCH, slot, onBatch, receiveBuffer);
   if (rrl !== null && !(sock.sources instanceof Uint8Array)) {
     // Built before sources were exposed: rate limiting could not see who asks, so this socket must not serve.
     addon.close(sock.handle);
@@ -102,6 +114,7 @@ export function openBatchUdp(addon: BatchAddon, bind: Bind, handle: HandleQuery,
   let closed = false;
   return {
     port: sock.port,
+    receiveBuffer: sock.receiveBuffer,
     close: async () => {
       if (closed) return;
       closed = true;

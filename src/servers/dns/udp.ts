@@ -16,12 +16,17 @@ export interface UdpLimits {
    * dgram. Default true. Either way the behaviour is the same; batching only costs less CPU per query.
    */
   readonly batch?: boolean;
+  /**
+   * SO_RCVBUF of each socket, bytes (config `server.dns.udp_receive_buffer`); absent or 0: the kernel's default.
+   * Queries that arrive while lexa is off the CPU wait here instead of being dropped.
+   */
+  readonly receiveBuffer?: number;
   /** Where to load the addon from (tests point it at a missing file to prove the fallback). */
   readonly addonPath?: string;
 }
 
 /** How a UDP listener is announced once bound: by default the `dns/udp: listening` log line. */
-export type AnnounceUdp = (host: string, port: number, io: 'recvmmsg' | 'dgram') => void;
+export type AnnounceUdp = (host: string, port: number, io: 'recvmmsg' | 'dgram', receiveBuffer: number | undefined) => void;
 
 /**
  * DNS over UDP on every bind address: each datagram is one query, answered synchronously from the current
@@ -30,16 +35,25 @@ export type AnnounceUdp = (host: string, port: number, io: 'recvmmsg' | 'dgram')
  */
 export function startUdp(opts: TransportOptions<UdpLimits>, announce?: AnnounceUdp): Promise<Listeners> {
   const { handle, log } = opts;
-  const announced: AnnounceUdp = announce ?? ((host, port, io) => log.info('dns/udp: listening', { host, port, io }));
+  const announced: AnnounceUdp =
+    announce ?? ((host, port, io, receiveBuffer) => log.info('dns/udp: listening', { host, port, io, receiveBuffer }));
   const limit = datagramLimit(opts.limits.maxReply);
   const rrl = opts.limits.rateLimiter ?? null;
   const addon = opts.limits.batch === false ? undefined : loadBatchAddon(opts.limits.addonPath);
+  const wanted = opts.limits.receiveBuffer ?? 0;
+  /** Logs the queue the kernel granted; warns when it is below `wanted` (capped by net.core.rmem_max). */
+  const granted = (host: string, bytes: number | undefined) => {
+    // Linux reports twice what was set (the doubling covers its bookkeeping): less than `wanted` means capped.
+    if (wanted > 0 && bytes !== undefined && bytes < wanted)
+      log.warn('dns/udp: receive buffer capped by the kernel; raise net.core.rmem_max (or run with CAP_NET_ADMIN)', { host, wanted, granted: bytes });
+  };
   if (addon instanceof Error) log.info('dns/udp: batched I/O unavailable, using dgram', { reason: addon.message.split('\n')[0] });
   return openEach(opts.binds, async (b) => {
     if (addon !== undefined && !(addon instanceof Error)) {
       try {
-        const opened = openBatchUdp(addon, b, handle, limit, log, rrl);
-        announced(b.host, opened.port, 'recvmmsg');
+        const opened = openBatchUdp(addon, b, handle, limit, log, rrl, wanted);
+        announced(b.host, opened.port, 'recvmmsg', opened.receiveBuffer);
+        granted(b.host, opened.receiveBuffer);
         return opened;
       } catch (err) {
         if (!(err instanceof AddonWithoutSources)) throw err;
@@ -58,7 +72,11 @@ export function startUdp(opts: TransportOptions<UdpLimits>, announce?: AnnounceU
     });
     const port = await bindUdp(socket, b);
     socket.on('error', (err) => log.warn('dns/udp: socket error', { host: b.host, error: err.message }));
-    announced(b.host, port, 'dgram');
+    // dgram sets SO_RCVBUF only once bound, and cannot exceed net.core.rmem_max (no SO_RCVBUFFORCE).
+    if (wanted > 0) socket.setRecvBufferSize(wanted);
+    const receiveBuffer = socket.getRecvBufferSize();
+    announced(b.host, port, 'dgram', receiveBuffer);
+    granted(b.host, receiveBuffer);
     let closed: Promise<void> | undefined;
     return { port, close: () => (closed ??= new Promise<void>((resolve) => socket.close(() => resolve()))) };
   });
