@@ -36,13 +36,16 @@ t.test('aborts with the parent, and with a timeout error after ms', async (t) =>
   b.done();
 });
 
-t.test('done() lets go of the parent: no listener is left behind', async (t) => {
+t.test('a parent carries one listener however many requests are in flight, and aborts them all', async (t) => {
   const parent = new AbortController();
   for (let i = 0; i < 1000; i++) deadline(parent.signal, 60_000).done();
-  t.equal(getEventListeners(parent.signal, 'abort').length, 0, 'no abort listener left on the parent');
-  const late = deadline(parent.signal, 60_000);
-  t.equal(getEventListeners(parent.signal, 'abort').length, 1, 'one while a request is in flight');
-  late.done();
+  t.ok(getEventListeners(parent.signal, 'abort').length <= 1, 'at most one abort listener after 1,000 requests');
+  // A burst of re-reads: 50 at once (Node warns of a possible leak past 10 listeners on one signal).
+  const burst = Array.from({ length: 50 }, () => deadline(parent.signal, 60_000));
+  t.equal(getEventListeners(parent.signal, 'abort').length, 1, 'one listener with 50 in flight');
+  parent.abort(new Error('gone'));
+  t.ok(burst.every((d) => d.signal.aborted), 'the parent aborting aborts every request in flight');
+  for (const d of burst) d.done();
 });
 
 t.test('1,000 LXD requests on one connection signal leave nothing registered with it', async (t) => {
@@ -63,6 +66,6 @@ t.test('1,000 LXD requests on one connection signal leave nothing registered wit
   let answered = 0;
   for (let i = 0; i < 1000; i++) if ((await client.get<{ ok?: boolean }>('/1.0', connection.signal)).ok === true) answered++;
   t.equal(answered, 1000, 'every request answered');
-  t.equal(getEventListeners(connection.signal, 'abort').length, 0, 'no abort listener left');
+  t.ok(getEventListeners(connection.signal, 'abort').length <= 1, 'at most one abort listener');
   t.equal(dependants(connection.signal), 0, 'no derived signal kept by the connection signal (AbortSignal.any kept 1,000)');
 });
