@@ -86,7 +86,7 @@ t.test('agents in real containers feed DNS and REST; checks, grace, restarts, an
   const allowedAt = Date.now();
   await lxc('config', 'set', A, 'user.lexa.agent.services', ALLOWED);
   const tokenA = await waitFor(async () => (await credentialOf(A)) || undefined, { what: `lexa to issue ${A} its token`, timeoutMs: 10_000 });
-  t.match(tokenA, /^[A-Za-z0-9_-]{43}$/, `lexa wrote ${A} a random user.lexa.agent.token (32 bytes, base64url) ${since(allowedAt)} ms after the operator allowed it an agent`);
+  t.match(tokenA, /^lexa_[A-Za-z0-9_-]{43}$/, `lexa wrote ${A} a random user.lexa.agent.token (lexa_ and 32 bytes, base64url) ${since(allowedAt)} ms after the operator allowed it an agent`);
   t.equal(await credentialOf(B), B_TOKEN, `the operator's token on ${B} is kept`);
 
   for (const c of [A, B]) {
