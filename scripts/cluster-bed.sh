@@ -29,6 +29,10 @@ IMAGE_ALIAS=lexa-busybox
 log() { printf '[cluster-bed] %s\n' "$*" >&2; }
 die() { printf '[cluster-bed] ERROR: %s\n' "$*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "must run as root"
+# shellcheck source=setup-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/setup-lib.sh"
+# shellcheck source=netns-bed.sh
+. "$(dirname "${BASH_SOURCE[0]}")/netns-bed.sh"
 
 ns() { echo "lexa-cm$1"; }
 addr() { echo "10.77.0.1$1"; }
@@ -36,15 +40,7 @@ name() { echo "lexa-c$1"; }
 dir() { echo "$STATE/m$1"; }
 mlxc() { local n=$1; shift; LXD_DIR=$(dir "$n") timeout 60 lxc "$@"; }
 answers() { [[ -S $(dir "$1")/unix.socket ]] && LXD_DIR=$(dir "$1") timeout 10 lxc query /1.0 >/dev/null 2>&1; }
-# A SIGKILLed member daemon is reparented to PID 1, which on some machines reaps late: `kill -0` still succeeds
-# on the zombie, and `start N` would wait for a daemon that is gone. A zombie (state Z) counts as dead.
-daemon_pid() {
-  local f pid state; f="$(dir "$1")/daemon.pid"
-  [[ -s $f ]] || return 1
-  pid=$(cat "$f")
-  state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) || return 1
-  [[ -n $state && $state != Z ]] && echo "$pid"
-}
+daemon_pid() { bed_daemon_pid "$(dir "$1")/daemon.pid"; }
 
 mkdir -p "$STATE"
 exec 9>"$STATE/.lock"
@@ -52,31 +48,9 @@ flock 9
 
 # The host side: one bridge, and per member a namespace joined to it by a veth pair.
 ensure_network() {
-  if ! ip link show "$HOST_BRIDGE" >/dev/null 2>&1; then
-    ip link add "$HOST_BRIDGE" type bridge
-    ip addr add "$HOST_V4" dev "$HOST_BRIDGE"
-  fi
-  ip link set "$HOST_BRIDGE" up
+  bed_bridge "$HOST_BRIDGE" "$HOST_V4"
   local n
-  for n in "${MEMBERS[@]}"; do
-    ip netns list | grep -qw "$(ns "$n")" || ip netns add "$(ns "$n")"
-    # A host end whose peer is not in the namespace (the namespace was re-created) is useless: make a new pair.
-    if ! ip -n "$(ns "$n")" link show eth0 >/dev/null 2>&1; then ip link del "lexacl0-m$n" 2>/dev/null || true; fi
-    if ! ip link show "lexacl0-m$n" >/dev/null 2>&1; then
-      ip link add "lexacl0-m$n" type veth peer name eth0 netns "$(ns "$n")"
-      ip link set "lexacl0-m$n" master "$HOST_BRIDGE" up
-    fi
-    ip -n "$(ns "$n")" link set lo up
-    ip -n "$(ns "$n")" addr replace "$(addr "$n")/24" dev eth0
-    ip -n "$(ns "$n")" link set eth0 up
-  done
-}
-
-# `ip netns exec` gives the daemon a fresh /sys (so LXD sees its namespace's interfaces), which hides the cgroup
-# mounts; they are mounted again, exactly as on the host, inside that private mount namespace.
-cgroup_mounts() {
-  awk '{ for (i = 7; i <= NF; i++) if ($i == "-") break; t = $(i + 1) }
-       $5 ~ "^/sys/fs/cgroup/" && (t == "cgroup" || t == "cgroup2") { print t, $5, $NF }' /proc/self/mountinfo
+  for n in "${MEMBERS[@]}"; do bed_namespace "$(ns "$n")" "$HOST_BRIDGE" "lexacl0-m$n" "$(addr "$n")"; done
 }
 
 start_member() {
@@ -84,18 +58,7 @@ start_member() {
   answers "$n" && return 0
   if [[ -z $(daemon_pid "$n" || true) ]]; then
     log "starting member $n ($(name "$n"))"
-    mkdir -p "$(dir "$n")"
-    local mounts
-    mounts=$(cgroup_mounts | while read -r type point opts; do
-      local o=${opts#rw,}
-      [[ $type == cgroup2 ]] && o=""
-      printf 'mkdir -p %q; mount -t %s %s %s %q;\n' "$point" "$type" "${o:+-o $(printf %q "$o")}" "$type" "$point"
-    done)
-    ip netns exec "$(ns "$n")" env LXD_DIR="$(dir "$n")" setsid sh -c "
-      mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup; $mounts
-      echo \$\$ > '$(dir "$n")/daemon.pid'
-      exec lxd --group root --logfile '$(dir "$n")/lxd.log'" </dev/null >/dev/null 2>&1 9>&- &
-    disown || true
+    bed_start_lxd "$(ns "$n")" "$(dir "$n")" "$(dir "$n")/daemon.pid" "$(dir "$n")/lxd.log" /dev/null
   fi
   LXD_DIR=$(dir "$n") lxd waitready --timeout 60 || { tail -n 20 "$(dir "$n")/lxd.log" >&2; die "member $n did not start"; }
 }
@@ -108,30 +71,8 @@ clustered() {
 
 bootstrap() {
   log "bootstrapping member 1"
-  LXD_DIR=$(dir 1) lxd init --preseed <<EOF
-config:
-  core.https_address: "$(addr 1):8443"
-  cluster.https_address: "$(addr 1):8443"
-cluster:
-  server_name: $(name 1)
-  enabled: true
-networks:
-- name: $NET
-  type: bridge
-  config:
-    ipv4.address: $NET_V4
-    ipv4.nat: "false"
-    ipv6.address: $NET_V6
-    ipv6.nat: "false"
-storage_pools:
-- name: default
-  driver: dir
-profiles:
-- name: default
-  devices:
-    root: {type: disk, path: /, pool: default}
-    eth0: {type: nic, name: eth0, network: $NET}
-EOF
+  HTTPS_ADDRESS=$(addr 1):8443 BRIDGE=$NET BRIDGE_V4=$NET_V4 BRIDGE_V6=$NET_V6 preseed_yaml "$(name 1)" |
+    LXD_DIR=$(dir 1) lxd init --preseed
 }
 
 join() {
@@ -152,16 +93,7 @@ EOF
 
 # The client certificate (trusted after the join: before it, member 2 answered 403) and the image.
 ensure_trust_and_image() {
-  local fp tarball
-  fp=$(openssl x509 -in "$TESTBED/client.crt" -outform der | sha256sum | awk '{print $1}')
-  if ! mlxc 1 query /1.0/certificates | jq -e --arg fp "$fp" 'any(.[]; . == "/1.0/certificates/" + $fp)' >/dev/null; then
-    mlxc 1 config trust add "$TESTBED/client.crt" --name lexa-testbed
-  fi
-  if ! mlxc 1 query "/1.0/images/aliases/$IMAGE_ALIAS" >/dev/null 2>&1; then
-    tarball=$(ls "$TESTBED"/image/"$IMAGE_ALIAS"-v*.tar.gz 2>/dev/null | head -n1)
-    [[ -n $tarball ]] || die "no busybox image in $TESTBED/image: run scripts/testbed.sh first"
-    mlxc 1 image import "$tarball" --alias "$IMAGE_ALIAS" >/dev/null
-  fi
+  bed_trust_and_image "$TESTBED" "$IMAGE_ALIAS" mlxc 1
   # Members share one cluster certificate: pin it (the tests read it from here).
   install -m 0644 "$(dir 1)/cluster.crt" "$STATE/cluster.crt"
 }
@@ -183,12 +115,7 @@ down() {
     ip netns del "$(ns "$n")" 2>/dev/null || true
   done
   ip link del "$HOST_BRIDGE" 2>/dev/null || true
-  # A member daemon that was killed (not shut down) leaves its dnsmasq behind: end those of this bed only.
-  local p
-  for p in /proc/[0-9]*; do
-    [[ -r $p/cmdline ]] && tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "^dnsmasq .*--dhcp-leasefile=$STATE/" &&
-      kill "${p#/proc/}" 2>/dev/null || true
-  done
+  bed_kill_dnsmasq "$STATE"
   rm -rf "$STATE"
   log "removed"
 }

@@ -32,46 +32,22 @@ WAITREADY_S=90
 log() { printf '[fault-bed] %s\n' "$*" >&2; }
 die() { printf '[fault-bed] ERROR: %s\n' "$*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "must run as root"
+# shellcheck source=setup-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/setup-lib.sh"
+# shellcheck source=netns-bed.sh
+. "$(dirname "${BASH_SOURCE[0]}")/netns-bed.sh"
 
 flxc() { LXD_DIR=$LXD_DIR_FB timeout 60 lxc "$@"; }
 answers() { [[ -S $LXD_DIR_FB/unix.socket ]] && LXD_DIR=$LXD_DIR_FB timeout 10 lxc query /1.0 >/dev/null 2>&1; }
-# A SIGKILLed daemon is reparented to PID 1, which on some machines reaps late: `kill -0` still succeeds on the
-# zombie, and the start would wait for a daemon that is gone. A zombie (state Z) counts as dead.
-daemon_pid() {
-  local f=$STATE/daemon.pid pid state
-  [[ -s $f ]] || return 1
-  pid=$(cat "$f")
-  state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) || return 1
-  [[ -n $state && $state != Z ]] && echo "$pid"
-}
+daemon_pid() { bed_daemon_pid "$STATE/daemon.pid"; }
 
 mkdir -p "$LXD_DIR_FB"
 exec 9>"$STATE/.lock"
 flock 9
 
 ensure_network() {
-  if ! ip link show "$HOST_BRIDGE" >/dev/null 2>&1; then
-    ip link add "$HOST_BRIDGE" type bridge
-    ip addr add "$HOST_V4" dev "$HOST_BRIDGE"
-  fi
-  ip link set "$HOST_BRIDGE" up
-  ip netns list | grep -qw "$NS" || ip netns add "$NS"
-  # A host end whose peer is not in the namespace (the namespace was re-created) is useless: make a new pair.
-  if ! ip -n "$NS" link show eth0 >/dev/null 2>&1; then ip link del "$HOST_BRIDGE-d" 2>/dev/null || true; fi
-  if ! ip link show "$HOST_BRIDGE-d" >/dev/null 2>&1; then
-    ip link add "$HOST_BRIDGE-d" type veth peer name eth0 netns "$NS"
-    ip link set "$HOST_BRIDGE-d" master "$HOST_BRIDGE" up
-  fi
-  ip -n "$NS" link set lo up
-  ip -n "$NS" addr replace "$ADDR/24" dev eth0
-  ip -n "$NS" link set eth0 up
-}
-
-# As in scripts/cluster-bed.sh: `ip netns exec` gives the daemon a fresh /sys, which hides the cgroup mounts; they
-# are mounted again, exactly as on the host, inside that private mount namespace.
-cgroup_mounts() {
-  awk '{ for (i = 7; i <= NF; i++) if ($i == "-") break; t = $(i + 1) }
-       $5 ~ "^/sys/fs/cgroup/" && (t == "cgroup" || t == "cgroup2") { print t, $5, $NF }' /proc/self/mountinfo
+  bed_bridge "$HOST_BRIDGE" "$HOST_V4"
+  bed_namespace "$NS" "$HOST_BRIDGE" "$HOST_BRIDGE-d" "$ADDR"
 }
 
 start_daemon() {
@@ -81,58 +57,20 @@ start_daemon() {
   [[ -n $pid ]] && kill -CONT "$pid" 2>/dev/null || true
   if [[ -z $pid ]]; then
     log "starting the daemon"
-    local mounts
-    mounts=$(cgroup_mounts | while read -r type point opts; do
-      local o=${opts#rw,}
-      [[ $type == cgroup2 ]] && o=""
-      printf 'mkdir -p %q; mount -t %s %s %s %q;\n' "$point" "$type" "${o:+-o $(printf %q "$o")}" "$type" "$point"
-    done)
-    ip netns exec "$NS" env LXD_DIR="$LXD_DIR_FB" setsid sh -c "
-      mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup; $mounts
-      echo \$\$ > '$STATE/daemon.pid'
-      exec lxd --group root --logfile '$STATE/lxd.log'" </dev/null >>"$STATE/lxd.out" 2>&1 9>&- &
-    disown || true
+    bed_start_lxd "$NS" "$LXD_DIR_FB" "$STATE/daemon.pid" "$STATE/lxd.log" "$STATE/lxd.out"
   fi
   LXD_DIR=$LXD_DIR_FB lxd waitready --timeout "$WAITREADY_S" || { tail -n 20 "$STATE/lxd.log" >&2; die "the daemon did not start"; }
 }
 
 initialise() {
   log "initialising"
-  LXD_DIR=$LXD_DIR_FB lxd init --preseed <<EOF
-config:
-  core.https_address: "$ADDR:8443"
-networks:
-- name: $NET
-  type: bridge
-  config:
-    ipv4.address: $NET_V4
-    ipv4.nat: "false"
-    ipv6.address: $NET_V6
-    ipv6.nat: "false"
-storage_pools:
-- name: default
-  driver: dir
-profiles:
-- name: default
-  devices:
-    root: {type: disk, path: /, pool: default}
-    eth0: {type: nic, name: eth0, network: $NET}
-EOF
+  HTTPS_ADDRESS=$ADDR:8443 BRIDGE=$NET BRIDGE_V4=$NET_V4 BRIDGE_V6=$NET_V6 preseed_yaml | LXD_DIR=$LXD_DIR_FB lxd init --preseed
 }
 
 # The client certificate (a test removes it and adds it back; this puts it back after an interrupted run) and the
 # image; the server certificate copied where the tests pin it.
 ensure_trust_and_image() {
-  local fp tarball
-  fp=$(openssl x509 -in "$TESTBED/client.crt" -outform der | sha256sum | awk '{print $1}')
-  if ! flxc query /1.0/certificates | jq -e --arg fp "$fp" 'any(.[]; . == "/1.0/certificates/" + $fp)' >/dev/null; then
-    flxc config trust add "$TESTBED/client.crt" --name lexa-testbed
-  fi
-  if ! flxc query "/1.0/images/aliases/$IMAGE_ALIAS" >/dev/null 2>&1; then
-    tarball=$(ls "$TESTBED"/image/"$IMAGE_ALIAS"-v*.tar.gz 2>/dev/null | head -n1)
-    [[ -n $tarball ]] || die "no busybox image in $TESTBED/image: run scripts/testbed.sh first"
-    flxc image import "$tarball" --alias "$IMAGE_ALIAS" >/dev/null
-  fi
+  bed_trust_and_image "$TESTBED" "$IMAGE_ALIAS" flxc
   install -m 0644 "$LXD_DIR_FB/server.crt" "$STATE/server.crt"
 }
 
@@ -145,12 +83,7 @@ down() {
   if [[ -n $pid ]]; then LXD_DIR=$LXD_DIR_FB timeout 30 lxd shutdown 2>/dev/null || kill -9 "$pid" 2>/dev/null || true; fi
   ip netns del "$NS" 2>/dev/null || true
   ip link del "$HOST_BRIDGE" 2>/dev/null || true
-  # A daemon that was killed (not shut down) leaves its dnsmasq behind: end those of this bed only.
-  local p
-  for p in /proc/[0-9]*; do
-    [[ -r $p/cmdline ]] && tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "^dnsmasq .*--dhcp-leasefile=$STATE/" &&
-      kill "${p#/proc/}" 2>/dev/null || true
-  done
+  bed_kill_dnsmasq "$STATE"
   rm -rf "$STATE"
   log "removed"
 }

@@ -15,13 +15,24 @@ ensure_backports() {
 	echo "deb $_mirror bookworm-backports main" >/etc/apt/sources.list.d/backports.list
 }
 
-# preseed_yaml: the `lxd init --preseed` / `incus admin init --preseed` document both test beds use: the API on
-# $HTTPS_ADDRESS, a bridge $BRIDGE with fixed $BRIDGE_V4/$BRIDGE_V6 and no NAT, a `dir` pool, and the default
-# profile with a root disk and eth0 on the bridge.
+# preseed_yaml [SERVER_NAME]: the `lxd init --preseed` / `incus admin init --preseed` document every test bed uses:
+# the API on $HTTPS_ADDRESS, a bridge $BRIDGE with fixed $BRIDGE_V4/$BRIDGE_V6 and no NAT, a `dir` pool, and the
+# default profile with a root disk and eth0 on the bridge. With SERVER_NAME, it also bootstraps a cluster: its
+# first member, SERVER_NAME, with cluster traffic on $HTTPS_ADDRESS too.
 preseed_yaml() {
+	if [ -n "${1:-}" ]; then
+		cat <<EOF2
+cluster:
+  server_name: $1
+  enabled: true
+EOF2
+	fi
 	cat <<EOF2
 config:
   core.https_address: "$HTTPS_ADDRESS"
+EOF2
+	[ -z "${1:-}" ] || printf '  cluster.https_address: "%s"\n' "$HTTPS_ADDRESS"
+	cat <<EOF2
 networks:
 - name: $BRIDGE
   type: bridge
