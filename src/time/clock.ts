@@ -1,3 +1,5 @@
+import { onAbort } from './on-abort.js';
+
 /**
  * Time as the reflector sees it. Every delay the reflector waits (reconnect backoff, watchdog, resync, settle)
  * goes through a Clock, so tests drive time instead of waiting for it. Handles are opaque: pass back what you got.
@@ -28,17 +30,20 @@ export const realClock: Clock = {
 
 /**
  * Resolves after `ms` on `clock`, or at once when `signal` aborts (the timer is cleared then, so a stopped
- * reflector leaves no timer behind). Never rejects.
+ * reflector leaves no timer behind). Never rejects. Any number of sleepers share one listener on `signal`
+ * (onAbort): a burst of settle loops on one connection stays one listener.
  */
 export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const done = () => {
       clock.clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
+      off();
       resolve();
     };
+    const off = signal === undefined ? noop : onAbort(signal, done);
     const timer = clock.setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+const noop = (): void => undefined;

@@ -5,10 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { deadline } from '../../src/time/deadline.js';
+import { realClock, sleep } from '../../src/time/clock.js';
+import { onAbort } from '../../src/time/on-abort.js';
 import { createLxdClient } from '../../src/streams/lxd/lxd-client.js';
 
 // The deadline every LXD request carries (src/time/deadline.ts), and the client's use of it: requests that hang
-// off one long-lived connection signal must leave nothing registered with it once they end.
+// off one long-lived connection signal must leave nothing registered with it once they end. The same for the
+// sleeps of the reflector's settle loops (src/time/clock.ts), which share the one listener (src/time/on-abort.ts).
 
 /** Signals Node keeps registered with `signal` for AbortSignal.any (an internal set; absent on Node versions without it). */
 function dependants(signal: AbortSignal): number {
@@ -46,6 +49,35 @@ t.test('a parent carries one listener however many requests are in flight, and a
   parent.abort(new Error('gone'));
   t.ok(burst.every((d) => d.signal.aborted), 'the parent aborting aborts every request in flight');
   for (const d of burst) d.done();
+});
+
+t.test('sleepers share one listener on their signal, and all wake when it aborts', async (t) => {
+  const parent = new AbortController();
+  // A batch of instances starting: one settle loop each, all sleeping on the connection signal at once.
+  const sleeping = Array.from({ length: 50 }, () => sleep(realClock, 60_000, parent.signal));
+  t.equal(getEventListeners(parent.signal, 'abort').length, 1, 'one listener with 50 sleepers (a listener each warned past 10)');
+  const started = performance.now();
+  parent.abort();
+  await Promise.all(sleeping);
+  t.ok(performance.now() - started < 30_000, 'every sleeper woke on the abort, not at its timer');
+  await sleep(realClock, 1, new AbortController().signal);
+  t.pass('a sleep whose timer fires resolves');
+});
+
+t.test('onAbort: off() before the abort unregisters; a parent already aborted calls at once', async (t) => {
+  const parent = new AbortController();
+  const calls: string[] = [];
+  const offA = onAbort(parent.signal, () => calls.push('a'));
+  onAbort(parent.signal, () => calls.push('b'));
+  const fn = () => calls.push('c');
+  const offC1 = onAbort(parent.signal, fn);
+  onAbort(parent.signal, fn);
+  offA();
+  offC1();
+  parent.abort();
+  t.same(calls.sort(), ['b', 'c'], 'a and one registration of c unregistered; b and the other c called once each');
+  onAbort(parent.signal, () => calls.push('late'));
+  t.equal(calls.at(-1), 'late', 'a parent already aborted: called at once');
 });
 
 t.test('1,000 LXD requests on one connection signal leave nothing registered with it', async (t) => {
