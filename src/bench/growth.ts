@@ -18,34 +18,21 @@
  * same flags) is measured in the same run as the peer of the RSS rows.
  */
 import { spawn } from 'node:child_process';
-import dgram from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type dgram from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { Snapshot, toInstance, type Instance } from '../streams/index.js';
 import { startSimLxd, type SimLxd } from './sim-lxd.js';
-import { portFrom } from './logged-port.js';
-import { readyz } from './readyz.js';
 import { recordRow } from './rows.js';
-import { CLK_TCK, cpuTicks, load, rss, stop, until } from './daemon-run.js';
+import { cpuPerQuery, rss, startReadyDaemon, stop, udpClient, unitNodeOptions, until } from './daemon-run.js';
 
-const CLI = new URL('../cli.js', import.meta.url).pathname;
-/** A daemon that is not ready by then is reported as failed, not waited for forever. */
-const READY_TIMEOUT_MS = 60_000;
 /** An event whose new address is not answered by then counts as lost. */
 const ANSWER_TIMEOUT_MS = 10_000;
-/** The unit whose NODE_OPTIONS the daemon runs with here. */
-const UNIT = new URL('../../examples/systemd/lexa.service', import.meta.url).pathname;
 /** How long bare Node idles before its RSS is read: past its start-up, as lexa is once ready. */
 const BARE_SETTLE_MS = 500;
-
-/** The NODE_OPTIONS the systemd unit sets (`Environment=NODE_OPTIONS=...`), or "" when it sets none. */
-function unitNodeOptions(): string {
-  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(UNIT, 'utf8'))?.[1]?.trim() ?? '';
-}
-
 interface Row {
   n: number;
   readyMs: number;
@@ -136,24 +123,9 @@ async function measure(n: number, queries: number, events: number, burst: number
 }
 `,
   );
-  const started = performance.now();
-  // With BENCH_SERVER_CPU set (scripts/bench.sh does), lexa runs pinned there and this driver elsewhere.
-  const cpu = process.env['BENCH_SERVER_CPU'];
-  const [cmd, args] = cpu
-    ? ['taskset', ['-c', cpu, process.execPath, CLI, 'server', '--config', config]]
-    : [process.execPath, [CLI, 'server', '--config', config]];
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: nodeOptions } });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const { child, dnsPort, readyMs, rssMb } = await startReadyDaemon(config, nodeOptions);
   try {
-    const rest = await until(() => portFrom(out, 'rest: listening'), READY_TIMEOUT_MS, 'REST listening');
-    const dnsPort = await until(() => portFrom(out, 'dns/udp: listening'), READY_TIMEOUT_MS, 'DNS listening');
-    await until(async () => ((await readyz(rest)) === 200 ? true : undefined), READY_TIMEOUT_MS, 'ready', 5);
-    const readyMs = performance.now() - started;
-    const rssMb = rss(child.pid!) / 1024;
-
-    const client = dgram.createSocket('udp4');
-    await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', () => resolve()));
+    const client = await udpClient();
     const ask = askFn(client, dnsPort);
 
     // Single events, one after another: update, then ask until the new address is answered.
@@ -177,9 +149,7 @@ async function measure(n: number, queries: number, events: number, burst: number
 
     // CPU per query: a fixed count of exact-name queries, 64 in flight, the server's own CPU time.
     const names = Array.from({ length: 100 }, (_, k) => `${sim.name(1 + ((k * 104_729) % n))}.lexa`);
-    const cpu0 = cpuTicks(child.pid!);
-    await load(client, dnsPort, names, queries, 64);
-    const cpuUsPerQuery = (((cpuTicks(child.pid!) - cpu0) / CLK_TCK) * 1e6) / queries;
+    const cpuUsPerQuery = await cpuPerQuery(child.pid!, client, dnsPort, names, queries, 64);
     client.close();
 
     const fold = foldCost(n);

@@ -9,24 +9,17 @@
  *
  * lexa runs with the NODE_OPTIONS of the systemd unit, as in growth.ts.
  */
-import { spawn } from 'node:child_process';
-import dgram from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CLK_TCK, cpuTicks, load, rss, stop, until } from './daemon-run.js';
-import { portFrom } from './logged-port.js';
-import { readyz } from './readyz.js';
+import { cpuPerQuery, startReadyDaemon, stop, udpClient, unitNodeOptions } from './daemon-run.js';
 import { recordRow } from './rows.js';
 import { startSimLxd, type SimLxd } from './sim-lxd.js';
 
-/** A daemon that is not ready by then is reported as failed, not waited for forever. */
-const READY_TIMEOUT_MS = 60_000;
 /** Queries in flight during the CPU measurement. */
 const WINDOW = 64;
 const SITE_NAMES = ['east', 'west', 'lab'] as const;
-const UNIT = new URL('../../examples/systemd/lexa.service', import.meta.url).pathname;
 
 interface Figures {
   readonly readyMs: number;
@@ -40,30 +33,15 @@ async function measure(sims: readonly SimLxd[], queries: number, dir: string): P
   const blocks = sims.map((sim, k) => `  lxd {\n${named ? `    name = "${SITE_NAMES[k]}"\n` : ''}    socket = "${sim.socket}"\n  }\n`).join('');
   const config = join(dir, `lexa-${sims.length}.hcl`);
   writeFileSync(config, `server {\n${blocks}  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n  dns {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n}\n`);
-  const nodeOptions = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(UNIT, 'utf8'))?.[1]?.trim() ?? '';
-  const cli = new URL('../cli.js', import.meta.url).pathname;
-  const cpu = process.env['BENCH_SERVER_CPU'];
-  const [cmd, args] = cpu ? ['taskset', ['-c', cpu, process.execPath, cli, 'server', '--config', config]] : [process.execPath, [cli, 'server', '--config', config]];
-  const started = performance.now();
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: nodeOptions } });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const { child, dnsPort, readyMs, rssMb } = await startReadyDaemon(config, unitNodeOptions());
   try {
-    const rest = await until(() => portFrom(out, 'rest: listening'), READY_TIMEOUT_MS, 'REST listening');
-    const dnsPort = await until(() => portFrom(out, 'dns/udp: listening'), READY_TIMEOUT_MS, 'DNS listening');
-    await until(async () => ((await readyz(rest)) === 200 ? true : undefined), READY_TIMEOUT_MS, 'ready', 5);
-    const readyMs = performance.now() - started;
-    const rssMb = rss(child.pid!) / 1024;
-    const client = dgram.createSocket('udp4');
-    await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', () => resolve()));
+    const client = await udpClient();
     const n = sims[0]!.size;
     const names = Array.from({ length: 99 }, (_, k) => {
       const host = sims[0]!.name(1 + ((k * 104_729) % n));
       return named ? `${host}.${SITE_NAMES[k % sims.length]}.lexa` : `${host}.lexa`;
     });
-    const cpu0 = cpuTicks(child.pid!);
-    await load(client, dnsPort, names, queries, WINDOW);
-    const cpuUsPerQuery = (((cpuTicks(child.pid!) - cpu0) / CLK_TCK) * 1e6) / queries;
+    const cpuUsPerQuery = await cpuPerQuery(child.pid!, client, dnsPort, names, queries, WINDOW);
     client.close();
     return { readyMs, rssMb, cpuUsPerQuery };
   } finally {
