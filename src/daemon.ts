@@ -1,6 +1,6 @@
 import { Subject } from 'rxjs';
 import type { Config } from './config/index.js';
-import type { Logger } from './log/index.js';
+import type { DestinationLogger, Logger } from './log/index.js';
 import { createMetrics, type Metrics } from './metrics/index.js';
 import { startAnswering } from './runtime/answering.js';
 import { transportContext } from './runtime/context.js';
@@ -66,7 +66,10 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   // Server-side checks run from this host for every site; each result goes to its instance's site (FederatedStore).
   const checker = new Checker({ dispatch: (action) => store.dispatch(action), log: logger.child({ component: 'checks' }) });
   const snapshot = () => store.current;
-  const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters(), rateLimited, checks: () => checker.counters });
+  // A logger with a destination (log/index.ts createLogger) counts the lines it dropped; a test's logger does not.
+  const destination = logger as Partial<DestinationLogger>;
+  const logDropped = typeof destination.dropped === 'number' ? () => destination.dropped ?? 0 : undefined;
+  const metrics = createMetrics({ version: version(), snapshot, listeners: () => listeners.counters(), rateLimited, checks: () => checker.counters, logDropped });
   const sites = watchSites(config, logger, metrics.observer);
   const { store } = sites;
   const reflector = sites.sites[0]!.reflector;

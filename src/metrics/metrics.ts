@@ -21,6 +21,8 @@ export interface MetricsSources {
   readonly rateLimited?: { readonly slipped: number; readonly dropped: number };
   /** The server-side checker's counters (streams/checks/checker.ts); absent: not exported. */
   readonly checks?: () => Readonly<CheckCounters>;
+  /** Log lines dropped since start because the destination did not keep up (log/destination.ts); absent: not exported. */
+  readonly logDropped?: () => number;
 }
 
 export interface Metrics {

@@ -104,6 +104,11 @@ export function buildRegistry(src: MetricsSources, lxd: LxdCounters): Registry {
       yield { labels: { action: 'slip' }, value: limited.slipped };
       yield { labels: { action: 'drop' }, value: limited.dropped };
     });
+  const logDropped = src.logDropped;
+  if (logDropped !== undefined)
+    collected(registry, 'lexa_log_lines_dropped_total', 'Log lines dropped because the log destination did not keep up (its queue was full).', 'counter', function* () {
+      yield { labels: {}, value: logDropped() };
+    });
   collected(registry, 'lexa_lxd_connected', '1 while the LXD events connection is up (and listed), else 0; per site with named sites.', 'gauge', function* () {
     const snap = src.snapshot();
     if (snap.sites[0]?.name === null) yield <Sample> { labels: {}, value: snap.connected ? 1 : 0 };

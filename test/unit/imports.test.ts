@@ -168,6 +168,7 @@ t.test('prom-client (~13 MB) loads at the first scrape of /metrics, not before',
   t.same(before, [], 'started and listening without prom-client');
   t.match(scrape, /^200 text\/plain; version=0\.0\.4/, `/metrics answered: ${r.output.slice(-500)}`);
   t.match(scrape, /\nlexa_build_info\{version="[^"]+"\} 1\n/);
+  t.match(scrape, /\nlexa_log_lines_dropped_total 0\n/, "the log destination's count of dropped lines (test/unit/log.test.ts drops some), wired through");
   t.match(scrape, /\nnodejs_heap_size_total_bytes \d+/, "Node's default metrics too");
   t.not(promClient(r.modules).length, 0, 'the scrape loaded it (so the hook sees it)');
 });

@@ -68,7 +68,7 @@ t.test('the rendering passes promtool and carries exact values', async (t) => {
   const udp = new ListenerCounters('dns', 'udp', '127.0.0.1', 18053);
   const tcp = new ListenerCounters('dns', 'tcp', '127.0.0.1', 18053);
   const checks = { runs: 11, failures: 4, skipped: 2, inFlight: 3, waiting: 1, scheduled: 9 };
-  const metrics = createMetrics({ version: '9.9.9', snapshot: () => snap, listeners: () => [udp, tcp], rateLimited: { slipped: 7, dropped: 8 }, checks: () => checks });
+  const metrics = createMetrics({ version: '9.9.9', snapshot: () => snap, listeners: () => [udp, tcp], rateLimited: { slipped: 7, dropped: 8 }, checks: () => checks, logDropped: () => 5 });
   for (let i = 0; i < 3; i++) instrument(handler, udp)(wire(query(i, 'web1.lexa', 'A')), MESSAGE_LIMIT);
   instrument(handler, tcp)(wire(query(9, 'nobody.lexa', 'A')), MESSAGE_LIMIT);
   metrics.observer.event?.('instance-started');
@@ -99,6 +99,7 @@ t.test('the rendering passes promtool and carries exact values', async (t) => {
   t.equal(sample(m, 'lexa_build_info', { version: '9.9.9' }), 1);
   t.equal(sample(m, 'lexa_dns_rate_limited_total', { action: 'slip' }), 7);
   t.equal(sample(m, 'lexa_dns_rate_limited_total', { action: 'drop' }), 8);
+  t.equal(sample(m, 'lexa_log_lines_dropped_total'), 5, 'log lines the destination dropped');
   t.notOk(m.has('nodejs_active_handles_total'), 'the lint-failing default gauges are left out');
   t.equal(sample(m, 'lexa_checks_runs_total'), 11);
   t.equal(sample(m, 'lexa_checks_failures_total'), 4);
