@@ -20,15 +20,20 @@ export interface TestLexa {
 }
 
 /**
- * Starts lexa with `lxdBlock` as the body of `server.lxd { ... }` and `extra` appended inside `server { ... }`.
- * REST and DNS bind to port 0 unless `extra` configures them.
+ * A configuration file's text: `lxdBlock` as the body of `server.lxd { ... }`, `extra` appended inside
+ * `server { ... }`; REST and DNS bind to 127.0.0.1 port 0 unless `extra` configures them.
  */
+export function lexaHcl(lxdBlock: string, extra = ''): string {
+  const rest = extra.includes('tls {') ? '' : '  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n';
+  const dns = extra.includes('dns {') ? '' : '  dns {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n';
+  return `server {\n  lxd {\n${lxdBlock}\n  }\n${rest}${dns}${extra}\n}\n`;
+}
+
+/** Starts lexa in this process from the file lexaHcl(lxdBlock, extra) writes. */
 export async function startLexa(lxdBlock: string, extra = ''): Promise<TestLexa> {
   const dir = mkdtempSync(join(tmpdir(), 'lexa-it-'));
   const file = join(dir, 'lexa.hcl');
-  const rest = extra.includes('tls {') ? '' : '  tls {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n';
-  const dns = extra.includes('dns {') ? '' : '  dns {\n    bind {\n      host = "127.0.0.1"\n      port = 0\n    }\n  }\n';
-  writeFileSync(file, `server {\n  lxd {\n${lxdBlock}\n  }\n${rest}${dns}${extra}\n}\n`);
+  writeFileSync(file, lexaHcl(lxdBlock, extra));
   const config = await loadConfig({ path: file });
   const log = memoryLogger();
   const daemon = await startDaemon(config, log);

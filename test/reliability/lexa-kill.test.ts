@@ -6,6 +6,7 @@ import t, { type Test } from 'tap';
 import { LexaProcess } from '../helpers/cli-process.js';
 import { compareAfterSettle, describeComparison, type Source } from '../helpers/exact-view.js';
 import { faultDeletePrefix, faultLaunch, faultLxdBlock, faultQuery, flxc, startFaultDaemon } from '../helpers/fault-bed.js';
+import { lexaHcl } from '../helpers/lexa.js';
 
 // lexa itself SIGKILLed at seeded random moments (during start-up, during a burst of LXD changes) and started
 // again: the restarted lexa's REST and DNS equal a fresh /1.0/instances?recursion=2 at the settle bound. lexa keeps
@@ -38,25 +39,7 @@ const random = seeded(seed);
 
 const dir = mkdtempSync(join(tmpdir(), 'lexa-flt-kill-'));
 const file = join(dir, 'lexa.hcl');
-writeFileSync(file, `server {
-  state_directory = "${dir}"
-  lxd {
-${faultLxdBlock()}
-  }
-  tls {
-    bind {
-      host = "127.0.0.1"
-      port = 0
-    }
-  }
-  dns {
-    bind {
-      host = "127.0.0.1"
-      port = 0
-    }
-  }
-}
-`);
+writeFileSync(file, lexaHcl(faultLxdBlock(), `  state_directory = "${dir}"`));
 
 t.before(async () => {
   await startFaultDaemon();

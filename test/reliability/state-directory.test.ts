@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { LexaProcess } from '../helpers/cli-process.js';
 import { dig } from '../helpers/dig.js';
-import { curl } from '../helpers/lexa.js';
+import { curl, lexaHcl } from '../helpers/lexa.js';
 import { LXD_SOCKET } from '../helpers/lxd-cli.js';
 
 // lexa's state directory (server.state_directory) holds one kind of file: the generated self-signed certificates
@@ -27,25 +27,7 @@ t.teardown(() => {
 
 function config(stateDir: string): string {
   const file = join(mkdtempSync(join(root, 'cfg-')), 'lexa.hcl');
-  writeFileSync(file, `server {
-  state_directory = "${stateDir}"
-  lxd {
-    socket = "${LXD_SOCKET}"
-  }
-  tls {
-    bind {
-      host = "127.0.0.1"
-      port = 0
-    }
-  }
-  dns {
-    bind {
-      host = "127.0.0.1"
-      port = 0
-    }
-  }
-}
-`);
+  writeFileSync(file, lexaHcl(`    socket = "${LXD_SOCKET}"`, `  state_directory = "${stateDir}"`));
   return file;
 }
 
