@@ -511,6 +511,33 @@ t.test("a list reads each bridge's leases once, and an address only a container'
   t.same(store.current.holders('fd42::216:3eff:fe00:6').map((i) => i.name), ['thief'], 'its SLAAC address: the EUI-64 of its MAC in the /64');
 });
 
+t.test('a burst of re-reads on one bridge shares its lease list reads (at most two at a time, not one each)', async (t) => {
+  const { clock, lxd, store, connect } = rig(t);
+  lxd.networks = BRIDGE;
+  const macs = Array.from({ length: 50 }, (_, i) => `00:16:3e:00:01:${i.toString(16).padStart(2, '0')}`);
+  macs.forEach((mac, i) => lxd.put(dhcpInstance(`web-${i}`, mac, [`10.0.1.${i + 1}`])));
+  lxd.leases.set('lxdbr0', macs.map((mac, i) => leaseOf(`web-${i}`, mac, `10.0.1.${i + 1}`)));
+  await connect();
+  // All 50 renew to new addresses at once (a host's containers restarting); an update event for each.
+  macs.forEach((mac, i) => lxd.put(dhcpInstance(`web-${i}`, mac, [`10.0.2.${i + 1}`])));
+  lxd.leases.set('lxdbr0', macs.map((mac, i) => leaseOf(`web-${i}`, mac, `10.0.2.${i + 1}`)));
+  for (let i = 0; i < macs.length; i++) lxd.socket.send(lifecycle('instance-updated', `/1.0/instances/web-${i}`));
+  await settle();
+  const before = leaseReads(lxd).length;
+  // Their settle reads come due together, each wanting the bridge's lease list beside the instance; LXD takes a
+  // while with the first list (held), as it does under such a burst, so the others ask while it is in flight.
+  const slow = lxd.hold(/^\/1\.0\/networks\/lxdbr0\/leases/);
+  await clock.advance(SETTLE_DELAYS_MS[0]!);
+  await settle();
+  t.ok(slow.arrived, 'the first lease list read is in flight');
+  slow.release();
+  await settle();
+  const during = leaseReads(lxd).length - before;
+  t.equal(during, 2, `2 lease list reads for 50 instance reads: the one in flight and one after it for the rest (each read its own before: ${during})`);
+  const trusted = macs.filter((_, i) => store.current.holders(`10.0.2.${i + 1}`).length === 1).length;
+  t.equal(trusted, 50, 'every new address is vouched for by the shared read');
+});
+
 t.test('an address whose lease lexa has not seen yet is trusted at the next read, its lease list read beside it', async (t) => {
   const { clock, lxd, store, connect } = rig(t);
   lxd.networks = BRIDGE;

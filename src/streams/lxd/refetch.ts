@@ -4,7 +4,8 @@ import { LxdError, type LxdClient } from './lxd-client.js';
 import { instanceKey, leasedIpv4, primaryNic, toInstance, type LxdInstance, type LxdLease } from './lxd-model.js';
 import { lxdInstanceOf, lxdLeasesOf } from './wire-shapes.js';
 import type { Instance } from '../model/model.js';
-import { leasingNetworks, NO_EVIDENCE, withLeases, type Evidence } from './trust.js';
+import { leaseScope, leasesByMac, leasingNetworks, NO_EVIDENCE, withLeaseIndex, type Evidence, type LeaseIndex } from './trust.js';
+import { SharedReads } from './shared-reads.js';
 
 /**
  * When to re-read an instance after it starts, restarts or changes (ms after the previous read). LXD emits no
@@ -91,6 +92,11 @@ export class Refetcher {
    * update it): how each read's addresses are trusted.
    */
   #evidence: Evidence = NO_EVIDENCE;
+  /**
+   * Lease list reads shared between the instance reads that want them (shared-reads.ts), per connection signal and
+   * lease scope: a burst of re-reads on one bridge reads and indexes its list at most twice at a time, not once each.
+   */
+  readonly #leaseReads = new WeakMap<AbortSignal, SharedReads<LeaseRead | undefined>>();
 
   constructor(opts: RefetchOptions) {
     this.#opts = opts;
@@ -203,10 +209,26 @@ export class Refetcher {
     return inst.location === 'none' && nic !== undefined && this.#opts.leaseFiles?.leases(nic.network) !== undefined;
   }
 
-  /** The leases of `network` (never rejects: a failed read is no lease). */
-  #leases(network: string, project: string, signal: AbortSignal): Promise<LxdLease[] | undefined> {
+  /**
+   * The leases of `network`, as listed and indexed by MAC, from a read that began no earlier than this call and
+   * that concurrent callers share (#leaseReads). Never rejects: a failed read is no lease.
+   */
+  #leases(network: string, project: string, signal: AbortSignal): Promise<LeaseRead | undefined> {
+    let reads = this.#leaseReads.get(signal);
+    if (reads === undefined) {
+      reads = new SharedReads();
+      this.#leaseReads.set(signal, reads);
+    }
     const path = `/1.0/networks/${encodeURIComponent(network)}/leases?project=${encodeURIComponent(project)}`;
-    return this.#opts.client.get<unknown>(path, signal).then(lxdLeasesOf, () => undefined);
+    return reads.read(leaseScope(project, network), () =>
+      this.#opts.client.get<unknown>(path, signal).then(
+        (raw) => {
+          const list = lxdLeasesOf(raw);
+          return { list, byMac: leasesByMac(list) };
+        },
+        () => undefined,
+      ),
+    );
   }
 
   /**
@@ -225,7 +247,7 @@ export class Refetcher {
     const networks = new Set(this.#unvouched.get(key));
     if (nic !== undefined) networks.add(nic.network);
     const reads = [...networks].map(async (n) => [n, await this.#leases(n, project, signal)] as const);
-    let lists: Map<string, LxdLease[] | undefined>;
+    let lists: Map<string, LeaseRead | undefined>;
     try {
       raw = lxdInstanceOf(await this.#opts.client.get<unknown>(
         `/1.0/instances/${encodeURIComponent(name)}?recursion=1&project=${encodeURIComponent(project)}`,
@@ -233,7 +255,7 @@ export class Refetcher {
       ));
       lists = new Map(await Promise.all(reads));
       if (signal.aborted) return undefined;
-      for (const [n, list] of lists) if (list !== undefined) this.#evidence = withLeases(this.#evidence, project, n, list);
+      for (const [n, read] of lists) if (read !== undefined) this.#evidence = withLeaseIndex(this.#evidence, project, n, read.byMac);
       inst = toInstance({ ...raw, project: raw.project || project }, this.#evidence, this.#opts.site);
     } catch (err) {
       if (err instanceof LxdError && err.status === 404) {
@@ -256,7 +278,7 @@ export class Refetcher {
     if (!inst.running || hasIpv4(inst)) this.#leased.delete(key);
     else {
       if (nic !== undefined && current !== undefined && current.hwaddr === nic.hwaddr) {
-        const ip = leasedIpv4(lists.get(nic.network), current.hwaddr);
+        const ip = leasedIpv4(lists.get(nic.network)?.list, current.hwaddr);
         if (ip !== undefined) this.#leased.set(key, ip);
       }
       // The lease file costs no request, so every such read looks there (not only the first-address polls).
@@ -300,4 +322,10 @@ export function complete(inst: Instance): boolean {
 /** Some interface shows an address LXD does not vouch for (trust.ts). */
 function unvouched(inst: Instance): boolean {
   return inst.interfaces.some((i) => i.trustedIpv4.length < i.ipv4.length || i.trustedIpv6.length < i.ipv6.length);
+}
+
+/** One read of a network's lease list: the list as LXD gave it, and its index by MAC (trust.ts). */
+interface LeaseRead {
+  readonly list: LxdLease[];
+  readonly byMac: LeaseIndex;
 }

@@ -66,6 +66,9 @@ export function networkFacts(networks: readonly LxdNetwork[]): Map<string, Netwo
   return out;
 }
 
+/** One network's leases: the address keys (`addressKey`) LXD lists for each lower-case MAC. */
+export type LeaseIndex = ReadonlyMap<string, ReadonlySet<string>>;
+
 /** `leases` of one network as address keys by lower-case MAC; entries without a MAC (the gateway) are skipped. */
 export function leasesByMac(leases: readonly LxdLease[] | null | undefined): Map<string, Set<string>> {
   const out = new Map<string, Set<string>>();
@@ -87,8 +90,18 @@ export function leaseScope(project: string, network: string): string {
 
 /** `evidence` with the leases of `network` in `project` replaced by `leases` (LXD's complete list of them). */
 export function withLeases(evidence: Evidence, project: string, network: string, leases: readonly LxdLease[] | null | undefined): Evidence {
+  return withLeaseIndex(evidence, project, network, leasesByMac(leases));
+}
+
+/**
+ * `evidence` with the leases of `network` in `project` replaced by `index` (leasesByMac of LXD's complete list);
+ * `evidence` itself when it already holds that very index (one shared read applied by each of its readers).
+ */
+export function withLeaseIndex(evidence: Evidence, project: string, network: string, index: LeaseIndex): Evidence {
+  const scope = leaseScope(project, network);
+  if (evidence.leases.get(scope) === index) return evidence;
   const all = new Map(evidence.leases);
-  all.set(leaseScope(project, network), leasesByMac(leases));
+  all.set(scope, index);
   return { networks: evidence.networks, leases: all };
 }
 
