@@ -129,6 +129,24 @@ t.test('a refused events upgrade is logged with LXD reason and retried', async (
   t.equal(lxd.sockets.length, 2);
 });
 
+t.test('an events upgrade nobody answers (a frozen member: TCP accepted, then silence) is given up after the watchdog', async (t) => {
+  const { clock, lxd, store, reflector, logged } = rig(t);
+  reflector.start();
+  await settle();
+  await clock.advance(WATCHDOG_MS);
+  t.equal(lxd.sockets[0]!.readyState, lxd.sockets[0]!.CLOSED, 'the unanswered socket is terminated');
+  t.equal(lxd.sockets[0]!.closedAt! - lxd.sockets[0]!.createdAt, WATCHDOG_MS, 'at the watchdog timeout');
+  t.match(logged('lxd connection failed')[0]?.['error'], `events: no answer to the upgrade within ${WATCHDOG_MS} ms`);
+  t.equal(store.current.connected, false);
+  await clock.advance(RECONNECT_MAX_MS);
+  t.equal(lxd.sockets.length, 2, 'and a new connection is attempted (through the next member, in a cluster)');
+  lxd.socket.open();
+  await settle();
+  t.equal(store.current.connected, true, 'one that answers connects');
+  await clock.advance(WATCHDOG_MS);
+  t.equal(lxd.sockets.length, 2, 'no upgrade timer outlives the opening');
+});
+
 t.test('watchdog: a silent socket is dropped and reconnected; LXD pings keep a quiet one alive', async (t) => {
   const { clock, lxd, store, connect, logged } = rig(t);
   await connect();
