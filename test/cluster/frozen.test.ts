@@ -12,10 +12,11 @@ import { waitFor } from '../helpers/lxd-cli.js';
 // database-standby, so the cluster's database (on member 1, the only voter) keeps working.
 //   lexa A watches member 1 (the frozen member is not its own),
 //   lexa B is configured with member 2 only, so it must fail over to member 1, which it learnt from LXD.
-// What LXD 5.0.2 does meanwhile (measured on this bed): member 1 marks lexa-c2 Offline ~10 s after the freeze; an
+// What LXD 5.0.2 does meanwhile (measured on this bed): member 1 marks lexa-c2 Offline 10–20 s after the freeze; an
 // instance list (`/1.0/instances?recursion=1|2`) through member 1 that starts while lexa-c2 is still Online waits
-// ~30 s for it and then answers, lexa-c2's instances with status "Error"; lists started once it is Offline answer at
-// once; single-instance reads of member 1's instances, the member list, `lxc stop` and `lxc launch` on member 1 do
+// 30.0 s for it and then answers, lexa-c2's instances with status "Error"; lists started once it is Offline answer at
+// once; a network's `/leases` gets no answer while lexa-c2 is Online and fails at once ("peer node ... is down")
+// after; single-instance reads of member 1's instances, the member list, `lxc stop` and `lxc launch` on member 1 do
 // not wait. After SIGCONT lexa-c2 is Online again within ~10 s (its next heartbeat).
 const PREFIX = 'clz-';
 const ON1 = `${PREFIX}a`;
@@ -26,7 +27,7 @@ const ON1_LAUNCHED = `${PREFIX}d`;
 const WATCHDOG = '3s';
 /** lexa notices the silence within the watchdog and one tick; generous on a loaded machine. */
 const NOTICE_BOUND_MS = 15_000;
-/** LXD marks the frozen member Offline after ~10 s (missed heartbeats). */
+/** LXD marks the frozen member Offline after 10–20 s (missed heartbeats), and Online again within ~10 s of SIGCONT. */
 const OFFLINE_BOUND_MS = 60_000;
 /**
  * The stated bound for the change made through member 1 while member 2 is frozen (one stopped, one launched) to
