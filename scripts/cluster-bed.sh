@@ -54,7 +54,10 @@ ensure_network() {
 }
 
 start_member() {
-  local n=$1
+  local n=$1 pid
+  # A test interrupted while it had the member frozen (SIGSTOP, test/cluster/frozen.test.ts) leaves it stopped.
+  pid=$(daemon_pid "$n" || true)
+  if [[ -n $pid ]]; then kill -CONT "$pid"; fi
   answers "$n" && return 0
   if [[ -z $(daemon_pid "$n" || true) ]]; then
     log "starting member $n ($(name "$n"))"

@@ -1,5 +1,6 @@
 // Helpers for test/cluster: the real 2-member LXD cluster that scripts/cluster-bed.sh forms (see its header for
-// the layout). Member 1 (lexa-c1) holds the only database voter; member 2 (lexa-c2) is the one tests may kill.
+// the layout). Member 1 (lexa-c1) holds the only database voter; member 2 (lexa-c2) is the one tests may kill
+// or freeze.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,10 +36,27 @@ export async function deleteClusterPrefix(prefix: string): Promise<void> {
   await Promise.all(names.map((n) => clxc(1, 'delete', '--force', n).catch(() => undefined)));
 }
 
+/** Member `n`'s daemon PID, from the file scripts/netns-bed.sh's bed_start_lxd writes. */
+function memberPid(n: MemberNo): number {
+  return Number(readFileSync(join(MEMBERS[n].dir, 'daemon.pid'), 'utf8').trim());
+}
+
 /** Kills member `n`'s daemon with SIGKILL (its containers keep running, as LXD's do); no event is emitted. */
 export function killMember(n: MemberNo): void {
-  const pid = Number(readFileSync(join(MEMBERS[n].dir, 'daemon.pid'), 'utf8').trim());
-  process.kill(pid, 'SIGKILL');
+  process.kill(memberPid(n), 'SIGKILL');
+}
+
+/**
+ * Freezes member `n`'s daemon (SIGSTOP): its TCP connections stay open and nothing flows, as on a member under
+ * memory pressure, a stuck disk or a paused VM. Its containers keep running. Undo with thawMember.
+ */
+export function freezeMember(n: MemberNo): void {
+  process.kill(memberPid(n), 'SIGSTOP');
+}
+
+/** Lets a frozen member `n` run again (SIGCONT); harmless on one that is not frozen. */
+export function thawMember(n: MemberNo): void {
+  process.kill(memberPid(n), 'SIGCONT');
 }
 
 /** Starts member `n`'s daemon again in its namespace (it rejoins by itself); resolves once it answers. */
@@ -52,14 +70,18 @@ export async function memberStatus(via: MemberNo = 1): Promise<Record<string, st
   return Object.fromEntries(list.map((m) => [m.server_name, m.status]));
 }
 
-/** lexa in this process watching the cluster over HTTPS through `via` (in order), the cluster certificate pinned. */
-export function startClusterLexa(via: readonly MemberNo[], extra = ''): Promise<TestLexa> {
+/**
+ * lexa in this process watching the cluster over HTTPS through `via` (in order), the cluster certificate pinned;
+ * `extra` goes inside `server { }`, `lxdExtra` inside its `lxd { }` block.
+ */
+export function startClusterLexa(via: readonly MemberNo[], extra = '', lxdExtra = ''): Promise<TestLexa> {
   const binds = via.map((n) => `    bind {\n      host = "${MEMBERS[n].address}"\n      port = 8443\n    }`).join('\n');
   return startLexa(
     `${binds}
     certificate = "${CLIENT_CERT}"
     key = "${CLIENT_KEY}"
-    server_certificate = "${CLUSTER_CERT}"`,
+    server_certificate = "${CLUSTER_CERT}"
+${lxdExtra}`,
     extra,
   );
 }

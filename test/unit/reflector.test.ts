@@ -3,7 +3,7 @@ import { memoryLogger } from '../../src/log/index.js';
 import { RECONNECT_BASE_MS, RECONNECT_MAX_MS } from '../../src/time/backoff.js';
 import { WATCHDOG_MIN_TICK_MS } from '../../src/streams/lxd/connection.js';
 import { Reflector, SnapshotStore, type ReflectorOptions } from '../../src/streams/index.js';
-import { FIRST_ADDRESS_POLL_MS, FIRST_ADDRESS_WINDOW_MS, SETTLE_DELAYS_MS } from '../../src/streams/lxd/refetch.js';
+import { FIRST_ADDRESS_POLL_MS, FIRST_ADDRESS_WINDOW_MS, LEASE_BESIDE_MS, SETTLE_DELAYS_MS } from '../../src/streams/lxd/refetch.js';
 import type { Snapshot } from '../../src/streams/state/snapshot.js';
 import { FakeClock, settle } from '../helpers/fake-clock.js';
 import { FakeLxd, lifecycle, lxdInstance } from '../helpers/fake-lxd.js';
@@ -127,6 +127,24 @@ t.test('a refused events upgrade is logged with LXD reason and retried', async (
   t.match(logged('lxd connection failed')[0]?.['error'], /HTTP 500 from LXD: Project not found/);
   await clock.advance(RECONNECT_MAX_MS);
   t.equal(lxd.sockets.length, 2);
+});
+
+t.test('an events upgrade nobody answers (a frozen member: TCP accepted, then silence) is given up after the watchdog', async (t) => {
+  const { clock, lxd, store, reflector, logged } = rig(t);
+  reflector.start();
+  await settle();
+  await clock.advance(WATCHDOG_MS);
+  t.equal(lxd.sockets[0]!.readyState, lxd.sockets[0]!.CLOSED, 'the unanswered socket is terminated');
+  t.equal(lxd.sockets[0]!.closedAt! - lxd.sockets[0]!.createdAt, WATCHDOG_MS, 'at the watchdog timeout');
+  t.match(logged('lxd connection failed')[0]?.['error'], `events: no answer to the upgrade within ${WATCHDOG_MS} ms`);
+  t.equal(store.current.connected, false);
+  await clock.advance(RECONNECT_MAX_MS);
+  t.equal(lxd.sockets.length, 2, 'and a new connection is attempted (through the next member, in a cluster)');
+  lxd.socket.open();
+  await settle();
+  t.equal(store.current.connected, true, 'one that answers connects');
+  await clock.advance(WATCHDOG_MS);
+  t.equal(lxd.sockets.length, 2, 'no upgrade timer outlives the opening');
 });
 
 t.test('watchdog: a silent socket is dropped and reconnected; LXD pings keep a quiet one alive', async (t) => {
@@ -560,4 +578,27 @@ t.test('an address whose lease lexa has not seen yet is trusted at the next read
   const reads = lxd.reads('web-1');
   await clock.advance(60_000);
   t.equal(lxd.reads('web-1'), reads, 'complete and vouched: no more reads');
+});
+
+t.test('a lease list that does not answer (a frozen cluster member holds it) never stores a late, older state', async (t) => {
+  const { clock, lxd, store, connect, addrs } = rig(t, { resyncIntervalMs: 10_000 });
+  lxd.networks = BRIDGE;
+  await connect();
+  const leases = lxd.hold(/^\/1\.0\/networks\/lxdbr0\/leases\?/);
+  // Started, no IPv4 in its state yet: the first-address reads ask for the bridge's leases beside the instance.
+  lxd.put(dhcpInstance('web-1', '00:16:3e:00:00:05', []));
+  lxd.socket.send(started('web-1'));
+  await settle();
+  await clock.advance(FIRST_ADDRESS_POLL_MS);
+  t.ok(leases.arrived, 'a lease list was asked for beside the instance');
+  // The address arrives; the periodic re-list (its own lease list answers) stores it.
+  lxd.put(dhcpInstance('web-1', '00:16:3e:00:00:05', ['10.0.0.5']));
+  lxd.leases.set('lxdbr0', [leaseOf('web-1', '00:16:3e:00:00:05', '10.0.0.5')]);
+  await clock.advance(10_000);
+  t.same(addrs('web-1')?.ipv4, ['10.0.0.5'], 'the re-list stored the address');
+  t.same(store.current.holders('10.0.0.5').map((i) => i.name), ['web-1']);
+  // The held lease list answers at last: the instance state read beside it (no IPv4) is older than the list.
+  leases.release();
+  await settle();
+  t.same(addrs('web-1')?.ipv4, ['10.0.0.5'], `the late read is not stored (its lease list was given up after ${LEASE_BESIDE_MS} ms)`);
 });

@@ -26,6 +26,9 @@ export interface ConnectionOptions {
  *   the upgrade, e.g. HTTP 500 "Project not found").
  * - `closed` resolves with the close code when the socket ends, or rejects with the error that ended it. A
  *   daemon that stops or is killed drops the TCP connection with no close frame: code 1006.
+ * - The opening is bounded by `watchdogMs` too: a daemon that accepts the TCP connection but never answers the
+ *   upgrade (a frozen cluster member, SIGSTOP: its kernel still completes the handshake) ends the attempt, so
+ *   `opened` rejects and the caller can fail over to another member instead of waiting for this one forever.
  * - Once open, a watchdog notices a hung LXD, which keeps the TCP connection open but says nothing: LXD pings every
  *   10 s and we ping it too, so more than `watchdogMs` without a message, ping or pong terminates the socket.
  * - LXD replays nothing after a reconnect: whoever uses this must re-list after every `opened`.
@@ -90,11 +93,21 @@ export class EventConnection {
     ws.on('pong', () => (this.#lastSeen = clock.now()));
 
     const open = new Promise<void>((resolve) => ws.once('open', () => resolve()));
-    this.opened = Promise.race([open, this.closed]).then(() => {
-      if (this.#ended || ws.readyState !== ws.OPEN) throw new LxdError('events: connection closed before it opened', 0);
-      this.#startWatchdog(watchdogMs, logger, client.target);
+    let unanswered: unknown;
+    const timedOut = new Promise<never>((_, reject) => {
+      unanswered = clock.setTimeout(() => {
+        reject(new LxdError(`events: no answer to the upgrade within ${watchdogMs} ms`, 0));
+        ws.terminate();
+      }, watchdogMs);
     });
+    this.opened = Promise.race([open, this.closed, timedOut])
+      .finally(() => clock.clearTimeout(unanswered))
+      .then(() => {
+        if (this.#ended || ws.readyState !== ws.OPEN) throw new LxdError('events: connection closed before it opened', 0);
+        this.#startWatchdog(watchdogMs, logger, client.target);
+      });
     this.opened.catch(() => undefined);
+    timedOut.catch(() => undefined);
   }
 
   /** Ends the connection now (as a network cut would); `closed` settles soon after. */

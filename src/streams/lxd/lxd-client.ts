@@ -14,9 +14,12 @@ import { deadline } from '../../time/deadline.js';
 
 /**
  * How long one request may take. A `recursion=2` list of 200 instances takes ~1–1.7 s on a small host; a hung
- * daemon would otherwise hold the request forever.
+ * daemon would otherwise hold the request forever. It must exceed LXD's own wait for a cluster member that does
+ * not answer: a list through a healthy member while another is frozen (SIGSTOP) and still Online answers after
+ * 30.0 s, without the frozen member's state (measured on LXD 5.0.2, test/cluster/frozen.test.ts). A limit of 30 s
+ * gave up ~40 ms before that answer, and lexa failed over away from the healthy member for nothing.
  */
-export const REQUEST_TIMEOUT_MS = 30_000;
+export const REQUEST_TIMEOUT_MS = 45_000;
 
 /** An error LXD reported (its `error_code`), or a transport failure (status 0). */
 export class LxdError extends Error {

@@ -1,5 +1,6 @@
 import { describeError, type Logger } from '../../log/index.js';
 import { sleep, type Clock } from '../../time/clock.js';
+import { onAbort } from '../../time/on-abort.js';
 import { LxdError, type LxdClient } from './lxd-client.js';
 import { instanceKey, leasedIpv4, primaryNic, toInstance, type LxdInstance, type LxdLease } from './lxd-model.js';
 import { lxdInstanceOf, lxdLeasesOf } from './wire-shapes.js';
@@ -33,6 +34,16 @@ export const FIRST_ADDRESS_WINDOW_MS = 400;
  * member's dnsmasq, whose file is not on this host: those keep FIRST_ADDRESS_POLL_MS.
  */
 export const WATCHED_POLL_MS = 50;
+
+/**
+ * How long a lease list read beside an instance read (see #read) may take before the instance is stored without
+ * it. dnsmasq's list answers in milliseconds, but in a cluster LXD gathers it from every member, and a member that
+ * hangs (SIGSTOP) holds it: no answer while LXD still lists that member Online (measured on LXD 5.0.2; "peer node
+ * ... is down" once it is Offline). The instance state read beside it is as old as the slower of the two when
+ * stored, so waiting out a late lease list stored a state that old over what a list or read had stored since:
+ * test/cluster/frozen.test.ts saw a launched instance lose its addresses 45 s after it got them.
+ */
+export const LEASE_BESIDE_MS = 2_000;
 
 export interface RefetchOptions {
   readonly client: LxdClient;
@@ -211,7 +222,8 @@ export class Refetcher {
 
   /**
    * The leases of `network`, as listed and indexed by MAC, from a read that began no earlier than this call and
-   * that concurrent callers share (#leaseReads). Never rejects: a failed read is no lease.
+   * that concurrent callers share (#leaseReads), given up after LEASE_BESIDE_MS. Never rejects: a failed or late
+   * read is no lease.
    */
   #leases(network: string, project: string, signal: AbortSignal): Promise<LeaseRead | undefined> {
     let reads = this.#leaseReads.get(signal);
@@ -220,15 +232,25 @@ export class Refetcher {
       this.#leaseReads.set(signal, reads);
     }
     const path = `/1.0/networks/${encodeURIComponent(network)}/leases?project=${encodeURIComponent(project)}`;
-    return reads.read(leaseScope(project, network), () =>
-      this.#opts.client.get<unknown>(path, signal).then(
-        (raw) => {
-          const list = lxdLeasesOf(raw);
-          return { list, byMac: leasesByMac(list) };
-        },
-        () => undefined,
-      ),
-    );
+    const { clock } = this.#opts;
+    return reads.read(leaseScope(project, network), () => {
+      const limit = new AbortController();
+      const timer = clock.setTimeout(() => limit.abort(), LEASE_BESIDE_MS);
+      const off = onAbort(signal, () => limit.abort());
+      return this.#opts.client
+        .get<unknown>(path, limit.signal)
+        .then(
+          (raw) => {
+            const list = lxdLeasesOf(raw);
+            return { list, byMac: leasesByMac(list) };
+          },
+          () => undefined,
+        )
+        .finally(() => {
+          clock.clearTimeout(timer);
+          off();
+        });
+    });
   }
 
   /**
