@@ -17,9 +17,9 @@ const UNIT = new URL('../../examples/systemd/lexa.service', import.meta.url).pat
 /** A daemon that is not ready by then is reported as failed, not waited for forever. */
 const READY_TIMEOUT_MS = 60_000;
 
-/** The NODE_OPTIONS the systemd unit sets (`Environment=NODE_OPTIONS=...`), or "" when it sets none. */
+/** The NODE_OPTIONS the systemd unit sets (`Environment="NODE_OPTIONS=..."`, quoted or not), or "" when it sets none. */
 export function unitNodeOptions(): string {
-  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(UNIT, 'utf8'))?.[1]?.trim() ?? '';
+  return /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(readFileSync(UNIT, 'utf8'))?.[1]?.trim() ?? '';
 }
 
 /** A daemon started by startReadyDaemon: its process, its REST and UDP ports, and its figures once ready. */

@@ -73,7 +73,10 @@ t.test('lexa runs as the unit runs it: unprivileged, port 53 by CAP_NET_BIND_SER
   t.match(readFileSync(config, 'utf8'), /port = 53\b/, 'the example binds DNS on port 53');
   const serverArgs = args.map((a) => (a === '/etc/lexa/lexa.hcl' ? config : a));
   // Environment= lines as systemd sets them (NODE_OPTIONS: the V8 flags the unit runs lexa with).
-  const unitEnv = Object.fromEntries(unitValues('Environment').map((v) => [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)]));
+  // One assignment per line here, quoted as a whole where its value holds spaces (as systemd reads it).
+  const assignments = unitValues('Environment').map((v) => (v.startsWith('"') && v.endsWith('"') ? v.slice(1, -1) : v));
+  const unitEnv = Object.fromEntries(assignments.map((v) => [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)]));
+  t.match(unitEnv['NODE_OPTIONS'], /--max-semi-space-size=2 --v8-pool-size=1/, "the unit's V8 flags, whole");
   const env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', STATE_DIRECTORY: stateDir, ...unitEnv };
   const setpriv = (caps: string) => [
     'setpriv', `--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', '--no-new-privs',
