@@ -43,6 +43,8 @@ const CASES: Case[] = [
   { name: 'wildcard prefix A (10 match)', queries: () => [ask('web-0001*.lexa', 'A')], rcode: 0, minAnswers: 10 },
   { name: 'SRV (10 targets + additionals)', queries: () => [ask('_app-1._tcp.service.lexa', 'SRV')], rcode: 0, minAnswers: 10 },
   { name: 'NXDOMAIN', queries: (n) => pool(n, (i) => `nope-${pad(i)}.lexa`, 'A'), rcode: 3, minAnswers: 0 },
+  // A random-subdomain flood's shape: two labels, so the name is also read as `<host>.<project>` on its way to NXDOMAIN.
+  { name: 'NXDOMAIN, two labels', queries: (n) => pool(n, (i) => `nope-${pad(i)}.junk.lexa`, 'A'), rcode: 3, minAnswers: 0 },
   { name: 'bare * A (all N, UDP-truncated)', queries: () => [ask('*.lexa', 'A')], rcode: 0, minAnswers: 1 },
 ];
 
