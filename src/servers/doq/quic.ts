@@ -244,31 +244,30 @@ export class GuardedSocket extends QUICSocket {
    * per turn. Handshakes are few beside queries, so the pause costs little; BACKLOG bounds what waits.
    */
   private readonly receive = (data: Buffer, host: string, port: number): void => {
-    if (this.backlog.length > 0) {
+    if (this.paused) {
       if (this.backlog.length < BACKLOG) this.backlog.push({ data, host, port });
       else this.onError(new Error('doq: datagram dropped: too many waiting behind handshakes'));
       return;
     }
-    if (!this.routeDatagram(data, host, port)) this.pauseBacklog();
+    if (!this.routeDatagram(data, host, port)) this.pause();
   };
 
-  /** Datagrams that arrived after a slow one (see receive), oldest first. */
+  /** Datagrams that arrived after a slow one (see receive), oldest first; they wait while `paused`. */
   private readonly backlog: { data: Buffer; host: string; port: number }[] = [];
-  private backlogScheduled = false;
+  private paused = false;
 
-  private pauseBacklog(): void {
-    if (this.backlogScheduled) return;
-    this.backlogScheduled = true;
+  private pause(): void {
+    this.paused = true;
     setImmediate(this.drainBacklog);
   }
 
-  /** Routes what waits until the next slow datagram, which pauses the rest until the next turn. */
+  /** Routes what waits, up to the next slow datagram, which pauses the rest until the next turn. */
   private readonly drainBacklog = (): void => {
-    this.backlogScheduled = false;
+    this.paused = false;
     let next: { data: Buffer; host: string; port: number } | undefined;
     while ((next = this.backlog.shift()) !== undefined) {
       if (!this.routeDatagram(next.data, next.host, next.port)) {
-        if (this.backlog.length > 0) this.pauseBacklog();
+        this.pause();
         return;
       }
     }
