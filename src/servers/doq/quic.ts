@@ -237,10 +237,11 @@ export class GuardedSocket extends QUICSocket {
    * no such pause between its datagrams. A connection's 1-RTT datagram once packets.ts has made it lean is done
    * with when recv() returns, so a run of those goes straight through. Anything else (a handshake, a new
    * connection, a connection that has not started) may continue in microtasks that the next datagram depends on:
-   * the connection-start handler that installs lexa's stream path must run before the query that follows the
-   * handshake's last datagram reaches quiche, or the library's own stream path takes the query and it is never
-   * answered (seen under the bench load: a connection's first query lost). So after such a datagram the rest
-   * wait, in order, for the next turn of the event loop (setImmediate: after every microtask), one slow datagram
+   * the library's acceptConnection registers a new connection only after awaiting its token checks, so a second
+   * datagram of the same handshake in the same batch (a ClientHello can span two Initial datagrams) would be
+   * routed before the connection exists. Routed straight through, a batch lost new connections' first queries
+   * under the bench load, and in test/doq/batch.test.ts. So after such a datagram the rest wait, in order, for the
+   * next turn of the event loop (setImmediate: after every microtask), one slow datagram
    * per turn. Handshakes are few beside queries, so the pause costs little; BACKLOG bounds what waits.
    */
   private readonly receive = (data: Buffer, host: string, port: number): void => {
