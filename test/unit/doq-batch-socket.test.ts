@@ -159,6 +159,20 @@ t.test('a truncated datagram (length 0: larger than its slot) is skipped', async
   t.same(got, [1, 3]);
 });
 
+t.test('a throwing receiver loses its datagram, not the batch', async (t) => {
+  const fake = fakeAddon();
+  const got: number[] = [];
+  const drops: string[] = [];
+  const receive = (data: Buffer) => {
+    if (data[0] === 2) throw new Error('boom');
+    got.push(data[0]!);
+  };
+  new QuicBatchSocket(fake.addon, '127.0.0.1', 853, receive, (e) => drops.push(e.message));
+  fake.deliver([1, 2, 3].map((b) => ({ bytes: [b], from: v4(127, 0, 0, 1), port: 1 })));
+  t.same(got, [1, 3]);
+  t.same(drops, ['boom']);
+});
+
 t.test('formatAddress: RFC 5952 text, IPv4-mapped as dgram shows it', async (t) => {
   const bytes = (groups: number[]) => Uint8Array.from(groups.flatMap((g) => [g >> 8, g & 0xff]));
   const cases: [Uint8Array, boolean, string][] = [

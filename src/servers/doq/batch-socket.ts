@@ -125,7 +125,13 @@ export class QuicBatchSocket {
       const offset = i * QUIC_SLOT;
       const data = Buffer.allocUnsafe(length);
       data.set(s.input.subarray(offset, offset + length));
-      this.onDatagram(data, this.sourceHost(i), s.sourcePorts[i]!);
+      try {
+        this.onDatagram(data, this.sourceHost(i), s.sourcePorts[i]!);
+      } catch (error) {
+        // onDatagram promises never to throw; if it does, this datagram is lost, not the batch (nor the process:
+        // an exception out of the addon's callback is fatal).
+        this.onDrop(error instanceof Error ? error : new Error(String(error)));
+      }
     }
   }
 
