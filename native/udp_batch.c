@@ -3,16 +3,24 @@
 // one send request per packet; this amortises all of it over a batch. Linux only; built from source at install
 // with the headers Node ships (scripts/build-native.mjs), never downloaded. lexa falls back to dgram without it.
 //
-// Contract with JavaScript (src/servers/dns/udp-batch.ts):
-//   open(host, port, ipv6, batch, slot, onBatch[, receiveBuffer])
-//     -> { port, receiveBuffer, input, inputLengths, output, outputLengths, sources, handle }
+// Contract with JavaScript (src/servers/dns/udp-batch.ts, src/servers/doq/batch-socket.ts):
+//   open(host, port, ipv6, batch, slot, onBatch[, receiveBuffer[, dualStack]])
+//     -> { port, receiveBuffer, input, inputLengths, output, outputLengths, sources, sourcePorts,
+//          destinations, destinationPorts, sendLengths, handle }
 //     receiveBuffer > 0 sets SO_RCVBUF (SO_RCVBUFFORCE where permitted); the result's is what the kernel granted.
-//     `input` holds batch slots of `slot` bytes (the queries); `inputLengths[i]` their sizes; `sources` 16 bytes
-//     per slot, each query's source address (IPv6, or IPv4 as IPv4-mapped IPv6: rate limiting). onBatch(count) is
-//     called with queries 0..count-1 in place; it writes reply i into output slot i and its size into
-//     outputLengths[i] (0: no reply). The buffers are valid for the socket's life and reused by every batch.
+//     dualStack: an IPv6 socket also takes IPv4 (IPV6_V6ONLY off); by default IPv6 sockets are IPv6-only.
+//     `input` holds batch slots of `slot` bytes (the datagrams); `inputLengths[i]` their sizes; `sources` 16 bytes
+//     per slot, each datagram's source address (IPv6, or IPv4 as IPv4-mapped IPv6: rate limiting), `sourcePorts[i]`
+//     its port. onBatch(count) is called with datagrams 0..count-1 in place; it may write reply i into output slot
+//     i and its size into outputLengths[i] (0: no reply), sent to source i when onBatch returns. The buffers are
+//     valid for the socket's life and reused by every batch.
+//   send(handle, count) -> sent: sends output slots 0..count-1 (sizes in sendLengths, each to the 16-byte address
+//     in destinations and the port in destinationPorts) with sendmmsg; the QUIC path's queue, independent of
+//     onBatch's replies. JavaScript must not call it from inside onBatch while using outputLengths (the two share
+//     the output slots). Returns how many datagrams the kernel took; 0 on a closed socket.
 //   close(handle): stops polling and closes the socket (idempotent).
-// A datagram larger than a slot is dropped (MSG_TRUNC): no DNS query that lexa answers is that large.
+// A datagram larger than a slot is dropped (MSG_TRUNC): no DNS query that lexa answers is that large, and QUIC
+// peers send no datagram larger than the max_udp_payload_size the server advertises.
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <arpa/inet.h>
@@ -30,13 +38,16 @@
 // Batches read per readable event before yielding to the event loop, so other sockets and timers are served
 // under a flood.
 #define MAX_ROUNDS 16
-// input, output, their two length arrays, and the source addresses.
-#define NBUFFERS 5
+// input, output, their two length arrays, the source addresses and ports, and the send queue's destinations, ports
+// and lengths.
+#define NBUFFERS 9
 // Bytes per source address handed to JavaScript: an IPv6 address; IPv4 is written as ::ffff:a.b.c.d.
 #define SOURCE_BYTES 16
 
 typedef struct {
   int fd;
+  /** AF_INET or AF_INET6: how send() reads a destination. */
+  int family;
   int closed;
   /** Two owners, freed when both are done: the poll handle (until libuv has closed it) and the JS wrapper. */
   int poll_closed;
@@ -54,11 +65,17 @@ typedef struct {
   int32_t *in_len;
   int32_t *out_len;
   unsigned char *sources;
+  int32_t *source_ports;
+  unsigned char *destinations;
+  int32_t *destination_ports;
+  int32_t *send_len;
   struct mmsghdr *rmsgs;
   struct mmsghdr *smsgs;
   struct iovec *riov;
   struct iovec *siov;
   struct sockaddr_storage *addrs;
+  /** send()'s destinations, apart from `addrs` (the batch's sources, which onBatch's replies go to). */
+  struct sockaddr_storage *send_addrs;
 } batch_socket;
 
 static void throw_errno(napi_env env, const char *what) {
@@ -73,7 +90,8 @@ static void release(batch_socket *s) {
   free(s->riov);
   free(s->siov);
   free(s->addrs);
-  // `in`, `out` and the length arrays belong to ArrayBuffers that JavaScript may still hold: freed by their
+  free(s->send_addrs);
+  // `in`, `out`, the length, address and port arrays belong to ArrayBuffers that JavaScript may still hold: freed by their
   // finalizers, not here.
   free(s);
 }
@@ -96,6 +114,27 @@ static void stop_socket(batch_socket *s) {
   for (int i = 0; i < NBUFFERS; i++) napi_delete_reference(s->env, s->buffers[i]);
   napi_async_destroy(s->env, s->async);
   uv_close((uv_handle_t *)&s->poll, on_poll_closed);
+}
+
+/**
+ * Sends smsgs[0..count-1] with as few sendmmsg calls as the kernel allows; returns how many it took. A full send
+ * buffer drops the rest (as the kernel drops datagrams on a full queue); a datagram the kernel refuses for its
+ * destination alone (unreachable, not permitted, too large) is skipped and the others still go.
+ */
+static unsigned send_prepared(batch_socket *s, unsigned count) {
+  unsigned next = 0, taken = 0;
+  while (next < count) {
+    int m = sendmmsg(s->fd, s->smsgs + next, count - next, MSG_DONTWAIT);
+    if (m > 0) {
+      next += (unsigned)m;
+      taken += (unsigned)m;
+      continue;
+    }
+    if (m < 0 && errno == EINTR) continue;
+    if (m == 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) break;
+    next++;
+  }
+  return taken;
 }
 
 static void on_readable(uv_poll_t *poll, int status, int events) {
@@ -121,7 +160,9 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
       unsigned char *src = s->sources + (size_t)i * SOURCE_BYTES;
       if (s->addrs[i].ss_family == AF_INET6) {
         memcpy(src, &((struct sockaddr_in6 *)&s->addrs[i])->sin6_addr, SOURCE_BYTES);
+        s->source_ports[i] = ntohs(((struct sockaddr_in6 *)&s->addrs[i])->sin6_port);
       } else {
+        s->source_ports[i] = ntohs(((struct sockaddr_in *)&s->addrs[i])->sin_port);
         memset(src, 0, 10);
         src[10] = 0xff;
         src[11] = 0xff;
@@ -158,18 +199,7 @@ static void on_readable(uv_poll_t *poll, int status, int events) {
       s->smsgs[out].msg_hdr.msg_namelen = s->rmsgs[i].msg_hdr.msg_namelen;
       out++;
     }
-    unsigned sent = 0;
-    while (sent < out) {
-      int m = sendmmsg(s->fd, s->smsgs + sent, out - sent, MSG_DONTWAIT);
-      if (m > 0) {
-        sent += (unsigned)m;
-        continue;
-      }
-      if (m < 0 && errno == EINTR) continue;
-      // A full send buffer: the rest of the batch is dropped, as the kernel drops datagrams on a full queue.
-      if (m == 0 || errno == EAGAIN || errno == EWOULDBLOCK) break;
-      sent++;  // this one destination failed (unreachable, not permitted): skip it, send the others
-    }
+    send_prepared(s, out);
     if ((unsigned)n < s->batch) return;  // drained
   }
 }
@@ -197,11 +227,11 @@ static void finalize_socket(napi_env env, void *data, void *hint) {
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
+  size_t argc = 8;
+  napi_value argv[8];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 6) {
-    napi_throw_type_error(env, NULL, "open(host, port, ipv6, batch, slot, onBatch[, receiveBuffer])");
+    napi_throw_type_error(env, NULL, "open(host, port, ipv6, batch, slot, onBatch[, receiveBuffer[, dualStack]])");
     return NULL;
   }
   char host[64];
@@ -214,6 +244,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_get_value_uint32(env, argv[4], &slot);
   uint32_t rcvbuf = 0;  // optional: 0 keeps the kernel's default
   if (argc >= 7) napi_get_value_uint32(env, argv[6], &rcvbuf);
+  bool dual_stack = false;  // optional: IPv6 sockets are IPv6-only unless asked
+  if (argc >= 8) napi_get_value_bool(env, argv[7], &dual_stack);
   if (port > 65535 || batch < 1 || batch > 1024 || slot < 512 || slot > 65535) {
     napi_throw_range_error(env, NULL, "udp_batch: port, batch (1..1024) or slot (512..65535) out of range");
     return NULL;
@@ -247,8 +279,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (ipv6) {
-    int one = 1;
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);  // as lexa's other sockets: `::` beside 0.0.0.0
+    int only = dual_stack ? 0 : 1;  // as lexa's other sockets by default: `::` beside 0.0.0.0
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only);
   }
   if (rcvbuf > 0) {
     // Past net.core.rmem_max where permitted (CAP_NET_ADMIN), else up to it: the caller logs what was granted.
@@ -276,6 +308,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 
   batch_socket *s = calloc(1, sizeof *s);
   s->fd = fd;
+  s->family = ipv6 ? AF_INET6 : AF_INET;
   s->batch = batch;
   s->slot = slot;
   s->env = env;
@@ -284,6 +317,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->in_len = calloc(batch, sizeof(int32_t));
   s->out_len = calloc(batch, sizeof(int32_t));
   s->sources = calloc(batch, SOURCE_BYTES);
+  s->source_ports = calloc(batch, sizeof(int32_t));
+  s->destinations = calloc(batch, SOURCE_BYTES);
+  s->destination_ports = calloc(batch, sizeof(int32_t));
+  s->send_len = calloc(batch, sizeof(int32_t));
+  s->send_addrs = calloc(batch, sizeof(struct sockaddr_storage));
   s->rmsgs = calloc(batch, sizeof(struct mmsghdr));
   s->smsgs = calloc(batch, sizeof(struct mmsghdr));
   s->riov = calloc(batch, sizeof(struct iovec));
@@ -321,7 +359,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_value in_len_ab = external_buffer(env, s->in_len, batch * sizeof(int32_t));
   napi_value out_len_ab = external_buffer(env, s->out_len, batch * sizeof(int32_t));
   napi_value sources_ab = external_buffer(env, s->sources, (size_t)batch * SOURCE_BYTES);
-  napi_value abs[NBUFFERS] = {in_ab, out_ab, in_len_ab, out_len_ab, sources_ab};
+  napi_value source_ports_ab = external_buffer(env, s->source_ports, batch * sizeof(int32_t));
+  napi_value destinations_ab = external_buffer(env, s->destinations, (size_t)batch * SOURCE_BYTES);
+  napi_value destination_ports_ab = external_buffer(env, s->destination_ports, batch * sizeof(int32_t));
+  napi_value send_len_ab = external_buffer(env, s->send_len, batch * sizeof(int32_t));
+  napi_value abs[NBUFFERS] = {in_ab, out_ab, in_len_ab, out_len_ab, sources_ab, source_ports_ab, destinations_ab, destination_ports_ab, send_len_ab};
   for (int i = 0; i < NBUFFERS; i++) napi_create_reference(env, abs[i], 1, &s->buffers[i]);
   napi_value in_view, out_view, in_len_view, out_len_view, sources_view;
   napi_create_typedarray(env, napi_uint8_array, (size_t)batch * slot, in_ab, 0, &in_view);
@@ -334,6 +376,15 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, result, "output", out_view);
   napi_set_named_property(env, result, "outputLengths", out_len_view);
   napi_set_named_property(env, result, "sources", sources_view);
+  napi_value view;
+  napi_create_typedarray(env, napi_int32_array, batch, source_ports_ab, 0, &view);
+  napi_set_named_property(env, result, "sourcePorts", view);
+  napi_create_typedarray(env, napi_uint8_array, (size_t)batch * SOURCE_BYTES, destinations_ab, 0, &view);
+  napi_set_named_property(env, result, "destinations", view);
+  napi_create_typedarray(env, napi_int32_array, batch, destination_ports_ab, 0, &view);
+  napi_set_named_property(env, result, "destinationPorts", view);
+  napi_create_typedarray(env, napi_int32_array, batch, send_len_ab, 0, &view);
+  napi_set_named_property(env, result, "sendLengths", view);
   napi_create_object(env, &handle);
   napi_wrap(env, handle, s, finalize_socket, NULL, NULL);
   napi_set_named_property(env, result, "handle", handle);
@@ -350,11 +401,78 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static const unsigned char V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+/**
+ * Writes destination i into send_addrs[i] for this socket's family; 0 when it cannot be sent from this socket (an
+ * IPv6 address on an IPv4 socket, port 0), so the caller skips that datagram.
+ */
+static socklen_t destination(batch_socket *s, unsigned i) {
+  const unsigned char *a = s->destinations + (size_t)i * SOURCE_BYTES;
+  int32_t port = s->destination_ports[i];
+  if (port < 1 || port > 65535) return 0;
+  struct sockaddr_storage *to = &s->send_addrs[i];
+  memset(to, 0, sizeof *to);
+  if (s->family == AF_INET6) {
+    struct sockaddr_in6 *d = (struct sockaddr_in6 *)to;
+    d->sin6_family = AF_INET6;
+    d->sin6_port = htons((uint16_t)port);
+    memcpy(&d->sin6_addr, a, SOURCE_BYTES);
+    return sizeof *d;
+  }
+  if (memcmp(a, V4_MAPPED, sizeof V4_MAPPED) != 0) return 0;
+  struct sockaddr_in *d = (struct sockaddr_in *)to;
+  d->sin_family = AF_INET;
+  d->sin_port = htons((uint16_t)port);
+  memcpy(&d->sin_addr, a + sizeof V4_MAPPED, 4);
+  return sizeof *d;
+}
+
+static napi_value js_send(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *data = NULL;
+  uint32_t count = 0;
+  if (argc < 2 || napi_unwrap(env, argv[0], &data) != napi_ok || data == NULL || napi_get_value_uint32(env, argv[1], &count) != napi_ok) {
+    napi_throw_type_error(env, NULL, "send(handle, count)");
+    return NULL;
+  }
+  batch_socket *s = (batch_socket *)data;
+  if (count > s->batch) {
+    napi_throw_range_error(env, NULL, "udp_batch: send count exceeds the batch");
+    return NULL;
+  }
+  unsigned taken = 0;
+  if (!s->closed) {
+    unsigned out = 0;
+    for (unsigned i = 0; i < count; i++) {
+      int32_t len = s->send_len[i];
+      if (len <= 0 || (uint32_t)len > s->slot) continue;
+      socklen_t tolen = destination(s, i);
+      if (tolen == 0) continue;
+      s->siov[out].iov_base = s->out + (size_t)i * s->slot;
+      s->siov[out].iov_len = (size_t)len;
+      memset(&s->smsgs[out].msg_hdr, 0, sizeof(struct msghdr));
+      s->smsgs[out].msg_hdr.msg_iov = &s->siov[out];
+      s->smsgs[out].msg_hdr.msg_iovlen = 1;
+      s->smsgs[out].msg_hdr.msg_name = &s->send_addrs[i];
+      s->smsgs[out].msg_hdr.msg_namelen = tolen;
+      out++;
+    }
+    taken = send_prepared(s, out);
+  }
+  napi_create_uint32(env, taken, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "open", NAPI_AUTO_LENGTH, js_open, NULL, &fn);
   napi_set_named_property(env, exports, "open", fn);
   napi_create_function(env, "close", NAPI_AUTO_LENGTH, js_close, NULL, &fn);
   napi_set_named_property(env, exports, "close", fn);
+  napi_create_function(env, "send", NAPI_AUTO_LENGTH, js_send, NULL, &fn);
+  napi_set_named_property(env, exports, "send", fn);
   return exports;
 }

@@ -22,7 +22,8 @@ const BATCH = 64;
 /** Slot size floor: a query with EDNS options is still far below 4096 bytes; a larger datagram is dropped. */
 const MIN_SLOT = 4096;
 
-interface BatchSocket {
+/** One socket of the addon (native/udp_batch.c documents the contract). */
+export interface BatchSocket {
   readonly port: number;
   readonly input: Uint8Array;
   readonly inputLengths: Int32Array;
@@ -32,13 +33,37 @@ interface BatchSocket {
   readonly sources: Uint8Array;
   /** SO_RCVBUF as the kernel reports it after open (absent from an addon built before it was asked for). */
   readonly receiveBuffer?: number;
+  /**
+   * The send queue (send()) and each datagram's source port: absent from an addon built before the QUIC path
+   * asked for them (batch-socket.ts then falls back to dgram).
+   */
+  readonly sourcePorts?: Int32Array;
+  /** Per output slot, the 16-byte address (IPv4 as IPv4-mapped IPv6) send() sends it to. */
+  readonly destinations?: Uint8Array;
+  readonly destinationPorts?: Int32Array;
+  /** Per output slot, the size send() sends; outputLengths is onBatch's and is not read by send(). */
+  readonly sendLengths?: Int32Array;
   readonly handle: object;
 }
 
-interface BatchAddon {
-  /** `receiveBuffer` > 0 sets SO_RCVBUF (SO_RCVBUFFORCE where permitted); 0 keeps the kernel's default. */
-  open(host: string, port: number, ipv6: boolean, batch: number, slot: number, onBatch: (count: number) => void, receiveBuffer: number): BatchSocket;
+export interface BatchAddon {
+  /**
+   * `receiveBuffer` > 0 sets SO_RCVBUF (SO_RCVBUFFORCE where permitted); 0 keeps the kernel's default.
+   * `dualStack`: an IPv6 socket also takes IPv4 (default: IPv6-only).
+   */
+  open(
+    host: string,
+    port: number,
+    ipv6: boolean,
+    batch: number,
+    slot: number,
+    onBatch: (count: number) => void,
+    receiveBuffer: number,
+    dualStack?: boolean,
+  ): BatchSocket;
   close(handle: object): void;
+  /** Sends output slots 0..count-1 to their destinations; returns how many the kernel took. Absent from older builds. */
+  send?(handle: object, count: number): number;
 }
 
 /** The addon was built from an older udp_batch.c that does not report source addresses (rate limiting needs them). */

@@ -65,6 +65,14 @@ export function internalsOf(connection: QUICConnection): ConnectionInternals {
  *   library's send(), which finds nothing left to send and does the rest of its work (the timer, noticing that the
  *   peer closed the connection).
  */
+/** Connections leanPacketPath has made lean: their recv() reaches quiche and lexa's streams before it yields. */
+const lean = new WeakSet<object>();
+
+/** True once leanPacketPath has run on `connection`: a datagram handed to its recv() is done with when recv() returns. */
+export function hasLeanPath(connection: object): boolean {
+  return lean.has(connection);
+}
+
 export function leanPacketPath(
   connection: QUICConnection,
   internals: ConnectionInternals,
@@ -74,6 +82,7 @@ export function leanPacketPath(
 ): void {
   const conn = internals.conn;
   internals.recvLock = { withF: (f) => f() };
+  lean.add(connection);
   const librarySend = QUICConnection.prototype as unknown as Pick<ConnectionInternals, 'send'>;
   const size = internals.config.maxSendUdpPayloadSize;
   internals.send = () => {

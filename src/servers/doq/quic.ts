@@ -30,22 +30,34 @@
 //
 // PACKETS (packets.ts): the per-datagram work of a connection without the
 // library's lock, timer objects and send events; here, the socket's routing of
-// 1-RTT datagrams and its direct sends.
+// 1-RTT datagrams and its direct sends. Where native/udp_batch.c is built, the
+// socket's datagrams come and go in batches (batch-socket.ts): the library
+// binds its dgram socket on an ephemeral port of the same address, and start()
+// swaps it for the batch socket bound where asked; the library's own sends
+// (handshake, Retry, version negotiation: `send_`) are routed to the queue.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
 import { QUICConnection, QUICServer, QUICSocket, events, native } from '@matrixai/quic';
 import type { QUICServerCrypto } from '@matrixai/quic';
 import type { Clock } from '../../time/clock.js';
 import { deadline, SourceGate, type ConnectionLimits, type RefusalLog } from '../fairness.js';
 import { DoqErrorCode } from './framing.js';
-import { assertServerConfig, internalsOf, leanPacketPath, type ConnectionInternals } from './packets.js';
+import { assertServerConfig, hasLeanPath, internalsOf, leanPacketPath, type ConnectionInternals } from './packets.js';
 import { QueryStreams, type Answer } from './streams.js';
+import { QuicBatchSocket, quicBatchAddon } from './batch-socket.js';
 
 /** RFC 9000 §17: the header form bit (long = 1) and the fixed bit (always 1) of a packet's first byte. */
 const HEADER_FORM_FIXED_BITS = 0xc0;
 const SHORT_HEADER = 0x40;
 /** QUICServer.acceptConnection gives every server connection an ID of quiche's maximum length. */
 const SERVER_CONN_ID_LENGTH = native.quiche.MAX_CONN_ID_LEN;
+
+/**
+ * Datagrams that may wait behind a handshake on the batch socket (GuardedSocket.receive): a few batches' worth.
+ * Beyond it they are dropped as a full socket queue drops them; QUIC's loss recovery resends.
+ */
+const BACKLOG = 1024;
 
 /** Listens for the library's EventError under its name (the class is in @matrixai/events, not a dependency of ours). */
 const EVENT_ERROR = 'EventError';
@@ -99,11 +111,30 @@ export const silentLibraryLogger = (() => {
   return logger as unknown as ConstructorParameters<typeof QUICSocket>[0]['logger'];
 })();
 
+/** How the socket's datagrams move: batched through native/udp_batch.c, or Node's dgram one by one. */
+export type SocketIo = 'recvmmsg' | 'dgram';
+
+export interface GuardedSocketOptions {
+  /** false forces dgram; by default the batch addon is used where it is built. */
+  readonly batch?: boolean;
+  /** Where to load the addon from (tests point it at a missing file to prove the fallback). */
+  readonly addonPath?: string;
+}
+
 /** A QUICSocket whose UDP message handler cannot leak a rejection. */
 export class GuardedSocket extends QUICSocket {
   private readonly serverConnections: Map<string, QUICConnection>;
+  private batched: QuicBatchSocket | undefined;
+  /** The library's handler for datagrams that are not 1-RTT for a known connection (handshakes, new connections). */
+  private readonly libraryRoute: QUICSocket['handleSocketMessage'];
+  /** Set by start(): how datagrams move, and why not batched when they are not. */
+  io: SocketIo = 'dgram';
+  ioFallback: string | undefined;
 
-  constructor(private readonly onError: (error: unknown) => void) {
+  constructor(
+    private readonly onError: (error: unknown) => void,
+    private readonly options: GuardedSocketOptions = {},
+  ) {
     super({ logger: silentLibraryLogger });
     // The library's map of server connections by hex connection ID (QUICConnectionMap, internal).
     const connections = (this as unknown as { connectionMap?: { serverConnections?: unknown } }).connectionMap?.serverConnections;
@@ -113,6 +144,7 @@ export class GuardedSocket extends QUICSocket {
     this.serverConnections = connections as Map<string, QUICConnection>;
     const route = this.handleSocketMessage;
     if (typeof route !== 'function') throw new Error('@matrixai/quic changed: QUICSocket.handleSocketMessage is gone');
+    this.libraryRoute = route;
     this.handleSocketMessage = async (data, remoteInfo) => {
       try {
         const connection = this.shortHeaderConnection(data);
@@ -141,6 +173,7 @@ export class GuardedSocket extends QUICSocket {
    * failed send is a lost datagram, which QUIC's loss recovery repairs: it is reported, never thrown.
    */
   sendDatagram(data: Uint8Array, length: number, port: number, host: string): void {
+    if (this.batched !== undefined) return this.batched.send(data, length, port, host);
     try {
       this.socket.send(data, 0, length, port, host, this.afterSend);
     } catch (error) {
@@ -152,11 +185,104 @@ export class GuardedSocket extends QUICSocket {
     if (error) this.onError(error);
   };
 
-  override async start(options?: Parameters<QUICSocket['start']>[0]): Promise<void> {
-    await super.start(options);
+  /**
+   * The library's own sends (handshake datagrams, Retry, version negotiation): on the batch socket, queued like the
+   * connections' datagrams; a failure is a lost datagram, reported, never thrown.
+   */
+  override async send_(...params: Parameters<QUICSocket['send_']> | [msg: Uint8Array, port: number, address: string]): Promise<number> {
+    if (this.batched === undefined) return super.send_(...(params as Parameters<QUICSocket['send_']>));
+    // Both of dgram's forms, as the library calls both: (msg, port, address) and (msg, offset, length, port, address).
+    const [msg, offset, length, port, host] = params.length === 3 ? [params[0], 0, undefined, params[1], params[2]] : params;
+    const data = typeof msg === 'string' ? Buffer.from(msg) : msg.subarray(offset);
+    this.batched.send(data, length ?? data.byteLength, port, host);
+    return length ?? data.byteLength;
+  }
+
+  override async start(options: Parameters<QUICSocket['start']>[0] = {}): Promise<void> {
+    const { host = '::', port = 0 } = options;
+    const addon = this.options.batch === false ? new Error('batching turned off') : quicBatchAddon(this.options.addonPath);
+    let batched: QuicBatchSocket | undefined;
+    if (addon instanceof Error) this.ioFallback = addon.message.split('\n')[0];
+    else if (!isIP(host)) this.ioFallback = `${host} is not an IP address`;
+    else batched = new QuicBatchSocket(addon, host, port, this.receive, this.onError); // throws as a bind does
+    try {
+      // With the batch socket bound, the library's dgram socket takes an ephemeral port on the same address, so
+      // that everything the library sets up at start (address, type, events) is as it expects.
+      await super.start(batched === undefined ? options : { ...options, port: 0 });
+    } catch (error) {
+      batched?.close();
+      throw error;
+    }
     // The library listens for the UDP socket's 'error' only while binding; an
     // 'error' event with no listener would be thrown by Node.
     this.socket.on('error', this.onError);
+    if (batched === undefined) return;
+    // The swap: the library's dgram socket is closed, and what the library does with it from now on (send, close,
+    // its port) goes to the batch socket.
+    this.socket.off('message', this.handleSocketMessage);
+    this.socket.close();
+    this.batched = batched;
+    this.io = 'recvmmsg';
+    this._port = batched.port as unknown as QUICSocket['_port'];
+    this.socketSend = async (...params: unknown[]) => this.send_(...(params as Parameters<QUICSocket['send_']>));
+    this.socketClose = async () => {
+      batched.close();
+      this.backlog.length = 0;
+    };
+  }
+
+  /**
+   * A batch socket's datagram, routed as handleSocketMessage routes dgram's, and in the same order of effects.
+   * dgram runs each datagram's callback and then every microtask it queued before the next datagram; a batch has
+   * no such pause between its datagrams. A connection's 1-RTT datagram once packets.ts has made it lean is done
+   * with when recv() returns, so a run of those goes straight through. Anything else (a handshake, a new
+   * connection, a connection that has not started) may continue in microtasks that the next datagram depends on:
+   * the library's acceptConnection registers a new connection only after awaiting its token checks, so a second
+   * datagram of the same handshake in the same batch (a ClientHello can span two Initial datagrams) would be
+   * routed before the connection exists. Routed straight through, a batch lost new connections' first queries
+   * under the bench load, and in test/doq/batch.test.ts. So after such a datagram the rest wait, in order, for the
+   * next turn of the event loop (setImmediate: after every microtask), one slow datagram
+   * per turn. Handshakes are few beside queries, so the pause costs little; BACKLOG bounds what waits.
+   */
+  private readonly receive = (data: Buffer, host: string, port: number): void => {
+    if (this.paused) {
+      if (this.backlog.length < BACKLOG) this.backlog.push({ data, host, port });
+      else this.onError(new Error('doq: datagram dropped: too many waiting behind handshakes'));
+      return;
+    }
+    if (!this.routeDatagram(data, host, port)) this.pause();
+  };
+
+  /** Datagrams that arrived after a slow one (see receive), oldest first; they wait while `paused`. */
+  private readonly backlog: { data: Buffer; host: string; port: number }[] = [];
+  private paused = false;
+
+  private pause(): void {
+    this.paused = true;
+    setImmediate(this.drainBacklog);
+  }
+
+  /** Routes what waits, up to the next slow datagram, which pauses the rest until the next turn. */
+  private readonly drainBacklog = (): void => {
+    this.paused = false;
+    let next: { data: Buffer; host: string; port: number } | undefined;
+    while ((next = this.backlog.shift()) !== undefined) {
+      if (!this.routeDatagram(next.data, next.host, next.port)) {
+        this.pause();
+        return;
+      }
+    }
+  };
+
+  /** Routes one datagram; true when it was a lean connection's (done with on return), false when it may go on later. */
+  private routeDatagram(data: Buffer, host: string, port: number): boolean {
+    const connection = this.shortHeaderConnection(data);
+    if (connection !== undefined) {
+      connection.recv(data, { host, port }).catch(this.onError);
+      return hasLeanPath(connection);
+    }
+    this.libraryRoute(data, { address: host, port, family: host.includes(':') ? 'IPv6' : 'IPv4', size: data.byteLength }).catch(this.onError);
+    return false;
   }
 }
 

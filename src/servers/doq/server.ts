@@ -35,6 +35,13 @@ export interface DoqLimits extends ConnectionLimits {
   readonly handshakeTimeoutMs: number;
   /** A connection must open its first query stream within this of starting. */
   readonly firstRequestTimeoutMs: number;
+  /**
+   * Batched datagrams (recvmmsg/sendmmsg through native/udp_batch.c, batch-socket.ts) when the addon is built;
+   * false forces Node's dgram. Default true: the same behaviour at a lower CPU cost per query.
+   */
+  readonly batch?: boolean;
+  /** Where to load the addon from (tests point it at a missing file to prove the fallback). */
+  readonly addonPath?: string;
 }
 
 /** The defaults the configuration declares (config/schema.ts, server.dns.quic.limits), for tests and benchmarks. */
@@ -104,7 +111,7 @@ function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqL
   // peer's business: debug. Errors of the server as a whole deserve a warning.
   const onError = (error: unknown, where: string) =>
     logger[where === 'server' ? 'warn' : 'debug']('doq: library error', { where, error: describeError(error) });
-  const socket = new GuardedSocket((error) => onError(error, 'socket'));
+  const socket = new GuardedSocket((error) => onError(error, 'socket'), { batch: limits.batch, addonPath: limits.addonPath });
   const server = new DoqQuicServer({
     socket,
     crypto: hmacCrypto(),
@@ -175,7 +182,8 @@ function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqL
         throw error;
       }
       listening = true;
-      logger.info('doq: listening', { host: socket.host, port: socket.port });
+      if (socket.ioFallback !== undefined && limits.batch !== false) logger.info('doq: batched I/O unavailable, using dgram', { reason: socket.ioFallback });
+      logger.info('doq: listening', { host: socket.host, port: socket.port, io: socket.io });
       return socket.port;
     },
     setTls(m) {
