@@ -2,6 +2,9 @@
 // and the headers of the Node that runs this script, never anything downloaded. Runs at `npm install`/`npm ci`.
 // Where it cannot build (not Linux, no compiler, no headers) it says why and exits 0: lexa then serves UDP with
 // Node's dgram, the same behaviour at a higher CPU cost per query.
+//
+//   node scripts/build-native.mjs --asan OUT    the same source built with AddressSanitizer into OUT, for
+//                                               test/native/udp-batch-asan.test.ts; fails (exit 1) if it cannot.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -22,6 +25,16 @@ const headers = [join(dirname(process.execPath), '..', 'include', 'node'), '/usr
 );
 if (!headers) skip('no node_api.h beside this Node (Debian: the nodejs package ships /usr/include/node)');
 const cc = process.env.CC || 'cc';
+const asan = process.argv.indexOf('--asan');
+if (asan !== -1) {
+  const target = process.argv[asan + 1];
+  if (!target) throw new Error('--asan OUT: where to write the instrumented addon');
+  mkdirSync(dirname(target), { recursive: true });
+  // -O1 and frame pointers: ASan's reports then name the lines; the same warnings as the release build.
+  execFileSync(cc, ['-O1', '-g', '-fsanitize=address', '-fno-omit-frame-pointer', '-Wall', '-shared', '-fPIC', `-I${headers}`, '-o', target, source], { stdio: 'inherit' });
+  console.log(`lexa: built ${target} with AddressSanitizer`);
+  process.exit(0);
+}
 try {
   mkdirSync(dirname(out), { recursive: true });
   execFileSync(cc, ['-O2', '-Wall', '-shared', '-fPIC', `-I${headers}`, '-o', out, source], { stdio: ['ignore', 'inherit', 'pipe'] });

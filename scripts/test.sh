@@ -20,6 +20,12 @@ bash scripts/zone-checkers.sh   # Zonemaster and DNSViz (test/reliability/zone-c
 bash scripts/load-tools.sh   # dnsperf: test/reliability drives lexa with it
 sh scripts/catalog-peers.sh >/dev/null   # python3-consul and the prometheus server (Consul API, HTTP SD tests)
 
+# The C compiler for the batched-UDP addon (built at npm ci) and its AddressSanitizer build (test/native): gcc
+# brings libasan with it.
+if ! command -v gcc >/dev/null || [[ ! -e $(gcc -print-file-name=libasan.so) ]]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev
+fi
+
 # npm ci when the lock file changed since the last install (or there is none): a clean clone always installs.
 stamp=node_modules/.lexa-lock-stamp
 if [[ ! -f $stamp ]] || ! cmp -s package-lock.json "$stamp"; then
