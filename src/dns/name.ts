@@ -147,13 +147,19 @@ export function aliasKeys(qname: string, suffix: string, sites: ReadonlySet<stri
  * The project reading of a name `parseName` found `none` (see "Projects" above; only such a name may be passed):
  * the host forms of the labels before the project label, with `project` set; `none` when those labels are no
  * host form either. Service forms are not scoped by project (a service name already spans projects).
+ * `hostRuns(host)` (optional): whether a running instance has that lower-cased host name; a host that none has
+ * makes the reading `none` at once, as it would answer NXDOMAIN anyway.
  */
-export function parseProjectName(qname: string, suffix: string, sites: ReadonlySet<string> = NO_SITES): NameForm {
+export function parseProjectName(qname: string, suffix: string, sites: ReadonlySet<string> = NO_SITES, hostRuns?: (host: string) => boolean): NameForm {
   const lname = lowerName(qname);
   let labels = lname.slice(0, lname.length - suffix.length - 1).split('.');
   const site = sites.size > 0 && sites.has(labels[labels.length - 1]!) ? labels.pop() : undefined;
   const project = labels.pop();
   if (project === undefined || labels.length === 0) return NONE;
+  // Every project-scoped form ends in its host label (`web`, `cluster.web`, `eth0.if.web`, `c1.cluster.web`): with
+  // `hostRuns`, a name whose host no running instance has (and is no pattern) is no name, without building its form.
+  const host = labels[labels.length - 1]!;
+  if (hostRuns !== undefined && !host.includes('*') && !hostRuns(host)) return NONE;
   const scoped = relative(labels);
   if (scoped.kind !== 'host' && scoped.kind !== 'iface' && scoped.kind !== 'cluster' && scoped.kind !== 'member') return NONE;
   return site === undefined ? { ...scoped, project } : { ...scoped, project, site };

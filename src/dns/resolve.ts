@@ -94,7 +94,8 @@ export function resolve(snapshot: View, q: Question, opts: ResolveOptions): Outc
   let out = forward(snapshot, q, zone, form, site);
   // A name of no form may name an instance of a project (name.ts, "Projects"): asked only on the way to NXDOMAIN.
   if (out.kind === 'nxdomain' && form.kind === 'none') {
-    const scoped = parseProjectName(q.name, zone.suffix, zone.sites);
+    // Only a running host can answer; asking first spares a random-subdomain flood the rest (bench dns.js).
+    const scoped = parseProjectName(q.name, zone.suffix, zone.sites, (host) => snapshot.hasHost(host));
     if (scoped.kind !== 'none') {
       site = scoped.site;
       if (site !== undefined && !snapshot.siteSynced(site)) return NOTREADY;

@@ -137,6 +137,18 @@ t.test('projects: <host>.<project>[.<site>].<suffix> where the name has no other
   t.same(parseName('cluster.web.lexa', 'lexa'), { kind: 'cluster', host: 'web' });
   t.same(parseProjectName('web.p1.rack.lexa', 'lexa', SITES), { kind: 'host', pattern: 'web', project: 'p1', site: 'rack' });
   t.same(parseProjectName('a.b.c.d.lexa', 'lexa', SITES), { kind: 'none' });
+  // With a test for running hosts, a host nobody runs ends the reading (a random-subdomain flood's cheap NXDOMAIN);
+  // every form still reads where its host runs, and a pattern is never ruled out by it.
+  const runs = (host: string) => host === 'web';
+  t.same(parseProjectName('nope.p1.lexa', 'lexa', SITES, runs), { kind: 'none' });
+  t.same(parseProjectName('web.p1.rack.lexa', 'lexa', SITES, runs), { kind: 'host', pattern: 'web', project: 'p1', site: 'rack' });
+  t.same(parseProjectName('eth0.if.web.p1.lexa', 'lexa', SITES, runs), { kind: 'iface', iface: 'eth0', host: 'web', project: 'p1' });
+  t.same(parseProjectName('cluster.web.p1.lexa', 'lexa', SITES, runs), { kind: 'cluster', host: 'web', project: 'p1' });
+  t.same(parseProjectName('c1.cluster.web.p1.lexa', 'lexa', SITES, runs), { kind: 'member', member: 'c1', host: 'web', project: 'p1' });
+  t.same(parseProjectName('eth0.if.db.p1.lexa', 'lexa', SITES, runs), { kind: 'none' });
+  t.same(parseProjectName('we*.p1.lexa', 'lexa', SITES, runs), { kind: 'host', pattern: 'we*', project: 'p1' });
+  answers(t, v, 'w*.p1.rack.lexa A', ['w*.p1.rack.lexa. 0 IN A 10.77.0.30']);
+  answers(t, v, 'nope.p1.lexa A', 'nxdomain');
 });
 
 t.test('aliases: a CNAME to the instance, with its addresses; conflicts resolved one way', async (t) => {
