@@ -4,8 +4,6 @@
 
 import { execFile, execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -14,18 +12,11 @@ import { QUIC_SLOT } from '../../src/servers/doq/batch-socket.js';
 import { DOQ_LIMITS, startDoq, type DoqLimits } from '../../src/servers/doq/index.js';
 import type { Listeners } from '../../src/servers/transport.js';
 import { kdigQuic } from '../helpers/dig.js';
+import { localhostCert } from '../helpers/test-cert.js';
 import { stubHandler } from '../helpers/transport-stub.js';
 
 const root = resolve(fileURLToPath(import.meta.url), '../../..');
-const dir = mkdtempSync(join(tmpdir(), 'lexa-doq-batch-'));
-const certFile = join(dir, 'cert.pem');
-const keyFile = join(dir, 'key.pem');
-execFileSync('openssl', [
-  'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-  '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=localhost',
-  '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-], { stdio: 'pipe' });
-const tls = { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8'), fingerprint: '', generated: false };
+const { dir, certFile, tls } = localhostCert('lexa-doq-batch-');
 const stub = stubHandler();
 
 /** Blocks this process's event loop for STALL_MS in every STALL_EVERY_MS, so datagrams pile up into large batches. */

@@ -6,8 +6,7 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -18,23 +17,16 @@ import type { Clock } from '../../src/time/clock.js';
 import { kdigQuic } from '../helpers/dig.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { waitFor } from '../helpers/lxd-cli.js';
+import { localhostCert } from '../helpers/test-cert.js';
 import { stubHandler } from '../helpers/transport-stub.js';
 
 const root = resolve(fileURLToPath(import.meta.url), '../../..');
-const dir = mkdtempSync(join(tmpdir(), 'lexa-doq-'));
-const certFile = join(dir, 'cert.pem');
-const keyFile = join(dir, 'key.pem');
-execFileSync('openssl', [
-  'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-  '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=localhost',
-  '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-], { stdio: 'pipe' });
+const { dir, certFile, tls } = localhostCert('lexa-doq-');
 
 // The stub handler shared by the transport tests (A 192.0.2.1 TTL 60 for any name; drop.test gets null, do
 // not answer; throw.test makes it throw), logging into memory.
 const stub = stubHandler();
 const log = memoryLogger();
-const tls = { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8'), fingerprint: '', generated: false };
 /** DoQ on 127.0.0.1:0 with the daemon's limits, some overridden, lexa's own deadlines on `clock`. */
 const startOn = (limits: Partial<DoqLimits> = {}, clock?: Clock) =>
   startDoq({ binds: [{ host: '127.0.0.1', port: 0 }], tls, handle: stub.handle, log, limits: { ...DOQ_LIMITS, ...limits }, clock });
