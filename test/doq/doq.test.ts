@@ -6,7 +6,6 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -21,7 +20,7 @@ import { localhostCert } from '../helpers/test-cert.js';
 import { stubHandler } from '../helpers/transport-stub.js';
 
 const root = resolve(fileURLToPath(import.meta.url), '../../..');
-const { dir, certFile, tls } = localhostCert('lexa-doq-');
+const { certFile, tls } = localhostCert('lexa-doq-');
 
 // The stub handler shared by the transport tests (A 192.0.2.1 TTL 60 for any name; drop.test gets null, do
 // not answer; throw.test makes it throw), logging into memory.
@@ -116,14 +115,7 @@ t.test('the certificate verifies against its CA file, by IP and by name', async 
 });
 
 t.test('setTls: new connections get the new certificate, open ones keep working', async (t) => {
-  const otherCert = join(dir, 'other.pem');
-  const otherKey = join(dir, 'other-key.pem');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', otherKey, '-out', otherCert, '-days', '2', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-  ], { stdio: 'pipe' });
-  const other = { cert: readFileSync(otherCert, 'utf8'), key: readFileSync(otherKey, 'utf8'), fingerprint: '', generated: false };
+  const { certFile: otherCert, tls: other } = localhostCert('lexa-doq-other-');
   const swapped = await startOn();
   t.teardown(() => swapped.close());
   const run = (...args: string[]) => runClient('-server', `127.0.0.1:${swapped.ports[0]}`, ...args);
