@@ -53,7 +53,7 @@ const serviceKey = (service: string) => `service:${service}`;
  *                           all three carry X-Lexa-Index and take `?index=N&wait=60s` (blocking.ts)
  *   GET /events             server-sent events: the /containers/ document on connect and on each change (events.ts)
  *   GET /metrics            Prometheus text format, when metrics are given
- *   GET /traefik            Traefik's dynamic configuration for its HTTP provider (see traefik.ts)
+ *   GET /traefik            Traefik's dynamic configuration for its HTTP provider (see traefik.ts); `?site=<name>`
  *   GET /prometheus         Prometheus HTTP service discovery (prometheus-sd.ts): `?service=<name>`, `?health=any`
  *   /v1/...                 a read-only Consul HTTP API (consul/api.ts)
  *   GET /healthz            200 while the process is alive
@@ -93,20 +93,27 @@ export function restApp(opts: RestOptions): express.Express {
     else res.type('application/json').send(doc.body);
   };
 
-  // Also once per snapshot and suffix (a reload can change the suffix, which the default rules name, without a new
-  // snapshot); its problems are logged when they change, not on every poll.
-  let traefik: { version: number; suffix: string; body: string; problems: string } | undefined;
-  const traefikBody = (snap: View): string => {
+  // Also once per snapshot, suffix and site (a reload can change the suffix, which the default rules name, without a
+  // new snapshot; `?site=` is checked against the configured sites first, so the cache holds at most one document per
+  // site and one for all). Conflicts are logged when they appear, not on every poll: a problem is logged unless a
+  // document served for this snapshot or the one before already named it.
+  let traefik: { version: number; suffix: string; bodies: Map<string, string>; named: Set<string>; namedBefore: Set<string> } | undefined;
+  const traefikBody = (snap: View, site: string | undefined): string => {
     const suffix = opts.suffix;
-    if (traefik?.version !== snap.version || traefik.suffix !== suffix) {
-      const doc = traefikDocument(snap, suffix);
-      const problems = doc.problems.join('\n');
-      if (problems !== '' && problems !== traefik?.problems) {
-        for (const problem of doc.problems) opts.log?.warn('traefik declaration conflict', { problem });
+    if (traefik?.version !== snap.version || traefik.suffix !== suffix)
+      traefik = { version: snap.version, suffix, bodies: new Map(), named: new Set(), namedBefore: traefik?.named ?? new Set() };
+    const key = site ?? '';
+    let body = traefik.bodies.get(key);
+    if (body === undefined) {
+      const doc = traefikDocument(snap, suffix, site);
+      body = doc.body;
+      traefik.bodies.set(key, body);
+      for (const problem of doc.problems) {
+        if (!traefik.named.has(problem) && !traefik.namedBefore.has(problem)) opts.log?.warn('traefik declaration conflict', { problem });
+        traefik.named.add(problem);
       }
-      traefik = { version: snap.version, suffix, body: doc.body, problems };
     }
-    return traefik.body;
+    return body;
   };
 
   const ready = (res: Response): View | undefined => {
@@ -136,9 +143,21 @@ export function restApp(opts: RestOptions): express.Express {
     answerBlocking(req, res, docs, serviceKey(name), (r, doc) => sendDoc(r, doc, missing), random, clock);
   });
 
-  app.get('/traefik', (_req, res) => {
+  app.get('/traefik', (req, res) => {
     const snap = ready(res);
-    if (snap) res.type('application/json').send(traefikBody(snap));
+    if (!snap) return;
+    const site = req.query['site'];
+    if (site !== undefined && typeof site !== 'string') {
+      res.status(400).json({ error: 'site must be given once' });
+      return;
+    }
+    if (site !== undefined && !snap.sites.some((s) => s.name === site)) {
+      const named = snap.sites.flatMap((s) => (s.name === null ? [] : [s.name]));
+      const error = named.length === 0 ? `no site named ${JSON.stringify(site)}: this lexa watches one unnamed site` : `no site named ${JSON.stringify(site)}; sites: ${named.join(', ')}`;
+      res.status(404).json({ error });
+      return;
+    }
+    res.type('application/json').send(traefikBody(snap, site));
   });
 
   // Rendered once per snapshot for the whole catalog (what a Prometheus polling every few seconds asks for);

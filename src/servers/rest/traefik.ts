@@ -23,7 +23,12 @@ import { endpointsOf, type AgentService, type Instance, type Json, type JsonObje
  *   declarations are one; different ones are a conflict and the router (or service) is left out, named in
  *   `problems`, as Traefik's Docker provider does. A router whose service is left out is left out too.
  *
- * Contract: a pure function of the snapshot and the suffix. The body is byte-stable: object keys are sorted at
+ * - With `site` (`GET /traefik?site=<name>`), only that named site's instances contribute: a Traefik that serves
+ *   one site's traffic polls its own site's servers. Without it, every site's instances make one provider, and a
+ *   service offered in several sites load-balances over all of them (docs/sites.md). The default rules stay
+ *   unqualified either way: they name what clients type, not where the servers are.
+ *
+ * Contract: a pure function of the snapshot, the suffix and the site. The body is byte-stable: object keys are sorted at
  * every level and servers are sorted, so an equal configuration always serialises to the same bytes (Traefik
  * compares what it polls and reloads routers only when the bytes change).
  */
@@ -67,7 +72,7 @@ export function servicePassing(service: Service): boolean {
   return service.source !== 'agent' || (service as AgentService).health === 'passing';
 }
 
-export function traefikDocument(snap: View, suffix: string): TraefikDocument {
+export function traefikDocument(snap: View, suffix: string, site?: string): TraefikDocument {
   const problems: string[] = [];
   const routers: Record<Proto, Map<string, Declared>> = { http: new Map(), tcp: new Map() };
   const backends: Record<Proto, Map<string, Backend>> = { http: new Map(), tcp: new Map() };
@@ -77,7 +82,7 @@ export function traefikDocument(snap: View, suffix: string): TraefikDocument {
     return b;
   };
 
-  const instances = [...snap.running()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const instances = [...snap.running()].filter((i) => site === undefined || i.site === site).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (const inst of instances) {
     const t = inst.traefik;
     if (!t.enabled) continue;
