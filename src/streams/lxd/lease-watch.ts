@@ -61,7 +61,11 @@ interface NetworkWatch {
   failedAt: number;
   leases: readonly LxdLease[] | undefined;
   lastRead: number;
-  /** How long the last read (with its parse) took, ms. */
+  /**
+   * How long the last read (with its parse) took, ms, on the injected clock: the daemon's clock counts whole
+   * milliseconds, so a read of tens of microseconds counts 0 and only a slow one (≥ 1 ms) widens the gap; a test's
+   * fake clock counts 0, so a busy test host cannot stretch the gap past what the test advances.
+   */
   readCost: number;
   /** A read waiting for MIN_READ_GAP_MS to pass. */
   timer: unknown;
@@ -146,15 +150,15 @@ export class LeaseWatch {
   /** Reads `network`'s lease file into `w`; true when its leases were replaced. */
   #read(network: string, w: NetworkWatch): boolean {
     const file = join(this.#opts.directory, 'networks', network, LEASE_FILE);
-    const began = performance.now();
+    const began = this.#opts.clock.now();
     try {
       const text = readBounded(file);
       // dnsmasq rewrites the file in place (truncate, then write): an empty read is the middle of a rewrite
       // (or a bridge with no lease yet), so it neither replaces the leases nor holds off the read of the write.
       if (text === '' && w.leases !== undefined) return false;
+      w.leases = parseLeaseFile(text, Math.floor(began / 1000));
       w.lastRead = this.#opts.clock.now();
-      w.leases = parseLeaseFile(text, Math.floor(w.lastRead / 1000));
-      w.readCost = performance.now() - began;
+      w.readCost = w.lastRead - began;
       return true;
     } catch (err) {
       // Gone or unreadable: the leases last read stay (the next change reads again); never read: polling.
