@@ -35,15 +35,29 @@ const SLOT = 2048;
 const TICK_MS = 1;
 const INITIAL_SIZE = 1200;
 
-/** Starts a flood in a child process; resolves with the datagrams the kernel took once it is over. */
-export function flood(options: FloodOptions): Promise<{ sent: number }> {
+/** A flood under way in its child process. */
+export interface Flood {
+  /** Resolves once the first datagrams are sent (the child takes a while to start: wait for this, not a delay). */
+  readonly started: Promise<void>;
+  /** Resolves once the flood is over, with how many datagrams the kernel took. */
+  readonly done: Promise<{ sent: number }>;
+}
+
+/** Starts a flood in a child process. */
+export function flood(options: FloodOptions): Flood {
   const child = fork(fileURLToPath(import.meta.url), [JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   let out = '';
   child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  return new Promise((done, fail) => {
+  const done = new Promise<{ sent: number }>((resolve, fail) => {
     child.once('error', fail);
-    child.once('exit', (code) => (code === 0 ? done(JSON.parse(out) as { sent: number }) : fail(new Error(`udp-flood exited ${code}: ${out}`))));
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as { sent: number }) : fail(new Error(`udp-flood exited ${code}: ${out}`))));
   });
+  const started = new Promise<void>((resolve, fail) => {
+    child.once('message', () => resolve());
+    done.then(() => fail(new Error('udp-flood ended before it started')), fail);
+  });
+  started.catch(() => {}); // a caller awaiting only `done` hears of the failure there
+  return { started, done };
 }
 
 /**
@@ -96,6 +110,7 @@ function run({ kind, port, rate, seconds, from = '127.0.0.2' }: FloodOptions): v
       process.stdout.write(JSON.stringify({ sent, attempted }));
       return;
     }
+    if (attempted === 0) process.send?.('started');
     let due = Math.floor(rate * elapsed) - attempted;
     while (due > 0) {
       const count = Math.min(BATCH, due);
