@@ -259,6 +259,12 @@ export class GuardedSocket extends QUICSocket {
       // dgram sets SO_RCVBUF only once bound, and cannot exceed net.core.rmem_max (no SO_RCVBUFFORCE).
       if ((this.options.receiveBuffer ?? 0) > 0) this.socket.setRecvBufferSize(this.options.receiveBuffer!);
       this.receiveBuffer = this.socket.getRecvBufferSize();
+      // What waits for a turn is dropped with the socket, as the batch socket's is below.
+      const close = this.socketClose;
+      this.socketClose = async () => {
+        this.backlog.clear();
+        return close();
+      };
       return;
     }
     this.receiveBuffer = batched.receiveBuffer;
