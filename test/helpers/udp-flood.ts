@@ -81,13 +81,28 @@ function fill(kind: FloodKind, slot: Uint8Array): number {
     return size;
   }
   slot.set(draw(INITIAL_SIZE));
-  slot.set([0xc3, 0, 0, 0, 1, 8]); // a version 1 Initial, 4-byte packet number, 8-byte destination ID
-  slot[14] = 8; // 8-byte source ID; both IDs are random bytes of the pool
-  slot[23] = 0; // no token
-  const length = INITIAL_SIZE - 26;
-  slot[24] = 0x40 | (length >> 8);
-  slot[25] = length & 0xff;
-  return INITIAL_SIZE;
+  return writeInitial(slot, INITIAL_SIZE);
+}
+
+/**
+ * Makes `bytes` (random already) a version 1 Initial of `size` bytes: 4-byte packet number, 8-byte destination and
+ * source IDs (the random bytes where they fall), no token, the Length field covering the rest. Returns `size`.
+ */
+function writeInitial(bytes: Uint8Array, size: number): number {
+  bytes.set([0xc3, 0, 0, 0, 1, 8]);
+  bytes[14] = 8;
+  bytes[23] = 0;
+  const length = size - 26;
+  bytes[24] = 0x40 | (length >> 8);
+  bytes[25] = length & 0xff;
+  return size;
+}
+
+/** One client Initial of `size` bytes (at least 64) with random connection IDs and payload, as the flood sends them. */
+export function quicInitial(size = INITIAL_SIZE): Uint8Array {
+  const bytes = randomFillSync(new Uint8Array(size));
+  writeInitial(bytes, size);
+  return bytes;
 }
 
 function run({ kind, port, rate, seconds, from = '127.0.0.2' }: FloodOptions): void {
