@@ -1,8 +1,9 @@
 // The DoQ listener under a datagram flood from one source (127.0.0.2, test/helpers/udp-flood.ts: junk bytes, then
 // well-formed-looking 1200-byte Initials with random connection IDs) while a good client at another (127.0.0.1, the
 // Go DoQ client, quic-go) asks 300 queries on one connection and opens 20 new connections: every query of the good
-// client must be answered. Then what Initials can cost, on the batched socket and on the dgram fallback. With one queue for every source (before src/servers/doq/backlog.ts), the flood kept it
-// full and the good client's datagrams were dropped until the flood stopped.
+// client must be answered. With one queue for every source (before src/servers/doq/backlog.ts), the flood kept it
+// full and the good client's datagrams were dropped until the flood stopped. Then what Initials can cost (Retries,
+// amplification), on the batched socket and on the dgram fallback.
 
 import { execFile, execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { memoryLogger } from '../../src/log/index.js';
 import { droppedDatagrams } from '../../src/metrics/index.js';
-import { DOQ_LIMITS, startDoq, type DoqLimits } from '../../src/servers/doq/index.js';
+import { DOQ_LIMITS, startDoq } from '../../src/servers/doq/index.js';
 import { HANDSHAKES_PER_SECOND } from '../../src/servers/doq/quic.js';
 import { flood, quicInitial, type FloodKind } from '../helpers/udp-flood.js';
 import { localhostCert } from '../helpers/test-cert.js';
@@ -22,9 +23,9 @@ const { tls } = localhostCert('lexa-doq-flood-');
 const stub = stubHandler();
 
 /**
- * The flood: 100,000 datagrams a second for 5 s. The single queue lost the good client's datagrams from a few
- * thousand a second up (each flood datagram took a turn of the event loop); this rate fails it on every run here,
- * and is what one process on one core sends with sendmmsg.
+ * The flood: 100,000 datagrams a second for 5 s, what one process sends with sendmmsg on a fraction of a core. It
+ * failed the single queue on every run here, junk and Initials alike (each flood datagram took a turn of the event
+ * loop, so the queue stayed full).
  */
 const FLOOD_RATE = 100_000;
 const FLOOD_SECONDS = 5;
@@ -54,9 +55,9 @@ function runClient(port: number, ...args: string[]): Promise<Run> {
 }
 const summary = (run: Run) => run.stdout.trim().split('\n').at(-1);
 
-async function underFlood(t: Test, kind: FloodKind, limits: Partial<DoqLimits> = {}) {
+async function underFlood(t: Test, kind: FloodKind) {
   const log = memoryLogger();
-  const listeners = await startDoq({ binds: [{ host: '127.0.0.1', port: 0 }], tls, handle: stub.handle, log, limits: { ...DOQ_LIMITS, ...limits } });
+  const listeners = await startDoq({ binds: [{ host: '127.0.0.1', port: 0 }], tls, handle: stub.handle, log, limits: DOQ_LIMITS });
   t.teardown(() => listeners.close());
   const port = listeners.ports[0]!;
   const flooding = flood({ kind, port, rate: FLOOD_RATE, seconds: FLOOD_SECONDS });

@@ -67,9 +67,10 @@ export function flood(options: FloodOptions): Flood {
 const POOL = randomFillSync(new Uint8Array(1 << 20));
 let drawn = 0;
 function draw(size: number): Uint8Array {
-  if (drawn + size > POOL.byteLength) drawn = 0;
   const bytes = POOL.subarray(drawn, drawn + size);
-  drawn += (size + 7919) % 65_521; // a prime stride: consecutive datagrams share no bytes at the same offsets
+  // A prime stride, so that consecutive datagrams share no bytes at the same offsets; never within the last
+  // datagram's size of the end, so that every draw (and the junk's size, read at `drawn`) is inside the pool.
+  drawn = (drawn + size + 7919) % (POOL.byteLength - INITIAL_SIZE);
   return bytes;
 }
 
@@ -125,7 +126,7 @@ function run({ kind, port, rate, seconds, from = '127.0.0.2' }: FloodOptions): v
       process.stdout.write(JSON.stringify({ sent, attempted }));
       return;
     }
-    if (attempted === 0) process.send?.('started');
+    const before = attempted;
     let due = Math.floor(rate * elapsed) - attempted;
     while (due > 0) {
       const count = Math.min(BATCH, due);
@@ -134,6 +135,7 @@ function run({ kind, port, rate, seconds, from = '127.0.0.2' }: FloodOptions): v
       attempted += count;
       due -= count;
     }
+    if (before === 0 && attempted > 0) process.send?.('started');
     setTimeout(tick, TICK_MS);
   };
   tick();

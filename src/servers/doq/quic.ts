@@ -71,7 +71,7 @@ export const HANDSHAKES_PER_SECOND = 256;
 const HANDSHAKE_SOURCES = 4096;
 
 /** Why a datagram never reached the library: the `reason` of lexa_doq_datagrams_dropped_total. */
-export type DatagramDrop = DropReason | BacklogRefusal | 'handshake-rate';
+type DatagramDrop = DropReason | BacklogRefusal | 'handshake-rate';
 
 /** Listens for the library's EventError under its name (the class is in @matrixai/events, not a dependency of ours). */
 const EVENT_ERROR = 'EventError';
