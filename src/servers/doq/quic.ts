@@ -338,9 +338,12 @@ export class GuardedSocket extends QUICSocket {
     countDroppedDatagram(reason);
   }
 
-  /** Whether a destination connection ID (a view into a received Buffer) is one of this server's connections. */
+  /**
+   * Whether a destination connection ID (a view into a received Buffer) is one of this server's connections. An ID
+   * of another length cannot be (a new client's Initial has its own, 8 bytes from quic-go): no hex string is made.
+   */
   private readonly knownConnection = (id: Uint8Array): boolean =>
-    this.serverConnections.has(Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex'));
+    id.byteLength === SERVER_CONNECTION_ID_LENGTH && this.serverConnections.has(Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex'));
 
   /** Debits one Initial from the budget of `host`'s source; false when it has none left this second. */
   private handshakeAllowed(host: string): boolean {
