@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { refusedConnections } from './connections.js';
+import { droppedDatagrams } from './datagrams.js';
 import { DURATION_BUCKETS, RCODE_LABELS, SIZE_BUCKETS, TYPE_LABELS } from './dns.js';
 import { EVENT_TO_ANSWER_BUCKETS, type LxdCounters } from './lxd.js';
 import type { MetricsSources } from './metrics.js';
@@ -96,6 +97,9 @@ export function buildRegistry(src: MetricsSources, lxd: LxdCounters): Registry {
   });
   collected(registry, 'lexa_connections_refused_total', 'Connections closed on accept by fair sharing, by listener and reason.', 'counter', function* () {
     for (const r of refusedConnections()) yield { labels: { listener: r.listener, reason: r.reason }, value: r.count };
+  });
+  collected(registry, 'lexa_doq_datagrams_dropped_total', 'DoQ datagrams dropped before the QUIC library, by reason (malformed, unknown connection, handshake budget, backlog).', 'counter', function* () {
+    for (const d of droppedDatagrams()) yield { labels: { reason: d.reason }, value: d.count };
   });
 
   const limited = src.rateLimited;

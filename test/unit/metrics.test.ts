@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import t from 'tap';
 import { silentLogger } from '../../src/log/index.js';
-import { createMetrics, instrument, ListenerCounters, PROMETHEUS_TEXT, TYPE_LABELS, typeSlot } from '../../src/metrics/index.js';
+import { countDroppedDatagram, createMetrics, instrument, ListenerCounters, PROMETHEUS_TEXT, TYPE_LABELS, typeSlot } from '../../src/metrics/index.js';
 import { createHandler, datagramLimit, MESSAGE_LIMIT } from '../../src/dns/index.js';
 import { parseExposition, PROMTOOL, sample } from '../helpers/cli-process.js';
 import { iface, instance, snapshotOf } from '../helpers/model.js';
@@ -71,6 +71,9 @@ t.test('the rendering passes promtool and carries exact values', async (t) => {
   const metrics = createMetrics({ version: '9.9.9', snapshot: () => snap, listeners: () => [udp, tcp], rateLimited: { slipped: 7, dropped: 8 }, checks: () => checks, logDropped: () => 5 });
   for (let i = 0; i < 3; i++) instrument(handler, udp)(wire(query(i, 'web1.lexa', 'A')), MESSAGE_LIMIT);
   instrument(handler, tcp)(wire(query(9, 'nobody.lexa', 'A')), MESSAGE_LIMIT);
+  countDroppedDatagram('malformed');
+  countDroppedDatagram('handshake-rate');
+  countDroppedDatagram('handshake-rate');
   metrics.observer.event?.('instance-started');
   metrics.observer.eventApplied?.(20);
   metrics.observer.connected?.(false);
@@ -100,6 +103,8 @@ t.test('the rendering passes promtool and carries exact values', async (t) => {
   t.equal(sample(m, 'lexa_dns_rate_limited_total', { action: 'slip' }), 7);
   t.equal(sample(m, 'lexa_dns_rate_limited_total', { action: 'drop' }), 8);
   t.equal(sample(m, 'lexa_log_lines_dropped_total'), 5, 'log lines the destination dropped');
+  t.equal(sample(m, 'lexa_doq_datagrams_dropped_total', { reason: 'malformed' }), 1, 'DoQ datagrams dropped, by reason');
+  t.equal(sample(m, 'lexa_doq_datagrams_dropped_total', { reason: 'handshake-rate' }), 2);
   t.notOk(m.has('nodejs_active_handles_total'), 'the lint-failing default gauges are left out');
   t.equal(sample(m, 'lexa_checks_runs_total'), 11);
   t.equal(sample(m, 'lexa_checks_failures_total'), 4);

@@ -40,6 +40,8 @@ export function quicBatchAddon(path?: string): (BatchAddon & Required<Pick<Batch
  */
 export class QuicBatchSocket {
   readonly port: number;
+  /** SO_RCVBUF as the kernel granted it (Linux reports twice what was set); undefined from an addon too old to say. */
+  readonly receiveBuffer: number | undefined;
   private readonly sock: BatchSocket & Required<Pick<BatchSocket, 'sourcePorts' | 'destinations' | 'destinationPorts' | 'sendLengths'>>;
   private queued = 0;
   private flushScheduled = false;
@@ -52,23 +54,28 @@ export class QuicBatchSocket {
   private readonly lastSource = new Uint8Array(ADDRESS_BYTES);
   private readonly ipv6: boolean;
 
-  /** Binds `host`:`port` (an IP literal; IPv6 sockets also take IPv4, as the library's dgram socket does). Throws as bind does. */
+  /**
+   * Binds `host`:`port` (an IP literal; IPv6 sockets also take IPv4, as the library's dgram socket does), with
+   * SO_RCVBUF `receiveBuffer` bytes (0: the kernel's default). Throws as bind does.
+   */
   constructor(
     private readonly addon: BatchAddon & Required<Pick<BatchAddon, 'send'>>,
     host: string,
     port: number,
     private readonly onDatagram: OnDatagram,
     private readonly onDrop: (why: Error) => void,
+    receiveBuffer = 0,
   ) {
     if (!isIPv4(host) && !isIPv6(host)) throw new TypeError(`QuicBatchSocket: ${host} is not an IP address`);
     this.ipv6 = isIPv6(host);
-    const sock = addon.open(host, port, this.ipv6, BATCH, QUIC_SLOT, (count) => this.deliver(count), 0, true);
+    const sock = addon.open(host, port, this.ipv6, BATCH, QUIC_SLOT, (count) => this.deliver(count), receiveBuffer, true);
     if (!sock.sourcePorts || !sock.destinations || !sock.destinationPorts || !sock.sendLengths) {
       addon.close(sock.handle);
       throw new Error('the udp_batch addon predates the QUIC send queue');
     }
     this.sock = sock as QuicBatchSocket['sock'];
     this.port = sock.port;
+    this.receiveBuffer = sock.receiveBuffer;
   }
 
   /**

@@ -14,7 +14,7 @@ export const doqTransport: TransportDescriptor<DnsContext> = {
       const m = ctx.served('quic', 'udp', bind);
       // Loaded only when DoQ is on: @matrixai/quic's native part costs ~30 MB of memory once imported.
       const { startDoq } = await import('./server.js');
-      const listeners = await startDoq({ binds: [bind], tls: ctx.material('doq'), handle: m.handle, log: ctx.log('doq'), limits: c.dns.quic.limits });
+      const listeners = await startDoq({ binds: [bind], tls: ctx.material('doq'), handle: m.handle, log: ctx.log('doq'), limits: { ...c.dns.quic.limits, receiveBuffer: c.dns.udpReceiveBuffer } });
       return { listeners, counters: m.counters };
     },
   }),

@@ -41,7 +41,11 @@ import { isIP } from 'node:net';
 import { QUICConnection, QUICServer, QUICSocket, events, native } from '@matrixai/quic';
 import type { QUICServerCrypto } from '@matrixai/quic';
 import type { Clock } from '../../time/clock.js';
+import { countDroppedDatagram } from '../../metrics/datagrams.js';
+import { ADDRESS_BYTES, ResponseRateLimiter, writeAddress } from '../dns/rate-limit.js';
 import { deadline, SourceGate, type ConnectionLimits, type RefusalLog } from '../fairness.js';
+import { BACKLOG_LIMITS, SourceBacklog, type BacklogRefusal } from './backlog.js';
+import { classifyDatagram, SERVER_CONNECTION_ID_LENGTH, type DropReason } from './datagram.js';
 import { DoqErrorCode } from './framing.js';
 import { assertServerConfig, hasLeanPath, internalsOf, leanPacketPath, type ConnectionInternals } from './packets.js';
 import { QueryStreams, type Answer } from './streams.js';
@@ -54,10 +58,20 @@ const SHORT_HEADER = 0x40;
 const SERVER_CONN_ID_LENGTH = native.quiche.MAX_CONN_ID_LEN;
 
 /**
- * Datagrams that may wait behind a handshake on the batch socket (GuardedSocket.receive): a few batches' worth.
- * Beyond it they are dropped as a full socket queue drops them; QUIC's loss recovery resends.
+ * Initials for no connection one source may have handled a second (each costs a signed Retry, or a new connection
+ * and its handshake): 128 new connections a second with their Retry round trip, more than any resolver opens to
+ * one server, while a flood of Initials from one source costs lexa at most 256 Retries a second. Beyond it they are
+ * dropped unread; a real client's Initial is resent by QUIC's loss recovery.
  */
-const BACKLOG = 1024;
+export const HANDSHAKES_PER_SECOND = 256;
+/**
+ * Sources whose handshake budget is tracked at most (the rate limiter's bound: the oldest is forgotten beyond it,
+ * which only ever grants a forgotten source what a new one gets): 4096 entries, well under a megabyte.
+ */
+const HANDSHAKE_SOURCES = 4096;
+
+/** Why a datagram never reached the library: the `reason` of lexa_doq_datagrams_dropped_total. */
+type DatagramDrop = DropReason | BacklogRefusal | 'handshake-rate';
 
 /** Listens for the library's EventError under its name (the class is in @matrixai/events, not a dependency of ours). */
 const EVENT_ERROR = 'EventError';
@@ -119,6 +133,17 @@ export interface GuardedSocketOptions {
   readonly batch?: boolean;
   /** Where to load the addon from (tests point it at a missing file to prove the fallback). */
   readonly addonPath?: string;
+  /** SO_RCVBUF, bytes (server.dns.udp_receive_buffer, as plain UDP's); absent or 0: the kernel's default. */
+  readonly receiveBuffer?: number;
+  /** IPv6 sources are told apart by this prefix length (ConnectionLimits.ipv6SourcePrefix); 64 by default. */
+  readonly ipv6SourcePrefix?: number;
+}
+
+/** A datagram waiting for its turn (SourceBacklog). */
+interface Waiting {
+  readonly data: Buffer;
+  readonly host: string;
+  readonly port: number;
 }
 
 /** A QUICSocket whose UDP message handler cannot leak a rejection. */
@@ -130,6 +155,15 @@ export class GuardedSocket extends QUICSocket {
   /** Set by start(): how datagrams move, and why not batched when they are not. */
   io: SocketIo = 'dgram';
   ioFallback: string | undefined;
+  /** Set by start(): SO_RCVBUF as the kernel granted it (Linux reports twice what was set). */
+  receiveBuffer: number | undefined;
+  /** Datagrams waiting for a turn, per source (see receive). */
+  private readonly backlog: SourceBacklog<Waiting>;
+  /** Initials for no connection, per source (HANDSHAKES_PER_SECOND): plain UDP's rate limiter, reused. */
+  private readonly handshakes: ResponseRateLimiter;
+  /** The last source the handshake budget was asked about, in the limiter's address form. */
+  private readonly budgetSource = new Uint8Array(ADDRESS_BYTES);
+  private budgetHost = '';
 
   constructor(
     private readonly onError: (error: unknown) => void,
@@ -138,23 +172,28 @@ export class GuardedSocket extends QUICSocket {
     super({ logger: silentLibraryLogger });
     // The library's map of server connections by hex connection ID (QUICConnectionMap, internal).
     const connections = (this as unknown as { connectionMap?: { serverConnections?: unknown } }).connectionMap?.serverConnections;
-    if (!(connections instanceof Map) || typeof SERVER_CONN_ID_LENGTH !== 'number') {
-      throw new Error('@matrixai/quic changed: QUICSocket.connectionMap.serverConnections or quiche.MAX_CONN_ID_LEN is gone');
+    if (!(connections instanceof Map) || SERVER_CONN_ID_LENGTH !== SERVER_CONNECTION_ID_LENGTH) {
+      throw new Error('@matrixai/quic changed: QUICSocket.connectionMap.serverConnections is gone, or quiche.MAX_CONN_ID_LEN is not datagram.ts\'s 20');
     }
     this.serverConnections = connections as Map<string, QUICConnection>;
     const route = this.handleSocketMessage;
     if (typeof route !== 'function') throw new Error('@matrixai/quic changed: QUICSocket.handleSocketMessage is gone');
     this.libraryRoute = route;
-    this.handleSocketMessage = async (data, remoteInfo) => {
-      try {
-        const connection = this.shortHeaderConnection(data);
-        if (connection !== undefined) await connection.recv(data, { host: remoteInfo.address, port: remoteInfo.port });
-        else await route(data, remoteInfo);
-      } catch (error) {
-        onError(error);
-      }
-    };
+    // dgram's datagrams take the same way as the batch socket's (receive): checked, budgeted, waiting per source.
+    this.handleSocketMessage = async (data, remoteInfo) => this.receive(data, remoteInfo.address, remoteInfo.port);
     this.addEventListener(EVENT_ERROR, (evt: Event) => onError((evt as CustomEvent).detail));
+    const ipv6SourcePrefix = options.ipv6SourcePrefix ?? 64;
+    this.backlog = new SourceBacklog({ ...BACKLOG_LIMITS, ipv6SourcePrefix });
+    this.handshakes = new ResponseRateLimiter({
+      responsesPerSecond: HANDSHAKES_PER_SECOND,
+      slip: 0,
+      // The shortest the limiter allows: a source that flooded gets Initials through again within 1–2 s of stopping.
+      windowMs: 1_000,
+      ipv4Prefix: 32,
+      ipv6Prefix: ipv6SourcePrefix,
+      maxPrefixes: HANDSHAKE_SOURCES,
+      exempt: [],
+    });
   }
 
   /**
@@ -204,7 +243,7 @@ export class GuardedSocket extends QUICSocket {
     let batched: QuicBatchSocket | undefined;
     if (addon instanceof Error) this.ioFallback = addon.message.split('\n')[0];
     else if (!isIP(host)) this.ioFallback = `${host} is not an IP address`;
-    else batched = new QuicBatchSocket(addon, host, port, this.receive, this.onError); // throws as a bind does
+    else batched = new QuicBatchSocket(addon, host, port, this.receive, this.onError, this.options.receiveBuffer ?? 0); // throws as a bind does
     try {
       // With the batch socket bound, the library's dgram socket takes an ephemeral port on the same address, so
       // that everything the library sets up at start (address, type, events) is as it expects.
@@ -216,7 +255,19 @@ export class GuardedSocket extends QUICSocket {
     // The library listens for the UDP socket's 'error' only while binding; an
     // 'error' event with no listener would be thrown by Node.
     this.socket.on('error', this.onError);
-    if (batched === undefined) return;
+    if (batched === undefined) {
+      // dgram sets SO_RCVBUF only once bound, and cannot exceed net.core.rmem_max (no SO_RCVBUFFORCE).
+      if ((this.options.receiveBuffer ?? 0) > 0) this.socket.setRecvBufferSize(this.options.receiveBuffer!);
+      this.receiveBuffer = this.socket.getRecvBufferSize();
+      // What waits for a turn is dropped with the socket, as the batch socket's is below.
+      const close = this.socketClose;
+      this.socketClose = async () => {
+        this.backlog.clear();
+        return close();
+      };
+      return;
+    }
+    this.receiveBuffer = batched.receiveBuffer;
     // The swap: the library's dgram socket is closed, and what the library does with it from now on (send, close,
     // its port) goes to the batch socket.
     this.socket.off('message', this.handleSocketMessage);
@@ -227,52 +278,84 @@ export class GuardedSocket extends QUICSocket {
     this.socketSend = async (...params: unknown[]) => this.send_(...(params as Parameters<QUICSocket['send_']>));
     this.socketClose = async () => {
       batched.close();
-      this.backlog.length = 0;
+      this.backlog.clear();
     };
   }
 
   /**
-   * A batch socket's datagram, routed as handleSocketMessage routes dgram's, and in the same order of effects.
-   * dgram runs each datagram's callback and then every microtask it queued before the next datagram; a batch has
-   * no such pause between its datagrams. A connection's 1-RTT datagram once packets.ts has made it lean is done
-   * with when recv() returns, so a run of those goes straight through. Anything else (a handshake, a new
-   * connection, a connection that has not started) may continue in microtasks that the next datagram depends on:
-   * the library's acceptConnection registers a new connection only after awaiting its token checks, so a second
-   * datagram of the same handshake in the same batch (a ClientHello can span two Initial datagrams) would be
-   * routed before the connection exists. Routed straight through, a batch lost new connections' first queries
-   * under the bench load, and in test/doq/batch.test.ts. So after such a datagram the rest wait, in order, for the
-   * next turn of the event loop (setImmediate: after every microtask), one slow datagram
-   * per turn. Handshakes are few beside queries, so the pause costs little; BACKLOG bounds what waits.
+   * Every datagram of the socket (the batch socket's, and dgram's through handleSocketMessage), in the order the
+   * kernel delivered them. Never throws.
+   *
+   * ORDER. dgram runs each datagram's callback and then every microtask it queued before the next datagram; a batch
+   * has no such pause between its datagrams. A connection's 1-RTT datagram once packets.ts has made it lean is done
+   * with when recv() returns, so those go straight through. Anything else (a handshake, a new connection, a
+   * connection that has not started) may continue in microtasks that the next datagram depends on: the library's
+   * acceptConnection registers a new connection only after awaiting its token checks, so a second datagram of the
+   * same handshake in the same batch (a ClientHello can span two Initial datagrams) would be routed before the
+   * connection exists. Routed straight through, a batch lost new connections' first queries under the bench load,
+   * and in test/doq/batch.test.ts. So such a datagram waits for the next turn of the event loop (setImmediate: after
+   * every microtask), and so does everything its source sends after it, in order.
+   *
+   * FAIRNESS. What waits is bounded per source (backlog.ts: 1024 in all, 256 a source, a quarter reserved), and each
+   * turn routes one such datagram of every source waiting, so a source flooding junk or Initials holds at most its
+   * own share and delays another source's handshake by one turn. Before anything waits, datagrams the library
+   * would drop anyway are dropped here (datagram.ts), and Initials for no connection are held to
+   * HANDSHAKES_PER_SECOND per source. Each drop is counted in lexa_doq_datagrams_dropped_total, never logged: a
+   * flood must not become a flood of log lines.
    */
   private readonly receive = (data: Buffer, host: string, port: number): void => {
-    if (this.paused) {
-      if (this.backlog.length < BACKLOG) this.backlog.push({ data, host, port });
-      else this.onError(new Error('doq: datagram dropped: too many waiting behind handshakes'));
+    const connection = this.shortHeaderConnection(data);
+    if (connection !== undefined && hasLeanPath(connection) && !this.backlog.holds(host)) {
+      connection.recv(data, { host, port }).catch(this.onError);
       return;
     }
-    if (!this.routeDatagram(data, host, port)) this.pause();
-  };
-
-  /** Datagrams that arrived after a slow one (see receive), oldest first; they wait while `paused`. */
-  private readonly backlog: { data: Buffer; host: string; port: number }[] = [];
-  private paused = false;
-
-  private pause(): void {
-    this.paused = true;
-    setImmediate(this.drainBacklog);
-  }
-
-  /** Routes what waits, up to the next slow datagram, which pauses the rest until the next turn. */
-  private readonly drainBacklog = (): void => {
-    this.paused = false;
-    let next: { data: Buffer; host: string; port: number } | undefined;
-    while ((next = this.backlog.shift()) !== undefined) {
-      if (!this.routeDatagram(next.data, next.host, next.port)) {
-        this.pause();
-        return;
-      }
+    const verdict = connection !== undefined ? 'connection' : classifyDatagram(data, this.knownConnection);
+    if (verdict !== 'connection' && verdict !== 'new') return this.drop(verdict);
+    if (verdict === 'new' && !this.handshakeAllowed(host)) return this.drop('handshake-rate');
+    const refused = this.backlog.push(host, { data, host, port });
+    if (refused !== undefined) return this.drop(refused);
+    if (!this.turnScheduled) {
+      this.turnScheduled = true;
+      setImmediate(this.turn);
     }
   };
+
+  private turnScheduled = false;
+
+  /** One turn of the backlog (see receive); another follows while anything waits. */
+  private readonly turn = (): void => {
+    this.turnScheduled = false;
+    this.backlog.turn(this.routeWaiting);
+    if (this.backlog.waiting > 0) {
+      this.turnScheduled = true;
+      setImmediate(this.turn);
+    }
+  };
+
+  private readonly routeWaiting = (d: Waiting): boolean => this.routeDatagram(d.data, d.host, d.port);
+
+  private drop(reason: DatagramDrop): void {
+    countDroppedDatagram(reason);
+  }
+
+  /**
+   * Whether a destination connection ID (a view into a received Buffer) is one of this server's connections. An ID
+   * of another length cannot be (a new client's Initial has its own, 8 bytes from quic-go): no hex string is made.
+   */
+  private readonly knownConnection = (id: Uint8Array): boolean =>
+    id.byteLength === SERVER_CONNECTION_ID_LENGTH && this.serverConnections.has(Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('hex'));
+
+  /** Debits one Initial from the budget of `host`'s source; false when it has none left this second. */
+  private handshakeAllowed(host: string): boolean {
+    if (host !== this.budgetHost) {
+      if (!writeAddress(host, this.budgetSource, 0)) {
+        this.budgetHost = '';
+        return true; // not an address: nothing to count it against
+      }
+      this.budgetHost = host;
+    }
+    return this.handshakes.check(this.budgetSource, 0) === 'send';
+  }
 
   /** Routes one datagram; true when it was a lean connection's (done with on return), false when it may go on later. */
   private routeDatagram(data: Buffer, host: string, port: number): boolean {

@@ -42,6 +42,12 @@ export interface DoqLimits extends ConnectionLimits {
   readonly batch?: boolean;
   /** Where to load the addon from (tests point it at a missing file to prove the fallback). */
   readonly addonPath?: string;
+  /**
+   * SO_RCVBUF of each socket, bytes: plain UDP's `server.dns.udp_receive_buffer` (the same reasons: datagrams that
+   * arrive while lexa is off the CPU wait here instead of being dropped, a real client's among a flood's); absent
+   * or 0: the kernel's default.
+   */
+  readonly receiveBuffer?: number;
 }
 
 /** The defaults the configuration declares (config/schema.ts, server.dns.quic.limits), for tests and benchmarks. */
@@ -53,6 +59,7 @@ export const DOQ_LIMITS: DoqLimits = Object.freeze({
   ipv6SourcePrefix: 64,
   handshakeTimeoutMs: 10_000,
   firstRequestTimeoutMs: 10_000,
+  receiveBuffer: 4 * 1024 * 1024, // server.dns.udp_receive_buffer's default
 });
 /** A query is one small message followed by FIN; a stream that has not delivered it in this time is reset. */
 const QUERY_READ_TIMEOUT_MS = 10_000;
@@ -111,7 +118,12 @@ function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqL
   // peer's business: debug. Errors of the server as a whole deserve a warning.
   const onError = (error: unknown, where: string) =>
     logger[where === 'server' ? 'warn' : 'debug']('doq: library error', { where, error: describeError(error) });
-  const socket = new GuardedSocket((error) => onError(error, 'socket'), { batch: limits.batch, addonPath: limits.addonPath });
+  const socket = new GuardedSocket((error) => onError(error, 'socket'), {
+    batch: limits.batch,
+    addonPath: limits.addonPath,
+    receiveBuffer: limits.receiveBuffer,
+    ipv6SourcePrefix: limits.ipv6SourcePrefix,
+  });
   const server = new DoqQuicServer({
     socket,
     crypto: hmacCrypto(),
@@ -183,7 +195,12 @@ function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqL
       }
       listening = true;
       if (socket.ioFallback !== undefined && limits.batch !== false) logger.info('doq: batched I/O unavailable, using dgram', { reason: socket.ioFallback });
-      logger.info('doq: listening', { host: socket.host, port: socket.port, io: socket.io });
+      const { receiveBuffer } = socket;
+      logger.info('doq: listening', { host: socket.host, port: socket.port, io: socket.io, receiveBuffer });
+      // Linux reports twice what was set (the doubling covers its bookkeeping): less than asked means capped.
+      const wanted = limits.receiveBuffer ?? 0;
+      if (wanted > 0 && receiveBuffer !== undefined && receiveBuffer < wanted)
+        logger.warn('doq: receive buffer capped by the kernel; raise net.core.rmem_max (or run with CAP_NET_ADMIN)', { host: socket.host, wanted, granted: receiveBuffer });
       return socket.port;
     },
     setTls(m) {

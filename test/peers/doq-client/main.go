@@ -18,6 +18,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -42,6 +44,13 @@ var (
 	pause      = flag.Duration("pause", 0, "wait this long between queries on a connection")
 	full       = flag.Bool("full", false, "print each whole reply (header, flags, every section) in dig's format")
 	parallel   = flag.Bool("parallel", false, "run the -conns connections at the same time instead of one after another")
+	latency    = flag.Bool("latency", false, "print the answered queries' times (50th, 99th percentile, largest) before the summary")
+)
+
+// took holds each answered query's time (stream opened to reply read), for -latency.
+var (
+	tookMu sync.Mutex
+	took   []time.Duration
 )
 
 // query sends one message on a new stream of conn and returns the parsed reply.
@@ -108,7 +117,13 @@ func runConn(c int, tlsConf *tls.Config, quicConf *quic.Config, msg []byte) (ok,
 		if i > 0 {
 			time.Sleep(*pause)
 		}
+		began := time.Now()
 		m, err := query(conn, msg)
+		if err == nil {
+			tookMu.Lock()
+			took = append(took, time.Since(began))
+			tookMu.Unlock()
+		}
 		var appErr *quic.ApplicationError
 		var streamErr *quic.StreamError
 		if errors.As(err, &appErr) && appErr.Remote {
@@ -188,6 +203,11 @@ func main() {
 		}
 	}
 	fmt.Printf(";; elapsed %dms\n", time.Since(start).Milliseconds())
+	if *latency && len(took) > 0 {
+		sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+		at := func(p float64) float64 { return float64(took[int(p*float64(len(took)-1))].Microseconds()) / 1000 }
+		fmt.Printf(";; latency ms p50=%.2f p99=%.2f max=%.2f\n", at(0.50), at(0.99), at(1))
+	}
 	fmt.Printf("queries=%d ok=%d failed=%d\n", *count**conns, okN, failed)
 	if failed > 0 {
 		os.Exit(1)
