@@ -20,7 +20,8 @@
 //   close(session)                                      frees it (also done when the session is collected)
 // state[STATE_CLOSE] is set when the session wants neither to read nor to write (after a GOAWAY, or a protocol
 // error nghttp2 answered with one): JS writes what flush gave and ends the socket.
-// state[STATE_STREAMS] counts open streams (for the idle deadline).
+// state[STATE_STREAMS] counts open streams (for the idle deadline); state[STATE_RESETS_DUE] the RST_STREAMs the
+// next flush sends (see on_frame_send): JS flushes again once this write is out.
 
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -44,7 +45,7 @@
 #define RESET_BURST 1000
 #define RESET_RATE 33
 
-enum { STATE_CLOSE, STATE_STREAMS, STATE_SLOTS };
+enum { STATE_CLOSE, STATE_STREAMS, STATE_RESETS_DUE, STATE_SLOTS };
 // Event kinds: HEAD: headers in, body to come (route it now); COMPLETE: the request is whole (body, or none);
 // TOO_LARGE: the body passed MAX_BODY (answer 413 unread); CLOSED: a stream whose body was awaited is gone.
 enum { EV_HEAD = 1, EV_COMPLETE = 2, EV_TOO_LARGE = 3, EV_CLOSED = 4 };
@@ -58,7 +59,7 @@ enum { F_METHOD, F_PATH, F_CTYPE, F_CLEN, F_EXPECT, FIELDS };
 typedef struct stream {
   int32_t id;
   unsigned head_reported : 1, ended : 1, too_large : 1, responded : 1, unread : 1, closed : 1, queued : 1,
-      in_request_headers : 1;
+      in_request_headers : 1, reset_due : 1;
   char *field[FIELDS];
   size_t field_len[FIELDS];
   size_t header_bytes;
@@ -78,9 +79,11 @@ typedef struct {
   stream *queue_head, *queue_tail;
   napi_env env;
   int open_streams;
+  int resets_due;  // streams with reset_due set
 } session;
 
 static void stream_free(session *s, stream *st) {
+  if (st->reset_due) s->resets_due--;
   if (st->prev) st->prev->next = st->next;
   else s->all = st->next;
   if (st->next) st->next->prev = st->prev;
@@ -186,13 +189,27 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
   return 0;
 }
 
+// The reply is out and the client was still sending a body we did not read: RST_STREAM(NO_ERROR) tells it to stop
+// (RFC 9113 §8.1), sent by the next flush, not in the same write as the reply's end: node:http2's client, given
+// both in one read, never closes a stream whose body it is still sending (its 'end' comes after the reset).
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user) {
-  (void)user;
+  session *s = user;
   if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
   stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
-  // The reply is out and the client was still sending a body we did not read: tell it to stop (RFC 9113 §8.1).
-  if (st && st->unread) nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+  if (st && st->unread && !st->reset_due) {
+    st->reset_due = 1;
+    s->resets_due++;
+  }
   return 0;
+}
+
+static void submit_resets_due(session *s) {
+  for (stream *st = s->all; st && s->resets_due > 0; st = st->next) {
+    if (!st->reset_due) continue;
+    st->reset_due = 0;
+    s->resets_due--;
+    if (!st->closed) nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+  }
 }
 
 static int on_stream_close(nghttp2_session *ng, int32_t stream_id, uint32_t error_code, void *user) {
@@ -269,6 +286,7 @@ static void update_state(session *s) {
   if (!s->state) return;
   s->state[STATE_CLOSE] = !nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng);
   s->state[STATE_STREAMS] = s->open_streams;
+  s->state[STATE_RESETS_DUE] = s->resets_due;
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
@@ -287,7 +305,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_is_typedarray(env, argv[1], &is_typed);
   if (!is_typed || napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok ||
       type != napi_int32_array || length < STATE_SLOTS) {
-    napi_throw_type_error(env, NULL, "h2_session.open: state must be an Int32Array of 2");
+    napi_throw_type_error(env, NULL, "h2_session.open: state must be an Int32Array of 3");
     return NULL;
   }
   session *s = calloc(1, sizeof *s);
@@ -523,6 +541,7 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
   uint8_t *out = NULL;
   size_t len = 0, cap = 0;
   napi_value result;
+  submit_resets_due(s);
   for (;;) {
     const uint8_t *chunk;
     ssize_t n = nghttp2_session_mem_send(s->ng, &chunk);
