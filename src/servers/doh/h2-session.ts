@@ -13,7 +13,6 @@ import {
   RESPOND_HEAD,
   RESPOND_UNREAD,
   STATE_CLOSE,
-  STATE_RESETS_DUE,
   STATE_SLOTS,
   STATE_STREAMS,
   type H2Addon,
@@ -34,6 +33,12 @@ import {
  * (or PINGs, SETTINGS) and does not read the answers cannot make the session buffer without bound.
  */
 export const MAX_BUFFERED_BYTES = 64 * 1024;
+/**
+ * After a reply to a request whose body we did not read, its RST_STREAM(NO_ERROR) goes this much later: time for
+ * the client to take in the reply first (h2_session.c, on_frame_send: curl fails a request reset sooner), while
+ * its window, not reopened, bounds what it can still send.
+ */
+export const UNREAD_RESET_MS = 100;
 /** After a GOAWAY, the connection is destroyed this much later at most: time for open streams and the frame itself. */
 export const CLOSE_GRACE_MS = 1_000;
 
@@ -99,18 +104,7 @@ export function serveNative(addon: H2Addon, socket: TLSSocket, s: NativeServing)
       graceThenDestroy();
       return;
     }
-    if (state[STATE_RESETS_DUE]! > 0 && !resetsScheduled) {
-      resetsScheduled = true;
-      setImmediate(flushResets);
-    }
     if (socket.writableLength > MAX_BUFFERED_BYTES && !socket.isPaused()) socket.pause();
-  };
-
-  let resetsScheduled = false;
-  /** Sends the RST_STREAMs due after unread replies, in a write after theirs (h2_session.c: on_frame_send). */
-  const flushResets = () => {
-    resetsScheduled = false;
-    flush();
   };
 
   const graceThenDestroy = () => {
@@ -143,6 +137,7 @@ export function serveNative(addon: H2Addon, socket: TLSSocket, s: NativeServing)
     headers.push('content-length', String(reply.body.length), 'date', httpDate());
     const flags = (head ? RESPOND_HEAD : 0) | (unread ? RESPOND_UNREAD : 0);
     addon.respond(session, id, reply.status, headers, head ? null : reply.body, flags);
+    if (unread) setTimeout(resetUnread, UNREAD_RESET_MS, id).unref();
     if (reply.status !== 200) {
       log[reply.status >= 500 ? 'warn' : 'debug']('doh: request refused', { status: reply.status, http: '2.0' });
     }
@@ -161,6 +156,12 @@ export function serveNative(addon: H2Addon, socket: TLSSocket, s: NativeServing)
     clock.clearTimeout(timer);
     pending.delete(id);
     return true;
+  };
+
+  const resetUnread = (id: number) => {
+    if (!open) return;
+    addon.reset(session, id);
+    flush();
   };
 
   const onDeadline = (id: number) => {

@@ -18,6 +18,8 @@ export interface H2Addon {
   /** 0, or nghttp2's error code (the stream is gone or already answered). */
   respond(session: H2Handle, streamId: number, status: number, headers: string[], body: Uint8Array | null, flags: number): number;
   informational(session: H2Handle, streamId: number): number;
+  /** Sends an unread reply's RST_STREAM(NO_ERROR) with the next flush, if not sent yet. */
+  reset(session: H2Handle, streamId: number): void;
   flush(session: H2Handle): Buffer | null;
   goaway(session: H2Handle): void;
   close(session: H2Handle): void;
@@ -26,8 +28,7 @@ export interface H2Addon {
 /** state[] slots the addon keeps current (h2_session.c: STATE_*). */
 export const STATE_CLOSE = 0;
 export const STATE_STREAMS = 1;
-export const STATE_RESETS_DUE = 2;
-export const STATE_SLOTS = 3;
+export const STATE_SLOTS = 2;
 /** Event layout: [kind, streamId, method, path, contentType, contentLength, expect, body] (h2_session.c: EV_*). */
 export const EVENT_SLOTS = 8;
 export const EV_HEAD = 1;
