@@ -36,6 +36,7 @@ refused(() => loose['respond']!(session, 1, 42, [], null, 0));
 refused(() => loose['respond']!(session, 1, 200, ['odd'], null, 0));
 refused(() => loose['respond']!(session, 1, 200, Array.from({ length: 66 }, () => 'x'), null, 0));
 refused(() => loose['informational']!(session));
+refused(() => loose['reset']!(session));
 // A closed session: every call but close refused, close again harmless.
 addon.close(session);
 addon.close(session);

@@ -32,7 +32,7 @@ t.test('h2_session.c under AddressSanitizer: no report, and every entry point re
   t.notMatch(run.stderr, /AddressSanitizer/, 'no AddressSanitizer report');
   t.equal(run.code, 0, `the driver ended cleanly: ${run.stderr.slice(-2000)}`);
   const counts = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, number>;
-  t.equal(counts['refused'], 13, 'bad arguments and calls on a closed session are refused with an exception');
+  t.equal(counts['refused'], 14, 'bad arguments and calls on a closed session are refused with an exception');
   t.equal(counts['collected'], 100, 'sessions left open were made (and collected)');
   t.equal(counts['cases'], 3000, 'every fuzz case ran');
   t.ok((counts['events'] ?? 0) > 10_000, `the cases reached the requests (${counts['events']} events)`);

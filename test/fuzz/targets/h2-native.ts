@@ -9,9 +9,10 @@ import type { Rng } from '../random.js';
  * The native HTTP/2 session (native/h2_session.c through its JavaScript API, in-process): a client preface, then
  * requests (GET, POST with bodies in pieces, trailers, resets, bodies left open or over 64 KiB) among control
  * frames, frames drawn at random and byte-mutated ones, fed in random splits, every request answered as the
- * server would (sometimes not at all, twice, or after its stream is gone). Oracle: feed returns events of whole
- * EVENT_SLOTS records with known kinds, or a negative nghttp2 code; flush returns whole frames; nothing throws.
- * test/native/h2-session-asan.test.ts runs the same cases against the addon built with AddressSanitizer.
+ * server would (sometimes not at all, twice, or after its stream is gone; resets asked for at random). Oracle:
+ * feed returns events of whole EVENT_SLOTS records with known kinds, or a negative nghttp2 code; flush returns
+ * whole frames; nothing throws. test/native/h2-session-asan.test.ts runs the same cases against the addon built
+ * with AddressSanitizer.
  */
 
 /** web.test A, ID 0xabcd. */
@@ -127,6 +128,7 @@ export function runH2Case(addon: H2Addon, rng: Rng, pieces: readonly Buffer[]): 
         if (got[i] === EV_HEAD && rng.chance(0.3)) addon.informational(session, id);
         else answer();
         if (rng.chance(0.05)) answer();
+        if (rng.chance(0.2)) addon.reset(session, rng.chance(0.9) ? id : rng.int(1000));
       }
       checkFrames(addon.flush(session));
       if (state[STATE_CLOSE] === 1) break;
