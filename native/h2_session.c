@@ -77,7 +77,6 @@ typedef struct {
   int32_t *state;
   stream *all;
   stream *queue_head, *queue_tail;
-  napi_env env;
   int open_streams;
 } session;
 
@@ -222,7 +221,6 @@ static int on_stream_close(nghttp2_session *ng, int32_t stream_id, uint32_t erro
   return 0;
 }
 
-
 static ssize_t read_reply(nghttp2_session *ng, int32_t stream_id, uint8_t *buf, size_t length, uint32_t *flags,
                           nghttp2_data_source *source, void *user) {
   (void)ng;
@@ -308,7 +306,6 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "h2_session: out of memory");
     return NULL;
   }
-  s->env = env;
   nghttp2_session_callbacks *cb;
   nghttp2_option *opt;
   if (nghttp2_session_callbacks_new(&cb) != 0) goto oom;
@@ -521,7 +518,7 @@ static napi_value js_reset(napi_env env, napi_callback_info info) {
   }
   stream *st = nghttp2_session_get_stream_user_data(s->ng, id);
   // A reply still being sent (the client's window for it closed) gets its reset once it has ended (on_frame_send).
-  if (st && st->unread && !st->closed) {
+  if (st && st->unread) {
     if (st->reply_ended) nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
     else st->reset_wanted = 1;
   }
