@@ -506,7 +506,14 @@ EOF
     [[ $mode == doh ]] && lexa_doh=$cpu
     printf '%-22s %14s %10s %14s\n' "lexa $mode" "$cpu" "$qps" "$(awk -v a="$cpu" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')"
   done
-  # The floor under lexa's DoH: a bare node:http2 stream server answering a fixed body (src/bench/h2-floor.ts),
+  # The same daemon with HTTP/2 on node:http2 (LEXA_DOH_HTTP2=node) instead of the native session: what the
+  # native session saves.
+  LEXA_DOH_HTTP2=node start_lexa_as lexaencnode recvmmsg --encrypted
+  read -r cpu qps < <(enc_measure lexa doh "$(sed -n 's/.* doh=\([0-9]*\).*/\1/p' "$tmp/lexaencnode.out")" "$pid_lexaencnode")
+  lexa_doh_node=$cpu
+  printf '%-22s %14s %10s %14s\n' "lexa doh node:http2" "$cpu" "$qps" "$(awk -v a="$cpu" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')"
+  stop_pid "$pid_lexaencnode"
+  # The floor under lexa's DoH on node:http2: a bare node:http2 stream server answering a fixed body (src/bench/h2-floor.ts),
   # driven the same way; what lexa's DoH costs above it is lexa's.
   taskset -c "$server_cpu" node dist/bench/h2-floor.js >"$tmp/h2floor.out" 2>"$tmp/h2floor.log" &
   pid_h2floor=$!; children+=("$pid_h2floor")
@@ -569,8 +576,11 @@ EOF
   if [[ -n ${lexa_doh:-} ]]; then
     lexa_x=$(awk -v a="$lexa_doh" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')
     dd_x=${dd_doh_cpu:+$(awk -v a="$dd_doh_cpu" -v b="$dd_udp_cpu" 'BEGIN { printf "%.2f", a / b }')}
-    row doh "DoH CPU per query (HTTP/2 POST), × its own UDP" "$lexa_doh µs = ${lexa_x}× UDP" \
+    row doh "DoH CPU per query (HTTP/2 POST, native session), × its own UDP" "$lexa_doh µs = ${lexa_x}× UDP" \
       "${dd_x:+dnsdist+knot ${dd_x}× UDP}" "$(ratio "$lexa_x" "${dd_x:-}")"
+    row dohnode "DoH on node:http2 (LEXA_DOH_HTTP2=node), × its own UDP" \
+      "$lexa_doh_node µs = $(awk -v a="$lexa_doh_node" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')× UDP" \
+      "${dd_x:+dnsdist+knot ${dd_x}× UDP}" "$(ratio "$(awk -v a="$lexa_doh_node" -v b="$lexa_udp" 'BEGIN { printf "%.2f", a / b }')" "${dd_x:-}")"
   fi
   stop_pid "$pid_lexaenc"
 fi
@@ -645,6 +655,7 @@ fi
 TABLE=(
   "propagation|\`lxc launch\` returns → A answers|BENCH_LXD"
   "doh|DoH CPU per query, × its own UDP|BENCH_ENCRYPTED"
+  "dohnode|DoH on node:http2, × its own UDP|BENCH_ENCRYPTED"
   "doq|DoQ CPU per query, × lexa's UDP|BENCH_ENCRYPTED"
   "udp|UDP CPU per query|BENCH_SERVERS"
   "rss-10|RSS once ready, N = 10|BENCH_GROWTH"

@@ -13,9 +13,16 @@ if ! command -v node >/dev/null || [[ $(node -p 'process.versions.node.split("."
   echo "scripts/demo.sh: Node.js 20 or newer is needed (apt-get install nodejs on Debian 13 / Ubuntu 24.04)" >&2
   exit 1
 fi
+# What the native addons build with (batched UDP; DoH's HTTP/2 sessions on the nghttp2 inside Node, whose headers
+# Debian ships in libnghttp2-dev). Without them lexa serves the same with dgram and node:http2, at more CPU.
+if ! command -v gcc >/dev/null || [[ ! -f /usr/include/nghttp2/nghttp2.h ]]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev libnghttp2-dev
+fi
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
-# The batched-UDP addon (npm ci builds it; a node_modules from before it, or an edited source, gets it here).
-if [[ ! -f native/build/udp_batch.node || native/udp_batch.c -nt native/build/udp_batch.node ]]; then node scripts/build-native.mjs; fi
+# The native addons (npm ci builds them; a node_modules from before one, or an edited source, gets them here).
+for addon in udp_batch h2_session; do
+  if [[ ! -f native/build/$addon.node || native/$addon.c -nt native/build/$addon.node ]]; then node scripts/build-native.mjs; break; fi
+done
 npm run build
 cat <<'MSG'
 

@@ -20,10 +20,10 @@ bash scripts/zone-checkers.sh   # Zonemaster and DNSViz (test/reliability/zone-c
 bash scripts/load-tools.sh   # dnsperf: test/reliability drives lexa with it
 sh scripts/catalog-peers.sh >/dev/null   # python3-consul and the prometheus server (Consul API, HTTP SD tests)
 
-# The C compiler for the batched-UDP addon (built at npm ci) and its AddressSanitizer build (test/native): gcc
-# brings libasan with it.
-if ! command -v gcc >/dev/null || [[ ! -e $(gcc -print-file-name=libasan.so) ]]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev
+# The C compiler for the native addons (built at npm ci) and their AddressSanitizer builds (test/native): gcc
+# brings libasan with it. nghttp2's headers for the HTTP/2 session addon (its library is the one inside Node).
+if ! command -v gcc >/dev/null || [[ ! -e $(gcc -print-file-name=libasan.so) ]] || [[ ! -f /usr/include/nghttp2/nghttp2.h ]]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev libnghttp2-dev
 fi
 
 # npm ci when the lock file changed since the last install (or there is none): a clean clone always installs.
@@ -32,12 +32,15 @@ if [[ ! -f $stamp ]] || ! cmp -s package-lock.json "$stamp"; then
   npm ci --no-audit --no-fund
   cp package-lock.json "$stamp"
 fi
-# The batched-UDP addon (npm ci builds it; a checkout whose node_modules predates it, or an edited source, gets it
-# here). Without a compiler it says so and lexa uses dgram; the UDP tests then fail on purpose, since CI must
-# exercise the path users get.
-if [[ ! -f native/build/udp_batch.node || native/udp_batch.c -nt native/build/udp_batch.node ]]; then
-  node scripts/build-native.mjs
-fi
+# The native addons (npm ci builds them; a checkout whose node_modules predates one, or an edited source, gets them
+# here). Without a compiler or headers it says so and lexa uses dgram and node:http2; the UDP and HTTP/2 native
+# tests then fail on purpose, since CI must exercise the path users get.
+for addon in udp_batch h2_session; do
+  if [[ ! -f native/build/$addon.node || native/$addon.c -nt native/build/$addon.node ]]; then
+    node scripts/build-native.mjs
+    break
+  fi
+done
 npm run build
 npm run typecheck   # src and test, strict
 

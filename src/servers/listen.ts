@@ -76,7 +76,8 @@ export async function openEach(binds: readonly Bind[], open: (bind: Bind) => Pro
  * `limits.maxPerSource` connections per source, `limits.maxConnections` in all, the last slots kept for sources
  * holding none; a refused connection is destroyed on accept, before TLS or HTTP spend anything on it, and counted
  * and logged at debug, boundedly), tracking of open connections so close() ends them, and a log line per address.
- * The admission is shared by all of this call's addresses. `name` prefixes the log messages (e.g. 'dns/tcp').
+ * The admission is shared by all of this call's addresses. `name` prefixes the log messages (e.g. 'dns/tcp');
+ * `announce` adds fields to the listening line (how the listener serves, e.g. DoH's HTTP/2 stack).
  */
 export async function listenStreams<S extends Server>(
   binds: readonly Bind[],
@@ -84,6 +85,7 @@ export async function listenStreams<S extends Server>(
   limits: ConnectionLimits,
   log: Logger,
   name: string,
+  announce: Readonly<Record<string, unknown>> = {},
 ): Promise<Listeners & { readonly servers: readonly S[] }> {
   const servers: S[] = [];
   const sockets = new Set<Socket>();
@@ -116,7 +118,7 @@ export async function listenStreams<S extends Server>(
       servers.push(server);
       ports.push(await listenOn(server, b));
       server.on('error', (err) => log.warn(`${name}: server error`, { host: b.host, error: err.message }));
-      log.info(`${name}: listening`, { host: b.host, port: ports.at(-1) });
+      log.info(`${name}: listening`, { host: b.host, port: ports.at(-1), ...announce });
     }
   } catch (err) {
     await close();

@@ -59,7 +59,8 @@ export function clientAuthOptions(ca: ClientCa): tls.TlsOptions {
  * TLS listeners on every bind address (see listenStreams for fair admission and tracking). `create` sets the
  * server's own options from contextOptions (plus `extra`); this adds dropping a client whose handshake fails or
  * times out (Node's tls.Server leaves the socket open on a handshake timeout unless told) and checked certificate
- * swaps, which keep `extra` (e.g. the client CA of clientAuthOptions) in the new context.
+ * swaps, which keep `extra` (e.g. the client CA of clientAuthOptions) in the new context. `announce`: fields for the
+ * listening line (listenStreams).
  */
 export async function listenTls(
   binds: readonly Bind[],
@@ -68,6 +69,7 @@ export async function listenTls(
   log: Logger,
   name: string,
   extra: tls.SecureContextOptions = {},
+  announce: Readonly<Record<string, unknown>> = {},
 ): Promise<TlsListeners> {
   const withHandshakeGuard = () => {
     const server = create();
@@ -77,7 +79,7 @@ export async function listenTls(
     });
     return server;
   };
-  const { ports, servers, close } = await listenStreams(binds, withHandshakeGuard, limits, log, name);
+  const { ports, servers, close } = await listenStreams(binds, withHandshakeGuard, limits, log, name, announce);
   return {
     ports,
     setTls(m) {

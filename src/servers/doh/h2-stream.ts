@@ -6,7 +6,8 @@ import type { Clock } from '../../time/clock.js';
 import { answerBody, expectationFailed, methodNotAllowed, route, timedOut, tooLarge, type DohReply } from './exchange.js';
 
 /**
- * DoH over HTTP/2 on node:http2's stream API: a stream's headers in, `stream.respond()` and the body out,
+ * DoH over HTTP/2 on node:http2's stream API, where the native session (h2-session.ts) is not used: its addon not
+ * built or refused (native-h2.ts), or LEXA_DOH_HTTP2=node: a stream's headers in, `stream.respond()` and the body out,
  * with none of the compatibility layer's per-request objects (a request and a response stream wrapping the
  * HTTP/2 stream, with listeners of their own). Measured with h2load (10 connections × 10 streams, POST), server
  * CPU per query on a busy 2-core machine: the compatibility layer 47–60 µs, this path 33–38 µs, a bare node:http2

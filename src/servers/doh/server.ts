@@ -1,19 +1,23 @@
 import { Buffer } from 'node:buffer';
 import http2 from 'node:http2';
 import type net from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { MAX_DNS_MESSAGE } from '../../dns/index.js';
 import { realClock, type Clock } from '../../time/clock.js';
 import { guardFirstRequest, type ConnectionLimits } from '../fairness.js';
 import { contextOptions, listenTls, type TlsListeners } from '../tls-servers.js';
 import type { TlsTransportOptions } from '../transport.js';
 import { answerBody, route, timedOut, tooLarge, type DohReply } from './exchange.js';
+import { serveNative } from './h2-session.js';
 import { streamListener } from './h2-stream.js';
+import { loadH2Addon, type H2Addon } from './native-h2.js';
 
 /**
  * DNS over HTTPS (RFC 8484) on node:http2's secure server, which speaks HTTP/2 and, on the same port, HTTP/1.1
  * (ALPN `h2` or `http/1.1`; a client offering neither ALPN is served HTTP/1.1). This file sets the server up,
- * enforces the connection limits and serves HTTP/1.1 through Node's request/response objects; HTTP/2 streams are
- * served by h2-stream.ts on the stream API; what a request means is exchange.ts.
+ * enforces the connection limits and serves HTTP/1.1 through Node's request/response objects. HTTP/2 connections
+ * go to the native session (h2-session.ts on native/h2_session.c) when its addon loads (native-h2.ts), else to
+ * node:http2, whose streams h2-stream.ts serves on the stream API. What a request means is exchange.ts.
  */
 
 export const DEFAULT_DOH_PATH = '/dns-query';
@@ -72,6 +76,8 @@ export const LINGER_MS = 2_000;
 export interface DohOptions extends TlsTransportOptions<DohLimits> {
   /** The one path queries are served on; default /dns-query (RFC 8484's example, and what dig and kdig use). */
   readonly path?: string;
+  /** The native HTTP/2 session addon, or why node:http2 serves HTTP/2 (default: loadH2Addon()). */
+  readonly http2?: H2Addon | Error;
 }
 
 /**
@@ -165,6 +171,17 @@ export function startDoh(opts: DohOptions): Promise<TlsListeners> {
     }
   };
   const onStream = streamListener({ path, handle, log, clock, requestMs });
+  const native = opts.http2 ?? loadH2Addon();
+  const serving = {
+    path,
+    handle,
+    log,
+    clock,
+    requestMs,
+    firstRequestMs: limits.firstRequestTimeoutMs,
+    idleMs,
+    maxConcurrentStreams: limits.maxConcurrentStreams,
+  };
 
   const create = () => {
     const server = http2.createSecureServer({
@@ -190,9 +207,11 @@ export function startDoh(opts: DohOptions): Promise<TlsListeners> {
     // Without this listener Node sends 100 Continue itself, inviting a body we may be about to refuse (413, 415).
     server.on('checkContinue', (req, res) => onRequest(req, res, true));
     servedByStreams(server, onStream);
+    if (!(native instanceof Error)) servedNatively(server, (socket) => serveNative(native, socket, serving));
     return server;
   };
-  return listenTls(opts.binds, create, limits, log, 'doh');
+  const stack = native instanceof Error ? { http2: 'node:http2', nativeUnavailable: native.message.split('\n')[0] } : { http2: 'native (nghttp2)' };
+  return listenTls(opts.binds, create, limits, log, 'doh', {}, stack);
 }
 
 /**
@@ -221,6 +240,24 @@ function servedByStreams(server: http2.Http2SecureServer, onStream: (s: http2.Se
   if (compat.length !== 1) throw new Error(`doh: expected node:http2's one compatibility 'stream' listener, found ${compat.length}`);
   server.removeAllListeners('stream');
   server.on('stream', onStream);
+}
+
+/**
+ * Hands TLS connections that negotiated `h2` to `serve` instead of node:http2; HTTP/1.1 stays node:http2's.
+ * node:http2 takes connections on the one 'secureConnection' listener it attached: that listener is replaced by a
+ * dispatcher calling it for everything else. Call it before any other 'secureConnection' listener is attached
+ * (guardFirstRequest's skips h2 sockets; the native session keeps its own first-request deadline). Throws if Node
+ * attached something else, so a Node that changes this fails at start-up.
+ */
+function servedNatively(server: http2.Http2SecureServer, serve: (socket: TLSSocket) => void): void {
+  const own = server.listeners('secureConnection').filter((l) => l.name === 'connectionListener');
+  if (own.length !== 1) throw new Error(`doh: expected node:http2's one 'secureConnection' listener, found ${own.length}`);
+  const nodeHttp2 = own[0] as (this: http2.Http2SecureServer, socket: TLSSocket) => void;
+  server.removeListener('secureConnection', nodeHttp2);
+  server.prependListener('secureConnection', function (this: http2.Http2SecureServer, socket: TLSSocket) {
+    if (socket.alpnProtocol === 'h2') serve(socket);
+    else nodeHttp2.call(this, socket);
+  });
 }
 
 /** Whether an HTTP/1.1 request has a body still to come (one we will not read if we reply now). */
