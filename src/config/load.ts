@@ -345,7 +345,7 @@ export function toConfig(settings: Settings, given: ReadonlySet<string>, file: s
       },
       dot: encrypted('dot'),
       doh: encrypted('doh'),
-      quic: encrypted('quic'),
+      quic: { ...encrypted('quic'), limits: { ...tlsLimitsOf(dns.quic.limits), handshakesPerSecond: dns.quic.limits.handshakes_per_second } },
     },
     log,
     /** The agent endpoint, or null when `server.agent` is absent. */

@@ -93,7 +93,7 @@ const DNS_STREAM_LIMITS = { max: 256, perSource: 16, ipv6Prefix: 64, firstReques
  * DoT, DoH and DoQ: off until their block is declared; a declared block is on unless it says `enabled = false`.
  * With neither certificate nor key lexa generates a self-signed pair (both or neither: load.ts).
  */
-const encrypted = (bind: { readonly host: string; readonly port: number }, limitsKey: ReturnType<typeof tlsLimits>) =>
+const encrypted = <L extends ReturnType<typeof tlsLimits>>(bind: { readonly host: string; readonly port: number }, limitsKey: L) =>
   block({
     enabled: bool().default(true),
     bind: binds(bind),
@@ -302,7 +302,17 @@ export const configSchema = block({
        */
       quic: encrypted(
         { host: '127.0.0.1', port: 18854 },
-        tlsLimits({ max: 512, perSource: 16, ipv6Prefix: 64, handshake: 10_000, firstRequest: 10_000, idle: 30_000 }),
+        block({
+          ...limitFields({ max: 512, perSource: 16, ipv6Prefix: 64, firstRequest: 10_000, idle: 30_000 }),
+          handshake_timeout: deadline.default(10_000),
+          /**
+           * Initials for no connection one source may have handled a second (servers/doq/quic.ts: each costs a
+           * signed Retry, or a connection and its handshake): a real client's connection takes two (the Retry
+           * round trip), so 256 lets one address open 128 connections a second, more than any resolver opens to
+           * one server, while a flood from one address costs lexa at most 256 Retries a second.
+           */
+          handshakes_per_second: int(1, 1_000_000).default(256),
+        }),
       ),
     }),
     /**

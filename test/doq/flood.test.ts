@@ -119,3 +119,18 @@ for (const batch of [true, false])
     // Another source's budget is its own.
     t.ok((await replies(port, '127.0.0.6', [quicInitial()], 300)) === 1, 'a Retry for another source');
   });
+
+t.test('the budget is server.dns.quic.limits.handshakes_per_second when the configuration sets it', async (t) => {
+  const budget = 20;
+  const listeners = await startDoq({
+    binds: [{ host: '127.0.0.1', port: 0 }],
+    tls,
+    handle: stub.handle,
+    log: memoryLogger(),
+    limits: { ...DOQ_LIMITS, handshakesPerSecond: budget },
+  });
+  t.teardown(() => listeners.close());
+  const retries = await replies(listeners.ports[0]!, '127.0.0.7', Array.from({ length: 200 }, () => quicInitial()), 500);
+  // The burst takes well under a second: the budget, and at most what it refills meanwhile.
+  t.ok(retries >= budget / 2 && retries <= budget * 2, `${retries} Retries for 200 Initials at ${budget} a second`);
+});

@@ -49,7 +49,7 @@ t.test('every default, as the daemon receives it', async (t) => {
     ({ maxConnections: max, maxPerSource: perSource, ipv6SourcePrefix, firstRequestTimeoutMs, idleTimeoutMs });
   const dnsLimits = limits(256, 16, 64, 5_000, 10_000);
   const tlsLimits = { ...dnsLimits, handshakeTimeoutMs: 5_000 };
-  const encryptedLimits = { dot: tlsLimits, doh: tlsLimits, quic: { ...limits(512, 16, 64, 10_000, 30_000), handshakeTimeoutMs: 10_000 } };
+  const encryptedLimits = { dot: tlsLimits, doh: tlsLimits, quic: { ...limits(512, 16, 64, 10_000, 30_000), handshakeTimeoutMs: 10_000, handshakesPerSecond: 256 } };
   const encrypted = (port: number) => ({
     enabled: false,
     binds: [{ host: '127.0.0.1', port }],
@@ -409,6 +409,11 @@ t.test('every key declared in the schema reaches the Config', async (t) => {
     ...enc('dot'),
     ...enc('doh'),
     ...enc('quic'),
+    'server.dns.quic.limits.handshakes_per_second': [
+      { dns: { quic: { limits: { handshakes_per_second: 16 } } } },
+      (c) => c.dns.quic.limits.handshakesPerSecond,
+      16,
+    ],
     'server.agent.bind.host': [{ agent: { token: TOKEN, bind: [{ host: '10.99.0.1' }] } }, (c) => c.agent?.binds[0]?.host, '10.99.0.1'],
     'server.agent.bind.port': [{ agent: { token: TOKEN, bind: [{ port: 1 }] } }, (c) => c.agent?.binds[0]?.port, 1],
     'server.agent.token': [{ agent: { token: TOKEN } }, (c) => c.agent?.token, TOKEN],

@@ -58,6 +58,7 @@ const SHORT_HEADER = 0x40;
 const SERVER_CONN_ID_LENGTH = native.quiche.MAX_CONN_ID_LEN;
 
 /**
+ * The default of server.dns.quic.limits.handshakes_per_second (config/schema.ts gives the reason there too).
  * Initials for no connection one source may have handled a second (each costs a signed Retry, or a new connection
  * and its handshake): 128 new connections a second with their Retry round trip, more than any resolver opens to
  * one server, while a flood of Initials from one source costs lexa at most 256 Retries a second. Beyond it they are
@@ -137,6 +138,8 @@ export interface GuardedSocketOptions {
   readonly receiveBuffer?: number;
   /** IPv6 sources are told apart by this prefix length (ConnectionLimits.ipv6SourcePrefix); 64 by default. */
   readonly ipv6SourcePrefix?: number;
+  /** Initials for no connection a source may have handled a second; HANDSHAKES_PER_SECOND by default. */
+  readonly handshakesPerSecond?: number;
 }
 
 /** A datagram waiting for its turn (SourceBacklog). */
@@ -185,7 +188,7 @@ export class GuardedSocket extends QUICSocket {
     const ipv6SourcePrefix = options.ipv6SourcePrefix ?? 64;
     this.backlog = new SourceBacklog({ ...BACKLOG_LIMITS, ipv6SourcePrefix });
     this.handshakes = new ResponseRateLimiter({
-      responsesPerSecond: HANDSHAKES_PER_SECOND,
+      responsesPerSecond: options.handshakesPerSecond ?? HANDSHAKES_PER_SECOND,
       slip: 0,
       // The shortest the limiter allows: a source that flooded gets Initials through again within 1–2 s of stopping.
       windowMs: 1_000,

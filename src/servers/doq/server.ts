@@ -15,7 +15,7 @@ import { openEach } from '../listen.js';
 import type { TlsListeners, TlsTransportOptions } from '../transport.js';
 import type { TlsMaterial } from '../../tls/index.js';
 import { DoqErrorCode, MAX_FRAMED_MESSAGE } from './framing.js';
-import { DoqQuicServer, GuardedSocket, assertLibraryShape, hmacCrypto, silentLibraryLogger } from './quic.js';
+import { DoqQuicServer, GuardedSocket, HANDSHAKES_PER_SECOND, assertLibraryShape, hmacCrypto, silentLibraryLogger } from './quic.js';
 
 /** RFC 9250 §4.1: the ALPN token for DoQ. A client offering anything else fails the TLS handshake. */
 export const DOQ_ALPN = 'doq';
@@ -48,6 +48,8 @@ export interface DoqLimits extends ConnectionLimits {
    * or 0: the kernel's default.
    */
   readonly receiveBuffer?: number;
+  /** Initials for no connection one source may have handled a second (quic.ts, GuardedSocketOptions). */
+  readonly handshakesPerSecond?: number;
 }
 
 /** The defaults the configuration declares (config/schema.ts, server.dns.quic.limits), for tests and benchmarks. */
@@ -60,6 +62,7 @@ export const DOQ_LIMITS: DoqLimits = Object.freeze({
   handshakeTimeoutMs: 10_000,
   firstRequestTimeoutMs: 10_000,
   receiveBuffer: 4 * 1024 * 1024, // server.dns.udp_receive_buffer's default
+  handshakesPerSecond: HANDSHAKES_PER_SECOND,
 });
 /** A query is one small message followed by FIN; a stream that has not delivered it in this time is reset. */
 const QUERY_READ_TIMEOUT_MS = 10_000;
@@ -123,6 +126,7 @@ function createDoqServer({ host, port }: Bind, options: TlsTransportOptions<DoqL
     addonPath: limits.addonPath,
     receiveBuffer: limits.receiveBuffer,
     ipv6SourcePrefix: limits.ipv6SourcePrefix,
+    handshakesPerSecond: limits.handshakesPerSecond,
   });
   const server = new DoqQuicServer({
     socket,
