@@ -60,7 +60,8 @@ start_incus() {
     log "starting incusd"
     [[ -x $INCUSD ]] || die "$INCUSD not found (package incus-base)"
     mkdir -p "$(dirname "$INCUS_LOG")"
-    setsid "$INCUSD" --group root --logfile "$INCUS_LOG" </dev/null >/dev/null 2>&1 9>&- &
+    # From /: a daemon keeps the directory it started in (see scripts/netns-bed.sh, bed_cwd_gone).
+    (cd / && exec setsid "$INCUSD" --group root --logfile "$INCUS_LOG" </dev/null >/dev/null 2>&1 9>&-) &
     disown || true
   else
     log "incusd runs but does not answer yet; waiting"

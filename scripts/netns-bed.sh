@@ -13,6 +13,14 @@ bed_daemon_pid() {
   [[ -n $state && $state != Z ]] && echo "$pid"
 }
 
+# bed_cwd_gone PID: true when the process's working directory was deleted. A daemon started from a checkout
+# (a CI clone) that is later removed keeps the deleted directory as its own, and so do the helpers it spawns: LXD's
+# receiving `rsync --server` then fails at once (getcwd(): No such file or directory, exit 3), and every
+# `lxc move --target` between cluster members fails with "Rsync send failed ... code 12". Daemons start from /.
+bed_cwd_gone() {
+  [[ $(readlink "/proc/$1/cwd" 2>/dev/null) == *" (deleted)" ]]
+}
+
 # bed_bridge BRIDGE CIDR: the host bridge the namespaces hang on, with the host's address on it.
 bed_bridge() {
   if ! ip link show "$1" >/dev/null 2>&1; then
@@ -56,9 +64,9 @@ bed_start_lxd() {
     [[ $type == cgroup2 ]] && o=""
     printf 'mkdir -p %q; mount -t %s %s %s %q;\n' "$point" "$type" "${o:+-o $(printf %q "$o")}" "$type" "$point"
   done)
-  # fd 9 is the bed's lock: the daemon must not hold it.
+  # fd 9 is the bed's lock: the daemon must not hold it. It runs from / (bed_cwd_gone says why).
   ip netns exec "$ns" env LXD_DIR="$dir" setsid sh -c "
-    mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup; $mounts
+    cd /; mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup; $mounts
     echo \$\$ > '$pidfile'
     exec lxd --group root --logfile '$logfile'" </dev/null >>"$outfile" 2>&1 9>&- &
   disown || true

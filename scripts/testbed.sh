@@ -75,7 +75,8 @@ start_lxd() {
     log "starting LXD daemon"
     mkdir -p "$(dirname "$LXD_LOG")"
     # setsid + all fds closed/redirected: the daemon outlives this script and its session.
-    setsid lxd --group root --logfile "$LXD_LOG" </dev/null >/dev/null 2>&1 9>&- &
+    # From /: a daemon keeps the directory it started in (see scripts/netns-bed.sh, bed_cwd_gone).
+    (cd / && exec setsid lxd --group root --logfile "$LXD_LOG" </dev/null >/dev/null 2>&1 9>&-) &
     disown || true
   else
     log "LXD daemon process exists but does not answer yet; waiting"

@@ -49,10 +49,24 @@ ${faultLxdBlock(undefined, `    watchdog_timeout = "${WATCHDOG}"`)}`);
     if (c.rest.length === 0 && c.dns.length === 0 && c.truth.size === 2) return c;
     throw new Error(describeComparison(c));
   };
-  await waitFor(() => equal([home, bed]), { what: 'lexa to equal both sites before the fault', timeoutMs: SETTLE_MS });
-
-  const json = await faultQuery('/1.0/instances?recursion=2');
-  const bedPicture: Source = { ...bed, query: async () => json };
+  // The picture bed keeps is the one lexa equals just before the kill: taken, then compared, in one round, once the
+  // instance has both its addresses (its SLAAC IPv6 comes a moment after the DHCP lease, with no LXD event: a picture
+  // taken after lexa's last read could hold an address lexa has not read yet).
+  await waitFor(async () => {
+    const [inst] = (JSON.parse(await faultQuery('/1.0/instances?recursion=2')) as { name: string; state?: { network?: Record<string, { addresses: { family: string; scope: string }[] }> } }[])
+      .filter((i) => i.name === BED);
+    const families = new Set(inst?.state?.network?.['eth0']?.addresses.filter((a) => a.scope === 'global').map((a) => a.family));
+    if (!families.has('inet') || !families.has('inet6')) throw new Error(`${BED} has not both its addresses yet`);
+    return true;
+  }, { what: `${BED} to have its IPv4 and IPv6`, timeoutMs: SETTLE_MS });
+  let bedPicture: Source = bed;
+  await waitFor(async () => {
+    const json = await faultQuery('/1.0/instances?recursion=2');
+    const picture: Source = { ...bed, query: async () => json };
+    await equal([home, picture]);
+    bedPicture = picture;
+    return true;
+  }, { what: 'lexa to equal both sites before the fault', timeoutMs: SETTLE_MS });
   killFaultDaemon();
   await waitFor(() => lexa.daemon.store.current.sites.find((s) => s.name === 'bed')?.connected === false, { what: 'lexa to notice the lost site', timeoutMs: 15_000 });
 
