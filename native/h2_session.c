@@ -276,6 +276,33 @@ static session *get_session(napi_env env, napi_value v) {
   return s;
 }
 
+// Every call after open(): up to `count` arguments into argv (those not given are undefined), the first of which
+// must be an open session. NULL, with a JavaScript exception pending, otherwise.
+static session *session_args(napi_env env, napi_callback_info info, napi_value *argv, size_t count) {
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "h2_session: napi_get_cb_info");
+    return NULL;
+  }
+  if (argc < 1) {
+    napi_throw_type_error(env, NULL, "h2_session: not a session");
+    return NULL;
+  }
+  return get_session(env, argv[0]);
+}
+
+// reset() and informational(): (session, streamId). NULL, with a TypeError naming `usage`, otherwise.
+static session *stream_args(napi_env env, napi_callback_info info, const char *usage, int32_t *id) {
+  napi_value argv[2];
+  session *s = session_args(env, info, argv, 2);
+  if (!s) return NULL;
+  if (napi_get_value_int32(env, argv[1], id) != napi_ok) {
+    napi_throw_type_error(env, NULL, usage);
+    return NULL;
+  }
+  return s;
+}
+
 static void update_state(session *s) {
   if (!s->state) return;
   s->state[STATE_CLOSE] = !nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng);
@@ -380,15 +407,13 @@ static napi_status push_event(napi_env env, napi_value events, uint32_t *at, int
 }
 
 static napi_value js_feed(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  session *s = argc >= 1 ? get_session(env, argv[0]) : NULL;
+  session *s = session_args(env, info, argv, 2);
   if (!s) return NULL;
   void *data;
   size_t len;
   bool is_buffer = false;
-  if (argc >= 2) napi_is_buffer(env, argv[1], &is_buffer);
+  napi_is_buffer(env, argv[1], &is_buffer);
   if (!is_buffer || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
     napi_throw_type_error(env, NULL, "h2_session.feed(session, Buffer)");
     return NULL;
@@ -430,15 +455,13 @@ static napi_value js_feed(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_respond(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  session *s = argc >= 1 ? get_session(env, argv[0]) : NULL;
+  session *s = session_args(env, info, argv, 6);
   if (!s) return NULL;
   int32_t id = 0, status = 0, flags = 0;
   uint32_t nheaders = 0;
   bool is_array = false;
-  if (argc < 6 || napi_get_value_int32(env, argv[1], &id) != napi_ok || napi_get_value_int32(env, argv[2], &status) != napi_ok ||
+  if (napi_get_value_int32(env, argv[1], &id) != napi_ok || napi_get_value_int32(env, argv[2], &status) != napi_ok ||
       status < 100 || status > 999 || napi_is_array(env, argv[3], &is_array) != napi_ok || !is_array ||
       napi_get_array_length(env, argv[3], &nheaders) != napi_ok || nheaders % 2 || nheaders > 64 ||
       napi_get_value_int32(env, argv[5], &flags) != napi_ok) {
@@ -506,16 +529,9 @@ static napi_value js_respond(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_reset(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  session *s = argc >= 1 ? get_session(env, argv[0]) : NULL;
-  if (!s) return NULL;
   int32_t id = 0;
-  if (argc < 2 || napi_get_value_int32(env, argv[1], &id) != napi_ok) {
-    napi_throw_type_error(env, NULL, "h2_session.reset(session, streamId)");
-    return NULL;
-  }
+  session *s = stream_args(env, info, "h2_session.reset(session, streamId)", &id);
+  if (!s) return NULL;
   stream *st = nghttp2_session_get_stream_user_data(s->ng, id);
   // A reply still being sent (the client's window for it closed) gets its reset once it has ended (on_frame_send).
   if (st && st->unread) {
@@ -526,16 +542,9 @@ static napi_value js_reset(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_informational(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  session *s = argc >= 1 ? get_session(env, argv[0]) : NULL;
-  if (!s) return NULL;
   int32_t id = 0;
-  if (argc < 2 || napi_get_value_int32(env, argv[1], &id) != napi_ok) {
-    napi_throw_type_error(env, NULL, "h2_session.informational(session, streamId)");
-    return NULL;
-  }
+  session *s = stream_args(env, info, "h2_session.informational(session, streamId)", &id);
+  if (!s) return NULL;
   nghttp2_nv nv = {(uint8_t *)":status", (uint8_t *)"100", 7, 3, NGHTTP2_NV_FLAG_NONE};
   int rv = nghttp2_session_get_stream_user_data(s->ng, id) ? nghttp2_submit_headers(s->ng, NGHTTP2_FLAG_NONE, id, NULL, &nv, 1, NULL)
                                                              : NGHTTP2_ERR_INVALID_ARGUMENT;
@@ -545,10 +554,8 @@ static napi_value js_informational(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_flush(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  session *s = argc >= 1 ? get_session(env, argv[0]) : NULL;
+  session *s = session_args(env, info, argv, 1);
   if (!s) return NULL;
   // mem_send hands out one frame's bytes at a time (valid until the next call): gathered into one buffer.
   uint8_t *out = NULL;
@@ -591,10 +598,8 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_goaway(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  session *s = argc >= 1 ? get_session(env, argv[0]) : NULL;
+  session *s = session_args(env, info, argv, 1);
   if (!s) return NULL;
   // No stream is accepted after it; the session wants neither read nor write once the open ones are answered.
   nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->ng), NGHTTP2_NO_ERROR, NULL, 0);
