@@ -60,6 +60,19 @@ export function methodNotAllowed(): DohReply {
   return text(405, 'method not allowed: use GET or POST', { allow: ALLOW });
 }
 
+/** The one expectation a DoH request may carry (RFC 9110 §10.1.1); anything else is a 417, as Node's own layers do. */
+export const CONTINUE = '100-continue';
+
+/**
+ * Routes an HTTP/2 request by its head (node:http2's streams and the native session alike): an `expect` other than
+ * CONTINUE is a 417, CONNECT (RFC 9113 §8.5: no path, a tunnel) a 405, the rest as `route`.
+ */
+export function routeHttp2(head: RequestHead & { readonly expect: string | undefined }, path: string, handle: HandleQuery): Routed {
+  if (head.expect !== undefined && head.expect !== CONTINUE) return expectationFailed();
+  if (head.method === 'CONNECT') return methodNotAllowed();
+  return route(head, path, handle);
+}
+
 /** An `expect` other than 100-continue (RFC 9110 §10.1.1: a server that cannot meet it answers 417). */
 export function expectationFailed(): DohReply {
   return text(417, 'expectation failed: only "100-continue" is understood');

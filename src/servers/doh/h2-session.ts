@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import type { HandleQuery } from '../../dns/index.js';
 import type { Logger } from '../../log/index.js';
 import type { Clock } from '../../time/clock.js';
-import { answerBody, expectationFailed, methodNotAllowed, route, timedOut, tooLarge, type DohReply } from './exchange.js';
+import { answerBody, CONTINUE, routeHttp2, timedOut, tooLarge, type DohReply } from './exchange.js';
 import {
   EV_CLOSED,
   EV_COMPLETE,
@@ -56,7 +56,6 @@ export interface NativeServing {
 }
 
 const EMPTY = new Uint8Array(0);
-const CONTINUE = '100-continue';
 
 /** The `date` header, formatted at most once a second. */
 let dateText = '';
@@ -144,11 +143,18 @@ export function serveNative(addon: H2Addon, socket: TLSSocket, s: NativeServing)
   };
 
   /** A request's head: the reply it gets before any body, or 'read-body'. */
-  const routeHead = (method: unknown, url: unknown, contentType: unknown, contentLength: unknown, expect: unknown): DohReply | 'read-body' => {
-    if (expect !== undefined && expect !== CONTINUE) return expectationFailed();
-    if (method === 'CONNECT') return methodNotAllowed();
-    return route({ method: method as string, url: url as string, contentType: contentType as string | undefined, contentLength: contentLength as string | undefined }, path, handle);
-  };
+  const routeHead = (method: unknown, url: unknown, contentType: unknown, contentLength: unknown, expect: unknown): DohReply | 'read-body' =>
+    routeHttp2(
+      {
+        method: method as string,
+        url: url as string,
+        contentType: contentType as string | undefined,
+        contentLength: contentLength as string | undefined,
+        expect: expect as string | undefined,
+      },
+      path,
+      handle,
+    );
 
   const settle = (id: number) => {
     const timer = pending.get(id);

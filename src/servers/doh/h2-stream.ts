@@ -3,7 +3,7 @@ import http2 from 'node:http2';
 import { MAX_DNS_MESSAGE, type HandleQuery } from '../../dns/index.js';
 import type { Logger } from '../../log/index.js';
 import type { Clock } from '../../time/clock.js';
-import { answerBody, expectationFailed, methodNotAllowed, route, timedOut, tooLarge, type DohReply } from './exchange.js';
+import { answerBody, CONTINUE, routeHttp2, timedOut, tooLarge, type DohReply } from './exchange.js';
 
 /**
  * DoH over HTTP/2 on node:http2's stream API, where the native session (h2-session.ts) is not used: its addon not
@@ -18,11 +18,9 @@ import { answerBody, expectationFailed, methodNotAllowed, route, timedOut, tooLa
  * the stream's listeners are created once per server.
  */
 
-const { HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_LENGTH, HTTP2_METHOD_CONNECT, HTTP2_METHOD_HEAD, HTTP_STATUS_CONTINUE, NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR } =
+const { HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_LENGTH, HTTP2_METHOD_HEAD, HTTP_STATUS_CONTINUE, NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR } =
   http2.constants;
 
-/** The one expectation a DoH request may carry (RFC 9110 §10.1.1); anything else is a 417, as Node's own layers do. */
-const CONTINUE = '100-continue';
 /** The informational response that invites the body of a request expecting it; built once. */
 const CONTINUE_HEADERS = Object.freeze({ [HTTP2_HEADER_STATUS]: HTTP_STATUS_CONTINUE });
 /*
@@ -156,14 +154,13 @@ export function streamListener(s: StreamServing): (stream: http2.ServerHttp2Stre
       const method = headers[':method'];
       const unread = !stream.endAfterHeaders;
       const expect = headers.expect;
-      if (expect !== undefined && expect !== CONTINUE) return send(stream, expectationFailed(), unread);
-      if (method === HTTP2_METHOD_CONNECT) return send(stream, methodNotAllowed(), unread);
-      const routed = route(
+      const routed = routeHttp2(
         {
           method,
           url: headers[':path'],
           contentType: headers['content-type'],
           contentLength: headers['content-length'],
+          expect,
         },
         path,
         handle,
