@@ -1,8 +1,8 @@
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Bind } from '../../config/index.js';
 import type { Logger } from '../../log/index.js';
 import type { BoundListener } from '../listen.js';
+import { loadAddon } from '../native-addon.js';
 import type { HandleQuery } from '../../dns/handler.js';
 import { ADDRESS_BYTES, limited, type ResponseRateLimiter } from './rate-limit.js';
 import type { ReplyLimit } from '../../dns/wire.js';
@@ -76,21 +76,9 @@ export class AddonWithoutSources extends Error {
 /** Where install puts the addon: <package>/native/build, from src/servers/dns or dist/servers/dns alike. */
 export const ADDON_PATH = fileURLToPath(new URL('../../../native/build/udp_batch.node', import.meta.url));
 
-const loaded = new Map<string, BatchAddon | Error>();
-
 /** The addon at `path`, or the reason it cannot be used (not built, wrong platform, wrong ABI). Loaded once. */
 export function loadBatchAddon(path: string = ADDON_PATH): BatchAddon | Error {
-  let addon = loaded.get(path);
-  if (addon === undefined) {
-    try {
-      const mod = createRequire(import.meta.url)(path) as Partial<BatchAddon>;
-      addon = typeof mod.open === 'function' && typeof mod.close === 'function' ? (mod as BatchAddon) : new Error(`${path}: not lexa's udp_batch addon`);
-    } catch (err) {
-      addon = err instanceof Error ? err : new Error(String(err));
-    }
-    loaded.set(path, addon);
-  }
-  return addon;
+  return loadAddon<BatchAddon>(path, 'udp_batch', ['open', 'close']);
 }
 
 /**

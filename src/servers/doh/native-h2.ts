@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { loadAddon } from '../native-addon.js';
 
 /**
  * The native HTTP/2 session addon (native/h2_session.c documents the contract): nghttp2, the copy inside Node,
@@ -57,8 +57,6 @@ export function nghttp2Suffices(version: string | undefined): boolean {
   return major > MIN_NGHTTP2[0] || (major === MIN_NGHTTP2[0] && minor >= MIN_NGHTTP2[1]);
 }
 
-const loaded = new Map<string, H2Addon | Error>();
-
 /**
  * The addon, or why HTTP/2 is served by node:http2 instead: forced by the environment, Node's nghttp2 older than
  * MIN_NGHTTP2, or the addon not built or not loadable (a symbol this Node does not export fails the load). Loaded
@@ -67,15 +65,5 @@ const loaded = new Map<string, H2Addon | Error>();
 export function loadH2Addon(path: string = H2_ADDON_PATH, env: NodeJS.ProcessEnv = process.env, nghttp2 = process.versions.nghttp2): H2Addon | Error {
   if (env[FORCE_NODE_ENV] === 'node') return new Error(`${FORCE_NODE_ENV}=node`);
   if (!nghttp2Suffices(nghttp2)) return new Error(`Node's nghttp2 is ${nghttp2 ?? 'absent'}; the native session needs ${MIN_NGHTTP2.join('.')}`);
-  let addon = loaded.get(path);
-  if (addon === undefined) {
-    try {
-      const mod = createRequire(import.meta.url)(path) as Partial<H2Addon>;
-      addon = typeof mod.open === 'function' && typeof mod.feed === 'function' ? (mod as H2Addon) : new Error(`${path}: not lexa's h2_session addon`);
-    } catch (err) {
-      addon = err instanceof Error ? err : new Error(String(err));
-    }
-    loaded.set(path, addon);
-  }
-  return addon;
+  return loadAddon<H2Addon>(path, 'h2_session', ['open', 'feed']);
 }
