@@ -47,6 +47,8 @@ npm run typecheck   # src and test, strict
 # The integration tests that run a second time against Incus (LEXA_TEST_DAEMON=incus, see test/helpers/lxd-cli.ts).
 # Skipped when the caller names its own files. lease-watch: Incus keeps its lease files under /var/lib/incus.
 INCUS_SET=(test/integration/lxd-watch.test.ts test/integration/traefik.test.ts test/integration/lease-watch.test.ts)
+# The DoH files that run a second time with LEXA_DOH_HTTP2=node (below).
+NODE_HTTP2_SET=(test/doh/doh.test.ts test/doh/h2-stream.test.ts)
 
 # Runs tap with "$@"; adds its counts (tap closes with a line like "# { total: 80, pass: 78, fail: 1, skip: 1 }")
 # to the totals, and its exit status to $status. A run that prints no summary counts as failed.
@@ -76,6 +78,10 @@ run_tap "$@"
 if [[ $# -eq 0 ]]; then
   echo "# against Incus: ${INCUS_SET[*]}"
   LEXA_TEST_DAEMON=incus run_tap "${INCUS_SET[@]}"
+  # DoH's HTTP/2 on node:http2 (h2-stream.ts), the stack lexa falls back to without the native session: the same
+  # DoH files again with it forced (the first pass served HTTP/2 natively).
+  echo "# DoH on node:http2: ${NODE_HTTP2_SET[*]}"
+  LEXA_DOH_HTTP2=node run_tap "${NODE_HTTP2_SET[@]}"
 fi
 
 echo "$pass passed, $fail failed, $skip skipped"
