@@ -4,6 +4,7 @@ import t from 'tap';
 import { memoryLogger } from '../../src/log/index.js';
 import { DOH_LIMITS, startDoh } from '../../src/servers/doh/index.js';
 import { loadH2Addon } from '../../src/servers/doh/native-h2.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { doh, ERROR, FLAG, FRAME, frame, headerBlock, RawH2, request, rstStream, SETTING, settings, windowUpdate } from '../helpers/h2-frames.js';
 import { query, sleep, stubHandler, testCertificate } from '../helpers/transport-stub.js';
 
@@ -167,15 +168,67 @@ t.test('a client that does not read: the session stops reading its requests (bac
   c.socket.pause();
   const before = stub.calls.length;
   const get = doh('GET', `/dns-query?dns=${query(44, 'big.test').toString('base64url')}`);
-  const SENT = 40_000;
+  const SENT = 10_000;
   for (let batch = 0; batch < SENT / 50; batch++) {
     c.socket.write(Buffer.concat(Array.from({ length: 50 }, (_, i) => request(2 * (batch * 50 + i) + 1, get, true))));
   }
   await sleep(2000);
   const answered = stub.calls.length - before;
   // Each reply is ~5 KB: the kernel's socket buffers hold a few MB of them (~600 here); the session then stops
-  // reading. Without the bound it went on reading and answering (8,700 in the same 2 s).
-  t.ok(answered < SENT / 20, `${answered} of ${SENT} requests read while the client read nothing`);
+  // reading. Without the bound it went on reading and answering (8,700 of 40,000 in the same 2 s).
+  t.ok(answered < 2_000, `${answered} of ${SENT} requests read while the client read nothing`);
   c.socket.resume();
   t.ok(await c.until(() => c.body(2 * (SENT - 1) + 1) !== undefined, 20_000), 'once it reads, every request is answered');
+});
+
+t.test('the session\'s deadlines run on the server\'s clock: first request, idle (not while a stream is open), a body', async (t) => {
+  const clock = new FakeClock();
+  const own = await startDoh({ binds: [{ host: '127.0.0.1', port: 0 }], tls: cert.tls, handle: stub.handle, log, limits: DOH_LIMITS, clock });
+  t.teardown(() => own.close());
+  const open = async () => {
+    const c = new RawH2(own.ports[0]!, ca);
+    await c.ready;
+    // The server's SETTINGS: the session is open and its timers set.
+    await c.until((fs) => fs.some((f) => f.type === FRAME.SETTINGS));
+    return c;
+  };
+  const get = (stream: number, id: number) => request(stream, doh('GET', `/dns-query?dns=${query(id, 'web.test').toString('base64url')}`), true);
+  const { firstRequestTimeoutMs: firstMs, idleTimeoutMs: idleMs, requestTimeoutMs: requestMs } = DOH_LIMITS;
+
+  // No request: closed at the first-request deadline, not a millisecond before.
+  const silent = await open();
+  t.teardown(() => silent.close());
+  await clock.advance(firstMs - 1);
+  t.notOk(await silent.until(() => silent.socket.destroyed, 100), 'open a millisecond before the first-request deadline');
+  await clock.advance(1);
+  await Promise.race([silent.closed, sleep(3000)]);
+  t.ok(silent.socket.destroyed, 'closed at the first-request deadline, by the clock');
+
+  // Answered, then quiet: GOAWAY at the idle deadline counted from the last request, and the connection ends.
+  const quiet = await open();
+  t.teardown(() => quiet.close());
+  await clock.advance(firstMs - 1);
+  quiet.write(get(1, 51));
+  t.ok(await quiet.until(() => quiet.body(1) !== undefined), 'a request before the first-request deadline is answered');
+  await clock.advance(idleMs - 1);
+  t.notOk(await quiet.until(() => quiet.goaway() !== undefined, 100), 'no GOAWAY a millisecond before the idle deadline');
+  await clock.advance(1);
+  t.ok(await quiet.until(() => quiet.goaway() !== undefined), 'GOAWAY at the idle deadline');
+  t.equal(quiet.goaway(), ERROR.NO_ERROR, 'with NO_ERROR');
+  await Promise.race([quiet.closed, sleep(3000)]);
+  t.ok(quiet.socket.destroyed, 'then the connection ends');
+
+  // A stream waiting for its body is activity: no GOAWAY past the idle deadline; the body's deadline answers 408.
+  const waiting = await open();
+  t.teardown(() => waiting.close());
+  waiting.write(request(1, POST, false), frame(FRAME.DATA, 0, 1, query(52, 'web.test').subarray(0, 4)));
+  t.ok(await waiting.until(() => clock.pendingFor(requestMs) === 1), 'the body\'s deadline is set');
+  await clock.advance(requestMs - 1);
+  t.equal(waiting.goaway(), undefined, 'no GOAWAY while a stream is open, past the idle deadline');
+  t.notOk(await waiting.until(() => waiting.frames.some((f) => f.stream === 1 && f.type === FRAME.HEADERS), 100), 'no reply before the body deadline');
+  await clock.advance(1);
+  t.ok(await waiting.until(() => waiting.body(1) !== undefined), 'a reply at the body deadline');
+  t.match(waiting.body(1)?.toString(), /^request timeout/, 'the 408\'s text');
+  waiting.write(get(3, 53));
+  t.ok(await waiting.until(() => waiting.body(3) !== undefined), 'and the session goes on');
 });

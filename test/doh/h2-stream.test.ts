@@ -9,14 +9,18 @@ import { query, sleep, stubHandler, testCertificate } from '../helpers/transport
 
 // HTTP/2 on the stream API (src/servers/doh/h2-stream.ts) under hostile use, with node:http2 as the client against
 // the real server on loopback. The handler is the transport stub (test/helpers/transport-stub.ts); lexa's own
-// deadlines run on a fake clock, so every timer the stream path sets can be counted (clock.pending) and seen
+// deadlines run on a fake clock, so every timer the stream path sets can be counted (clock.pendingFor) and seen
 // cleared. test/doh/doh.test.ts covers RFC 8484 with dig, kdig and curl; this file the stream path's edges.
 
 const cert = await testCertificate();
 const stub = stubHandler();
 const log = memoryLogger();
 const clock = new FakeClock();
-const server = await startDoh({ binds: [{ host: '127.0.0.1', port: 0 }], tls: cert.tls, handle: stub.handle, log, limits: DOH_LIMITS, clock });
+// The idle deadline apart from the body deadlines: on the native session it runs on this clock too, beside them.
+const limits = { ...DOH_LIMITS, idleTimeoutMs: DOH_LIMITS.requestTimeoutMs * 6 };
+const server = await startDoh({ binds: [{ host: '127.0.0.1', port: 0 }], tls: cert.tls, handle: stub.handle, log, limits, clock });
+/** Body deadlines waiting on the clock. */
+const bodyDeadlines = () => clock.pendingFor(limits.requestTimeoutMs);
 t.teardown(() => server.close());
 const port = server.ports[0]!;
 const POST = { ':method': 'POST', ':path': '/dns-query', 'content-type': 'application/dns-message' };
@@ -77,7 +81,7 @@ t.test('many streams on one connection: 1000 POSTs, 100 in flight, each answered
     });
   }
   t.equal(wrong, 0, `${ROUNDS * IN_FLIGHT} answers, every one 200 with its query's ID`);
-  t.equal(clock.pending, 0, 'no body deadline is left behind');
+  t.equal(bodyDeadlines(), 0, 'no body deadline is left behind');
 });
 
 t.test('over HTTP/2 the reply headers are the same as before the stream API: status, type, cache, length, date', async (t) => {
@@ -109,7 +113,7 @@ t.test('oversized body: 413 as soon as it passes 65535 bytes, the stream reset, 
   const partial = await request(session, POST, Buffer.alloc(70_000), 5, false);
   t.equal(partial.status, 413, 'a body passing the limit, never ended: 413, and the stream closed');
   t.equal(idOf((await request(session, POST, query(9, 'web.test'))).body), 9, 'the session still answers');
-  t.equal(clock.pending, 0, 'no body deadline is left behind');
+  t.equal(bodyDeadlines(), 0, 'no body deadline is left behind');
 });
 
 t.test('wrong or missing content-type: 415 with the body unread; other errors as on HTTP/1.1', async (t) => {
@@ -149,10 +153,10 @@ t.test('a stream reset mid-body: its deadline is cleared, nothing is sent, the s
   });
   // A later stream's reply comes after the server has read the earlier streams' first bytes: a barrier.
   t.equal(idOf((await request(session, POST, query(17, 'web.test'))).body), 17);
-  t.equal(clock.pending, 50, 'fifty bodies waiting, each with its deadline');
+  t.equal(bodyDeadlines(), 50, 'fifty bodies waiting, each with its deadline');
   await Promise.all(resets.map((req) => new Promise((resolve) => req.close(http2.constants.NGHTTP2_CANCEL, () => resolve(undefined)))));
   t.equal(idOf((await request(session, POST, query(18, 'web.test'))).body), 18, 'the session still answers');
-  t.equal(clock.pending, 0, 'every deadline cleared with its stream');
+  t.equal(bodyDeadlines(), 0, 'every deadline cleared with its stream');
   await clock.advance(DOH_LIMITS.requestTimeoutMs);
   await sleep(50);
   t.same(log.lines.slice(before).filter((l) => l['level'] === 'warn'), [], 'no failed request logged');
@@ -165,6 +169,6 @@ t.test('a stream reset mid-body: its deadline is cleared, nothing is sent, the s
   await sleep(50);
   doomed.destroy();
   const closed = Date.now();
-  while (clock.pending > 0 && Date.now() - closed < 3000) await sleep(20);
-  t.equal(clock.pending, 0, 'the deadline goes with a dropped connection too');
+  while (bodyDeadlines() > 0 && Date.now() - closed < 3000) await sleep(20);
+  t.equal(bodyDeadlines(), 0, 'the deadline goes with a dropped connection too');
 });

@@ -9,7 +9,7 @@ import { AT } from './model.js';
 export class FakeClock implements Clock {
   #now: number;
   #nextId = 1;
-  readonly #timers = new Map<number, { at: number; fn: () => void; every: number }>();
+  readonly #timers = new Map<number, { at: number; fn: () => void; every: number; ms: number }>();
 
   constructor(start = AT) {
     this.#now = start;
@@ -43,12 +43,19 @@ export class FakeClock implements Clock {
     return this.#timers.size;
   }
 
+  /** How many of them were set for `ms`: timers of one kind, where others (a connection's idle deadline) run beside. */
+  pendingFor(ms: number): number {
+    let n = 0;
+    for (const timer of this.#timers.values()) if (timer.ms === ms) n++;
+    return n;
+  }
+
   /** Moves time forward by `ms`, firing every timer that falls due on the way. */
   async advance(ms: number): Promise<void> {
     const end = this.#now + ms;
     await settle();
     for (;;) {
-      let due: [number, { at: number; fn: () => void; every: number }] | undefined;
+      let due: [number, { at: number; fn: () => void; every: number; ms: number }] | undefined;
       for (const entry of this.#timers) {
         if (entry[1].at <= end && (due === undefined || entry[1].at < due[1].at)) due = entry;
       }
@@ -66,7 +73,7 @@ export class FakeClock implements Clock {
 
   #add(fn: () => void, ms: number, every: number): number {
     const id = this.#nextId++;
-    this.#timers.set(id, { at: this.#now + Math.max(0, ms), fn, every });
+    this.#timers.set(id, { at: this.#now + Math.max(0, ms), fn, every, ms });
     return id;
   }
 }

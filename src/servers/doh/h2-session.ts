@@ -47,7 +47,10 @@ export interface NativeServing {
   readonly path: string;
   readonly handle: HandleQuery;
   readonly log: Logger;
-  /** lexa's deadlines (a request's body, the first request) run on it; idle and the close grace on real timers. */
+  /**
+   * Every deadline of the session runs on it: a request's body, the first request, idle, the close grace. (The reset
+   * after a reply to an unread body is a pacing delay against the client's real reading: the process's timers.)
+   */
   readonly clock: Clock;
   readonly requestMs: number;
   readonly firstRequestMs: number;
@@ -86,12 +89,18 @@ export function serveNative(addon: H2Addon, socket: TLSSocket, s: NativeServing)
   const pending = new Map<number, unknown>();
   let open = true;
   let closing = false;
-  let lastActivity = Date.now();
-  let idleTimer: NodeJS.Timeout | undefined;
+  let lastActivity = clock.now();
+  let idleTimer: unknown;
   let firstRequest: unknown = clock.setTimeout(() => destroy(), s.firstRequestMs);
   clock.unref(firstRequest);
 
   const destroy = () => socket.destroy();
+  /** A timer on the session's clock that keeps no process alive: the socket does. */
+  const later = (fn: () => void, ms: number): unknown => {
+    const timer = clock.setTimeout(fn, ms);
+    clock.unref(timer);
+    return timer;
+  };
 
   /** Writes what nghttp2 has to send; ends the connection once the session wants neither to read nor to write. */
   const flush = () => {
@@ -109,7 +118,7 @@ export function serveNative(addon: H2Addon, socket: TLSSocket, s: NativeServing)
   const graceThenDestroy = () => {
     if (closing) return;
     closing = true;
-    setTimeout(destroy, CLOSE_GRACE_MS).unref();
+    later(destroy, CLOSE_GRACE_MS);
   };
 
   /** GOAWAY: no new streams; the connection ends once open ones are answered, or CLOSE_GRACE_MS later at most. */
@@ -123,11 +132,11 @@ export function serveNative(addon: H2Addon, socket: TLSSocket, s: NativeServing)
   const onIdle = () => {
     idleTimer = undefined;
     if (!open) return;
-    const quiet = Date.now() - lastActivity;
-    if (state[STATE_STREAMS]! > 0 || quiet < s.idleMs) idleTimer = setTimeout(onIdle, Math.max(1, s.idleMs - quiet)).unref();
+    const quiet = clock.now() - lastActivity;
+    if (state[STATE_STREAMS]! > 0 || quiet < s.idleMs) idleTimer = later(onIdle, Math.max(1, s.idleMs - quiet));
     else goaway();
   };
-  idleTimer = setTimeout(onIdle, s.idleMs).unref();
+  idleTimer = later(onIdle, s.idleMs);
 
   /** Sends `reply` on stream `id`; `unread`: the client may still be sending a body (reset after the reply). */
   const send = (id: number, reply: DohReply, unread: boolean, head = false) => {
@@ -136,6 +145,7 @@ export function serveNative(addon: H2Addon, socket: TLSSocket, s: NativeServing)
     headers.push('content-length', String(reply.body.length), 'date', httpDate());
     const flags = (head ? RESPOND_HEAD : 0) | (unread ? RESPOND_UNREAD : 0);
     addon.respond(session, id, reply.status, headers, head ? null : reply.body, flags);
+    // A pacing delay against the client's real reading (see UNREAD_RESET_MS), not a deadline: the process's timers.
     if (unread) setTimeout(resetUnread, UNREAD_RESET_MS, id).unref();
     if (reply.status !== 200) {
       log[reply.status >= 500 ? 'warn' : 'debug']('doh: request refused', { status: reply.status, http: '2.0' });
@@ -211,7 +221,7 @@ export function serveNative(addon: H2Addon, socket: TLSSocket, s: NativeServing)
       if (typeof events === 'number') {
         log.debug('doh: HTTP/2 session error', { code: events });
       } else if (events.length > 0) {
-        lastActivity = Date.now();
+        lastActivity = clock.now();
         if (firstRequest !== undefined) {
           clock.clearTimeout(firstRequest);
           firstRequest = undefined;
@@ -233,7 +243,7 @@ export function serveNative(addon: H2Addon, socket: TLSSocket, s: NativeServing)
     for (const timer of pending.values()) clock.clearTimeout(timer);
     pending.clear();
     if (firstRequest !== undefined) clock.clearTimeout(firstRequest);
-    if (idleTimer !== undefined) clearTimeout(idleTimer);
+    if (idleTimer !== undefined) clock.clearTimeout(idleTimer);
     addon.close(session);
   });
   flush(); // the server's SETTINGS

@@ -82,8 +82,9 @@ export interface DohOptions extends TlsTransportOptions<DohLimits> {
 
 /**
  * Starts DoH on every bind address. On a bind failure, closes what it opened and rejects. The deadlines lexa keeps
- * itself (a request's body, the first request, lingering after a refused body) run on `opts.clock`; those Node
- * keeps (handshake, idle, HTTP/1.1 headers and request) on the process's timers.
+ * itself (a request's body, the first request, lingering after a refused body, and on the native HTTP/2 session
+ * idle and the close grace too) run on `opts.clock`; those Node keeps (handshake, node:http2's idle, HTTP/1.1
+ * headers and request) on the process's timers.
  */
 export function startDoh(opts: DohOptions): Promise<TlsListeners> {
   const { handle, log, limits } = opts;
