@@ -16,7 +16,7 @@ cd "$here/.."
 # test/doh/doh.test.ts (kdig, dig, curl), test/doq/doq.test.ts (the DoQ client), test/fair/listeners.test.ts (kdig,
 # dig); test/integration, test/peers and test/cluster need LXD or the peers throughout.
 NOT_HERMETIC=(test/dns/rate-limit.test.ts)
-TIER=(test/unit/*.test.ts test/dns/*.test.ts test/doh/exchange.test.ts test/doq/framing.test.ts test/doq/streams.test.ts test/fair/backpressure.test.ts)
+TIER=(test/unit/*.test.ts test/dns/*.test.ts test/doh/exchange.test.ts test/doh/h2-stream.test.ts test/doh/h2-native.test.ts test/doq/framing.test.ts test/doq/streams.test.ts test/fair/backpressure.test.ts)
 
 files=("$@")
 if [[ ${#files[@]} -eq 0 ]]; then
@@ -39,7 +39,7 @@ PEERS=(dig kdig delv knotd knotc unbound dnsdist haproxy coredns openssl curl pr
 jobs=${LEXA_UNIT_JOBS:-$(( $(nproc) + 1 ))}
 
 if [[ ${LEXA_UNIT_JAILED:-} != 1 ]]; then
-  run=(npx tap -R terse --jobs "$jobs" "${files[@]}")
+  run=(npx tap -R "${LEXA_UNIT_REPORTER:-terse}" --jobs "$jobs" "${files[@]}")
   ns=(unshare --mount --net)
   [[ $(id -u) -eq 0 ]] || ns=(unshare --map-root-user --mount --net)
   if "${ns[@]}" true 2>/dev/null; then
@@ -58,4 +58,4 @@ for d in /var/lib/lxd /var/snap/lxd/common/lxd /var/lib/incus; do
   [[ -d $d ]] && mount -t tmpfs none "$d"
 done
 export LXD_DIR=/nonexistent INCUS_DIR=/nonexistent
-exec npx tap -R terse --jobs "$jobs" "${files[@]}"
+exec npx tap -R "${LEXA_UNIT_REPORTER:-terse}" --jobs "$jobs" "${files[@]}"
