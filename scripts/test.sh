@@ -74,6 +74,22 @@ run_tap() {
   return 0
 }
 
+# The hermetic tier first, exactly as `npm run test:unit` runs it (its namespaces, no peer program, its runner), so
+# that a file of it that starts needing LXD or a peer, or the tier's runner itself, fails CI. Its assertions are
+# not added to the counts: the same files run again under tap below. A failure counts as one failed test.
+if [[ $# -eq 0 ]]; then
+  echo "# the hermetic tier (npm run test:unit)"
+  unit_log=$(mktemp /tmp/lexa-unit-tier.XXXXXX)
+  if bash scripts/test-unit.sh >"$unit_log" 2>&1; then
+    tail -2 "$unit_log"
+  else
+    cat "$unit_log"
+    echo "scripts/test.sh: the hermetic tier failed" >&2
+    fail=$(( fail + 1 )); status=1
+  fi
+  rm -f "$unit_log"
+fi
+
 run_tap "$@"
 if [[ $# -eq 0 ]]; then
   echo "# against Incus: ${INCUS_SET[*]}"
