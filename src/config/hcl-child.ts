@@ -2,8 +2,8 @@
  * The program parseHcl (load.ts) runs in a short-lived child process: it parses one HCL2 file and prints
  * `{"ok": <json>}` or `{"error": "..."}` on stdout. The parser (@cdktn/hcl2json, HashiCorp's own HCL2 compiled to
  * WASM) gives the best error messages of the HCL2 parsers on npm (`file:line,col: message`), but its first use
- * costs ~0.2 s (CHILD_FLAGS) and ~90 MB that a worker thread does not give back; a child process returns all of it to the system
- * when it exits, so the daemon never holds it.
+ * costs ~0.2 s (CHILD_FLAGS) and ~90 MB that a worker thread does not give back; a child process returns all of
+ * it to the system when it exits, so the daemon never holds it.
  *
  * The program is JavaScript handed to `node -e`, not a module file, so it runs the same from dist and from source
  * with no loader: a TypeScript child run from source had to inherit the parent's loader flags, which under tap

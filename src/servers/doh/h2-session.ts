@@ -91,9 +91,6 @@ export function serveNative(addon: H2Addon, socket: TLSSocket, s: NativeServing)
   let closing = false;
   let lastActivity = clock.now();
   let idleTimer: unknown;
-  let firstRequest: unknown = clock.setTimeout(() => destroy(), s.firstRequestMs);
-  clock.unref(firstRequest);
-
   const destroy = () => socket.destroy();
   /** A timer on the session's clock that keeps no process alive: the socket does. */
   const later = (fn: () => void, ms: number): unknown => {
@@ -101,6 +98,7 @@ export function serveNative(addon: H2Addon, socket: TLSSocket, s: NativeServing)
     clock.unref(timer);
     return timer;
   };
+  let firstRequest: unknown = later(destroy, s.firstRequestMs);
 
   /** Writes what nghttp2 has to send; ends the connection once the session wants neither to read nor to write. */
   const flush = () => {
